@@ -1,0 +1,40 @@
+# gatescope: `make run` serves the bundled default model; `make test` runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test lint bench fixtures clean chromium
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,keras,onnx]'
+	touch $@
+
+run: $(VENV)/.installed
+	$(VENV)/bin/gatescope serve --host $(HOST) --port $(PORT)
+
+# Debian's chromium drives the browser tests (Playwright uses it through executable_path).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check model app tests bench
+	$(VENV)/bin/ruff format --check model app tests bench
+	$(VENV)/bin/mypy model app
+
+test: $(VENV)/.installed chromium lint
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.installed
+	$(PY) bench/core.py
+
+# Regenerate the committed reference fixtures (needs torch, keras and onnx; never run by `make test`).
+fixtures:
+	$(PY) tests/fixtures/make_fixtures.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/artifacts

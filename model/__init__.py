@@ -1,0 +1,47 @@
+"""gatescope's recurrent core: networks that record every gate at every timestep.
+
+    import model
+    net = model.load("code")                 # a bundled model, or a path to a weight file
+    tr = net.trace("def f(x):")              # or a (T, D) array for vector models
+    tr.layers[0]["f"]                        # (T, H) forget gate, float32
+
+Plain NumPy; usable from a notebook on its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .cells import GATES
+from .formats import FormatError, load_file
+from .formats.native import save
+from .network import Network, Spec
+from .tokenizer import UnknownTokenError
+from .trace import Trace
+
+#: Where the bundled models live: one folder each, holding ``model.safetensors`` (and its card).
+PRETRAINED = Path(__file__).parent / "pretrained"
+
+
+def available() -> list[str]:
+    """The names of the bundled models."""
+    if not PRETRAINED.is_dir():
+        return []
+    return sorted(p.name for p in PRETRAINED.iterdir() if (p / "model.safetensors").is_file())
+
+
+def load(source: str | Path, vocab: str | Path | list[str] | None = None) -> Network:
+    """A network from a bundled model's name, a weight file, or a folder holding ``model.safetensors``."""
+    path = Path(source)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    elif not path.exists() and isinstance(source, str) and (PRETRAINED / source / "model.safetensors").is_file():
+        path = PRETRAINED / source / "model.safetensors"
+    if not path.exists():
+        names = available()
+        listing = f"bundled models: {', '.join(names)}" if names else "no models are bundled yet"
+        raise FormatError(f"{source!s} is neither a file nor a bundled model ({listing})")
+    return load_file(path, vocab)
+
+
+__all__ = ["GATES", "FormatError", "Network", "Spec", "Trace", "UnknownTokenError", "available", "load", "save"]

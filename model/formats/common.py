@@ -1,0 +1,95 @@
+"""What every importer shares: the error type, file sniffing, safetensors reading, vocabularies."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class FormatError(ValueError):
+    """A file is not what it claims, or holds a model gatescope cannot run; the message says which."""
+
+
+#: Leading bytes of the container formats we read.
+MAGIC = {"zip": b"PK\x03\x04", "hdf5": b"\x89HDF\r\n\x1a\n"}
+
+
+def sniff(path: Path) -> str:
+    """The container a file really is: 'safetensors', 'zip', 'hdf5' or 'unknown'."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    for kind, magic in MAGIC.items():
+        if head.startswith(magic):
+            return kind
+    if len(head) >= 9:
+        (n,) = struct.unpack("<Q", head[:8])
+        if 2 <= n <= path.stat().st_size - 8 and head[8:9] == b"{":
+            return "safetensors"
+    return "unknown"
+
+
+def read_safetensors(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, str] | None]:
+    """All tensors and the metadata of a safetensors file, or a FormatError naming the problem."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if sniff(path) != "safetensors":
+        raise FormatError(f"{path.name} is not a safetensors file (its header is not a safetensors header)")
+    try:
+        with safe_open(str(path), framework="np") as f:
+            metadata = f.metadata()
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, TypeError) as e:
+        raise FormatError(f"{path.name} is not a readable safetensors file ({e})") from None
+    return tensors, metadata
+
+
+def as_float(name: str, a: Any) -> np.ndarray:
+    """A weight as a finite float32 array, or a FormatError naming it."""
+    a = np.asarray(a)
+    if not np.issubdtype(a.dtype, np.floating):
+        raise FormatError(f"weight {name} has dtype {a.dtype}, expected floating point")
+    return a.astype(np.float32)
+
+
+def read_vocab(path: str | Path) -> dict[str, Any]:
+    """A vocabulary file: a JSON list of tokens, or {"tokens": [...], "tokenizer": "char"|"word", "unk": ...}.
+
+    A bare list is a character vocabulary when every entry is one character (or a
+    ``<special>``), else a word vocabulary.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise FormatError(f"vocabulary {path.name} is not a JSON file ({e})") from None
+    return parse_vocab(data, path.name)
+
+
+def parse_vocab(data: Any, name: str = "vocabulary") -> dict[str, Any]:
+    """Spec fields (vocab, tokenizer, unk) from a token list or a vocabulary object."""
+    if isinstance(data, list):
+        data = {"tokens": data}
+    if not isinstance(data, dict) or not isinstance(data.get("tokens"), list):
+        raise FormatError(f"{name} must be a JSON list of tokens or an object with 'tokens'")
+    tokens = data["tokens"]
+    if not tokens or not all(isinstance(t, str) for t in tokens):
+        raise FormatError(f"{name} must list at least one token, all strings")
+    plain = [t for t in tokens if not (t.startswith("<") and t.endswith(">") and len(t) > 2)]
+    kind = data.get("tokenizer") or ("char" if all(len(t) == 1 for t in plain) else "word")
+    if kind not in ("char", "word"):
+        raise FormatError(f"{name}: unknown tokenizer {kind!r}, expected 'char' or 'word'")
+    return {"vocab": tokens, "tokenizer": kind, "unk": data.get("unk", "<unk>")}
+
+
+def find_vocab(path: Path) -> Path | None:
+    """A vocabulary beside a weight file: ``<stem>.vocab.json`` or ``vocab.json``."""
+    stem = path.name.split(".")[0]
+    for cand in (path.with_name(f"{stem}.vocab.json"), path.with_name("vocab.json")):
+        if cand.is_file():
+            return cand
+    return None

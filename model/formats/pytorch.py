@@ -1,0 +1,182 @@
+"""PyTorch: a state_dict of nn.LSTM, nn.GRU or nn.RNN (tanh), with an optional
+nn.Embedding before it and an optional nn.Linear decoder after it.
+
+Layout (PyTorch docs, torch.nn.LSTM / GRU / RNN): for layer k,
+``weight_ih_l<k>`` (G*H, D_k), ``weight_hh_l<k>`` (G*H, H), ``bias_ih_l<k>`` and
+``bias_hh_l<k>`` (G*H,), gate blocks in the order i, f, g, o (LSTM), r, z, n (GRU).
+Both biases add, except GRU's b_hn, which sits inside the reset:
+n = tanh(W_in x + b_in + r*(W_hn h + b_hn)), h = (1 - z)*n + z*h_prev. gatescope's z
+is colah's (the share of the candidate), so it is PyTorch's 1 - z: σ(-a) = 1 - σ(a),
+so the z rows are negated.
+
+Keys may be bare (``weight_ih_l0``) or under one module prefix (``rnn.weight_ih_l0``).
+Read from .safetensors always, from .pt/.pth only when torch is installed, and then
+through ``torch.load(weights_only=True)``: no pickled code ever runs.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..network import Network, Spec
+from .common import FormatError, as_float
+
+RNN_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?)(?P<kind>weight|bias)_(?P<mat>ih|hh|hr)_l(?P<layer>\d+)(?P<rev>_reverse)?$")
+CELL_BY_GATES = {4: "lstm", 3: "gru", 1: "rnn"}
+EMBEDDING_HINTS = ("emb", "enc", "wte", "lookup")
+HEAD_HINTS = ("dec", "head", "fc", "out", "linear", "proj", "classifier", "lm")
+
+
+def read_pt(path: Path) -> dict[str, np.ndarray]:
+    """Tensors of a .pt/.pth state_dict through torch.load(weights_only=True)."""
+    try:
+        import torch
+    except ImportError:
+        raise FormatError(
+            f"{path.name}: reading .pt/.pth files needs PyTorch (pip install 'gatescope[torch]'); "
+            "or save the state_dict as .safetensors (safetensors.torch.save_file(m.state_dict(), 'm.safetensors'))"
+        ) from None
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types here (UnpicklingError, RuntimeError, ...)
+        msg = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+        if "weights_only" in str(e) or "Unsupported global" in str(e):
+            msg = "it holds pickled Python objects, not only tensors; save model.state_dict() instead"
+        raise FormatError(f"{path.name} is not a readable PyTorch state_dict: {msg}") from None
+    if isinstance(obj, dict) and len(obj) == 1 and next(iter(obj)) in ("state_dict", "model", "model_state_dict"):
+        obj = next(iter(obj.values()))
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise FormatError(f"{path.name} does not hold a state_dict (a dict of tensors)")
+    return {k: v.detach().float().numpy() for k, v in obj.items()}
+
+
+def is_torch_state_dict(tensors: dict[str, Any]) -> bool:
+    return any(RNN_KEY.match(k) for k in tensors)
+
+
+def from_state_dict(tensors: dict[str, np.ndarray], name: str, vocab: dict[str, Any] | None = None) -> Network:
+    """A Network from a PyTorch state_dict's tensors."""
+    rnn: dict[str, np.ndarray] = {}
+    prefixes = set()
+    for k in tensors:
+        m = RNN_KEY.match(k)
+        if m:
+            if m["rev"]:
+                raise FormatError(f"{name}: bidirectional recurrent layers ({k}) are not supported")
+            if m["mat"] == "hr":
+                raise FormatError(f"{name}: LSTM with proj_size ({k}) is not supported")
+            prefixes.add(m["prefix"])
+            rnn[k[len(m["prefix"]) :]] = tensors[k]
+    if not rnn:
+        raise FormatError(f"{name}: no nn.LSTM/nn.GRU/nn.RNN weights (weight_ih_l0, ...) found")
+    if len(prefixes) > 1:
+        shown = ", ".join(sorted(p.rstrip(".") or "(top level)" for p in prefixes))
+        raise FormatError(f"{name}: several recurrent modules ({shown}); gatescope reads one")
+    prefix = prefixes.pop()
+    L = 1 + max(int(RNN_KEY.match(k)["layer"]) for k in rnn)  # type: ignore[index]
+    for k in range(L):
+        for m in ("weight_ih", "weight_hh"):
+            if f"{m}_l{k}" not in rnn:
+                raise FormatError(f"{name}: {prefix}{m}_l{k} is missing (layers must run 0..{L - 1})")
+    hh = rnn["weight_hh_l0"]
+    if hh.ndim != 2 or hh.shape[1] == 0 or hh.shape[0] % hh.shape[1]:
+        raise FormatError(f"{name}: {prefix}weight_hh_l0 has shape {hh.shape}, expected (G*H, H)")
+    H = hh.shape[1]
+    G = hh.shape[0] // H
+    if G not in CELL_BY_GATES:
+        raise FormatError(f"{name}: {prefix}weight_hh_l0 has {G} gate blocks; an LSTM has 4, a GRU 3, an RNN 1")
+    cell = CELL_BY_GATES[G]
+    D = rnn["weight_ih_l0"].shape[1] if rnn["weight_ih_l0"].ndim == 2 else -1
+
+    params: dict[str, np.ndarray] = {}
+    for k in range(L):
+        Dk = D if k == 0 else H
+        Wi, Wh = as_float(f"weight_ih_l{k}", rnn[f"weight_ih_l{k}"]), as_float(f"weight_hh_l{k}", rnn[f"weight_hh_l{k}"])
+        if Wi.shape != (G * H, Dk) or Wh.shape != (G * H, H):
+            raise FormatError(
+                f"{name}: layer {k} weights have shapes {Wi.shape} and {Wh.shape}, expected {(G * H, Dk)} and {(G * H, H)}"
+            )
+        bi = rnn.get(f"bias_ih_l{k}", np.zeros(G * H, np.float32))
+        bh = rnn.get(f"bias_hh_l{k}", np.zeros(G * H, np.float32))
+        bi, bh = as_float(f"bias_ih_l{k}", bi), as_float(f"bias_hh_l{k}", bh)
+        if bi.shape != (G * H,) or bh.shape != (G * H,):
+            raise FormatError(f"{name}: layer {k} biases have shapes {bi.shape} and {bh.shape}, expected ({G * H},)")
+        blk = lambda a, j: a[j * H : (j + 1) * H]  # noqa: E731  the j-th gate block
+        own: dict[str, np.ndarray] = {}
+        if cell == "lstm":
+            for j, g in enumerate(("i", "f", "c", "o")):
+                own[f"W_{g}"], own[f"U_{g}"], own[f"b_{g}"] = blk(Wi, j).T, blk(Wh, j).T, blk(bi, j) + blk(bh, j)
+        elif cell == "gru":
+            own["W_r"], own["U_r"], own["b_r"] = blk(Wi, 0).T, blk(Wh, 0).T, blk(bi, 0) + blk(bh, 0)
+            own["W_z"], own["U_z"], own["b_z"] = -blk(Wi, 1).T, -blk(Wh, 1).T, -(blk(bi, 1) + blk(bh, 1))
+            own["W_h"], own["U_h"], own["b_h"], own["bU_h"] = blk(Wi, 2).T, blk(Wh, 2).T, blk(bi, 2), blk(bh, 2)
+        else:
+            own["W_h"], own["U_h"], own["b_h"] = Wi.T, Wh.T, bi + bh
+        params.update({f"layers.{k}.{n}": np.ascontiguousarray(a) for n, a in own.items()})
+
+    rest = {k: v for k, v in tensors.items() if not RNN_KEY.match(k)}
+    embedding, head = _embedding_and_head(rest, D, H, name)
+    spec: dict[str, Any] = dict(cell=cell, input_size=D, hidden_size=H, num_layers=L, reset_after=cell == "gru")
+    if embedding is not None:
+        if vocab is None:
+            raise FormatError(
+                f"{name}: it has an nn.Embedding of {embedding.shape[0]} tokens; give its vocabulary "
+                f"(a JSON list of {embedding.shape[0]} tokens) as <name>.vocab.json beside it or as vocab="
+            )
+        if len(vocab["vocab"]) != embedding.shape[0]:
+            raise FormatError(
+                f"{name}: the vocabulary lists {len(vocab['vocab'])} tokens, the embedding has {embedding.shape[0]} rows"
+            )
+        params["embedding"] = embedding
+        spec["embedding"] = True
+    if vocab is not None:
+        spec.update(vocab)
+    if head is not None:
+        params["head.W"], params["head.b"] = head
+        spec["output_size"] = head[1].shape[0]
+    spec["meta"] = {"source": {"format": "pytorch", "file": name}}
+    try:
+        return Network(Spec(**spec), params)
+    except ValueError as e:
+        raise FormatError(f"{name}: {e}") from None
+
+
+def _embedding_and_head(
+    rest: dict[str, np.ndarray], D: int, H: int, name: str
+) -> tuple[np.ndarray | None, tuple[np.ndarray, np.ndarray] | None]:
+    """Find the nn.Embedding and nn.Linear decoder among the non-recurrent tensors."""
+    modules: dict[str, dict[str, np.ndarray]] = {}
+    for k, v in rest.items():
+        mod, _, leaf = k.rpartition(".")
+        modules.setdefault(mod, {})[leaf] = v
+    embedding: np.ndarray | None = None
+    head: tuple[np.ndarray, np.ndarray] | None = None
+    for mod, leaves in modules.items():
+        w, b = leaves.get("weight"), leaves.get("bias")
+        unknown = set(leaves) - {"weight", "bias"}
+        low = mod.lower()
+        if unknown or w is None or w.ndim != 2:
+            shown = ", ".join(f"{mod}.{k}" if mod else k for k in sorted(leaves))
+            raise FormatError(
+                f"{name}: unrecognised tensors ({shown}); gatescope reads an nn.LSTM/GRU/RNN with an optional "
+                "nn.Embedding before it and an optional nn.Linear after it"
+            )
+        is_head = w.shape[1] == H and (b is not None or any(h in low for h in HEAD_HINTS))
+        is_emb = w.shape[1] == D and b is None and not (is_head and not any(h in low for h in EMBEDDING_HINTS))
+        if is_emb and embedding is None:
+            embedding = as_float(f"{mod}.weight", w)
+        elif is_head and head is None:
+            bias = as_float(f"{mod}.bias", b) if b is not None else np.zeros(w.shape[0], np.float32)
+            if bias.shape != (w.shape[0],):
+                raise FormatError(f"{name}: {mod}.bias has shape {bias.shape}, expected ({w.shape[0]},)")
+            head = (np.ascontiguousarray(as_float(f"{mod}.weight", w).T), bias)
+        else:
+            raise FormatError(
+                f"{name}: cannot place module {mod or '(top level)'} of shape {w.shape}: it is neither an "
+                f"embedding (V, {D}) before the recurrent layers nor a decoder (V, {H}) after them"
+            )
+    return embedding, head

@@ -1,0 +1,249 @@
+"""A network: input (tokens through an embedding or one-hot, or raw vectors), stacked
+recurrent layers of one cell type, and an optional output head (linear + softmax).
+
+    x_0 = E[ids] (embedding), one_hot(ids), or the given vectors   # (T, D)
+    x_{k+1} = h of layer k                                          # (T, H)
+    probs = softmax(h_top @ W_head + b_head)                        # (T, V)
+
+Weights live in one flat dict of arrays, the form every file format is read into:
+``layers.<k>.<name>`` with the names of ``cells.PARAMS``, ``embedding`` (V, D),
+``head.W`` (H, V) and ``head.b`` (V,).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .cells import GATES, PARAMS, Cell, State, make_cell
+from .tokenizer import Tokenizer
+from .trace import Trace
+
+#: Largest embedding-times-W table (entries) precomputed for layer 0; larger ones project per call.
+TABLE_LIMIT = 1 << 22
+
+
+@dataclass
+class Spec:
+    """What a network is: its cell, sizes and vocabulary. Owned by ``Network``."""
+
+    cell: str  # "lstm" | "peephole" | "coupled" | "gru" | "rnn"
+    input_size: int  # D: the size of x_t entering layer 0
+    hidden_size: int  # H
+    num_layers: int = 1
+    reset_after: bool = False  # gru only: reset after the recurrent product (PyTorch, ONNX, Keras)
+    vocab: list[str] | None = None  # tokens, for text models
+    tokenizer: str | None = None  # "char" | "word", with a vocab
+    unk: str | None = "<unk>"  # the vocabulary's unknown entry
+    embedding: bool = False  # tokens enter through an embedding (V, D); else one-hot (D = V)
+    output_size: int | None = None  # V of the output head (linear + softmax), or None
+    meta: dict[str, Any] = field(default_factory=dict)  # description, provenance, source format
+
+    def param_names(self) -> list[str]:
+        """Every weight name a network of this spec needs."""
+        key = "gru_reset_after" if self.cell == "gru" and self.reset_after else self.cell
+        names = [f"layers.{k}.{p}" for k in range(self.num_layers) for p in PARAMS[key]]
+        if self.embedding:
+            names.append("embedding")
+        if self.output_size is not None:
+            names += ["head.W", "head.b"]
+        return names
+
+    def expected_shape(self, name: str) -> tuple[int, ...]:
+        """The shape the weight ``name`` must have."""
+        H = self.hidden_size
+        if name == "embedding":
+            return (len(self.vocab or ()), self.input_size)
+        if name == "head.W":
+            return (H, self.output_size or 0)
+        if name == "head.b":
+            return (self.output_size or 0,)
+        _, k, p = name.split(".")
+        D = self.input_size if k == "0" else H
+        return {"W": (D, H), "U": (H, H)}.get(p[0], (H,))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Spec:
+        known = set(cls.__dataclass_fields__)
+        extra = set(d) - known
+        if extra:
+            raise ValueError(f"unknown model settings: {', '.join(sorted(extra))}")
+        return cls(**d)
+
+
+def _check_spec(spec: Spec) -> None:
+    if spec.cell not in GATES:
+        raise ValueError(f"unknown cell type {spec.cell!r}: expected one of {', '.join(GATES)}")
+    for name in ("input_size", "hidden_size", "num_layers"):
+        v = getattr(spec, name)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if spec.output_size is not None and (not isinstance(spec.output_size, int) or spec.output_size < 1):
+        raise ValueError(f"output_size must be a positive integer, got {spec.output_size!r}")
+    if spec.vocab is not None:
+        if not spec.vocab:
+            raise ValueError("the vocabulary is empty")
+        if spec.tokenizer is None:
+            raise ValueError("a model with a vocabulary needs a tokenizer ('char' or 'word')")
+        if not spec.embedding and spec.input_size != len(spec.vocab):
+            raise ValueError(
+                f"one-hot input needs input_size = vocabulary size, got {spec.input_size} and {len(spec.vocab)} tokens"
+            )
+    elif spec.embedding:
+        raise ValueError("an embedding needs a vocabulary")
+
+
+class Network:
+    """A recurrent network that records every gate. Build it with ``model.load`` or from weights."""
+
+    def __init__(self, spec: Spec, params: dict[str, np.ndarray], dtype: type = np.float32):
+        _check_spec(spec)
+        need = spec.param_names()
+        missing = [n for n in need if n not in params]
+        if missing:
+            raise ValueError(f"missing weights: {', '.join(missing)}")
+        extra = sorted(set(params) - set(need))
+        if extra:
+            raise ValueError(f"unexpected weights: {', '.join(extra)}")
+        self.params: dict[str, np.ndarray] = {}
+        for n in need:
+            a = np.asarray(params[n])
+            if a.shape != spec.expected_shape(n):
+                raise ValueError(f"weight {n} has shape {a.shape}, expected {spec.expected_shape(n)}")
+            if not np.issubdtype(a.dtype, np.floating):
+                raise ValueError(f"weight {n} has dtype {a.dtype}, expected floating point")
+            if not np.isfinite(a).all():
+                raise ValueError(f"weight {n} holds NaN or infinite values")
+            self.params[n] = a.astype(dtype, copy=False)
+        self.spec = spec
+        self.dtype = np.dtype(dtype)
+        self.tokenizer = Tokenizer(spec.vocab, spec.tokenizer or "char", spec.unk) if spec.vocab else None
+        self.cells: list[Cell] = []
+        for k in range(spec.num_layers):
+            pre = f"layers.{k}."
+            own = {n[len(pre) :]: a for n, a in self.params.items() if n.startswith(pre)}
+            self.cells.append(make_cell(spec.cell, own, dtype, reset_after=spec.reset_after))
+        self._table: np.ndarray | None = None  # (V, G*H) layer 0's projection of every token
+        if spec.vocab is not None:
+            first = self.cells[0]
+            V, GH = len(spec.vocab), first.W.shape[1]
+            if not spec.embedding:
+                self._table = first.W + first.b  # one-hot rows pick rows of W
+            elif V * GH <= TABLE_LIMIT:
+                self._table = first.project(self.params["embedding"])
+
+    # The user-facing description -------------------------------------------------
+    @property
+    def cell(self) -> str:
+        return self.spec.cell
+
+    @property
+    def gates(self) -> tuple[str, ...]:
+        return GATES[self.spec.cell]
+
+    @property
+    def vocab(self) -> list[str] | None:
+        return self.spec.vocab
+
+    @property
+    def hidden_size(self) -> int:
+        return self.spec.hidden_size
+
+    @property
+    def num_layers(self) -> int:
+        return self.spec.num_layers
+
+    @property
+    def input(self) -> str:
+        """``"text"`` for models with a vocabulary, ``"vectors"`` otherwise."""
+        return "text" if self.spec.vocab is not None else "vectors"
+
+    def __repr__(self) -> str:
+        s = self.spec
+        return f"Network(cell={s.cell!r}, layers={s.num_layers}, hidden={s.hidden_size}, input={self.input})"
+
+    def astype(self, dtype: type) -> Network:
+        """The same network computing in ``dtype`` (float64 for gradient checks)."""
+        return Network(self.spec, self.params, dtype)
+
+    def zero_state(self) -> list[State]:
+        return [c.zero_state() for c in self.cells]
+
+    # Running ----------------------------------------------------------------------
+    def trace(self, x: str | np.ndarray, state: list[State] | None = None, probs: bool = True) -> Trace:
+        """Run the network over ``x`` (text, or a (T, D) array) from ``state`` and record every gate."""
+        unknown: list[int] = []
+        if isinstance(x, str):
+            if self.tokenizer is None:
+                raise TypeError("this model takes vectors, not text: pass a (T, D) array")
+            enc = self.tokenizer.encode(x)
+            if len(enc.tokens) == 0:
+                raise ValueError("the input is empty: nothing to trace")
+            tokens, unknown = enc.tokens, enc.unknown
+            if self._table is not None:
+                xW = self._table[enc.ids]  # (T, G*H) gathered: layer 0's projection
+                inp = None
+            else:
+                inp = self.params["embedding"][enc.ids]  # (T, D)
+        else:
+            inp = self._check_vectors(x)
+            tokens = [str(t) for t in range(inp.shape[0])]
+        state = self._check_state(state)
+        layers = []
+        for k, cell in enumerate(self.cells):
+            if k > 0 or inp is not None:
+                xW = cell.project(inp)  # (T, G*H)
+            gates, _ = cell.run(xW, state[k])
+            layers.append(gates)
+            inp = gates["h"]
+        p = self._probs(inp) if probs and self.spec.output_size is not None else None
+        return Trace(self.spec.cell, self.gates, tokens, layers, p, unknown, state)
+
+    def _probs(self, h: np.ndarray) -> np.ndarray:
+        logits = h @ self.params["head.W"]  # (T, V)
+        logits += self.params["head.b"]
+        logits -= logits.max(axis=1, keepdims=True)
+        np.exp(logits, out=logits)
+        logits /= logits.sum(axis=1, keepdims=True)
+        return logits
+
+    def _check_vectors(self, x: Any) -> np.ndarray:
+        try:
+            a = np.asarray(x, dtype=self.dtype)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"the input is not an array of numbers: {e}") from None
+        D = self.spec.input_size
+        if a.ndim != 2:
+            raise ValueError(f"the input must be a (T, {D}) array of vectors, got shape {a.shape}")
+        if a.shape[0] == 0:
+            raise ValueError("the input is empty: nothing to trace")
+        if a.shape[1] != D:
+            raise ValueError(f"each input vector must have {D} values, got {a.shape[1]}")
+        if not np.isfinite(a).all():
+            bad = np.argwhere(~np.isfinite(a))[0]
+            raise ValueError(f"the input holds NaN or infinite values (first at step {bad[0]}, entry {bad[1]})")
+        return a
+
+    def _check_state(self, state: list[State] | None) -> list[State]:
+        if state is None:
+            return self.zero_state()
+        if len(state) != self.spec.num_layers:
+            raise ValueError(f"the state has {len(state)} layers, the model {self.spec.num_layers}")
+        H, out = self.spec.hidden_size, []
+        for k, (cell, (h, c)) in enumerate(zip(self.cells, state)):
+            h = np.asarray(h, self.dtype)
+            if h.shape != (H,):
+                raise ValueError(f"layer {k}: state h has shape {h.shape}, expected ({H},)")
+            if cell.has_c:
+                if c is None:
+                    raise ValueError(f"layer {k}: an {self.spec.cell} state needs c as well as h")
+                c = np.asarray(c, self.dtype)
+                if c.shape != (H,):
+                    raise ValueError(f"layer {k}: state c has shape {c.shape}, expected ({H},)")
+            out.append((h.copy(), None if not cell.has_c else c.copy()))
+        return out

@@ -1,0 +1,43 @@
+"""A trace: every gate of every layer at every timestep of one run of a network.
+
+    tr.tokens            list[str], one per step (for vector input: "0", "1", ...)
+    tr.layers[k][gate]   (T, H) array for layer k; gate keys from ``cells.GATES``
+    tr.probs             (T, V) next-token probabilities, or None without an output head
+    tr.unknown           positions whose token was not in the vocabulary
+    tr.state_at(t)       the state after the first t steps, to resume from
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .cells import State
+
+
+@dataclass
+class Trace:
+    cell: str
+    gates: tuple[str, ...]
+    tokens: list[str]
+    layers: list[dict[str, np.ndarray]]  # per layer: gate -> (T, H)
+    probs: np.ndarray | None = None  # (T, V)
+    unknown: list[int] = field(default_factory=list)
+    initial: list[State] = field(default_factory=list)  # the state the run started from
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def state(self) -> list[State]:
+        """The state after the last step: pass it as ``state=`` to continue."""
+        return self.state_at(len(self))
+
+    def state_at(self, t: int) -> list[State]:
+        """The state (h, c) of every layer after the first ``t`` steps."""
+        if not 0 <= t <= len(self):
+            raise IndexError(f"step {t} is outside this trace of {len(self)} steps")
+        if t == 0:
+            return [(h.copy(), None if c is None else c.copy()) for h, c in self.initial]
+        return [(g["h"][t - 1].copy(), g["c"][t - 1].copy() if "c" in g else None) for g in self.layers]
