@@ -84,7 +84,7 @@ class Cell:
         self.input_size = params[f"W_{self.order[0]}"].shape[0]  # D
         self.hidden_size = H
         half = [0.5] * self.n_sigmoid + [1.0] * (len(self.order) - self.n_sigmoid)
-        scale = np.repeat(np.asarray(half, dtype), H)  # (G*H,)
+        scale: np.ndarray = np.repeat(np.asarray(half, dtype), H)  # (G*H,)
         self.W = (np.concatenate([params[f"W_{g}"] for g in self.order], 1) * scale).astype(dtype)  # (D, G*H)
         self.U = (np.concatenate([params[f"U_{g}"] for g in self.order], 1) * scale).astype(dtype)  # (H, G*H)
         self.b = (np.concatenate([params[f"b_{g}"] for g in self.order]) * scale).astype(dtype)  # (G*H,)
@@ -105,12 +105,6 @@ class Cell:
         raise NotImplementedError
 
 
-def _sigmoid_from_tanh(s: np.ndarray) -> None:
-    """In place: s holds tanh(a/2); make it σ(a) = 0.5*tanh(a/2) + 0.5."""
-    s *= 0.5
-    s += 0.5
-
-
 class LSTM(Cell):
     kind = "lstm"
     order = ("f", "i", "o", "c")  # fused layout [f | i | o | c_tilde]
@@ -124,14 +118,15 @@ class LSTM(Cell):
         Hs = np.empty((T, H), self.dtype)  # hidden states
         zU = np.empty(4 * H, self.dtype)  # h @ U
         tmp = np.empty(H, self.dtype)
+        half = np.full(3 * H, 0.5, self.dtype)  # an array, not a scalar: ufuncs take it faster
         U, mul, add, tanh, dot = self.U, np.multiply, np.add, np.tanh, np.dot
         S, F, I, O, G = Z[:, : 3 * H], Z[:, :H], Z[:, H : 2 * H], Z[:, 2 * H : 3 * H], Z[:, 3 * H :]
         for z, s, f, i, o, g, c_t, h_t in zip(Z, S, F, I, O, G, C, Hs):
             dot(h, U, out=zU)  # (4H,) recurrent share
             add(z, zU, out=z)  # (4H,) pre-activations
             tanh(z, out=z)  # (4H,) tanh(a/2) for f, i, o; tanh(a) = c_tilde
-            mul(s, 0.5, out=s)  # (3H,) σ(a) = 0.5*tanh(a/2) + 0.5 ...
-            add(s, 0.5, out=s)  # (3H,) ... f, i, o
+            mul(s, half, out=s)  # (3H,) σ(a) = 0.5*tanh(a/2) + 0.5 ...
+            add(s, half, out=s)  # (3H,) ... f, i, o
             mul(f, c, out=c_t)  # (H,) keep: f*c_prev
             mul(i, g, out=tmp)  # (H,) write: i*c_tilde
             add(c_t, tmp, out=c_t)  # (H,) c = f*c_prev + i*c_tilde
@@ -166,6 +161,7 @@ class Peephole(Cell):
         zU = np.empty(4 * H, self.dtype)
         pc = np.empty((2, H), self.dtype)
         tmp = np.empty(H, self.dtype)
+        half2, half = np.full((2, H), 0.5, self.dtype), np.full(H, 0.5, self.dtype)
         U, P_fi, p_o = self.U, self.P_fi, self.p_o
         mul, add, tanh, dot = np.multiply, np.add, np.tanh, np.dot
         Z3 = Z.reshape(T, 4, H)
@@ -176,14 +172,16 @@ class Peephole(Cell):
             mul(P_fi, c, out=pc)  # (2, H) peepholes from c_prev into f and i
             add(fi, pc, out=fi)  # (2, H)
             tanh(fig, out=fig)  # (3H,)
-            _sigmoid_from_tanh(fi)  # (2, H) f, i
+            mul(fi, half2, out=fi)  # (2, H) σ(a) = 0.5*tanh(a/2) + 0.5 ...
+            add(fi, half2, out=fi)  # (2, H) ... f, i
             mul(f, c, out=c_t)  # (H,)
             mul(i, g, out=tmp)  # (H,)
             add(c_t, tmp, out=c_t)  # (H,) c = f*c_prev + i*c_tilde
             mul(p_o, c_t, out=tmp)  # (H,) peephole from the new c into o
             add(o, tmp, out=o)  # (H,)
             tanh(o, out=o)  # (H,)
-            _sigmoid_from_tanh(o)  # (H,) o
+            mul(o, half, out=o)  # (H,) ...
+            add(o, half, out=o)  # (H,) ... o
             tanh(c_t, out=tmp)  # (H,)
             mul(o, tmp, out=h_t)  # (H,) h = o*tanh(c)
             h, c = h_t, c_t
@@ -204,14 +202,15 @@ class Coupled(Cell):
         Hs = np.empty((T, H), self.dtype)
         zU = np.empty(3 * H, self.dtype)
         tmp = np.empty(H, self.dtype)
+        half = np.full(2 * H, 0.5, self.dtype)
         U, mul, add, sub, tanh, dot = self.U, np.multiply, np.add, np.subtract, np.tanh, np.dot
         S, F, O, G = Z[:, : 2 * H], Z[:, :H], Z[:, H : 2 * H], Z[:, 2 * H :]
         for z, s, f, o, g, c_t, h_t in zip(Z, S, F, O, G, C, Hs):
             dot(h, U, out=zU)  # (3H,)
             add(z, zU, out=z)  # (3H,)
             tanh(z, out=z)  # (3H,)
-            mul(s, 0.5, out=s)  # (2H,) f, o ...
-            add(s, 0.5, out=s)  # (2H,) ... as sigmoids
+            mul(s, half, out=s)  # (2H,) f, o ...
+            add(s, half, out=s)  # (2H,) ... as sigmoids
             sub(c, g, out=tmp)  # (H,) c_prev - c_tilde
             mul(f, tmp, out=tmp)  # (H,)
             add(g, tmp, out=c_t)  # (H,) c = c_tilde + f*(c_prev - c_tilde) = f*c_prev + (1-f)*c_tilde
@@ -234,7 +233,7 @@ class GRU(Cell):
         H = self.hidden_size
         self.U_zr = np.ascontiguousarray(self.U[:, : 2 * H])  # (H, 2H)
         self.U_h = np.ascontiguousarray(self.U[:, 2 * H :])  # (H, H)
-        self.bU_h = params["bU_h"].astype(dtype) if reset_after else None  # (H,)
+        self.bU_h = params["bU_h"].astype(dtype) if reset_after else np.zeros(0, dtype)  # (H,)
 
     def run(self, xW, state):
         T, H = xW.shape[0], self.hidden_size
@@ -242,6 +241,7 @@ class GRU(Cell):
         Z = xW  # (T, 3H)
         Hs = np.empty((T, H), self.dtype)
         tmp = np.empty(H, self.dtype)
+        half = np.full(2 * H, 0.5, self.dtype)
         mul, add, sub, tanh, dot = np.multiply, np.add, np.subtract, np.tanh, np.dot
         S, Zg, R, Ht = Z[:, : 2 * H], Z[:, :H], Z[:, H : 2 * H], Z[:, 2 * H :]
         if self.reset_after:
@@ -252,8 +252,8 @@ class GRU(Cell):
                 dot(h, U, out=hU)  # (3H,) recurrent shares of z, r and the candidate
                 add(s, hU_zr, out=s)  # (2H,)
                 tanh(s, out=s)  # (2H,)
-                mul(s, 0.5, out=s)  # (2H,) z, r ...
-                add(s, 0.5, out=s)  # (2H,) ... as sigmoids
+                mul(s, half, out=s)  # (2H,) z, r ...
+                add(s, half, out=s)  # (2H,) ... as sigmoids
                 add(hU_h, bU_h, out=hU_h)  # (H,) U_h h + bU_h
                 mul(r, hU_h, out=hU_h)  # (H,) reset after the product
                 add(ht, hU_h, out=ht)  # (H,)
@@ -270,8 +270,8 @@ class GRU(Cell):
                 dot(h, U_zr, out=hU)  # (2H,)
                 add(s, hU, out=s)  # (2H,)
                 tanh(s, out=s)  # (2H,)
-                mul(s, 0.5, out=s)  # (2H,) z, r ...
-                add(s, 0.5, out=s)  # (2H,) ... as sigmoids
+                mul(s, half, out=s)  # (2H,) z, r ...
+                add(s, half, out=s)  # (2H,) ... as sigmoids
                 mul(r, h, out=rh)  # (H,) reset before the product
                 dot(rh, U_h, out=tmp)  # (H,)
                 add(ht, tmp, out=ht)  # (H,)

@@ -178,6 +178,7 @@ class Network:
     def trace(self, x: str | np.ndarray, state: list[State] | None = None, probs: bool = True) -> Trace:
         """Run the network over ``x`` (text, or a (T, D) array) from ``state`` and record every gate."""
         unknown: list[int] = []
+        first = self.cells[0]
         if isinstance(x, str):
             if self.tokenizer is None:
                 raise TypeError("this model takes vectors, not text: pass a (T, D) array")
@@ -186,22 +187,22 @@ class Network:
                 raise ValueError("the input is empty: nothing to trace")
             tokens, unknown = enc.tokens, enc.unknown
             if self._table is not None:
-                xW = self._table[enc.ids]  # (T, G*H) gathered: layer 0's projection
-                inp = None
+                xW = self._table[enc.ids]  # (T, G*H) layer 0's projection, gathered (a copy)
             else:
-                inp = self.params["embedding"][enc.ids]  # (T, D)
+                xW = first.project(self.params["embedding"][enc.ids])  # (T, G*H)
         else:
-            inp = self._check_vectors(x)
+            inp = self._check_vectors(x)  # (T, D)
             tokens = [str(t) for t in range(inp.shape[0])]
+            xW = first.project(inp)  # (T, G*H)
         state = self._check_state(state)
-        layers = []
+        layers: list[dict[str, np.ndarray]] = []
         for k, cell in enumerate(self.cells):
-            if k > 0 or inp is not None:
-                xW = cell.project(inp)  # (T, G*H)
+            if k > 0:
+                xW = cell.project(layers[-1]["h"])  # (T, G*H) from the layer below
             gates, _ = cell.run(xW, state[k])
             layers.append(gates)
-            inp = gates["h"]
-        p = self._probs(inp) if probs and self.spec.output_size is not None else None
+        top = layers[-1]["h"]
+        p = self._probs(top) if probs and self.spec.output_size is not None else None
         return Trace(self.spec.cell, self.gates, tokens, layers, p, unknown, state)
 
     def _probs(self, h: np.ndarray) -> np.ndarray:
@@ -245,5 +246,5 @@ class Network:
                 c = np.asarray(c, self.dtype)
                 if c.shape != (H,):
                     raise ValueError(f"layer {k}: state c has shape {c.shape}, expected ({H},)")
-            out.append((h.copy(), None if not cell.has_c else c.copy()))
+            out.append((h.copy(), np.array(c, self.dtype) if cell.has_c else None))
         return out

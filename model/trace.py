@@ -1,10 +1,10 @@
 """A trace: every gate of every layer at every timestep of one run of a network.
 
-    tr.tokens            list[str], one per step (for vector input: "0", "1", ...)
-    tr.layers[k][gate]   (T, H) array for layer k; gate keys from ``cells.GATES``
-    tr.probs             (T, V) next-token probabilities, or None without an output head
-    tr.unknown           positions whose token was not in the vocabulary
-    tr.state_at(t)       the state after the first t steps, to resume from
+tr.tokens            list[str], one per step (for vector input: "0", "1", ...)
+tr.layers[k][gate]   (T, H) array for layer k; gate keys from ``cells.GATES``
+tr.probs             (T, V) next-token probabilities, or None without an output head
+tr.unknown           positions whose token was not in the vocabulary
+tr.state_at(t)       the state after the first t steps, to resume from
 """
 
 from __future__ import annotations

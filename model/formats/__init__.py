@@ -50,7 +50,9 @@ def load_file(path: str | Path, vocab: str | Path | list[str] | None = None) -> 
         from . import onnx
 
         return onnx.load(path, voc)
-    raise FormatError(f"{path.name}: unsupported file type {path.suffix or '(none)'}; gatescope reads {', '.join(SUFFIXES)}")
+    raise FormatError(
+        f"{path.name}: unsupported file type {path.suffix or '(none)'}; gatescope reads {', '.join(SUFFIXES)}"
+    )
 
 
 def _vocab(path: Path, vocab: str | Path | list[str] | None) -> dict[str, Any] | None:

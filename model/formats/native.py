@@ -54,8 +54,8 @@ def from_parts(tensors: dict[str, np.ndarray], meta_json: str, name: str) -> Net
     except (ValueError, KeyError, TypeError) as e:
         raise FormatError(f"{name}: the gatescope metadata is malformed ({e})") from None
     dtypes = {a.dtype for a in tensors.values()}
-    dtype = dtypes.pop() if len(dtypes) == 1 else np.dtype(np.float32)
+    dtype = dtypes.pop().type if len(dtypes) == 1 else np.float32
     try:
-        return Network(spec, tensors, dtype if np.issubdtype(dtype, np.floating) else np.float32)
+        return Network(spec, tensors, dtype if issubclass(dtype, np.floating) else np.float32)
     except ValueError as e:
         raise FormatError(f"{name}: {e}") from None

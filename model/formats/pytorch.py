@@ -25,7 +25,9 @@ import numpy as np
 from ..network import Network, Spec
 from .common import FormatError, as_float
 
-RNN_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?)(?P<kind>weight|bias)_(?P<mat>ih|hh|hr)_l(?P<layer>\d+)(?P<rev>_reverse)?$")
+RNN_KEY = re.compile(
+    r"^(?P<prefix>(?:.*\.)?)(?P<kind>weight|bias)_(?P<mat>ih|hh|hr)_l(?P<layer>\d+)(?P<rev>_reverse)?$"
+)
 CELL_BY_GATES = {4: "lstm", 3: "gru", 1: "rnn"}
 EMBEDDING_HINTS = ("emb", "enc", "wte", "lookup")
 HEAD_HINTS = ("dec", "head", "fc", "out", "linear", "proj", "classifier", "lm")
@@ -62,26 +64,26 @@ def from_state_dict(tensors: dict[str, np.ndarray], name: str, vocab: dict[str, 
     """A Network from a PyTorch state_dict's tensors."""
     rnn: dict[str, np.ndarray] = {}
     prefixes = set()
-    for k in tensors:
-        m = RNN_KEY.match(k)
+    for key in tensors:
+        m = RNN_KEY.match(key)
         if m:
             if m["rev"]:
-                raise FormatError(f"{name}: bidirectional recurrent layers ({k}) are not supported")
+                raise FormatError(f"{name}: bidirectional recurrent layers ({key}) are not supported")
             if m["mat"] == "hr":
-                raise FormatError(f"{name}: LSTM with proj_size ({k}) is not supported")
+                raise FormatError(f"{name}: LSTM with proj_size ({key}) is not supported")
             prefixes.add(m["prefix"])
-            rnn[k[len(m["prefix"]) :]] = tensors[k]
+            rnn[key[len(m["prefix"]) :]] = tensors[key]
     if not rnn:
         raise FormatError(f"{name}: no nn.LSTM/nn.GRU/nn.RNN weights (weight_ih_l0, ...) found")
     if len(prefixes) > 1:
         shown = ", ".join(sorted(p.rstrip(".") or "(top level)" for p in prefixes))
         raise FormatError(f"{name}: several recurrent modules ({shown}); gatescope reads one")
     prefix = prefixes.pop()
-    L = 1 + max(int(RNN_KEY.match(k)["layer"]) for k in rnn)  # type: ignore[index]
+    L = 1 + max(int(m["layer"]) for m in map(RNN_KEY.match, rnn) if m)
     for k in range(L):
-        for m in ("weight_ih", "weight_hh"):
-            if f"{m}_l{k}" not in rnn:
-                raise FormatError(f"{name}: {prefix}{m}_l{k} is missing (layers must run 0..{L - 1})")
+        for mat in ("weight_ih", "weight_hh"):
+            if f"{mat}_l{k}" not in rnn:
+                raise FormatError(f"{name}: {prefix}{mat}_l{k} is missing (layers must run 0..{L - 1})")
     hh = rnn["weight_hh_l0"]
     if hh.ndim != 2 or hh.shape[1] == 0 or hh.shape[0] % hh.shape[1]:
         raise FormatError(f"{name}: {prefix}weight_hh_l0 has shape {hh.shape}, expected (G*H, H)")
@@ -95,11 +97,13 @@ def from_state_dict(tensors: dict[str, np.ndarray], name: str, vocab: dict[str, 
     params: dict[str, np.ndarray] = {}
     for k in range(L):
         Dk = D if k == 0 else H
-        Wi, Wh = as_float(f"weight_ih_l{k}", rnn[f"weight_ih_l{k}"]), as_float(f"weight_hh_l{k}", rnn[f"weight_hh_l{k}"])
+        Wi, Wh = (
+            as_float(f"weight_ih_l{k}", rnn[f"weight_ih_l{k}"]),
+            as_float(f"weight_hh_l{k}", rnn[f"weight_hh_l{k}"]),
+        )
         if Wi.shape != (G * H, Dk) or Wh.shape != (G * H, H):
-            raise FormatError(
-                f"{name}: layer {k} weights have shapes {Wi.shape} and {Wh.shape}, expected {(G * H, Dk)} and {(G * H, H)}"
-            )
+            want = f"{(G * H, Dk)} and {(G * H, H)}"
+            raise FormatError(f"{name}: layer {k} weights have shapes {Wi.shape} and {Wh.shape}, expected {want}")
         bi = rnn.get(f"bias_ih_l{k}", np.zeros(G * H, np.float32))
         bh = rnn.get(f"bias_hh_l{k}", np.zeros(G * H, np.float32))
         bi, bh = as_float(f"bias_ih_l{k}", bi), as_float(f"bias_hh_l{k}", bh)
@@ -128,9 +132,8 @@ def from_state_dict(tensors: dict[str, np.ndarray], name: str, vocab: dict[str, 
                 f"(a JSON list of {embedding.shape[0]} tokens) as <name>.vocab.json beside it or as vocab="
             )
         if len(vocab["vocab"]) != embedding.shape[0]:
-            raise FormatError(
-                f"{name}: the vocabulary lists {len(vocab['vocab'])} tokens, the embedding has {embedding.shape[0]} rows"
-            )
+            n, rows = len(vocab["vocab"]), embedding.shape[0]
+            raise FormatError(f"{name}: the vocabulary lists {n} tokens, the embedding has {rows} rows")
         params["embedding"] = embedding
         spec["embedding"] = True
     if vocab is not None:
