@@ -42,18 +42,33 @@ def read_safetensors(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str,
     try:
         with safe_open(str(path), framework="np") as f:
             metadata = f.metadata()
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError, TypeError) as e:
+            tensors = {k: _bf16(path, k) if f.get_slice(k).get_dtype() == "BF16" else f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, TypeError, KeyError) as e:
         raise FormatError(f"{path.name} is not a readable safetensors file ({e})") from None
     return tensors, metadata
 
 
-def as_float(name: str, a: Any) -> np.ndarray:
-    """A weight as a finite float32 array, or a FormatError naming it."""
+def _bf16(path: Path, key: str) -> np.ndarray:
+    """A bfloat16 tensor as float32 (exact): NumPy has no bfloat16, whose bits are a float32's upper half."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        info = json.loads(f.read(n))[key]
+        start, end = info["data_offsets"]
+        f.seek(8 + n + start)
+        raw = np.frombuffer(f.read(end - start), "<u2")
+    return (raw.astype("<u4") << 16).view("<f4").reshape(info["shape"])
+
+
+def as_float(name: str, a: Any, where: str = "") -> np.ndarray:
+    """A weight as a finite float32 array, or a FormatError naming it (and ``where``, the file)."""
+    lead = f"{where}: " if where else ""
     a = np.asarray(a)
     if not np.issubdtype(a.dtype, np.floating):
-        raise FormatError(f"weight {name} has dtype {a.dtype}, expected floating point")
-    return a.astype(np.float32)
+        raise FormatError(f"{lead}weight {name} has dtype {a.dtype}, expected floating point")
+    a = a.astype(np.float32)
+    if not np.isfinite(a).all():
+        raise FormatError(f"{lead}weight {name} holds NaN or infinite values")
+    return a
 
 
 def read_vocab(path: str | Path) -> dict[str, Any]:

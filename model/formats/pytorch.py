@@ -52,7 +52,11 @@ def read_pt(path: Path) -> dict[str, np.ndarray]:
     if isinstance(obj, dict) and len(obj) == 1 and next(iter(obj)) in ("state_dict", "model", "model_state_dict"):
         obj = next(iter(obj.values()))
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise FormatError(f"{path.name} does not hold a state_dict (a dict of tensors)")
+        held = ", ".join(map(str, list(obj)[:8])) if isinstance(obj, dict) else type(obj).__name__
+        raise FormatError(
+            f"{path.name} does not hold a state_dict (a dict of tensors); it holds {held}. "
+            "Save model.state_dict() on its own"
+        )
     return {k: v.detach().float().numpy() for k, v in obj.items()}
 
 
@@ -98,15 +102,15 @@ def from_state_dict(tensors: dict[str, np.ndarray], name: str, vocab: dict[str, 
     for k in range(L):
         Dk = D if k == 0 else H
         Wi, Wh = (
-            as_float(f"weight_ih_l{k}", rnn[f"weight_ih_l{k}"]),
-            as_float(f"weight_hh_l{k}", rnn[f"weight_hh_l{k}"]),
+            as_float(f"{prefix}weight_ih_l{k}", rnn[f"weight_ih_l{k}"], name),
+            as_float(f"{prefix}weight_hh_l{k}", rnn[f"weight_hh_l{k}"], name),
         )
         if Wi.shape != (G * H, Dk) or Wh.shape != (G * H, H):
             want = f"{(G * H, Dk)} and {(G * H, H)}"
             raise FormatError(f"{name}: layer {k} weights have shapes {Wi.shape} and {Wh.shape}, expected {want}")
         bi = rnn.get(f"bias_ih_l{k}", np.zeros(G * H, np.float32))
         bh = rnn.get(f"bias_hh_l{k}", np.zeros(G * H, np.float32))
-        bi, bh = as_float(f"bias_ih_l{k}", bi), as_float(f"bias_hh_l{k}", bh)
+        bi, bh = as_float(f"{prefix}bias_ih_l{k}", bi, name), as_float(f"{prefix}bias_hh_l{k}", bh, name)
         if bi.shape != (G * H,) or bh.shape != (G * H,):
             raise FormatError(f"{name}: layer {k} biases have shapes {bi.shape} and {bh.shape}, expected ({G * H},)")
         blk = lambda a, j: a[j * H : (j + 1) * H]  # noqa: E731  the j-th gate block
@@ -171,12 +175,12 @@ def _embedding_and_head(
         is_head = w.shape[1] == H and (b is not None or any(h in low for h in HEAD_HINTS))
         is_emb = w.shape[1] == D and b is None and not (is_head and not any(h in low for h in EMBEDDING_HINTS))
         if is_emb and embedding is None:
-            embedding = as_float(f"{mod}.weight", w)
+            embedding = as_float(f"{mod}.weight", w, name)
         elif is_head and head is None:
-            bias = as_float(f"{mod}.bias", b) if b is not None else np.zeros(w.shape[0], np.float32)
+            bias = as_float(f"{mod}.bias", b, name) if b is not None else np.zeros(w.shape[0], np.float32)
             if bias.shape != (w.shape[0],):
                 raise FormatError(f"{name}: {mod}.bias has shape {bias.shape}, expected ({w.shape[0]},)")
-            head = (np.ascontiguousarray(as_float(f"{mod}.weight", w).T), bias)
+            head = (np.ascontiguousarray(as_float(f"{mod}.weight", w, name).T), bias)
         else:
             raise FormatError(
                 f"{name}: cannot place module {mod or '(top level)'} of shape {w.shape}: it is neither an "

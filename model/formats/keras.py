@@ -1,0 +1,475 @@
+"""Keras: LSTM, GRU and SimpleRNN layers (stacked, one kind), with an optional Embedding
+before them and an optional Dense head (softmax or linear) after them.
+
+Files (Keras 3 docs, "Saving, serialization and exporting"):
+    .keras            a zip of config.json (the architecture), model.weights.h5, metadata.json
+    .weights.h5       model.save_weights: the same HDF5 tree without the config; the layers
+                      are guessed from it (see ``_from_tree``)
+    .h5               the legacy HDF5 model (model.save("m.h5"), Keras 2 and 3): the config in
+                      the attribute ``model_config``, weights under model_weights/<layer name>
+In a Keras 3 weights file a layer's variables sit at layers/<class in snake case>[_<n>]/vars/<j>
+(a recurrent layer's under .../cell/vars), numbered per class in model order: lstm, lstm_1, ...
+
+Layouts (Keras docs, keras.layers.LSTM / GRU / SimpleRNN; x @ W, gate blocks side by side):
+    LSTM       kernel (D, 4H), recurrent_kernel (H, 4H), bias (4H,), blocks i, f, c, o;
+               the same equations as gatescope's (colah 2015)
+    GRU        kernel (D, 3H), recurrent_kernel (H, 3H), blocks z, r, h, and
+               reset_after=True (the default): bias (2, 3H) = [input bias; recurrent bias],
+                   h_tilde = tanh(W_h x + b_h + r*(U_h h + bU_h))
+               reset_after=False (Cho et al. 2014): bias (3H,), h_tilde = tanh(W_h x + U_h (r*h) + b_h)
+               and h = z*h_prev + (1 - z)*h_tilde: Keras's z is gatescope's 1 - z (colah's z is
+               the share of the candidate), so the z blocks are negated: σ(-a) = 1 - σ(a)
+    SimpleRNN  kernel (D, H), recurrent_kernel (H, H), bias (H,)
+    Embedding  (V, D);  Dense  kernel (H, V), bias (V,)
+use_bias=False leaves the bias out: it is zero.
+
+Refused, with a message: Bidirectional, go_backwards, activations other than tanh (and
+sigmoid for the gates), mixed or differently sized recurrent layers, branches, and any
+layer but InputLayer, dropouts and noise (identities at inference) and an Activation
+("softmax"/"linear") after the head. A Dense head is run as linear + softmax, so its
+activation must be softmax or linear (logits). A weights-only file cannot tell activations
+or go_backwards: it is read as the defaults. Embedding(mask_zero=True) is read, but its
+padding token 0 is run like any other token, where Keras would skip it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..network import Network, Spec
+from .common import FormatError, as_float, sniff
+
+#: Keras class → gatescope cell, and the gate blocks of each.
+RECURRENT = {"LSTM": "lstm", "GRU": "gru", "SimpleRNN": "rnn"}
+BLOCKS = {"lstm": 4, "gru": 3, "rnn": 1}
+#: Layers that are identities at inference.
+SKIPPED = {"InputLayer", "Dropout", "SpatialDropout1D", "GaussianDropout", "GaussianNoise", "AlphaDropout"}
+#: Keras 3 weights-file group names (class names in snake case) → what they hold.
+TREE_KINDS = {"lstm": "lstm", "gru": "gru", "simple_rnn": "rnn", "embedding": "embedding", "dense": "dense"}
+TREE_KINDS["time_distributed"] = "dense"  # TimeDistributed(Dense): the Dense under .../layer
+INSTALL = "pip install 'gatescope[keras]'"
+
+
+@dataclass
+class Layer:
+    """A layer that matters, in model order: an embedding, a recurrent layer, the head or its activation."""
+
+    kind: str  # "embedding" | "lstm" | "gru" | "rnn" | "dense" | "activation"
+    name: str
+    weights: list[np.ndarray] = field(default_factory=list)
+    reset_after: bool | None = None  # gru: what the config says; None when there is no config
+    activation: str | None = None  # dense, activation
+
+
+def load(path: Path, vocab: dict[str, Any] | None) -> Network:
+    """A Network from a .keras archive, a Keras 3 .weights.h5 file or a legacy Keras .h5 model."""
+    try:
+        import h5py
+    except ImportError:
+        raise FormatError(f"{path.name}: reading Keras files needs h5py ({INSTALL})") from None
+    name, kind = path.name, sniff(path)
+    try:
+        if kind == "zip":
+            config, weights, version = _read_archive(path)
+            with h5py.File(io.BytesIO(weights), "r") as f:
+                layers = _from_config(config, _v3_fetch(f, config, name), name)
+        elif kind == "hdf5":
+            with h5py.File(path, "r") as f:
+                version = _text(f.attrs.get("keras_version"))
+                if "model_config" in f.attrs:
+                    config = json.loads(_text(f.attrs["model_config"]) or "null")
+                    layers = _from_config(config, _legacy_fetch(f, name), name)
+                elif "layers" in f:
+                    layers = _from_tree(f["layers"], name)
+                elif "layer_names" in f.attrs:
+                    raise FormatError(
+                        f"{name}: a Keras 2 weights-only file; gatescope needs the architecture too: "
+                        "save the whole model (model.save('m.keras') or model.save('m.h5'))"
+                    )
+                else:
+                    raise FormatError(f"{name}: an HDF5 file without Keras layers (no 'layers' group, no model_config)")
+        else:
+            what = "a zip archive" if path.suffix.lower() == ".keras" else "an HDF5 file"
+            raise FormatError(f"{name} is not a Keras file: its contents are not {what}")
+    except FormatError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, AttributeError, IndexError) as e:
+        # h5py reports damaged files as OSError/KeyError; json as ValueError; odd configs as the rest.
+        raise FormatError(f"{name} is not a readable Keras file (truncated or damaged?): {e}") from None
+    meta = {"format": "keras", "file": name} | ({"keras_version": version} if version else {})
+    return _build(layers, name, vocab, meta)
+
+
+def _text(v: Any) -> str | None:
+    return v.decode("utf-8") if isinstance(v, bytes) else (None if v is None else str(v))
+
+
+def _read_archive(path: Path) -> tuple[Any, bytes, str | None]:
+    """config.json, model.weights.h5 and the Keras version of a .keras zip."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            entries = set(z.namelist())
+            if "config.json" not in entries:
+                shown = ", ".join(sorted(entries)[:6]) or "nothing"
+                raise FormatError(
+                    f"{path.name}: a zip archive without config.json, so not a .keras model (it holds {shown})"
+                )
+            if "model.weights.h5" not in entries:
+                raise FormatError(
+                    f"{path.name}: the archive holds no model.weights.h5 (sharded or missing weights); "
+                    "save the model again with model.save('m.keras')"
+                )
+            config = json.loads(z.read("config.json").decode("utf-8"))
+            weights = z.read("model.weights.h5")
+            meta = json.loads(z.read("metadata.json").decode("utf-8")) if "metadata.json" in entries else {}
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        OSError,
+        UnicodeDecodeError,
+        NotImplementedError,
+        RuntimeError,
+    ) as e:
+        raise FormatError(f"{path.name} is not a readable .keras archive (truncated or damaged?): {e}") from None
+    except json.JSONDecodeError as e:
+        raise FormatError(f"{path.name}: config.json or metadata.json is not valid JSON ({e})") from None
+    return config, weights, meta.get("keras_version") if isinstance(meta, dict) else None
+
+
+# The model's layers from its config ---------------------------------------------------
+
+Fetch = Callable[[int, dict[str, Any], str], list[np.ndarray]]  # (position, layer entry, sub-path) -> variables
+
+
+def _entries(config: Any, name: str) -> list[dict[str, Any]]:
+    """The layer entries of a Sequential model or of a Functional one that is a plain chain."""
+    if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
+        raise FormatError(f"{name}: the model config is not a Keras model description")
+    cls, body = config.get("class_name"), config["config"]
+    if cls not in ("Sequential", "Functional", "Model"):
+        raise FormatError(
+            f"{name}: the model is a {cls}; gatescope reads Sequential and Functional models "
+            "(rebuild a subclassed model as keras.Sequential([...]) and save that)"
+        )
+    entries = body.get("layers")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise FormatError(f"{name}: the model config lists no layers")
+    if cls != "Sequential":
+        _check_chain(entries, body, name)
+    return entries
+
+
+def _layer_name(e: dict[str, Any]) -> str:
+    return str(e.get("name") or (e.get("config") or {}).get("name") or e.get("class_name"))
+
+
+def _sources(node: Any) -> set[tuple[str, int]]:
+    """(layer, output index) of every tensor a Keras 3 or Keras 2 inbound-node record mentions."""
+    if isinstance(node, dict):
+        h = node.get("keras_history")
+        if isinstance(h, list) and len(h) >= 3:
+            return {(str(h[0]), int(h[2]))}
+        return set().union(*(_sources(v) for v in node.values()))
+    if isinstance(node, list):
+        if len(node) >= 3 and isinstance(node[0], str) and isinstance(node[1], int) and isinstance(node[2], int):
+            return {(node[0], node[2])}  # Keras 2: [layer, node index, tensor index, kwargs]
+        return set().union(*(_sources(v) for v in node))
+    return set()
+
+
+def _check_chain(entries: list[dict[str, Any]], body: dict[str, Any], name: str) -> None:
+    """Each layer must take the previous one's (first) output and nothing else: no branches, one input and output."""
+    names = [_layer_name(e) for e in entries]
+    for prev, e, this in zip(names, entries[1:], names[1:]):
+        srcs = _sources(e.get("inbound_nodes", []))
+        if srcs != {(prev, 0)}:
+            shown = ", ".join(sorted(s for s, _ in srcs)) or "nothing"
+            raise FormatError(
+                f"{name}: layer {this!r} takes its input from {shown}; gatescope reads a plain chain "
+                "of layers, each taking the previous one's output (no branches, one input and one output)"
+            )
+    if _sources(body.get("input_layers", [])) - {(names[0], 0)} or _sources(body.get("output_layers", [])) != {
+        (names[-1], 0)
+    }:
+        raise FormatError(f"{name}: the model has several inputs or outputs; gatescope reads a plain chain of layers")
+
+
+def _activation(v: Any) -> str:
+    if isinstance(v, dict):  # a serialized function: {"class_name": "function", "config": "softmax", ...}
+        v = v.get("config") if isinstance(v.get("config"), str) else v.get("class_name")
+    return str(v)
+
+
+def _from_config(config: Any, fetch: Fetch, name: str) -> list[Layer]:
+    """The layers that matter, in order, with their variables; a FormatError for anything gatescope cannot run."""
+    out: list[Layer] = []
+    for pos, e in enumerate(_entries(config, name)):
+        cls, cfg, lname = e.get("class_name"), e.get("config") or {}, _layer_name(e)
+        if cls in SKIPPED:
+            continue
+        if cls in RECURRENT:
+            what = f"{cls} layer {lname!r}"
+            if cfg.get("go_backwards"):
+                raise FormatError(f"{name}: {what} runs backwards (go_backwards=True); gatescope runs forwards only")
+            if _activation(cfg.get("activation", "tanh")) != "tanh":
+                act = _activation(cfg.get("activation"))
+                raise FormatError(f"{name}: {what} has activation {act!r}; gatescope's cells use tanh")
+            rec = _activation(cfg.get("recurrent_activation", "sigmoid"))
+            if cls != "SimpleRNN" and rec != "sigmoid":
+                raise FormatError(f"{name}: {what} has recurrent_activation {rec!r}; gatescope's gates use sigmoid")
+            reset_after = bool(cfg.get("reset_after", False)) if cls == "GRU" else None
+            out.append(Layer(RECURRENT[cls], lname, fetch(pos, e, "cell"), reset_after=reset_after))
+        elif cls == "Embedding":
+            out.append(Layer("embedding", lname, fetch(pos, e, "")))
+        elif cls == "Dense" or (cls == "TimeDistributed" and (cfg.get("layer") or {}).get("class_name") == "Dense"):
+            inner = cfg if cls == "Dense" else cfg["layer"].get("config") or {}
+            act = _activation(inner.get("activation", "linear"))
+            out.append(Layer("dense", lname, fetch(pos, e, "" if cls == "Dense" else "layer"), activation=act))
+        elif cls in ("Activation", "Softmax"):
+            out.append(Layer("activation", lname, activation=_activation(cfg.get("activation", "softmax"))))
+        elif cls == "Bidirectional":
+            raise FormatError(
+                f"{name}: layer {lname!r} is Bidirectional; gatescope runs one direction "
+                "(a forward LSTM/GRU/SimpleRNN, not wrapped)"
+            )
+        else:
+            raise FormatError(
+                f"{name}: layer {lname!r} is a {cls}; gatescope reads an optional Embedding, stacked LSTM, GRU "
+                "or SimpleRNN layers and an optional Dense head (Dropout and InputLayer are skipped)"
+            )
+    return out
+
+
+def _snake(cls: str) -> str:
+    """Keras's naming.to_snake_case: 'SimpleRNN' → 'simple_rnn'."""
+    s = re.sub(r"\W+", "", cls)
+    s = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", s)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", s).lower()
+
+
+def _vars(group: Any, where: str, name: str) -> list[np.ndarray]:
+    """The variables of a Keras 3 ``vars`` group, in order 0, 1, ..."""
+    if group is None or "vars" not in group:
+        raise FormatError(f"{name}: the weights file has no variables at {where}/vars")
+    v = group["vars"]
+    return [np.asarray(v[k][()]) for k in sorted(v, key=int)]
+
+
+def _v3_fetch(f: Any, config: Any, name: str) -> Fetch:
+    """Variables of a layer of a .keras archive: at layers/<class in snake case>[_<n>], n counting per class."""
+
+    def fetch(pos: int, e: dict[str, Any], sub: str) -> list[np.ndarray]:
+        entries = config["config"]["layers"]
+        base = _snake(str(e.get("class_name")))
+        n = sum(_snake(str(o.get("class_name"))) == base for o in entries[:pos])
+        where = f"layers/{base}" + (f"_{n}" if n else "") + (f"/{sub}" if sub else "")
+        return _vars(f.get(where), where, name)
+
+    return fetch
+
+
+def _legacy_fetch(f: Any, name: str) -> Fetch:
+    """Variables of a layer of a legacy .h5 model: model_weights/<layer name>, in the order of its weight_names."""
+
+    def fetch(pos: int, e: dict[str, Any], sub: str) -> list[np.ndarray]:
+        lname = _layer_name(e)
+        g = f["model_weights"].get(lname)
+        if g is None:
+            raise FormatError(f"{name}: the weights of layer {lname!r} are missing (no model_weights/{lname})")
+        return [np.asarray(g[_text(w)][()]) for w in g.attrs.get("weight_names", [])]
+
+    return fetch
+
+
+# The model's layers from a weights-only file -------------------------------------------
+
+
+def _from_tree(top: Any, name: str) -> list[Layer]:
+    """Layers from a Keras 3 weights file's groups: the class is in each group's name, the
+    order is Embedding, the recurrent layers by their number (lstm, lstm_1, ...), then the head."""
+    found: list[tuple[int, int, Layer]] = []
+    for gname in top:
+        g = top[gname]
+        m = re.fullmatch(r"(.+?)(?:_(\d+))?", gname)
+        cls, n = m[1], int(m[2] or 0)  # type: ignore[index]
+        if "forward_layer" in g or cls == "bidirectional":
+            raise FormatError(f"{name}: layer {gname!r} is Bidirectional; gatescope runs one direction")
+        kind = TREE_KINDS.get(cls)
+        if kind is None:
+            if _holds_data(g):
+                raise FormatError(
+                    f"{name}: layer {gname!r} has weights gatescope cannot place; it reads an optional Embedding, "
+                    "stacked LSTM, GRU or SimpleRNN layers and an optional Dense head"
+                )
+            continue  # InputLayer, Dropout, ...: no variables
+        sub = {"lstm": "cell", "gru": "cell", "rnn": "cell"}.get(kind, "layer" if cls == "time_distributed" else "")
+        group = g[sub] if sub and sub in g else (None if sub else g)
+        weights = _vars(group, f"layers/{gname}/{sub}".rstrip("/"), name)
+        found.append(({"embedding": 0, "dense": 2}.get(kind, 1), n, Layer(kind, gname, weights)))
+    for kind in ("embedding", "dense"):
+        same = [L.name for _, _, L in found if L.kind == kind]
+        if len(same) > 1:
+            raise FormatError(
+                f"{name}: several {kind} layers ({', '.join(sorted(same))}); without the model's config their "
+                "order is unknown: give the whole model as .keras"
+            )
+    if not any(rank == 1 for rank, _, _ in found):
+        raise FormatError(f"{name}: no LSTM, GRU or SimpleRNN layer in this weights file")
+    return [L for _, _, L in sorted(found, key=lambda t: t[:2])]
+
+
+def _holds_data(g: Any) -> bool:
+    seen: list[str] = []
+    g.visititems(lambda n, o: seen.append(n) if hasattr(o, "shape") else None)
+    return bool(seen)
+
+
+# From layers to a Network ------------------------------------------------------------
+
+
+def _recurrent(L: Layer, name: str) -> tuple[dict[str, np.ndarray], bool]:
+    """gatescope's per-gate weights of one recurrent layer, and whether it is a reset_after GRU."""
+    G, what = BLOCKS[L.kind], f"layer {L.name!r}"
+    if len(L.weights) not in (2, 3):
+        raise FormatError(f"{name}: {what} has {len(L.weights)} variables, expected kernel, recurrent_kernel, bias")
+    W, U = as_float(f"{L.name} kernel", L.weights[0]), as_float(f"{L.name} recurrent_kernel", L.weights[1])
+    H = U.shape[0] if U.ndim == 2 else 0
+    if W.ndim != 2 or U.shape != (H, G * H) or W.shape[1] != G * H or H == 0:
+        raise FormatError(
+            f"{name}: {what} has kernel {W.shape} and recurrent_kernel {U.shape}; "
+            f"a {L.kind.upper()} needs (D, {G}H) and (H, {G}H)"
+        )
+    b = as_float(f"{L.name} bias", L.weights[2]) if len(L.weights) == 3 else None
+    reset_after = False
+    if L.kind == "gru":
+        if b is None and L.reset_after is None:
+            raise FormatError(
+                f"{name}: GRU {what} has no bias, so a weights-only file cannot tell reset_after; "
+                "give the whole model as .keras"
+            )
+        reset_after = b.shape == (2, G * H) if b is not None else bool(L.reset_after)
+        if L.reset_after is not None and reset_after != L.reset_after:
+            raise FormatError(f"{name}: {what} says reset_after={L.reset_after} but its bias has shape {b.shape}")  # type: ignore[union-attr]
+    bias_shape = (2, G * H) if reset_after else (G * H,)
+    if b is not None and b.shape != bias_shape:
+        raise FormatError(f"{name}: {what} has bias {b.shape}, expected {bias_shape}")
+    bi, bh = (b[0], b[1]) if b is not None and reset_after else (b, None)  # input and recurrent biases (G*H,)
+    bi = np.zeros(G * H, np.float32) if bi is None else bi
+    bh = np.zeros(G * H, np.float32) if bh is None else bh
+    blk = lambda a, j: a[..., j * H : (j + 1) * H]  # noqa: E731  the j-th gate block
+    own: dict[str, np.ndarray] = {}
+    if L.kind == "lstm":
+        for j, g in enumerate(("i", "f", "c", "o")):
+            own[f"W_{g}"], own[f"U_{g}"], own[f"b_{g}"] = blk(W, j), blk(U, j), blk(bi, j)
+    elif L.kind == "gru":
+        own["W_z"], own["U_z"], own["b_z"] = -blk(W, 0), -blk(U, 0), -(blk(bi, 0) + blk(bh, 0))  # z → 1 - z
+        own["W_r"], own["U_r"], own["b_r"] = blk(W, 1), blk(U, 1), blk(bi, 1) + blk(bh, 1)
+        own["W_h"], own["U_h"], own["b_h"] = blk(W, 2), blk(U, 2), blk(bi, 2)
+        if reset_after:
+            own["bU_h"] = blk(bh, 2)
+    else:
+        own["W_h"], own["U_h"], own["b_h"] = W, U, bi
+    return {k: np.ascontiguousarray(a) for k, a in own.items()}, reset_after
+
+
+def _build(layers: list[Layer], name: str, vocab: dict[str, Any] | None, source: dict[str, str]) -> Network:
+    """Check the layers' order and sizes and make the Network."""
+    embedding: Layer | None = None
+    rec: list[Layer] = []
+    head: Layer | None = None
+    for L in layers:
+        if L.kind == "embedding":
+            if rec or embedding is not None:
+                raise FormatError(f"{name}: Embedding {L.name!r} is not the first layer; gatescope reads one, first")
+            embedding = L
+        elif L.kind in BLOCKS:
+            if head is not None:
+                raise FormatError(f"{name}: recurrent layer {L.name!r} comes after the Dense head {head.name!r}")
+            rec.append(L)
+        elif L.kind == "dense":
+            if not rec or head is not None:
+                where = "a second Dense layer" if head is not None else "a Dense layer before the recurrent layers"
+                raise FormatError(
+                    f"{name}: {L.name!r} is {where}; gatescope reads one Dense head, after the recurrent layers"
+                )
+            if L.activation not in (None, "softmax", "linear"):
+                raise FormatError(
+                    f"{name}: the Dense head {L.name!r} has activation {L.activation!r}; gatescope runs the head as "
+                    "linear + softmax, so it reads softmax or linear (logits) heads"
+                )
+            head = L
+        elif L.activation != "linear":  # an Activation layer: a softmax may follow a linear head
+            if head is None or head.activation != "linear" or L.activation != "softmax":
+                raise FormatError(
+                    f"{name}: Activation {L.name!r} ({L.activation}) is not a softmax after a linear Dense head; "
+                    "gatescope cannot run it"
+                )
+            head.activation = "softmax"
+    if not rec:
+        raise FormatError(f"{name}: no LSTM, GRU or SimpleRNN layer in this model")
+    kinds = sorted({L.kind for L in rec})
+    if len(kinds) > 1:
+        raise FormatError(
+            f"{name}: the recurrent layers mix {' and '.join(kinds)}; gatescope stacks layers of one kind"
+        )
+
+    params: dict[str, np.ndarray] = {}
+    flags = set()
+    for k, L in enumerate(rec):
+        own, reset_after = _recurrent(L, name)
+        flags.add(reset_after)
+        params.update({f"layers.{k}.{n}": a for n, a in own.items()})
+    D, H = rec[0].weights[0].shape[0], rec[0].weights[1].shape[0]
+    for L in rec[1:]:
+        if L.weights[1].shape[0] != H:
+            units = L.weights[1].shape[0]
+            raise FormatError(
+                f"{name}: layer {L.name!r} has {units} units, the first {H}; gatescope stacks equal sizes"
+            )
+    if len(flags) > 1:
+        raise FormatError(f"{name}: the GRU layers mix reset_after=True and False; gatescope runs one form")
+    spec: dict[str, Any] = dict(cell=kinds[0], input_size=D, hidden_size=H, num_layers=len(rec))
+    spec["reset_after"] = flags.pop()
+    if embedding is not None:
+        shapes = [w.shape for w in embedding.weights]
+        if len(shapes) != 1 or len(shapes[0]) != 2 or shapes[0][1] != D:
+            raise FormatError(f"{name}: Embedding {embedding.name!r} has variables {shapes}, expected one (V, {D})")
+        E = as_float(f"{embedding.name} embeddings", embedding.weights[0])
+        if vocab is None:
+            raise FormatError(
+                f"{name}: it has an Embedding of {E.shape[0]} tokens; give its vocabulary (a JSON list of "
+                f"{E.shape[0]} tokens) as <name>.vocab.json beside it or as vocab="
+            )
+        if len(vocab["vocab"]) != E.shape[0]:
+            raise FormatError(
+                f"{name}: the vocabulary lists {len(vocab['vocab'])} tokens, the Embedding has {E.shape[0]}"
+            )
+        params["embedding"], spec["embedding"] = E, True
+    if vocab is not None:
+        spec.update(vocab)
+    if head is not None:
+        shapes = [w.shape for w in head.weights]
+        V = shapes[0][-1] if shapes and shapes[0] else 0
+        if shapes not in ([(H, V)], [(H, V), (V,)]) or V == 0:
+            raise FormatError(
+                f"{name}: Dense {head.name!r} has variables {shapes}, expected a kernel ({H}, V) and a bias (V,)"
+            )
+        Wd = as_float(f"{head.name} kernel", head.weights[0])
+        bd = as_float(f"{head.name} bias", head.weights[1]) if len(shapes) == 2 else np.zeros(V, np.float32)
+        params["head.W"], params["head.b"], spec["output_size"] = Wd, bd, V
+    spec["meta"] = {"source": source}
+    try:
+        return Network(Spec(**spec), params)
+    except ValueError as e:
+        raise FormatError(f"{name}: {e}") from None
