@@ -32,9 +32,12 @@ test: $(VENV)/.installed chromium lint
 bench: $(VENV)/.installed
 	$(PY) bench/core.py
 
-# Regenerate the committed reference fixtures (needs torch, keras and onnx; never run by `make test`).
+# Regenerate the committed reference fixtures (never run by `make test`). FIXTURE_PYTHON must have
+# torch, keras, onnx, h5py and safetensors: python3 -m venv /tmp/fx && /tmp/fx/bin/pip install
+# torch==2.13.0 keras onnx onnxscript h5py safetensors, then make fixtures FIXTURE_PYTHON=/tmp/fx/bin/python
+FIXTURE_PYTHON ?= $(PY)
 fixtures:
-	$(PY) tests/fixtures/make_fixtures.py
+	for s in tests/fixtures/make_*.py; do PYTHONPATH=. KERAS_BACKEND=torch $(FIXTURE_PYTHON) $$s || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/artifacts
