@@ -34,6 +34,8 @@ def load(source: str | Path, vocab: str | Path | list[str] | None = None) -> Net
     """A network from a bundled model's name, a weight file, or a folder holding ``model.safetensors``."""
     path = Path(source)
     if path.is_dir():
+        if not (path / "model.safetensors").is_file():
+            raise FormatError(f"{source!s} is a folder without model.safetensors")
         path = path / "model.safetensors"
     elif not path.exists() and isinstance(source, str) and (PRETRAINED / source / "model.safetensors").is_file():
         path = PRETRAINED / source / "model.safetensors"

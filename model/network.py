@@ -77,7 +77,7 @@ class Spec:
 
 
 def _check_spec(spec: Spec) -> None:
-    if spec.cell not in GATES:
+    if not isinstance(spec.cell, str) or spec.cell not in GATES:
         raise ValueError(f"unknown cell type {spec.cell!r}: expected one of {', '.join(GATES)}")
     for name in ("input_size", "hidden_size", "num_layers"):
         v = getattr(spec, name)
@@ -86,6 +86,10 @@ def _check_spec(spec: Spec) -> None:
     if spec.output_size is not None and (not isinstance(spec.output_size, int) or spec.output_size < 1):
         raise ValueError(f"output_size must be a positive integer, got {spec.output_size!r}")
     if spec.vocab is not None:
+        if not isinstance(spec.vocab, list):
+            raise ValueError(f"the vocabulary must be a list of tokens, got {type(spec.vocab).__name__}")
+        if spec.unk is not None and not isinstance(spec.unk, str):
+            raise ValueError(f"unk must be a token (a string) or None, got {spec.unk!r}")
         if not spec.vocab:
             raise ValueError("the vocabulary is empty")
         if spec.tokenizer is None:
@@ -103,6 +107,8 @@ class Network:
 
     def __init__(self, spec: Spec, params: dict[str, np.ndarray], dtype: type = np.float32):
         _check_spec(spec)
+        if spec.num_layers > len(params):
+            raise ValueError(f"num_layers is {spec.num_layers}, but only {len(params)} weights were given")
         need = spec.param_names()
         missing = [n for n in need if n not in params]
         if missing:
@@ -119,7 +125,7 @@ class Network:
                 raise ValueError(f"weight {n} has dtype {a.dtype}, expected floating point")
             if not np.isfinite(a).all():
                 raise ValueError(f"weight {n} holds NaN or infinite values")
-            self.params[n] = a.astype(dtype, copy=False)
+            self.params[n] = np.array(a, dtype=dtype)  # a copy: later changes to the caller's arrays do not leak in
         self.spec = spec
         self.dtype = np.dtype(dtype)
         self.tokenizer = Tokenizer(spec.vocab, spec.tokenizer or "char", spec.unk) if spec.vocab else None
@@ -236,10 +242,18 @@ class Network:
         if len(state) != self.spec.num_layers:
             raise ValueError(f"the state has {len(state)} layers, the model {self.spec.num_layers}")
         H, out = self.spec.hidden_size, []
-        for k, (cell, (h, c)) in enumerate(zip(self.cells, state)):
+        for k, (cell, entry) in enumerate(zip(self.cells, state)):
+            if not isinstance(entry, (tuple, list)) or len(entry) != 2:
+                raise ValueError(
+                    f"layer {k}: the state must hold one (h, c) pair per layer (c is None for gru and rnn); "
+                    f"got {type(entry).__name__}" + (f" of length {len(entry)}" if hasattr(entry, "__len__") else "")
+                )
+            h, c = entry
             h = np.asarray(h, self.dtype)
             if h.shape != (H,):
                 raise ValueError(f"layer {k}: state h has shape {h.shape}, expected ({H},)")
+            if not np.isfinite(h).all() or (c is not None and not np.isfinite(np.asarray(c, self.dtype)).all()):
+                raise ValueError(f"layer {k}: the state holds NaN or infinite values")
             if cell.has_c:
                 if c is None:
                     raise ValueError(f"layer {k}: an {self.spec.cell} state needs c as well as h")

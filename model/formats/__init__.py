@@ -24,13 +24,14 @@ def load_file(path: str | Path, vocab: str | Path | list[str] | None = None) -> 
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"no such file: {path}")
-    voc = _vocab(path, vocab)
     suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".weights.h5") else path.suffix.lower()
     kind = sniff(path)
     if suffix == ".safetensors":
         tensors, metadata = read_safetensors(path)
-        if native.is_native(metadata):
+        if native.is_native(metadata):  # self-contained: its vocabulary is in its metadata
             return native.from_parts(tensors, metadata["gatescope"], path.name)  # type: ignore[index]
+    voc = _vocab(path, vocab)
+    if suffix == ".safetensors":
         if pytorch.is_torch_state_dict(tensors):
             return pytorch.from_state_dict(tensors, path.name, voc)
         shown = ", ".join(sorted(tensors)[:8])

@@ -52,12 +52,23 @@ from .common import FormatError, as_float, sniff
 #: Keras class → gatescope cell, and the gate blocks of each.
 RECURRENT = {"LSTM": "lstm", "GRU": "gru", "SimpleRNN": "rnn"}
 BLOCKS = {"lstm": 4, "gru": 3, "rnn": 1}
+ARTICLE = {"lstm": "an LSTM", "gru": "a GRU", "rnn": "a SimpleRNN"}
 #: Layers that are identities at inference.
 SKIPPED = {"InputLayer", "Dropout", "SpatialDropout1D", "GaussianDropout", "GaussianNoise", "AlphaDropout"}
 #: Keras 3 weights-file group names (class names in snake case) → what they hold.
 TREE_KINDS = {"lstm": "lstm", "gru": "gru", "simple_rnn": "rnn", "embedding": "embedding", "dense": "dense"}
 TREE_KINDS["time_distributed"] = "dense"  # TimeDistributed(Dense): the Dense under .../layer
 INSTALL = "pip install 'gatescope[keras]'"
+#: What zipfile raises for damaged, truncated, encrypted or oddly compressed archives.
+ARCHIVE_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    UnicodeDecodeError,
+    NotImplementedError,
+    RuntimeError,
+)
 
 
 @dataclass
@@ -103,8 +114,8 @@ def load(path: Path, vocab: dict[str, Any] | None) -> Network:
             raise FormatError(f"{name} is not a Keras file: its contents are not {what}")
     except FormatError:
         raise
-    except (OSError, KeyError, ValueError, TypeError, AttributeError, IndexError) as e:
-        # h5py reports damaged files as OSError/KeyError; json as ValueError; odd configs as the rest.
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError) as e:
+        # h5py reports damaged files as OSError/RuntimeError/KeyError; json as ValueError; odd configs as the rest.
         raise FormatError(f"{name} is not a readable Keras file (truncated or damaged?): {e}") from None
     meta = {"format": "keras", "file": name} | ({"keras_version": version} if version else {})
     return _build(layers, name, vocab, meta)
@@ -132,15 +143,7 @@ def _read_archive(path: Path) -> tuple[Any, bytes, str | None]:
             config = json.loads(z.read("config.json").decode("utf-8"))
             weights = z.read("model.weights.h5")
             meta = json.loads(z.read("metadata.json").decode("utf-8")) if "metadata.json" in entries else {}
-    except (
-        zipfile.BadZipFile,
-        zlib.error,
-        EOFError,
-        OSError,
-        UnicodeDecodeError,
-        NotImplementedError,
-        RuntimeError,
-    ) as e:
+    except ARCHIVE_ERRORS as e:
         raise FormatError(f"{path.name} is not a readable .keras archive (truncated or damaged?): {e}") from None
     except json.JSONDecodeError as e:
         raise FormatError(f"{path.name}: config.json or metadata.json is not valid JSON ({e})") from None
@@ -152,57 +155,64 @@ def _read_archive(path: Path) -> tuple[Any, bytes, str | None]:
 Fetch = Callable[[int, dict[str, Any], str], list[np.ndarray]]  # (position, layer entry, sub-path) -> variables
 
 
-def _entries(config: Any, name: str) -> list[dict[str, Any]]:
-    """The layer entries of a Sequential model or of a Functional one that is a plain chain."""
-    if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
+def _entries(config: Any, name: str) -> list[tuple[int, dict[str, Any]]]:
+    """(position, entry) of the layers of a Sequential model, or of a Functional one that is a plain chain."""
+    if not isinstance(config, dict):
         raise FormatError(f"{name}: the model config is not a Keras model description")
-    cls, body = config.get("class_name"), config["config"]
+    cls, body = config.get("class_name"), config.get("config")
     if cls not in ("Sequential", "Functional", "Model"):
         raise FormatError(
             f"{name}: the model is a {cls}; gatescope reads Sequential and Functional models "
             "(rebuild a subclassed model as keras.Sequential([...]) and save that)"
         )
-    entries = body.get("layers")
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+    entries = body if isinstance(body, list) else (body or {}).get("layers")  # Keras < 2.2: a bare list
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
         raise FormatError(f"{name}: the model config lists no layers")
-    if cls != "Sequential":
-        _check_chain(entries, body, name)
-    return entries
+    if cls == "Sequential":
+        return list(enumerate(entries))
+    return _chain(entries, body if isinstance(body, dict) else {}, name)
 
 
 def _layer_name(e: dict[str, Any]) -> str:
     return str(e.get("name") or (e.get("config") or {}).get("name") or e.get("class_name"))
 
 
-def _sources(node: Any) -> set[tuple[str, int]]:
-    """(layer, output index) of every tensor a Keras 3 or Keras 2 inbound-node record mentions."""
+def _sources(node: Any, masks: bool = False, in_mask: bool = False) -> set[tuple[str, int]]:
+    """(layer, output index) of the tensors a Keras 3 or Keras 2 inbound-node record takes as data
+    (or, with ``masks``, as its ``mask=`` argument)."""
     if isinstance(node, dict):
         h = node.get("keras_history")
         if isinstance(h, list) and len(h) >= 3:
-            return {(str(h[0]), int(h[2]))}
-        return set().union(*(_sources(v) for v in node.values()))
+            return {(str(h[0]), int(h[2]))} if in_mask == masks else set()
+        return set().union(*(_sources(v, masks, in_mask or k == "mask") for k, v in node.items()))
     if isinstance(node, list):
         if len(node) >= 3 and isinstance(node[0], str) and isinstance(node[1], int) and isinstance(node[2], int):
-            return {(node[0], node[2])}  # Keras 2: [layer, node index, tensor index, kwargs]
-        return set().union(*(_sources(v) for v in node))
+            return {(node[0], node[2])} if in_mask == masks else set()  # Keras 2: [layer, node, tensor, kwargs]
+        return set().union(*(_sources(v, masks, in_mask) for v in node))
     return set()
 
 
-def _check_chain(entries: list[dict[str, Any]], body: dict[str, Any], name: str) -> None:
-    """Each layer must take the previous one's (first) output and nothing else: no branches, one input and output."""
-    names = [_layer_name(e) for e in entries]
-    for prev, e, this in zip(names, entries[1:], names[1:]):
-        srcs = _sources(e.get("inbound_nodes", []))
-        if srcs != {(prev, 0)}:
-            shown = ", ".join(sorted(s for s, _ in srcs)) or "nothing"
+def _chain(entries: list[dict[str, Any]], body: dict[str, Any], name: str) -> list[tuple[int, dict[str, Any]]]:
+    """The Functional model's layers if each takes the previous one's output and nothing else.
+
+    Operations that only compute a mask (Keras 3 records Embedding(mask_zero=True)'s ``not_equal``)
+    are left out: the mask only matters for token 0, the padding."""
+    data = [_sources(e.get("inbound_nodes", [])) for e in entries]
+    masks = {s for e in entries for s, _ in _sources(e.get("inbound_nodes", []), masks=True)}
+    used = {s for srcs in data for s, _ in srcs}
+    kept = [(pos, e) for pos, e in enumerate(entries) if _layer_name(e) not in masks - used]
+    names = [_layer_name(e) for _, e in kept]
+    for prev, (pos, _), this in zip(names, kept[1:], names[1:]):
+        if data[pos] != {(prev, 0)}:
+            shown = ", ".join(sorted(s for s, _ in data[pos])) or "nothing"
             raise FormatError(
                 f"{name}: layer {this!r} takes its input from {shown}; gatescope reads a plain chain "
                 "of layers, each taking the previous one's output (no branches, one input and one output)"
             )
-    if _sources(body.get("input_layers", [])) - {(names[0], 0)} or _sources(body.get("output_layers", [])) != {
-        (names[-1], 0)
-    }:
+    ins, outs = _sources(body.get("input_layers", [])), _sources(body.get("output_layers", []))
+    if ins - {(names[0], 0)} or outs != {(names[-1], 0)}:
         raise FormatError(f"{name}: the model has several inputs or outputs; gatescope reads a plain chain of layers")
+    return kept
 
 
 def _activation(v: Any) -> str:
@@ -214,7 +224,7 @@ def _activation(v: Any) -> str:
 def _from_config(config: Any, fetch: Fetch, name: str) -> list[Layer]:
     """The layers that matter, in order, with their variables; a FormatError for anything gatescope cannot run."""
     out: list[Layer] = []
-    for pos, e in enumerate(_entries(config, name)):
+    for pos, e in _entries(config, name):
         cls, cfg, lname = e.get("class_name"), e.get("config") or {}, _layer_name(e)
         if cls in SKIPPED:
             continue
@@ -270,7 +280,7 @@ def _v3_fetch(f: Any, config: Any, name: str) -> Fetch:
     """Variables of a layer of a .keras archive: at layers/<class in snake case>[_<n>], n counting per class."""
 
     def fetch(pos: int, e: dict[str, Any], sub: str) -> list[np.ndarray]:
-        entries = config["config"]["layers"]
+        entries = config["config"]["layers"]  # all of them: the numbering counts every layer
         base = _snake(str(e.get("class_name")))
         n = sum(_snake(str(o.get("class_name"))) == base for o in entries[:pos])
         where = f"layers/{base}" + (f"_{n}" if n else "") + (f"/{sub}" if sub else "")
@@ -301,8 +311,8 @@ def _from_tree(top: Any, name: str) -> list[Layer]:
     found: list[tuple[int, int, Layer]] = []
     for gname in top:
         g = top[gname]
-        m = re.fullmatch(r"(.+?)(?:_(\d+))?", gname)
-        cls, n = m[1], int(m[2] or 0)  # type: ignore[index]
+        m = re.fullmatch(r"(.+?)(?:_(\d+))?", gname)  # class in snake case, and its number
+        cls, n = (m[1], int(m[2] or 0)) if m else (gname, 0)
         if "forward_layer" in g or cls == "bidirectional":
             raise FormatError(f"{name}: layer {gname!r} is Bidirectional; gatescope runs one direction")
         kind = TREE_KINDS.get(cls)
@@ -348,7 +358,7 @@ def _recurrent(L: Layer, name: str) -> tuple[dict[str, np.ndarray], bool]:
     if W.ndim != 2 or U.shape != (H, G * H) or W.shape[1] != G * H or H == 0:
         raise FormatError(
             f"{name}: {what} has kernel {W.shape} and recurrent_kernel {U.shape}; "
-            f"a {L.kind.upper()} needs (D, {G}H) and (H, {G}H)"
+            f"{ARTICLE[L.kind]} needs (D, {G}H) and (H, {G}H)"
         )
     b = as_float(f"{L.name} bias", L.weights[2]) if len(L.weights) == 3 else None
     reset_after = False
@@ -359,8 +369,8 @@ def _recurrent(L: Layer, name: str) -> tuple[dict[str, np.ndarray], bool]:
                 "give the whole model as .keras"
             )
         reset_after = b.shape == (2, G * H) if b is not None else bool(L.reset_after)
-        if L.reset_after is not None and reset_after != L.reset_after:
-            raise FormatError(f"{name}: {what} says reset_after={L.reset_after} but its bias has shape {b.shape}")  # type: ignore[union-attr]
+        if b is not None and L.reset_after is not None and reset_after != L.reset_after:
+            raise FormatError(f"{name}: {what} says reset_after={L.reset_after} but its bias has shape {b.shape}")
     bias_shape = (2, G * H) if reset_after else (G * H,)
     if b is not None and b.shape != bias_shape:
         raise FormatError(f"{name}: {what} has bias {b.shape}, expected {bias_shape}")
@@ -434,9 +444,7 @@ def _build(layers: list[Layer], name: str, vocab: dict[str, Any] | None, source:
     for L in rec[1:]:
         if L.weights[1].shape[0] != H:
             units = L.weights[1].shape[0]
-            raise FormatError(
-                f"{name}: layer {L.name!r} has {units} units, the first {H}; gatescope stacks equal sizes"
-            )
+            raise FormatError(f"{name}: layer {L.name!r} has {units} units, layer 0 has {H}; they must be equal")
     if len(flags) > 1:
         raise FormatError(f"{name}: the GRU layers mix reset_after=True and False; gatescope runs one form")
     spec: dict[str, Any] = dict(cell=kinds[0], input_size=D, hidden_size=H, num_layers=len(rec))

@@ -57,5 +57,5 @@ def from_parts(tensors: dict[str, np.ndarray], meta_json: str, name: str) -> Net
     dtype = dtypes.pop().type if len(dtypes) == 1 else np.float32
     try:
         return Network(spec, tensors, dtype if issubclass(dtype, np.floating) else np.float32)
-    except ValueError as e:
+    except (ValueError, TypeError) as e:
         raise FormatError(f"{name}: {e}") from None

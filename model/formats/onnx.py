@@ -24,7 +24,10 @@ data-moving ops only (Squeeze, Reshape, Transpose, ...). Weights must be constan
 load_external_data=False, and no graph code is ever run. The importer refuses, with
 a message, what gatescope's cells cannot run as written: reverse or bidirectional
 layers, non-default activations, clip, input_forget=1, a non-zero constant initial
-state, layers of mixed types or sizes, computed weights.
+state, layers of mixed types or sizes, computed weights. ``layout`` (batch-major X)
+and ``sequence_lens`` (padding) leave the weights as they are and are ignored. A head
+the file applies to the final state (Y_h) only is applied at every step, and said so
+in the spec's meta.
 """
 
 from __future__ import annotations
@@ -82,7 +85,7 @@ class _Graph:
 
         self.name = name
         self.nodes = list(graph.node)
-        self._helper, self._to_array = helper, numpy_helper.to_array
+        self._helper, self.to_array = helper, numpy_helper.to_array
         self.tensors = {t.name: t for t in graph.initializer}
         self.inputs = {i.name for i in graph.input} - set(self.tensors)  # runtime inputs only
         self.producer: dict[str, int] = {}
@@ -132,25 +135,33 @@ class _Graph:
     def const(self, name: str) -> np.ndarray | None:
         """The value of a constant (initializer or Constant node), or None when it is computed or an input."""
         if name not in self._cache:
-            value = None
-            if name in self.tensors:
-                value = self._to_array(self.tensors[name])
-            elif name in self.producer and self.nodes[self.producer[name]].domain in ONNX_DOMAINS:
-                j = self.producer[name]
-                if self.nodes[j].op_type == "Identity":
-                    value = self.const(self.nodes[j].input[0])
-                elif self.nodes[j].op_type == "Constant":
-                    a = self.attrs(j)
-                    for key in ("value", "value_float", "value_floats", "value_int", "value_ints"):
-                        if key in a:
-                            value = self._to_array(a[key]) if key == "value" else np.asarray(a[key])
-            self._cache[name] = value
+            try:
+                self._cache[name] = self._value(name)
+            except Exception as e:  # a damaged tensor: unknown element type, data of the wrong size
+                raise FormatError(f"{self.name}: tensor {name!r} cannot be read ({_first_line(e)})") from None
         return self._cache[name]
+
+    def _value(self, name: str) -> np.ndarray | None:
+        if name in self.tensors:
+            return self.to_array(self.tensors[name])
+        j = self.producer.get(name)
+        if j is None or self.nodes[j].domain not in ONNX_DOMAINS:
+            return None
+        if self.nodes[j].op_type == "Identity":
+            return self.const(self.nodes[j].input[0])
+        if self.nodes[j].op_type == "Constant":
+            a = self.attrs(j)
+            for key in ("value", "value_float", "value_floats", "value_int", "value_ints"):
+                if key in a:
+                    return self.to_array(a[key]) if key == "value" else np.asarray(a[key])
+        return None
 
     def source(self, name: str) -> tuple[str, int | None]:
         """Where a tensor comes from, looking through data-moving ops: (name, producing node or None)."""
-        while name in self.producer:
-            j = self.producer[name]
+        for _ in range(len(self.nodes)):  # at most one step a node: a damaged file may hold a cycle
+            j = self.producer.get(name)
+            if j is None:
+                break
             node = self.nodes[j]
             if node.op_type not in MOVES or node.domain not in ONNX_DOMAINS:
                 return name, j
@@ -171,8 +182,14 @@ def _convert(m: Any, name: str, vocab: dict[str, Any] | None) -> Network:
     g = _Graph(m.graph, name)
     chain = [j for j, n in enumerate(g.nodes) if n.op_type in RECURRENT and n.domain in ONNX_DOMAINS]
     if not chain:
-        loops = sorted({n.op_type for n in g.nodes if n.op_type in ("Loop", "Scan")})
+        used = {n.op_type for n in g.nodes}
+        loops = sorted(used & {"Loop", "Scan"})
         hint = f"; a recurrence written as a {' / '.join(loops)} is not supported" if loops else ""
+        if not loops and used & {"Tanh", "Sigmoid"}:
+            hint = (
+                "; a recurrence unrolled into separate ops cannot be read (torch.onnx.export(dynamo=True) "
+                "unrolls nn.RNN: export it with dynamo=False)"
+            )
         raise FormatError(f"{name}: no LSTM, GRU or RNN node in the graph{hint}")
     ops = sorted({g.nodes[j].op_type for j in chain})
     if len(ops) > 1:
@@ -325,19 +342,24 @@ def _layer(g: _Graph, j: int) -> _Layer:
 
 
 def _starts_at_zero(g: _Graph, name: str) -> bool:
-    """An initial state is fine when it is a runtime input or provably zero (a constant, Expand or ConstantOfShape)."""
-    if name in g.inputs:
-        return True
-    value = g.const(name)
-    if value is None and name in g.producer:
-        j = g.producer[name]
-        node = g.nodes[j]
-        if node.op_type == "Expand" and node.domain in ONNX_DOMAINS:
-            value = g.const(node.input[0])
-        elif node.op_type == "ConstantOfShape" and node.domain in ONNX_DOMAINS:
-            value = g.attrs(j).get("value")
-            value = np.zeros(1) if value is None else g._to_array(value)
-    return value is not None and not np.any(value)
+    """An initial state is fine when it is a runtime input or provably zero: a zero constant, perhaps
+    expanded, tiled or reshaped, or a ConstantOfShape of zero (as PyTorch and tf2onnx write it)."""
+    for _ in range(len(g.nodes) + 1):
+        if name in g.inputs:
+            return True
+        value = g.const(name)
+        if value is not None:
+            return not np.any(value)
+        j = g.producer.get(name)
+        if j is None or g.nodes[j].domain not in ONNX_DOMAINS:
+            return False
+        if g.nodes[j].op_type == "ConstantOfShape":
+            fill = g.attrs(j).get("value")
+            return fill is None or not np.any(g.to_array(fill))
+        if g.nodes[j].op_type not in MOVES | {"Expand", "Tile"}:
+            return False
+        name = g.nodes[j].input[0]
+    return False
 
 
 def _embedding(g: _Graph, first: int, D: int) -> np.ndarray | None:
@@ -370,15 +392,17 @@ def _head(g: _Graph, last: int, H: int) -> tuple[np.ndarray, np.ndarray, bool] |
     return found[0] if found else None
 
 
-def _heads_from(g: _Graph, name: str, H: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def _heads_from(g: _Graph, name: str, H: int, seen: set[int] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """Linear heads reading ``name``, looking through data-moving ops."""
     heads = []
+    seen = set() if seen is None else seen
     for j in g.consumers.get(name, []):
         node = g.nodes[j]
-        if node.domain not in ONNX_DOMAINS or node.input[0] != name:
+        if node.domain not in ONNX_DOMAINS or node.input[0] != name or j in seen:
             continue
+        seen.add(j)
         if node.op_type in MOVES:
-            heads += _heads_from(g, node.output[0], H)
+            heads += _heads_from(g, node.output[0], H, seen)
             continue
         where = f"{g.name}: the head {g.label(j)}"
         a = g.attrs(j)
@@ -386,7 +410,7 @@ def _heads_from(g: _Graph, name: str, H: int) -> list[tuple[np.ndarray, np.ndarr
             W = g.const(node.input[1])
             if W is None:
                 continue
-            b, bias_name = None, node.output[0]
+            b, bias_name = None, ""
             users = g.consumers.get(node.output[0], [])
             if len(users) == 1 and g.nodes[users[0]].op_type == "Add":
                 add = g.nodes[users[0]]
