@@ -293,7 +293,7 @@ def _layer(g: _Graph, j: int) -> _Layer:
                 "stored as initializers or Constant nodes (export with constant folding, e.g. "
                 "torch.onnx.export(..., do_constant_folding=True))"
             )
-        return as_float(f"{what} of {g.label(j)}", value)
+        return as_float(f"{node.input[idx]} ({what} of {g.label(j)})", value, g.name)
 
     G = len(BLOCKS[op])
     W, R = weight(1, "W"), weight(2, "R")
@@ -380,7 +380,7 @@ def _embedding(g: _Graph, first: int, D: int) -> np.ndarray | None:
         )
     if table.shape[1] != D:
         raise FormatError(f"{where}: its embedding has shape {table.shape}, the layer takes inputs of size {D}")
-    return as_float(f"embedding {gather.input[0]}", table)
+    return as_float(f"{gather.input[0]} (the embedding)", table, g.name)
 
 
 def _head(g: _Graph, last: int, H: int) -> tuple[np.ndarray, np.ndarray, bool] | None:
@@ -433,11 +433,11 @@ def _heads_from(g: _Graph, name: str, H: int, seen: set[int] | None = None) -> l
                 b = b * a.get("beta", 1.0)
         else:
             continue
-        W = as_float(f"head weight of {g.label(j)}", W)
+        W = as_float(f"{node.input[1]} (the head's weight)", W, g.name)
         if W.ndim != 2 or W.shape[0] != H:
             raise FormatError(f"{where} has a weight of shape {W.shape}, expected ({H}, V)")
         V = W.shape[1]
-        b = np.zeros(V, np.float32) if b is None else as_float(f"head bias {bias_name}", b)
+        b = np.zeros(V, np.float32) if b is None else as_float(f"{bias_name} (the head's bias)", b, g.name)
         if b.size == 1:
             b = np.full(V, b.item(), np.float32)
         if b.size != V:
