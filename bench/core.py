@@ -8,6 +8,10 @@ fused ``nn.LSTM`` (records nothing but h), and a PyTorch step loop that records 
 same six gates. It prints medians and the ratios gatescope / baseline (lower is
 faster). Without torch it prints gatescope's own times only.
 
+A last column runs gatescope with BLAS's own thread choice per step
+(``model.threads.STEP_THREADS = None``) instead of the default single thread, to show
+what the default gives up on a quiet machine and saves on a busy one.
+
 Targets (issue 2): ≤ 0.8× fused nn.LSTM at every shape; ≤ 0.25× the PyTorch loop at
 H = 128 and ≤ 0.35× at H ≥ 256.
 """
@@ -28,7 +32,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from model import Network, Spec  # noqa: E402
+from model import Network, Spec, threads  # noqa: E402
 
 try:
     import torch
@@ -80,6 +84,15 @@ def torch_gate_loop(x, Wih, Whh, b):
     return rec
 
 
+def all_threads(net: Network, x: np.ndarray) -> None:
+    """A trace with BLAS's own thread count per step (model.threads.STEP_THREADS = None)."""
+    threads.STEP_THREADS = None
+    try:
+        net.trace(x)
+    finally:
+        threads.STEP_THREADS = 1
+
+
 def timed(fn) -> float:
     t0 = time.perf_counter()
     fn()
@@ -97,13 +110,13 @@ def main() -> None:
         print("torch is not installed: gatescope's times only (pip install torch for the ratios)")
     print(f"medians of {args.repeats} interleaved runs, one LSTM layer, batch 1\n")
     head = f"{'T':>5} {'D':>4} {'H':>4} | {'gatescope':>10} {'nn.LSTM':>10} {'torch loop':>10}"
-    head += f" | {'/fused':>7} {'/loop':>7}"
+    head += f" | {'/fused':>7} {'/loop':>7} | {'all BLAS threads':>16} {'/fused':>7}"
     print(head)
     print("-" * len(head))
     for T, D, H in SHAPES:
         net = random_lstm(D, H)
         x = np.random.default_rng(1).standard_normal((T, D)).astype(np.float32)
-        runs = {"gatescope": lambda net=net, x=x: net.trace(x)}
+        runs = {"gatescope": lambda net=net, x=x: net.trace(x), "all threads": lambda net=net, x=x: all_threads(net, x)}
         if torch is not None:
             lstm, (Wih, Whh, b) = torch_modules(net)
             xt = torch.from_numpy(x)
@@ -117,11 +130,12 @@ def main() -> None:
                 times[k].append(timed(fn))
         med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
         if torch is None:
-            print(f"{T:>5} {D:>4} {H:>4} | {med['gatescope']:>8.2f}ms")
+            print(f"{T:>5} {D:>4} {H:>4} | {med['gatescope']:>8.2f}ms | all BLAS threads {med['all threads']:>8.2f}ms")
             continue
         print(
             f"{T:>5} {D:>4} {H:>4} | {med['gatescope']:>8.2f}ms {med['fused']:>8.2f}ms {med['loop']:>8.2f}ms"
             f" | {med['gatescope'] / med['fused']:>6.2f}x {med['gatescope'] / med['loop']:>6.2f}x"
+            f" | {med['all threads']:>14.2f}ms {med['all threads'] / med['fused']:>6.2f}x"
         )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from . import threads
 from .cells import GATES
 from .formats import FormatError, load_file
 from .formats.native import save
@@ -46,4 +47,15 @@ def load(source: str | Path, vocab: str | Path | list[str] | None = None) -> Net
     return load_file(path, vocab)
 
 
-__all__ = ["GATES", "FormatError", "Network", "Spec", "Trace", "UnknownTokenError", "available", "load", "save"]
+__all__ = [
+    "GATES",
+    "FormatError",
+    "Network",
+    "Spec",
+    "Trace",
+    "UnknownTokenError",
+    "available",
+    "load",
+    "save",
+    "threads",
+]

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .cells import GATES, PARAMS, Cell, State, make_cell
+from .threads import step_threads
 from .tokenizer import Tokenizer
 from .trace import Trace
 
@@ -183,6 +184,10 @@ class Network:
     # Running ----------------------------------------------------------------------
     def trace(self, x: str | np.ndarray, state: list[State] | None = None, probs: bool = True) -> Trace:
         """Run the network over ``x`` (text, or a (T, D) array) from ``state`` and record every gate."""
+        with step_threads():
+            return self._trace(x, state, probs)
+
+    def _trace(self, x: str | np.ndarray, state: list[State] | None, probs: bool) -> Trace:
         unknown: list[int] = []
         first = self.cells[0]
         if isinstance(x, str):

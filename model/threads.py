@@ -1,0 +1,53 @@
+"""BLAS threads for a trace: one, whatever the machine.
+
+Each step of a recurrence makes one small mat-vec (h @ U). Split across BLAS threads,
+every step waits for every thread; on a machine whose other cores are busy (a browser
+drawing the page, another request, another program) one descheduled thread stalls the
+step for a scheduler tick, and a 1,000-step trace took 8 s instead of 70 ms in
+bench/core.py. Worse, BLAS threads woken by one large product (the input projection)
+spin for a while afterwards and take the core the recurrence needs. So the whole trace
+runs on one BLAS thread: the mat-vec runs from cache at memory speed and never waits.
+
+The limit is process-wide while any recurrence runs (threadpoolctl sets the BLAS
+library's thread count); a counter keeps overlapping traces from restoring it early.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+#: BLAS threads for the per-step mat-vec; None leaves the library's own choice.
+STEP_THREADS: int | None = 1
+
+_lock = threading.Lock()
+_active = 0
+_controller: Any = None
+_saved: Any = None
+
+
+@contextmanager
+def step_threads() -> Iterator[None]:
+    """Run the enclosed recurrence with ``STEP_THREADS`` BLAS threads."""
+    global _active, _controller, _saved
+    if STEP_THREADS is None:
+        yield
+        return
+    with _lock:
+        if _active == 0:
+            if _controller is None:
+                from threadpoolctl import ThreadpoolController
+
+                _controller = ThreadpoolController()
+            _saved = _controller.limit(limits=STEP_THREADS, user_api="blas")
+        _active += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _active -= 1
+            if _active == 0:
+                _saved.restore_original_limits()
+                _saved = None
