@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from ..network import Network, Spec
+
 
 class FormatError(ValueError):
     """A file is not what it claims, or holds a model gatescope cannot run; the message says which."""
@@ -108,3 +110,37 @@ def find_vocab(path: Path) -> Path | None:
         if cand.is_file():
             return cand
     return None
+
+
+def assemble(
+    name: str,
+    spec: dict[str, Any],
+    params: dict[str, np.ndarray],
+    source: dict[str, Any],
+    vocab: dict[str, Any] | None = None,
+    embedding: np.ndarray | None = None,
+    head: tuple[np.ndarray, np.ndarray] | None = None,
+    embedding_kind: str = "embedding",
+) -> Network:
+    """The Network an importer found: layer weights, then the optional embedding, vocabulary and head."""
+    if embedding is not None:
+        V = embedding.shape[0]
+        if vocab is None:
+            raise FormatError(
+                f"{name}: it has an {embedding_kind} of {V} tokens; give its vocabulary "
+                f"(a JSON list of {V} tokens) as <name>.vocab.json beside it or as vocab="
+            )
+        if len(vocab["vocab"]) != V:
+            n = len(vocab["vocab"])
+            raise FormatError(f"{name}: the vocabulary lists {n} tokens, the {embedding_kind} has {V} rows")
+        params["embedding"], spec["embedding"] = embedding, True
+    if vocab is not None:
+        spec.update(vocab)
+    if head is not None:
+        params["head.W"], params["head.b"] = head
+        spec["output_size"] = head[1].shape[0]
+    spec["meta"] = {"source": source}
+    try:
+        return Network(Spec(**spec), params)
+    except ValueError as e:
+        raise FormatError(f"{name}: {e}") from None

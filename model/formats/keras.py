@@ -46,8 +46,8 @@ from typing import Any
 
 import numpy as np
 
-from ..network import Network, Spec
-from .common import FormatError, as_float, sniff
+from ..network import Network
+from .common import FormatError, as_float, assemble, sniff
 
 #: Keras class → gatescope cell, and the gate blocks of each.
 RECURRENT = {"LSTM": "lstm", "GRU": "gru", "SimpleRNN": "rnn"}
@@ -449,23 +449,13 @@ def _build(layers: list[Layer], name: str, vocab: dict[str, Any] | None, source:
         raise FormatError(f"{name}: the GRU layers mix reset_after=True and False; gatescope runs one form")
     spec: dict[str, Any] = dict(cell=kinds[0], input_size=D, hidden_size=H, num_layers=len(rec))
     spec["reset_after"] = flags.pop()
+    E = None
     if embedding is not None:
         shapes = [w.shape for w in embedding.weights]
         if len(shapes) != 1 or len(shapes[0]) != 2 or shapes[0][1] != D:
             raise FormatError(f"{name}: Embedding {embedding.name!r} has variables {shapes}, expected one (V, {D})")
         E = as_float(f"{embedding.name} embeddings", embedding.weights[0])
-        if vocab is None:
-            raise FormatError(
-                f"{name}: it has an Embedding of {E.shape[0]} tokens; give its vocabulary (a JSON list of "
-                f"{E.shape[0]} tokens) as <name>.vocab.json beside it or as vocab="
-            )
-        if len(vocab["vocab"]) != E.shape[0]:
-            raise FormatError(
-                f"{name}: the vocabulary lists {len(vocab['vocab'])} tokens, the Embedding has {E.shape[0]}"
-            )
-        params["embedding"], spec["embedding"] = E, True
-    if vocab is not None:
-        spec.update(vocab)
+    dense = None
     if head is not None:
         shapes = [w.shape for w in head.weights]
         V = shapes[0][-1] if shapes and shapes[0] else 0
@@ -475,9 +465,5 @@ def _build(layers: list[Layer], name: str, vocab: dict[str, Any] | None, source:
             )
         Wd = as_float(f"{head.name} kernel", head.weights[0])
         bd = as_float(f"{head.name} bias", head.weights[1]) if len(shapes) == 2 else np.zeros(V, np.float32)
-        params["head.W"], params["head.b"], spec["output_size"] = Wd, bd, V
-    spec["meta"] = {"source": source}
-    try:
-        return Network(Spec(**spec), params)
-    except ValueError as e:
-        raise FormatError(f"{name}: {e}") from None
+        dense = (Wd, bd)
+    return assemble(name, spec, params, source, vocab, E, dense, "Embedding")

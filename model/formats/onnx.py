@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from ..network import Network, Spec
-from .common import FormatError, as_float
+from ..network import Network
+from .common import FormatError, as_float, assemble
 
 RECURRENT = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn"}
 #: Gate blocks of W, R and B in ONNX's order, named as gatescope names them.
@@ -235,35 +235,13 @@ def _convert(m: Any, name: str, vocab: dict[str, Any] | None) -> Network:
     spec: dict[str, Any] = dict(
         cell=cell, input_size=D, hidden_size=H, num_layers=len(layers), reset_after=reset_after.pop()
     )
-    if embedding is not None:
-        if vocab is None:
-            raise FormatError(
-                f"{name}: it has an embedding of {embedding.shape[0]} tokens; give its vocabulary "
-                f"(a JSON list of {embedding.shape[0]} tokens) as <name>.vocab.json beside it or as vocab="
-            )
-        if len(vocab["vocab"]) != embedding.shape[0]:
-            raise FormatError(
-                f"{name}: the vocabulary lists {len(vocab['vocab'])} tokens, "
-                f"the embedding has {embedding.shape[0]} rows"
-            )
-        params["embedding"] = embedding
-        spec["embedding"] = True
-    if vocab is not None:
-        spec.update(vocab)
     source: dict[str, Any] = {"format": "onnx", "file": name}
     producer = f"{m.producer_name} {m.producer_version}".strip()
     if producer:
         source["producer"] = producer
-    if head is not None:
-        params["head.W"], params["head.b"], on_final = head
-        spec["output_size"] = params["head.b"].shape[0]
-        if on_final:
-            source["head"] = "the file applies its head to the final hidden state only; gatescope to every step"
-    spec["meta"] = {"source": source}
-    try:
-        return Network(Spec(**spec), params)
-    except ValueError as e:
-        raise FormatError(f"{name}: {e}") from None
+    if head is not None and head[2]:
+        source["head"] = "the file applies its head to the final hidden state only; gatescope to every step"
+    return assemble(name, spec, params, source, vocab, embedding, head[:2] if head else None)
 
 
 def _layer(g: _Graph, j: int) -> _Layer:

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from ..network import Network, Spec
-from .common import FormatError, as_float
+from ..network import Network
+from .common import FormatError, as_float, assemble
 
 RNN_KEY = re.compile(
     r"^(?P<prefix>(?:.*\.)?)(?P<kind>weight|bias)_(?P<mat>ih|hh|hr)_l(?P<layer>\d+)(?P<rev>_reverse)?$"
@@ -129,27 +129,8 @@ def from_state_dict(tensors: dict[str, np.ndarray], name: str, vocab: dict[str, 
     rest = {k: v for k, v in tensors.items() if not RNN_KEY.match(k)}
     embedding, head = _embedding_and_head(rest, D, H, name)
     spec: dict[str, Any] = dict(cell=cell, input_size=D, hidden_size=H, num_layers=L, reset_after=cell == "gru")
-    if embedding is not None:
-        if vocab is None:
-            raise FormatError(
-                f"{name}: it has an nn.Embedding of {embedding.shape[0]} tokens; give its vocabulary "
-                f"(a JSON list of {embedding.shape[0]} tokens) as <name>.vocab.json beside it or as vocab="
-            )
-        if len(vocab["vocab"]) != embedding.shape[0]:
-            n, rows = len(vocab["vocab"]), embedding.shape[0]
-            raise FormatError(f"{name}: the vocabulary lists {n} tokens, the embedding has {rows} rows")
-        params["embedding"] = embedding
-        spec["embedding"] = True
-    if vocab is not None:
-        spec.update(vocab)
-    if head is not None:
-        params["head.W"], params["head.b"] = head
-        spec["output_size"] = head[1].shape[0]
-    spec["meta"] = {"source": {"format": "pytorch", "file": name}}
-    try:
-        return Network(Spec(**spec), params)
-    except ValueError as e:
-        raise FormatError(f"{name}: {e}") from None
+    source = {"format": "pytorch", "file": name}
+    return assemble(name, spec, params, source, vocab, embedding, head, "nn.Embedding")
 
 
 def _embedding_and_head(
