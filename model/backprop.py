@@ -1,0 +1,223 @@
+"""Backpropagation through time for every cell of ``cells.py``, batched, with the
+embedding (or one-hot input) and the output head (linear + softmax cross-entropy).
+
+The forward pass is the same mathematics as ``cells.py`` (colah 2015; Gers &
+Schmidhuber 2000 for peepholes; Cho et al. 2014 for the GRU, both reset conventions),
+written for a batch (B rows) and keeping what the backward pass needs. The backward
+pass runs ``for t in reversed(range(T))`` with one comment per line saying what it
+backpropagates through (min-char-rnn's ``lossFun``).
+
+Weights are a network's own flat dict (``layers.<k>.W_f`` (D, H), ``U_f`` (H, H),
+``b_f`` (H,), ...); gradients come back under the same names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .cells import PARAMS
+from .network import Spec
+
+#: Gates whose activation is a sigmoid; the rest (the candidates) are tanh.
+SIGMOID = {"f", "i", "o", "z", "r"}
+
+
+def _gates(spec: Spec) -> tuple[str, ...]:
+    """The affine gates of the cell, in PARAMS order: f, i, c, o / f, c, o / z, r, h / h."""
+    key = "gru_reset_after" if spec.cell == "gru" and spec.reset_after else spec.cell
+    return tuple(n[2:] for n in PARAMS[key] if n.startswith("W_"))
+
+
+def _sigmoid(a: np.ndarray) -> np.ndarray:
+    return 0.5 * np.tanh(0.5 * a) + 0.5
+
+
+def loss_and_grads(
+    spec: Spec,
+    params: dict[str, np.ndarray],
+    x: np.ndarray,
+    y: np.ndarray,
+    mask: np.ndarray,
+    state: list[tuple[np.ndarray, np.ndarray | None]] | None = None,
+) -> tuple[float, dict[str, np.ndarray], list[tuple[np.ndarray, np.ndarray | None]]]:
+    """Mean masked cross-entropy (nats) of predicting y from x (both (B, T) ids), its gradient, the final state.
+
+    ``state`` holds per layer (h (B, H), c (B, H) or None); None starts from zeros.
+    """
+    B, T = x.shape
+    H, L = spec.hidden_size, spec.num_layers
+    dtype = params["head.W"].dtype
+    if state is None:
+        zeros = np.zeros((B, H), dtype)
+        state = [(zeros, zeros if spec.cell in ("lstm", "peephole", "coupled") else None) for _ in range(L)]
+    grads = {n: np.zeros_like(a) for n, a in params.items()}
+
+    # Forward ------------------------------------------------------------------------
+    if spec.embedding:
+        inp = params["embedding"][x.T]  # (T, B, D)
+    else:
+        inp = None  # one-hot: layer 0's projection is a row lookup
+    caches, final = [], []
+    for k in range(L):
+        p = {n.split(".", 2)[2]: a for n, a in params.items() if n.startswith(f"layers.{k}.")}
+        if inp is None:
+            xW = {g: p[f"W_{g}"][x.T] + p[f"b_{g}"] for g in _gates(spec)}  # (T, B, H) each
+        else:
+            xW = {g: inp @ p[f"W_{g}"] + p[f"b_{g}"] for g in _gates(spec)}  # (T, B, H) each
+        cache = _forward(spec, p, xW, state[k])
+        caches.append((p, inp, cache))
+        final.append((cache["h"][-1].copy(), cache["c"][-1].copy() if "c" in cache else None))
+        inp = cache["h"][1:]  # (T, B, H)
+    logits = inp @ params["head.W"] + params["head.b"]  # (T, B, V)
+    logits -= logits.max(axis=2, keepdims=True)
+    probs = np.exp(logits)
+    probs /= probs.sum(axis=2, keepdims=True)
+    m = mask.T.astype(dtype)  # (T, B)
+    n = max(float(m.sum()), 1.0)
+    picked = np.take_along_axis(probs, y.T[..., None], axis=2)[..., 0]  # (T, B)
+    loss = float(-(np.log(np.maximum(picked, 1e-30)) * m).sum() / n)
+
+    # Backward -----------------------------------------------------------------------
+    dlogits = probs  # (T, B, V): softmax cross-entropy: p - onehot(y), weighted by the mask
+    np.put_along_axis(dlogits, y.T[..., None], picked[..., None] - 1, axis=2)
+    dlogits *= (m / n)[..., None]
+    grads["head.W"] += np.einsum("tbh,tbv->hv", inp, dlogits)
+    grads["head.b"] += dlogits.sum(axis=(0, 1))
+    dh_seq = dlogits @ params["head.W"].T  # (T, B, H) into the top layer's h
+    for k in reversed(range(L)):
+        p, lower, cache = caches[k]
+        dxW = _backward(spec, p, cache, dh_seq, grads, f"layers.{k}.")
+        for g, da in dxW.items():
+            grads[f"layers.{k}.b_{g}"] += da.sum(axis=(0, 1))
+            if lower is None:  # one-hot input: row lookups of W
+                np.add.at(grads[f"layers.{k}.W_{g}"], x.T.ravel(), da.reshape(-1, H))
+            else:
+                grads[f"layers.{k}.W_{g}"] += np.einsum("tbd,tbh->dh", lower, da)
+        if lower is not None:
+            dinp = sum(da @ p[f"W_{g}"].T for g, da in dxW.items())  # (T, B, D)
+            if k > 0:
+                dh_seq = dinp
+            else:
+                np.add.at(grads["embedding"], x.T.ravel(), dinp.reshape(-1, dinp.shape[-1]))
+    return loss, grads, final
+
+
+def _forward(spec: Spec, p: dict[str, np.ndarray], xW: dict[str, np.ndarray], state) -> dict[str, Any]:
+    """Run one layer over T steps for a batch; keep every activation (index 0 of h and c is the initial state)."""
+    T, B, H = next(iter(xW.values())).shape
+    h0, c0 = state
+    h = np.empty((T + 1, B, H), h0.dtype)
+    h[0] = h0
+    cache: dict[str, Any] = {"h": h}
+    gates = [g for g in _gates(spec)]
+    act = {g: np.empty((T, B, H), h0.dtype) for g in gates}
+    cache["act"] = act
+    if spec.cell in ("lstm", "peephole", "coupled"):
+        c = np.empty((T + 1, B, H), h0.dtype)
+        c[0] = c0
+        tc = np.empty((T, B, H), h0.dtype)
+        cache.update(c=c, tanh_c=tc)
+        for t in range(T):
+            a = {g: xW[g][t] + h[t] @ p[f"U_{g}"] for g in gates}  # (B, H) pre-activations
+            if spec.cell == "peephole":
+                a["f"] += p["p_f"] * c[t]  # f sees c_prev
+                a["i"] += p["p_i"] * c[t]  # i sees c_prev
+            f = act["f"][t] = _sigmoid(a["f"])
+            g_ = act["c"][t] = np.tanh(a["c"])  # c_tilde
+            if spec.cell == "coupled":
+                i = 1 - f  # the input gate is 1 - f
+            else:
+                i = act["i"][t] = _sigmoid(a["i"])
+            c[t + 1] = f * c[t] + i * g_
+            if spec.cell == "peephole":
+                a["o"] += p["p_o"] * c[t + 1]  # o sees the new c
+            o = act["o"][t] = _sigmoid(a["o"])
+            tc[t] = np.tanh(c[t + 1])
+            h[t + 1] = o * tc[t]
+    elif spec.cell == "gru":
+        q = np.empty((T if spec.reset_after else 0, B, H), h0.dtype)  # U_h h + bU_h, reset after only
+        cache["q"] = q
+        for t in range(T):
+            z = act["z"][t] = _sigmoid(xW["z"][t] + h[t] @ p["U_z"])
+            r = act["r"][t] = _sigmoid(xW["r"][t] + h[t] @ p["U_r"])
+            if spec.reset_after:
+                q[t] = h[t] @ p["U_h"] + p["bU_h"]  # (B, H) reset after the product
+                ht = act["h"][t] = np.tanh(xW["h"][t] + r * q[t])
+            else:
+                ht = act["h"][t] = np.tanh(xW["h"][t] + (r * h[t]) @ p["U_h"])
+            h[t + 1] = (1 - z) * h[t] + z * ht
+    else:  # rnn
+        for t in range(T):
+            h[t + 1] = act["h"][t] = np.tanh(xW["h"][t] + h[t] @ p["U_h"])
+    return cache
+
+
+def _backward(spec: Spec, p, cache, dh_seq, grads, pre: str) -> dict[str, np.ndarray]:
+    """Backpropagate dL/dh (T, B, H) through one layer; add dU (and peepholes, bU_h) to grads; return dL/d(xW)."""
+    h, act = cache["h"], cache["act"]
+    T, B, H = dh_seq.shape
+    gates = list(act)
+    dxW = {g: np.empty((T, B, H), h.dtype) for g in gates}
+    dh_next = np.zeros((B, H), h.dtype)  # from step t+1 into h_t
+    if spec.cell in ("lstm", "peephole", "coupled"):
+        c, tc = cache["c"], cache["tanh_c"]
+        dc_next = np.zeros((B, H), h.dtype)
+        for t in reversed(range(T)):
+            f, g, o = act["f"][t], act["c"][t], act["o"][t]
+            i = 1 - f if spec.cell == "coupled" else act["i"][t]
+            dh = dh_seq[t] + dh_next  # h_t feeds the loss (or the layer above) and step t+1
+            da_o = dh * tc[t] * o * (1 - o)  # through h = o*tanh(c), then o's sigmoid
+            dc = dc_next + dh * o * (1 - tc[t] ** 2)  # through h = o*tanh(c), into c_t
+            if spec.cell == "peephole":
+                dc += da_o * p["p_o"]  # o saw the new c
+                grads[pre + "p_o"] += (da_o * c[t + 1]).sum(0)
+            dxW["o"][t] = da_o
+            if spec.cell == "coupled":
+                da_f = dc * (c[t] - g) * f * (1 - f)  # through c = f*c_prev + (1-f)*c_tilde
+                dxW["c"][t] = dc * (1 - f) * (1 - g**2)  # into c_tilde, then its tanh
+            else:
+                da_f = dc * c[t] * f * (1 - f)  # through f*c_prev, then f's sigmoid
+                da_i = dc * g * i * (1 - i)  # through i*c_tilde, then i's sigmoid
+                dxW["i"][t] = da_i
+                dxW["c"][t] = dc * i * (1 - g**2)  # into c_tilde, then its tanh
+            dxW["f"][t] = da_f
+            dc_next = dc * f  # through f*c_prev into c_{t-1}
+            if spec.cell == "peephole":
+                dc_next += da_f * p["p_f"] + da_i * p["p_i"]  # f and i saw c_prev
+                grads[pre + "p_f"] += (da_f * c[t]).sum(0)
+                grads[pre + "p_i"] += (da_i * c[t]).sum(0)
+            dh_next = sum(dxW[g_][t] @ p[f"U_{g_}"].T for g_ in gates)  # through U into h_{t-1}
+            for g_ in gates:
+                grads[pre + f"U_{g_}"] += h[t].T @ dxW[g_][t]  # (H, H)
+    elif spec.cell == "gru":
+        q = cache["q"]
+        for t in reversed(range(T)):
+            z, r, ht = act["z"][t], act["r"][t], act["h"][t]
+            dh = dh_seq[t] + dh_next  # h_t feeds the loss and step t+1
+            da_z = dh * (ht - h[t]) * z * (1 - z)  # through h = (1-z)*h_prev + z*h_tilde, then z's sigmoid
+            da_h = dh * z * (1 - ht**2)  # into h_tilde, then its tanh
+            dh_prev = dh * (1 - z)  # the kept share of h_prev
+            if spec.reset_after:
+                da_r = da_h * q[t] * r * (1 - r)  # through r*(U_h h + bU_h), then r's sigmoid
+                dq = da_h * r  # into U_h h + bU_h
+                grads[pre + "bU_h"] += dq.sum(0)
+                grads[pre + "U_h"] += h[t].T @ dq
+                dh_prev += dq @ p["U_h"].T  # through U_h into h_prev
+            else:
+                drh = da_h @ p["U_h"].T  # into r*h_prev
+                grads[pre + "U_h"] += (r * h[t]).T @ da_h
+                da_r = drh * h[t] * r * (1 - r)  # through r*h_prev, then r's sigmoid
+                dh_prev += drh * r  # through r*h_prev into h_prev
+            dxW["z"][t], dxW["r"][t], dxW["h"][t] = da_z, da_r, da_h
+            grads[pre + "U_z"] += h[t].T @ da_z
+            grads[pre + "U_r"] += h[t].T @ da_r
+            dh_next = dh_prev + da_z @ p["U_z"].T + da_r @ p["U_r"].T  # through U_z, U_r into h_prev
+    else:  # rnn
+        for t in reversed(range(T)):
+            dh = dh_seq[t] + dh_next
+            da = dxW["h"][t] = dh * (1 - act["h"][t] ** 2)  # through h = tanh(a)
+            grads[pre + "U_h"] += h[t].T @ da
+            dh_next = da @ p["U_h"].T  # through U into h_{t-1}
+    return dxW
