@@ -1,9 +1,11 @@
-"""The ``gatescope`` command."""
+"""The ``gatescope`` command: ``serve`` the page, ``train`` a model."""
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -12,11 +14,69 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="serve the page and the API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    tr = sub.add_parser("train", help="train a model on a task and write it in gatescope's format")
+    tr.add_argument("task", help="code | dyck | recall")
+    tr.add_argument("--cell", default="lstm", help="lstm | peephole | coupled | gru | rnn")
+    tr.add_argument("--gru-reset-after", action="store_true", help="gru: PyTorch's reset-after convention")
+    tr.add_argument("--hidden", type=int, default=128, help="hidden units H")
+    tr.add_argument("--layers", type=int, default=1)
+    tr.add_argument("--embedding", type=int, default=None, help="embedding size (default: one-hot input)")
+    tr.add_argument("--steps", type=int, default=2000)
+    tr.add_argument("--batch", type=int, default=32)
+    tr.add_argument("--bptt", type=int, default=100, help="truncated BPTT length for streams")
+    tr.add_argument("--lr", type=float, default=3e-3)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--eval-every", type=int, default=0)
+    tr.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="a task option, e.g. min_gap=50")
+    tr.add_argument("--out", type=Path, default=None, help="output folder (default runs/<task>-<cell>)")
     args = parser.parse_args(argv)
     if args.command == "serve":
         import uvicorn
 
         uvicorn.run("app.main:app", host=args.host, port=args.port)
+        return 0
+    return _train(args, argv if argv is not None else sys.argv[1:])
+
+
+def _train(args: argparse.Namespace, argv: list[str]) -> int:
+    from model.tasks import get_task
+    from model.train import TrainConfig, train
+
+    options = {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"gatescope train: --option {item!r} is not KEY=VALUE", file=sys.stderr)
+            return 2
+        options[key] = int(value) if value.lstrip("-").isdigit() else value
+    try:
+        task = get_task(args.task, **options)
+        cfg = TrainConfig(
+            cell=args.cell,
+            hidden=args.hidden,
+            layers=args.layers,
+            embedding=args.embedding,
+            reset_after=args.gru_reset_after,
+            steps=args.steps,
+            batch=args.batch,
+            bptt=args.bptt,
+            lr=args.lr,
+            seed=args.seed,
+            eval_every=args.eval_every,
+        )
+        out = args.out or Path("runs") / f"{args.task}-{args.cell}"
+        print(f"training {args.cell} H={args.hidden} x{args.layers} on {task.name} for {args.steps} steps -> {out}")
+
+        def report(step: int, metrics: dict) -> None:
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+            print(f"\nstep {step}: {shown}", file=sys.stderr)
+
+        _, history = train(task, cfg, out, progress=True, on_eval=report, command="gatescope " + shlex.join(argv))
+    except (ValueError, TypeError, OSError) as e:
+        print(f"gatescope train: {e}", file=sys.stderr)
+        return 2
+    final = history["evals"][-1]
+    print(", ".join(f"{k} {v:.4g}" for k, v in final.items()), f"({history['wall_seconds']} s)")
     return 0
 
 

@@ -1,0 +1,207 @@
+"""Training: truncated backpropagation through time with Adam, in NumPy.
+
+    loss, grads = backprop.loss_and_grads(...)        # one batch, state carried for streams
+    grads *= min(1, clip / ||grads||)                  # gradient-norm clipping
+    lr_t = lr * warmup(t) * cosine(t)                  # linear warm-up, cosine decay to lr_min
+    Adam (Kingma & Ba 2015): m = β1 m + (1-β1) g; v = β2 v + (1-β2) g²; w -= lr_t m̂ / (√v̂ + ε)
+
+Initialisation follows PyTorch (uniform ±1/√H), with the forget bias at +1
+(Jozefowicz et al. 2015; for the GRU, colah's z at −1, so h is kept at first),
+which lets gradients reach back over long gaps from the first step.
+Seeded and deterministic: the same config gives the same weights.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .backprop import loss_and_grads
+from .formats.native import save
+from .network import Network, Spec
+from .tasks import Task
+
+
+@dataclass
+class TrainConfig:
+    """How to train: owned by ``train``."""
+
+    cell: str = "lstm"
+    hidden: int = 128  # H
+    layers: int = 1
+    embedding: int | None = None  # embedding size D, or None for one-hot input
+    reset_after: bool = False  # gru convention
+    steps: int = 2000
+    batch: int = 32
+    bptt: int = 100
+    lr: float = 3e-3
+    lr_min: float = 1e-4
+    warmup: int = 50
+    clip: float = 1.0
+    seed: int = 0
+    eval_every: int = 0  # 0: only at the end
+    checkpoint_every: int = 0  # 0: only at the end
+
+
+def init_params(spec: Spec, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """PyTorch's uniform(±1/√H) init, forget-gate bias +1 (GRU: z bias −1)."""
+    k = 1 / np.sqrt(spec.hidden_size)
+    params = {}
+    for name in spec.param_names():
+        shape = spec.expected_shape(name)
+        if name == "embedding":
+            params[name] = rng.standard_normal(shape) * 0.1
+        else:
+            params[name] = rng.uniform(-k, k, shape)
+        if name.endswith(".b_f"):
+            params[name] += 1.0
+        if name.endswith(".b_z"):
+            params[name] -= 1.0
+    return {n: a.astype(np.float32) for n, a in params.items()}
+
+
+class Adam:
+    """Adam over a dict of arrays, updated in place."""
+
+    def __init__(self, params: dict[str, np.ndarray], b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):
+        self.m = {n: np.zeros_like(a) for n, a in params.items()}
+        self.v = {n: np.zeros_like(a) for n, a in params.items()}
+        self.b1, self.b2, self.eps, self.t = b1, b2, eps, 0
+
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray], lr: float) -> None:
+        self.t += 1
+        c1, c2 = 1 - self.b1**self.t, 1 - self.b2**self.t
+        for n, g in grads.items():
+            m, v = self.m[n], self.v[n]
+            m *= self.b1
+            m += (1 - self.b1) * g  # first moment
+            v *= self.b2
+            v += (1 - self.b2) * g * g  # second moment
+            params[n] -= (lr / c1) * m / (np.sqrt(v / c2) + self.eps)
+
+
+def schedule(cfg: TrainConfig, step: int) -> float:
+    """Learning rate at ``step``: linear warm-up, then cosine decay from lr to lr_min."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + np.cos(np.pi * min(frac, 1.0)))
+
+
+class Progress:
+    """A one-line progress bar on stderr: step, loss, tokens/s, time left."""
+
+    def __init__(self, total: int, enabled: bool = True, width: int = 24):
+        self.total, self.enabled, self.width, self.start = total, enabled, width, time.perf_counter()
+        self.shown = 0.0
+
+    def update(self, step: int, loss: float, tokens: int, extra: str = "") -> None:
+        now = time.perf_counter()
+        if not self.enabled or (now - self.shown < 0.2 and step < self.total):
+            return  # redraw at most five times a second
+        self.shown = now
+        dt = now - self.start
+        done = step / self.total
+        bar = "#" * int(done * self.width)
+        left = dt / done - dt if done > 0 else 0
+        sys.stderr.write(
+            f"\r[{bar:<{self.width}}] {step}/{self.total} loss {loss:.3f} {tokens / max(dt, 1e-9):,.0f} tok/s "
+            f"{left:.0f}s left {extra}   "
+        )
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def train(
+    task: Task,
+    cfg: TrainConfig,
+    out: Path | None = None,
+    progress: bool = True,
+    on_eval: Callable[[int, dict[str, float]], None] | None = None,
+    command: str | None = None,
+) -> tuple[Network, dict[str, Any]]:
+    """Train a network on ``task``; return it and its history (losses, evaluations, wall time)."""
+    rng = np.random.default_rng(cfg.seed)
+    V = len(task.vocab)
+    spec = Spec(
+        cell=cfg.cell,
+        input_size=cfg.embedding or V,
+        hidden_size=cfg.hidden,
+        num_layers=cfg.layers,
+        reset_after=cfg.reset_after,
+        vocab=list(task.vocab),
+        tokenizer=task.tokenizer,
+        unk=task.unk,
+        embedding=cfg.embedding is not None,
+        output_size=V,
+    )
+    params = init_params(spec, rng)
+    adam = Adam(params)
+    batches = task.batches(rng, cfg.batch, cfg.bptt)
+    history: dict[str, Any] = {"loss": [], "evals": [], "command": command}
+    bar = Progress(cfg.steps, progress)
+    state = None
+    tokens, t0, smooth = 0, time.perf_counter(), None
+    for step in range(cfg.steps):
+        b = next(batches)
+        if b.reset:
+            state = None
+        loss, grads, state = loss_and_grads(spec, params, b.x, b.y, b.mask, state)
+        norm = float(np.sqrt(sum(float((g * g).sum()) for g in grads.values())))
+        if norm > cfg.clip:
+            for g in grads.values():
+                g *= cfg.clip / norm
+        adam.step(params, grads, schedule(cfg, step))
+        tokens += int(b.mask.sum())
+        smooth = loss if smooth is None else 0.98 * smooth + 0.02 * loss
+        history["loss"].append(loss)
+        bar.update(step + 1, smooth, tokens)
+        last = step + 1 == cfg.steps
+        if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and not last:
+            metrics = task.evaluate(Network(spec, params))
+            history["evals"].append({"step": step + 1, **metrics})
+            if on_eval:
+                on_eval(step + 1, metrics)
+        if out is not None and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and not last:
+            _write(out, Network(spec, params), task, cfg, history, time.perf_counter() - t0, checkpoint=True)
+    bar.close()
+    net = Network(spec, params)
+    history["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    history["tokens_per_second"] = round(tokens / max(history["wall_seconds"], 1e-9))
+    metrics = task.evaluate(net)
+    history["evals"].append({"step": cfg.steps, **metrics})
+    if out is not None:
+        _write(out, net, task, cfg, history, history["wall_seconds"])
+    return net, history
+
+
+def _write(out: Path, net: Network, task: Task, cfg: TrainConfig, history: dict, wall: float, checkpoint=False) -> None:
+    """The model folder: model.safetensors (the weights, with the spec) and training.json (the provenance)."""
+    out.mkdir(parents=True, exist_ok=True)
+    net.spec.meta = {
+        "description": task.description,
+        "examples": task.examples,
+        "training": {
+            "task": task.name,
+            "command": history.get("command"),
+            "config": asdict(cfg),
+            "steps_done": len(history["loss"]),
+            "wall_seconds": round(wall, 1),
+            "heldout": history["evals"][-1] if history["evals"] else None,
+        },
+    }
+    save(net, out / ("checkpoint.safetensors" if checkpoint else "model.safetensors"))
+    record = {"command": history.get("command"), "config": asdict(cfg), "evals": history["evals"]}
+    record["wall_seconds"] = round(wall, 1)
+    record["final_loss"] = float(np.mean(history["loss"][-50:])) if history["loss"] else None
+    (out / "training.json").write_text(json.dumps(record, indent=2) + "\n")
