@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(args: argparse.Namespace, argv: list[str]) -> int:
+    from model import load as model_load
     from model.tasks import get_task
     from model.train import TrainConfig, train
 
@@ -48,7 +49,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
         if not sep:
             print(f"gatescope train: --option {item!r} is not KEY=VALUE", file=sys.stderr)
             return 2
-        options[key] = int(value) if value.lstrip("-").isdigit() else value
+        options[key] = _number(value)
     try:
         task = get_task(args.task, **options)
         cfg = TrainConfig(
@@ -71,13 +72,30 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
             shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
             print(f"\nstep {step}: {shown}", file=sys.stderr)
 
-        _, history = train(task, cfg, out, progress=True, on_eval=report, command="gatescope " + shlex.join(argv))
+        _, history = train(
+            task, cfg, out, progress=True, on_eval=report, command="gatescope " + shlex.join(argv), task_options=options
+        )
     except (ValueError, TypeError, OSError) as e:
         print(f"gatescope train: {e}", file=sys.stderr)
         return 2
+    from model.card import make_card, write_card
+
+    net = model_load(out)
+    card = write_card(out, make_card(net, task, out.name))
+    print(f"card: {card}")
     final = history["evals"][-1]
     print(", ".join(f"{k} {v:.4g}" for k, v in final.items()), f"({history['wall_seconds']} s)")
     return 0
+
+
+def _number(value: str) -> int | float | str:
+    """A task option's value: an int or a float when it reads as one, else the string."""
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
 
 
 if __name__ == "__main__":

@@ -150,33 +150,48 @@ class DyckTask(Task):
         self.description = (
             f"A small network reading balanced brackets (Dyck-1) one symbol at a time and predicting which "
             f"symbols may come next: '(' always, ')' only while a bracket is open, '$' (the end) only when "
-            f"none is. Trained on strings of at most {max_len} symbols; scored on held-out strings up to "
-            f"{2 * max_len}, nested deeper. To get it right it has to count: watch for a cell "
+            f"none is. Trained on strings of at most {max_len} symbols (cut there if unfinished); scored on "
+            f"held-out strings up to {2 * max_len}, nested deeper. To get it right it has to count: watch for a cell "
             f"whose value rises with each '(' and falls with each ')'."
         )
 
+    def draw(self, rng: np.random.Generator, hi: int, p_open: float) -> str:
+        """Run the generator until "$" or for ``hi`` symbols, whichever comes first (then cut, unfinished)."""
+        out: list[str] = []
+        depth = 0
+        while len(out) < hi:
+            if depth == 0:
+                ch = "$" if rng.random() < self.p_end else "("
+            else:
+                ch = "(" if rng.random() < p_open else ")"
+            out.append(ch)
+            depth += {"(": 1, ")": -1, "$": 0}[ch]
+            if ch == "$":
+                break
+        return "".join(out)
+
     def sample(self, rng: np.random.Generator, lo: int, hi: int, p_open: float) -> str:
-        """A string with lo <= len <= hi (counting "$"), by rejection: closings are never forced."""
+        """A finished string with lo <= len <= hi (counting "$"), by rejection: closings are never forced."""
         while True:
-            out: list[str] = []
-            depth = 0
-            while len(out) < hi:
-                if depth == 0:
-                    ch = "$" if rng.random() < self.p_end else "("
-                else:
-                    ch = "(" if rng.random() < p_open else ")"
-                out.append(ch)
-                depth += {"(": 1, ")": -1, "$": 0}[ch]
-                if ch == "$":
-                    break
-            if out[-1] == "$" and len(out) >= lo:
-                return "".join(out)
+            s = self.draw(rng, hi, p_open)
+            if s[-1] == "$" and len(s) >= lo:
+                return s
 
     def batches(self, rng: np.random.Generator, batch: int, bptt: int) -> Iterator[Batch]:
-        """Whole strings, padded to the batch's longest; ``bptt`` is unused (a string is at most max_len)."""
+        """Strings of at most max_len, padded to the batch's longest; ``bptt`` is unused.
+
+        A string still open at max_len is cut there rather than rejected: rejecting it would teach
+        that strings end near max_len (every target stays a true draw of the process either way).
+        """
         while True:
-            seqs = [self.encode(self.sample(rng, 2, self.max_len, self.p_open)) for _ in range(batch)]
+            seqs = [self.encode(self._draw_two(rng)) for _ in range(batch)]
             yield _pack(seqs, [np.ones(len(s) - 1, np.float32) for s in seqs])
+
+    def _draw_two(self, rng: np.random.Generator) -> str:
+        """A training string of at least two symbols (one input, one target)."""
+        while len(s := self.draw(rng, self.max_len, self.p_open)) < 2:
+            pass
+        return s
 
     def heldout(self, seed: int = 1234) -> list[str]:
         """Half from the training distribution, half longer than max_len (up to twice) and deeper."""
@@ -217,10 +232,12 @@ class RecallTask(Task):
     vocab = list(MEMORY + DISTRACTORS + QUERY)
     examples = ["a" + _PI[:50] + QUERY, "c" + _PI[:55] + QUERY, "b" + _PI[40:100] + QUERY, "d" + _PI + QUERY]
 
-    def __init__(self, min_gap: int = 50, max_gap: int = 60, eval_sequences: int = 1000):
+    def __init__(self, min_gap: int = 50, max_gap: int = 60, eval_sequences: int = 1000, ramp: int = 0):
         if not 0 <= min_gap <= max_gap or max_gap < 1:
             raise ValueError(f"need 0 <= min_gap <= max_gap and max_gap >= 1, got min_gap={min_gap}, max_gap={max_gap}")
-        self.min_gap, self.max_gap, self.eval_sequences = min_gap, max_gap, eval_sequences
+        if ramp < 0:
+            raise ValueError(f"ramp must be a number of batches >= 0, got {ramp}")
+        self.min_gap, self.max_gap, self.eval_sequences, self.ramp = min_gap, max_gap, eval_sequences, ramp
         self.description = (
             f"The first symbol (one of {', '.join(MEMORY)}) must be named at the end, after {min_gap} to "
             f"{max_gap} random digits that carry no information, when the query '{QUERY}' arrives. A cell has "
@@ -235,9 +252,18 @@ class RecallTask(Task):
         return m + "".join(DISTRACTORS[k] for k in gap) + QUERY + m
 
     def batches(self, rng: np.random.Generator, batch: int, bptt: int) -> Iterator[Batch]:
-        """Whole sequences padded to the batch's longest, scored only where the input is "?"; ``bptt`` unused."""
+        """Whole sequences padded to the batch's longest, scored only where the input is "?"; ``bptt`` unused.
+
+        With ``ramp`` > 0, a curriculum: the gaps grow linearly from 1..(max_gap - min_gap + 1) to
+        min_gap..max_gap over the first ``ramp`` batches (long lags are found from short ones).
+        """
+        n = 0
         while True:
-            seqs = [self.encode(self.sample(rng, self.min_gap, self.max_gap)) for _ in range(batch)]
+            grow = min(1.0, n / self.ramp) if self.ramp else 1.0
+            lo = max(1, round(self.min_gap * grow)) if self.ramp else self.min_gap
+            hi = lo + self.max_gap - self.min_gap
+            n += 1
+            seqs = [self.encode(self.sample(rng, lo, hi)) for _ in range(batch)]
             scored = []
             for s in seqs:
                 m = np.zeros(len(s) - 1, np.float32)

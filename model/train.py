@@ -129,6 +129,7 @@ def train(
     progress: bool = True,
     on_eval: Callable[[int, dict[str, float]], None] | None = None,
     command: str | None = None,
+    task_options: dict[str, Any] | None = None,
 ) -> tuple[Network, dict[str, Any]]:
     """Train a network on ``task``; return it and its history (losses, evaluations, wall time)."""
     rng = np.random.default_rng(cfg.seed)
@@ -148,7 +149,7 @@ def train(
     params = init_params(spec, rng)
     adam = Adam(params)
     batches = task.batches(rng, cfg.batch, cfg.bptt)
-    history: dict[str, Any] = {"loss": [], "evals": [], "command": command}
+    history: dict[str, Any] = {"loss": [], "evals": [], "command": command, "task_options": task_options or {}}
     bar = Progress(cfg.steps, progress)
     state = None
     tokens, t0, smooth = 0, time.perf_counter(), None
@@ -193,6 +194,7 @@ def _write(out: Path, net: Network, task: Task, cfg: TrainConfig, history: dict,
         "examples": task.examples,
         "training": {
             "task": task.name,
+            "task_options": history.get("task_options", {}),
             "command": history.get("command"),
             "config": asdict(cfg),
             "steps_done": len(history["loss"]),
