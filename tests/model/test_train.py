@@ -21,7 +21,7 @@ from model.train import TrainConfig, schedule, train
     ],
 )
 def test_a_short_run_lowers_the_loss(task, cell, options):
-    cfg = TrainConfig(cell=cell, hidden=16, steps=60, batch=8, bptt=20, lr=1e-2, warmup=5)
+    cfg = TrainConfig(cell=cell, hidden=16, steps=150, batch=8, bptt=20, lr=1e-2, warmup=5)
     _, history = train(get_task(task, **options), cfg, progress=False)
     loss = history["loss"]
     assert np.mean(loss[-10:]) < 0.9 * np.mean(loss[:10]), (loss[:10], loss[-10:])
