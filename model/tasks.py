@@ -152,7 +152,7 @@ class DyckTask(Task):
             f"symbols may come next: '(' always, ')' only while a bracket is open, '$' (the end) only when "
             f"none is. Trained on strings of at most {max_len} symbols (cut there if unfinished); scored on "
             f"held-out strings up to {2 * max_len}, nested deeper. To get it right it has to count: watch for a cell "
-            f"whose value rises with each '(' and falls with each ')'."
+            f"whose value steps one way with each '(' and back with each ')'."
         )
 
     def draw(self, rng: np.random.Generator, hi: int, p_open: float) -> str:
