@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8000)
     tr = sub.add_parser("train", help="train a model on a task and write it in gatescope's format")
     tr.add_argument("task", help="code | dyck | recall")
-    tr.add_argument("--cell", default="lstm", help="lstm | peephole | coupled | gru | rnn")
+    tr.add_argument("--cell", default="lstm", choices=["lstm", "peephole", "coupled", "gru", "rnn"])
     tr.add_argument("--gru-reset-after", action="store_true", help="gru: PyTorch's reset-after convention")
     tr.add_argument("--hidden", type=int, default=128, help="hidden units H")
     tr.add_argument("--layers", type=int, default=1)
@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--bptt", type=int, default=100, help="truncated BPTT length for streams")
     tr.add_argument("--lr", type=float, default=3e-3)
     tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--eval-every", type=int, default=0)
+    tr.add_argument("--eval-every", type=int, default=0, help="evaluate on held-out data every N steps")
+    tr.add_argument("--checkpoint-every", type=int, default=0, help="write DIR/checkpoint.safetensors every N steps")
     tr.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="a task option, e.g. min_gap=50")
     tr.add_argument("--out", type=Path, default=None, help="output folder (default runs/<task>-<cell>)")
     args = parser.parse_args(argv)
@@ -64,6 +65,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
             lr=args.lr,
             seed=args.seed,
             eval_every=args.eval_every,
+            checkpoint_every=args.checkpoint_every,
         )
         out = args.out or Path("runs") / f"{args.task}-{args.cell}"
         print(f"training {args.cell} H={args.hidden} x{args.layers} on {task.name} for {args.steps} steps -> {out}")

@@ -25,7 +25,7 @@ import numpy as np
 
 from .backprop import loss_and_grads
 from .formats.native import save
-from .network import Network, Spec
+from .network import Network, Spec, _check_spec
 from .tasks import Task
 
 
@@ -146,6 +146,7 @@ def train(
         embedding=cfg.embedding is not None,
         output_size=V,
     )
+    _check_spec(spec)  # a clear ValueError before any work
     params = init_params(spec, rng)
     adam = Adam(params)
     batches = task.batches(rng, cfg.batch, cfg.bptt)

@@ -48,3 +48,20 @@ def test_the_schedule_warms_up_then_decays_to_lr_min():
     assert lrs[0] == pytest.approx(1e-3) and lrs[9] == pytest.approx(1e-2)
     assert all(x >= y for x, y in zip(lrs[10:], lrs[11:], strict=False))
     assert lrs[-1] == pytest.approx(1e-4, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "nope"], "unknown task 'nope'"),
+        (["train", "dyck", "--hidden", "0"], "hidden_size must be a positive integer"),
+        (["train", "recall", "--option", "min_gap=9", "--option", "max_gap=3"], "min_gap <= max_gap"),
+        (["train", "dyck", "--option", "oops"], "is not KEY=VALUE"),
+    ],
+)
+def test_the_train_command_refuses_bad_input_with_a_message(args, message, tmp_path, capsys):
+    from app.cli import main
+
+    assert main([*args, "--steps", "2", "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
