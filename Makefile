@@ -31,6 +31,7 @@ test: $(VENV)/.installed chromium lint
 
 bench: $(VENV)/.installed
 	$(PY) bench/core.py
+	$(PY) bench/train.py
 
 # Regenerate the committed reference fixtures (never run by `make test`). FIXTURE_PYTHON must have
 # torch, keras, onnx, h5py and safetensors: python3 -m venv /tmp/fx && /tmp/fx/bin/pip install
