@@ -1,9 +1,12 @@
 """The web app. ``create_app()`` builds it; ``app`` is what ``uvicorn app.main:app`` serves.
 
-Until the backend issue lands this serves a placeholder page that says what exists so far.
+The page is a placeholder until the page issue; the API serves the bundled models' cards and traces.
 """
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
@@ -12,13 +15,29 @@ from fastapi.templating import Jinja2Templates
 
 import model
 
+from .api import models as models_api
+from .api import trace as trace_api
+from .registry import Registry
 from .settings import Settings
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the gatescope app."""
     settings = settings or Settings()
-    app = FastAPI(title="gatescope", description="Every gate of a recurrent network at every timestep.")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        registry = Registry()
+        registry.load_bundled()  # in the lifespan, never at import
+        app.state.registry = registry
+        yield
+
+    app = FastAPI(
+        title="gatescope", description="Every gate of a recurrent network at every timestep.", lifespan=lifespan
+    )
+    app.state.settings = settings
+    app.include_router(models_api.router)
+    app.include_router(trace_api.router)
     templates = Jinja2Templates(directory=str(settings.templates))
     app.mount("/static", StaticFiles(directory=str(settings.static)), name="static")
 

@@ -34,6 +34,14 @@ class Trace:
         """The state after the last step: pass it as ``state=`` to continue."""
         return self.state_at(len(self))
 
+    def top(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The k likeliest next tokens at every step: indices (T, k) and probabilities (T, k), best first."""
+        if self.probs is None:
+            raise ValueError("this trace has no probabilities: the model has no output head")
+        k = min(k, self.probs.shape[1])
+        idx = np.argsort(-self.probs, axis=1, kind="stable")[:, :k]  # (T, k)
+        return idx, np.take_along_axis(self.probs, idx, axis=1)
+
     def state_at(self, t: int) -> list[State]:
         """The state (h, c) of every layer after the first ``t`` steps."""
         if not 0 <= t <= len(self):

@@ -1,0 +1,67 @@
+"""The JSON API through the TestClient (so the lifespan runs): cards, traces, and every client mistake."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+import model
+from app.main import create_app
+from app.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def client():
+    with TestClient(create_app(Settings(max_tokens=500))) as c:
+        yield c
+
+
+def test_list_models_gives_every_bundled_card(client):
+    cards = {c["id"]: c for c in client.get("/api/models").json()}
+    assert set(cards) == set(model.available())
+    code = cards["code"]
+    assert code["cell"] == "lstm" and code["input"] == "text" and code["vocab"] == 97
+    assert code["gates"] == ["f", "i", "c_tilde", "c", "o", "h"]
+    assert code["metrics"]["bits_per_char"] <= 1.8 and code["examples"]
+    assert cards["recall-gru"]["gates"] == ["z", "r", "h_tilde", "h"]
+    assert client.get("/api/models/dyck").json()["hidden_size"] == 8
+
+
+def test_a_trace_equals_the_core_exactly_in_plain_json(client):
+    text = "def f(x):\n    return x"
+    body = client.post("/api/trace", json={"model": "code", "text": text}).json()
+    tr = model.load("code").trace(text)
+    assert body["tokens"] == list(text) and body["unknown"] == []
+    for g in ("f", "i", "c_tilde", "c", "o", "h"):
+        assert np.array_equal(np.array(body["layers"][0][g], np.float32), tr.layers[0][g]), g
+    top = body["probs"][-1]
+    assert len(top) == 5 and top[0]["p"] >= top[1]["p"]
+    assert top[0]["p"] == pytest.approx(float(tr.probs[-1].max()))
+
+
+def test_unknown_characters_map_to_unk_and_are_reported(client):
+    body = client.post("/api/trace", json={"model": "code", "text": "a = 'ä'"}).json()
+    assert body["unknown"] == [5]
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "detail"),
+    [
+        ({"model": "nope", "text": "x"}, 404, "no model 'nope'"),
+        ({"model": "code", "text": ""}, 422, "empty"),
+        ({"model": "code", "text": "x" * 501}, 413, "at most 500"),
+        ({"model": "code"}, 422, "exactly one of"),
+        ({"model": "dyck", "text": "(()x"}, 422, "'x' at 3"),
+        ({"model": "code", "vectors": [[0.0]]}, 422, "97 values"),
+    ],
+)
+def test_client_mistakes_get_a_4xx_that_names_the_problem(client, payload, status, detail):
+    r = client.post("/api/trace", json=payload)
+    assert r.status_code == status, r.text
+    assert detail in r.json()["detail"]
+
+
+def test_an_unknown_model_card_is_a_404(client):
+    r = client.get("/api/models/nope")
+    assert r.status_code == 404 and "GET /api/models" in r.json()["detail"]
