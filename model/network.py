@@ -202,7 +202,7 @@ class Network:
             else:
                 xW = first.project(self.params["embedding"][enc.ids])  # (T, G*H)
         else:
-            inp = self._check_vectors(x)  # (T, D)
+            inp = self.check_vectors(x)  # (T, D)
             tokens = [str(t) for t in range(inp.shape[0])]
             xW = first.project(inp)  # (T, G*H)
         state = self._check_state(state)
@@ -224,7 +224,8 @@ class Network:
         logits /= logits.sum(axis=1, keepdims=True)
         return logits
 
-    def _check_vectors(self, x: Any) -> np.ndarray:
+    def check_vectors(self, x: Any) -> np.ndarray:
+        """``x`` as a finite (T, D) array in the network's dtype, or a ValueError naming the problem."""
         try:
             a = np.asarray(x, dtype=self.dtype)
         except (TypeError, ValueError) as e:

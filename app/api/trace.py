@@ -1,20 +1,37 @@
-"""POST /api/trace: every gate of every layer at every step, as plain JSON."""
+"""POST /api/trace: every gate of every layer at every step, as plain JSON;
+POST /api/trace/stream: the same as JSON Lines, a line per step, sent as computed."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request
+import numpy as np
+from fastapi import APIRouter, Depends, HTTPException, Request
 
-from ..encoding import trace_json
+import model
+
+from ..encoding import step_json, trace_json
 from ..schemas import TraceRequest, TraceResponse
 
 router = APIRouter(prefix="/api", tags=["trace"])
 
+#: Steps per chunk of a stream: the first line leaves after one step, later chunks double up to this.
+MAX_CHUNK = 256
 
-@router.post("/trace", response_model=TraceResponse)
-def trace_text(body: TraceRequest, request: Request) -> dict[str, Any]:
-    """Run a model over a text (or vectors) and return every gate at every step."""
+
+@dataclass
+class Job:
+    name: str
+    net: model.Network
+    x: Any  # the text or the (T, D) vectors
+    tokens: list[str]
+    top_k: int
+
+
+def prepare(body: TraceRequest, request: Request) -> Job:
+    """Check a trace request before any work (and before a stream's first byte)."""
     settings = request.app.state.settings
     entry = request.app.state.registry.get(body.model)
     if entry is None:
@@ -32,8 +49,40 @@ def trace_text(body: TraceRequest, request: Request) -> dict[str, Any]:
         x = body.vectors
     if n > settings.max_tokens:
         raise HTTPException(413, f"the input has {n} tokens; this server traces at most {settings.max_tokens}")
+    if n == 0:
+        raise HTTPException(422, "the input is empty: nothing to trace")
     try:
-        tr = net.trace(x)
-    except (ValueError, TypeError) as e:  # empty input, unknown tokens, wrong shapes, NaN
+        if isinstance(x, str):
+            tokens = net.tokenizer.encode(x).tokens  # type: ignore[union-attr]  # raises on unknown tokens
+        else:
+            x = net.check_vectors(x)
+            tokens = [str(t) for t in range(len(x))]
+    except (ValueError, TypeError) as e:  # unknown tokens, wrong shapes, NaN
         raise HTTPException(422, str(e)) from None
-    return trace_json(body.model, net, tr, settings.top_k)
+    return Job(body.model, net, x, tokens, settings.top_k)
+
+
+@router.post("/trace", response_model=TraceResponse)
+def trace_text(job: Annotated[Job, Depends(prepare)]) -> dict[str, Any]:
+    """Run a model over a text (or vectors) and return every gate at every step."""
+    try:
+        tr = job.net.trace(job.x)
+    except (ValueError, TypeError) as e:
+        raise HTTPException(422, str(e)) from None
+    return trace_json(job.name, job.net, tr, job.top_k)
+
+
+@router.post("/trace/stream")
+def stream_trace(job: Annotated[Job, Depends(prepare)]) -> Iterator[dict[str, Any]]:
+    """The trace as JSON Lines: a header (model, tokens), then one line per step as soon as it is computed."""
+    yield {"model": job.name, "tokens": job.tokens}
+    net, state, t, size = job.net, None, 0, 1
+    sep = " " if net.tokenizer is not None and net.tokenizer.kind == "word" else ""
+    while t < len(job.tokens):
+        end = min(t + size, len(job.tokens))
+        piece = sep.join(job.tokens[t:end]) if isinstance(job.x, str) else np.asarray(job.x)[t:end]
+        tr = net.trace(piece, state=state)  # resumes where the last chunk stopped
+        state = tr.state
+        for k in range(end - t):
+            yield step_json(net, tr, k, t + k, job.top_k)
+        t, size = end, min(2 * size, MAX_CHUNK)

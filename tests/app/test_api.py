@@ -65,3 +65,25 @@ def test_client_mistakes_get_a_4xx_that_names_the_problem(client, payload, statu
 def test_an_unknown_model_card_is_a_404(client):
     r = client.get("/api/models/nope")
     assert r.status_code == 404 and "GET /api/models" in r.json()["detail"]
+
+
+def test_the_stream_sends_a_header_then_one_line_per_step_equal_to_the_full_trace(client):
+    import json
+
+    text = "for i in range(3):\n    print(i)\n" * 3
+    with client.stream("POST", "/api/trace/stream", json={"model": "code", "text": text}) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("application/jsonl")
+        lines = [json.loads(line) for line in r.iter_lines() if line]
+    assert lines[0] == {"model": "code", "tokens": list(text)}
+    steps = lines[1:]
+    assert [s["t"] for s in steps] == list(range(len(text)))
+    tr = model.load("code").trace(text)
+    for g in ("f", "c", "h"):
+        got = np.array([s["layers"][0][g] for s in steps], np.float32)
+        np.testing.assert_allclose(got, tr.layers[0][g], atol=1e-6)  # chunked resumption, same numbers
+    assert steps[-1]["probs"][0]["p"] == pytest.approx(float(tr.probs[-1].max()), abs=1e-6)
+
+
+def test_a_stream_refuses_bad_input_before_its_first_line(client):
+    r = client.post("/api/trace/stream", json={"model": "dyck", "text": "(a"})
+    assert r.status_code == 422 and "'a' at 1" in r.json()["detail"]
