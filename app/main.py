@@ -15,6 +15,7 @@ from fastapi.templating import Jinja2Templates
 
 import model
 
+from .api import live as live_api
 from .api import models as models_api
 from .api import trace as trace_api
 from .registry import Registry
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.include_router(models_api.router)
     app.include_router(trace_api.router)
+    app.include_router(live_api.router)
     templates = Jinja2Templates(directory=str(settings.templates))
     app.mount("/static", StaticFiles(directory=str(settings.static)), name="static")
 

@@ -34,6 +34,20 @@ class Trace:
         """The state after the last step: pass it as ``state=`` to continue."""
         return self.state_at(len(self))
 
+    def head(self, t: int) -> Trace:
+        """The first ``t`` steps of this trace (views, no copies)."""
+        layers = [{g: a[:t] for g, a in layer.items()} for layer in self.layers]
+        probs = None if self.probs is None else self.probs[:t]
+        unknown = [p for p in self.unknown if p < t]
+        return Trace(self.cell, self.gates, self.tokens[:t], layers, probs, unknown, self.initial)
+
+    def then(self, more: Trace) -> Trace:
+        """This trace followed by ``more`` (which must have started from this trace's final state)."""
+        layers = [{g: np.concatenate([a, b[g]]) for g, a in la.items()} for la, b in zip(self.layers, more.layers)]
+        probs = None if self.probs is None or more.probs is None else np.concatenate([self.probs, more.probs])
+        unknown = self.unknown + [p + len(self) for p in more.unknown]
+        return Trace(self.cell, self.gates, self.tokens + more.tokens, layers, probs, unknown, self.initial)
+
     def top(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k likeliest next tokens at every step: indices (T, k) and probabilities (T, k), best first."""
         if self.probs is None:

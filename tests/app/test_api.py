@@ -87,3 +87,24 @@ def test_the_stream_sends_a_header_then_one_line_per_step_equal_to_the_full_trac
 def test_a_stream_refuses_bad_input_before_its_first_line(client):
     r = client.post("/api/trace/stream", json={"model": "dyck", "text": "(a"})
     assert r.status_code == 422 and "'a' at 1" in r.json()["detail"]
+
+
+def test_live_typing_sends_only_the_steps_after_the_first_change(client):
+    net = model.load("code")
+    with client.websocket_connect("/api/live") as ws:
+        ws.send_json({"model": "code", "text": "def f(x):"})
+        first = ws.receive_json()
+        assert first["from"] == 0 and first["tokens"] == list("def f(x):")
+        ws.send_json({"model": "code", "text": "def f(x):\n"})  # append one character
+        second = ws.receive_json()
+        assert second["from"] == 9 and second["tokens"] == ["\n"]
+        ws.send_json({"model": "code", "text": "def g(x):\n"})  # an edit in the middle
+        third = ws.receive_json()
+        assert third["from"] == 4 and "".join(third["tokens"]) == "g(x):\n"
+        full = net.trace("def g(x):\n")
+        for g in ("f", "i", "c_tilde", "c", "o", "h"):
+            np.testing.assert_allclose(np.array(third["layers"][0][g], np.float32), full.layers[0][g][4:], atol=1e-6)
+        ws.send_json({"model": "dyck", "text": "(x"})
+        assert "'x' at 1" in ws.receive_json()["error"]
+        ws.send_json({"model": "nope", "text": "x"})
+        assert "no model 'nope'" in ws.receive_json()["error"]

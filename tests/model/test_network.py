@@ -593,3 +593,14 @@ def test_a_spec_claiming_more_layers_than_weights_is_refused_at_once():
     spec = Spec(cell="rnn", input_size=2, hidden_size=2, num_layers=10**9)
     with pytest.raises(ValueError, match="num_layers is 1000000000"):
         Network(spec, {"layers.0.W_h": np.zeros((2, 2), np.float32)})
+
+
+@pytest.mark.parametrize(("cell", "reset_after"), CELLS, ids=CELL_IDS)
+def test_head_then_rebuilds_a_trace_from_a_cached_prefix(cell, reset_after):
+    net = text_net(cell, reset_after)
+    text = "abcabba"
+    full = net.trace(text)
+    kept = full.head(3)
+    joined = kept.then(net.trace(text[3:], state=kept.state))
+    assert joined.tokens == full.tokens and len(joined) == len(full)
+    assert_traces_close(joined, full)
