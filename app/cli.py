@@ -14,6 +14,10 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="serve the page and the API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    tc = sub.add_parser("trace", help="trace a text through a model and write every gate")
+    tc.add_argument("model", help="a bundled model's name or a weight file")
+    tc.add_argument("text")
+    tc.add_argument("--out", type=Path, default=None, help="FILE.json, FILE.csv or FILE.npz (default: JSON on stdout)")
     tr = sub.add_parser("train", help="train a model on a task and write it in gatescope's format")
     tr.add_argument("task", help="code | dyck | recall")
     tr.add_argument("--cell", default="lstm", choices=["lstm", "peephole", "coupled", "gru", "rnn"])
@@ -36,7 +40,39 @@ def main(argv: list[str] | None = None) -> int:
 
         uvicorn.run("app.main:app", host=args.host, port=args.port)
         return 0
+    if args.command == "trace":
+        return _trace(args)
     return _train(args, argv if argv is not None else sys.argv[1:])
+
+
+def _trace(args: argparse.Namespace) -> int:
+    import json
+
+    import model
+
+    from .encoding import trace_csv, trace_json, trace_npz
+
+    suffix = args.out.suffix.lower() if args.out else ".json"
+    if suffix not in (".json", ".csv", ".npz"):
+        print(f"gatescope trace: --out must end in .json, .csv or .npz, not {suffix!r}", file=sys.stderr)
+        return 2
+    try:
+        net = model.load(args.model)
+        tr = net.trace(args.text)
+    except (ValueError, TypeError, OSError) as e:
+        print(f"gatescope trace: {e}", file=sys.stderr)
+        return 2
+    if suffix == ".npz":
+        args.out.write_bytes(trace_npz(tr))
+    else:
+        text = trace_csv(tr) if suffix == ".csv" else json.dumps(trace_json(str(args.model), net, tr, 5))
+        if args.out:
+            args.out.write_text(text)
+        else:
+            print(text)
+    if args.out:
+        print(f"{len(tr)} steps x {len(tr.layers)} layers x {net.hidden_size} units -> {args.out}", file=sys.stderr)
+    return 0
 
 
 def _train(args: argparse.Namespace, argv: list[str]) -> int:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
+
+import numpy as np
 
 from model import Network, Trace
 
@@ -39,3 +43,27 @@ def trace_json(name: str, net: Network, tr: Trace, top_k: int) -> dict[str, Any]
         "layers": [{g: layer[g].tolist() for g in tr.gates} for layer in tr.layers],
         "probs": probs,
     }
+
+
+def trace_csv(tr: Trace) -> str:
+    """One row per layer × timestep × unit: layer, t, token, unit, then one column per gate."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["layer", "t", "token", "unit", *tr.gates])
+    for k, layer in enumerate(tr.layers):
+        cols = [layer[g].tolist() for g in tr.gates]  # per gate: T lists of H
+        for t, token in enumerate(tr.tokens):
+            for u in range(len(cols[0][t])):
+                w.writerow([k, t, token, u, *(repr(c[t][u]) for c in cols)])
+    return out.getvalue()
+
+
+def trace_npz(tr: Trace) -> bytes:
+    """Arrays ``layer<k>/<gate>`` (T, H), ``tokens`` and, with a head, ``probs`` (T, V); no pickles."""
+    arrays = {f"layer{k}/{g}": layer[g] for k, layer in enumerate(tr.layers) for g in tr.gates}
+    arrays["tokens"] = np.array(tr.tokens, dtype=str)
+    if tr.probs is not None:
+        arrays["probs"] = tr.probs
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
+    return buf.getvalue()
