@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 import model
 
-from ..encoding import step_json, trace_json
+from ..encoding import dumps_compact, step_json, trace_compact, trace_json
 from ..schemas import TraceRequest, TraceResponse
 
 router = APIRouter(prefix="/api", tags=["trace"])
@@ -62,14 +62,21 @@ def prepare(body: TraceRequest, request: Request) -> Job:
     return Job(body.model, net, x, tokens, settings.top_k)
 
 
-@router.post("/trace", response_model=TraceResponse)
-def trace_text(job: Annotated[Job, Depends(prepare)]) -> dict[str, Any]:
-    """Run a model over a text (or vectors) and return every gate at every step."""
+@router.post("/trace", response_model=None, responses={200: {"model": TraceResponse}})
+def trace_text(job: Annotated[Job, Depends(prepare)], encoding: Literal["json", "compact"] = "json") -> Any:
+    """Run a model over a text (or vectors) and return every gate at every step.
+
+    ``encoding=json`` (default): plain numbers. ``encoding=compact``: each gate array packed in
+    2 bytes a value, base64 (see app/encoding.py: ``pack``), the form the page uses.
+    """
     try:
         tr = job.net.trace(job.x)
     except (ValueError, TypeError) as e:
         raise HTTPException(422, str(e)) from None
-    return trace_json(job.name, job.net, tr, job.top_k)
+    if encoding == "compact":
+        body = dumps_compact(trace_compact(job.name, job.net, tr, job.top_k))
+        return Response(body, media_type="application/json")
+    return trace_json(job.name, job.net, tr, job.top_k)  # the TraceResponse shape, unvalidated: it is large
 
 
 @router.post("/trace/stream")

@@ -108,3 +108,28 @@ def test_live_typing_sends_only_the_steps_after_the_first_change(client):
         assert "'x' at 1" in ws.receive_json()["error"]
         ws.send_json({"model": "nope", "text": "x"})
         assert "no model 'nope'" in ws.receive_json()["error"]
+
+
+def test_the_compact_encoding_is_small_and_close(client):
+    from app.encoding import unpack
+
+    text = "class A:\n    def f(self):\n        return [1, 2]\n" * 4
+    compact = client.post("/api/trace?encoding=compact", json={"model": "code", "text": text})
+    plain = client.post("/api/trace", json={"model": "code", "text": text})
+    tr = model.load("code").trace(text)
+    layer = compact.json()["layers"][0]
+    values = len(text) * 128 * 6
+    packed = sum(len(layer[g]["data"]) for g in layer)
+    assert packed / values <= 3  # bytes a value on the wire
+    assert len(compact.content) < len(plain.content) / 4
+    for g in ("f", "i", "o", "c_tilde", "h"):
+        assert np.abs(unpack(layer[g]) - tr.layers[0][g]).max() <= 1e-3, g
+    c = tr.layers[0]["c"]
+    assert np.abs(unpack(layer["c"]) - c).max() <= 1e-3 * max(1.0, float(np.abs(c).max()))
+    rel = np.abs(unpack(layer["c"]) - c) / np.maximum(np.abs(c), 1e-3)
+    assert rel.max() <= 1e-3  # C is unbounded: its precision is relative
+
+
+def test_an_unknown_encoding_is_a_422(client):
+    r = client.post("/api/trace?encoding=xml", json={"model": "dyck", "text": "()"})
+    assert r.status_code == 422
