@@ -3,6 +3,7 @@ POST /api/trace/stream: the same as JSON Lines, a line per step, sent as compute
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -76,7 +77,8 @@ def trace_text(job: Annotated[Job, Depends(prepare)], encoding: Literal["json", 
     if encoding == "compact":
         body = dumps_compact(trace_compact(job.name, job.net, tr, job.top_k))
         return Response(body, media_type="application/json")
-    return trace_json(job.name, job.net, tr, job.top_k)  # the TraceResponse shape, unvalidated: it is large
+    # The TraceResponse shape, serialised directly: FastAPI's jsonable_encoder walks every float (1.4 s for 1,000 steps)
+    return Response(json.dumps(trace_json(job.name, job.net, tr, job.top_k)), media_type="application/json")
 
 
 @router.post("/trace/stream")
