@@ -76,7 +76,6 @@ def _trace(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, argv: list[str]) -> int:
-    from model import load as model_load
     from model.tasks import get_task
     from model.train import TrainConfig, train
 
@@ -110,7 +109,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
             shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
             print(f"\nstep {step}: {shown}", file=sys.stderr)
 
-        _, history = train(
+        net, history = train(
             task, cfg, out, progress=True, on_eval=report, command="gatescope " + shlex.join(argv), task_options=options
         )
     except (ValueError, TypeError, OSError) as e:
@@ -118,7 +117,6 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
         return 2
     from model.card import make_card, write_card
 
-    net = model_load(out)
     card = write_card(out, make_card(net, task, out.name))
     print(f"card: {card}")
     final = history["evals"][-1]

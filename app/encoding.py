@@ -35,16 +35,20 @@ def step_json(net: Network, tr: Trace, k: int, t: int, top_k: int) -> dict[str, 
     }
 
 
-def trace_json(name: str, net: Network, tr: Trace, top_k: int) -> dict[str, Any]:
-    """The response body of POST /api/trace."""
-    probs = _top(net, tr, top_k)
+def _body(name: str, net: Network, tr: Trace, top_k: int, encode: Any) -> dict[str, Any]:
+    """A trace response with every gate array passed through ``encode(gate, array)``."""
     return {
         "model": name,
         "tokens": tr.tokens,
         "unknown": tr.unknown,
-        "layers": [{g: layer[g].tolist() for g in tr.gates} for layer in tr.layers],
-        "probs": probs,
+        "layers": [{g: encode(g, layer[g]) for g in tr.gates} for layer in tr.layers],
+        "probs": _top(net, tr, top_k),
     }
+
+
+def trace_json(name: str, net: Network, tr: Trace, top_k: int) -> dict[str, Any]:
+    """The response body of POST /api/trace."""
+    return _body(name, net, tr, top_k, lambda g, a: a.tolist())
 
 
 def trace_csv(tr: Trace) -> str:
@@ -128,11 +132,4 @@ def unpack(packed: dict[str, Any]) -> np.ndarray:
 
 def trace_compact(name: str, net: Network, tr: Trace, top_k: int) -> dict[str, Any]:
     """POST /api/trace?encoding=compact: as ``trace_json`` with every gate array packed."""
-    return {
-        "model": name,
-        "tokens": tr.tokens,
-        "unknown": tr.unknown,
-        "layers": [{g: pack(g, layer[g]) for g in tr.gates} for layer in tr.layers],
-        "probs": _top(net, tr, top_k),
-        "encoding": "compact",
-    }
+    return {**_body(name, net, tr, top_k, pack), "encoding": "compact"}
