@@ -214,7 +214,7 @@ class Network:
             layers.append(gates)
         top = layers[-1]["h"]
         p = self._probs(top) if probs and self.spec.output_size is not None else None
-        return Trace(self.spec.cell, self.gates, tokens, layers, p, unknown, state)
+        return Trace(self.spec.cell, self.gates, tokens, layers, p, unknown, state, bool(self.spec.reset_after))
 
     def _probs(self, h: np.ndarray) -> np.ndarray:
         logits = h @ self.params["head.W"]  # (T, V)
