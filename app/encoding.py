@@ -35,20 +35,20 @@ def step_json(net: Network, tr: Trace, k: int, t: int, top_k: int) -> dict[str, 
     }
 
 
-def _body(name: str, net: Network, tr: Trace, top_k: int, encode: Any) -> dict[str, Any]:
+def _body(name: str, tr: Trace, encode: Any, probs: Any) -> dict[str, Any]:
     """A trace response with every gate array passed through ``encode(gate, array)``."""
     return {
         "model": name,
         "tokens": tr.tokens,
         "unknown": tr.unknown,
         "layers": [{g: encode(g, layer[g]) for g in tr.gates} for layer in tr.layers],
-        "probs": _top(net, tr, top_k),
+        "probs": probs,
     }
 
 
 def trace_json(name: str, net: Network, tr: Trace, top_k: int) -> dict[str, Any]:
     """The response body of POST /api/trace."""
-    return _body(name, net, tr, top_k, lambda g, a: a.tolist())
+    return _body(name, tr, lambda g, a: a.tolist(), _top(net, tr, top_k))
 
 
 def trace_csv(tr: Trace) -> str:
@@ -80,6 +80,12 @@ UNIT_GATES = {"f", "i", "o", "z", "r"}
 SIGNED_GATES = {"c_tilde", "h", "h_tilde"}
 
 
+def pack_range(a: np.ndarray, lo: float, hi: float) -> dict[str, Any]:
+    """Values known to lie in [lo, hi] as uint16 steps over the range: 2 bytes a value, error ≤ (hi − lo) / 131070."""
+    q = np.rint((a - lo) * (65535 / (hi - lo))).astype("<u2")
+    return {"dtype": "u16", "lo": lo, "hi": hi, "shape": list(a.shape), "data": base64.b64encode(q.tobytes())}
+
+
 def pack(name: str, a: np.ndarray) -> dict[str, Any]:
     """One (T, H) array in the compact form: 2 bytes a value, base64 (2.67 bytes a value on the wire).
 
@@ -87,19 +93,22 @@ def pack(name: str, a: np.ndarray) -> dict[str, Any]:
     the unbounded cell state is float16 (relative error ≤ 4.9e-4), or float32 past float16's range:
     it is never clipped.
     """
-    if name in UNIT_GATES or name in SIGNED_GATES:
-        lo, hi = (0.0, 1.0) if name in UNIT_GATES else (-1.0, 1.0)
-        q = np.rint((a - lo) * (65535 / (hi - lo))).astype("<u2")
-        return {
-            "dtype": "u16",
-            "lo": lo,
-            "hi": hi,
-            "shape": list(a.shape),
-            "data": base64.b64encode(q.tobytes()),
-        }
+    if name in UNIT_GATES:
+        return pack_range(a, 0.0, 1.0)
+    if name in SIGNED_GATES:
+        return pack_range(a, -1.0, 1.0)
     big = a.size and float(np.abs(a).max()) >= 65000
     arr = a.astype("<f4" if big else "<f2")
     return {"dtype": "f32" if big else "f16", "shape": list(a.shape), "data": base64.b64encode(arr.tobytes())}
+
+
+def top_compact(net: Network, tr: Trace, top_k: int) -> dict[str, Any] | None:
+    """The top-k predictions per step, compact: ``tokens`` (T, k) strings and ``p`` packed in [0, 1]."""
+    if tr.probs is None:
+        return None
+    idx, p = tr.top(top_k)  # (T, k) each
+    labels = np.array(net.vocab or [str(j) for j in range(tr.probs.shape[1])], dtype=object)
+    return {"k": idx.shape[1], "tokens": labels[idx].tolist(), "p": pack_range(p, 0.0, 1.0)}
 
 
 def dumps_compact(body: dict[str, Any]) -> bytes:
@@ -112,6 +121,8 @@ def dumps_compact(body: dict[str, Any]) -> bytes:
         return {**packed, "data": f"\x00{len(blobs) - 1}\x00"}
 
     skeleton = {**body, "layers": [{g: hold(p) for g, p in layer.items()} for layer in body["layers"]]}
+    if isinstance(body.get("probs"), dict):
+        skeleton["probs"] = {**body["probs"], "p": hold(body["probs"]["p"])}
     parts = json.dumps(skeleton).encode().split(b"\\u0000")
     out = [parts[0]]
     for k in range(1, len(parts), 2):  # parts alternate: text, blob index, text, ...
@@ -131,5 +142,11 @@ def unpack(packed: dict[str, Any]) -> np.ndarray:
 
 
 def trace_compact(name: str, net: Network, tr: Trace, top_k: int) -> dict[str, Any]:
-    """POST /api/trace?encoding=compact: as ``trace_json`` with every gate array packed."""
-    return {**_body(name, net, tr, top_k, pack), "encoding": "compact"}
+    """POST /api/trace?encoding=compact: as ``trace_json`` with every gate array and the predictions packed."""
+    return {**_body(name, tr, pack, top_compact(net, tr, top_k)), "encoding": "compact"}
+
+
+def focus_json(tr: Trace, layer: int, unit: int, start: int) -> dict[str, Any]:
+    """The exact values one unit carries through the diagram, from step ``start`` on (the page's numbers)."""
+    lines = tr.unit(layer, unit)
+    return {"layer": layer, "unit": unit, "from": start, "lines": {k: v[start:].tolist() for k, v in lines.items()}}

@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import plotly
-
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
@@ -43,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="gatescope", description="Every gate of a recurrent network at every timestep.", lifespan=lifespan
     )
     app.state.settings = settings
+    app.state.live_sessions = 0
     app.include_router(models_api.router)
     app.include_router(trace_api.router)
     app.include_router(live_api.router)

@@ -24,6 +24,8 @@ class Settings:
     default_model: str = field(default_factory=lambda: os.environ.get("GATESCOPE_DEFAULT_MODEL", "code"))
     #: Most tokens one trace may have.
     max_tokens: int = field(default_factory=lambda: _env_int("GATESCOPE_MAX_TOKENS", 20_000))
+    #: Most live-typing connections (WS /api/live) open at once.
+    max_sessions: int = field(default_factory=lambda: _env_int("GATESCOPE_MAX_SESSIONS", 64))
     #: Predictions per step in a trace's probs.
     top_k: int = 5
     templates: Path = ROOT / "templates"

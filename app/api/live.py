@@ -1,7 +1,10 @@
 """WS /api/live: live typing. The client sends {"model", "text"} on every edit; the server finds the
 first token that changed, resumes from the cached state there, and sends only the steps from that
-position on: {"from": k, "tokens", "unknown", "layers", "probs"}. A newer edit replaces an older one
-still waiting; each connection caches one trace (its current text)."""
+position on: {"from": k, "length", "tokens", "unknown", "layers", "probs"}. With "focus": {"layer",
+"unit"} the reply also carries that unit's exact values (``Trace.unit``) from k on; a message with
+only "focus" asks for them over the whole cached trace. A newer edit replaces an older one still
+waiting; each connection caches one trace (its current text); errors are {"error": ...} and the
+socket stays open. Every reply echoes the message's "seq"."""
 
 from __future__ import annotations
 
@@ -13,9 +16,13 @@ from starlette.concurrency import run_in_threadpool
 
 import model
 
-from ..encoding import trace_json
+from ..encoding import dumps_compact, focus_json, pack, top_compact, trace_json
 
 router = APIRouter(tags=["live"])
+
+
+class LiveError(ValueError):
+    """A client's mistake on the socket: sent back as {"error": message}."""
 
 
 def _common_prefix(a: list[str], b: list[str]) -> int:
@@ -27,80 +34,140 @@ def _common_prefix(a: list[str], b: list[str]) -> int:
     return k
 
 
+def _focus_of(msg: dict[str, Any], tr: model.Trace) -> tuple[int, int] | None:
+    focus = msg.get("focus")
+    if focus is None:
+        return None
+    layer, unit = (focus.get("layer"), focus.get("unit")) if isinstance(focus, dict) else (None, None)
+    if type(layer) is not int or not 0 <= layer < len(tr.layers):
+        raise LiveError(f"focus.layer must be a layer index from 0 to {len(tr.layers) - 1}, got {layer!r}")
+    H = tr.layers[layer]["h"].shape[1]
+    if type(unit) is not int or not 0 <= unit < H:
+        raise LiveError(f"focus.unit must be a unit index from 0 to {H - 1}, got {unit!r}")
+    return layer, unit
+
+
 class Session:
     """One connection's cache: the model and the trace of the text it last sent."""
 
     def __init__(self) -> None:
         self.name: str | None = None
+        self.net: model.Network | None = None
         self.trace: model.Trace | None = None
 
-    def update(self, net: model.Network, name: str, text: str, top_k: int) -> dict[str, Any]:
-        """Trace only what changed; return the message for the client."""
+    def update(self, net: model.Network, name: str, msg: dict[str, Any], top_k: int) -> dict[str, Any] | bytes:
+        """Trace only what changed; return the reply for the client (bytes when compact)."""
+        text, encoding = msg["text"], msg.get("encoding", "json")
+        if encoding not in ("json", "compact"):
+            raise LiveError(f"encoding must be 'json' or 'compact', got {encoding!r}")
         tokens = net.tokenizer.encode(text).tokens  # type: ignore[union-attr]  # raises on unknown tokens
         if self.name != name or self.trace is None:
             self.name, self.trace, k = name, None, 0
         else:
             k = _common_prefix(self.trace.tokens, tokens)
-        kept = self.trace.head(k) if self.trace is not None else None
+        if not tokens:
+            raise LiveError("the text has no tokens: nothing to trace")
+        kept = self.trace.head(k) if self.trace is not None and k > 0 else None
         sep = " " if net.tokenizer is not None and net.tokenizer.kind == "word" else ""
-        rest = sep.join(tokens[k:])
-        if rest:
-            more = net.trace(rest, state=kept.state if kept is not None and k > 0 else None)
-            self.trace = kept.then(more) if kept is not None and k > 0 else more
+        if k < len(tokens):
+            new = net.trace(sep.join(tokens[k:]), state=kept.state if kept is not None else None)
+            whole = kept.then(new) if kept is not None else new
+        else:  # the same tokens: nothing new to send
+            assert kept is not None
+            whole, new = kept, kept.head(0)
+        focus = _focus_of(msg, whole)  # checked before the cache moves on
+        self.net, self.trace = net, whole
+        body: dict[str, Any] = {"seq": msg.get("seq"), "model": name, "from": k, "length": len(whole)}
+        if encoding == "compact":
+            body |= {
+                "tokens": new.tokens,
+                "unknown": whole.unknown,
+                "encoding": "compact",
+                "layers": [{g: pack(g, layer[g]) for g in new.gates} for layer in new.layers],
+                "probs": top_compact(net, new, top_k),
+            }
         else:
-            more, self.trace = None, kept
-        body: dict[str, Any] = (
-            trace_json(name, net, more, top_k) if more is not None else {"model": name, "tokens": [], "layers": []}
-        )
-        body["from"] = k
-        return body
+            plain = trace_json(name, net, new, top_k)
+            body |= {"tokens": plain["tokens"], "unknown": whole.unknown, "layers": plain["layers"]}
+            body["probs"] = plain["probs"]
+        if focus is not None:
+            body["focus"] = focus_json(whole, *focus, start=k)
+        return dumps_compact(body) if encoding == "compact" else body
+
+    def refocus(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """The exact values of another unit over the whole cached trace."""
+        if self.trace is None:
+            raise LiveError("send an edit ({'model', 'text'}) before asking for a unit's values")
+        focus = _focus_of(msg, self.trace)
+        assert focus is not None
+        return {"seq": msg.get("seq"), "focus": focus_json(self.trace, *focus, start=0)}
 
 
 @router.websocket("/api/live")
 async def live_trace(ws: WebSocket) -> None:
     """Live typing: only the steps after the first change travel."""
+    registry, settings, state = ws.app.state.registry, ws.app.state.settings, ws.app.state
     await ws.accept()
-    registry, settings = ws.app.state.registry, ws.app.state.settings
+    if state.live_sessions >= settings.max_sessions:
+        await ws.send_json({"error": f"this server holds at most {settings.max_sessions} live sessions; try later"})
+        await ws.close(code=1013)  # try again later
+        return
+    state.live_sessions += 1
     session = Session()
-    latest: asyncio.Queue[Any] = asyncio.Queue(maxsize=1)
+    pending: dict[str, Any] = {}  # the newest waiting edit and the newest waiting focus request
+    arrived = asyncio.Event()
 
     async def receive() -> None:
         while True:
             msg = await ws.receive_json()
-            if latest.full():
-                latest.get_nowait()  # a newer edit replaces one still waiting
-            latest.put_nowait(msg)
+            if isinstance(msg, dict) and "text" not in msg and "model" not in msg and "focus" in msg:
+                pending["focus"] = msg
+            else:
+                pending["edit"] = msg  # a newer edit replaces one still waiting
+                pending.pop("focus", None)  # and carries its own focus
+            arrived.set()
+
+    async def reply(msg: Any) -> dict[str, Any] | bytes:
+        if not isinstance(msg, dict):
+            raise LiveError("send a JSON object: {'model': id, 'text': ...}")
+        if "text" not in msg and "model" not in msg:
+            return await run_in_threadpool(session.refocus, msg)
+        name, text = msg.get("model"), msg.get("text")
+        entry = registry.get(name) if isinstance(name, str) else None
+        if entry is None or not isinstance(name, str):
+            raise LiveError(f"no model {name!r}; GET /api/models lists them")
+        if not isinstance(text, str) or not text:
+            raise LiveError("send {'model': id, 'text': a non-empty string}")
+        if entry.net.tokenizer is None:
+            raise LiveError(f"model {name!r} takes vectors, not text")
+        n = len(entry.net.tokenizer.split(text))
+        if n > settings.max_tokens:
+            raise LiveError(f"the text has {n} tokens; this server traces at most {settings.max_tokens}")
+        return await run_in_threadpool(session.update, entry.net, name, msg, settings.top_k)
 
     reader = asyncio.create_task(receive())
     try:
         while True:
-            get = asyncio.create_task(latest.get())
-            done, _ = await asyncio.wait({get, reader}, return_when=asyncio.FIRST_COMPLETED)
+            wait = asyncio.create_task(arrived.wait())
+            done, _ = await asyncio.wait({wait, reader}, return_when=asyncio.FIRST_COMPLETED)
             if reader in done:
-                get.cancel()
+                wait.cancel()
                 reader.result()  # re-raises the disconnect
-            msg = get.result()
-            name, text = (msg.get("model"), msg.get("text")) if isinstance(msg, dict) else (None, None)
-            entry = registry.get(name) if isinstance(name, str) else None
-            if entry is None or not isinstance(name, str):
-                await ws.send_json({"error": f"no model {name!r}; GET /api/models lists them"})
-                continue
-            if not isinstance(text, str) or not text:
-                await ws.send_json({"error": "send {'model': id, 'text': a non-empty string}"})
-                continue
-            if entry.net.tokenizer is None:
-                await ws.send_json({"error": f"model {name!r} takes vectors, not text"})
-                continue
-            if len(entry.net.tokenizer.split(text)) > settings.max_tokens:
-                await ws.send_json({"error": f"the text is over {settings.max_tokens} tokens"})
-                continue
-            try:
-                body = await run_in_threadpool(session.update, entry.net, name, text, settings.top_k)
-            except ValueError as e:  # unknown tokens
-                await ws.send_json({"error": str(e)})
-                continue
-            await ws.send_json(body)
+            arrived.clear()
+            for kind in ("edit", "focus"):
+                msg = pending.pop(kind, None)
+                if msg is None:
+                    continue
+                try:
+                    out = await reply(msg)
+                except (LiveError, ValueError) as e:  # ValueError: unknown tokens
+                    out = {"seq": msg.get("seq") if isinstance(msg, dict) else None, "error": str(e)}
+                if isinstance(out, bytes):
+                    await ws.send_text(out.decode())
+                else:
+                    await ws.send_json(out)
     except WebSocketDisconnect:
         pass
     finally:
         reader.cancel()
+        state.live_sessions -= 1

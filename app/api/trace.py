@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 import model
 
-from ..encoding import dumps_compact, step_json, trace_compact, trace_json
+from ..encoding import dumps_compact, step_json, trace_compact, trace_csv, trace_json, trace_npz
 from ..schemas import TraceRequest, TraceResponse
 
 router = APIRouter(prefix="/api", tags=["trace"])
@@ -64,16 +64,25 @@ def prepare(body: TraceRequest, request: Request) -> Job:
 
 
 @router.post("/trace", response_model=None, responses={200: {"model": TraceResponse}})
-def trace_text(job: Annotated[Job, Depends(prepare)], encoding: Literal["json", "compact"] = "json") -> Any:
+def trace_text(
+    job: Annotated[Job, Depends(prepare)], encoding: Literal["json", "compact", "csv", "npz"] = "json"
+) -> Any:
     """Run a model over a text (or vectors) and return every gate at every step.
 
     ``encoding=json`` (default): plain numbers. ``encoding=compact``: each gate array packed in
     2 bytes a value, base64 (see app/encoding.py: ``pack``), the form the page uses.
+    ``encoding=csv``: a download, one row per layer × step × unit. ``encoding=npz``: a NumPy archive
+    (``layer<k>/<gate>`` arrays, ``tokens``, ``probs``), loadable with ``allow_pickle=False``.
     """
     try:
         tr = job.net.trace(job.x)
     except (ValueError, TypeError) as e:
         raise HTTPException(422, str(e)) from None
+    if encoding in ("csv", "npz"):
+        media = "text/csv" if encoding == "csv" else "application/octet-stream"
+        data = trace_csv(tr) if encoding == "csv" else trace_npz(tr)
+        headers = {"Content-Disposition": f'attachment; filename="{job.name}-trace.{encoding}"'}
+        return Response(data, media_type=media, headers=headers)
     if encoding == "compact":
         body = dumps_compact(trace_compact(job.name, job.net, tr, job.top_k))
         return Response(body, media_type="application/json")

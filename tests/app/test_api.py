@@ -133,3 +133,30 @@ def test_the_compact_encoding_is_small_and_close(client):
 def test_an_unknown_encoding_is_a_422(client):
     r = client.post("/api/trace?encoding=xml", json={"model": "dyck", "text": "()"})
     assert r.status_code == 422
+
+
+def test_a_trace_downloads_as_csv_and_npz(client):
+    import csv
+    import io
+
+    tr = model.load("dyck").trace("(())")
+    r = client.post("/api/trace?encoding=csv", json={"model": "dyck", "text": "(())"})
+    assert r.status_code == 200 and 'filename="dyck-trace.csv"' in r.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert len(rows) == 4 * 8  # one row per step × unit
+    assert float(rows[8 * 2 + 3]["c"]) == float(tr.layers[0]["c"][2, 3])
+    r = client.post("/api/trace?encoding=npz", json={"model": "dyck", "text": "(())"})
+    with np.load(io.BytesIO(r.content), allow_pickle=False) as z:
+        np.testing.assert_array_equal(z["layer0/f"], tr.layers[0]["f"])
+        assert z["tokens"].tolist() == ["(", "(", ")", ")"]
+
+
+def test_compact_predictions_are_token_lists_and_packed_probabilities(client):
+    from app.encoding import unpack
+
+    net = model.load("code")
+    tr = net.trace("import os\n")
+    probs = client.post("/api/trace?encoding=compact", json={"model": "code", "text": "import os\n"}).json()["probs"]
+    idx, p = tr.top(5)
+    assert probs["tokens"] == [[net.vocab[j] for j in row] for row in idx]
+    assert np.abs(unpack(probs["p"]) - p).max() <= 1e-4

@@ -1,0 +1,113 @@
+"""WS /api/live as the page uses it: compact steps, the selected unit's exact values, focus changes, limits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+import model
+from app.encoding import unpack
+from app.main import create_app
+from app.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def client():
+    with TestClient(create_app(Settings(max_tokens=200, max_sessions=2))) as c:
+        yield c
+
+
+def edit(text: str, seq: int, **more):
+    return {"seq": seq, "model": "code", "text": text, "encoding": "compact", **more}
+
+
+def test_compact_edits_carry_new_steps_and_the_units_exact_values(client):
+    net = model.load("code")
+    with client.websocket_connect("/api/live") as ws:
+        ws.send_json(edit("def f(x):", 1, focus={"layer": 0, "unit": 118}))
+        first = ws.receive_json()
+        assert (first["seq"], first["from"], first["length"]) == (1, 0, 9)
+        ws.send_json(edit("def f(x):\n    return", 2, focus={"layer": 0, "unit": 118}))
+        second = ws.receive_json()
+        assert (second["seq"], second["from"], second["length"]) == (2, 9, 20)
+        assert second["tokens"] == list("\n    return")
+    full = net.trace("def f(x):\n    return")
+    for g in net.gates:  # the compact steps are the full trace's last 11 steps
+        got = unpack(second["layers"][0][g])
+        assert got.shape == (11, 128)
+        tol = 1e-3 * max(1.0, float(np.abs(full.layers[0][g]).max()))
+        assert np.abs(got - full.layers[0][g][9:]).max() <= tol, g
+    lines = second["focus"]["lines"]  # exact: the numbers a person reads
+    assert second["focus"] == {"layer": 0, "unit": 118, "from": 9, "lines": lines}
+    for g in net.gates:
+        np.testing.assert_allclose(np.array(lines[g], np.float32), full.layers[0][g][9:, 118], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(np.array(lines["c_prev"], np.float32), full.layers[0]["c"][8:19, 118], rtol=0, atol=1e-6)
+    probs = second["probs"]
+    assert probs["k"] == 5 and len(probs["tokens"]) == 11
+    p = unpack(probs["p"])
+    idx, best = full.top(5)
+    assert probs["tokens"][-1] == [net.vocab[j] for j in idx[-1]]
+    assert np.abs(p - best[9:]).max() <= 1e-4
+
+
+def test_a_focus_message_sends_another_units_values_over_the_whole_text(client):
+    tr = model.load("code").trace("x = [1, 2]")
+    with client.websocket_connect("/api/live") as ws:
+        ws.send_json({"seq": 1, "focus": {"layer": 0, "unit": 3}})
+        assert "before asking" in ws.receive_json()["error"]
+        ws.send_json(edit("x = [1, 2]", 2))
+        assert "focus" not in ws.receive_json()
+        ws.send_json({"seq": 3, "focus": {"layer": 0, "unit": 77}})
+        reply = ws.receive_json()
+        assert reply["seq"] == 3 and reply["focus"]["from"] == 0
+        np.testing.assert_array_equal(np.array(reply["focus"]["lines"]["o"], np.float32), tr.layers[0]["o"][:, 77])
+        for bad, words in [({"layer": 1, "unit": 0}, "focus.layer"), ({"layer": 0, "unit": 128}, "0 to 127")]:
+            ws.send_json({"seq": 4, "focus": bad})
+            assert words in ws.receive_json()["error"]
+        ws.send_json(edit("x = [1, 2]", 5, focus={"layer": 0, "unit": "7"}))
+        assert "focus.unit" in ws.receive_json()["error"]
+        ws.send_json(edit("x = [1, 2]", 6))  # the same text again: nothing new, the socket still works
+        same = ws.receive_json()
+        assert (same["from"], same["length"], same["tokens"]) == (10, 10, [])
+        assert same["layers"][0]["f"]["shape"] == [0, 128]
+
+
+def test_live_mistakes_name_the_problem_and_keep_the_socket(client):
+    with client.websocket_connect("/api/live") as ws:
+        for msg, words in [
+            ({"seq": 1, "model": "code", "text": "x" * 201}, "201 tokens"),
+            ({"seq": 2, "model": "code", "text": ""}, "non-empty"),
+            ({"seq": 3, "model": "code", "text": "x", "encoding": "xml"}, "encoding"),
+            ({"seq": 4, "model": "nope", "text": "x"}, "no model 'nope'"),
+            ([1, 2], "JSON object"),
+        ]:
+            ws.send_json(msg)
+            reply = ws.receive_json()
+            assert words in reply["error"], reply
+        ws.send_json(edit("ok", 9))
+        assert ws.receive_json()["length"] == 2
+
+
+def test_the_gru_diagram_lines_follow_its_equations(client):
+    with client.websocket_connect("/api/live") as ws:
+        ws.send_json({"seq": 1, "model": "recall-gru", "text": "b123?", "focus": {"layer": 0, "unit": 2}})
+        lines = ws.receive_json()["focus"]["lines"]
+    z, h, h_prev = (np.array(lines[k]) for k in ("z", "h", "h_prev"))
+    assert set(lines) == {"z", "r", "h_tilde", "h", "h_prev", "r_h_prev", "one_minus_z", "one_minus_z_h_prev", "z_h_tilde"}
+    assert h_prev[0] == 0 and np.array_equal(h_prev[1:], h[:-1])
+    np.testing.assert_allclose(np.array(lines["one_minus_z_h_prev"]) + np.array(lines["z_h_tilde"]), h, atol=1e-6)
+    np.testing.assert_allclose(np.array(lines["one_minus_z"]), 1 - z, atol=1e-7)
+
+
+def test_live_sessions_are_limited(client):
+    with client.websocket_connect("/api/live"), client.websocket_connect("/api/live"):
+        with client.websocket_connect("/api/live") as third:
+            assert "at most 2 live sessions" in third.receive_json()["error"]
+            with pytest.raises(WebSocketDisconnect) as closed:
+                third.receive_json()
+            assert closed.value.code == 1013
+    with client.websocket_connect("/api/live") as again:  # closed sessions free their places
+        again.send_json(edit("ok", 1))
+        assert again.receive_json()["length"] == 2
