@@ -70,7 +70,7 @@ class Trace:
         h0, c0 = self.initial[k]
         h_prev = np.concatenate([h0[u : u + 1], g["h"][:-1]])  # (T,) h_{t-1}
         out = {**g, "h_prev": h_prev}
-        if "c" in g:
+        if c0 is not None:
             c_prev = np.concatenate([c0[u : u + 1], g["c"][:-1]])  # (T,) C_{t-1}
             out |= {"c_prev": c_prev, "f_c_prev": g["f"] * c_prev, "i_c_tilde": g["i"] * g["c_tilde"]}
             out["tanh_c"] = np.tanh(g["c"])  # (T,) what o gates into h

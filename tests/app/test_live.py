@@ -11,6 +11,7 @@ import model
 from app.encoding import unpack
 from app.main import create_app
 from app.settings import Settings
+from model.trace import LINES
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +96,7 @@ def test_the_gru_diagram_lines_follow_its_equations(client):
         ws.send_json({"seq": 1, "model": "recall-gru", "text": "b123?", "focus": {"layer": 0, "unit": 2}})
         lines = ws.receive_json()["focus"]["lines"]
     z, h, h_prev = (np.array(lines[k]) for k in ("z", "h", "h_prev"))
-    assert set(lines) == {"z", "r", "h_tilde", "h", "h_prev", "r_h_prev", "one_minus_z", "one_minus_z_h_prev", "z_h_tilde"}
+    assert set(lines) == set(LINES["gru"])
     assert h_prev[0] == 0 and np.array_equal(h_prev[1:], h[:-1])
     np.testing.assert_allclose(np.array(lines["one_minus_z_h_prev"]) + np.array(lines["z_h_tilde"]), h, atol=1e-6)
     np.testing.assert_allclose(np.array(lines["one_minus_z"]), 1 - z, atol=1e-7)
