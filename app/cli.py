@@ -14,6 +14,15 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="serve the page and the API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--models",
+        type=Path,
+        default=None,
+        help="folder uploaded models are kept in (default ~/.local/share/gatescope/models)",
+    )
+    up = serve.add_mutually_exclusive_group()
+    up.add_argument("--uploads", dest="uploads", action="store_true", default=None, help="allow uploads on any address")
+    up.add_argument("--no-uploads", dest="uploads", action="store_false", help="refuse uploads")
     tc = sub.add_parser("trace", help="trace a text through a model and write every gate")
     tc.add_argument("model", help="a bundled model's name or a weight file")
     tc.add_argument("text")
@@ -36,8 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--out", type=Path, default=None, help="output folder (default runs/<task>-<cell>)")
     args = parser.parse_args(argv)
     if args.command == "serve":
+        import os
+
         import uvicorn
 
+        os.environ["GATESCOPE_HOST"] = args.host  # uploads default to on only on loopback
+        if args.models is not None:
+            os.environ["GATESCOPE_MODELS"] = str(args.models.expanduser().resolve())
+        if args.uploads is not None:
+            os.environ["GATESCOPE_UPLOADS"] = "1" if args.uploads else "0"
         uvicorn.run("app.main:app", host=args.host, port=args.port)
         return 0
     if args.command == "trace":

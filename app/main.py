@@ -22,6 +22,7 @@ from .api import models as models_api
 from .api import trace as trace_api
 from .registry import Registry
 from .settings import Settings
+from .uploads import Store
 
 #: plotly.js as the plotly Python package ships it (no network at run time).
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -35,6 +36,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry = Registry()
         registry.load_bundled()  # in the lifespan, never at import
+        app.state.store = Store(settings.models_dir)
+        registry.load_store(app.state.store)  # models uploaded before a restart
         app.state.registry = registry
         yield
 

@@ -15,6 +15,9 @@ class ModelCard(BaseModel):
     input: str = Field(description='"text" or "vectors"')
     gates: list[str] = Field(description="gate keys in diagram order")
     vocab: int | None = Field(description="vocabulary size, for text models")
+    input_size: int | None = Field(default=None, description="size of each input vector, for vector models")
+    head: bool = Field(default=False, description="whether the model predicts the next token (probs in traces)")
+    origin: str = Field(default="bundled", description='"bundled" or "uploaded" (only uploaded models can be deleted)')
     description: str = ""
     examples: list[str] = []
     metrics: dict[str, Any] = {}

@@ -97,7 +97,8 @@ def _check_spec(spec: Spec) -> None:
             raise ValueError("a model with a vocabulary needs a tokenizer ('char' or 'word')")
         if not spec.embedding and spec.input_size != len(spec.vocab):
             raise ValueError(
-                f"one-hot input needs input_size = vocabulary size, got {spec.input_size} and {len(spec.vocab)} tokens"
+                f"one-hot input needs input_size = vocabulary size: the weights take input size {spec.input_size}, "
+                f"the vocabulary has {len(spec.vocab)} tokens"
             )
     elif spec.embedding:
         raise ValueError("an embedding needs a vocabulary")

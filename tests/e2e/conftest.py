@@ -35,13 +35,17 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def server() -> Iterator[str]:
-    """The app under uvicorn in its own process; yields its base URL."""
+def server(tmp_path_factory) -> Iterator[str]:
+    """The app under uvicorn in its own process (uploads kept in a fresh folder); yields its base URL."""
     port = _free_port()
+    tmp = tmp_path_factory.mktemp("server")
+    env = {**os.environ, "GATESCOPE_MODELS": str(tmp / "models"), "GATESCOPE_HOST": "127.0.0.1"}
+    log = open(tmp / "server.log", "wb")  # a file, not a pipe: a full pipe would stall the server
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT,
-        stdout=subprocess.PIPE,
+        env=env,
+        stdout=log,
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
@@ -52,13 +56,13 @@ def server() -> Iterator[str]:
             break
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
-                out = proc.stdout.read().decode() if proc.stdout else ""
                 proc.kill()
-                raise RuntimeError(f"the server did not start:\n{out}") from None
+                raise RuntimeError(f"the server did not start:\n{(tmp / 'server.log').read_text()}") from None
             time.sleep(0.1)
     yield url
     proc.terminate()
     proc.wait(timeout=10)
+    log.close()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,198 @@
+"""POST /api/models and DELETE /api/models/{id}: uploads in every format, kept across restarts,
+refused with a reason (and nothing written) when they are bad or when uploads are off."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import stat
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+import model
+from app.main import create_app
+from app.settings import Settings
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def make_client(models: Path, **settings) -> TestClient:
+    settings.setdefault("uploads", True)
+    return TestClient(create_app(Settings(models_dir=models, **settings)))
+
+
+def upload(client, path: Path, name: str | None = None, vocab: Path | None = None, filename: str | None = None):
+    files = {"file": (filename or path.name, path.read_bytes())}
+    if vocab is not None:
+        files["vocab"] = (vocab.name, vocab.read_bytes())
+    return client.post("/api/models", files=files, data={"name": name} if name else None)
+
+
+def stored(models: Path) -> list[str]:
+    return sorted(p.name for p in models.iterdir()) if models.exists() else []
+
+
+@pytest.mark.parametrize(
+    ("path", "vocab", "cell"),
+    [
+        ("torch/gru_text.safetensors", "torch/gru_text.vocab.json", "gru"),
+        ("keras/lstm_text.keras", "keras/lstm_text.vocab.json", "lstm"),
+        ("onnx/peephole.onnx", None, "peephole"),
+        ("keras/gru_before.weights.h5", "keras/gru_before.vocab.json", "gru"),
+    ],
+)
+def test_an_upload_becomes_a_model_that_traces_like_the_core(tmp_path, path, vocab, cell):
+    pytest.importorskip("h5py") if path.endswith((".keras", ".h5")) else None
+    pytest.importorskip("onnx") if path.endswith(".onnx") else None
+    src, voc = FIXTURES / path, (FIXTURES / vocab if vocab else None)
+    with make_client(tmp_path) as client:
+        r = upload(client, src, vocab=voc)
+        assert r.status_code == 201, r.text
+        card = r.json()
+        assert (card["cell"], card["origin"]) == (cell, "uploaded")
+        assert card["input"] == ("text" if voc else "vectors")
+        assert card["id"] in [c["id"] for c in client.get("/api/models").json()]
+        net = model.load(src, voc)
+        if voc:
+            text = "".join(net.vocab[j] for j in (1, 2, 1, 3) if len(net.vocab[j]) == 1) or net.vocab[0]
+            body = {"model": card["id"], "text": text}
+            tr = net.trace(text)
+        else:
+            x = np.random.default_rng(0).normal(size=(5, net.spec.input_size)).astype(np.float32)
+            body = {"model": card["id"], "vectors": x.tolist()}
+            tr = net.trace(x)
+        got = client.post("/api/trace", json=body).json()
+        for g in net.gates:
+            np.testing.assert_array_equal(np.array(got["layers"][-1][g], np.float32), tr.layers[-1][g])
+
+
+def test_uploads_survive_a_restart_and_deleting_removes_them(tmp_path):
+    src = FIXTURES / "torch" / "lstm_t7_d3_h5_l1.safetensors"
+    with make_client(tmp_path) as client:
+        assert upload(client, src, name="mine").status_code == 201
+        assert upload(client, src, name="mine").status_code == 409  # the name is taken
+        second = upload(client, src).json()["id"]
+        third = upload(client, src).json()["id"]
+        assert (second, third) == ("lstm_t7_d3_h5_l1", "lstm_t7_d3_h5_l1-2")
+    assert stored(tmp_path) == ["lstm_t7_d3_h5_l1", "lstm_t7_d3_h5_l1-2", "mine"]
+    with make_client(tmp_path) as client:  # a restart
+        card = client.get("/api/models/mine").json()
+        assert (card["origin"], card["hidden_size"]) == ("uploaded", 5)
+        assert client.delete("/api/models/mine").status_code == 204
+        assert client.get("/api/models/mine").status_code == 404
+        assert client.delete("/api/models/mine").status_code == 404
+        r = client.delete("/api/models/code")
+        assert r.status_code == 403 and "bundled" in r.json()["detail"]
+    with make_client(tmp_path) as client:
+        assert client.get("/api/models/mine").status_code == 404
+    assert "mine" not in stored(tmp_path)
+
+
+def test_uploads_are_off_unless_switched_on_or_served_on_loopback(tmp_path):
+    src = FIXTURES / "torch" / "lstm_t7_d3_h5_l1.safetensors"
+    for settings, allowed in [
+        ({"uploads": False, "host": "127.0.0.1"}, False),
+        ({"uploads": None, "host": "0.0.0.0"}, False),
+        ({"uploads": None, "host": None}, False),  # uvicorn app.main:app: the address is unknown
+        ({"uploads": None, "host": "127.0.0.1"}, True),
+        ({"uploads": True, "host": "0.0.0.0"}, True),
+    ]:
+        with make_client(tmp_path / str(len(stored(tmp_path))), **settings) as client:
+            r = upload(client, src)
+            assert (r.status_code == 201) == allowed, (settings, r.text)
+            if not allowed:
+                assert r.status_code == 403 and "switched off" in r.json()["detail"]
+                assert client.delete("/api/models/code").status_code == 403
+
+
+def _pickle_bomb(path: Path, marker: Path) -> Path:
+    class Boom:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    with zipfile.ZipFile(path, "w") as z:  # the layout torch.save writes
+        z.writestr("archive/data.pkl", pickle.dumps({"weight_ih_l0": Boom()}, protocol=2))
+        z.writestr("archive/version", "3\n")
+    return path
+
+
+def test_bad_uploads_get_a_reason_and_leave_nothing_behind(tmp_path):
+    models, scratch = tmp_path / "models", tmp_path / "scratch"
+    scratch.mkdir()
+    marker = scratch / "pwned"
+    junk = scratch / "junk.safetensors"
+    junk.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
+    noise = scratch / "noise.onnx"
+    noise.write_bytes(os.urandom(4096))
+    truncated = scratch / "cut.keras"
+    truncated.write_bytes((FIXTURES / "keras" / "lstm_text.keras").read_bytes()[:3000])
+    stranger = scratch / "stranger.safetensors"
+    from safetensors.numpy import save_file
+
+    save_file({"conv.weight": np.zeros((3, 3), np.float32)}, str(stranger))
+    bomb = _pickle_bomb(scratch / "bomb.pt", marker)
+    notes = scratch / "notes.txt"
+    notes.write_text("hello")
+    with make_client(models, max_upload_mb=1) as client:
+        before = [c["id"] for c in client.get("/api/models").json()]
+        for path, status, words in [
+            (junk, 422, "junk.safetensors"),
+            (noise, 422, "noise.onnx"),
+            (truncated, 422, "cut.keras"),
+            (stranger, 422, "neither a gatescope model nor a PyTorch"),
+            (bomb, 422, "bomb.pt"),
+            (notes, 415, "gatescope reads"),
+        ]:
+            r = upload(client, path)
+            assert r.status_code == status, (path.name, r.text)
+            assert words in r.json()["detail"], r.json()
+        big = scratch / "big.safetensors"
+        big.write_bytes(b"\0" * (3 << 20))
+        r = upload(client, big)
+        assert r.status_code == 413 and "at most 1 MB" in r.json()["detail"]
+        r = upload(client, stranger, name="../../etc")
+        assert r.status_code == 422 and "not usable" in r.json()["detail"]
+        r = client.post("/api/models", data={"name": "x"})
+        assert r.status_code == 422 and "'file'" in r.json()["detail"]
+        assert [c["id"] for c in client.get("/api/models").json()] == before
+    assert not marker.exists()  # the pickle never ran
+    assert stored(models) == []  # no model, no staging folder
+
+
+def test_an_importer_that_crashes_or_hangs_is_a_4xx_not_a_dead_server(tmp_path, monkeypatch):
+    import app.uploads
+
+    src = FIXTURES / "torch" / "lstm_t7_d3_h5_l1.safetensors"
+    for script, words in [("kill -SEGV $$", "crashed the importer"), ("sleep 30", "longer than")]:
+        fake = tmp_path / "fake-python"
+        fake.write_text(f"#!/bin/sh\n{script}\n")
+        fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+        monkeypatch.setattr(app.uploads.sys, "executable", str(fake))
+        with make_client(tmp_path / "models") as client:
+            client.app.state.settings.import_timeout = 1.0
+            r = upload(client, src)
+            assert r.status_code == 422 and words in r.json()["detail"], r.text
+            monkeypatch.undo()
+            assert client.get("/api/models/code").status_code == 200  # still serving
+    assert stored(tmp_path / "models") == []
+
+
+def test_the_upload_form_is_in_the_openapi_schema(tmp_path):
+    with make_client(tmp_path) as client:
+        schema = client.get("/openapi.json").json()
+    form = schema["paths"]["/api/models"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert set(form["properties"]) == {"file", "vocab", "name"}
+    assert "delete" in schema["paths"]["/api/models/{model_id}"]
+
+
+def test_a_vocabulary_that_does_not_fit_the_weights_is_refused(tmp_path):
+    vocab = tmp_path / "v.json"
+    vocab.write_text('{"tokens": ["<unk>", "the", "cat", "sat"], "tokenizer": "word"}')
+    src = FIXTURES / "torch" / "lstm_t7_d3_h5_l1.safetensors"  # input size 3: no 4-token one-hot
+    with make_client(tmp_path / "m") as client:
+        r = upload(client, src, vocab=vocab)
+        assert r.status_code == 422 and "4 tokens" in r.json()["detail"] and "input size 3" in r.json()["detail"]
