@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 import model
 
-from ..encoding import dumps_compact, focus_json, pack, top_compact, trace_json
+from ..encoding import dumps_binary, dumps_compact, focus_json, pack, top_compact, trace_json
 
 router = APIRouter(tags=["live"])
 
@@ -55,11 +55,11 @@ class Session:
         self.net: model.Network | None = None
         self.trace: model.Trace | None = None
 
-    def update(self, net: model.Network, name: str, msg: dict[str, Any], top_k: int) -> dict[str, Any] | bytes:
-        """Trace only what changed; return the reply for the client (bytes when compact)."""
+    def update(self, net: model.Network, name: str, msg: dict[str, Any], top_k: int) -> dict[str, Any] | str | bytes:
+        """Trace only what changed; return the reply: a dict (json), JSON text (compact) or bytes (binary)."""
         text, encoding = msg["text"], msg.get("encoding", "json")
-        if encoding not in ("json", "compact"):
-            raise LiveError(f"encoding must be 'json' or 'compact', got {encoding!r}")
+        if encoding not in ("json", "compact", "binary"):
+            raise LiveError(f"encoding must be 'json', 'compact' or 'binary', got {encoding!r}")
         tokens = net.tokenizer.encode(text).tokens  # type: ignore[union-attr]  # raises on unknown tokens
         if self.name != name or self.trace is None:
             self.name, self.trace, k = name, None, 0
@@ -78,11 +78,11 @@ class Session:
         focus = _focus_of(msg, whole)  # checked before the cache moves on
         self.net, self.trace = net, whole
         body: dict[str, Any] = {"seq": msg.get("seq"), "model": name, "from": k, "length": len(whole)}
-        if encoding == "compact":
+        if encoding != "json":
             body |= {
                 "tokens": new.tokens,
                 "unknown": whole.unknown,
-                "encoding": "compact",
+                "encoding": encoding,
                 "layers": [{g: pack(g, layer[g]) for g in new.gates} for layer in new.layers],
                 "probs": top_compact(net, new, top_k),
             }
@@ -92,7 +92,9 @@ class Session:
             body["probs"] = plain["probs"]
         if focus is not None:
             body["focus"] = focus_json(whole, *focus, start=k)
-        return dumps_compact(body) if encoding == "compact" else body
+        if encoding == "binary":
+            return dumps_binary(body)  # sent as a binary frame
+        return dumps_compact(body).decode() if encoding == "compact" else body
 
     def refocus(self, msg: dict[str, Any]) -> dict[str, Any]:
         """The exact values of another unit over the whole cached trace."""
@@ -127,7 +129,7 @@ async def live_trace(ws: WebSocket) -> None:
                 pending.pop("focus", None)  # and carries its own focus
             arrived.set()
 
-    async def reply(msg: Any) -> dict[str, Any] | bytes:
+    async def reply(msg: Any) -> dict[str, Any] | str | bytes:
         if not isinstance(msg, dict):
             raise LiveError("send a JSON object: {'model': id, 'text': ...}")
         if "text" not in msg and "model" not in msg:
@@ -163,7 +165,9 @@ async def live_trace(ws: WebSocket) -> None:
                 except (LiveError, ValueError) as e:  # ValueError: unknown tokens
                     out = {"seq": msg.get("seq") if isinstance(msg, dict) else None, "error": str(e)}
                 if isinstance(out, bytes):
-                    await ws.send_text(out.decode())
+                    await ws.send_bytes(out)
+                elif isinstance(out, str):
+                    await ws.send_text(out)
                 else:
                     await ws.send_json(out)
     except WebSocketDisconnect:

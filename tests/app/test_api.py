@@ -160,3 +160,27 @@ def test_compact_predictions_are_token_lists_and_packed_probabilities(client):
     idx, p = tr.top(5)
     assert probs["tokens"] == [[net.vocab[j] for j in row] for row in idx]
     assert np.abs(unpack(probs["p"]) - p).max() <= 1e-4
+
+
+def test_the_binary_encoding_is_two_bytes_a_value_and_aligned(client):
+    import json
+    import struct
+
+    from app.encoding import loads_binary, unpack
+
+    text = "for x in range(10):\n    print(x)\n"
+    r = client.post("/api/trace?encoding=binary", json={"model": "code", "text": text})
+    assert r.headers["content-type"] == "application/octet-stream"
+    raw = r.content
+    (n,) = struct.unpack("<I", raw[4:8])
+    assert raw[:4] == b"GSC1" and n % 4 == 0
+    body = loads_binary(raw)
+    tr = model.load("code").trace(text)
+    for g, packed in body["layers"][0].items():
+        assert packed["dtype"] in ("u16", "f16") and packed["data"] and len(packed["data"]) == 2 * len(text) * 128
+        tol = 1e-3 * max(1.0, float(np.abs(tr.layers[0][g]).max()))
+        assert np.abs(unpack(packed) - tr.layers[0][g]).max() <= tol
+    header = json.loads(raw[8 : 8 + n])
+    assert all(p["data"]["offset"] % 4 == 0 for p in header["layers"][0].values())  # typed arrays read in place
+    values = len(text) * 128 * 6
+    assert len(raw) - 8 - n <= 2 * values + 2 * len(text) * 5 + 4 * 7  # gates, predictions, padding

@@ -112,3 +112,22 @@ def test_live_sessions_are_limited(client):
     with client.websocket_connect("/api/live") as again:  # closed sessions free their places
         again.send_json(edit("ok", 1))
         assert again.receive_json()["length"] == 2
+
+
+def test_binary_frames_carry_the_same_steps_without_base64(client):
+    from app.encoding import loads_binary
+
+    with client.websocket_connect("/api/live") as ws:
+        ws.send_json(edit("def f(x):", 1, focus={"layer": 0, "unit": 3}))
+        compact = ws.receive_json()
+        ws.send_json(edit("#", 2))  # reset the cache
+        ws.receive_json()
+        ws.send_json({**edit("def f(x):", 3, focus={"layer": 0, "unit": 3}), "encoding": "binary"})
+        raw = ws.receive_bytes()
+    assert raw[:4] == b"GSC1"
+    binary = loads_binary(raw)
+    assert binary["tokens"] == compact["tokens"] and binary["focus"]["lines"] == compact["focus"]["lines"]
+    for g, packed in compact["layers"][0].items():
+        np.testing.assert_array_equal(unpack(binary["layers"][0][g]), unpack(packed))
+        assert len(binary["layers"][0][g]["data"]) == 2 * 9 * 128  # 2 bytes a value
+    np.testing.assert_array_equal(unpack(binary["probs"]["p"]), unpack(compact["probs"]["p"]))

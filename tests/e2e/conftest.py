@@ -42,7 +42,8 @@ def server(tmp_path_factory) -> Iterator[str]:
     env = {**os.environ, "GATESCOPE_MODELS": str(tmp / "models"), "GATESCOPE_HOST": "127.0.0.1"}
     log = open(tmp / "server.log", "wb")  # a file, not a pipe: a full pipe would stall the server
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]
+        + ["--ws-per-message-deflate", "false"],  # as `gatescope serve` runs it
         cwd=ROOT,
         env=env,
         stdout=log,
