@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import socket
+import time
+import urllib.request
 from urllib.parse import urlparse
 
 import numpy as np
@@ -41,3 +45,28 @@ def test_live_typing_over_a_real_socket(server):
     assert second["from"] == 5 and second["tokens"] == ["2"]
     full = net.trace("x = 12")
     np.testing.assert_allclose(np.array(second["layers"][0]["h"], np.float32), full.layers[0]["h"][5:], atol=1e-6)
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def test_a_client_that_leaves_mid_stream_stops_the_work(server):
+    host = urlparse(server)
+    text = "def f(x):\n    return x\n" * 800  # 18,400 steps: about 10 s of work streamed as JSON
+    conn = http.client.HTTPConnection(host.hostname, host.port, timeout=30)
+    conn.request(
+        "POST", "/api/trace/stream", json.dumps({"model": "code", "text": text}), {"Content-Type": "application/json"}
+    )
+    r = conn.getresponse()
+    r.readline(), r.readline()  # the header and step 0: the work is under way
+    conn.sock.shutdown(socket.SHUT_RDWR)  # the client goes away
+    conn.close()
+    time.sleep(1.0)  # let the server notice (at most one chunk of 256 steps more)
+    before = _cpu_seconds(server.pid)
+    time.sleep(2.0)
+    busy = _cpu_seconds(server.pid) - before
+    assert busy < 0.5, f"the server kept working for {busy:.2f} CPU seconds of 2 after the client left"
+    with urllib.request.urlopen(server + "/api/models/code", timeout=5) as ok:  # and it still serves
+        assert ok.status == 200

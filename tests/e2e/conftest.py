@@ -34,6 +34,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class ServerURL(str):
+    """The server's base URL, which also knows the server's process id."""
+
+    pid: int
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory) -> Iterator[str]:
     """The app under uvicorn in its own process (uploads kept in a fresh folder); yields its base URL."""
@@ -49,7 +55,8 @@ def server(tmp_path_factory) -> Iterator[str]:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = ServerURL(f"http://127.0.0.1:{port}")
+    url.pid = proc.pid
     deadline = time.monotonic() + 30
     while True:
         try:

@@ -43,3 +43,16 @@ def test_a_unit_outside_the_layer_is_refused():
     tr = vector_net("lstm", H=4, L=1).trace(inputs(3, 2))
     with pytest.raises(IndexError, match="unit 4 is outside layer 0 of 4 units"):
         tr.unit(0, 4)
+
+
+@pytest.mark.parametrize("k", [1, 5, 7, 9])
+def test_top_k_equals_a_full_sort(k):
+    from model.trace import Trace
+
+    rng = np.random.default_rng(k)
+    p = rng.dirichlet(np.ones(7), size=50).astype(np.float32)  # (T, V=7)
+    tr = Trace("rnn", ("h",), ["a"] * 50, [{"h": np.zeros((50, 2), np.float32)}], p)
+    idx, best = tr.top(k)
+    ref = np.argsort(-p, axis=1, kind="stable")[:, : min(k, 7)]
+    np.testing.assert_array_equal(idx, ref)
+    np.testing.assert_array_equal(best, np.take_along_axis(p, ref, axis=1))
