@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from app.encoding import dumps_compact, pack  # noqa: E402
+from app.encoding import dumps_binary, dumps_compact, pack  # noqa: E402
 
 try:
     import orjson
@@ -53,6 +53,7 @@ def main() -> None:
     n = sum(a.size for a in g.values())
     runs = {
         "compact": lambda: dumps_compact({"layers": [{k: pack(k, a) for k, a in g.items()}]}),
+        "binary": lambda: dumps_binary({"layers": [{k: pack(k, a) for k, a in g.items()}]}),
         "json.dumps(tolist)": lambda: json.dumps({k: a.tolist() for k, a in g.items()}).encode(),
     }
     if orjson is not None:
