@@ -1,0 +1,260 @@
+/**
+ * The only module that talks to the server: GET /api/models, POST /api/trace (downloads) and the
+ * live socket WS /api/live (compact encoding). It also decodes the compact arrays into Float32Array.
+ *
+ * Compact arrays (see app/encoding.py, `pack`): {dtype, shape: [rows, H], data: base64, lo?, hi?}
+ *   u16 -> lo + q * (hi - lo) / 65535      f16 -> float16      f32 -> float32      (little-endian, row-major)
+ */
+
+/** An error a person can act on; `status` is the HTTP status when there is one. */
+export class ApiError extends Error {
+  constructor(message, status = 0) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+  }
+}
+
+async function _detail(res) {
+  try {
+    const body = await res.json();
+    if (typeof body.detail === "string") return body.detail;
+    if (Array.isArray(body.detail)) return body.detail.map((d) => d.msg).join("; ");
+  } catch {
+    /* not JSON */
+  }
+  return `${res.status} ${res.statusText}`;
+}
+
+/** The model cards (GET /api/models). */
+export async function listModels() {
+  let res;
+  try {
+    res = await fetch("/api/models");
+  } catch {
+    throw new ApiError("The server cannot be reached: the model list did not load.");
+  }
+  if (!res.ok) throw new ApiError(`The model list did not load: ${await _detail(res)}`, res.status);
+  return res.json();
+}
+
+/** The whole trace of `text` as a Blob: `encoding` "json" (plain numbers) or "csv". */
+export async function traceBlob(model, text, encoding = "json") {
+  const query = encoding === "json" ? "" : `?encoding=${encodeURIComponent(encoding)}`;
+  let res;
+  try {
+    res = await fetch(`/api/trace${query}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model, text }),
+    });
+  } catch {
+    throw new ApiError("The server cannot be reached: the trace did not download.");
+  }
+  if (!res.ok) throw new ApiError(`The trace did not download: ${await _detail(res)}`, res.status);
+  return res.blob();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compact arrays
+
+const _hasFromBase64 = typeof Uint8Array.fromBase64 === "function";
+
+/** Bytes of a base64 string. */
+export function base64Bytes(b64) {
+  if (_hasFromBase64) return Uint8Array.fromBase64(b64);
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let k = 0; k < bin.length; k++) out[k] = bin.charCodeAt(k);
+  return out;
+}
+
+let _f16Table = null;
+/** float16 bit pattern -> value, for browsers without Float16Array (65,536 entries, built once). */
+function f16Table() {
+  if (_f16Table) return _f16Table;
+  const t = new Float32Array(65536);
+  for (let q = 0; q < 65536; q++) {
+    const s = q & 0x8000 ? -1 : 1;
+    const e = (q >> 10) & 0x1f;
+    const m = q & 0x3ff;
+    if (e === 0) t[q] = s * m * 2 ** -24;
+    else if (e === 31) t[q] = m ? NaN : s * Infinity;
+    else t[q] = s * (1 + m / 1024) * 2 ** (e - 15);
+  }
+  return (_f16Table = t);
+}
+
+/** A compact array as a Float32Array (row-major, shape[0] × shape[1]). */
+export function decode(packed) {
+  const bytes = base64Bytes(packed.data);
+  const n = packed.shape.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(n);
+  if (packed.dtype === "u16") {
+    const q = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
+    const lo = packed.lo;
+    const step = (packed.hi - packed.lo) / 65535;
+    for (let k = 0; k < n; k++) out[k] = lo + q[k] * step;
+  } else if (packed.dtype === "f16") {
+    if (typeof Float16Array === "function") {
+      out.set(new Float16Array(bytes.buffer, bytes.byteOffset, n));
+    } else {
+      const q = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
+      const table = f16Table();
+      for (let k = 0; k < n; k++) out[k] = table[q[k]];
+    }
+  } else if (packed.dtype === "f32") {
+    out.set(new Float32Array(bytes.buffer, bytes.byteOffset, n));
+  } else {
+    throw new Error(`Unknown compact dtype '${packed.dtype}'`);
+  }
+  return out;
+}
+
+/** Decode an edit reply in place of its compact parts: layers[l][gate] and probs.p become
+ * {rows, cols, data: Float32Array}. */
+export function decodeReply(msg) {
+  const layers = (msg.layers || []).map((layer) => {
+    const out = {};
+    for (const [gate, packed] of Object.entries(layer)) {
+      out[gate] = { rows: packed.shape[0], cols: packed.shape[1], data: decode(packed) };
+    }
+    return out;
+  });
+  let probs = null;
+  if (msg.probs) {
+    const p = msg.probs.p;
+    probs = { k: msg.probs.k, tokens: msg.probs.tokens, p: { rows: p.shape[0], cols: p.shape[1], data: decode(p) } };
+  }
+  return { ...msg, layers, probs };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The live socket
+
+/** Reconnect delays in ms (then the last one, repeated). */
+const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 8000];
+
+/**
+ * WS /api/live with automatic reconnection. Every edit and focus change carries a `seq`; replies
+ * come back in order (a superseded edit gets none). After a reconnect the current edit is sent
+ * again (the server's cache is gone, so its reply starts from step 0).
+ *
+ * hooks: onEdit(reply decoded), onFocus(reply), onError(seq, message), onStatus({state, retryIn}),
+ *        onSent(seq, kind)
+ */
+export class Live {
+  constructor(hooks = {}) {
+    this._hooks = hooks;
+    this._ws = null;
+    this._seq = 0;
+    this._edit = null; // the latest edit message (resent after a reconnect)
+    this._tries = 0;
+    this._timer = null;
+    this._closed = false;
+    this._pendingFocus = null;
+    this._everOpen = false;
+  }
+
+  /** The seq of the latest message sent. */
+  get seq() {
+    return this._seq;
+  }
+
+  /** Send an edit: the whole text, with the unit the page shows. Returns its seq. */
+  edit(model, text, focus) {
+    const msg = { seq: ++this._seq, model, text, encoding: "compact", focus };
+    this._edit = msg;
+    this._pendingFocus = null;
+    this._send(msg, "edit");
+    return msg.seq;
+  }
+
+  /** Ask for the exact lines of another unit or layer (after at least one edit). Returns its seq. */
+  focus(layer, unit) {
+    if (!this._edit) return 0;
+    const msg = { seq: ++this._seq, focus: { layer, unit } };
+    this._edit = { ...this._edit, focus: { layer, unit } };
+    if (this._isOpen()) this._send(msg, "focus");
+    // when closed, the edit resent on reconnect carries the new focus
+    return msg.seq;
+  }
+
+  /** Open the socket now (before the first edit), so the first edit need not wait for the handshake. */
+  connect() {
+    if (!this._ws && !this._timer) this._connect();
+  }
+
+  /** Forget the current edit (the text is empty): nothing is resent on reconnect. */
+  clear() {
+    this._edit = null;
+  }
+
+  /** Drop the connection and open a fresh one (a fresh server cache); the current edit is resent. */
+  reset() {
+    if (this._ws) {
+      this._ws.onclose = null;
+      this._ws.onmessage = null;
+      this._ws.close();
+      this._ws = null;
+    }
+    this._connect();
+  }
+
+  _isOpen() {
+    return this._ws !== null && this._ws.readyState === WebSocket.OPEN;
+  }
+
+  _send(msg, kind) {
+    if (this._isOpen()) {
+      this._ws.send(JSON.stringify(msg));
+      this._hooks.onSent?.(msg.seq, kind);
+    } else if (!this._ws && !this._timer) {
+      this._connect();
+    }
+  }
+
+  _connect() {
+    clearTimeout(this._timer);
+    this._timer = null;
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    const ws = new WebSocket(`${proto}//${location.host}/api/live`);
+    this._ws = ws;
+    ws.onopen = () => {
+      this._tries = 0;
+      this._everOpen = true;
+      this._hooks.onStatus?.({ state: "open" });
+      if (this._edit) {
+        const msg = { ...this._edit, seq: ++this._seq };
+        this._edit = msg;
+        this._send(msg, "edit");
+      }
+    };
+    ws.onmessage = (ev) => this._receive(ev.data);
+    ws.onclose = () => {
+      if (this._ws !== ws) return;
+      this._ws = null;
+      const wait = BACKOFF_MS[Math.min(this._tries, BACKOFF_MS.length - 1)];
+      this._tries += 1;
+      this._hooks.onStatus?.({ state: this._everOpen ? "lost" : "unreachable", retryIn: wait });
+      this._timer = setTimeout(() => this._connect(), wait);
+    };
+  }
+
+  _receive(raw) {
+    let msg;
+    try {
+      msg = JSON.parse(raw);
+    } catch {
+      this._hooks.onError?.(0, "The server sent a reply the page cannot read.");
+      return;
+    }
+    if (msg.error !== undefined) {
+      this._hooks.onError?.(msg.seq ?? 0, String(msg.error));
+    } else if (msg.layers !== undefined) {
+      this._hooks.onEdit?.(decodeReply(msg));
+    } else if (msg.focus !== undefined) {
+      this._hooks.onFocus?.(msg);
+    }
+  }
+}

@@ -1,0 +1,465 @@
+/**
+ * One heatmap per gate of the model: units (rows) × timesteps (columns), the selected layer.
+ *
+ * plotly.js draws each chart's frame: title, axes (tokens along time), colour bar, and the PNG/SVG
+ * exports. The cells themselves are a raster painted into a <canvas> laid exactly over plotly's plot
+ * area, one pixel per (t, unit), from colors.js's scales: plotly's own heatmap redraw costs ~35 ms for
+ * 1,000 × 128 cells (six gates: ~200 ms a keystroke), the raster paints only the new columns. The
+ * cursor (t) and the unit marker are elements over the plot area, so scrubbing moves two boxes and
+ * never redraws a chart.
+ *
+ * Change costs: "t"/"unit" move two boxes (no plotly call); "trace" paints the new columns in the
+ * next animation frame, and relayouts the time axis only when its extent moves (it keeps ~T/25 steps
+ * of headroom, so once every ~T/25 keystrokes; every keystroke while each token is labelled);
+ * "layer" or a new C range repaints all. plotly.js arrives after the first trace (plotting.js):
+ * until then the cells show without their frames.
+ */
+
+import { plotlyScale, rangeOf, scaleOf } from "./colors.js";
+import { downloadFigure, slug } from "./export.js";
+import { MATH, SHORT, el, esc, fmt, showToken } from "./format.js";
+import { AXIS_COLOUR, CONFIG, FONT, MONO, axis, LUT_SIZE, hasPlotly, loadPlotly, plotlyReady, lutOf, timeExtent } from "./plotting.js";
+
+/** What each gate is called beside its math name. */
+const ROLE = {
+  f: "forget gate", i: "input gate", c_tilde: "candidate", c: "cell state", o: "output gate", h: "hidden state",
+  z: "update gate", r: "reset gate", h_tilde: "candidate",
+};
+
+/** Margins of each chart in px (fixed, so the plot area is known without asking plotly). */
+const MARGIN = { l: 46, r: 64, t: 30, b: 34 };
+/** Pixels a token label needs on the time axis before tokens replace step numbers. */
+const PX_PER_TOKEN_LABEL = 11;
+
+/** Plot height for H units: two px a unit within [90, 200]. */
+function plotHeight(H) {
+  return Math.max(90, Math.min(200, 2 * H));
+}
+
+class Panel {
+  constructor(gate, hooks) {
+    this.gate = gate;
+    this.scale = scaleOf(gate);
+    this.lut = lutOf(gate);
+    this.hooks = hooks;
+    this.root = el("figure", { class: "hm", "data-gate": gate, "data-testid": `heatmap-${gate}` });
+    this.plot = el("div", { class: "hm-plot" });
+    this.area = el("div", { class: "hm-area" });
+    this.canvas = el("canvas", { class: "hm-cells", "aria-hidden": "true" });
+    this.cursorT = el("div", { class: "hm-cursor-t" });
+    this.cursorU = el("div", { class: "hm-cursor-u" });
+    this.hit = el("div", {
+      class: "hm-hit",
+      role: "img",
+      "aria-label": `Heatmap of ${ROLE[gate] || gate} ${SHORT[gate] || gate}: units by timesteps. Click a cell to select its step and unit.`,
+    });
+    this.area.append(this.canvas, this.cursorU, this.cursorT, this.hit);
+    const png = el("button", { type: "button", class: "mini", text: "PNG", title: `Download the ${SHORT[gate]} heatmap as PNG` });
+    const svg = el("button", { type: "button", class: "mini", text: "SVG", title: `Download the ${SHORT[gate]} heatmap as SVG` });
+    png.addEventListener("click", () => hooks.onExport(this, "png"));
+    svg.addEventListener("click", () => hooks.onExport(this, "svg"));
+    this.tools = el("div", { class: "hm-tools" }, png, svg);
+    this.root.append(this.plot, this.area, this.tools);
+    this.ctx = null;
+    this.cols = 0; // canvas width in columns (its capacity)
+    this.painted = 0; // columns painted and still valid
+    this.range = null; // [lo, hi] the painted columns used
+    this.series = null;
+    this.T = 0;
+    this.H = 0;
+    this.width = 0;
+    this.height = 0;
+    this.axisKey = "";
+    this.drawn = false;
+  }
+
+  get plotW() {
+    return Math.max(10, this.width - MARGIN.l - MARGIN.r);
+  }
+
+  get plotH() {
+    return plotHeight(this.H);
+  }
+
+  title(cellMax) {
+    const name = `${MATH[this.gate] || this.gate}  <span style="color:#5b646d">${ROLE[this.gate] || ""}</span>`;
+    if (this.scale === "cell" && cellMax > 0) return `${name}  <span style="color:#5b646d">(range ±${fmt(cellMax)})</span>`;
+    return name;
+  }
+
+  /** Whether every token gets a label on the time axis (few enough steps for the width). */
+  labelled(T) {
+    return T > 0 && T * PX_PER_TOKEN_LABEL <= this.plotW;
+  }
+
+  colourRange(cellMax) {
+    return rangeOf(this.scale, this.scale === "cell" ? cellMax || 1 : 1);
+  }
+
+  /** The plotly figure for this chart (frame only; the raster is separate). */
+  figure(tokens, T, cellMax, t, unit, withRaster = null) {
+    const [lo, hi] = this.colourRange(cellMax);
+    const H = this.H;
+    const labelled = this.labelled(T);
+    const R = timeExtent(T, labelled);
+    const xa = axis({ range: [-0.5, R - 0.5], tickfont: { size: 11, color: "#4a535c" } });
+    if (labelled) {
+      Object.assign(xa, {
+        tickmode: "array",
+        tickvals: tokens.map((_, k) => k),
+        ticktext: tokens.map(showToken),
+        tickfont: { size: 11, family: MONO, color: "#2b3137" },
+        tickangle: 0,
+      });
+    } else if (T > 0) {
+      Object.assign(xa, { tickmode: "auto", nticks: Math.max(4, Math.floor(this.plotW / 60)), title: { text: "" } });
+    } else {
+      Object.assign(xa, { tickmode: "array", tickvals: [], ticktext: [] }); // no steps: no time ticks
+    }
+    const layout = {
+      width: this.width,
+      height: this.plotH + MARGIN.t + MARGIN.b,
+      margin: { ...MARGIN, autoexpand: false, pad: 0 },
+      font: FONT,
+      paper_bgcolor: "rgba(0,0,0,0)",
+      plot_bgcolor: "rgba(0,0,0,0)",
+      title: { text: this.title(cellMax), x: 0, xref: "paper", xanchor: "left", y: 1, yref: "container", yanchor: "top", pad: { t: 8 }, font: { size: 13 } },
+      xaxis: xa,
+      yaxis: axis({ range: [H - 0.5, -0.5], title: { text: "unit", standoff: 4, font: { size: 11 } }, nticks: Math.min(H, 6) }),
+      showlegend: false,
+    };
+    const data = [
+      {
+        // carries the colour bar; its two cells lie far left of the visible range
+        type: "heatmap",
+        z: [[lo, hi]],
+        x: [-1e9, -1e9 + 1],
+        y: [0],
+        zmin: lo,
+        zmax: hi,
+        colorscale: plotlyScale(this.scale),
+        hoverinfo: "skip",
+        showscale: true,
+        colorbar: {
+          thickness: 10,
+          len: 1,
+          lenmode: "fraction",
+          x: 1,
+          xpad: 8,
+          xanchor: "left",
+          y: 0.5,
+          ypad: 0,
+          outlinewidth: 0,
+          ticks: "outside",
+          ticklen: 3,
+          tickcolor: AXIS_COLOUR,
+          tickfont: { size: 11 },
+          nticks: 5,
+        },
+      },
+    ];
+    if (withRaster) {
+      layout.images = [
+        { source: withRaster, xref: "x", yref: "y", x: -0.5, y: -0.5, sizex: T, sizey: H, sizing: "stretch", xanchor: "left", yanchor: "top", layer: "below" },
+      ];
+      layout.shapes = [
+        { type: "rect", xref: "x", yref: "y", x0: t - 0.5, x1: t + 0.5, y0: -0.5, y1: H - 0.5, line: { color: "#111", width: 1.5 } },
+        { type: "rect", xref: "x", yref: "y", x0: -0.5, x1: T - 0.5, y0: unit - 0.5, y1: unit + 0.5, line: { color: "rgba(17,17,17,0.55)", width: 1 } },
+      ];
+    }
+    return { data, layout };
+  }
+
+  /** Paint columns [from, T) of the raster (all of them when the range or buffer changed). */
+  paint(series, T, cellMax, changedFrom) {
+    const H = this.H;
+    const [lo, hi] = this.colourRange(cellMax);
+    let from = series === this.series ? Math.min(this.painted, changedFrom) : 0;
+    if (!this.range || this.range[0] !== lo || this.range[1] !== hi) from = 0;
+    if (T > this.cols || !this.ctx) {
+      let cols = Math.max(64, this.cols);
+      while (cols < T) cols *= 2;
+      this.canvas.width = cols;
+      this.canvas.height = H;
+      this.cols = cols;
+      this.ctx = this.canvas.getContext("2d");
+      from = 0;
+    }
+    this.series = series;
+    this.range = [lo, hi];
+    const n = T - from;
+    if (n > 0) {
+      const img = this.ctx.createImageData(n, H);
+      const px = new Uint32Array(img.data.buffer);
+      const data = series.data;
+      const lut = this.lut;
+      const top = LUT_SIZE - 1;
+      const k = top / (hi - lo || 1);
+      for (let t = from; t < T; t++) {
+        const base = t * H;
+        const x = t - from;
+        for (let u = 0; u < H; u++) {
+          // (v − lo) / (hi − lo) on [0, 1], rounded to a shade (as colourOf does)
+          const q = (data[base + u] - lo) * k;
+          px[u * n + x] = lut[q <= 0 ? 0 : q >= top ? top : Math.round(q)];
+        }
+      }
+      this.ctx.putImageData(img, from, 0);
+    }
+    this.painted = T;
+    this.T = T;
+    this.placeRaster();
+  }
+
+  placeRaster() {
+    this.R = timeExtent(this.T, this.labelled(this.T));
+    const w = this.plotW;
+    const h = this.plotH;
+    Object.assign(this.area.style, { left: `${MARGIN.l}px`, top: `${MARGIN.t}px`, width: `${w}px`, height: `${h}px` });
+    const R = this.R || 1;
+    this.canvas.style.width = `${(w * this.cols) / R}px`;
+    this.canvas.style.height = `${h}px`;
+    this.canvas.style.visibility = this.T > 0 ? "visible" : "hidden";
+    this.canvas.classList.toggle("is-pixelated", R <= w);
+  }
+
+  moveCursors(t, unit) {
+    const T = this.T;
+    const w = this.plotW;
+    const h = this.plotH;
+    if (T === 0) {
+      this.cursorT.style.display = "none";
+      this.cursorU.style.display = "none";
+      return;
+    }
+    const cw = w / (this.R || 1);
+    const x = t * cw;
+    const width = Math.max(cw, 2);
+    this.cursorT.style.display = "block";
+    this.cursorT.style.transform = `translateX(${x + cw / 2 - width / 2}px)`;
+    this.cursorT.style.width = `${width}px`;
+    const rh = h / this.H;
+    this.cursorU.style.display = "block";
+    this.cursorU.style.transform = `translateY(${unit * rh + rh / 2 - Math.max(rh, 2) / 2}px)`;
+    this.cursorU.style.height = `${Math.max(rh, 2)}px`;
+  }
+
+  /** The (t, unit) under a mouse event, or null. */
+  cellAt(ev) {
+    if (!this.T) return null;
+    const box = this.hit.getBoundingClientRect();
+    const x = (ev.clientX - box.left) / box.width;
+    const y = (ev.clientY - box.top) / box.height;
+    if (x < 0 || x >= 1 || y < 0 || y >= 1) return null;
+    const t = Math.floor(x * this.R);
+    if (t >= this.T) return null;
+    return { t, unit: Math.min(this.H - 1, Math.floor(y * this.H)) };
+  }
+
+  /** The raster as a PNG data URL, cells enlarged to whole pixels (crisp in exports). */
+  rasterURL() {
+    const T = this.T;
+    const H = this.H;
+    const sx = Math.max(1, Math.ceil(1200 / T));
+    const sy = Math.max(1, Math.ceil(400 / H));
+    const c = document.createElement("canvas");
+    c.width = T * sx;
+    c.height = H * sy;
+    const ctx = c.getContext("2d");
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(this.canvas, 0, 0, T, H, 0, 0, T * sx, H * sy);
+    return c.toDataURL("image/png");
+  }
+}
+
+/** The grid of heatmaps. hooks.onGate(gate|null) when one is hovered. */
+export class Heatmaps {
+  constructor(root, state, hooks = {}) {
+    this.root = root;
+    this.state = state;
+    this.hooks = hooks;
+    this.panels = [];
+    this.grid = el("div", { class: "hm-grid" });
+    this.tip = el("div", { class: "hm-tip", role: "tooltip", hidden: true });
+    this.root.append(this.grid, this.tip);
+    this._frame = 0;
+    this._dirty = { data: false, frame: false };
+    this._from = 0; // first step changed since the last render
+    this.lastDrawn = { version: -1, at: 0 };
+    this._width = 0;
+    state.subscribe((changed) => this._onChange(changed));
+    new ResizeObserver(() => this._resize()).observe(this.grid);
+  }
+
+  /** Light one gate's heatmap (the diagram's hover); null clears. */
+  highlight(gate) {
+    for (const p of this.panels) p.root.classList.toggle("is-highlit", p.gate === gate);
+  }
+
+  _onChange(changed) {
+    if (changed.has("model")) this._build();
+    if (changed.has("trace")) this._from = Math.min(this._from, this.state.trace.from);
+    if (changed.has("layer") || changed.has("model")) this._from = 0;
+    if (changed.has("trace") || changed.has("layer") || changed.has("model")) {
+      this._dirty.data = true;
+      this._schedule();
+    }
+    if (changed.has("t") || changed.has("unit")) this._moveCursors();
+  }
+
+  _build() {
+    const card = this.state.card;
+    if (hasPlotly()) for (const p of this.panels) Plotly.purge(p.plot);
+    this.grid.replaceChildren();
+    this.panels = [];
+    if (!card) return;
+    this.grid.dataset.count = String(card.gates.length);
+    const hooks = { onExport: (panel, format) => this._export(panel, format) };
+    for (const gate of card.gates) {
+      const p = new Panel(gate, hooks);
+      p.H = card.hidden_size;
+      this._wire(p);
+      this.panels.push(p);
+      this.grid.append(p.root);
+    }
+    this._measure();
+    for (const p of this.panels) p.drawn = false;
+  }
+
+  _measure() {
+    for (const p of this.panels) p.width = Math.floor(p.root.clientWidth) || 400;
+  }
+
+  _resize() {
+    const w = this.grid.clientWidth;
+    if (!w || w === this._width) return;
+    this._width = w;
+    this._measure();
+    for (const p of this.panels) p.frameKey = ""; // redraw frames at the new width
+    this._dirty.frame = true;
+    this._schedule();
+  }
+
+  _wire(p) {
+    p.hit.addEventListener("mousemove", (ev) => {
+      const cell = p.cellAt(ev);
+      if (!cell) return this._hideTip();
+      this._showTip(p, cell, ev);
+    });
+    p.hit.addEventListener("mouseenter", () => {
+      p.root.classList.add("is-hovered");
+      this.hooks.onGate?.(p.gate);
+    });
+    p.hit.addEventListener("mouseleave", () => {
+      p.root.classList.remove("is-hovered");
+      this._hideTip();
+      this.hooks.onGate?.(null);
+    });
+    p.hit.addEventListener("click", (ev) => {
+      const cell = p.cellAt(ev);
+      if (cell) this.state.select({ t: cell.t, unit: cell.unit });
+    });
+  }
+
+  _showTip(p, cell, ev) {
+    const s = this.state;
+    const v = p.series ? p.series.data[cell.t * p.H + cell.unit] : NaN;
+    const tok = showToken(s.trace.tokens[cell.t]);
+    this.tip.innerHTML =
+      `<b>${MATH[p.gate]}</b> = <span class="num">${fmt(v, 3)}</span><br>` +
+      `t = ${cell.t} <span class="tok">${esc(tok)}</span> · unit ${cell.unit}`;
+    this.tip.hidden = false;
+    const pad = 14;
+    const box = this.tip.getBoundingClientRect();
+    let x = ev.clientX + pad;
+    let y = ev.clientY + pad;
+    if (x + box.width > innerWidth - 4) x = ev.clientX - box.width - pad;
+    if (y + box.height > innerHeight - 4) y = ev.clientY - box.height - pad;
+    this.tip.style.transform = `translate(${x}px, ${y}px)`;
+  }
+
+  _hideTip() {
+    this.tip.hidden = true;
+  }
+
+  _schedule() {
+    if (this._frame) return;
+    this._frame = requestAnimationFrame(() => {
+      this._frame = 0;
+      this._render();
+    });
+  }
+
+  _render() {
+    const s = this.state;
+    const card = s.card;
+    if (!card) return;
+    const T = s.trace.T;
+    const cellMax = s.trace.cellMax(s.layer);
+    const dataDirty = this._dirty.data;
+    const from = this._from;
+    this._dirty.data = this._dirty.frame = false;
+    this._from = Infinity;
+    for (const p of this.panels) {
+      const series = s.trace.layers[s.layer]?.[p.gate];
+      if (!series) continue;
+      if (dataDirty || p.T !== T) p.paint(series, T, cellMax, from);
+      this._frameOf(p, T, cellMax);
+      p.moveCursors(s.t, s.unit);
+    }
+    this.lastDrawn = { version: s.trace.version, at: performance.now() };
+  }
+
+  /** Draw or move the plotly frame of a panel when what it shows changed (T, tokens shown, range). */
+  _frameOf(p, T, cellMax) {
+    const tokens = this.state.trace.tokens;
+    const labelled = p.labelled(T);
+    const [lo, hi] = p.colourRange(cellMax);
+    const frameKey = `${p.width}|${lo}|${hi}`;
+    const axisKey = labelled ? `${T}|${tokens.slice(0, T).join("\u0000")}` : `${timeExtent(T)}`;
+    if (p.drawn && frameKey === p.frameKey && axisKey === p.axisKey) return;
+    if (!hasPlotly()) {
+      // the frames follow when plotly.js has loaded; the cells are already drawn
+      plotlyReady().then(() => this._schedule(), () => {});
+      p.placeRaster();
+      return;
+    }
+    const fig = p.figure(tokens.slice(0, T), T, cellMax, this.state.t, this.state.unit);
+    if (!p.drawn) {
+      Plotly.newPlot(p.plot, fig.data, fig.layout, CONFIG);
+      p.drawn = true;
+    } else if (frameKey !== p.frameKey) {
+      Plotly.react(p.plot, fig.data, fig.layout, CONFIG);
+    } else {
+      // only the time axis moved: relayout it alone (a few ms; react would redo the whole chart)
+      const xa = fig.layout.xaxis;
+      const upd = { "xaxis.range": xa.range, "xaxis.tickmode": xa.tickmode };
+      if (xa.tickmode === "array") Object.assign(upd, { "xaxis.tickvals": xa.tickvals, "xaxis.ticktext": xa.ticktext, "xaxis.tickfont": xa.tickfont });
+      else Object.assign(upd, { "xaxis.nticks": xa.nticks, "xaxis.tickfont": xa.tickfont });
+      Plotly.relayout(p.plot, upd);
+    }
+    p.frameKey = frameKey;
+    p.axisKey = axisKey;
+    p.placeRaster();
+  }
+
+  _moveCursors() {
+    const s = this.state;
+    for (const p of this.panels) p.moveCursors(s.t, s.unit);
+  }
+
+  async _export(p, format) {
+    const s = this.state;
+    const T = s.trace.T;
+    if (!T) return;
+    const cellMax = s.trace.cellMax(s.layer);
+    const fig = p.figure(s.trace.tokens.slice(0, T), T, cellMax, s.t, s.unit, p.rasterURL());
+    const name = slug(`gatescope-${s.model}-layer${s.layer}-${p.gate}`);
+    try {
+      await loadPlotly();
+      await downloadFigure(fig, format, name);
+    } catch (e) {
+      this.hooks.onError?.(`The ${SHORT[p.gate]} heatmap could not be saved: ${e.message}`);
+    }
+  }
+}

@@ -1,0 +1,361 @@
+/**
+ * One unit up close: its gates as curves over time (plotly, the exact focus lines, a t cursor), the
+ * input text coloured by its value (Karpathy's cell figures), and, for models with an output head,
+ * the top-5 next-token predictions at t.
+ *
+ * Change costs: "t" moves the cursor, the outlined character and the predictions; "focus" redraws
+ * the curves (in an animation frame) and recolours the text; "trace" rebuilds the text from the
+ * first changed step.
+ */
+
+import { colourOf, darkTextOn, rangeOf, scaleOf } from "./colors.js";
+import { downloadFigure, slug } from "./export.js";
+import { MATH, PLAIN, el, fmt, showToken } from "./format.js";
+import { CONFIG, FONT, axis, hasPlotly, loadPlotly, plotlyReady, timeExtent } from "./plotting.js";
+import { knownUnits } from "./scrubber.js";
+
+/** Height of one gate's strip in the curves chart (px). */
+const STRIP = 46;
+/** Margins of the curves chart (px). */
+const MARGIN = { l: 64, r: 14, t: 8, b: 30 };
+/** Least time between two redraws of the curves while steps stream in (ms; a redraw costs ~25 ms at 1,000 steps). */
+const CHART_EVERY_MS = 250;
+/** Colour of the curves (neutral: the strips' scales give the meaning). */
+const LINE = "#2f3a45";
+
+export class Inspector {
+  /** els: {title, curves, curveTools, gate (select), text, preds, predsBox} */
+  constructor(els, state, hooks = {}) {
+    this.els = els;
+    this.state = state;
+    this.hooks = hooks;
+    this.spans = [];
+    this.current = null;
+    this._frame = 0;
+    this._lastChart = -Infinity;
+    this._chartDrawn = false;
+    this._chartKey = "";
+    this._width = 0;
+    this.cursor = el("div", { class: "in-cursor" });
+    this.curvesArea = el("div", { class: "in-area" }, this.cursor);
+    this.plot = el("div", { class: "in-plot" });
+    els.curves.append(this.plot, this.curvesArea);
+    els.gate.addEventListener("change", () => this._colourText());
+    els.text.addEventListener("click", (ev) => {
+      const t = ev.target?.dataset?.t;
+      if (t !== undefined) state.setT(Number(t));
+    });
+    for (const [format, btn] of Object.entries(els.curveTools)) btn.addEventListener("click", () => this._export(format));
+    state.subscribe((changed) => this._onChange(changed));
+    new ResizeObserver(() => {
+      const w = els.curves.clientWidth;
+      if (w && w !== this._width) {
+        this._width = w;
+        this._chartKey = "";
+        this._scheduleChart();
+      }
+    }).observe(els.curves);
+  }
+
+  _onChange(changed) {
+    if (changed.has("model")) this._build();
+    if (changed.has("trace")) this._rebuildText();
+    if (["focus", "trace", "unit", "layer", "model"].some((k) => changed.has(k))) {
+      this._scheduleChart();
+      this._colourText();
+    }
+    if (["t", "trace", "model"].some((k) => changed.has(k))) {
+      this._moveCursor();
+      this._markCurrent();
+      this._showPredictions();
+    }
+    if (["unit", "layer", "model"].some((k) => changed.has(k))) this._showTitle();
+  }
+
+  _build() {
+    const card = this.state.card;
+    const { gate, predsBox } = this.els;
+    gate.replaceChildren(...card.gates.map((g) => el("option", { value: g, text: PLAIN[g] || g })));
+    gate.value = ["lstm", "peephole", "coupled"].includes(card.cell) ? "c" : "h";
+    this.els.text.replaceChildren();
+    this.spans = [];
+    this.current = null;
+    predsBox.hidden = true;
+    if (hasPlotly()) Plotly.purge(this.plot);
+    this._chartDrawn = false;
+    this._chartKey = "";
+    this._showTitle();
+  }
+
+  _showTitle() {
+    const s = this.state;
+    const k = knownUnits(s.card).find((x) => x.unit === s.unit && x.layer === s.layer);
+    const layer = s.card.layers > 1 ? `, layer ${s.layer}` : "";
+    this.els.title.textContent = `Unit ${s.unit}${layer} up close${k ? ` — known as “${k.name}”` : ""}`;
+  }
+
+  // ---- the coloured text
+
+  _rebuildText() {
+    const s = this.state;
+    const T = s.T;
+    const from = Math.min(s.trace.from, this.spans.length);
+    const box = this.els.text;
+    // drop spans (and their line breaks) from `from` on
+    for (let t = this.spans.length - 1; t >= from; t--) {
+      const span = this.spans[t];
+      if (span.nextSibling && span.nextSibling.nodeType === Node.TEXT_NODE) span.nextSibling.remove();
+      span.remove();
+    }
+    this.spans.length = from;
+    if (this.current && Number(this.current.dataset.t) >= from) this.current = null;
+    const frag = document.createDocumentFragment();
+    const tokens = s.trace.tokens;
+    const unknown = new Set(s.trace.unknown);
+    for (let t = from; t < T; t++) {
+      const tok = tokens[t];
+      const span = document.createElement("span");
+      span.dataset.t = String(t);
+      span.textContent = tok === "\n" ? "↵" : tok === "\t" ? "⇥" : tok;
+      if (unknown.has(t)) span.className = "unk";
+      frag.append(span);
+      if (tok === "\n") frag.append("\n");
+      this.spans.push(span);
+    }
+    box.append(frag);
+    box.classList.toggle("is-empty", T === 0);
+  }
+
+  _colourText() {
+    const s = this.state;
+    const gate = this.els.gate.value;
+    const lines = s.currentLines();
+    const vals = lines?.[gate];
+    this.els.text.classList.toggle("is-pending", !vals);
+    if (!vals) return;
+    // C is unbounded: the text uses this unit's own max |C| (stated in the legend), so its pattern
+    // shows even when another unit's C is far larger
+    let cellMax = 1;
+    if (scaleOf(gate) === "cell") {
+      cellMax = 0;
+      for (const v of vals) cellMax = Math.max(cellMax, Math.abs(v));
+      cellMax = cellMax || 1;
+    }
+    this._legend(gate, cellMax);
+    const n = Math.min(this.spans.length, vals.length);
+    for (let t = 0; t < n; t++) {
+      const v = vals[t];
+      const span = this.spans[t];
+      const bg = colourOf(gate, v, cellMax);
+      if (span._bg === bg) continue; // unchanged: no style write
+      span._bg = bg;
+      span.style.background = bg;
+      span.style.color = darkTextOn(gate, v, cellMax) ? "#111" : "#fff";
+    }
+    this.els.text.dataset.gate = gate;
+    this._markCurrent();
+  }
+
+  _legend(gate, cellMax) {
+    const { legend } = this.els;
+    const [lo, hi] = rangeOf(scaleOf(gate), cellMax);
+    const stops = Array.from({ length: 9 }, (_, k) => colourOf(gate, lo + ((hi - lo) * k) / 8, cellMax));
+    legend.replaceChildren(
+      el("span", { class: "lo", text: fmt(lo) }),
+      el("span", { class: "ramp", style: `background: linear-gradient(90deg, ${stops.join(", ")})` }),
+      el("span", { class: "hi", text: fmt(hi) }),
+    );
+    legend.title = scaleOf(gate) === "cell" ? `C is unbounded: the colours span ±${fmt(cellMax)}, this unit's largest |C| in the text` : "";
+  }
+
+  _markCurrent() {
+    const span = this.spans[this.state.t] || null;
+    if (this.current === span) return;
+    this.current?.classList.remove("is-current");
+    span?.classList.add("is-current");
+    this.current = span;
+    if (span && !this._scrollFrame) {
+      // keep the current character in view inside the box (never scrolls the page); once a frame
+      this._scrollFrame = requestAnimationFrame(() => {
+        this._scrollFrame = 0;
+        const box = this.els.text;
+        const cur = this.current;
+        if (!cur || box.scrollHeight <= box.clientHeight) return;
+        const top = cur.offsetTop;
+        const bottom = top + cur.offsetHeight;
+        if (top < box.scrollTop) box.scrollTop = top - 8;
+        else if (bottom > box.scrollTop + box.clientHeight) box.scrollTop = bottom - box.clientHeight + 8;
+      });
+    }
+  }
+
+  // ---- predictions
+
+  _showPredictions() {
+    const s = this.state;
+    const { preds, predsBox, predsTitle } = this.els;
+    const probs = s.trace.probs;
+    if (!probs || !s.T) {
+      predsBox.hidden = true;
+      preds.replaceChildren();
+      return;
+    }
+    predsBox.hidden = false;
+    const t = s.t;
+    const next = s.trace.tokens[t + 1];
+    predsTitle.replaceChildren("After ", el("span", { class: "tok", text: showToken(s.trace.tokens[t]) }), ` (t = ${t}) the model expects`);
+    const row = probs.p.row(t);
+    const items = probs.tokens[t].map((tok, k) => {
+      const p = row[k];
+      const hit = next !== undefined && tok === next;
+      return el(
+        "li",
+        { class: hit ? "is-next" : "", title: hit ? "the character that actually comes next" : "" },
+        el("span", { class: "tok", text: showToken(tok) }),
+        el("span", { class: "bar" }, el("span", { style: `width:${(p * 100).toFixed(1)}%` })),
+        el("span", { class: "p", text: `${(p * 100).toFixed(1)}%` }),
+      );
+    });
+    preds.replaceChildren(...items);
+  }
+
+  // ---- the curves
+
+  _scheduleChart() {
+    if (this._frame) return;
+    // the curves are off the typing path: after the heatmaps' frame, and at most every CHART_EVERY_MS
+    const wait = Math.max(0, this._lastChart + CHART_EVERY_MS - performance.now());
+    this._frame = setTimeout(() => {
+      requestAnimationFrame(() =>
+        setTimeout(() => {
+          this._frame = 0;
+          this._lastChart = performance.now();
+          this._drawChart();
+        }, 0),
+      );
+    }, wait);
+  }
+
+  _figure(lines, T) {
+    const s = this.state;
+    const gates = s.card.gates;
+    const n = gates.length;
+    const width = this.els.curves.clientWidth || 600;
+    const height = MARGIN.t + MARGIN.b + n * STRIP;
+    const x = Array.from({ length: T }, (_, t) => t);
+    const layout = {
+      width,
+      height,
+      margin: { ...MARGIN, autoexpand: false },
+      font: FONT,
+      paper_bgcolor: "rgba(0,0,0,0)",
+      plot_bgcolor: "rgba(0,0,0,0)",
+      showlegend: false,
+      xaxis: axis({ range: [-0.5, timeExtent(T) - 0.5], anchor: `y${n > 1 ? n : ""}`, nticks: 8, showticklabels: T > 0 }),
+    };
+    const keyParts = [width, timeExtent(T), T < 80];
+    const data = [];
+    const gap = 0.22 / n;
+    gates.forEach((g, k) => {
+      const yname = k === 0 ? "yaxis" : `yaxis${k + 1}`;
+      const scale = scaleOf(g);
+      const vals = lines[g] || [];
+      let range = scale === "gate" ? [-0.05, 1.05] : [-1.1, 1.1];
+      let ticks = scale === "gate" ? [0, 1] : [-1, 0, 1];
+      if (scale === "cell") {
+        let m = 0;
+        for (const v of vals) m = Math.max(m, Math.abs(v));
+        m = Math.max(m, 0.1);
+        const r = Number(m.toPrecision(2));
+        range = [-m * 1.1, m * 1.1];
+        ticks = [-r, 0, r];
+        keyParts.push(m);
+      }
+      const top = 1 - k / n;
+      layout[yname] = axis({
+        domain: [Math.max(0, top - 1 / n + gap / 2), top - gap / 2],
+        range,
+        tickmode: "array",
+        tickvals: ticks,
+        ticktext: ticks.map((v) => fmt(v, Math.abs(v) >= 10 || Number.isInteger(v) ? 0 : 1)),
+        zeroline: scale !== "gate",
+        zerolinecolor: "#d0d5da",
+        title: { text: MATH[g], standoff: 6, font: { size: 12 } },
+        showline: true,
+      });
+      data.push({
+        type: "scatter",
+        mode: T < 80 ? "lines+markers" : "lines",
+        x,
+        y: vals,
+        xaxis: "x",
+        yaxis: k === 0 ? "y" : `y${k + 1}`,
+        line: { color: LINE, width: 1.3 },
+        marker: { size: 3, color: LINE },
+        hoverinfo: "skip",
+      });
+    });
+    return { data, layout, layoutKey: keyParts.join("|") };
+  }
+
+  _drawChart() {
+    const s = this.state;
+    const lines = s.currentLines();
+    if (!s.card) return;
+    if (!hasPlotly()) {
+      plotlyReady().then(() => this._scheduleChart(), () => {});
+      return;
+    }
+    const T = s.T;
+    if (!lines && T) return; // the exact lines are on their way
+    const key = `${s.model}|${s.layer}|${s.unit}|${T}|${s.trace.version}|${this._width}|${Boolean(lines)}`;
+    if (key === this._chartKey) return;
+    this._chartKey = key;
+    const fig = this._figure(lines || {}, T);
+    if (!this._chartDrawn) {
+      Plotly.newPlot(this.plot, fig.data, fig.layout, CONFIG);
+      this._chartDrawn = true;
+    } else if (fig.layoutKey !== this._layoutKey) {
+      Plotly.react(this.plot, fig.data, fig.layout, CONFIG);
+    } else {
+      // the axes stay: only the curves change (restyle redraws the traces, not the frame)
+      Plotly.restyle(this.plot, { x: fig.data.map((d) => d.x), y: fig.data.map((d) => d.y) });
+    }
+    this._layoutKey = fig.layoutKey;
+    this._figSize = { width: fig.layout.width, height: fig.layout.height };
+    this._moveCursor();
+  }
+
+  _moveCursor() {
+    const s = this.state;
+    const size = this._figSize;
+    if (!size || !s.T) {
+      this.cursor.style.display = "none";
+      return;
+    }
+    const w = size.width - MARGIN.l - MARGIN.r;
+    const h = size.height - MARGIN.t - MARGIN.b;
+    Object.assign(this.curvesArea.style, { left: `${MARGIN.l}px`, top: `${MARGIN.t}px`, width: `${w}px`, height: `${h}px` });
+    const cw = w / timeExtent(s.T);
+    this.cursor.style.display = "block";
+    this.cursor.style.transform = `translateX(${s.t * cw + cw / 2 - 1}px)`;
+  }
+
+  async _export(format) {
+    const s = this.state;
+    const lines = s.currentLines();
+    if (!lines || !s.T) return;
+    const fig = this._figure(lines, s.T);
+    fig.layout.shapes = [{ type: "line", xref: "x", yref: "paper", x0: s.t, x1: s.t, y0: 0, y1: 1, line: { color: "#111", width: 1.2 } }];
+    fig.layout.title = { text: `${s.model} · layer ${s.layer} · unit ${s.unit}`, x: 0, xref: "paper", xanchor: "left", font: { size: 13 } };
+    fig.layout.margin = { ...fig.layout.margin, t: 30 };
+    fig.layout.height += 22;
+    try {
+      await loadPlotly();
+      await downloadFigure(fig, format, slug(`gatescope-${s.model}-layer${s.layer}-unit${s.unit}`));
+    } catch (e) {
+      this.hooks.onError?.(`The curves could not be saved: ${e.message}`);
+    }
+  }
+}
+

@@ -1,0 +1,107 @@
+/**
+ * What the page's plotly charts share: fonts, axis style, the colour lookup tables the heatmap
+ * rasters paint with (built from colors.js, so a value has one colour everywhere).
+ */
+
+import { colourOf, rangeOf, scaleOf } from "./colors.js";
+
+/** Font of chart text (the page's). */
+export const FONT = { family: "system-ui, -apple-system, 'Segoe UI', sans-serif", size: 12, color: "#2b3137" };
+/** Font of tokens on axes. */
+export const MONO = "ui-monospace, 'SFMono-Regular', Menlo, Consolas, 'DejaVu Sans Mono', monospace";
+/** Colour of axis lines and ticks. */
+export const AXIS_COLOUR = "#8a939c";
+
+/** Plotly config for every chart: no mode bar (the page has its own export buttons), no logo. */
+export const CONFIG = { displayModeBar: false, displaylogo: false, responsive: false, doubleClick: false, showTips: false };
+
+/** An axis in the page's style. */
+export function axis(extra = {}) {
+  return {
+    fixedrange: true,
+    showgrid: false,
+    zeroline: false,
+    linecolor: AXIS_COLOUR,
+    tickcolor: AXIS_COLOUR,
+    ticks: "outside",
+    ticklen: 3,
+    tickfont: { size: 11, color: "#4a535c" },
+    ...extra,
+  };
+}
+
+/** Shades in a raster lookup table (the same count colors.js uses). */
+const SHADES = 256;
+const _luts = {};
+
+/**
+ * RGBA lookup table of a gate key's scale: SHADES entries packed little-endian into Uint32
+ * (for an ImageData's Uint32 view). Entry k is the colour of lo + k/(SHADES − 1)·(hi − lo), rounded
+ * as colors.js's colourOf rounds.
+ */
+export function lutOf(key) {
+  const scale = scaleOf(key);
+  if (_luts[scale]) return _luts[scale];
+  const [lo, hi] = rangeOf(scale, 1);
+  const lut = new Uint32Array(SHADES);
+  for (let k = 0; k < SHADES; k++) {
+    const css = colourOf(key, lo + ((hi - lo) * k) / (SHADES - 1), 1);
+    const [r, g, b] = css.match(/\d+/g).map(Number);
+    lut[k] = (255 << 24) | (b << 16) | (g << 8) | r;
+  }
+  return (_luts[scale] = lut);
+}
+
+/** Shades per lookup table. */
+export const LUT_SIZE = SHADES;
+
+/** Steps of headroom the time axis keeps, as a share of T (so a keystroke rarely moves the axis). */
+const HEADROOM = 1 / 25;
+
+/**
+ * Extent of the time axis (in steps) for T steps: T itself for short texts (each token labelled),
+ * else T rounded up to a round step of about T/25, so typing moves the axis once every ~T/25 keys.
+ */
+export function timeExtent(T, exact = false) {
+  if (exact || T <= 40) return Math.max(T, 1);
+  const raw = T * HEADROOM;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  const q = raw / p >= 5 ? 5 * p : raw / p >= 2 ? 2 * p : p;
+  return Math.ceil((T + 1) / q) * q;
+}
+
+let _resolve = null;
+let _reject = null;
+const _ready = new Promise((resolve, reject) => ((_resolve = resolve), (_reject = reject)));
+_ready.catch(() => {});
+let _asked = false;
+
+/**
+ * Load plotly.js once, as a classic script (global Plotly) from the server's /vendor copy.
+ * It is 4.8 MB: its first compile takes ~1 s on a small machine, so main.js asks for it after the
+ * first trace is drawn (the cells, the diagram and the numbers need no plotly; the charts' frames do).
+ */
+export function loadPlotly() {
+  if (!_asked) {
+    _asked = true;
+    if (window.Plotly) _resolve(window.Plotly);
+    else {
+      const script = document.createElement("script");
+      script.src = "/vendor/plotly.min.js";
+      script.onload = () => _resolve(window.Plotly);
+      script.onerror = () => _reject(new Error("plotly.js did not load from /vendor/plotly.min.js"));
+      document.head.append(script);
+    }
+  }
+  return _ready;
+}
+
+/** Resolves when plotly.js is ready (without asking for it). */
+export function plotlyReady() {
+  return _ready;
+}
+
+/** Whether plotly.js is ready to draw. */
+export function hasPlotly() {
+  return typeof window.Plotly === "object" && window.Plotly !== null;
+}

@@ -1,0 +1,180 @@
+/**
+ * The time and unit controls: the scrubber over 0..T−1 with the current token, play/pause at a
+ * chosen speed, the unit (a number, or one of the card's known units) and the layer.
+ * Keys when the text box does not have focus: ← → one step, Home/End the ends, Space plays/pauses.
+ */
+
+import { el, fmt, showToken } from "./format.js";
+
+/** Playback speeds offered, in steps a second. */
+const SPEEDS = [2, 5, 10, 25, 50];
+/** Speed selected at first (steps a second). */
+const DEFAULT_SPEED = 10;
+
+/** The card's known units as [{name, layer, unit, note}] (cards list them in a few shapes). */
+export function knownUnits(card) {
+  const out = [];
+  const visit = (name, v) => {
+    if (!v || typeof v !== "object") return;
+    if (Array.isArray(v)) return v.forEach((x) => visit(name, x));
+    if (typeof v.unit === "number") {
+      const label = v.feature || name;
+      const note = typeof v.r === "number" ? `r = ${fmt(v.r)}` : typeof v.separation === "number" ? `separation ${fmt(v.separation)}` : "";
+      out.push({ name: label, layer: v.layer ?? 0, unit: v.unit, note, score: Math.abs(v.r ?? v.separation ?? 0) });
+      return;
+    }
+    for (const [k, x] of Object.entries(v)) visit(k === "features" ? name : k, x);
+  };
+  visit("unit", card?.telling_units);
+  return out;
+}
+
+export class Scrubber {
+  /** els: {range, timestep, play, speed, unit, known, layer}; text: the text box (keys go to it when focused). */
+  constructor(els, state) {
+    this.els = els;
+    this.state = state;
+    this._timer = 0;
+    this._known = [];
+    const { range, play, speed, unit, known, layer } = els;
+    for (const s of SPEEDS) speed.append(el("option", { value: String(s), text: `${s} steps/s`, selected: s === DEFAULT_SPEED }));
+    range.addEventListener("input", () => state.setT(Number(range.value)));
+    play.addEventListener("click", () => this.toggle());
+    speed.addEventListener("change", () => this._playing() && this._start());
+    unit.addEventListener("input", () => {
+      if (unit.value === "" || !Number.isFinite(Number(unit.value))) return;
+      state.select({ unit: Number(unit.value) });
+    });
+    unit.addEventListener("change", () => this._showUnit()); // snap an out-of-range entry back
+    known.addEventListener("change", () => {
+      const k = this._known[Number(known.value)];
+      if (k) state.select({ unit: k.unit, layer: k.layer });
+    });
+    layer.addEventListener("change", () => state.select({ layer: Number(layer.value) }));
+    document.addEventListener("keydown", (ev) => this._key(ev));
+    state.subscribe((changed) => this._onChange(changed));
+  }
+
+  _onChange(changed) {
+    if (changed.has("model")) this._build();
+    if (changed.has("trace") || changed.has("t") || changed.has("model")) this._showT();
+    if (changed.has("unit") || changed.has("layer") || changed.has("model")) this._showUnit();
+  }
+
+  _build() {
+    const card = this.state.card;
+    const { unit, known, layer } = this.els;
+    unit.max = String(card.hidden_size - 1);
+    layer.replaceChildren(...Array.from({ length: card.layers }, (_, l) => el("option", { value: String(l), text: `layer ${l}` })));
+    layer.disabled = card.layers <= 1;
+    layer.title = card.layers <= 1 ? "This model has one layer" : `Layers 0 to ${card.layers - 1}`;
+    this._known = knownUnits(card);
+    known.replaceChildren(
+      el("option", { value: "", text: this._known.length ? "— pick one —" : "none listed" }),
+      ...this._known.map((k, n) =>
+        el("option", { value: String(n), text: `${k.name} · ${card.layers > 1 ? `layer ${k.layer} ` : ""}unit ${k.unit}${k.note ? ` · ${k.note}` : ""}` }),
+      ),
+    );
+    known.disabled = this._known.length === 0;
+    this.stop();
+  }
+
+  _showT() {
+    const s = this.state;
+    const T = s.T;
+    const { range, timestep } = this.els;
+    range.max = String(Math.max(0, T - 1));
+    range.value = String(s.t);
+    range.disabled = T === 0;
+    timestep.dataset.t = String(s.t);
+    if (T === 0) {
+      timestep.textContent = "t = –";
+    } else {
+      const tok = showToken(s.trace.tokens[s.t]);
+      timestep.replaceChildren(`t = ${s.t} / ${T - 1}  `, el("span", { class: "tok", text: `'${tok}'` }));
+    }
+    range.setAttribute("aria-valuetext", T ? `step ${s.t} of ${T - 1}, token ${showToken(s.trace.tokens[s.t])}` : "no steps");
+  }
+
+  _showUnit() {
+    const s = this.state;
+    const { unit, known, layer } = this.els;
+    if (document.activeElement !== unit || Number(unit.value) !== s.unit) unit.value = String(s.unit);
+    unit.dataset.unit = String(s.unit);
+    layer.value = String(s.layer);
+    layer.dataset.layer = String(s.layer);
+    const k = this._known.findIndex((x) => x.unit === s.unit && x.layer === s.layer);
+    known.value = k >= 0 ? String(k) : "";
+  }
+
+  _playing() {
+    return this._timer !== 0;
+  }
+
+  /** Play or pause. */
+  toggle() {
+    if (this._playing()) this.stop();
+    else this._start(true);
+  }
+
+  _start(fromButton = false) {
+    const s = this.state;
+    if (s.T < 2) return;
+    clearInterval(this._timer);
+    if (fromButton && s.t >= s.T - 1) s.setT(0);
+    const speed = Number(this.els.speed.value) || DEFAULT_SPEED;
+    this._timer = setInterval(() => {
+      if (s.t >= s.T - 1) return this.stop();
+      s.setT(s.t + 1);
+    }, 1000 / speed);
+    this._showPlay();
+  }
+
+  /** Pause. */
+  stop() {
+    clearInterval(this._timer);
+    this._timer = 0;
+    this._showPlay();
+  }
+
+  _showPlay() {
+    const { play } = this.els;
+    const on = this._playing();
+    play.setAttribute("aria-pressed", String(on));
+    play.setAttribute("aria-label", on ? "Pause" : "Play");
+    play.title = on ? "Pause (Space)" : "Play through the steps (Space)";
+    play.textContent = on ? "❚❚" : "▶";
+  }
+
+  _key(ev) {
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    const target = ev.target;
+    const tag = target?.tagName;
+    if (tag === "TEXTAREA" || tag === "SELECT" || target?.isContentEditable) return;
+    if (tag === "INPUT" && target.type !== "range") return;
+    const s = this.state;
+    const onRange = target === this.els.range;
+    switch (ev.key) {
+      case "ArrowLeft":
+      case "ArrowRight":
+        if (onRange) return; // the range input moves itself
+        ev.preventDefault();
+        this.stop();
+        s.setT(s.t + (ev.key === "ArrowRight" ? 1 : -1));
+        break;
+      case "Home":
+      case "End":
+        if (onRange) return;
+        ev.preventDefault();
+        this.stop();
+        s.setT(ev.key === "Home" ? 0 : s.T - 1);
+        break;
+      case " ":
+        if (tag === "BUTTON" || tag === "A") return; // Space presses the focused button
+        ev.preventDefault();
+        this.toggle();
+        break;
+      default:
+    }
+  }
+}

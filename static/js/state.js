@@ -1,0 +1,369 @@
+/**
+ * What the page shows: the selection (model, text, layer, t, unit) and the trace store (tokens, per
+ * layer per gate the decoded (T × H) values, the top-k predictions, the selected unit's exact lines).
+ * Views subscribe and get told what changed:
+ *
+ *   subscribe((changed, state) => ...)   changed: Set of
+ *     "model"   the card changed (views rebuild their structure; the store was emptied)
+ *     "trace"   steps arrived or were cut (state.trace.from: the first step that changed)
+ *     "focus"   the selected unit's exact lines arrived (state.focus)
+ *     "layer" | "unit" | "t" | "text"   a selection changed
+ *
+ * The selection round-trips through the URL hash (#model=code&layer=0&t=12&unit=118&text=...).
+ * Nothing here computes a gate: values come from the server; this module only stores and indexes.
+ */
+
+/** Rows a Series reserves when it first grows. */
+const FIRST_CAPACITY = 256;
+
+/** A growable (T × width) float32 table, row-major. Cutting keeps the rows after T in the buffer. */
+export class Series {
+  constructor(width) {
+    this.width = width;
+    this.T = 0;
+    this.data = new Float32Array(FIRST_CAPACITY * width);
+  }
+
+  /** Steps the buffer can hold without growing. */
+  get capacity() {
+    return this.data.length / this.width;
+  }
+
+  /** Keep the first k steps. */
+  cut(k) {
+    this.T = Math.min(this.T, k);
+  }
+
+  /** Append `rows` steps of values (a Float32Array of rows × width). */
+  append(values, rows) {
+    const need = (this.T + rows) * this.width;
+    if (need > this.data.length) {
+      let cap = this.capacity;
+      while (cap * this.width < need) cap *= 2;
+      const grown = new Float32Array(cap * this.width);
+      grown.set(this.data.subarray(0, this.T * this.width));
+      this.data = grown;
+    }
+    this.data.set(values.subarray(0, rows * this.width), this.T * this.width);
+    this.T += rows;
+  }
+
+  /** Step t's values (a view, no copy). */
+  row(t) {
+    return this.data.subarray(t * this.width, (t + 1) * this.width);
+  }
+
+}
+
+/** The steps the page holds: tokens, gates per layer, predictions; cut and appended by edit replies. */
+export class TraceStore {
+  constructor(card = null) {
+    this.card = card;
+    this.reset();
+  }
+
+  reset() {
+    const card = this.card;
+    this.version = 0; // bumped by every update
+    this.T = 0;
+    this.held = 0; // steps of the server's cached trace still in the buffers (>= T)
+    this.from = 0; // first step changed by the latest update
+    this.tokens = [];
+    this.unknown = [];
+    this.layers = [];
+    this.probs = null;
+    this._cellRowMax = [];
+    if (!card) return;
+    for (let l = 0; l < card.layers; l++) {
+      const gates = {};
+      for (const g of card.gates) gates[g] = new Series(card.hidden_size);
+      this.layers.push(gates);
+      this._cellRowMax.push(new Float32Array(FIRST_CAPACITY));
+    }
+  }
+
+  /** Hide every step but keep the buffers: the server's cache still holds them (empty text). */
+  hide() {
+    this.T = 0;
+    this.from = 0;
+  }
+
+  /** Whether a reply that starts at step k can be applied (we hold its first k steps). */
+  canApply(k) {
+    return k <= this.held;
+  }
+
+  /** Apply an edit reply (decoded): cut to reply.from, append its steps. */
+  apply(reply) {
+    const k = reply.from;
+    const n = reply.length - k;
+    this.tokens.length = k;
+    for (const tok of reply.tokens) this.tokens.push(tok);
+    this.unknown = reply.unknown || [];
+    reply.layers.forEach((layer, l) => {
+      for (const [g, arr] of Object.entries(layer)) {
+        const s = this.layers[l]?.[g];
+        if (!s) continue;
+        s.cut(k);
+        s.append(arr.data, n);
+      }
+      if (layer.c) this._cellMaxFrom(l, k);
+    });
+    if (reply.probs) {
+      if (!this.probs) this.probs = { k: reply.probs.k, tokens: [], p: new Series(reply.probs.p.cols) };
+      this.probs.tokens.length = k;
+      for (const row of reply.probs.tokens) this.probs.tokens.push(row);
+      this.probs.p.cut(k);
+      this.probs.p.append(reply.probs.p.data, n);
+    } else {
+      this.probs = null;
+    }
+    this.T = this.held = reply.length;
+    this.from = k;
+    this.version += 1;
+  }
+
+  _cellMaxFrom(l, k) {
+    const c = this.layers[l].c;
+    let m = this._cellRowMax[l];
+    if (m.length < c.T) {
+      const grown = new Float32Array(c.capacity);
+      grown.set(m);
+      m = this._cellRowMax[l] = grown;
+    }
+    const H = c.width;
+    for (let t = k; t < c.T; t++) {
+      const row = c.row(t);
+      let best = 0;
+      for (let u = 0; u < H; u++) {
+        const a = Math.abs(row[u]);
+        if (a > best) best = a;
+      }
+      m[t] = best;
+    }
+  }
+
+  /** max |C| over the shown steps of a layer: the half-range of the cell colour scale (0 without C). */
+  cellMax(layer) {
+    const key = `${layer}:${this.T}:${this.version}`;
+    if (this._cellMaxKey === key) return this._cellMaxValue;
+    const m = this._cellRowMax[layer];
+    let best = 0;
+    if (m) for (let t = 0; t < this.T; t++) if (m[t] > best) best = m[t];
+    this._cellMaxKey = key;
+    return (this._cellMaxValue = best);
+  }
+
+  /** The Series of a gate in a layer. */
+  series(layer, gate) {
+    const s = this.layers[layer]?.[gate];
+    if (!s) throw new Error(`Unknown gate '${gate}' in layer ${layer}`);
+    return s;
+  }
+}
+
+function _clamp(x, lo, hi) {
+  return Math.max(lo, Math.min(hi, x));
+}
+
+/** The whole page's state. */
+export class State {
+  constructor() {
+    this.cards = [];
+    this.card = null;
+    this.model = null;
+    this.text = "";
+    this.layer = 0;
+    this.t = 0;
+    this.unit = 0;
+    /** Whether t follows the last step as steps arrive (true until the reader scrubs back). */
+    this.follow = true;
+    /** A step asked for before any step arrived (a shared link's t), applied with the first reply. */
+    this.pendingT = null;
+    this.trace = new TraceStore();
+    /** The selected unit's exact lines: {layer, unit, lines: {name: number[T]}} or null. */
+    this.focus = null;
+    this._subs = [];
+    this._hashTimer = null;
+  }
+
+  /** Call fn(changed: Set, state) after every change. Returns an unsubscribe function. */
+  subscribe(fn) {
+    this._subs.push(fn);
+    return () => (this._subs = this._subs.filter((f) => f !== fn));
+  }
+
+  _notify(changed) {
+    if (changed.size === 0) return;
+    for (const fn of this._subs) fn(changed, this);
+    if (["model", "text", "layer", "unit", "t"].some((k) => changed.has(k))) this._scheduleHash();
+  }
+
+  /** Steps shown. */
+  get T() {
+    return this.trace.T;
+  }
+
+  /** The card of a model id. */
+  cardOf(id) {
+    return this.cards.find((c) => c.id === id) || null;
+  }
+
+  /** Select a model: empties the store; layer and unit are clamped to the new size. */
+  setModel(id, { unit = null, layer = null, text = null, t = null } = {}) {
+    const card = this.cardOf(id);
+    if (!card) throw new Error(`Unknown model '${id}'`);
+    this.card = card;
+    this.model = id;
+    this.trace = new TraceStore(card);
+    this.focus = null;
+    this.layer = _clamp(layer ?? this.layer, 0, card.layers - 1);
+    this.unit = _clamp(unit ?? this.unit, 0, card.hidden_size - 1);
+    this.t = 0;
+    this.follow = true;
+    this.pendingT = t;
+    if (text !== null) this.text = text;
+    this._notify(new Set(["model", "text", "trace", "layer", "unit", "t", "focus"]));
+  }
+
+  /** Change the text (the views learn of it; the data arrives later with "trace"). */
+  setText(text) {
+    if (text === this.text) return;
+    this.text = text;
+    const changed = new Set(["text"]);
+    if (!text && this.trace.T > 0) {
+      this.trace.hide();
+      this.t = 0;
+      this.follow = true;
+      changed.add("trace").add("t");
+    }
+    this._notify(changed);
+  }
+
+  /** Select a step (clamped to the steps shown). */
+  setT(t) {
+    const T = this.trace.T;
+    const next = T ? _clamp(Math.round(t), 0, T - 1) : 0;
+    this.follow = T > 0 && next === T - 1;
+    if (next === this.t) return;
+    this.t = next;
+    this._notify(new Set(["t"]));
+  }
+
+  /** Select a unit and/or a layer (and optionally a step): one notification. */
+  select({ unit = this.unit, layer = this.layer, t = null } = {}) {
+    const card = this.card;
+    if (!card) return;
+    const changed = new Set();
+    const u = _clamp(Math.round(unit), 0, card.hidden_size - 1);
+    const l = _clamp(Math.round(layer), 0, card.layers - 1);
+    if (u !== this.unit) (this.unit = u), changed.add("unit");
+    if (l !== this.layer) (this.layer = l), changed.add("layer");
+    if (t !== null && this.trace.T) {
+      const next = _clamp(Math.round(t), 0, this.trace.T - 1);
+      this.follow = next === this.trace.T - 1;
+      if (next !== this.t) (this.t = next), changed.add("t");
+    }
+    this._notify(changed);
+  }
+
+  /** Apply a decoded edit reply. Returns false when it cannot be applied (we lack its first steps). */
+  applyEdit(reply) {
+    if (reply.model !== this.model) return true; // a reply for a model no longer shown
+    if (!this.trace.canApply(reply.from)) return false;
+    this.trace.apply(reply);
+    const changed = new Set(["trace"]);
+    const T = this.trace.T;
+    let t;
+    if (this.pendingT !== null) (t = _clamp(this.pendingT, 0, T - 1)), (this.pendingT = null);
+    else t = this.follow ? T - 1 : _clamp(this.t, 0, T - 1);
+    if (t !== this.t) (this.t = t), changed.add("t");
+    this.follow = this.t === T - 1;
+    if (reply.focus) {
+      if (this._mergeFocus(reply.focus)) changed.add("focus");
+    }
+    this._notify(changed);
+    return true;
+  }
+
+  /** Apply a focus reply (or an edit reply's focus part). Returns whether the lines are now current. */
+  applyFocus(focus) {
+    const ok = this._mergeFocus(focus);
+    if (ok) this._notify(new Set(["focus"]));
+    return ok;
+  }
+
+  _mergeFocus(f) {
+    const T = this.trace.T;
+    const held = this.focus;
+    const same = held && held.layer === f.layer && held.unit === f.unit;
+    let lines;
+    if (f.from === 0) {
+      lines = f.lines;
+    } else if (same && held.length >= f.from) {
+      lines = {};
+      for (const [name, vals] of Object.entries(f.lines)) {
+        const old = held.lines[name] || [];
+        lines[name] = old.slice(0, f.from).concat(vals);
+      }
+    } else {
+      return false; // lines of another unit: wait for the focus reply
+    }
+    const length = Object.values(lines)[0]?.length ?? 0;
+    if (length !== T) return false; // stale (for another text)
+    this.focus = { layer: f.layer, unit: f.unit, length, lines };
+    return true;
+  }
+
+  /** The exact lines of the selected unit and layer, or null while they are on their way. */
+  currentLines() {
+    const f = this.focus;
+    if (!f || f.layer !== this.layer || f.unit !== this.unit || f.length !== this.trace.T) return null;
+    return f.lines;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The URL hash
+
+  /** The selection as a hash string. */
+  toHash() {
+    const p = [
+      `model=${encodeURIComponent(this.model ?? "")}`,
+      `layer=${this.layer}`,
+      `t=${this.t}`,
+      `unit=${this.unit}`,
+      `text=${encodeURIComponent(this.text)}`,
+    ];
+    return "#" + p.join("&");
+  }
+
+  _scheduleHash() {
+    if (this._hashTimer) return;
+    this._hashTimer = setTimeout(() => {
+      this._hashTimer = null;
+      const hash = this.toHash();
+      if (location.hash !== hash) history.replaceState(null, "", hash);
+    }, 150);
+  }
+}
+
+/** Parse a URL hash (#model=..&layer=..&t=..&unit=..&text=..) into {model, layer, t, unit, text}. */
+export function parseHash(hash) {
+  const out = {};
+  const body = hash.startsWith("#") ? hash.slice(1) : hash;
+  if (!body) return out;
+  for (const part of body.split("&")) {
+    const eq = part.indexOf("=");
+    if (eq < 0) continue;
+    const key = part.slice(0, eq);
+    let value;
+    try {
+      value = decodeURIComponent(part.slice(eq + 1));
+    } catch {
+      continue;
+    }
+    if (key === "model" || key === "text") out[key] = value;
+    else if (["layer", "t", "unit"].includes(key) && /^\d+$/.test(value)) out[key] = Number(value);
+  }
+  return out;
+}
