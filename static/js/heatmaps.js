@@ -83,7 +83,10 @@ class Panel {
 
   title(cellMax) {
     const name = `${MATH[this.gate] || this.gate}  <span style="color:#5b646d">${ROLE[this.gate] || ""}</span>`;
-    if (this.scale === "cell" && cellMax > 0) return `${name}  <span style="color:#5b646d">(range ±${fmt(cellMax)})</span>`;
+    if (this.scale === "cell" && cellMax > 0) {
+      const peak = this.peak > cellMax ? `; values reach ±${fmt(this.peak)}` : "";
+      return `${name}  <span style="color:#5b646d">(colours ±${fmt(cellMax)}${peak})</span>`;
+    }
     return name;
   }
 
@@ -404,6 +407,7 @@ export class Heatmaps {
       const series = s.trace.layers[s.layer]?.[p.gate];
       if (!series) continue;
       if (dataDirty || p.T !== T) p.paint(series, T, cellMax, from);
+      if (p.scale === "cell") p.peak = s.trace.cellPeak(s.layer);
       this._frameOf(p, T, cellMax);
       p.moveCursors(s.t, s.unit);
     }
@@ -415,7 +419,7 @@ export class Heatmaps {
     const tokens = this.state.trace.tokens;
     const labelled = p.labelled(T);
     const [lo, hi] = p.colourRange(cellMax);
-    const frameKey = `${p.width}|${lo}|${hi}`;
+    const frameKey = `${p.width}|${lo}|${hi}|${p.scale === "cell" ? fmt(p.peak || 0) : ""}`;
     const axisKey = labelled ? `${T}|${tokens.slice(0, T).join("\u0000")}` : `${timeExtent(T)}`;
     if (p.drawn && frameKey === p.frameKey && axisKey === p.axisKey) return;
     if (!hasPlotly()) {

@@ -1,0 +1,164 @@
+"""The page's speed in a real Chromium against a real server (issue 5's targets).
+
+    python bench/browser.py [--keys 60] [--steps 200] [--loads 7]
+
+With ``code`` and a 1,000-character text:
+1. Keystroke to its heatmap columns drawn: a character typed at the end of the text (a real key
+   press in the text box), from the keydown event to the heatmaps' draw of the reply (the page
+   records ``gatescope.lastDrawn().at``). Target p95 ≤ 100 ms. Also an edit in the middle (step
+   500), which sends and draws 500 steps.
+2. One scrub step (→ with the text box not focused) to the diagram, cursors and numbers updated:
+   the time the keydown's handlers take (they update every view synchronously), and from keydown
+   to the end of the next animation frame. Target p95 ≤ 16 ms.
+3. Page load to the first drawn trace (navigation start to the first heatmap draw): the first
+   (cold) load and the median of the warm ones. Target ≤ 1 s.
+Medians and p95 are printed. Needs Debian's chromium (``make test`` installs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.e2e.conftest import CHROMIUM_ARGS  # noqa: E402
+
+
+def p95(xs: list[float]) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, round(0.95 * (len(xs) - 1)))]
+
+
+def show(label: str, xs: list[float], target: str) -> None:
+    print(f"  {label:<46} median {statistics.median(xs):7.1f} ms   p95 {p95(xs):7.1f} ms   ({target}; n={len(xs)})")
+
+
+def start_server(tmp: str) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "GATESCOPE_MODELS": tmp}
+    cmd = [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--log-level", "warning"]
+    cmd += ["--ws-per-message-deflate", "false"]  # as `gatescope serve` runs it
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(url + "/api/models", timeout=1)
+            return proc, url
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the server did not start")
+
+
+#: Put the caret at character n of the text box.
+CARET = "(n) => { const b = document.querySelector('[data-testid=input]'); b.focus(); b.setSelectionRange(n, n); }"
+DRAWN = "(v) => window.gatescope && gatescope.lastDrawn().version > v && gatescope.lastDrawn().at > 0"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--keys", type=int, default=60, help="keystrokes timed at the end (and half as many mid-text)")
+    ap.add_argument("--steps", type=int, default=200, help="scrub steps timed")
+    ap.add_argument("--loads", type=int, default=7, help="page loads timed")
+    args = ap.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    exe = os.environ.get("GATESCOPE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        sys.exit("bench/browser.py: no chromium on PATH (make test installs Debian's chromium)")
+    text = Path(ROOT / "model" / "network.py").read_text()[:1000]
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = start_server(tmp)
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
+                page = browser.new_page(viewport={"width": 1600, "height": 1000})
+                page.goto(f"{url}/#model=code&text={quote(text)}")
+                page.wait_for_function(f"({DRAWN})(-1) && gatescope.state.trace.T === {len(text)}")
+                page.wait_for_function("() => typeof Plotly !== 'undefined'")
+                page.evaluate(
+                    """() => { window.__keydown = [];
+                    document.addEventListener('keydown', (e) => __keydown.push(performance.now()), true); }"""
+                )
+                box = page.locator('[data-testid="input"]')
+
+                def keystroke() -> float:
+                    v = page.evaluate("gatescope.lastDrawn().version")
+                    n = page.evaluate("__keydown.length")
+                    page.keyboard.press("x")
+                    page.wait_for_function(DRAWN, arg=v)
+                    return page.evaluate(f"gatescope.lastDrawn().at - __keydown[{n}]")
+
+                end, middle = [], []
+                box.focus()
+                page.keyboard.press("Control+End")
+                for k in range(args.keys):
+                    end.append(keystroke())
+                    if k % 2 == 1:  # keep the text near 1,000 characters
+                        page.keyboard.press("Backspace")
+                        page.wait_for_function(DRAWN, arg=page.evaluate("gatescope.lastDrawn().version") - 1)
+                for _ in range(args.keys // 2):
+                    page.evaluate(CARET, 500)
+                    middle.append(keystroke())
+                    page.keyboard.press("Delete")  # the next edit starts from the same text again
+                    v = page.evaluate("gatescope.lastDrawn().version")
+                    page.wait_for_function(DRAWN, arg=v - 1)
+                page.locator("body").click(position={"x": 5, "y": 5})  # the text box loses focus
+                page.evaluate("() => gatescope.state.setT(0)")
+                handler, frame = [], []
+                for _ in range(args.steps):
+                    h, f = page.evaluate(
+                        """() => new Promise((done) => {
+                          const t0 = performance.now();
+                          document.body.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight', bubbles: true}));
+                          const t1 = performance.now();
+                          requestAnimationFrame(() => setTimeout(() => done([t1 - t0, performance.now() - t0]), 0));
+                        })"""
+                    )
+                    handler.append(h)
+                    frame.append(f)
+                moved = page.evaluate("gatescope.state.t")
+                idle = [
+                    page.evaluate(
+                        """() => new Promise((done) => { const t0 = performance.now();
+                        requestAnimationFrame(() => setTimeout(() => done(performance.now() - t0), 0)); })"""
+                    )
+                    for _ in range(args.steps // 4)
+                ]
+                loads = []
+                for _ in range(args.loads):
+                    fresh = browser.new_page(viewport={"width": 1600, "height": 1000})
+                    fresh.goto(url + "/")
+                    fresh.wait_for_function(f"({DRAWN})(-1)")
+                    loads.append(fresh.evaluate("gatescope.lastDrawn().at"))  # ms since navigation start
+                    fresh.close()
+                browser.close()
+        finally:
+            proc.terminate()
+            proc.wait()
+    print(f"code, {len(text):,} characters; Chromium {exe}")
+    show("keystroke at the end -> heatmaps drawn", end, "target p95 <= 100 ms")
+    show("keystroke at step 500 -> heatmaps drawn", middle, "500 steps sent and drawn")
+    show("scrub step: keydown handlers (all views)", handler, "target p95 <= 16 ms")
+    show("scrub step: keydown to the next frame", frame, "includes waiting for the frame")
+    show("nothing changed: to the next frame (baseline)", idle, "the frame clock alone")
+    print(f"  (the scrubber moved to t = {moved} over {args.steps} steps)")
+    warm = statistics.median(loads[1:])
+    print(f"  page load -> first drawn trace: cold {loads[0]:.0f} ms; warm median {warm:.0f} ms (target <= 1 s)")
+
+
+if __name__ == "__main__":
+    main()
