@@ -3,7 +3,10 @@
  * heatmaps and the inspector. Three scales:
  *   gate    sequential over [0, 1] (sigmoid gates f, i, o, z, r and 1 − z)
  *   signed  diverging over [−1, 1] (tanh outputs C̃, h̃, h, tanh(C) and products bounded by 1)
- *   cell    diverging over [−m, m], m stated by the view (C and the products that carry it: unbounded)
+ *   cell    diverging over [−m, m], m = the largest |C| shown, stated by the view (C and the products that
+ *           carry it: unbounded). Colours follow asinh(C): near-linear within ±1, then logarithmic, so
+ *           a unit at 0.5 and one integrating to 300 are both visible (on a linear ±300 scale the first
+ *           would be white).
  */
 
 /** Stops of the sequential scale (viridis, perceptually even, readable in grey). */
@@ -64,18 +67,39 @@ function table(scale) {
   return (_TABLES[scale] = out);
 }
 
+/** Where asinh bends from linear to logarithmic, in units of C. */
+export const CELL_SOFT = 1;
+
+/** Where `value` falls on its key's scale, in [0, 1] (values past the range take the ends). */
+export function positionOf(key, value, cellMax = 1) {
+  const scale = scaleOf(key);
+  let x;
+  if (scale === "cell") {
+    x = 0.5 + (0.5 * Math.asinh(value / CELL_SOFT)) / Math.asinh((cellMax || 1) / CELL_SOFT);
+  } else {
+    const [lo, hi] = rangeOf(scale, cellMax);
+    x = (value - lo) / (hi - lo || 1);
+  }
+  return x <= 0 ? 0 : x >= 1 ? 1 : x || 0;
+}
+
+/** Colour-bar ticks for the cell scale: positions in [−1, 1] and their labels in units of C. */
+export function cellTicks(cellMax) {
+  const m = cellMax || 1;
+  const vals = [0];
+  for (let p = 1; p <= m * 1.0001; p *= 10) vals.push(p, -p);
+  if (vals.length < 4) vals.push(m, -m);
+  vals.sort((a, b) => a - b);
+  return { tickvals: vals.map((v) => 2 * positionOf("c", v, m) - 1), ticktext: vals.map((v) => (v < 0 ? "−" : "") + Math.abs(+v.toPrecision(2))) };
+}
+
 /** The CSS colour of `value` for a gate or line key (values past the range take the end colour). */
 export function colourOf(key, value, cellMax = 1) {
-  const scale = scaleOf(key);
-  const [lo, hi] = rangeOf(scale, cellMax);
-  const x = Math.min(1, Math.max(0, (value - lo) / (hi - lo || 1)));
-  return table(scale)[Math.round(x * (SHADES - 1))];
+  return table(scaleOf(key))[Math.round(positionOf(key, value, cellMax) * (SHADES - 1))];
 }
 
 /** Whether text on a background of this value should be dark (true) or light. */
 export function darkTextOn(key, value, cellMax = 1) {
-  const scale = scaleOf(key);
-  const [lo, hi] = rangeOf(scale, cellMax);
-  const x = Math.min(1, Math.max(0, (value - lo) / (hi - lo || 1)));
-  return scale === "gate" ? x > 0.45 : Math.abs(x - 0.5) < 0.3;
+  const x = positionOf(key, value, cellMax);
+  return scaleOf(key) === "gate" ? x > 0.45 : Math.abs(x - 0.5) < 0.3;
 }

@@ -15,7 +15,7 @@
  * until then the cells show without their frames.
  */
 
-import { plotlyScale, rangeOf, scaleOf } from "./colors.js";
+import { CELL_SOFT, cellTicks, plotlyScale, rangeOf, scaleOf } from "./colors.js";
 import { downloadFigure, slug } from "./export.js";
 import { MATH, SHORT, el, esc, fmt, showToken } from "./format.js";
 import { AXIS_COLOUR, CONFIG, FONT, MONO, axis, LUT_SIZE, hasPlotly, loadPlotly, plotlyReady, lutOf, timeExtent } from "./plotting.js";
@@ -84,8 +84,7 @@ class Panel {
   title(cellMax) {
     const name = `${MATH[this.gate] || this.gate}  <span style="color:#5b646d">${ROLE[this.gate] || ""}</span>`;
     if (this.scale === "cell" && cellMax > 0) {
-      const peak = this.peak > cellMax ? `; values reach ±${fmt(this.peak)}` : "";
-      return `${name}  <span style="color:#5b646d">(colours ±${fmt(cellMax)}${peak})</span>`;
+      return `${name}  <span style="color:#5b646d">(range ±${fmt(cellMax)}, asinh colours)</span>`;
     }
     return name;
   }
@@ -102,6 +101,7 @@ class Panel {
   /** The plotly figure for this chart (frame only; the raster is separate). */
   figure(tokens, T, cellMax, t, unit, withRaster = null) {
     const [lo, hi] = this.colourRange(cellMax);
+    const cellScale = this.scale === "cell"; // asinh colours: the bar's ticks are placed by cellTicks
     const H = this.H;
     const labelled = this.labelled(T);
     const R = timeExtent(T, labelled);
@@ -135,11 +135,11 @@ class Panel {
       {
         // carries the colour bar; its two cells lie far left of the visible range
         type: "heatmap",
-        z: [[lo, hi]],
+        z: cellScale ? [[-1, 1]] : [[lo, hi]],
         x: [-1e9, -1e9 + 1],
         y: [0],
-        zmin: lo,
-        zmax: hi,
+        zmin: cellScale ? -1 : lo,
+        zmax: cellScale ? 1 : hi,
         colorscale: plotlyScale(this.scale),
         hoverinfo: "skip",
         showscale: true,
@@ -157,7 +157,7 @@ class Panel {
           ticklen: 3,
           tickcolor: AXIS_COLOUR,
           tickfont: { size: 11 },
-          nticks: 5,
+          ...(cellScale ? { tickmode: "array", ...cellTicks(hi) } : { nticks: 5 }),
         },
       },
     ];
@@ -198,12 +198,15 @@ class Panel {
       const lut = this.lut;
       const top = LUT_SIZE - 1;
       const k = top / (hi - lo || 1);
+      const cell = this.scale === "cell";
+      const a = cell ? (0.5 * top) / Math.asinh(hi / CELL_SOFT) : 0;
       for (let t = from; t < T; t++) {
         const base = t * H;
         const x = t - from;
         for (let u = 0; u < H; u++) {
-          // (v − lo) / (hi − lo) on [0, 1], rounded to a shade (as colourOf does)
-          const q = (data[base + u] - lo) * k;
+          // the value's place on its scale (as colors.js positionOf), rounded to a shade
+          const v = data[base + u];
+          const q = cell ? 0.5 * top + a * Math.asinh(v / CELL_SOFT) : (v - lo) * k;
           px[u * n + x] = lut[q <= 0 ? 0 : q >= top ? top : Math.round(q)];
         }
       }
@@ -407,7 +410,6 @@ export class Heatmaps {
       const series = s.trace.layers[s.layer]?.[p.gate];
       if (!series) continue;
       if (dataDirty || p.T !== T) p.paint(series, T, cellMax, from);
-      if (p.scale === "cell") p.peak = s.trace.cellPeak(s.layer);
       this._frameOf(p, T, cellMax);
       p.moveCursors(s.t, s.unit);
     }
@@ -419,7 +421,7 @@ export class Heatmaps {
     const tokens = this.state.trace.tokens;
     const labelled = p.labelled(T);
     const [lo, hi] = p.colourRange(cellMax);
-    const frameKey = `${p.width}|${lo}|${hi}|${p.scale === "cell" ? fmt(p.peak || 0) : ""}`;
+    const frameKey = `${p.width}|${lo}|${hi}`;
     const axisKey = labelled ? `${T}|${tokens.slice(0, T).join("\u0000")}` : `${timeExtent(T)}`;
     if (p.drawn && frameKey === p.frameKey && axisKey === p.axisKey) return;
     if (!hasPlotly()) {

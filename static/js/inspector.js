@@ -8,7 +8,7 @@
  * first changed step.
  */
 
-import { colourOf, darkTextOn, rangeOf, scaleOf } from "./colors.js";
+import { CELL_SOFT, colourOf, darkTextOn, rangeOf, scaleOf } from "./colors.js";
 import { downloadFigure, slug } from "./export.js";
 import { MATH, PLAIN, el, fmt, showToken } from "./format.js";
 import { CONFIG, FONT, axis, hasPlotly, loadPlotly, plotlyReady, timeExtent } from "./plotting.js";
@@ -159,13 +159,16 @@ export class Inspector {
   _legend(gate, cellMax) {
     const { legend } = this.els;
     const [lo, hi] = rangeOf(scaleOf(gate), cellMax);
-    const stops = Array.from({ length: 9 }, (_, k) => colourOf(gate, lo + ((hi - lo) * k) / 8, cellMax));
+    const cell = scaleOf(gate) === "cell";
+    const A = Math.asinh(cellMax / CELL_SOFT);
+    const valueAt = (x) => (cell ? CELL_SOFT * Math.sinh((2 * x - 1) * A) : lo + (hi - lo) * x); // evenly along the ramp
+    const stops = Array.from({ length: 9 }, (_, k) => colourOf(gate, valueAt(k / 8), cellMax));
     legend.replaceChildren(
       el("span", { class: "lo", text: fmt(lo) }),
       el("span", { class: "ramp", style: `background: linear-gradient(90deg, ${stops.join(", ")})` }),
       el("span", { class: "hi", text: fmt(hi) }),
     );
-    legend.title = scaleOf(gate) === "cell" ? `C is unbounded: the colours span ±${fmt(cellMax)}, this unit's largest |C| in the text` : "";
+    legend.title = scaleOf(gate) === "cell" ? `C is unbounded: the colours span ±${fmt(cellMax)}, this unit's largest |C| in the text, on an asinh scale (linear within ±1, logarithmic beyond)` : "";
   }
 
   _markCurrent() {

@@ -17,17 +17,6 @@
 const FIRST_CAPACITY = 256;
 
 /** A growable (T × width) float32 table, row-major. Cutting keeps the rows after T in the buffer. */
-/** Values of C sampled (evenly strided) for the cell colour scale's percentile. */
-const CELL_SAMPLE = 16384;
-
-/** The smallest 1, 2 or 5 × 10^k at or above x (x > 0); 0 stays 0. */
-export function niceCeil(x) {
-  if (!(x > 0)) return 0;
-  const p = 10 ** Math.floor(Math.log10(x));
-  for (const m of [1, 2, 5, 10]) if (m * p >= x * (1 - 1e-9)) return m * p;
-  return 10 * p;
-}
-
 export class Series {
   constructor(width) {
     this.width = width;
@@ -162,26 +151,11 @@ export class TraceStore {
     return best;
   }
 
-  /**
-   * The half-range of the cell colour scale: the 99th percentile of |C| over the shown steps of a
-   * layer, rounded up to 1, 2 or 5 × 10^k (so it moves rarely as the text grows). C is unbounded
-   * and a few integrating units can reach hundreds while most stay within a few units: scaled to
-   * the peak, everything else would be white. Values beyond take the end colours; the data is
-   * never clipped, and cellPeak states how far it goes.
-   */
+  /** The half-range of the cell colour scale: max |C| over the shown steps of a layer (0 without C). */
   cellMax(layer) {
     const key = `${layer}:${this.T}:${this.version}`;
-    if (this._cellMaxKey === key) return this._cellMaxValue;
-    this._cellMaxKey = key;
-    const c = this.layers[layer]?.c;
-    if (!c || this.T === 0) return (this._cellMaxValue = 0);
-    const n = this.T * c.width;
-    const stride = Math.max(1, Math.floor(n / CELL_SAMPLE));
-    const sample = new Float32Array(Math.ceil(n / stride));
-    for (let j = 0, k = 0; j < n; j += stride, k++) sample[k] = Math.abs(c.data[j]);
-    sample.sort();
-    const q = sample[Math.min(sample.length - 1, Math.floor(0.99 * sample.length))];
-    return (this._cellMaxValue = niceCeil(Math.min(q, this.cellPeak(layer)) || this.cellPeak(layer)));
+    if (this._cellMaxKey !== key) [this._cellMaxKey, this._cellMaxValue] = [key, this.cellPeak(layer)];
+    return this._cellMaxValue;
   }
 
   /** The Series of a gate in a layer. */
