@@ -15,8 +15,6 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-import model
-
 from .api import live as live_api
 from .api import models as models_api
 from .api import trace as trace_api
@@ -60,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index(request: Request) -> HTMLResponse:
         """The page."""
-        return templates.TemplateResponse(request, "index.html", {"models": model.available()})
+        return templates.TemplateResponse(request, "index.html", {"default_model": settings.default_model})
 
     return app
 

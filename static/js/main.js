@@ -6,6 +6,7 @@
  */
 
 import { Live, listModels, traceBlob } from "./api.js";
+import { Diagram } from "./diagram.js";
 import { loadPlotly } from "./plotting.js";
 import { Banner } from "./banner.js";
 import { downloadSvg, saveBlob, slug } from "./export.js";
@@ -70,7 +71,7 @@ const inspector = new Inspector(
 
 Object.assign(gatescope.views, { heatmaps, picker, scrubber, steps, inspector });
 
-// ---- the chain diagram (diagram.js is written beside this page; the page works without it)
+// ---- the chain diagram
 
 const diagramRoot = $("diagram");
 const ZEROS = new Map();
@@ -104,26 +105,13 @@ function diagramUpdate() {
     tokensCache = { version: state.trace.version, T: state.T, tokens: view.tokens };
   }
   view.tokens = tokensCache.tokens;
-  try {
-    diagram.update(view);
-  } catch (e) {
-    console.warn("diagram.update failed", e);
-  }
+  diagram.update(view);
 }
 
-async function loadDiagram() {
-  try {
-    const { Diagram } = await import("./diagram.js");
-    diagram = new Diagram(diagramRoot, { onGate: (gate) => heatmaps.highlight(gate) });
-    gatescope.views.diagram = diagram;
-    if (state.card) {
-      diagram.setModel(state.card);
-      diagramUpdate();
-    }
-  } catch (e) {
-    diagramRoot.replaceChildren(Object.assign(document.createElement("p"), { className: "placeholder", textContent: "The chain diagram could not be loaded." }));
-    console.warn("diagram.js", e);
-  }
+/** The diagram is built at once; it draws when the first card arrives. */
+function loadDiagram() {
+  diagram = new Diagram(diagramRoot, { onGate: (gate) => heatmaps.highlight(gate) });
+  gatescope.views.diagram = diagram;
 }
 
 state.subscribe((changed) => {
@@ -258,7 +246,7 @@ function applyHash(cards) {
 
 async function start() {
   live.connect(); // the handshake runs while the model list loads
-  const diagramLoaded = loadDiagram();
+  loadDiagram();
   let cards;
   try {
     cards = await listModels();
@@ -269,8 +257,7 @@ async function start() {
   if (!cards.length) return banner.set("models", "This server has no models to show.");
   const usable = cards.filter((c) => c.input === "text");
   state.cards = usable.length ? usable : cards;
-  picker.setCards(state.cards);
-  await diagramLoaded;
+  picker.setCards(cards); // vector models are listed, disabled: the page cannot type vectors
   applyHash(state.cards);
   addEventListener("hashchange", () => {
     if (location.hash !== state.toHash()) applyHash(state.cards);

@@ -38,9 +38,13 @@ export class Picker {
   /** Fill the model options from the cards. */
   setCards(cards) {
     this.els.model.replaceChildren(
-      ...cards.map((c) =>
-        el("option", { value: c.id, text: `${c.id} — ${CELL_NAME[c.cell] || c.cell}, ${c.layers > 1 ? `${c.layers} layers × ` : ""}${c.hidden_size} units` }),
-      ),
+      ...cards.map((c) => {
+        const size = `${c.layers > 1 ? `${c.layers} layers × ` : ""}${c.hidden_size} units`;
+        const name = `${c.id} — ${CELL_NAME[c.cell] || c.cell}, ${size}`;
+        // a vector model reads numbers, not typed text: the page cannot drive it (POST /api/trace can)
+        if (c.input !== "text") return el("option", { value: c.id, text: `${name} (vector input: trace it through the API)`, disabled: true });
+        return el("option", { value: c.id, text: name });
+      }),
     );
   }
 
