@@ -84,7 +84,7 @@ class Panel {
   title(cellMax) {
     const name = `${MATH[this.gate] || this.gate}  <span style="color:#5b646d">${ROLE[this.gate] || ""}</span>`;
     if (this.scale === "cell" && cellMax > 0) {
-      return `${name}  <span style="color:#5b646d">(range ±${fmt(cellMax)}, asinh colours)</span>`;
+      return `${name}  <span style="color:#5b646d">(±${fmt(cellMax)}, asinh)</span>`;
     }
     return name;
   }
@@ -212,7 +212,12 @@ class Panel {
       }
       this.ctx.putImageData(img, from, 0);
     }
+    // a shorter text: the columns past T belong to deleted steps; clear them (all columns when repainted from 0)
+    const stale = from === 0 ? this.cols : Math.max(this.painted, this.drawnCols || 0);
+    if (stale > T) this.ctx.clearRect(T, 0, stale - T, H);
     this.painted = T;
+    this.drawnCols = T;
+    this.root.dataset.columns = String(T); // columns drawn (a hook for tests)
     this.T = T;
     this.placeRaster();
   }

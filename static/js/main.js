@@ -159,7 +159,7 @@ const live = new Live({
   onError(seq, message) {
     lastError = seq;
     const shown = state.T ? " The views show the last text the model could read." : "";
-    banner.set("server", `${message.replace(/\.?$/, ".")}${shown}`);
+    banner.set("server", `Cannot trace this text with ${state.model}: ${message.replace(/\.?$/, ".")}${shown}`);
     $("input").setAttribute("aria-invalid", "true");
   },
   onStatus({ state: st, retryIn }) {
