@@ -475,7 +475,7 @@ def test_spec_validation(spec, fragment):
 
 
 def test_one_hot_size_error_names_both_sizes():
-    with pytest.raises(ValueError, match=r"got 3 and 4 tokens"):
+    with pytest.raises(ValueError, match=r"input size 3, the vocabulary has 4 tokens"):
         Network(Spec("gru", 3, 2, vocab=["a", "b", "c", "d"], tokenizer="char"), {})
 
 
