@@ -1,8 +1,10 @@
 /**
  * The only module that talks to the server: GET /api/models, POST /api/trace (downloads) and the
- * live socket WS /api/live (compact encoding). It also decodes the compact arrays into Float32Array.
+ * live socket WS /api/live (binary frames: the compact arrays without base64). It also decodes the
+ * compact arrays into Float32Array.
  *
- * Compact arrays (see app/encoding.py, `pack`): {dtype, shape: [rows, H], data: base64, lo?, hi?}
+ * Compact arrays (see app/encoding.py, `pack`): {dtype, shape: [rows, H], data, lo?, hi?}; data is
+ * base64 in JSON replies, {offset, length} into the frame's payload in binary ones
  *   u16 -> lo + q * (hi - lo) / 65535      f16 -> float16      f32 -> float32      (little-endian, row-major)
  */
 
@@ -85,46 +87,65 @@ function f16Table() {
   return (_f16Table = t);
 }
 
-/** A compact array as a Float32Array (row-major, shape[0] × shape[1]). */
-export function decode(packed) {
-  const bytes = base64Bytes(packed.data);
+/** A compact array as a Float32Array (row-major, shape[0] × shape[1]). Its bytes are base64 text
+ * (JSON replies) or, in a binary frame, {offset, length} into `payload` (see `parseFrame`). */
+export function decode(packed, payload = null) {
   const n = packed.shape.reduce((a, b) => a * b, 1);
+  let buffer, at;
+  if (payload) {
+    [buffer, at] = [payload.buffer, payload.start + packed.data.offset]; // aligned to 4 bytes: read in place
+  } else {
+    const bytes = base64Bytes(packed.data);
+    [buffer, at] = [bytes.buffer, bytes.byteOffset];
+  }
   const out = new Float32Array(n);
   if (packed.dtype === "u16") {
-    const q = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
+    const q = new Uint16Array(buffer, at, n);
     const lo = packed.lo;
     const step = (packed.hi - packed.lo) / 65535;
     for (let k = 0; k < n; k++) out[k] = lo + q[k] * step;
   } else if (packed.dtype === "f16") {
     if (typeof Float16Array === "function") {
-      out.set(new Float16Array(bytes.buffer, bytes.byteOffset, n));
+      out.set(new Float16Array(buffer, at, n));
     } else {
-      const q = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
+      const q = new Uint16Array(buffer, at, n);
       const table = f16Table();
       for (let k = 0; k < n; k++) out[k] = table[q[k]];
     }
   } else if (packed.dtype === "f32") {
-    out.set(new Float32Array(bytes.buffer, bytes.byteOffset, n));
+    out.set(new Float32Array(buffer, at, n));
   } else {
     throw new Error(`Unknown compact dtype '${packed.dtype}'`);
   }
   return out;
 }
 
+/** The first bytes of a binary frame ("GSC1"), then the JSON header's length (uint32, little-endian). */
+const MAGIC = [0x47, 0x53, 0x43, 0x31];
+
+/** A binary frame (app/encoding.py `dumps_binary`) as {msg: its JSON header, payload: where the arrays start}. */
+export function parseFrame(buffer) {
+  const head = new Uint8Array(buffer, 0, 8);
+  if (!MAGIC.every((b, k) => head[k] === b)) throw new Error("Unknown binary frame (no GSC1)");
+  const n = new DataView(buffer).getUint32(4, true);
+  const msg = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 8, n)));
+  return { msg, payload: { buffer, start: 8 + n } };
+}
+
 /** Decode an edit reply in place of its compact parts: layers[l][gate] and probs.p become
  * {rows, cols, data: Float32Array}. */
-export function decodeReply(msg) {
+export function decodeReply(msg, payload = null) {
   const layers = (msg.layers || []).map((layer) => {
     const out = {};
     for (const [gate, packed] of Object.entries(layer)) {
-      out[gate] = { rows: packed.shape[0], cols: packed.shape[1], data: decode(packed) };
+      out[gate] = { rows: packed.shape[0], cols: packed.shape[1], data: decode(packed, payload) };
     }
     return out;
   });
   let probs = null;
   if (msg.probs) {
     const p = msg.probs.p;
-    probs = { k: msg.probs.k, tokens: msg.probs.tokens, p: { rows: p.shape[0], cols: p.shape[1], data: decode(p) } };
+    probs = { k: msg.probs.k, tokens: msg.probs.tokens, p: { rows: p.shape[0], cols: p.shape[1], data: decode(p, payload) } };
   }
   return { ...msg, layers, probs };
 }
@@ -163,7 +184,7 @@ export class Live {
 
   /** Send an edit: the whole text, with the unit the page shows. Returns its seq. */
   edit(model, text, focus) {
-    const msg = { seq: ++this._seq, model, text, encoding: "compact", focus };
+    const msg = { seq: ++this._seq, model, text, encoding: "binary", focus };
     this._edit = msg;
     this._pendingFocus = null;
     this._send(msg, "edit");
@@ -219,6 +240,7 @@ export class Live {
     this._timer = null;
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
     const ws = new WebSocket(`${proto}//${location.host}/api/live`);
+    ws.binaryType = "arraybuffer"; // edit replies are binary frames: arrays read in place, no base64
     this._ws = ws;
     ws.onopen = () => {
       this._tries = 0;
@@ -243,8 +265,10 @@ export class Live {
 
   _receive(raw) {
     let msg;
+    let payload = null;
     try {
-      msg = JSON.parse(raw);
+      if (raw instanceof ArrayBuffer) ({ msg, payload } = parseFrame(raw));
+      else msg = JSON.parse(raw);
     } catch {
       this._hooks.onError?.(0, "The server sent a reply the page cannot read.");
       return;
@@ -252,7 +276,7 @@ export class Live {
     if (msg.error !== undefined) {
       this._hooks.onError?.(msg.seq ?? 0, String(msg.error));
     } else if (msg.layers !== undefined) {
-      this._hooks.onEdit?.(decodeReply(msg));
+      this._hooks.onEdit?.(decodeReply(msg, payload));
     } else if (msg.focus !== undefined) {
       this._hooks.onFocus?.(msg);
     }
