@@ -19,7 +19,7 @@ from .api import live as live_api
 from .api import models as models_api
 from .api import trace as trace_api
 from .registry import Registry
-from .settings import Settings
+from .settings import Settings, uploads_allowed
 from .uploads import Store
 
 #: plotly.js as the plotly Python package ships it (no network at run time).
@@ -58,7 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index(request: Request) -> HTMLResponse:
         """The page."""
-        return templates.TemplateResponse(request, "index.html", {"default_model": settings.default_model})
+        context = {"default_model": settings.default_model, "uploads": uploads_allowed(settings)}
+        return templates.TemplateResponse(request, "index.html", context)
 
     return app
 

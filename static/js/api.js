@@ -57,6 +57,43 @@ export async function traceBlob(model, text, encoding = "json") {
   return res.blob();
 }
 
+/**
+ * Upload a weight file (POST /api/models, multipart) with an optional vocabulary and name. Resolves
+ * to the new card. onProgress(sent, total) follows the upload (XMLHttpRequest: fetch reports none);
+ * once every byte is sent the server reads the file, which onProgress(total, total) marks.
+ */
+export function uploadModel(file, vocab = null, name = "", onProgress = () => {}) {
+  const form = new FormData();
+  form.append("file", file);
+  if (vocab) form.append("vocab", vocab);
+  if (name) form.append("name", name);
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", "/api/models");
+    xhr.responseType = "json";
+    xhr.upload.onprogress = (ev) => onProgress(ev.loaded, ev.lengthComputable ? ev.total : file.size);
+    xhr.onerror = () => reject(new ApiError("The server cannot be reached: the model was not uploaded."));
+    xhr.onload = () => {
+      const body = xhr.response;
+      if (xhr.status === 201) return resolve(body);
+      const detail = typeof body?.detail === "string" ? body.detail : `${xhr.status} ${xhr.statusText}`;
+      reject(new ApiError(detail, xhr.status));
+    };
+    xhr.send(form);
+  });
+}
+
+/** Remove an uploaded model (DELETE /api/models/{id}). */
+export async function deleteModel(id) {
+  let res;
+  try {
+    res = await fetch(`/api/models/${encodeURIComponent(id)}`, { method: "DELETE" });
+  } catch {
+    throw new ApiError("The server cannot be reached: the model was not removed.");
+  }
+  if (res.status !== 204) throw new ApiError(await _detail(res), res.status);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Compact arrays
 

@@ -17,6 +17,7 @@ import { Picker, defaultUnit } from "./picker.js";
 import { Scrubber } from "./scrubber.js";
 import { State, parseHash } from "./state.js";
 import { Steps } from "./steps.js";
+import { Uploader } from "./uploader.js";
 
 const $ = (id) => {
   const node = document.getElementById(id);
@@ -244,6 +245,41 @@ function applyHash(cards) {
   if (h.model && h.model !== card.id) banner.set("hash", `The link names a model this server does not have ('${h.model}'); showing ${card.id}.`, "warning");
 }
 
+/** Put a model list in the picker (vector models listed, disabled: the page cannot type vectors). */
+function showCards(cards) {
+  const usable = cards.filter((c) => c.input === "text");
+  state.cards = usable.length ? usable : cards;
+  picker.setCards(cards);
+}
+
+// ---- your own model: upload, then show it; remove it again
+
+new Uploader(
+  {
+    open: $("upload-open"), dialog: $("upload"), form: $("upload-form"), file: $("upload-file"), vocab: $("upload-vocab"),
+    name: $("upload-name"), status: $("upload-status"), progress: $("upload-progress"), submit: $("upload-submit"),
+    cancel: $("upload-cancel"), remove: $("upload-remove"),
+  },
+  state,
+  {
+    onAdded: async (card) => {
+      showCards(await listModels());
+      if (card.input !== "text") {
+        banner.set("upload", `Added '${card.id}', a model that reads vectors: trace it with POST /api/trace {"model": "${card.id}", "vectors": [...]}.`, "warning");
+        return;
+      }
+      banner.set("upload", null);
+      picker.choose(card.id);
+    },
+    onRemoved: async (id) => {
+      showCards(await listModels());
+      picker.choose(state.cards.find((c) => c.id === DEFAULT_MODEL)?.id || state.cards[0].id);
+      banner.set("upload", `Removed '${id}'.`, "info");
+    },
+    onError: (msg) => banner.set("upload", msg),
+  },
+);
+
 async function start() {
   live.connect(); // the handshake runs while the model list loads
   loadDiagram();
@@ -255,9 +291,7 @@ async function start() {
     return;
   }
   if (!cards.length) return banner.set("models", "This server has no models to show.");
-  const usable = cards.filter((c) => c.input === "text");
-  state.cards = usable.length ? usable : cards;
-  picker.setCards(cards); // vector models are listed, disabled: the page cannot type vectors
+  showCards(cards);
   applyHash(state.cards);
   addEventListener("hashchange", () => {
     if (location.hash !== state.toHash()) applyHash(state.cards);

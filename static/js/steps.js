@@ -65,7 +65,11 @@ const WALKS = {
       gate: "h_tilde",
       title: "3 · Candidate",
       prose: "A tanh layer proposes the new hidden state from the input and the reset past.",
-      rows: [`h̃<sub>t</sub> = tanh(W·[r<sub>t</sub>·${hp}, ${x}]) = {h_tilde}`],
+      rows: [
+        { tpl: `h̃<sub>t</sub> = tanh(W·[r<sub>t</sub>·${hp}, ${x}]) = {h_tilde}`, onlyWith: "r_h_prev" },
+        // PyTorch's convention (no r·h_{t−1} line): r gates the product U·h_{t−1}
+        { tpl: `h̃<sub>t</sub> = tanh(W<sub>x</sub>·${x} + r<sub>t</sub>·(U·${hp} + b)) = {h_tilde}`, onlyWithout: "r_h_prev" },
+      ],
     },
     {
       gate: "h",
@@ -147,11 +151,12 @@ export class Steps {
     for (const step of walkOf(card.cell)) {
       const li = el("li", { class: "step", "data-gate": step.gate, tabindex: "0" });
       li.append(el("h3", { html: step.title }), el("p", { class: "prose", html: step.prose }));
-      for (const tpl of step.rows) {
+      for (const row of step.rows) {
+        const { tpl, onlyWith, onlyWithout } = typeof row === "string" ? { tpl: row } : row;
         const slots = [];
         const eq = equation(tpl, slots);
         this.slots.push(...slots);
-        this.rows.push({ eq, keys: slots.map((s) => s.key) });
+        this.rows.push({ eq, keys: slots.map((s) => s.key).concat(onlyWith ? [onlyWith] : []), showWhenMissing: onlyWithout });
         li.append(eq);
       }
       if (step.resetAfter) {

@@ -186,6 +186,8 @@ DIAGRAM_KEYS = {
     "rnn": {"h", "h_prev"},
 }
 DIAGRAM_KEYS["peephole"] = DIAGRAM_KEYS["coupled"] = DIAGRAM_KEYS["lstm"]
+#: PyTorch's GRU gates U_h·h, not h, with r: the diagram has no r·h_{t−1} number.
+DIAGRAM_KEYS["gru_reset_after"] = DIAGRAM_KEYS["gru"] - {"r_h_prev"}
 
 
 def reference(trace: dict, layer: int, t: int, unit: int) -> dict[str, float]:
