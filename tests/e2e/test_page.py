@@ -210,10 +210,18 @@ def assert_fits_and_labelled(pg) -> None:
     """No horizontal scrolling, and every input, select and text box has an accessible name."""
     width = pg.evaluate("[document.scrollingElement.scrollWidth, innerWidth]")
     assert width[0] <= width[1], f"the page scrolls sideways: {width[0]} px wide in a {width[1]} px window"
-    controls = pg.locator("input, select, textarea")
+    controls = pg.locator("input:visible, select:visible, textarea:visible")  # the closed dialog's come below
     assert controls.count() >= 7
     for k in range(controls.count()):
         expect(controls.nth(k)).to_have_accessible_name(re.compile(r"\w"))
+    if pg.get_by_test_id("upload-open").is_visible():  # the upload dialog's controls, once it is open
+        pg.get_by_test_id("upload-open").click()
+        inside = pg.get_by_test_id("upload").locator("input")
+        assert inside.count() == 3
+        for k in range(inside.count()):
+            expect(inside.nth(k)).to_have_accessible_name(re.compile(r"\w"))
+        pg.keyboard.press("Escape")
+        expect(pg.get_by_test_id("upload")).to_be_hidden()
     for name in ("Model", "Text the model reads", "Step", "Unit", "Layer", "Speed", "Known units", "Colour by"):
         expect(pg.get_by_label(name, exact=True)).to_have_count(1)
 
