@@ -131,3 +131,40 @@ def test_binary_frames_carry_the_same_steps_without_base64(client):
         np.testing.assert_array_equal(unpack(binary["layers"][0][g]), unpack(packed))
         assert len(binary["layers"][0][g]["data"]) == 2 * 9 * 128  # 2 bytes a value
     np.testing.assert_array_equal(unpack(binary["probs"]["p"]), unpack(compact["probs"]["p"]))
+
+
+def test_any_sequence_of_edits_leaves_the_client_holding_the_full_trace():
+    """Random inserts, deletions and replacements, applied the way the page applies replies (cut to
+    "from", append), always add up to a fresh trace of the current text."""
+    from app.api.live import Session, _common_prefix
+
+    assert [_common_prefix(list(a), list(b)) for a, b in [("", ""), ("ab", "ab"), ("abc", "abd"), ("x", "yx")]] == [
+        0,
+        2,
+        2,
+        0,
+    ]
+    net = model.load("code")
+    rng = np.random.default_rng(7)
+    alphabet = list("abc (){}:=\n\t#'xyz0123")
+    session, text = Session(), "def f(x):\n    return x\n"
+    held: dict[str, np.ndarray] = {}
+    for step in range(100):  # the text grows past the cache's first capacities (64, then 2 × the length)
+        kind, at = rng.choice(3, p=[0.5, 0.25, 0.25]), int(rng.integers(len(text) + 1))
+        piece = "".join(rng.choice(alphabet, size=int(rng.integers(1, 9))))
+        if kind == 0:
+            text = text[:at] + piece + text[at:]
+        elif kind == 1 and len(text) > 3:
+            text = text[:at] + text[at + int(rng.integers(1, 4)) :]
+        else:
+            text = text[:at] + piece + text[at + len(piece) :]
+        reply = session.update(net, "code", {"text": text, "encoding": "json"}, 5)
+        k = reply["from"]
+        for g, rows in reply["layers"][0].items():
+            new = np.array(rows, np.float32).reshape(-1, 128)
+            held[g] = np.concatenate([held[g][:k], new]) if g in held else new
+        full = net.trace(text)
+        assert reply["length"] == len(full)
+        for g in net.gates:
+            np.testing.assert_allclose(held[g], full.layers[0][g], rtol=0, atol=2e-6, err_msg=f"edit {step}, {g}")
+    assert len(text) > 150
