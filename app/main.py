@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from . import docs
 from .api import live as live_api
 from .api import models as models_api
 from .api import trace as trace_api
@@ -40,7 +41,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
 
     app = FastAPI(
-        title="gatescope", description="Every gate of a recurrent network at every timestep.", lifespan=lifespan
+        title="gatescope",
+        description="Every gate of a recurrent network at every timestep.",
+        lifespan=lifespan,
+        docs_url=None,  # /docs is drawn by app/docs.py: Swagger UI would load from a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.live_sessions = 0
@@ -48,6 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(trace_api.router)
     app.include_router(live_api.router)
     templates = Jinja2Templates(directory=str(settings.templates))
+    app.state.templates = templates
+    app.include_router(docs.router)
     app.mount("/static", StaticFiles(directory=str(settings.static)), name="static")
 
     @app.get("/vendor/plotly.min.js", include_in_schema=False)

@@ -42,3 +42,27 @@ class TraceResponse(BaseModel):
     unknown: list[int] = Field(description="positions whose token was not in the vocabulary")
     layers: list[dict[str, list[list[float]]]] = Field(description="per layer: gate -> T lists of H values")
     probs: list[list[Prediction]] | None = Field(description="top predictions of the next token, per step")
+
+
+class Detail(BaseModel):
+    """A refusal: what was wrong, in words a person can act on."""
+
+    detail: str
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the refusals an endpoint gives (each with a Detail body)."""
+    return {code: {"model": Detail, "description": ERRORS[code]} for code in codes}
+
+
+ERRORS = {
+    400: "the upload is not a valid multipart form",
+    403: "uploads are switched off on this server, or the model is bundled and cannot be deleted",
+    404: "no such model (GET /api/models lists them)",
+    409: "a model with that name exists already",
+    411: "the upload came without a Content-Length",
+    413: "the input has more tokens than GATESCOPE_MAX_TOKENS, or the upload is over GATESCOPE_MAX_UPLOAD_MB",
+    415: "the file type is not one gatescope reads",
+    422: "empty input, unknown characters (named, with positions), wrong vector shapes or NaN, both or neither of "
+    "text and vectors; for an upload: not a weight file, malformed, or a vocabulary that does not fit",
+}

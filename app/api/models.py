@@ -15,7 +15,7 @@ from starlette.datastructures import UploadFile
 from model.formats import SUFFIXES
 
 from ..registry import Entry
-from ..schemas import ModelCard
+from ..schemas import ModelCard, errors
 from ..settings import uploads_allowed
 from ..uploads import ID, UploadError, slug
 
@@ -50,7 +50,7 @@ def list_models(request: Request) -> list[dict[str, Any]]:
     return [card_of(n, reg.get(n)) for n in reg.names()]
 
 
-@router.get("/{model_id}", response_model=ModelCard)
+@router.get("/{model_id}", response_model=ModelCard, responses=errors(404))
 def get_model(model_id: str, request: Request) -> dict[str, Any]:
     """One model's card."""
     entry = request.app.state.registry.get(model_id)
@@ -100,7 +100,13 @@ UPLOAD_BODY = {
 }
 
 
-@router.post("", response_model=ModelCard, status_code=201, openapi_extra=UPLOAD_BODY)
+@router.post(
+    "",
+    response_model=ModelCard,
+    status_code=201,
+    openapi_extra=UPLOAD_BODY,
+    responses=errors(400, 403, 409, 411, 413, 415, 422),
+)
 async def upload_model(request: Request) -> dict[str, Any]:
     """Add a model from a weight file (PyTorch, Keras, ONNX or gatescope's own); it is kept across restarts."""
     _check_uploads(request)
@@ -165,7 +171,7 @@ async def upload_model(request: Request) -> dict[str, Any]:
     return card_of(model_id, entry)
 
 
-@router.delete("/{model_id}", status_code=204, responses={403: {}, 404: {}})
+@router.delete("/{model_id}", status_code=204, responses=errors(403, 404))
 def delete_model(model_id: str, request: Request) -> Response:
     """Remove an uploaded model (bundled models stay)."""
     _check_uploads(request)

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 import model
 
 from ..encoding import dumps_binary, dumps_compact, step_json, trace_compact, trace_csv, trace_json, trace_npz
-from ..schemas import TraceRequest, TraceResponse
+from ..schemas import TraceRequest, TraceResponse, errors
 
 router = APIRouter(prefix="/api", tags=["trace"])
 
@@ -64,7 +64,7 @@ async def prepare(body: TraceRequest, request: Request) -> Job:
     return Job(body.model, net, x, tokens, settings.top_k)
 
 
-@router.post("/trace", response_model=None, responses={200: {"model": TraceResponse}})
+@router.post("/trace", response_model=None, responses={200: {"model": TraceResponse}, **errors(404, 413, 422)})
 def trace_text(
     job: Annotated[Job, Depends(prepare)], encoding: Literal["json", "compact", "binary", "csv", "npz"] = "json"
 ) -> Any:
@@ -95,7 +95,7 @@ def trace_text(
     return Response(json.dumps(trace_json(job.name, job.net, tr, job.top_k)), media_type="application/json")
 
 
-@router.post("/trace/stream")
+@router.post("/trace/stream", responses=errors(404, 413, 422))
 def stream_trace(job: Annotated[Job, Depends(prepare)]) -> Iterator[dict[str, Any]]:
     """The trace as JSON Lines: a header (model, tokens), then one line per step as soon as it is computed."""
     yield {"model": job.name, "tokens": job.tokens}

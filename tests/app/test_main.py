@@ -39,3 +39,17 @@ def test_every_module_the_page_imports_exists():
                 if target not in seen:
                     todo.append(target)
         assert {"/static/js/diagram.js", "/static/js/heatmaps.js", "/static/js/api.js"} <= seen
+
+
+def test_the_docs_page_shows_every_endpoint_and_refusal_without_a_cdn():
+    with TestClient(create_app()) as client:
+        spec = client.get("/openapi.json").json()
+        page = client.get("/docs")
+    assert page.status_code == 200
+    for path, item in spec["paths"].items():
+        for method in item:
+            assert f"{method.upper()}</span> <code>{path}</code>" in page.text, (method, path)
+    assert "413" in page.text and "the input has more tokens" in page.text
+    assert "TraceRequest" in page.text and "multipart/form-data" in page.text
+    assets = re.findall(r'<(?:script|img)[^>]* src="([^"]+)"|<link[^>]* href="([^"]+)"', page.text)
+    assert all((a or b).startswith(("http://testserver/", "/")) for a, b in assets)  # nothing from a CDN
