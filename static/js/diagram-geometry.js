@@ -164,7 +164,10 @@ export function lstmSpec(cell) {
   const rowStrip = (key, cx, dir = "left") => strip(key, dir, cx, Y.mul + 12, Y.box - 4);
   const strips = [
     peep ? strip("c_prev", "below", Y.c, X.pf + 8, X.f - OP_R - 6) : strip("c_prev", "below", Y.c, 6, X.f - OP_R - 6),
+    strip("f_c_prev", "below", Y.c, X.f + OP_R + 10, X.ct - OP_R - 10),
     strip("c", "below", Y.c, (peep ? X.po : X.ct + OP_R) + 10, X.tc - 10),
+    strip("i_c_tilde", "left", X.ct, Y.c + OP_R + 8, Y.mul - OP_R - 8),
+    strip("tanh_c", "left", X.tc, Y.tanh + ELL_RY + 4, Y.mul - OP_R - 4),
     rowStrip("f", X.f),
     rowStrip("c_tilde", X.ct),
     rowStrip("o", X.o, peep ? "right" : "left"),
@@ -250,6 +253,10 @@ export function gruSpec() {
   const rowStrip = (key, cx) => strip(key, "left", cx, Y.mul + 12, Y.box - 4);
   const strips = [
     strip("h_prev", "below", Y.c, X.t2 + 10, X.z - 50),
+    strip("one_minus_z_h_prev", "below", Y.c, X.z + OP_R + 10, X.h - OP_R - 10),
+    strip("r_h_prev", "left", X.t2, Y.mul + OP_R + 12, Y.b1 - 10),
+    strip("one_minus_z", "left", X.z, Y.c + OP_R + 4, Y.one - ELL_RY - 4),
+    strip("z_h_tilde", "left", X.h, Y.c + OP_R + 8, Y.mul - OP_R - 8),
     rowStrip("r", X.r),
     rowStrip("z", X.z),
     rowStrip("h_tilde", X.h),

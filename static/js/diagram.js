@@ -1,8 +1,8 @@
 /**
  * The chain diagram: colah's "Understanding LSTM Networks" (2015) figure, drawn in SVG for the model's cell
  * type. Three modules in a row: step t open (every layer and op), t−1 and t+1 closed ("A" boxes with their
- * tokens). On the open module each line carries the selected unit's value at t, and each line that carries a
- * recorded vector (a gate, C, h, and their previous values) a strip of the whole vector. Grammar (colah's legend): yellow boxes are learned layers, pink circles pointwise ops,
+ * tokens). On the open module each line carries the selected unit's value at t, and each vector line a strip
+ * of the whole vector. Grammar (colah's legend): yellow boxes are learned layers, pink circles pointwise ops,
  * a merge is concatenation, a fork (dot) is a copy; the cell state runs along the top.
  *
  * setModel(card) builds the SVG once per model; update(view) only rewrites text, attributes and fills.
@@ -15,6 +15,18 @@ import {
 } from "./diagram-geometry.js";
 
 const NS = "http://www.w3.org/2000/svg";
+
+/** The colour strips of the product lines, from the vectors the view hands over (the lines' numbers come
+ *  from the server; the strips only show the whole vector's pattern). */
+const STRIP_OF = {
+  f_c_prev: [["f", "c_prev"], (a, b) => a * b],
+  i_c_tilde: [["i", "c_tilde"], (a, b) => a * b],
+  tanh_c: [["c"], Math.tanh],
+  one_minus_z: [["z"], (a) => 1 - a],
+  r_h_prev: [["r", "h_prev"], (a, b) => a * b],
+  one_minus_z_h_prev: [["z", "h_prev"], (a, b) => (1 - a) * b],
+  z_h_tilde: [["z", "h_tilde"], (a, b) => a * b],
+};
 
 /** Figure space: pads positive numbers to about the width of a minus sign so right-aligned labels stay still. */
 const FIGSP = "\u2007";
@@ -207,10 +219,18 @@ export class Diagram {
 
   // -------------------------------------------------------------------------------------------------------
 
-  /** A strip's vector, when the view hands it over (recorded vectors only: the page never recomputes
-   *  the cell's products, so lines such as f·C_{t−1} carry their number and no strip). */
+  /** A strip's vector: handed over by the view, or, for a product line, the pointwise product of ones
+   *  that are. Colour only: every number shown comes from the server. */
   _vector(key, vectors) {
-    return vectors[key] || null;
+    if (vectors[key]) return vectors[key];
+    const d = STRIP_OF[key];
+    const args = d ? d[0].map((k) => vectors[k]) : [];
+    if (!d || args.some((a) => !a)) return null;
+    const out = (this._scratch[key] ||= new Float32Array(args[0].length));
+    const [fn, a, b] = [d[1], args[0], args[1]];
+    if (b) for (let u = 0; u < out.length; u++) out[u] = fn(a[u], b[u]);
+    else for (let u = 0; u < out.length; u++) out[u] = fn(a[u]);
+    return out;
   }
 
   _build() {
@@ -228,6 +248,7 @@ export class Diagram {
     this._litKey = null;
     this._hovered = null;
     this._lastVectors = null;
+    this._scratch = {};
     const join = (e, parts) => {
       e.classList.add("dg-f");
       for (const p of parts) {
