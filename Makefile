@@ -29,9 +29,12 @@ lint: $(VENV)/.installed
 test: $(VENV)/.installed chromium lint
 	$(PY) -m pytest -q
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed chromium
 	$(PY) bench/core.py
 	$(PY) bench/train.py
+	$(PY) bench/wire.py
+	$(PY) bench/api.py
+	$(PY) bench/browser.py
 
 # Regenerate the committed reference fixtures (never run by `make test`). FIXTURE_PYTHON must have
 # torch, keras, onnx, h5py and safetensors: python3 -m venv /tmp/fx && /tmp/fx/bin/pip install
