@@ -60,14 +60,14 @@ class _Rows:
         return a[:end]
 
 
-def _focus_of(msg: dict[str, Any], tr: model.Trace) -> tuple[int, int] | None:
+def _focus_of(msg: dict[str, Any], net: model.Network) -> tuple[int, int] | None:
     focus = msg.get("focus")
     if focus is None:
         return None
     layer, unit = (focus.get("layer"), focus.get("unit")) if isinstance(focus, dict) else (None, None)
-    if type(layer) is not int or not 0 <= layer < len(tr.layers):
-        raise LiveError(f"focus.layer must be a layer index from 0 to {len(tr.layers) - 1}, got {layer!r}")
-    H = tr.layers[layer]["h"].shape[1]
+    if type(layer) is not int or not 0 <= layer < net.num_layers:
+        raise LiveError(f"focus.layer must be a layer index from 0 to {net.num_layers - 1}, got {layer!r}")
+    H = net.hidden_size
     if type(unit) is not int or not 0 <= unit < H:
         raise LiveError(f"focus.unit must be a unit index from 0 to {H - 1}, got {unit!r}")
     return layer, unit
@@ -88,12 +88,13 @@ class Session:
         if encoding not in ("json", "compact", "binary"):
             raise LiveError(f"encoding must be 'json', 'compact' or 'binary', got {encoding!r}")
         tokens = net.tokenizer.encode(text).tokens  # type: ignore[union-attr]  # raises on unknown tokens
+        focus = _focus_of(msg, net)  # every refusal comes before the cache is touched
+        if not tokens:
+            raise LiveError("the text has no tokens: nothing to trace")
         if self.name != name or self.trace is None:
             self.name, self.trace, k = name, None, 0
         else:
             k = _common_prefix(self.trace.tokens, tokens)
-        if not tokens:
-            raise LiveError("the text has no tokens: nothing to trace")
         kept = self.trace.head(k) if self.trace is not None and k > 0 else None
         sep = " " if net.tokenizer is not None and net.tokenizer.kind == "word" else ""
         if k < len(tokens):
@@ -107,7 +108,6 @@ class Session:
         else:  # the same tokens: nothing new to send
             assert kept is not None
             whole, new = kept, kept.head(0)
-        focus = _focus_of(msg, whole)  # checked before the cache moves on
         self.net, self.trace = net, whole
         body: dict[str, Any] = {"seq": msg.get("seq"), "model": name, "from": k, "length": len(whole)}
         if encoding != "json":
@@ -132,7 +132,7 @@ class Session:
         """The exact values of another unit over the whole cached trace."""
         if self.trace is None:
             raise LiveError("send an edit ({'model', 'text'}) before asking for a unit's values")
-        focus = _focus_of(msg, self.trace)
+        focus = _focus_of(msg, self.net)  # type: ignore[arg-type]  # set with the trace
         assert focus is not None
         return {"seq": msg.get("seq"), "focus": focus_json(self.trace, *focus, start=0)}
 

@@ -168,3 +168,17 @@ def test_any_sequence_of_edits_leaves_the_client_holding_the_full_trace():
         for g in net.gates:
             np.testing.assert_allclose(held[g], full.layers[0][g], rtol=0, atol=2e-6, err_msg=f"edit {step}, {g}")
     assert len(text) > 150
+
+
+def test_a_refused_edit_leaves_the_cache_as_it_was():
+    from app.api.live import Session
+
+    net = model.load("code")
+    session = Session()
+    session.update(net, "code", {"text": "x = 1\n", "encoding": "json"}, 5)
+    with pytest.raises(ValueError, match="focus.unit"):  # a different text, refused for its focus
+        session.update(net, "code", {"text": "y = 2\n", "encoding": "json", "focus": {"layer": 0, "unit": 999}}, 5)
+    reply = session.update(net, "code", {"text": "x = 1\nz", "encoding": "json"}, 5)
+    assert reply["from"] == 6  # the cache still holds "x = 1\n"
+    full = net.trace("x = 1\nz")
+    np.testing.assert_allclose(np.array(reply["layers"][0]["c"], np.float32), full.layers[0]["c"][6:], atol=2e-6)
