@@ -1,0 +1,11 @@
+"""Every test runs against a models folder of its own: models uploaded on this machine (kept in
+~/.local/share/gatescope/models) never leak into a test, and no test writes there."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+
+def pytest_configure(config) -> None:
+    os.environ["GATESCOPE_MODELS"] = tempfile.mkdtemp(prefix="gatescope-test-models-")
