@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 import model
 
-from ..encoding import dumps_binary, dumps_compact, focus_json, pack, top_compact, trace_json
+from ..encoding import dumps_binary, dumps_compact, focus_json, trace_compact, trace_json
 
 router = APIRouter(tags=["live"])
 
@@ -109,19 +109,11 @@ class Session:
             assert kept is not None
             whole, new = kept, kept.head(0)
         self.net, self.trace = net, whole
-        body: dict[str, Any] = {"seq": msg.get("seq"), "model": name, "from": k, "length": len(whole)}
+        steps = trace_json(name, net, new, top_k) if encoding == "json" else trace_compact(name, net, new, top_k)
+        body: dict[str, Any] = {"seq": msg.get("seq"), **steps, "from": k, "length": len(whole)}
+        body["unknown"] = whole.unknown  # positions in the whole text, not only the new steps
         if encoding != "json":
-            body |= {
-                "tokens": new.tokens,
-                "unknown": whole.unknown,
-                "encoding": encoding,
-                "layers": [{g: pack(g, layer[g]) for g in new.gates} for layer in new.layers],
-                "probs": top_compact(net, new, top_k),
-            }
-        else:
-            plain = trace_json(name, net, new, top_k)
-            body |= {"tokens": plain["tokens"], "unknown": whole.unknown, "layers": plain["layers"]}
-            body["probs"] = plain["probs"]
+            body["encoding"] = encoding
         if focus is not None:
             body["focus"] = focus_json(whole, *focus, start=k)
         if encoding == "binary":

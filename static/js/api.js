@@ -3,8 +3,8 @@
  * live socket WS /api/live (binary frames: the compact arrays without base64). It also decodes the
  * compact arrays into Float32Array.
  *
- * Compact arrays (see app/encoding.py, `pack`): {dtype, shape: [rows, H], data, lo?, hi?}; data is
- * base64 in JSON replies, {offset, length} into the frame's payload in binary ones
+ * Compact arrays (see app/encoding.py, `pack`): {dtype, shape: [rows, H], data: {offset, length} into
+ * the frame's payload, lo?, hi?}
  *   u16 -> lo + q * (hi - lo) / 65535      f16 -> float16      f32 -> float32      (little-endian, row-major)
  */
 
@@ -97,17 +97,6 @@ export async function deleteModel(id) {
 // ---------------------------------------------------------------------------------------------
 // Compact arrays
 
-const _hasFromBase64 = typeof Uint8Array.fromBase64 === "function";
-
-/** Bytes of a base64 string. */
-export function base64Bytes(b64) {
-  if (_hasFromBase64) return Uint8Array.fromBase64(b64);
-  const bin = atob(b64);
-  const out = new Uint8Array(bin.length);
-  for (let k = 0; k < bin.length; k++) out[k] = bin.charCodeAt(k);
-  return out;
-}
-
 let _f16Table = null;
 /** float16 bit pattern -> value, for browsers without Float16Array (65,536 entries, built once). */
 function f16Table() {
@@ -124,17 +113,11 @@ function f16Table() {
   return (_f16Table = t);
 }
 
-/** A compact array as a Float32Array (row-major, shape[0] × shape[1]). Its bytes are base64 text
- * (JSON replies) or, in a binary frame, {offset, length} into `payload` (see `parseFrame`). */
-export function decode(packed, payload = null) {
+/** A compact array of a binary frame as a Float32Array (row-major, shape[0] × shape[1]): its "data" is
+ * {offset, length} into the frame's `payload` (see `parseFrame`), aligned to 4 bytes and read in place. */
+export function decode(packed, payload) {
   const n = packed.shape.reduce((a, b) => a * b, 1);
-  let buffer, at;
-  if (payload) {
-    [buffer, at] = [payload.buffer, payload.start + packed.data.offset]; // aligned to 4 bytes: read in place
-  } else {
-    const bytes = base64Bytes(packed.data);
-    [buffer, at] = [bytes.buffer, bytes.byteOffset];
-  }
+  const [buffer, at] = [payload.buffer, payload.start + packed.data.offset];
   const out = new Float32Array(n);
   if (packed.dtype === "u16") {
     const q = new Uint16Array(buffer, at, n);
@@ -171,7 +154,7 @@ export function parseFrame(buffer) {
 
 /** Decode an edit reply in place of its compact parts: layers[l][gate] and probs.p become
  * {rows, cols, data: Float32Array}. */
-export function decodeReply(msg, payload = null) {
+export function decodeReply(msg, payload) {
   const layers = (msg.layers || []).map((layer) => {
     const out = {};
     for (const [gate, packed] of Object.entries(layer)) {

@@ -9,6 +9,7 @@
  * Where everything goes, per cell type, is in diagram-geometry.js.
  */
 import { colourOf } from "./colors.js";
+import { showToken } from "./format.js";
 import {
   GAP, STUB, NEIGHBOUR_MIN, NEIGHBOUR_MAX, NEIGHBOUR_SHARE, MAX_SCALE, OP_R, ELL_RX, ELL_RY, BOX_W, BOX_H,
   TURN, HEAD_L, HEAD_W, IO_R, DOT_R, MODULE_RX, NEIGHBOUR_RX, CASING, line, strip, SPECS,
@@ -32,14 +33,14 @@ const STRIP_OF = {
 const FIGSP = "\u2007";
 
 /** How the token at a step is shown: quoted, with whitespace made visible. */
-export function showToken(tok) {
+function quoteToken(tok) {
   if (tok === undefined || tok === null) return "";
-  const vis = String(tok).replace(/[ \n\t\r]/g, (ch) => ({ " ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍" })[ch]);
+  const vis = showToken(tok);
   return `“${vis.length > 8 ? vis.slice(0, 7) + "…" : vis}”`;
 }
 
 /** A value as the diagram prints it: 3 decimals below 1, then 2, then 1; a true minus sign. */
-export function formatValue(v) {
+function formatValue(v) {
   const a = Math.abs(v);
   let s = a < 1 ? v.toFixed(3) : a < 100 ? v.toFixed(2) : v.toFixed(1);
   if (Number(s) === 0) s = s.replace("-", "");
@@ -427,12 +428,12 @@ export class Diagram {
     const tokens = v.tokens || [];
     const t = v.t;
     const set = (e, s) => e.textContent !== s && (e.textContent = s);
-    set(this._xToken, showToken(tokens[t]));
+    set(this._xToken, quoteToken(tokens[t]));
     const hasPrev = t > 0;
     const hasNext = t + 1 < tokens.length;
     this._nbPrev.classList.toggle("dg-absent", !hasPrev);
     this._nbNext.classList.toggle("dg-absent", !hasNext);
-    set(this._prevToken, hasPrev ? showToken(tokens[t - 1]) : "");
-    set(this._nextToken, hasNext ? showToken(tokens[t + 1]) : "");
+    set(this._prevToken, hasPrev ? quoteToken(tokens[t - 1]) : "");
+    set(this._nextToken, hasNext ? quoteToken(tokens[t + 1]) : "");
   }
 }

@@ -213,10 +213,9 @@ class Panel {
       this.ctx.putImageData(img, from, 0);
     }
     // a shorter text: the columns past T belong to deleted steps; clear them (all columns when repainted from 0)
-    const stale = from === 0 ? this.cols : Math.max(this.painted, this.drawnCols || 0);
+    const stale = from === 0 ? this.cols : this.painted;
     if (stale > T) this.ctx.clearRect(T, 0, stale - T, H);
     this.painted = T;
-    this.drawnCols = T;
     this.root.dataset.columns = String(T); // columns drawn (a hook for tests)
     this.T = T;
     this.placeRaster();

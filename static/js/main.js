@@ -94,19 +94,17 @@ function diagramView() {
     vectors.h_prev = t > 0 ? layer.h.row(t - 1) : zeros(H);
     if (layer.c) vectors.c_prev = t > 0 ? layer.c.row(t - 1) : zeros(H);
   }
-  return { t, T, tokens: s.trace.tokens.slice(0, T), unit: s.unit, layer: s.layer, lines: s.currentLines() || {}, vectors, cellMax: s.trace.cellMax(s.layer) || 1 };
+  // the token list is copied only when the trace changed (a scrub step stays cheap)
+  if (tokensCache.version !== s.trace.version || tokensCache.T !== T) {
+    tokensCache = { version: s.trace.version, T, tokens: s.trace.tokens.slice(0, T) };
+  }
+  const tokens = tokensCache.tokens;
+  return { t, T, tokens, unit: s.unit, layer: s.layer, lines: s.currentLines() || {}, vectors, cellMax: s.trace.cellMax(s.layer) || 1 };
 }
 
 let tokensCache = { version: -1, T: -1, tokens: [] };
 function diagramUpdate() {
-  if (!diagram || !state.card) return;
-  const view = diagramView();
-  // the token list is rebuilt only when the trace changed (a scrub step stays cheap)
-  if (tokensCache.version !== state.trace.version || tokensCache.T !== state.T) {
-    tokensCache = { version: state.trace.version, T: state.T, tokens: view.tokens };
-  }
-  view.tokens = tokensCache.tokens;
-  diagram.update(view);
+  if (diagram && state.card) diagram.update(diagramView());
 }
 
 /** The diagram is built at once; it draws when the first card arrives. */
