@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import struct
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -26,15 +27,18 @@ def _top(net: Network, tr: Trace, top_k: int) -> list[list[dict[str, Any]]] | No
     ]
 
 
-def step_json(net: Network, tr: Trace, k: int, t: int, top_k: int) -> dict[str, Any]:
-    """Step k of a (chunk) trace, labelled as step t of the whole: one line of the JSON Lines stream."""
+def steps_json(net: Network, tr: Trace, start: int, top_k: int) -> Iterator[dict[str, Any]]:
+    """The lines of the JSON Lines stream for a chunk trace whose first step is step ``start`` of the
+    whole: the chunk's top-k and its arrays' lists are computed once, then cut into a line per step."""
     top = _top(net, tr, top_k)
-    return {
-        "t": t,
-        "token": tr.tokens[k],
-        "layers": [{g: layer[g][k].tolist() for g in tr.gates} for layer in tr.layers],
-        "probs": top[k] if top is not None else None,
-    }
+    layers = [{g: layer[g].tolist() for g in tr.gates} for layer in tr.layers]  # per layer: gate -> T lists
+    for k, token in enumerate(tr.tokens):
+        yield {
+            "t": start + k,
+            "token": token,
+            "layers": [{g: rows[k] for g, rows in la.items()} for la in layers],
+            "probs": top[k] if top is not None else None,
+        }
 
 
 def _body(name: str, tr: Trace, encode: Any, probs: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 import model
 
-from ..encoding import dumps_binary, dumps_compact, step_json, trace_compact, trace_csv, trace_json, trace_npz
+from ..encoding import dumps_binary, dumps_compact, steps_json, trace_compact, trace_csv, trace_json, trace_npz
 from ..schemas import TraceRequest, TraceResponse, errors
 
 router = APIRouter(prefix="/api", tags=["trace"])
@@ -106,6 +106,5 @@ def stream_trace(job: Annotated[Job, Depends(prepare)]) -> Iterator[dict[str, An
         piece = sep.join(job.tokens[t:end]) if isinstance(job.x, str) else np.asarray(job.x)[t:end]
         tr = net.trace(piece, state=state)  # resumes where the last chunk stopped
         state = tr.state
-        for k in range(end - t):
-            yield step_json(net, tr, k, t + k, job.top_k)
+        yield from steps_json(net, tr, t, job.top_k)
         t, size = end, min(2 * size, MAX_CHUNK)

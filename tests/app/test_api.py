@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -184,3 +186,16 @@ def test_the_binary_encoding_is_two_bytes_a_value_and_aligned(client):
     assert all(p["data"]["offset"] % 4 == 0 for p in header["layers"][0].values())  # typed arrays read in place
     values = len(text) * 128 * 6
     assert len(raw) - 8 - n <= 2 * values + 2 * len(text) * 5 + 4 * 7  # gates, predictions, padding
+
+
+def test_a_stream_ranks_predictions_once_per_chunk_not_once_per_step(client, monkeypatch):
+    """Ranking the whole chunk's predictions for every line made 2,000 characters take 4.5 s instead of 1.9 s."""
+    calls = []
+    top = model.Trace.top
+    monkeypatch.setattr(model.Trace, "top", lambda self, k: calls.append(len(self)) or top(self, k))
+    text = "x = 1\n" * 80  # 480 steps: chunks of 1, 2, 4 ... 128 (255 steps), then 225
+    with client.stream("POST", "/api/trace/stream", json={"model": "code", "text": text}) as r:
+        lines = [json.loads(line) for line in r.iter_lines() if line]
+    assert [line["t"] for line in lines[1:]] == list(range(len(text)))
+    assert sum(calls) == len(text)  # every step ranked exactly once
+    assert len(calls) == 9
