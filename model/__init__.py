@@ -14,10 +14,10 @@ from pathlib import Path
 
 from . import threads
 from .cells import GATES
-from .formats import FormatError, load_file
+from .errors import FormatError, GatescopeError, InputError, UnknownTokenError
+from .formats import load_file
 from .formats.native import save
 from .network import Network, Spec
-from .tokenizer import UnknownTokenError
 from .trace import Trace
 
 #: Where the bundled models live: one folder each, holding ``model.safetensors`` (and its card).
@@ -50,6 +50,8 @@ def load(source: str | Path, vocab: str | Path | list[str] | None = None) -> Net
 __all__ = [
     "GATES",
     "FormatError",
+    "GatescopeError",
+    "InputError",
     "Network",
     "Spec",
     "Trace",

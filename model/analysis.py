@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import InputError
 from .network import Network
 
 #: Digits kept in the correlations and ratios returned.
@@ -171,7 +172,7 @@ def correlate(a: Any, b: Any) -> float | None:
     """Pearson r of two equally long sequences; None when either is constant or holds NaN/inf."""
     x, y = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
     if x.shape != y.shape:
-        raise ValueError(f"cannot correlate sequences of lengths {x.size} and {y.size}")
+        raise InputError(f"cannot correlate sequences of lengths {x.size} and {y.size}")
     if x.size < 2 or not (np.isfinite(x).all() and np.isfinite(y).all()) or np.ptp(y) == 0:
         return None
     r = _unit_r(x[:, None], y)[0]
@@ -218,16 +219,16 @@ def best_units(trace: Any, features: dict[str, np.ndarray], layer: int | None = 
     columns = []
     for k in ks:
         if not 0 <= k < len(trace.layers):
-            raise ValueError(f"layer {k} does not exist: the trace has {len(trace.layers)} layers")
+            raise InputError(f"layer {k} does not exist: the trace has {len(trace.layers)} layers")
         if gate not in trace.layers[k]:
-            raise ValueError(f"gate {gate!r} is not in this trace (it has {', '.join(trace.layers[k])})")
+            raise InputError(f"gate {gate!r} is not in this trace (it has {', '.join(trace.layers[k])})")
         columns.append((k, trace.layers[k][gate]))
     T = columns[0][1].shape[0]
     out = []
     for name, values in features.items():
         y = np.asarray(values, np.float64)
         if y.shape != (T,):
-            raise ValueError(f"feature {name!r} has shape {y.shape}, the trace {T} steps")
+            raise InputError(f"feature {name!r} has shape {y.shape}, the trace {T} steps")
         out.append({"feature": name, **_search(columns, y)})
     return out
 
@@ -245,18 +246,18 @@ def depth_unit(net: Network, texts: Sequence[str], depth_fn: Callable[[str], Any
     characters. Steps of all texts are pooled. Returns {"layer", "unit", "r"}, r signed, 4 digits.
     """
     if not texts:
-        raise ValueError("no texts to trace")
+        raise InputError("no texts to trace")
     gate = _state_gate(net)
     traces = [net.trace(text, probs=False) for text in texts]
     depth = []
     for text, tr in zip(texts, traces):
         d = np.asarray(depth_fn(text), np.float64)
         if d.shape != (len(tr),):
-            raise ValueError(f"depth_fn gave shape {d.shape} for a text of {len(tr)} steps: {text[:40]!r}")
+            raise InputError(f"depth_fn gave shape {d.shape} for a text of {len(tr)} steps: {text[:40]!r}")
         depth.append(d)
     y = np.concatenate(depth)  # (sum T,)
     if np.ptp(y) == 0:
-        raise ValueError("the depth is constant over these texts: nothing to correlate with")
+        raise InputError("the depth is constant over these texts: nothing to correlate with")
     columns = [(k, np.concatenate([tr.layers[k][gate] for tr in traces])) for k in range(net.num_layers)]
     return _search(columns, y)
 
@@ -274,16 +275,16 @@ def memory_unit(net: Network, texts: Sequence[str]) -> dict[str, Any]:
     (gatescope's z is colah's: h = (1 − z)*h_prev + z*h_tilde), and None for an rnn, which has no gate.
     """
     if not texts:
-        raise ValueError("no texts to trace")
+        raise InputError("no texts to trace")
     gate = _state_gate(net)
     traces = [net.trace(text, probs=False) for text in texts]
     for text, tr in zip(texts, traces):
         if len(tr) < 3:
-            raise ValueError(f"{text!r} is too short: a memory symbol, distractors and a query are needed")
+            raise InputError(f"{text!r} is too short: a memory symbol, distractors and a query are needed")
     labels = np.array([tr.tokens[0] for tr in traces])
     classes = sorted(set(labels.tolist()))
     if len(classes) < 2:
-        raise ValueError(f"every text starts with {classes[0]!r}: at least two memory symbols are needed")
+        raise InputError(f"every text starts with {classes[0]!r}: at least two memory symbols are needed")
     scores = []  # per layer: (H,) separation of each unit
     for k in range(net.num_layers):
         v = np.stack([tr.layers[k][gate][-2] for tr in traces]).astype(np.float64)  # (N, H) after distractors

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .analysis import best_units, code_features, depth_unit, memory_unit
+from .errors import InputError
 from .network import Network
 from .tasks import Task, dyck_depth
 
@@ -34,7 +35,7 @@ def telling_units(net: Network, task: Task) -> dict[str, Any]:
     if task.name == "recall":
         usual, _ = task.heldout(SEED)  # type: ignore[attr-defined]
         return {"memory": memory_unit(net, [s[:-1] for s in usual[:UNIT_SAMPLES]])}
-    raise ValueError(f"no telling units defined for task {task.name!r}")
+    raise InputError(f"no telling units defined for task {task.name!r}")
 
 
 def make_card(net: Network, task: Task, name: str) -> dict[str, Any]:

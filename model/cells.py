@@ -43,6 +43,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from .errors import FormatError
+
 State = tuple[np.ndarray, np.ndarray | None]  # (h (H,), c (H,) or None for gru/rnn)
 
 #: Gate keys of each cell, in the order the diagram draws them.
@@ -310,7 +312,7 @@ CELLS: dict[str, type[Cell]] = {c.kind: c for c in (LSTM, Peephole, Coupled, GRU
 def make_cell(kind: str, params: dict[str, np.ndarray], dtype: type = np.float32, reset_after: bool = False) -> Cell:
     """Build the cell named ``kind`` from per-gate weights."""
     if kind not in CELLS:
-        raise ValueError(f"unknown cell type {kind!r}: expected one of {', '.join(CELLS)}")
+        raise FormatError(f"unknown cell type {kind!r}: expected one of {', '.join(CELLS)}")
     if kind == "gru":
         return GRU(params, dtype, reset_after=reset_after)
     return CELLS[kind](params, dtype)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .cells import GATES, PARAMS, Cell, State, make_cell
+from .errors import FormatError, InputError
 from .threads import step_threads
 from .tokenizer import Tokenizer
 from .trace import Trace
@@ -73,35 +74,35 @@ class Spec:
         known = set(cls.__dataclass_fields__)
         extra = set(d) - known
         if extra:
-            raise ValueError(f"unknown model settings: {', '.join(sorted(extra))}")
+            raise FormatError(f"unknown model settings: {', '.join(sorted(extra))}")
         return cls(**d)
 
 
 def _check_spec(spec: Spec) -> None:
     if not isinstance(spec.cell, str) or spec.cell not in GATES:
-        raise ValueError(f"unknown cell type {spec.cell!r}: expected one of {', '.join(GATES)}")
+        raise FormatError(f"unknown cell type {spec.cell!r}: expected one of {', '.join(GATES)}")
     for name in ("input_size", "hidden_size", "num_layers"):
         v = getattr(spec, name)
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+            raise FormatError(f"{name} must be a positive integer, got {v!r}")
     if spec.output_size is not None and (not isinstance(spec.output_size, int) or spec.output_size < 1):
-        raise ValueError(f"output_size must be a positive integer, got {spec.output_size!r}")
+        raise FormatError(f"output_size must be a positive integer, got {spec.output_size!r}")
     if spec.vocab is not None:
         if not isinstance(spec.vocab, list):
-            raise ValueError(f"the vocabulary must be a list of tokens, got {type(spec.vocab).__name__}")
+            raise FormatError(f"the vocabulary must be a list of tokens, got {type(spec.vocab).__name__}")
         if spec.unk is not None and not isinstance(spec.unk, str):
-            raise ValueError(f"unk must be a token (a string) or None, got {spec.unk!r}")
+            raise FormatError(f"unk must be a token (a string) or None, got {spec.unk!r}")
         if not spec.vocab:
-            raise ValueError("the vocabulary is empty")
+            raise FormatError("the vocabulary is empty")
         if spec.tokenizer is None:
-            raise ValueError("a model with a vocabulary needs a tokenizer ('char' or 'word')")
+            raise FormatError("a model with a vocabulary needs a tokenizer ('char' or 'word')")
         if not spec.embedding and spec.input_size != len(spec.vocab):
-            raise ValueError(
+            raise FormatError(
                 f"one-hot input needs input_size = vocabulary size: the weights take input size {spec.input_size}, "
                 f"the vocabulary has {len(spec.vocab)} tokens"
             )
     elif spec.embedding:
-        raise ValueError("an embedding needs a vocabulary")
+        raise FormatError("an embedding needs a vocabulary")
 
 
 class Network:
@@ -110,23 +111,23 @@ class Network:
     def __init__(self, spec: Spec, params: dict[str, np.ndarray], dtype: type = np.float32):
         _check_spec(spec)
         if spec.num_layers > len(params):
-            raise ValueError(f"num_layers is {spec.num_layers}, but only {len(params)} weights were given")
+            raise FormatError(f"num_layers is {spec.num_layers}, but only {len(params)} weights were given")
         need = spec.param_names()
         missing = [n for n in need if n not in params]
         if missing:
-            raise ValueError(f"missing weights: {', '.join(missing)}")
+            raise FormatError(f"missing weights: {', '.join(missing)}")
         extra = sorted(set(params) - set(need))
         if extra:
-            raise ValueError(f"unexpected weights: {', '.join(extra)}")
+            raise FormatError(f"unexpected weights: {', '.join(extra)}")
         self.params: dict[str, np.ndarray] = {}
         for n in need:
             a = np.asarray(params[n])
             if a.shape != spec.expected_shape(n):
-                raise ValueError(f"weight {n} has shape {a.shape}, expected {spec.expected_shape(n)}")
+                raise FormatError(f"weight {n} has shape {a.shape}, expected {spec.expected_shape(n)}")
             if not np.issubdtype(a.dtype, np.floating):
-                raise ValueError(f"weight {n} has dtype {a.dtype}, expected floating point")
+                raise FormatError(f"weight {n} has dtype {a.dtype}, expected floating point")
             if not np.isfinite(a).all():
-                raise ValueError(f"weight {n} holds NaN or infinite values")
+                raise FormatError(f"weight {n} holds NaN or infinite values")
             self.params[n] = np.array(a, dtype=dtype)  # a copy: later changes to the caller's arrays do not leak in
         self.spec = spec
         self.dtype = np.dtype(dtype)
@@ -193,10 +194,10 @@ class Network:
         first = self.cells[0]
         if isinstance(x, str):
             if self.tokenizer is None:
-                raise TypeError("this model takes vectors, not text: pass a (T, D) array")
+                raise InputError("this model takes vectors, not text: pass a (T, D) array")
             enc = self.tokenizer.encode(x)
             if len(enc.tokens) == 0:
-                raise ValueError("the input is empty: nothing to trace")
+                raise InputError("the input is empty: nothing to trace")
             tokens, unknown = enc.tokens, enc.unknown
             if self._table is not None:
                 xW = self._table[enc.ids]  # (T, G*H) layer 0's projection, gathered (a copy)
@@ -230,42 +231,42 @@ class Network:
         try:
             a = np.asarray(x, dtype=self.dtype)
         except (TypeError, ValueError) as e:
-            raise ValueError(f"the input is not an array of numbers: {e}") from None
+            raise InputError(f"the input is not an array of numbers: {e}") from None
         D = self.spec.input_size
         if a.ndim != 2:
-            raise ValueError(f"the input must be a (T, {D}) array of vectors, got shape {a.shape}")
+            raise InputError(f"the input must be a (T, {D}) array of vectors, got shape {a.shape}")
         if a.shape[0] == 0:
-            raise ValueError("the input is empty: nothing to trace")
+            raise InputError("the input is empty: nothing to trace")
         if a.shape[1] != D:
-            raise ValueError(f"each input vector must have {D} values, got {a.shape[1]}")
+            raise InputError(f"each input vector must have {D} values, got {a.shape[1]}")
         if not np.isfinite(a).all():
             bad = np.argwhere(~np.isfinite(a))[0]
-            raise ValueError(f"the input holds NaN or infinite values (first at step {bad[0]}, entry {bad[1]})")
+            raise InputError(f"the input holds NaN or infinite values (first at step {bad[0]}, entry {bad[1]})")
         return a
 
     def _check_state(self, state: list[State] | None) -> list[State]:
         if state is None:
             return self.zero_state()
         if len(state) != self.spec.num_layers:
-            raise ValueError(f"the state has {len(state)} layers, the model {self.spec.num_layers}")
+            raise InputError(f"the state has {len(state)} layers, the model {self.spec.num_layers}")
         H, out = self.spec.hidden_size, []
         for k, (cell, entry) in enumerate(zip(self.cells, state)):
             if not isinstance(entry, (tuple, list)) or len(entry) != 2:
-                raise ValueError(
+                raise InputError(
                     f"layer {k}: the state must hold one (h, c) pair per layer (c is None for gru and rnn); "
                     f"got {type(entry).__name__}" + (f" of length {len(entry)}" if hasattr(entry, "__len__") else "")
                 )
             h, c = entry
             h = np.asarray(h, self.dtype)
             if h.shape != (H,):
-                raise ValueError(f"layer {k}: state h has shape {h.shape}, expected ({H},)")
+                raise InputError(f"layer {k}: state h has shape {h.shape}, expected ({H},)")
             if not np.isfinite(h).all() or (c is not None and not np.isfinite(np.asarray(c, self.dtype)).all()):
-                raise ValueError(f"layer {k}: the state holds NaN or infinite values")
+                raise InputError(f"layer {k}: the state holds NaN or infinite values")
             if cell.has_c:
                 if c is None:
-                    raise ValueError(f"layer {k}: an {self.spec.cell} state needs c as well as h")
+                    raise InputError(f"layer {k}: an {self.spec.cell} state needs c as well as h")
                 c = np.asarray(c, self.dtype)
                 if c.shape != (H,):
-                    raise ValueError(f"layer {k}: state c has shape {c.shape}, expected ({H},)")
+                    raise InputError(f"layer {k}: state c has shape {c.shape}, expected ({H},)")
             out.append((h.copy(), np.array(c, self.dtype) if cell.has_c else None))
         return out

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import InputError
 from .network import Network
 from .tokenizer import Tokenizer
 from .trace import Trace
@@ -81,12 +82,12 @@ class Task:
 
     def _check_net(self, net: Network) -> None:
         if list(net.vocab or []) != self.vocab:
-            raise ValueError(f"the network's vocabulary does not match the {self.name!r} task's ({len(self.vocab)})")
+            raise InputError(f"the network's vocabulary does not match the {self.name!r} task's ({len(self.vocab)})")
 
 
 def _probs(tr: Trace) -> np.ndarray:
     if tr.probs is None:
-        raise ValueError("the network has no output head: it predicts nothing to score")
+        raise InputError("the network has no output head: it predicts nothing to score")
     return tr.probs  # (T, V)
 
 
@@ -116,7 +117,7 @@ def dyck_depth(text: str) -> np.ndarray:
     """The nesting depth after each character, (T,) int64: "(" adds one, ")" takes one, "$" leaves it."""
     bad = sorted(set(text) - set("()$"))
     if bad:
-        raise ValueError(f"not a Dyck-1 symbol: {', '.join(map(repr, bad))}")
+        raise InputError(f"not a Dyck-1 symbol: {', '.join(map(repr, bad))}")
     steps = np.array([{"(": 1, ")": -1, "$": 0}[ch] for ch in text], np.int64)
     return np.cumsum(steps)
 
@@ -141,10 +142,10 @@ class DyckTask(Task):
         eval_strings: int = 500,
     ):
         if max_len < 2:
-            raise ValueError(f"max_len must be at least 2, got {max_len}")
+            raise InputError(f"max_len must be at least 2, got {max_len}")
         for k, p in {"p_end": p_end, "p_open": p_open, "p_open_long": p_open_long}.items():
             if not 0 < p < 1:
-                raise ValueError(f"{k} must be between 0 and 1, got {p}")
+                raise InputError(f"{k} must be between 0 and 1, got {p}")
         self.max_len, self.p_end, self.p_open, self.p_open_long = max_len, p_end, p_open, p_open_long
         self.eval_strings = eval_strings
         self.description = (
@@ -234,9 +235,9 @@ class RecallTask(Task):
 
     def __init__(self, min_gap: int = 50, max_gap: int = 60, eval_sequences: int = 1000, ramp: int = 0):
         if not 0 <= min_gap <= max_gap or max_gap < 1:
-            raise ValueError(f"need 0 <= min_gap <= max_gap and max_gap >= 1, got min_gap={min_gap}, max_gap={max_gap}")
+            raise InputError(f"need 0 <= min_gap <= max_gap and max_gap >= 1, got min_gap={min_gap}, max_gap={max_gap}")
         if ramp < 0:
-            raise ValueError(f"ramp must be a number of batches >= 0, got {ramp}")
+            raise InputError(f"ramp must be a number of batches >= 0, got {ramp}")
         self.min_gap, self.max_gap, self.eval_sequences, self.ramp = min_gap, max_gap, eval_sequences, ramp
         self.description = (
             f"The first symbol (one of {', '.join(MEMORY)}) must be named at the end, after {min_gap} to "
@@ -339,7 +340,7 @@ class CodeTask(Task):
 
     def __init__(self, max_chars: int = 8_000_000, eval_chars: int = 100_000):
         if eval_chars < 2:
-            raise ValueError(f"eval_chars must be at least 2, got {eval_chars}")
+            raise InputError(f"eval_chars must be at least 2, got {eval_chars}")
         self.root = sysconfig.get_paths()["stdlib"]
         self.max_chars, self.eval_chars = max_chars, eval_chars
         files = stdlib_files(self.root)
@@ -391,7 +392,7 @@ class CodeTask(Task):
             offset = int(rng.integers(bptt))
             L = (len(ids) - 1 - offset) // batch  # characters per stream
             if L < bptt:
-                raise ValueError(f"{len(ids)} training characters are too few for {batch} streams of {bptt}")
+                raise InputError(f"{len(ids)} training characters are too few for {batch} streams of {bptt}")
             X = ids[offset : offset + batch * L].reshape(batch, L)  # (B, L)
             Y = ids[offset + 1 : offset + 1 + batch * L].reshape(batch, L)  # (B, L) the next character
             for k in range(L // bptt):
@@ -424,5 +425,5 @@ TASKS: dict[str, type[Task]] = {"code": CodeTask, "dyck": DyckTask, "recall": Re
 def get_task(name: str, **options: Any) -> Task:
     """The task called ``name`` ("code", "dyck" or "recall"), built with ``options`` (see each class)."""
     if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}: expected one of {', '.join(TASKS)}")
+        raise InputError(f"unknown task {name!r}: expected one of {', '.join(TASKS)}")
     return TASKS[name](**options)

@@ -11,17 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import FormatError, UnknownTokenError
+
 TOKENIZERS = ("char", "word")
-
-
-class UnknownTokenError(ValueError):
-    """Text holds tokens the vocabulary lacks, and the vocabulary has no unknown entry."""
-
-    def __init__(self, tokens: list[str], positions: list[int]):
-        self.tokens, self.positions = tokens, positions
-        shown = ", ".join(f"{t!r} at {p}" for t, p in list(zip(tokens, positions))[:10])
-        more = f" and {len(tokens) - 10} more" if len(tokens) > 10 else ""
-        super().__init__(f"not in the model's vocabulary: {shown}{more}")
 
 
 @dataclass
@@ -40,13 +32,13 @@ class Tokenizer:
 
     def __post_init__(self) -> None:
         if self.kind not in TOKENIZERS:
-            raise ValueError(f"unknown tokenizer {self.kind!r}: expected 'char' or 'word'")
+            raise FormatError(f"unknown tokenizer {self.kind!r}: expected 'char' or 'word'")
         if not self.vocab:
-            raise ValueError("the vocabulary is empty")
+            raise FormatError("the vocabulary is empty")
         self._index = {}
         for k, tok in enumerate(self.vocab):
             if not isinstance(tok, str):
-                raise ValueError(f"vocabulary entry {k} is {tok!r}, not a string")
+                raise FormatError(f"vocabulary entry {k} is {tok!r}, not a string")
             self._index.setdefault(tok, k)
         if self.unk is not None and self.unk not in self._index:
             self.unk = None

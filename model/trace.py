@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .cells import State
+from .errors import InputError
 
 
 @dataclass
@@ -55,7 +56,7 @@ class Trace:
     def top(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k likeliest next tokens at every step: indices (T, k) and probabilities (T, k), best first."""
         if self.probs is None:
-            raise ValueError("this trace has no probabilities: the model has no output head")
+            raise InputError("this trace has no probabilities: the model has no output head")
         k = min(k, self.probs.shape[1])
         if k < self.probs.shape[1]:  # the k best of each row (unordered), then only those k sorted: 4x a full sort
             idx = np.argpartition(-self.probs, k - 1, axis=1)[:, :k]  # (T, k)

@@ -1,4 +1,4 @@
-"""What every importer shares: the error type, file sniffing, safetensors reading, vocabularies."""
+"""What every importer shares: the error type (model/errors.py), file sniffing, safetensors reading, vocabularies."""
 
 from __future__ import annotations
 
@@ -9,12 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import FormatError as FormatError  # every importer raises it from here
 from ..network import Network, Spec
-
-
-class FormatError(ValueError):
-    """A file is not what it claims, or holds a model gatescope cannot run; the message says which."""
-
 
 #: Leading bytes of the container formats we read.
 MAGIC = {"zip": b"PK\x03\x04", "hdf5": b"\x89HDF\r\n\x1a\n"}
