@@ -1,9 +1,11 @@
-"""What every importer shares: the error type (model/errors.py), file sniffing, safetensors reading, vocabularies."""
+"""What every importer shares: the error type (model/errors.py), file sniffing, safetensors reading,
+the cut of fused gate blocks into gatescope's per-gate weights (and the GRU's z flip), vocabularies."""
 
 from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,62 @@ def as_float(name: str, a: Any, where: str = "") -> np.ndarray:
     if not np.isfinite(a).all():
         raise FormatError(f"{lead}weight {name} holds NaN or infinite values")
     return a
+
+
+# Fused gate blocks to gatescope's per-gate weights --------------------------------------
+
+
+def gate_blocks(a: np.ndarray, order: Sequence[str], axis: int = -1) -> dict[str, np.ndarray]:
+    """A fused array cut along ``axis`` into ``len(order)`` equal gate blocks, named in the file's order.
+
+    A kernel (D, G*H) in the x @ W layout is cut along its last axis into blocks (D, H); a fused
+    bias (G*H,) into blocks (H,). The caller has checked that G*H divides evenly.
+    """
+    return dict(zip(order, np.split(a, len(order), axis=axis), strict=True))
+
+
+def gate_weights(
+    order: Sequence[str],
+    W: np.ndarray,
+    U: np.ndarray,
+    b: np.ndarray,
+    bU: np.ndarray,
+    reset_after: bool = False,
+) -> dict[str, np.ndarray]:
+    """One layer's per-gate weights (cells.PARAMS) from fused ones in the x @ W layout.
+
+    W (D, G*H), U (H, G*H), the input bias b (G*H,) and the recurrent bias bU (G*H,) (zeros for a
+    file that has one bias), gate blocks in ``order``, named as gatescope names them ('c' for the
+    LSTM candidate, 'h' for the GRU and RNN candidate). The two biases add, ``b_g = b_g + bU_g``,
+    except in a reset_after GRU, whose candidate keeps its recurrent bias inside the reset:
+    h_tilde = tanh(W_h x + b_h + r*(U_h h + bU_h)).
+    """
+    Wg, Ug, bg, bUg = (gate_blocks(a, order) for a in (W, U, b, bU))
+    own: dict[str, np.ndarray] = {}
+    for g in order:
+        own[f"W_{g}"], own[f"U_{g}"], own[f"b_{g}"] = Wg[g], Ug[g], bg[g] + bUg[g]  # (D, H), (H, H), (H,)
+    if reset_after:
+        own["b_h"], own["bU_h"] = bg["h"], bUg["h"]  # (H,) each: bU_h sits inside the reset
+    return own
+
+
+def flip_z(own: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A GRU's weights with its update gate turned into gatescope's z.
+
+    PyTorch, Keras and ONNX all write h = z*h_prev + (1 - z)*h_tilde: their z is the share of
+    h_prev kept. gatescope's z is colah's, the share of h_tilde that enters: h = (1 - z)*h_prev +
+    z*h_tilde, i.e. their 1 - z. As σ(-a) = 1 - σ(a), negating the z gate's pre-activation turns
+    one into the other exactly: W_z, U_z and b_z change sign, nothing else does.
+    """
+    return own | {n: -own[n] for n in ("W_z", "U_z", "b_z")}
+
+
+def stack(layers: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Per-layer weights under network.Network's names ``layers.<k>.<name>``, C-contiguous."""
+    return {f"layers.{k}.{n}": np.ascontiguousarray(a) for k, own in enumerate(layers) for n, a in own.items()}
+
+
+# Vocabularies -------------------------------------------------------------------------
 
 
 def read_vocab(path: str | Path) -> dict[str, Any]:

@@ -34,6 +34,7 @@ padding token 0 is run like any other token, where Keras would skip it.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import re
@@ -47,11 +48,11 @@ from typing import Any
 import numpy as np
 
 from ..network import Network
-from .common import FormatError, as_float, assemble, sniff
+from .common import FormatError, as_float, assemble, flip_z, gate_weights, sniff, stack
 
-#: Keras class → gatescope cell, and the gate blocks of each.
+#: Keras class → gatescope cell, and the gate blocks of each in Keras's order, named as gatescope names them.
 RECURRENT = {"LSTM": "lstm", "GRU": "gru", "SimpleRNN": "rnn"}
-BLOCKS = {"lstm": 4, "gru": 3, "rnn": 1}
+ORDER = {"lstm": ("i", "f", "c", "o"), "gru": ("z", "r", "h"), "rnn": ("h",)}
 ARTICLE = {"lstm": "an LSTM", "gru": "a GRU", "rnn": "a SimpleRNN"}
 #: Layers that are identities at inference.
 SKIPPED = {"InputLayer", "Dropout", "SpatialDropout1D", "GaussianDropout", "GaussianNoise", "AlphaDropout"}
@@ -223,42 +224,49 @@ def _activation(v: Any) -> str:
 
 def _from_config(config: Any, fetch: Fetch, name: str) -> list[Layer]:
     """The layers that matter, in order, with their variables; a FormatError for anything gatescope cannot run."""
-    out: list[Layer] = []
-    for pos, e in _entries(config, name):
-        cls, cfg, lname = e.get("class_name"), e.get("config") or {}, _layer_name(e)
-        if cls in SKIPPED:
-            continue
-        if cls in RECURRENT:
-            what = f"{cls} layer {lname!r}"
-            if cfg.get("go_backwards"):
-                raise FormatError(f"{name}: {what} runs backwards (go_backwards=True); gatescope runs forwards only")
-            if _activation(cfg.get("activation", "tanh")) != "tanh":
-                act = _activation(cfg.get("activation"))
-                raise FormatError(f"{name}: {what} has activation {act!r}; gatescope's cells use tanh")
-            rec = _activation(cfg.get("recurrent_activation", "sigmoid"))
-            if cls != "SimpleRNN" and rec != "sigmoid":
-                raise FormatError(f"{name}: {what} has recurrent_activation {rec!r}; gatescope's gates use sigmoid")
-            reset_after = bool(cfg.get("reset_after", False)) if cls == "GRU" else None
-            out.append(Layer(RECURRENT[cls], lname, fetch(pos, e, "cell"), reset_after=reset_after))
-        elif cls == "Embedding":
-            out.append(Layer("embedding", lname, fetch(pos, e, "")))
-        elif cls == "Dense" or (cls == "TimeDistributed" and (cfg.get("layer") or {}).get("class_name") == "Dense"):
-            inner = cfg if cls == "Dense" else cfg["layer"].get("config") or {}
-            act = _activation(inner.get("activation", "linear"))
-            out.append(Layer("dense", lname, fetch(pos, e, "" if cls == "Dense" else "layer"), activation=act))
-        elif cls in ("Activation", "Softmax"):
-            out.append(Layer("activation", lname, activation=_activation(cfg.get("activation", "softmax"))))
-        elif cls == "Bidirectional":
-            raise FormatError(
-                f"{name}: layer {lname!r} is Bidirectional; gatescope runs one direction "
-                "(a forward LSTM/GRU/SimpleRNN, not wrapped)"
-            )
-        else:
-            raise FormatError(
-                f"{name}: layer {lname!r} is a {cls}; gatescope reads an optional Embedding, stacked LSTM, GRU "
-                "or SimpleRNN layers and an optional Dense head (Dropout and InputLayer are skipped)"
-            )
-    return out
+    layers = (_config_layer(e, functools.partial(fetch, pos, e), name) for pos, e in _entries(config, name))
+    return [L for L in layers if L is not None]
+
+
+def _config_layer(e: dict[str, Any], fetch: Callable[[str], list[np.ndarray]], name: str) -> Layer | None:
+    """One config entry as a Layer, its variables read by ``fetch(sub-path)``; None for an identity."""
+    cls, cfg, lname = e.get("class_name"), e.get("config") or {}, _layer_name(e)
+    if cls in SKIPPED:
+        return None
+    if cls in RECURRENT:
+        _check_recurrent(cls, cfg, lname, name)
+        reset_after = bool(cfg.get("reset_after", False)) if cls == "GRU" else None
+        return Layer(RECURRENT[cls], lname, fetch("cell"), reset_after=reset_after)
+    if cls == "Embedding":
+        return Layer("embedding", lname, fetch(""))
+    if cls == "Dense" or (cls == "TimeDistributed" and (cfg.get("layer") or {}).get("class_name") == "Dense"):
+        inner = cfg if cls == "Dense" else cfg["layer"].get("config") or {}
+        act = _activation(inner.get("activation", "linear"))
+        return Layer("dense", lname, fetch("" if cls == "Dense" else "layer"), activation=act)
+    if cls in ("Activation", "Softmax"):
+        return Layer("activation", lname, activation=_activation(cfg.get("activation", "softmax")))
+    if cls == "Bidirectional":
+        raise FormatError(
+            f"{name}: layer {lname!r} is Bidirectional; gatescope runs one direction "
+            "(a forward LSTM/GRU/SimpleRNN, not wrapped)"
+        )
+    raise FormatError(
+        f"{name}: layer {lname!r} is a {cls}; gatescope reads an optional Embedding, stacked LSTM, GRU "
+        "or SimpleRNN layers and an optional Dense head (Dropout and InputLayer are skipped)"
+    )
+
+
+def _check_recurrent(cls: str, cfg: dict[str, Any], lname: str, name: str) -> None:
+    """A recurrent layer's config runs as gatescope's cell: forwards, tanh, sigmoid gates."""
+    what = f"{cls} layer {lname!r}"
+    if cfg.get("go_backwards"):
+        raise FormatError(f"{name}: {what} runs backwards (go_backwards=True); gatescope runs forwards only")
+    if _activation(cfg.get("activation", "tanh")) != "tanh":
+        act = _activation(cfg.get("activation"))
+        raise FormatError(f"{name}: {what} has activation {act!r}; gatescope's cells use tanh")
+    rec = _activation(cfg.get("recurrent_activation", "sigmoid"))
+    if cls != "SimpleRNN" and rec != "sigmoid":
+        raise FormatError(f"{name}: {what} has recurrent_activation {rec!r}; gatescope's gates use sigmoid")
 
 
 def _snake(cls: str) -> str:
@@ -308,25 +316,7 @@ def _legacy_fetch(f: Any, name: str) -> Fetch:
 def _from_tree(top: Any, name: str) -> list[Layer]:
     """Layers from a Keras 3 weights file's groups: the class is in each group's name, the
     order is Embedding, the recurrent layers by their number (lstm, lstm_1, ...), then the head."""
-    found: list[tuple[int, int, Layer]] = []
-    for gname in top:
-        g = top[gname]
-        m = re.fullmatch(r"(.+?)(?:_(\d+))?", gname)  # class in snake case, and its number
-        cls, n = (m[1], int(m[2] or 0)) if m else (gname, 0)
-        if "forward_layer" in g or cls == "bidirectional":
-            raise FormatError(f"{name}: layer {gname!r} is Bidirectional; gatescope runs one direction")
-        kind = TREE_KINDS.get(cls)
-        if kind is None:
-            if _holds_data(g):
-                raise FormatError(
-                    f"{name}: layer {gname!r} has weights gatescope cannot place; it reads an optional Embedding, "
-                    "stacked LSTM, GRU or SimpleRNN layers and an optional Dense head"
-                )
-            continue  # InputLayer, Dropout, ...: no variables
-        sub = {"lstm": "cell", "gru": "cell", "rnn": "cell"}.get(kind, "layer" if cls == "time_distributed" else "")
-        group = g[sub] if sub and sub in g else (None if sub else g)
-        weights = _vars(group, f"layers/{gname}/{sub}".rstrip("/"), name)
-        found.append(({"embedding": 0, "dense": 2}.get(kind, 1), n, Layer(kind, gname, weights)))
+    found = [t for t in (_tree_layer(top[gname], gname, name) for gname in top) if t is not None]
     for kind in ("embedding", "dense"):
         same = [L.name for _, _, L in found if L.kind == kind]
         if len(same) > 1:
@@ -339,6 +329,27 @@ def _from_tree(top: Any, name: str) -> list[Layer]:
     return [L for _, _, L in sorted(found, key=lambda t: t[:2])]
 
 
+def _tree_layer(g: Any, gname: str, name: str) -> tuple[int, int, Layer] | None:
+    """(rank: 0 embedding, 1 recurrent, 2 head; the number in its name; the layer) of one group of a
+    weights file, None for a group without variables (InputLayer, Dropout, ...)."""
+    m = re.fullmatch(r"(.+?)(?:_(\d+))?", gname)  # class in snake case, and its number
+    cls, n = (m[1], int(m[2] or 0)) if m else (gname, 0)
+    if "forward_layer" in g or cls == "bidirectional":
+        raise FormatError(f"{name}: layer {gname!r} is Bidirectional; gatescope runs one direction")
+    kind = TREE_KINDS.get(cls)
+    if kind is None:
+        if _holds_data(g):
+            raise FormatError(
+                f"{name}: layer {gname!r} has weights gatescope cannot place; it reads an optional Embedding, "
+                "stacked LSTM, GRU or SimpleRNN layers and an optional Dense head"
+            )
+        return None
+    sub = "cell" if kind in ORDER else ("layer" if cls == "time_distributed" else "")
+    group = g[sub] if sub and sub in g else (None if sub else g)
+    weights = _vars(group, f"layers/{gname}/{sub}".rstrip("/"), name)
+    return {"embedding": 0, "dense": 2}.get(kind, 1), n, Layer(kind, gname, weights)
+
+
 def _holds_data(g: Any) -> bool:
     seen: list[str] = []
     g.visititems(lambda n, o: seen.append(n) if hasattr(o, "shape") else None)
@@ -348,9 +359,105 @@ def _holds_data(g: Any) -> bool:
 # From layers to a Network ------------------------------------------------------------
 
 
+def _build(layers: list[Layer], name: str, vocab: dict[str, Any] | None, source: dict[str, str]) -> Network:
+    """Check the layers' order and sizes and make the Network."""
+    embedding, rec, head = _arrange(layers, name)
+    spec, params = _stack(rec, name)
+    E = _embedding_table(embedding, spec["input_size"], name) if embedding is not None else None
+    dense = _dense(head, spec["hidden_size"], name) if head is not None else None
+    return assemble(name, spec, params, source, vocab, E, dense, "Embedding")
+
+
+def _arrange(layers: list[Layer], name: str) -> tuple[Layer | None, list[Layer], Layer | None]:
+    """(the Embedding, the recurrent layers, the Dense head), checked to come in that order, one kind of cell."""
+    embedding: Layer | None = None
+    rec: list[Layer] = []
+    head: Layer | None = None
+    for L in layers:
+        if L.kind == "embedding":
+            if rec or embedding is not None:
+                raise FormatError(f"{name}: Embedding {L.name!r} is not the first layer; gatescope reads one, first")
+            embedding = L
+        elif L.kind in ORDER:
+            if head is not None:
+                raise FormatError(f"{name}: recurrent layer {L.name!r} comes after the Dense head {head.name!r}")
+            rec.append(L)
+        elif L.kind == "dense":
+            head = _check_head(L, rec, head, name)
+        else:
+            _fold_activation(L, head, name)
+    if not rec:
+        raise FormatError(f"{name}: no LSTM, GRU or SimpleRNN layer in this model")
+    kinds = sorted({L.kind for L in rec})
+    if len(kinds) > 1:
+        raise FormatError(
+            f"{name}: the recurrent layers mix {' and '.join(kinds)}; gatescope stacks layers of one kind"
+        )
+    return embedding, rec, head
+
+
+def _check_head(L: Layer, rec: list[Layer], head: Layer | None, name: str) -> Layer:
+    """A Dense layer that can be the head: the only one, after the recurrent layers, softmax or linear."""
+    if not rec or head is not None:
+        where = "a second Dense layer" if head is not None else "a Dense layer before the recurrent layers"
+        raise FormatError(f"{name}: {L.name!r} is {where}; gatescope reads one Dense head, after the recurrent layers")
+    if L.activation not in (None, "softmax", "linear"):
+        raise FormatError(
+            f"{name}: the Dense head {L.name!r} has activation {L.activation!r}; gatescope runs the head as "
+            "linear + softmax, so it reads softmax or linear (logits) heads"
+        )
+    return L
+
+
+def _fold_activation(L: Layer, head: Layer | None, name: str) -> None:
+    """An Activation layer: a linear one is an identity, a softmax after a linear head makes it a softmax head."""
+    if L.activation == "linear":
+        return
+    if head is None or head.activation != "linear" or L.activation != "softmax":
+        raise FormatError(
+            f"{name}: Activation {L.name!r} ({L.activation}) is not a softmax after a linear Dense head; "
+            "gatescope cannot run it"
+        )
+    head.activation = "softmax"
+
+
+def _stack(rec: list[Layer], name: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The spec fields and the weights of the recurrent layers, checked to be of one size and one GRU form."""
+    layers: list[dict[str, np.ndarray]] = []
+    flags: set[bool] = set()
+    for L in rec:
+        own, reset_after = _recurrent(L, name)
+        layers.append(own)
+        flags.add(reset_after)
+    D, H = rec[0].weights[0].shape[0], rec[0].weights[1].shape[0]
+    for L in rec[1:]:
+        if L.weights[1].shape[0] != H:
+            units = L.weights[1].shape[0]
+            raise FormatError(f"{name}: layer {L.name!r} has {units} units, layer 0 has {H}; they must be equal")
+    if len(flags) > 1:
+        raise FormatError(f"{name}: the GRU layers mix reset_after=True and False; gatescope runs one form")
+    spec: dict[str, Any] = dict(cell=rec[0].kind, input_size=D, hidden_size=H, num_layers=len(rec))
+    spec["reset_after"] = flags.pop()
+    return spec, stack(layers)
+
+
 def _recurrent(L: Layer, name: str) -> tuple[dict[str, np.ndarray], bool]:
     """gatescope's per-gate weights of one recurrent layer, and whether it is a reset_after GRU."""
-    G, what = BLOCKS[L.kind], f"layer {L.name!r}"
+    W, U, b = _kernels(L, name)
+    G, H = len(ORDER[L.kind]), U.shape[0]
+    reset_after = _reset_after(L, b, G * H, name) if L.kind == "gru" else False
+    bias_shape = (2, G * H) if reset_after else (G * H,)
+    if b is not None and b.shape != bias_shape:
+        raise FormatError(f"{name}: layer {L.name!r} has bias {b.shape}, expected {bias_shape}")
+    zeros = np.zeros(G * H, np.float32)
+    bi, bh = (b[0], b[1]) if b is not None and reset_after else (zeros if b is None else b, zeros)  # (G*H,) each
+    own = gate_weights(ORDER[L.kind], W, U, bi, bh, reset_after)
+    return (flip_z(own) if L.kind == "gru" else own), reset_after
+
+
+def _kernels(L: Layer, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """A recurrent layer's kernel (D, G*H), recurrent_kernel (H, G*H) and bias (None with use_bias=False)."""
+    G, what = len(ORDER[L.kind]), f"layer {L.name!r}"
     if len(L.weights) not in (2, 3):
         raise FormatError(f"{name}: {what} has {len(L.weights)} variables, expected kernel, recurrent_kernel, bias")
     W, U = as_float(f"{L.name} kernel", L.weights[0]), as_float(f"{L.name} recurrent_kernel", L.weights[1])
@@ -361,109 +468,41 @@ def _recurrent(L: Layer, name: str) -> tuple[dict[str, np.ndarray], bool]:
             f"{ARTICLE[L.kind]} needs (D, {G}H) and (H, {G}H)"
         )
     b = as_float(f"{L.name} bias", L.weights[2]) if len(L.weights) == 3 else None
-    reset_after = False
-    if L.kind == "gru":
-        if b is None and L.reset_after is None:
+    return W, U, b
+
+
+def _reset_after(L: Layer, b: np.ndarray | None, GH: int, name: str) -> bool:
+    """A GRU's form: its bias (2, 3H) says reset_after=True, (3H,) False; the config must agree."""
+    what = f"layer {L.name!r}"
+    if b is None:
+        if L.reset_after is None:
             raise FormatError(
                 f"{name}: GRU {what} has no bias, so a weights-only file cannot tell reset_after; "
                 "give the whole model as .keras"
             )
-        reset_after = b.shape == (2, G * H) if b is not None else bool(L.reset_after)
-        if b is not None and L.reset_after is not None and reset_after != L.reset_after:
-            raise FormatError(f"{name}: {what} says reset_after={L.reset_after} but its bias has shape {b.shape}")
-    bias_shape = (2, G * H) if reset_after else (G * H,)
-    if b is not None and b.shape != bias_shape:
-        raise FormatError(f"{name}: {what} has bias {b.shape}, expected {bias_shape}")
-    bi, bh = (b[0], b[1]) if b is not None and reset_after else (b, None)  # input and recurrent biases (G*H,)
-    bi = np.zeros(G * H, np.float32) if bi is None else bi
-    bh = np.zeros(G * H, np.float32) if bh is None else bh
-    blk = lambda a, j: a[..., j * H : (j + 1) * H]  # noqa: E731  the j-th gate block
-    own: dict[str, np.ndarray] = {}
-    if L.kind == "lstm":
-        for j, g in enumerate(("i", "f", "c", "o")):
-            own[f"W_{g}"], own[f"U_{g}"], own[f"b_{g}"] = blk(W, j), blk(U, j), blk(bi, j)
-    elif L.kind == "gru":
-        own["W_z"], own["U_z"], own["b_z"] = -blk(W, 0), -blk(U, 0), -(blk(bi, 0) + blk(bh, 0))  # z → 1 - z
-        own["W_r"], own["U_r"], own["b_r"] = blk(W, 1), blk(U, 1), blk(bi, 1) + blk(bh, 1)
-        own["W_h"], own["U_h"], own["b_h"] = blk(W, 2), blk(U, 2), blk(bi, 2)
-        if reset_after:
-            own["bU_h"] = blk(bh, 2)
-    else:
-        own["W_h"], own["U_h"], own["b_h"] = W, U, bi
-    return {k: np.ascontiguousarray(a) for k, a in own.items()}, reset_after
+        return bool(L.reset_after)
+    reset_after = b.shape == (2, GH)
+    if L.reset_after is not None and reset_after != L.reset_after:
+        raise FormatError(f"{name}: {what} says reset_after={L.reset_after} but its bias has shape {b.shape}")
+    return reset_after
 
 
-def _build(layers: list[Layer], name: str, vocab: dict[str, Any] | None, source: dict[str, str]) -> Network:
-    """Check the layers' order and sizes and make the Network."""
-    embedding: Layer | None = None
-    rec: list[Layer] = []
-    head: Layer | None = None
-    for L in layers:
-        if L.kind == "embedding":
-            if rec or embedding is not None:
-                raise FormatError(f"{name}: Embedding {L.name!r} is not the first layer; gatescope reads one, first")
-            embedding = L
-        elif L.kind in BLOCKS:
-            if head is not None:
-                raise FormatError(f"{name}: recurrent layer {L.name!r} comes after the Dense head {head.name!r}")
-            rec.append(L)
-        elif L.kind == "dense":
-            if not rec or head is not None:
-                where = "a second Dense layer" if head is not None else "a Dense layer before the recurrent layers"
-                raise FormatError(
-                    f"{name}: {L.name!r} is {where}; gatescope reads one Dense head, after the recurrent layers"
-                )
-            if L.activation not in (None, "softmax", "linear"):
-                raise FormatError(
-                    f"{name}: the Dense head {L.name!r} has activation {L.activation!r}; gatescope runs the head as "
-                    "linear + softmax, so it reads softmax or linear (logits) heads"
-                )
-            head = L
-        elif L.activation != "linear":  # an Activation layer: a softmax may follow a linear head
-            if head is None or head.activation != "linear" or L.activation != "softmax":
-                raise FormatError(
-                    f"{name}: Activation {L.name!r} ({L.activation}) is not a softmax after a linear Dense head; "
-                    "gatescope cannot run it"
-                )
-            head.activation = "softmax"
-    if not rec:
-        raise FormatError(f"{name}: no LSTM, GRU or SimpleRNN layer in this model")
-    kinds = sorted({L.kind for L in rec})
-    if len(kinds) > 1:
+def _embedding_table(embedding: Layer, D: int, name: str) -> np.ndarray:
+    """The Embedding's one variable, (V, D)."""
+    shapes = [w.shape for w in embedding.weights]
+    if len(shapes) != 1 or len(shapes[0]) != 2 or shapes[0][1] != D:
+        raise FormatError(f"{name}: Embedding {embedding.name!r} has variables {shapes}, expected one (V, {D})")
+    return as_float(f"{embedding.name} embeddings", embedding.weights[0])
+
+
+def _dense(head: Layer, H: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The Dense head's kernel (H, V) and bias (V,) (zeros with use_bias=False)."""
+    shapes = [w.shape for w in head.weights]
+    V = shapes[0][-1] if shapes and shapes[0] else 0
+    if shapes not in ([(H, V)], [(H, V), (V,)]) or V == 0:
         raise FormatError(
-            f"{name}: the recurrent layers mix {' and '.join(kinds)}; gatescope stacks layers of one kind"
+            f"{name}: Dense {head.name!r} has variables {shapes}, expected a kernel ({H}, V) and a bias (V,)"
         )
-
-    params: dict[str, np.ndarray] = {}
-    flags = set()
-    for k, L in enumerate(rec):
-        own, reset_after = _recurrent(L, name)
-        flags.add(reset_after)
-        params.update({f"layers.{k}.{n}": a for n, a in own.items()})
-    D, H = rec[0].weights[0].shape[0], rec[0].weights[1].shape[0]
-    for L in rec[1:]:
-        if L.weights[1].shape[0] != H:
-            units = L.weights[1].shape[0]
-            raise FormatError(f"{name}: layer {L.name!r} has {units} units, layer 0 has {H}; they must be equal")
-    if len(flags) > 1:
-        raise FormatError(f"{name}: the GRU layers mix reset_after=True and False; gatescope runs one form")
-    spec: dict[str, Any] = dict(cell=kinds[0], input_size=D, hidden_size=H, num_layers=len(rec))
-    spec["reset_after"] = flags.pop()
-    E = None
-    if embedding is not None:
-        shapes = [w.shape for w in embedding.weights]
-        if len(shapes) != 1 or len(shapes[0]) != 2 or shapes[0][1] != D:
-            raise FormatError(f"{name}: Embedding {embedding.name!r} has variables {shapes}, expected one (V, {D})")
-        E = as_float(f"{embedding.name} embeddings", embedding.weights[0])
-    dense = None
-    if head is not None:
-        shapes = [w.shape for w in head.weights]
-        V = shapes[0][-1] if shapes and shapes[0] else 0
-        if shapes not in ([(H, V)], [(H, V), (V,)]) or V == 0:
-            raise FormatError(
-                f"{name}: Dense {head.name!r} has variables {shapes}, expected a kernel ({H}, V) and a bias (V,)"
-            )
-        Wd = as_float(f"{head.name} kernel", head.weights[0])
-        bd = as_float(f"{head.name} bias", head.weights[1]) if len(shapes) == 2 else np.zeros(V, np.float32)
-        dense = (Wd, bd)
-    return assemble(name, spec, params, source, vocab, E, dense, "Embedding")
+    Wd = as_float(f"{head.name} kernel", head.weights[0])
+    bd = as_float(f"{head.name} bias", head.weights[1]) if len(shapes) == 2 else np.zeros(V, np.float32)
+    return Wd, bd

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from ..network import Network
-from .common import FormatError, as_float, assemble
+from .common import FormatError, as_float, assemble, flip_z, gate_weights, stack
 
 RECURRENT = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn"}
 #: Gate blocks of W, R and B in ONNX's order, named as gatescope names them.
@@ -81,7 +81,7 @@ class _Graph:
     """The main graph, walkable by tensor name: constants, graph inputs, producers and consumers."""
 
     def __init__(self, graph: Any, name: str):
-        from onnx import TensorProto, helper, numpy_helper
+        from onnx import helper, numpy_helper
 
         self.name = name
         self.nodes = list(graph.node)
@@ -90,7 +90,6 @@ class _Graph:
         self.inputs = {i.name for i in graph.input} - set(self.tensors)  # runtime inputs only
         self.producer: dict[str, int] = {}
         self.consumers: dict[str, list[int]] = {}
-        external = [n for n, t in self.tensors.items() if t.data_location == TensorProto.EXTERNAL]
         for j, node in enumerate(self.nodes):
             for o in node.output:
                 if o:
@@ -98,24 +97,37 @@ class _Graph:
             for i in node.input:
                 if i:
                     self.consumers.setdefault(i, []).append(j)
-            if any(a.name == "value" and a.t.data_location == TensorProto.EXTERNAL for a in node.attribute):
+        self._refuse_external()
+        self._refuse_undefined()
+        self._cache: dict[str, np.ndarray | None] = {}
+
+    def _refuse_external(self) -> None:
+        """A FormatError when weights (initializers or Constant values) sit in an external data file."""
+        from onnx import TensorProto
+
+        EXTERNAL = TensorProto.EXTERNAL
+        external = [n for n, t in self.tensors.items() if t.data_location == EXTERNAL]
+        for j, node in enumerate(self.nodes):
+            if any(a.name == "value" and a.t.data_location == EXTERNAL for a in node.attribute):
                 external.append(node.output[0] if node.output else self.label(j))
         if external:
             raise FormatError(
-                f"{name}: its weights ({', '.join(external[:4])}{', ...' if len(external) > 4 else ''}) are stored in "
-                "an external data file; gatescope reads self-contained .onnx files: re-save it with "
+                f"{self.name}: its weights ({', '.join(external[:4])}{', ...' if len(external) > 4 else ''}) are "
+                "stored in an external data file; gatescope reads self-contained .onnx files: re-save it with "
                 "onnx.save_model(onnx.load(path), new_path, save_as_external_data=False), "
                 "or export with torch.onnx.export(..., external_data=False)"
             )
+
+    def _refuse_undefined(self) -> None:
+        """A FormatError when a node reads a tensor that nothing defines (a truncated or broken file)."""
         defined = set(self.tensors) | self.inputs | set(self.producer)
         for j, node in enumerate(self.nodes):
             for i in node.input:
                 if i and i not in defined:
                     raise FormatError(
-                        f"{name}: {self.label(j)} reads {i!r}, which nothing in the graph defines "
+                        f"{self.name}: {self.label(j)} reads {i!r}, which nothing in the graph defines "
                         "(a truncated or broken file?)"
                     )
-        self._cache: dict[str, np.ndarray | None] = {}
 
     def label(self, j: int) -> str:
         node = self.nodes[j]
@@ -180,6 +192,27 @@ class _Layer:
 
 def _convert(m: Any, name: str, vocab: dict[str, Any] | None) -> Network:
     g = _Graph(m.graph, name)
+    chain, op = _recurrent_nodes(g, name)
+    layers = [_layer(g, j) for j in chain]
+    H, reset_after = _check_stack(g, chain, layers, name)
+    peephole = any(layer.P is not None and np.any(layer.P) for layer in layers)
+    params = stack([layer.params | (_peepholes(layer.P, H) if peephole else {}) for layer in layers])
+    D = layers[0].D
+    embedding = _embedding(g, chain[0], D)
+    head = _head(g, chain[-1], H)
+    cell = "peephole" if peephole else RECURRENT[op]
+    spec: dict[str, Any] = dict(cell=cell, input_size=D, hidden_size=H, num_layers=len(layers), reset_after=reset_after)
+    source: dict[str, Any] = {"format": "onnx", "file": name}
+    producer = f"{m.producer_name} {m.producer_version}".strip()
+    if producer:
+        source["producer"] = producer
+    if head is not None and head[2]:
+        source["head"] = "the file applies its head to the final hidden state only; gatescope to every step"
+    return assemble(name, spec, params, source, vocab, embedding, head[:2] if head else None)
+
+
+def _recurrent_nodes(g: _Graph, name: str) -> tuple[list[int], str]:
+    """The recurrent nodes in graph order, and their one op type."""
     chain = [j for j, n in enumerate(g.nodes) if n.op_type in RECURRENT and n.domain in ONNX_DOMAINS]
     if not chain:
         used = {n.op_type for n in g.nodes}
@@ -194,9 +227,11 @@ def _convert(m: Any, name: str, vocab: dict[str, Any] | None) -> Network:
     ops = sorted({g.nodes[j].op_type for j in chain})
     if len(ops) > 1:
         raise FormatError(f"{name}: it mixes {' and '.join(ops)} layers; gatescope runs one cell type throughout")
-    op = ops[0]
-    layers = [_layer(g, j) for j in chain]
+    return chain, ops[0]
 
+
+def _check_stack(g: _Graph, chain: list[int], layers: list[_Layer], name: str) -> tuple[int, bool]:
+    """The layers' one hidden size H and one GRU form, each layer checked to read the previous one's Y."""
     H = layers[0].H
     for k, (j, layer) in enumerate(zip(chain, layers)):
         if layer.H != H:
@@ -204,50 +239,48 @@ def _convert(m: Any, name: str, vocab: dict[str, Any] | None) -> Network:
                 f"{name}: {g.label(j)} (layer {k}) has hidden size {layer.H}, layer 0 has {H}; "
                 "gatescope needs one hidden size throughout"
             )
-        if k > 0:
-            src, p = g.source(g.nodes[j].input[0])
-            prev = chain[k - 1]
-            if p != prev or src != g.nodes[prev].output[0]:
-                came = g.label(p) if p is not None else f"{src!r}"
-                raise FormatError(
-                    f"{name}: {g.label(j)} reads its input from {came}, not from the Y output of {g.label(prev)}; "
-                    "gatescope reads a plain stack of recurrent layers, each feeding the next"
-                )
+        if k == 0:
+            continue
+        src, p = g.source(g.nodes[j].input[0])
+        prev = chain[k - 1]
+        if p != prev or src != g.nodes[prev].output[0]:
+            came = g.label(p) if p is not None else f"{src!r}"
+            raise FormatError(
+                f"{name}: {g.label(j)} reads its input from {came}, not from the Y output of {g.label(prev)}; "
+                "gatescope reads a plain stack of recurrent layers, each feeding the next"
+            )
     reset_after = {layer.reset_after for layer in layers}
     if len(reset_after) > 1:
         raise FormatError(
             f"{name}: its GRU layers mix linear_before_reset=0 and 1; gatescope needs one form throughout"
         )
-    peephole = any(layer.P is not None and np.any(layer.P) for layer in layers)
+    return H, reset_after.pop()
 
-    params: dict[str, np.ndarray] = {}
-    for k, layer in enumerate(layers):
-        own = dict(layer.params)
-        if peephole:
-            P = layer.P if layer.P is not None else np.zeros((3, H), np.float32)
-            own["p_i"], own["p_o"], own["p_f"] = P
-        params.update({f"layers.{k}.{n}": np.ascontiguousarray(a) for n, a in own.items()})
 
-    D = layers[0].D
-    embedding = _embedding(g, chain[0], D)
-    head = _head(g, chain[-1], H)
-    cell = "peephole" if peephole else RECURRENT[op]
-    spec: dict[str, Any] = dict(
-        cell=cell, input_size=D, hidden_size=H, num_layers=len(layers), reset_after=reset_after.pop()
-    )
-    source: dict[str, Any] = {"format": "onnx", "file": name}
-    producer = f"{m.producer_name} {m.producer_version}".strip()
-    if producer:
-        source["producer"] = producer
-    if head is not None and head[2]:
-        source["head"] = "the file applies its head to the final hidden state only; gatescope to every step"
-    return assemble(name, spec, params, source, vocab, embedding, head[:2] if head else None)
+def _peepholes(P: np.ndarray | None, H: int) -> dict[str, np.ndarray]:
+    """A layer's peephole weights p_i, p_o, p_f (H,) each: zeros for a layer without P in a peephole stack."""
+    p_i, p_o, p_f = P if P is not None else np.zeros((3, H), np.float32)
+    return {"p_i": p_i, "p_o": p_o, "p_f": p_f}
 
 
 def _layer(g: _Graph, j: int) -> _Layer:
     """One recurrent node's weights in gatescope's per-gate form, after checking it runs as gatescope's cell."""
-    node, where = g.nodes[j], f"{g.name}: {g.label(j)}"
-    op, a = node.op_type, g.attrs(j)
+    op, a = g.nodes[j].op_type, g.attrs(j)
+    _check_attributes(g, j, op, a)
+    W, R, B, P = _fused(g, j, op, a)
+    _check_initial_state(g, j)
+    G, H = len(BLOCKS[op]), R.shape[2]
+    reset_after = op == "GRU" and bool(a.get("linear_before_reset", 0))
+    # x @ W layout: W[0].T (D, G*H), R[0].T (H, G*H); B = [Wb | Rb]; Rb_h inside the reset when reset_after
+    own = gate_weights(BLOCKS[op], W[0].T, R[0].T, B[0, : G * H], B[0, G * H :], reset_after)
+    if op == "GRU":
+        own = flip_z(own)
+    return _Layer(own, W.shape[2], H, reset_after, None if P is None else P[0].reshape(3, H))  # P rows i, o, f
+
+
+def _check_attributes(g: _Graph, j: int, op: str, a: dict[str, Any]) -> None:
+    """The node runs as gatescope's cell: forwards, default activations, no clip, no coupled gates."""
+    where = f"{g.name}: {g.label(j)}"
     direction = a.get("direction", "forward")
     if direction != "forward":
         raise FormatError(f"{where} runs direction={direction!r}; gatescope runs forward layers only")
@@ -260,26 +293,34 @@ def _layer(g: _Graph, j: int) -> _Layer:
     if a.get("input_forget", 0):
         raise FormatError(f"{where} couples its input and forget gates (input_forget=1); this is not supported")
 
-    def weight(idx: int, what: str) -> np.ndarray | None:
-        if len(node.input) <= idx or not node.input[idx]:
-            return None
-        value = g.const(node.input[idx])
-        if value is None:
-            how = "a graph input" if node.input[idx] in g.inputs else "computed in the graph"
-            raise FormatError(
-                f"{where}: its {what} ({node.input[idx]!r}) is {how}, not a constant; gatescope reads weights "
-                "stored as initializers or Constant nodes (export with constant folding, e.g. "
-                "torch.onnx.export(..., do_constant_folding=True))"
-            )
-        return as_float(f"{node.input[idx]} ({what} of {g.label(j)})", value, g.name)
 
-    G = len(BLOCKS[op])
-    W, R = weight(1, "W"), weight(2, "R")
+def _fused(
+    g: _Graph, j: int, op: str, a: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """The node's W (1, G*H, D), R (1, G*H, H), B (1, 2*G*H) (zeros when absent) and P (1, 3H) or None."""
+    where, G = f"{g.name}: {g.label(j)}", len(BLOCKS[op])
+    W, R = _kernels(g, j, G, a)
+    H = R.shape[2]
+    B = _weight(g, j, 3, "B")
+    if B is None:
+        B = np.zeros((1, 2 * G * H), np.float32)
+    if B.shape != (1, 2 * G * H):
+        raise FormatError(f"{where}: B has shape {B.shape}, expected (1, {2 * G * H})")
+    P = _weight(g, j, 7, "P") if op == "LSTM" else None
+    if P is not None and P.shape != (1, 3 * H):
+        raise FormatError(f"{where}: P has shape {P.shape}, expected (1, {3 * H})")
+    return W, R, B, P
+
+
+def _kernels(g: _Graph, j: int, G: int, a: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The node's W (1, G*H, D) and R (1, G*H, H), checked against each other and its hidden_size."""
+    where = f"{g.name}: {g.label(j)}"
+    W, R = _weight(g, j, 1, "W"), _weight(g, j, 2, "R")
     if W is None or R is None:
         raise FormatError(f"{where} lacks its W or R input")
     if W.ndim != 3 or R.ndim != 3 or W.shape[0] != 1 or R.shape[0] != 1 or R.shape[2] == 0:
         raise FormatError(f"{where}: W and R have shapes {W.shape} and {R.shape}, expected (1, G*H, D) and (1, G*H, H)")
-    H, D = R.shape[2], W.shape[2]
+    H = R.shape[2]
     if "hidden_size" in a and a["hidden_size"] != H:
         raise FormatError(f"{where} declares hidden_size={a['hidden_size']}, but its R of shape {R.shape} has H = {H}")
     if W.shape[1] != G * H or R.shape[1] != G * H:
@@ -287,36 +328,34 @@ def _layer(g: _Graph, j: int) -> _Layer:
             f"{where}: W and R have shapes {W.shape} and {R.shape}, expected (1, {G * H}, D) and (1, {G * H}, {H}) "
             f"({G} gate blocks of {H})"
         )
-    B = weight(3, "B")
-    if B is None:
-        B = np.zeros((1, 2 * G * H), np.float32)
-    if B.shape != (1, 2 * G * H):
-        raise FormatError(f"{where}: B has shape {B.shape}, expected (1, {2 * G * H})")
-    P = weight(7, "P") if op == "LSTM" else None
-    if P is not None and P.shape != (1, 3 * H):
-        raise FormatError(f"{where}: P has shape {P.shape}, expected (1, {3 * H})")
+    return W, R
+
+
+def _weight(g: _Graph, j: int, idx: int, what: str) -> np.ndarray | None:
+    """Input ``idx`` of node j as a float32 constant, None when the node leaves it out."""
+    node = g.nodes[j]
+    if len(node.input) <= idx or not node.input[idx]:
+        return None
+    value = g.const(node.input[idx])
+    if value is None:
+        how = "a graph input" if node.input[idx] in g.inputs else "computed in the graph"
+        raise FormatError(
+            f"{g.name}: {g.label(j)}: its {what} ({node.input[idx]!r}) is {how}, not a constant; gatescope reads "
+            "weights stored as initializers or Constant nodes (export with constant folding, e.g. "
+            "torch.onnx.export(..., do_constant_folding=True))"
+        )
+    return as_float(f"{node.input[idx]} ({what} of {g.label(j)})", value, g.name)
+
+
+def _check_initial_state(g: _Graph, j: int) -> None:
+    """initial_h and initial_c, when given, are zero: gatescope starts every layer from zeros."""
+    node = g.nodes[j]
     for idx, what in ((5, "initial_h"), (6, "initial_c")):
         if len(node.input) > idx and node.input[idx] and not _starts_at_zero(g, node.input[idx]):
             raise FormatError(
-                f"{where}: its {what} is not zero; gatescope starts every layer from zeros "
+                f"{g.name}: {g.label(j)}: its {what} is not zero; gatescope starts every layer from zeros "
                 "(pass a state to Network.trace instead)"
             )
-
-    Wx, Rh, Wb, Rb = W[0], R[0], B[0, : G * H], B[0, G * H :]
-    blk = lambda a, k: a[k * H : (k + 1) * H]  # noqa: E731  the k-th gate block
-    own: dict[str, np.ndarray] = {}
-    for k, gate in enumerate(BLOCKS[op]):
-        own[f"W_{gate}"], own[f"U_{gate}"], own[f"b_{gate}"] = blk(Wx, k).T, blk(Rh, k).T, blk(Wb, k) + blk(Rb, k)
-    layer = _Layer(own, D, H)
-    if op == "GRU":
-        for n in ("W_z", "U_z", "b_z"):
-            own[n] = -own[n]  # gatescope's z = 1 - ONNX's z: σ(-a) = 1 - σ(a)
-        layer.reset_after = bool(a.get("linear_before_reset", 0))
-        if layer.reset_after:
-            own["b_h"], own["bU_h"] = blk(Wb, 2), blk(Rb, 2)  # Rb_h inside the reset
-    if P is not None:
-        layer.P = P[0].reshape(3, H)  # (3, H) rows i, o, f
-    return layer
 
 
 def _starts_at_zero(g: _Graph, name: str) -> bool:
@@ -382,43 +421,63 @@ def _heads_from(g: _Graph, name: str, H: int, seen: set[int] | None = None) -> l
         if node.op_type in MOVES:
             heads += _heads_from(g, node.output[0], H, seen)
             continue
-        where = f"{g.name}: the head {g.label(j)}"
-        a = g.attrs(j)
-        if node.op_type == "MatMul":
-            W = g.const(node.input[1])
-            if W is None:
-                continue
-            b, bias_name = None, ""
-            users = g.consumers.get(node.output[0], [])
-            if len(users) == 1 and g.nodes[users[0]].op_type == "Add":
-                add = g.nodes[users[0]]
-                other = add.input[1] if add.input[0] == node.output[0] else add.input[0]
-                b, bias_name = g.const(other), other
-                if b is None:
-                    raise FormatError(
-                        f"{where} is followed by an Add of a computed value; gatescope reads a constant bias"
-                    )
-        elif node.op_type == "Gemm":
-            B = g.const(node.input[1])
-            if B is None or a.get("transA", 0):
-                continue
-            W = (B.T if a.get("transB", 0) else B) * a.get("alpha", 1.0)
-            b, bias_name = None, node.input[2] if len(node.input) > 2 else ""
-            if bias_name:
-                b = g.const(bias_name)
-                if b is None:
-                    raise FormatError(f"{where} adds a computed C; gatescope reads a constant bias")
-                b = b * a.get("beta", 1.0)
-        else:
-            continue
-        W = as_float(f"{node.input[1]} (the head's weight)", W, g.name)
-        if W.ndim != 2 or W.shape[0] != H:
-            raise FormatError(f"{where} has a weight of shape {W.shape}, expected ({H}, V)")
-        V = W.shape[1]
-        b = np.zeros(V, np.float32) if b is None else as_float(f"{bias_name} (the head's bias)", b, g.name)
-        if b.size == 1:
-            b = np.full(V, b.item(), np.float32)
-        if b.size != V:
-            raise FormatError(f"{where} has a bias of shape {b.shape}, expected ({V},)")
-        heads.append((np.ascontiguousarray(W), b.reshape(V)))
+        read = {"MatMul": _matmul, "Gemm": _gemm}.get(node.op_type)
+        found = read(g, j) if read else None
+        if found is not None:
+            heads.append(_head_weights(g, j, H, *found))
     return heads
+
+
+#: A head's weight before its checks: W (H, V), its bias or None, and the bias's tensor name.
+RawHead = tuple[np.ndarray, np.ndarray | None, str]
+
+
+def _matmul(g: _Graph, j: int) -> RawHead | None:
+    """A MatMul by a constant (H, V), and the constant of the one Add after it, if any; None when W is computed."""
+    node = g.nodes[j]
+    W = g.const(node.input[1])
+    if W is None:
+        return None
+    users = g.consumers.get(node.output[0], [])
+    if len(users) != 1 or g.nodes[users[0]].op_type != "Add":
+        return W, None, ""
+    add = g.nodes[users[0]]
+    other = add.input[1] if add.input[0] == node.output[0] else add.input[0]
+    b = g.const(other)
+    if b is None:
+        where = f"{g.name}: the head {g.label(j)}"
+        raise FormatError(f"{where} is followed by an Add of a computed value; gatescope reads a constant bias")
+    return W, b, other
+
+
+def _gemm(g: _Graph, j: int) -> RawHead | None:
+    """A Gemm's alpha*B (transposed with transB) and beta*C; None when B is computed or A transposed."""
+    node, a = g.nodes[j], g.attrs(j)
+    B = g.const(node.input[1])
+    if B is None or a.get("transA", 0):
+        return None
+    W = (B.T if a.get("transB", 0) else B) * a.get("alpha", 1.0)
+    bias_name = node.input[2] if len(node.input) > 2 else ""
+    if not bias_name:
+        return W, None, ""
+    b = g.const(bias_name)
+    if b is None:
+        raise FormatError(f"{g.name}: the head {g.label(j)} adds a computed C; gatescope reads a constant bias")
+    return W, b * a.get("beta", 1.0), bias_name
+
+
+def _head_weights(
+    g: _Graph, j: int, H: int, W: np.ndarray, b: np.ndarray | None, bias_name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The head's W (H, V) and b (V,) as float32, checked; a scalar bias is broadcast, no bias is zeros."""
+    where = f"{g.name}: the head {g.label(j)}"
+    W = as_float(f"{g.nodes[j].input[1]} (the head's weight)", W, g.name)
+    if W.ndim != 2 or W.shape[0] != H:
+        raise FormatError(f"{where} has a weight of shape {W.shape}, expected ({H}, V)")
+    V = W.shape[1]
+    b = np.zeros(V, np.float32) if b is None else as_float(f"{bias_name} (the head's bias)", b, g.name)
+    if b.size == 1:
+        b = np.full(V, b.item(), np.float32)
+    if b.size != V:
+        raise FormatError(f"{where} has a bias of shape {b.shape}, expected ({V},)")
+    return np.ascontiguousarray(W), b.reshape(V)

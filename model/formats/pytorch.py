@@ -23,12 +23,14 @@ from typing import Any
 import numpy as np
 
 from ..network import Network
-from .common import FormatError, as_float, assemble
+from .common import FormatError, as_float, assemble, flip_z, gate_weights, stack
 
 RNN_KEY = re.compile(
     r"^(?P<prefix>(?:.*\.)?)(?P<kind>weight|bias)_(?P<mat>ih|hh|hr)_l(?P<layer>\d+)(?P<rev>_reverse)?$"
 )
 CELL_BY_GATES = {4: "lstm", 3: "gru", 1: "rnn"}
+#: PyTorch's gate blocks, named as gatescope names them (PyTorch's g, the LSTM candidate, is gatescope's c).
+ORDER = {"lstm": ("i", "f", "c", "o"), "gru": ("r", "z", "h"), "rnn": ("h",)}
 EMBEDDING_HINTS = ("emb", "enc", "wte", "lookup")
 HEAD_HINTS = ("dec", "head", "fc", "out", "linear", "proj", "classifier", "lm")
 
@@ -66,23 +68,40 @@ def is_torch_state_dict(tensors: dict[str, Any]) -> bool:
 
 def from_state_dict(tensors: dict[str, np.ndarray], name: str, vocab: dict[str, Any] | None = None) -> Network:
     """A Network from a PyTorch state_dict's tensors."""
+    rnn, prefix = _recurrent_tensors(tensors, name)
+    cell, L, D, H = _architecture(rnn, prefix, name)
+    layers = [_layer(rnn, prefix, k, cell, D if k == 0 else H, H, name) for k in range(L)]
+    rest = {k: v for k, v in tensors.items() if not RNN_KEY.match(k)}
+    embedding, head = _embedding_and_head(rest, D, H, name)
+    spec: dict[str, Any] = dict(cell=cell, input_size=D, hidden_size=H, num_layers=L, reset_after=cell == "gru")
+    source = {"format": "pytorch", "file": name}
+    return assemble(name, spec, stack(layers), source, vocab, embedding, head, "nn.Embedding")
+
+
+def _recurrent_tensors(tensors: dict[str, np.ndarray], name: str) -> tuple[dict[str, np.ndarray], str]:
+    """The recurrent module's tensors under their bare names (weight_ih_l0, ...), and its module prefix."""
     rnn: dict[str, np.ndarray] = {}
     prefixes = set()
     for key in tensors:
         m = RNN_KEY.match(key)
-        if m:
-            if m["rev"]:
-                raise FormatError(f"{name}: bidirectional recurrent layers ({key}) are not supported")
-            if m["mat"] == "hr":
-                raise FormatError(f"{name}: LSTM with proj_size ({key}) is not supported")
-            prefixes.add(m["prefix"])
-            rnn[key[len(m["prefix"]) :]] = tensors[key]
+        if not m:
+            continue
+        if m["rev"]:
+            raise FormatError(f"{name}: bidirectional recurrent layers ({key}) are not supported")
+        if m["mat"] == "hr":
+            raise FormatError(f"{name}: LSTM with proj_size ({key}) is not supported")
+        prefixes.add(m["prefix"])
+        rnn[key[len(m["prefix"]) :]] = tensors[key]
     if not rnn:
         raise FormatError(f"{name}: no nn.LSTM/nn.GRU/nn.RNN weights (weight_ih_l0, ...) found")
     if len(prefixes) > 1:
         shown = ", ".join(sorted(p.rstrip(".") or "(top level)" for p in prefixes))
         raise FormatError(f"{name}: several recurrent modules ({shown}); gatescope reads one")
-    prefix = prefixes.pop()
+    return rnn, prefixes.pop()
+
+
+def _architecture(rnn: dict[str, np.ndarray], prefix: str, name: str) -> tuple[str, int, int, int]:
+    """(cell, layers L, input size D, hidden size H), read from the names and the shape of weight_hh_l0."""
     L = 1 + max(int(m["layer"]) for m in map(RNN_KEY.match, rnn) if m)
     for k in range(L):
         for mat in ("weight_ih", "weight_hh"):
@@ -95,42 +114,28 @@ def from_state_dict(tensors: dict[str, np.ndarray], name: str, vocab: dict[str, 
     G = hh.shape[0] // H
     if G not in CELL_BY_GATES:
         raise FormatError(f"{name}: {prefix}weight_hh_l0 has {G} gate blocks; an LSTM has 4, a GRU 3, an RNN 1")
-    cell = CELL_BY_GATES[G]
     D = rnn["weight_ih_l0"].shape[1] if rnn["weight_ih_l0"].ndim == 2 else -1
+    return CELL_BY_GATES[G], L, D, H
 
-    params: dict[str, np.ndarray] = {}
-    for k in range(L):
-        Dk = D if k == 0 else H
-        Wi, Wh = (
-            as_float(f"{prefix}weight_ih_l{k}", rnn[f"weight_ih_l{k}"], name),
-            as_float(f"{prefix}weight_hh_l{k}", rnn[f"weight_hh_l{k}"], name),
-        )
-        if Wi.shape != (G * H, Dk) or Wh.shape != (G * H, H):
-            want = f"{(G * H, Dk)} and {(G * H, H)}"
-            raise FormatError(f"{name}: layer {k} weights have shapes {Wi.shape} and {Wh.shape}, expected {want}")
-        bi = rnn.get(f"bias_ih_l{k}", np.zeros(G * H, np.float32))
-        bh = rnn.get(f"bias_hh_l{k}", np.zeros(G * H, np.float32))
-        bi, bh = as_float(f"{prefix}bias_ih_l{k}", bi, name), as_float(f"{prefix}bias_hh_l{k}", bh, name)
-        if bi.shape != (G * H,) or bh.shape != (G * H,):
-            raise FormatError(f"{name}: layer {k} biases have shapes {bi.shape} and {bh.shape}, expected ({G * H},)")
-        blk = lambda a, j: a[j * H : (j + 1) * H]  # noqa: E731  the j-th gate block
-        own: dict[str, np.ndarray] = {}
-        if cell == "lstm":
-            for j, g in enumerate(("i", "f", "c", "o")):
-                own[f"W_{g}"], own[f"U_{g}"], own[f"b_{g}"] = blk(Wi, j).T, blk(Wh, j).T, blk(bi, j) + blk(bh, j)
-        elif cell == "gru":
-            own["W_r"], own["U_r"], own["b_r"] = blk(Wi, 0).T, blk(Wh, 0).T, blk(bi, 0) + blk(bh, 0)
-            own["W_z"], own["U_z"], own["b_z"] = -blk(Wi, 1).T, -blk(Wh, 1).T, -(blk(bi, 1) + blk(bh, 1))
-            own["W_h"], own["U_h"], own["b_h"], own["bU_h"] = blk(Wi, 2).T, blk(Wh, 2).T, blk(bi, 2), blk(bh, 2)
-        else:
-            own["W_h"], own["U_h"], own["b_h"] = Wi.T, Wh.T, bi + bh
-        params.update({f"layers.{k}.{n}": np.ascontiguousarray(a) for n, a in own.items()})
 
-    rest = {k: v for k, v in tensors.items() if not RNN_KEY.match(k)}
-    embedding, head = _embedding_and_head(rest, D, H, name)
-    spec: dict[str, Any] = dict(cell=cell, input_size=D, hidden_size=H, num_layers=L, reset_after=cell == "gru")
-    source = {"format": "pytorch", "file": name}
-    return assemble(name, spec, params, source, vocab, embedding, head, "nn.Embedding")
+def _layer(
+    rnn: dict[str, np.ndarray], prefix: str, k: int, cell: str, D: int, H: int, name: str
+) -> dict[str, np.ndarray]:
+    """Layer k's per-gate weights, its shapes checked: weight_ih (G*H, D) and weight_hh (G*H, H), transposed
+    to the x @ W layout, the two biases (G*H,) (zeros when the module has bias=False)."""
+    G = len(ORDER[cell])
+    Wi = as_float(f"{prefix}weight_ih_l{k}", rnn[f"weight_ih_l{k}"], name)
+    Wh = as_float(f"{prefix}weight_hh_l{k}", rnn[f"weight_hh_l{k}"], name)
+    if Wi.shape != (G * H, D) or Wh.shape != (G * H, H):
+        want = f"{(G * H, D)} and {(G * H, H)}"
+        raise FormatError(f"{name}: layer {k} weights have shapes {Wi.shape} and {Wh.shape}, expected {want}")
+    zeros = np.zeros(G * H, np.float32)
+    bi = as_float(f"{prefix}bias_ih_l{k}", rnn.get(f"bias_ih_l{k}", zeros), name)
+    bh = as_float(f"{prefix}bias_hh_l{k}", rnn.get(f"bias_hh_l{k}", zeros), name)
+    if bi.shape != (G * H,) or bh.shape != (G * H,):
+        raise FormatError(f"{name}: layer {k} biases have shapes {bi.shape} and {bh.shape}, expected ({G * H},)")
+    own = gate_weights(ORDER[cell], Wi.T, Wh.T, bi, bh, reset_after=cell == "gru")  # b_hn inside the reset
+    return flip_z(own) if cell == "gru" else own
 
 
 def _embedding_and_head(
@@ -144,27 +149,45 @@ def _embedding_and_head(
     embedding: np.ndarray | None = None
     head: tuple[np.ndarray, np.ndarray] | None = None
     for mod, leaves in modules.items():
-        w, b = leaves.get("weight"), leaves.get("bias")
-        unknown = set(leaves) - {"weight", "bias"}
-        low = mod.lower()
-        if unknown or w is None or w.ndim != 2:
-            shown = ", ".join(f"{mod}.{k}" if mod else k for k in sorted(leaves))
-            raise FormatError(
-                f"{name}: unrecognised tensors ({shown}); gatescope reads an nn.LSTM/GRU/RNN with an optional "
-                "nn.Embedding before it and an optional nn.Linear after it"
-            )
-        is_head = w.shape[1] == H and (b is not None or any(h in low for h in HEAD_HINTS))
-        is_emb = w.shape[1] == D and b is None and not (is_head and not any(h in low for h in EMBEDDING_HINTS))
+        w, b = _weight_and_bias(mod, leaves, name)
+        is_emb, is_head = _looks_like(mod, w, b, D, H)
         if is_emb and embedding is None:
             embedding = as_float(f"{mod}.weight", w, name)
         elif is_head and head is None:
-            bias = as_float(f"{mod}.bias", b, name) if b is not None else np.zeros(w.shape[0], np.float32)
-            if bias.shape != (w.shape[0],):
-                raise FormatError(f"{name}: {mod}.bias has shape {bias.shape}, expected ({w.shape[0]},)")
-            head = (np.ascontiguousarray(as_float(f"{mod}.weight", w, name).T), bias)
+            head = _decoder(mod, w, b, name)
         else:
             raise FormatError(
                 f"{name}: cannot place module {mod or '(top level)'} of shape {w.shape}: it is neither an "
                 f"embedding (V, {D}) before the recurrent layers nor a decoder (V, {H}) after them"
             )
     return embedding, head
+
+
+def _weight_and_bias(mod: str, leaves: dict[str, np.ndarray], name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """A module's 2-D weight and optional bias, or a FormatError when it holds anything else."""
+    w, b = leaves.get("weight"), leaves.get("bias")
+    if set(leaves) - {"weight", "bias"} or w is None or w.ndim != 2:
+        shown = ", ".join(f"{mod}.{k}" if mod else k for k in sorted(leaves))
+        raise FormatError(
+            f"{name}: unrecognised tensors ({shown}); gatescope reads an nn.LSTM/GRU/RNN with an optional "
+            "nn.Embedding before it and an optional nn.Linear after it"
+        )
+    return w, b
+
+
+def _looks_like(mod: str, w: np.ndarray, b: np.ndarray | None, D: int, H: int) -> tuple[bool, bool]:
+    """(an embedding?, a decoder?): an embedding is (V, D) without bias, a decoder (V, H) with a bias or
+    a decoder's name; when both fit (D = H, no bias), the module's name decides."""
+    low = mod.lower()
+    named_head, named_emb = any(h in low for h in HEAD_HINTS), any(h in low for h in EMBEDDING_HINTS)
+    is_head = w.shape[1] == H and (b is not None or named_head)
+    is_emb = w.shape[1] == D and b is None and not (is_head and not named_emb)
+    return is_emb, is_head
+
+
+def _decoder(mod: str, w: np.ndarray, b: np.ndarray | None, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """An nn.Linear decoder as gatescope's head: W (H, V) in the x @ W layout, b (V,) (zeros with bias=False)."""
+    bias = as_float(f"{mod}.bias", b, name) if b is not None else np.zeros(w.shape[0], np.float32)
+    if bias.shape != (w.shape[0],):
+        raise FormatError(f"{name}: {mod}.bias has shape {bias.shape}, expected ({w.shape[0]},)")
+    return np.ascontiguousarray(as_float(f"{mod}.weight", w, name).T), bias
