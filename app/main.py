@@ -1,21 +1,29 @@
-"""The web app. ``create_app()`` builds it; ``app`` is what ``uvicorn app.main:app`` serves.
+"""The web app. ``create_app()`` builds it; ``app`` is what ``uvicorn app.main:app`` serves: the page
+(templates/index.html and static/), the API (app/api/), and its documentation at /docs (Swagger UI)
+and /redoc (ReDoc), both from local files.
 
-The page is a placeholder until the page issue; the API serves the bundled models' cards and traces.
+Errors: model/'s ``InputError`` (the request's fault) answers 422, ``FormatError`` (a file's) 422,
+each with the model's message as ``detail``; anything else is a bug in gatescope: logged, and a 500.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import fastapi_offline
 import plotly
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from . import docs
+import model
+from model.formats import SUFFIXES
+
 from .api import live as live_api
 from .api import models as models_api
 from .api import trace as trace_api
@@ -23,13 +31,18 @@ from .registry import Registry
 from .settings import Settings, uploads_allowed
 from .uploads import Store
 
+log = logging.getLogger("gatescope")
+
 #: plotly.js as the plotly Python package ships it (no network at run time).
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+#: Swagger UI's and ReDoc's scripts and styles as the fastapi-offline package ships them (FastAPI's
+#: own /docs would load them from a CDN).
+DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the gatescope app."""
-    settings = settings or Settings()
+    settings = settings or Settings.from_env()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -42,9 +55,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="gatescope",
-        description="Every gate of a recurrent network at every timestep.",
+        description="Every gate of a recurrent network at every timestep. The page is at [/](/).",
         lifespan=lifespan,
-        docs_url=None,  # /docs is drawn by app/docs.py: Swagger UI would load from a CDN
+        docs_url=None,  # served below from local files
         redoc_url=None,
     )
     app.state.settings = settings
@@ -53,9 +66,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(trace_api.router)
     app.include_router(live_api.router)
     templates = Jinja2Templates(directory=str(settings.templates))
-    app.state.templates = templates
-    app.include_router(docs.router)
     app.mount("/static", StaticFiles(directory=str(settings.static)), name="static")
+    app.mount("/vendor/docs", StaticFiles(directory=str(DOCS_ASSETS)), name="docs-assets")
+    _errors(app)
+    _docs(app)
 
     @app.get("/vendor/plotly.min.js", include_in_schema=False)
     def plotly_js() -> FileResponse:
@@ -65,10 +79,53 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index(request: Request) -> HTMLResponse:
         """The page."""
-        context = {"default_model": settings.default_model, "uploads": uploads_allowed(settings)}
+        context = {
+            "default_model": settings.default_model,
+            "uploads": uploads_allowed(settings),
+            "upload_suffixes": list(SUFFIXES),
+        }
         return templates.TemplateResponse(request, "index.html", context)
 
     return app
+
+
+def _errors(app: FastAPI) -> None:
+    """model/'s refusals become 422s that carry its message; anything else is a bug: logged, a 500."""
+
+    @app.exception_handler(model.GatescopeError)
+    async def refused(request: Request, exc: model.GatescopeError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, exc: Exception) -> JSONResponse:
+        log.error("gatescope: %s %s failed", request.method, request.url.path, exc_info=exc)
+        detail = "internal error: a bug in gatescope, not a mistake in the request (the server's log has the details)"
+        return JSONResponse({"detail": detail}, status_code=500)
+
+
+def _docs(app: FastAPI) -> None:
+    """/docs (Swagger UI, "Try it out" against this server) and /redoc, from local files."""
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="gatescope API",
+            swagger_js_url="/vendor/docs/swagger-ui-bundle.js",
+            swagger_css_url="/vendor/docs/swagger-ui.css",
+            swagger_favicon_url="/vendor/docs/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None, "defaultModelsExpandDepth": 1},  # no badge from a validator
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="gatescope API",
+            redoc_js_url="/vendor/docs/redoc.standalone.js",
+            redoc_favicon_url="/vendor/docs/favicon.png",
+            with_google_fonts=False,
+        )
 
 
 app = create_app()

@@ -4,41 +4,66 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TellingUnit(BaseModel):
+    """A unit whose role was measured on held-out data, and the measure."""
+
+    model_config = ConfigDict(extra="allow")
+
+    layer: int = Field(description="the unit's layer")
+    unit: int = Field(description="the unit's index in its layer")
+    feature: str | None = Field(default=None, description="the feature it tracks (code: in_string, indent, ...)")
+    r: float | None = Field(default=None, description="its correlation with the feature (or depth)")
+    separation: float | None = Field(default=None, description="recall: how well its cell state tells symbols apart")
+    mean_forget: float | None = Field(default=None, description="recall: its mean forget gate over the gap")
 
 
 class ModelCard(BaseModel):
-    id: str
-    cell: str
-    layers: int
-    hidden_size: int
+    """What a model is and what it learned: its shape, its input, and its telling units."""
+
+    id: str = Field(description="the model's id: pass it as 'model' to /api/trace and /api/live")
+    cell: str = Field(description='"lstm", "peephole", "coupled", "gru" or "rnn"')
+    layers: int = Field(description="stacked recurrent layers")
+    hidden_size: int = Field(description="units H in each layer")
     input: str = Field(description='"text" or "vectors"')
     gates: list[str] = Field(description="gate keys in diagram order")
     vocab: int | None = Field(description="vocabulary size, for text models")
     input_size: int | None = Field(default=None, description="size of each input vector, for vector models")
     head: bool = Field(default=False, description="whether the model predicts the next token (probs in traces)")
     origin: str = Field(default="bundled", description='"bundled" or "uploaded" (only uploaded models can be deleted)')
-    description: str = ""
-    examples: list[str] = []
-    metrics: dict[str, Any] = {}
-    telling_units: dict[str, Any] = {}
-    command: str | None = None
+    description: str = Field(default="", description="what the model was trained on, in a sentence")
+    examples: list[str] = Field(default=[], description="texts worth tracing")
+    metrics: dict[str, float | int | str] = Field(
+        default={}, description="held-out scores, e.g. bits_per_char or accuracy"
+    )
+    telling_units: dict[str, TellingUnit | list[TellingUnit]] = Field(
+        default={}, description="units whose role was measured, by role (code: a list under 'features')"
+    )
+    command: str | None = Field(default=None, description="the command that trained the model")
 
 
 class TraceRequest(BaseModel):
+    """One input to trace: a text for text models, or vectors for vector models."""
+
     model: str = Field(description="a model id from /api/models")
     text: str | None = Field(default=None, description="input text, for text models")
     vectors: list[list[float]] | None = Field(default=None, description="(T, D) input vectors, for vector models")
 
 
 class Prediction(BaseModel):
-    token: str
-    p: float
+    """One candidate for the next token."""
+
+    token: str = Field(description="the token")
+    p: float = Field(description="its probability")
 
 
 class TraceResponse(BaseModel):
-    model: str
-    tokens: list[str]
+    """Every gate of every layer at every step (``encoding=json``)."""
+
+    model: str = Field(description="the model's id")
+    tokens: list[str] = Field(description="the input's tokens, one per step")
     unknown: list[int] = Field(description="positions whose token was not in the vocabulary")
     layers: list[dict[str, list[list[float]]]] = Field(description="per layer: gate -> T lists of H values")
     probs: list[list[Prediction]] | None = Field(description="top predictions of the next token, per step")
@@ -47,7 +72,7 @@ class TraceResponse(BaseModel):
 class Detail(BaseModel):
     """A refusal: what was wrong, in words a person can act on."""
 
-    detail: str
+    detail: str = Field(description="what was wrong, and what to do instead")
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -1,33 +1,25 @@
-"""Settings: one typed object read from the environment (GATESCOPE_*), overridable in tests."""
+"""Settings: one typed object read from the environment (``GATESCOPE_*``), overridable in tests.
+
+GATESCOPE_DEFAULT_MODEL   the model the page opens with (code)
+GATESCOPE_MAX_TOKENS      most tokens one trace may have (20000)
+GATESCOPE_MAX_SESSIONS    most live-typing sockets open at once (64)
+GATESCOPE_MODELS          where uploaded models are kept (~/.local/share/gatescope/models)
+GATESCOPE_HOST            the address the server binds to (``gatescope serve`` sets it)
+GATESCOPE_UPLOADS         1 or 0: uploads on or off (unset: on only when bound to loopback)
+GATESCOPE_MAX_UPLOAD_MB   largest upload (200)
+GATESCOPE_IMPORT_TIMEOUT  seconds an upload may take to read (60)
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
-
-
-def _env_flag(name: str) -> bool | None:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return None
-    if raw.lower() in ("1", "true", "yes", "on"):
-        return True
-    if raw.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{name} must be 1 or 0, got {raw!r}")
+PREFIX = "GATESCOPE_"
 
 
 def _default_models_dir() -> Path:
@@ -39,31 +31,45 @@ def _default_models_dir() -> Path:
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
-@dataclass
-class Settings:
-    default_model: str = field(default_factory=lambda: os.environ.get("GATESCOPE_DEFAULT_MODEL", "code"))
-    #: Most tokens one trace may have.
-    max_tokens: int = field(default_factory=lambda: _env_int("GATESCOPE_MAX_TOKENS", 20_000))
-    #: Most live-typing connections (WS /api/live) open at once.
-    max_sessions: int = field(default_factory=lambda: _env_int("GATESCOPE_MAX_SESSIONS", 64))
-    #: Predictions per step in a trace's probs.
-    top_k: int = 5
-    #: Where uploaded models are kept (and found again after a restart).
-    models_dir: Path = field(
-        default_factory=lambda: (
-            Path(os.environ["GATESCOPE_MODELS"]) if os.environ.get("GATESCOPE_MODELS") else _default_models_dir()
-        )
+class SettingsError(ValueError):
+    """An environment variable holds a value gatescope cannot use; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """The server's settings, each from ``GATESCOPE_<NAME>`` when set."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, env_ignore_empty=True, extra="ignore")
+
+    default_model: str = Field("code", description="the model the page opens with")
+    max_tokens: PositiveInt = Field(20_000, description="most tokens one trace may have")
+    max_sessions: PositiveInt = Field(64, description="most live-typing connections (WS /api/live) open at once")
+    top_k: PositiveInt = Field(5, description="predictions per step in a trace's probs")
+    models_dir: Path = Field(
+        default_factory=_default_models_dir,
+        validation_alias=AliasChoices("models_dir", f"{PREFIX}MODELS"),
+        description="where uploaded models are kept (and found again after a restart)",
     )
-    #: The address the server binds to (``gatescope serve`` sets it); None when unknown.
-    host: str | None = field(default_factory=lambda: os.environ.get("GATESCOPE_HOST") or None)
-    #: Uploads on (True) or off (False); None: on only when the server binds to loopback.
-    uploads: bool | None = field(default_factory=lambda: _env_flag("GATESCOPE_UPLOADS"))
-    #: Largest upload, in megabytes.
-    max_upload_mb: int = field(default_factory=lambda: _env_int("GATESCOPE_MAX_UPLOAD_MB", 200))
-    #: Seconds an upload may take to read before it is refused.
-    import_timeout: float = 60.0
+    host: str | None = Field(None, description="the address the server binds to; None when unknown")
+    uploads: bool | None = Field(None, description="uploads on or off; None: on only when bound to loopback")
+    max_upload_mb: PositiveInt = Field(200, description="largest upload, in megabytes")
+    import_timeout: PositiveFloat = Field(60.0, description="seconds an upload may take to read before it is refused")
     templates: Path = ROOT / "templates"
     static: Path = ROOT / "static"
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """The settings, or a SettingsError naming the variable whose value is unusable."""
+        try:
+            return cls(**overrides)  # type: ignore[arg-type]
+        except ValidationError as e:
+            problems = []
+            for err in e.errors():
+                name = str(err["loc"][0]) if err["loc"] else "?"
+                var = name if name.startswith(PREFIX) else f"{PREFIX}{name.upper()}"
+                if var == f"{PREFIX}MODELS_DIR":
+                    var = f"{PREFIX}MODELS"
+                problems.append(f"{var}={err.get('input')!r}: {err['msg'].lower()}")
+            raise SettingsError("; ".join(problems)) from None
 
 
 def uploads_allowed(settings: Settings) -> bool:

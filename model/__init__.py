@@ -18,7 +18,7 @@ from .errors import FormatError, GatescopeError, InputError, UnknownTokenError
 from .formats import load_file
 from .formats.native import save
 from .network import Network, Spec
-from .trace import Trace
+from .trace import Trace, TraceBuffer
 
 #: Where the bundled models live: one folder each, holding ``model.safetensors`` (and its card).
 PRETRAINED = Path(__file__).parent / "pretrained"
@@ -55,6 +55,7 @@ __all__ = [
     "Network",
     "Spec",
     "Trace",
+    "TraceBuffer",
     "UnknownTokenError",
     "available",
     "load",

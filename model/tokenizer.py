@@ -25,6 +25,10 @@ class Encoded:
 
 @dataclass
 class Tokenizer:
+    """Splits text into tokens (``kind``: characters, or whitespace-separated words) and maps them to
+    their index in ``vocab``. A token outside the vocabulary maps to ``unk`` and its position is
+    reported; when the vocabulary has no ``unk`` entry, ``encode`` raises ``UnknownTokenError``."""
+
     vocab: list[str]
     kind: str = "char"  # "char" | "word"
     unk: str | None = "<unk>"
@@ -46,6 +50,10 @@ class Tokenizer:
     def split(self, text: str) -> list[str]:
         """The tokens of ``text``: its characters, or its whitespace-separated words."""
         return list(text) if self.kind == "char" else text.split()
+
+    def join(self, tokens: list[str]) -> str:
+        """Text that ``split`` turns back into ``tokens``."""
+        return "".join(tokens) if self.kind == "char" else " ".join(tokens)
 
     def encode(self, text: str) -> Encoded:
         """Token ids for ``text``; unknown tokens map to ``unk`` and are listed."""

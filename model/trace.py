@@ -6,20 +6,36 @@ tr.probs             (T, V) next-token probabilities, or None without an output 
 tr.unknown           positions whose token was not in the vocabulary
 tr.state_at(t)       the state after the first t steps, to resume from
 tr.unit(k, u)        every value one unit carries through the diagram, over time (see ``LINES``)
+
+TraceBuffer is a trace that is edited as a person types: ``buf.update(text)`` recomputes only the
+steps from the first token that changed, and writes them into rows that grow by doubling, so an
+edit costs its new steps, not a copy of the whole trace (a 1,000-step trace is 3 MB of gates).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .cells import State
-from .errors import InputError
+from .errors import InputError, UnknownTokenError
+
+if TYPE_CHECKING:
+    from .network import Network
 
 
 @dataclass
 class Trace:
+    """Every gate of every layer at every step of one run, and the state the run started from.
+
+    ``layers[k][gate]`` is a (T, H) float array (gate keys from ``cells.GATES[cell]``, in the
+    diagram's order); ``probs`` the (T, V) next-token probabilities of a model with an output head.
+    A trace knows the state it started from (``initial``), so ``state_at(t)`` can resume a run at
+    any step and ``unit`` can show each step's previous state.
+    """
+
     cell: str
     gates: tuple[str, ...]
     tokens: list[str]
@@ -42,16 +58,18 @@ class Trace:
         layers = [{g: a[:t] for g, a in layer.items()} for layer in self.layers]
         probs = None if self.probs is None else self.probs[:t]
         unknown = [p for p in self.unknown if p < t]
-        return Trace(self.cell, self.gates, self.tokens[:t], layers, probs, unknown, self.initial, self.reset_after)
+        return self._with(tokens=self.tokens[:t], layers=layers, probs=probs, unknown=unknown)
 
     def then(self, more: Trace) -> Trace:
         """This trace followed by ``more`` (which must have started from this trace's final state)."""
         layers = [{g: np.concatenate([a, b[g]]) for g, a in la.items()} for la, b in zip(self.layers, more.layers)]
         probs = None if self.probs is None or more.probs is None else np.concatenate([self.probs, more.probs])
         unknown = self.unknown + [p + len(self) for p in more.unknown]
-        return Trace(
-            self.cell, self.gates, self.tokens + more.tokens, layers, probs, unknown, self.initial, self.reset_after
-        )
+        return self._with(tokens=self.tokens + more.tokens, layers=layers, probs=probs, unknown=unknown)
+
+    def _with(self, **changes: Any) -> Trace:
+        """This trace with some fields replaced (the cell, gates, initial state and convention kept)."""
+        return replace(self, **changes)
 
     def top(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k likeliest next tokens at every step: indices (T, k) and probabilities (T, k), best first."""
@@ -103,3 +121,79 @@ LINES: dict[str, tuple[str, ...]] = {
     "rnn": ("h", "h_prev"),
 }
 LINES["peephole"] = LINES["coupled"] = LINES["lstm"]
+
+
+def common_prefix(a: list[str], b: list[str]) -> int:
+    """How many leading tokens a and b share: a binary search over slice comparisons (each one C-speed)."""
+    lo, hi = 0, min(len(a), len(b))
+    if a[:hi] == b[:hi]:
+        return hi
+    while lo < hi - 1:  # a[:lo] == b[:lo] and a[:hi] != b[:hi]
+        mid = (lo + hi) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+class TraceBuffer:
+    """The trace of a text being edited: each ``update`` recomputes only the steps from the first
+    token that changed, resuming from the state the kept steps ended in.
+
+        buf = TraceBuffer(net)
+        k, new = buf.update(list("def f(x):"))     # k = 0: every step is new
+        k, new = buf.update(list("def f(x): y"))   # k = 9: only " y" was traced
+        buf.trace                                   # the whole text's trace; ``new`` is its steps from k on
+
+    The steps live in arrays whose rows grow by doubling: writing an edit's steps costs those steps,
+    and ``buf.trace``'s arrays are views into them (valid until the next update).
+    """
+
+    def __init__(self, net: Network) -> None:
+        self.net = net
+        self.trace: Trace | None = None
+        self._rows: dict[Any, np.ndarray] = {}
+
+    def update(self, tokens: list[str]) -> tuple[int, Trace]:
+        """Trace a text's ``tokens`` (``net.tokenizer.split(text)``) after the last ones: the first
+        changed position k and the trace of the steps from k on (empty when only the end was deleted).
+        Bad input raises before anything changes."""
+        tokenizer = self.net.tokenizer
+        if tokenizer is None:
+            raise InputError("this model takes vectors, not text: pass a (T, D) array")
+        if not tokens:
+            raise InputError("the text has no tokens: nothing to trace")
+        k = 0 if self.trace is None else common_prefix(self.trace.tokens, tokens)
+        kept = None if self.trace is None else self.trace.head(k)
+        if k == len(tokens):  # a deletion at the end (or no change): nothing new to trace
+            assert kept is not None
+            self.trace = kept
+            return k, kept.head(0)
+        try:  # the kept tokens passed before; only the new ones are read
+            new = self.net.trace(tokenizer.join(tokens[k:]), state=None if kept is None or k == 0 else kept.state)
+        except UnknownTokenError as e:  # positions in the whole text, not the new steps
+            raise UnknownTokenError(e.tokens, [p + k for p in e.positions]) from None
+        self.trace = self._splice(k, kept, new)
+        return k, new
+
+    def _splice(self, k: int, kept: Trace | None, new: Trace) -> Trace:
+        """The kept first k steps followed by ``new``, written into the growing rows."""
+        layers = [{g: self._put((j, g), k, a) for g, a in la.items()} for j, la in enumerate(new.layers)]
+        probs = None if new.probs is None else self._put("probs", k, new.probs)
+        if kept is None or k == 0:
+            return new._with(layers=layers, probs=probs)
+        unknown = kept.unknown + [p + k for p in new.unknown]  # positions in the whole text
+        return kept._with(tokens=kept.tokens + new.tokens, layers=layers, probs=probs, unknown=unknown)
+
+    def _put(self, key: Any, at: int, rows: np.ndarray) -> np.ndarray:
+        """Write ``rows`` from row ``at`` on (keeping the rows before it); the first ``at + len(rows)`` rows."""
+        end = at + len(rows)
+        a = self._rows.get(key)
+        if a is None or a.shape[1:] != rows.shape[1:] or a.dtype != rows.dtype or len(a) < end:
+            grown = np.empty((max(64, 2 * end), *rows.shape[1:]), rows.dtype)  # (2 end, H): room to grow
+            if a is not None and a.shape[1:] == rows.shape[1:] and at > 0:
+                grown[:at] = a[:at]
+            a = self._rows[key] = grown
+        a[at:end] = rows
+        return a[:end]

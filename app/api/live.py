@@ -9,55 +9,31 @@ socket stays open. Every reply echoes the message's "seq"."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import MutableMapping
 from typing import Any
 
-import numpy as np
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 import model
 
 from ..encoding import dumps_binary, dumps_compact, focus_json, trace_compact, trace_json
+from ..registry import Entry
+from .deps import check_input, find_model
 
 router = APIRouter(tags=["live"])
+log = logging.getLogger("gatescope")
+
+#: Close code for a server bug (RFC 6455: an unexpected condition prevented the server from answering).
+INTERNAL_ERROR = 1011
+ENCODINGS = ("json", "compact", "binary")
 
 
-class LiveError(ValueError):
-    """A client's mistake on the socket: sent back as {"error": message}."""
-
-
-def _common_prefix(a: list[str], b: list[str]) -> int:
-    """How many leading tokens a and b share: a binary search over slice comparisons (each one C-speed)."""
-    lo, hi = 0, min(len(a), len(b))
-    if a[:hi] == b[:hi]:
-        return hi
-    while lo < hi - 1:  # a[:lo] == b[:lo] and a[:hi] != b[:hi]
-        mid = (lo + hi) // 2
-        if a[:mid] == b[:mid]:
-            lo = mid
-        else:
-            hi = mid
-    return lo
-
-
-class _Rows:
-    """Arrays whose rows (timesteps) grow by doubling: writing the new steps of an edit costs those
-    steps, not a copy of the whole cached trace (a 1,000-step trace is 3 MB of gates)."""
-
-    def __init__(self) -> None:
-        self._arrays: dict[Any, np.ndarray] = {}
-
-    def put(self, key: Any, at: int, rows: np.ndarray) -> np.ndarray:
-        """Write ``rows`` from row ``at`` on (keeping the rows before it); the first ``at + len(rows)`` rows."""
-        end = at + len(rows)
-        a = self._arrays.get(key)
-        if a is None or a.shape[1:] != rows.shape[1:] or a.dtype != rows.dtype or len(a) < end:
-            grown = np.empty((max(64, 2 * end), *rows.shape[1:]), rows.dtype)
-            if a is not None and a.shape[1:] == rows.shape[1:] and at > 0:
-                grown[:at] = a[:at]
-            a = self._arrays[key] = grown
-        a[at:end] = rows
-        return a[:end]
+class LiveError(Exception):
+    """A client's mistake on the socket: sent back as {"seq", "error": message}."""
 
 
 def _focus_of(msg: dict[str, Any], net: model.Network) -> tuple[int, int] | None:
@@ -74,41 +50,24 @@ def _focus_of(msg: dict[str, Any], net: model.Network) -> tuple[int, int] | None
 
 
 class Session:
-    """One connection's cache: the model and the trace of the text it last sent."""
+    """One connection's cache: the model it last traced and a TraceBuffer of its current text."""
 
     def __init__(self) -> None:
         self.name: str | None = None
-        self.net: model.Network | None = None
-        self.trace: model.Trace | None = None
-        self._rows = _Rows()  # where self.trace's arrays live
+        self.buffer: model.TraceBuffer | None = None
 
-    def update(self, net: model.Network, name: str, msg: dict[str, Any], top_k: int) -> dict[str, Any] | str | bytes:
+    def update(self, name: str, entry: Entry, msg: dict[str, Any], tokens: list[str], top_k: int) -> Any:
         """Trace only what changed; return the reply: a dict (json), JSON text (compact) or bytes (binary)."""
-        text, encoding = msg["text"], msg.get("encoding", "json")
-        if encoding not in ("json", "compact", "binary"):
+        encoding = msg.get("encoding", "json")
+        if encoding not in ENCODINGS:
             raise LiveError(f"encoding must be 'json', 'compact' or 'binary', got {encoding!r}")
-        tokens = net.tokenizer.encode(text).tokens  # type: ignore[union-attr]  # raises on unknown tokens
-        focus = _focus_of(msg, net)  # every refusal comes before the cache is touched
-        if not tokens:
-            raise LiveError("the text has no tokens: nothing to trace")
-        if self.name != name or self.trace is None:
-            self.name, self.trace, k = name, None, 0
-        else:
-            k = _common_prefix(self.trace.tokens, tokens)
-        kept = self.trace.head(k) if self.trace is not None and k > 0 else None
-        sep = " " if net.tokenizer is not None and net.tokenizer.kind == "word" else ""
-        if k < len(tokens):
-            new = net.trace(sep.join(tokens[k:]), state=kept.state if kept is not None else None)
-            put = self._rows.put  # the cached steps stay where they are; the new ones follow them
-            layers = [{g: put((j, g), k, a) for g, a in la.items()} for j, la in enumerate(new.layers)]
-            probs = put("probs", k, new.probs) if new.probs is not None else None
-            unknown = (kept.unknown if kept is not None else []) + [p + k for p in new.unknown]
-            initial = kept.initial if kept is not None else new.initial
-            whole = model.Trace(new.cell, new.gates, tokens, layers, probs, unknown, initial, new.reset_after)
-        else:  # the same tokens: nothing new to send
-            assert kept is not None
-            whole, new = kept, kept.head(0)
-        self.net, self.trace = net, whole
+        net = entry.net
+        focus = _focus_of(msg, net)  # every refusal comes before the buffer is touched
+        if self.name != name or self.buffer is None or self.buffer.net is not net:
+            self.name, self.buffer = name, model.TraceBuffer(net)
+        k, new = self.buffer.update(tokens)
+        whole = self.buffer.trace
+        assert whole is not None
         steps = trace_json(name, net, new, top_k) if encoding == "json" else trace_compact(name, net, new, top_k)
         body: dict[str, Any] = {"seq": msg.get("seq"), **steps, "from": k, "length": len(whole)}
         body["unknown"] = whole.unknown  # positions in the whole text, not only the new steps
@@ -122,11 +81,23 @@ class Session:
 
     def refocus(self, msg: dict[str, Any]) -> dict[str, Any]:
         """The exact values of another unit over the whole cached trace."""
-        if self.trace is None:
+        if self.buffer is None or self.buffer.trace is None:
             raise LiveError("send an edit ({'model', 'text'}) before asking for a unit's values")
-        focus = _focus_of(msg, self.net)  # type: ignore[arg-type]  # set with the trace
+        focus = _focus_of(msg, self.buffer.net)
         assert focus is not None
-        return {"seq": msg.get("seq"), "focus": focus_json(self.trace, *focus, start=0)}
+        return {"seq": msg.get("seq"), "focus": focus_json(self.buffer.trace, *focus, start=0)}
+
+
+def _parse(message: MutableMapping[str, Any]) -> Any:
+    """A received frame's JSON, or a LiveError to answer with (the frame was not JSON text)."""
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    if message.get("text") is None:
+        return LiveError("send JSON text frames, not binary ones")
+    try:
+        return json.loads(message["text"])
+    except ValueError as e:
+        return LiveError(f"that message is not JSON ({e})")
 
 
 @router.websocket("/api/live")
@@ -145,7 +116,7 @@ async def live_trace(ws: WebSocket) -> None:
 
     async def receive() -> None:
         while True:
-            msg = await ws.receive_json()
+            msg = _parse(await ws.receive())
             if isinstance(msg, dict) and "text" not in msg and "model" not in msg and "focus" in msg:
                 pending["focus"] = msg
             else:
@@ -154,22 +125,19 @@ async def live_trace(ws: WebSocket) -> None:
             arrived.set()
 
     async def reply(msg: Any) -> dict[str, Any] | str | bytes:
+        if isinstance(msg, LiveError):
+            raise msg
         if not isinstance(msg, dict):
             raise LiveError("send a JSON object: {'model': id, 'text': ...}")
         if "text" not in msg and "model" not in msg:
             return await run_in_threadpool(session.refocus, msg)
         name, text = msg.get("model"), msg.get("text")
-        entry = registry.get(name) if isinstance(name, str) else None
-        if entry is None or not isinstance(name, str):
-            raise LiveError(f"no model {name!r}; GET /api/models lists them")
+        entry = find_model(registry, name)  # 404's words when name is not a model (or not a string)
+        assert isinstance(name, str)
         if not isinstance(text, str) or not text:
             raise LiveError("send {'model': id, 'text': a non-empty string}")
-        if entry.net.tokenizer is None:
-            raise LiveError(f"model {name!r} takes vectors, not text")
-        n = len(entry.net.tokenizer.split(text))
-        if n > settings.max_tokens:
-            raise LiveError(f"the text has {n} tokens; this server traces at most {settings.max_tokens}")
-        return await run_in_threadpool(session.update, entry.net, name, msg, settings.top_k)
+        checked = check_input(name, entry, text, None, settings)  # the checks POST /api/trace makes
+        return await run_in_threadpool(session.update, name, entry, msg, checked.tokens, settings.top_k)
 
     reader = asyncio.create_task(receive())
     try:
@@ -184,10 +152,13 @@ async def live_trace(ws: WebSocket) -> None:
                 msg = pending.pop(kind, None)
                 if msg is None:
                     continue
+                seq = msg.get("seq") if isinstance(msg, dict) else None
                 try:
                     out = await reply(msg)
-                except (LiveError, ValueError) as e:  # ValueError: unknown tokens
-                    out = {"seq": msg.get("seq") if isinstance(msg, dict) else None, "error": str(e)}
+                except (LiveError, model.InputError) as e:  # the client's mistakes, and only those
+                    out = {"seq": seq, "error": str(e)}
+                except HTTPException as e:  # a refusal from deps.py: the same words as over HTTP
+                    out = {"seq": seq, "error": e.detail}
                 if isinstance(out, bytes):
                     await ws.send_bytes(out)
                 elif isinstance(out, str):
@@ -196,6 +167,10 @@ async def live_trace(ws: WebSocket) -> None:
                     await ws.send_json(out)
     except WebSocketDisconnect:
         pass
+    except Exception:  # a bug in gatescope, not the client's mistake: logged, and the socket says so
+        log.exception("gatescope: the live socket failed")
+        with contextlib.suppress(Exception):  # the socket may be gone already
+            await ws.close(code=INTERNAL_ERROR, reason="internal error: a bug in gatescope (see the server's log)")
     finally:
         reader.cancel()
         state.live_sessions -= 1

@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+import model
 from model.formats import SUFFIXES
 
-from ..registry import Entry
+from ..registry import Entry, Registry
 from ..schemas import ModelCard, errors
-from ..settings import uploads_allowed
-from ..uploads import ID, UploadError, slug
+from ..settings import Settings
+from ..uploads import ID, Store, UploadError, slug
+from .deps import EntryDep, RegistryDep, SettingsDep, StoreDep, find_model, require_uploads
 
 router = APIRouter(prefix="/api/models", tags=["models"])
 
@@ -44,26 +47,15 @@ def card_of(name: str, entry: Entry) -> dict[str, Any]:
 
 
 @router.get("", response_model=list[ModelCard])
-def list_models(request: Request) -> list[dict[str, Any]]:
+def list_models(registry: RegistryDep) -> list[dict[str, Any]]:
     """Every model the server can trace, with its card."""
-    reg = request.app.state.registry
-    return [card_of(n, reg.get(n)) for n in reg.names()]
+    return [card_of(n, find_model(registry, n)) for n in registry.names()]
 
 
 @router.get("/{model_id}", response_model=ModelCard, responses=errors(404))
-def get_model(model_id: str, request: Request) -> dict[str, Any]:
+def get_model(model_id: str, entry: EntryDep) -> dict[str, Any]:
     """One model's card."""
-    entry = request.app.state.registry.get(model_id)
-    if entry is None:
-        raise HTTPException(404, f"no model {model_id!r}; GET /api/models lists them")
     return card_of(model_id, entry)
-
-
-def _check_uploads(request: Request) -> None:
-    if not uploads_allowed(request.app.state.settings):
-        raise HTTPException(
-            403, "uploads are switched off on this server (GATESCOPE_UPLOADS=1, or serving on 127.0.0.1, turns them on)"
-        )
 
 
 def _suffix(filename: str) -> str:
@@ -100,35 +92,58 @@ UPLOAD_BODY = {
 }
 
 
+@dataclass
+class Upload:
+    """A checked upload form: the weight file, its vocabulary, and the id it will have."""
+
+    file: UploadFile
+    vocab: UploadFile | None
+    model_id: str
+
+
 @router.post(
     "",
     response_model=ModelCard,
     status_code=201,
     openapi_extra=UPLOAD_BODY,
     responses=errors(400, 403, 409, 411, 413, 415, 422),
+    dependencies=[Depends(require_uploads)],
 )
-async def upload_model(request: Request) -> dict[str, Any]:
+async def upload_model(
+    request: Request, settings: SettingsDep, registry: RegistryDep, store: StoreDep
+) -> dict[str, Any]:
     """Add a model from a weight file (PyTorch, Keras, ONNX or gatescope's own); it is kept across restarts."""
-    _check_uploads(request)
-    settings, registry, store = request.app.state.settings, request.app.state.registry, request.app.state.store
-    limit = settings.max_upload_mb << 20
+    _check_size(request, settings)
+    try:
+        form = await request.form(max_files=2, max_fields=4)  # on the event loop: starlette spools it to disk
+    except Exception as e:  # starlette raises its own errors for a malformed form
+        raise HTTPException(400, f"the upload is not a valid multipart form ({e})") from None
+    upload = _read_form(form, registry, store)
+    # Copying up to GATESCOPE_MAX_UPLOAD_MB and converting it: in a thread, so other clients are served meanwhile
+    net, card = await run_in_threadpool(_import, upload, settings, store)
+    entry = Entry(net, card, "uploaded")
+    registry.add(upload.model_id, entry)
+    return card_of(upload.model_id, entry)
+
+
+def _check_size(request: Request, settings: Settings) -> None:
+    """411 without a Content-Length, 413 over the limit: before a byte of the form is read."""
     size = request.headers.get("content-length")
     if size is None or not size.isdigit():
         raise HTTPException(411, "send the upload with a Content-Length header")
-    if int(size) > limit + (1 << 20):  # the form's own bytes aside
+    if int(size) > (settings.max_upload_mb << 20) + (1 << 20):  # the form's own bytes aside
         raise HTTPException(
-            413,
-            f"the upload is {int(size) / 2**20:.0f} MB; this server takes at most {settings.max_upload_mb} MB",
+            413, f"the upload is {int(size) / 2**20:.0f} MB; this server takes at most {settings.max_upload_mb} MB"
         )
-    try:
-        form = await request.form(max_files=2, max_fields=4)
-    except Exception as e:  # starlette raises its own errors for a malformed form
-        raise HTTPException(400, f"the upload is not a valid multipart form ({e})") from None
+
+
+def _read_form(form: Any, registry: Registry, store: Store) -> Upload:
+    """The form's fields, checked (422/415/409), and the new model's id."""
     file, vocab, name = form.get("file"), form.get("vocab"), form.get("name")
     if not isinstance(file, UploadFile) or not file.filename:
         raise HTTPException(422, "send the weight file in the form field 'file'")
-    suffix = _suffix(file.filename)
-    if suffix not in SUFFIXES and suffix != ".weights.h5":
+    if Path(file.filename.lower()).suffix not in SUFFIXES:
+        suffix = Path(file.filename).suffix
         raise HTTPException(
             415,
             f"{file.filename}: gatescope reads {', '.join(SUFFIXES)} files, not {suffix or 'files without a suffix'}",
@@ -137,50 +152,53 @@ async def upload_model(request: Request) -> dict[str, Any]:
         raise HTTPException(422, "send the vocabulary as a JSON file in the form field 'vocab'")
     if name is not None and not isinstance(name, str):
         raise HTTPException(422, "the form field 'name' must be text")
+    return Upload(file, vocab, _model_id(name, file.filename, registry, store))
+
+
+def _model_id(name: str | None, filename: str, registry: Registry, store: Store) -> str:
+    """The name asked for (422 if unusable, 409 if taken), or one made from the file name."""
     if name:
-        model_id = name if ID.fullmatch(name) else ""
-        if not model_id:
+        if not ID.fullmatch(name):
             raise HTTPException(
                 422,
                 f"name {name!r} is not usable: use 1–64 of a–z, 0–9, '.', '_', '-', starting with a letter or digit",
             )
-        if registry.get(model_id) is not None:
-            raise HTTPException(409, f"a model named {model_id!r} exists already; choose another name")
-    else:
-        base = slug(file.filename[: -len(suffix)] if suffix else file.filename)
-        model_id, n = base, 2
-        while registry.get(model_id) is not None or (store.root / model_id).exists():
-            model_id, n = f"{base}-{n}", n + 1
+        if registry.get(name) is not None:
+            raise HTTPException(409, f"a model named {name!r} exists already; choose another name")
+        return name
+    suffix = _suffix(filename)
+    base = slug(filename[: -len(suffix)])
+    model_id, n = base, 2
+    while registry.get(model_id) is not None or (store.root / model_id).exists():
+        model_id, n = f"{base}-{n}", n + 1
+    return model_id
+
+
+def _import(upload: Upload, settings: Settings, store: Store) -> tuple[model.Network, dict[str, Any]]:
+    """Copy the upload to a staging folder and convert it (in a child process, ``Store.add``)."""
+    file, suffix = upload.file, _suffix(upload.file.filename or "")
     with tempfile.TemporaryDirectory(prefix="gatescope-upload-") as tmp:
-        src = Path(tmp) / (slug(file.filename[: len(file.filename) - len(suffix)]) + suffix)  # named as sent
+        src = Path(tmp) / (slug((file.filename or "")[: -len(suffix)]) + suffix)  # named as sent
         with open(src, "wb") as out:
             shutil.copyfileobj(file.file, out)
-        if src.stat().st_size > limit:
+        if src.stat().st_size > settings.max_upload_mb << 20:
             raise HTTPException(413, f"the file is over {settings.max_upload_mb} MB")
         voc = None
-        if isinstance(vocab, UploadFile):
+        if upload.vocab is not None:
             voc = Path(tmp) / "vocab.json"
             with open(voc, "wb") as out:
-                shutil.copyfileobj(vocab.file, out)
+                shutil.copyfileobj(upload.vocab.file, out)
         try:
-            net, card = await run_in_threadpool(store.add, model_id, src, file.filename, voc, settings.import_timeout)
+            return store.add(upload.model_id, src, file.filename or "", voc, settings.import_timeout)
         except UploadError as e:
             raise HTTPException(e.status, str(e)) from None
-    entry = Entry(net, card, "uploaded")
-    registry.add(model_id, entry)
-    return card_of(model_id, entry)
 
 
-@router.delete("/{model_id}", status_code=204, responses=errors(403, 404))
-def delete_model(model_id: str, request: Request) -> Response:
+@router.delete("/{model_id}", status_code=204, responses=errors(403, 404), dependencies=[Depends(require_uploads)])
+def delete_model(model_id: str, entry: EntryDep, registry: RegistryDep, store: StoreDep) -> Response:
     """Remove an uploaded model (bundled models stay)."""
-    _check_uploads(request)
-    registry = request.app.state.registry
-    entry = registry.get(model_id)
-    if entry is None:
-        raise HTTPException(404, f"no model {model_id!r}; GET /api/models lists them")
     if entry.origin != "uploaded":
         raise HTTPException(403, f"{model_id!r} is a bundled model: only uploaded models can be deleted")
     registry.remove(model_id)
-    request.app.state.store.remove(model_id)
+    store.remove(model_id)
     return Response(status_code=204)

@@ -199,3 +199,26 @@ def test_a_stream_ranks_predictions_once_per_chunk_not_once_per_step(client, mon
     assert [line["t"] for line in lines[1:]] == list(range(len(text)))
     assert sum(calls) == len(text)  # every step ranked exactly once
     assert len(calls) == 9
+
+
+def test_a_bug_in_the_core_is_a_logged_500_not_the_clients_fault(monkeypatch, caplog):
+    """A ValueError from inside a trace (a NumPy bug, say) must not come back as a 422 blaming the input."""
+
+    def broken(self, x, state=None, probs=True):
+        raise ValueError("operands could not be broadcast together")
+
+    monkeypatch.setattr(model.Network, "trace", broken)
+    with TestClient(create_app(), raise_server_exceptions=False) as c:
+        r = c.post("/api/trace", json={"model": "code", "text": "x = 1"})
+    assert r.status_code == 500 and "bug in gatescope" in r.json()["detail"]
+    assert any("POST /api/trace failed" in rec.getMessage() and rec.exc_info for rec in caplog.records)
+
+
+def test_the_cores_refusals_are_422s_with_its_words(monkeypatch):
+    def refuses(self, x, state=None, probs=True):
+        raise model.InputError("layer 0: the state holds NaN or infinite values")
+
+    monkeypatch.setattr(model.Network, "trace", refuses)
+    with TestClient(create_app(), raise_server_exceptions=False) as c:
+        r = c.post("/api/trace", json={"model": "code", "text": "x = 1"})
+    assert r.status_code == 422 and r.json() == {"detail": "layer 0: the state holds NaN or infinite values"}

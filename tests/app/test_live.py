@@ -10,6 +10,7 @@ from starlette.websockets import WebSocketDisconnect
 import model
 from app.encoding import unpack
 from app.main import create_app
+from app.registry import Entry
 from app.settings import Settings
 from model.trace import LINES
 
@@ -83,10 +84,13 @@ def test_live_mistakes_name_the_problem_and_keep_the_socket(client):
             ({"seq": 3, "model": "code", "text": "x", "encoding": "xml"}, "encoding"),
             ({"seq": 4, "model": "nope", "text": "x"}, "no model 'nope'"),
             ([1, 2], "JSON object"),
+            ({"seq": 5, "model": "dyck", "text": "(x)"}, "'x' at 1"),
         ]:
             ws.send_json(msg)
             reply = ws.receive_json()
             assert words in reply["error"], reply
+        ws.send_text("{not json")
+        assert "not JSON" in ws.receive_json()["error"]
         ws.send_json(edit("ok", 9))
         assert ws.receive_json()["length"] == 2
 
@@ -136,20 +140,15 @@ def test_binary_frames_carry_the_same_steps_without_base64(client):
 def test_any_sequence_of_edits_leaves_the_client_holding_the_full_trace():
     """Random inserts, deletions and replacements, applied the way the page applies replies (cut to
     "from", append), always add up to a fresh trace of the current text."""
-    from app.api.live import Session, _common_prefix
+    from app.api.live import Session
 
-    assert [_common_prefix(list(a), list(b)) for a, b in [("", ""), ("ab", "ab"), ("abc", "abd"), ("x", "yx")]] == [
-        0,
-        2,
-        2,
-        0,
-    ]
     net = model.load("code")
+    entry = Entry(net, {})
     rng = np.random.default_rng(7)
     alphabet = list("abc (){}:=\n\t#'xyz0123")
     session, text = Session(), "def f(x):\n    return x\n"
     held: dict[str, np.ndarray] = {}
-    for step in range(100):  # the text grows past the cache's first capacities (64, then 2 × the length)
+    for step in range(100):  # the text grows past the buffer's first capacities (64, then 2 × the length)
         kind, at = rng.choice(3, p=[0.5, 0.25, 0.25]), int(rng.integers(len(text) + 1))
         piece = "".join(rng.choice(alphabet, size=int(rng.integers(1, 9))))
         if kind == 0:
@@ -158,7 +157,7 @@ def test_any_sequence_of_edits_leaves_the_client_holding_the_full_trace():
             text = text[:at] + text[at + int(rng.integers(1, 4)) :]
         else:
             text = text[:at] + piece + text[at + len(piece) :]
-        reply = session.update(net, "code", {"text": text, "encoding": "json"}, 5)
+        reply = session.update("code", entry, {"text": text, "encoding": "json"}, list(text), 5)
         k = reply["from"]
         for g, rows in reply["layers"][0].items():
             new = np.array(rows, np.float32).reshape(-1, 128)
@@ -171,14 +170,61 @@ def test_any_sequence_of_edits_leaves_the_client_holding_the_full_trace():
 
 
 def test_a_refused_edit_leaves_the_cache_as_it_was():
-    from app.api.live import Session
+    from app.api.live import LiveError, Session
 
     net = model.load("code")
-    session = Session()
-    session.update(net, "code", {"text": "x = 1\n", "encoding": "json"}, 5)
-    with pytest.raises(ValueError, match="focus.unit"):  # a different text, refused for its focus
-        session.update(net, "code", {"text": "y = 2\n", "encoding": "json", "focus": {"layer": 0, "unit": 999}}, 5)
-    reply = session.update(net, "code", {"text": "x = 1\nz", "encoding": "json"}, 5)
+    entry, session = Entry(net, {}), Session()
+    session.update("code", entry, {"text": "x = 1\n", "encoding": "json"}, list("x = 1\n"), 5)
+    with pytest.raises(LiveError, match="focus.unit"):  # a different text, refused for its focus
+        msg = {"text": "y = 2\n", "encoding": "json", "focus": {"layer": 0, "unit": 999}}
+        session.update("code", entry, msg, list("y = 2\n"), 5)
+    reply = session.update("code", entry, {"text": "x = 1\nz", "encoding": "json"}, list("x = 1\nz"), 5)
     assert reply["from"] == 6  # the cache still holds "x = 1\n"
     full = net.trace("x = 1\nz")
     np.testing.assert_allclose(np.array(reply["layers"][0]["c"], np.float32), full.layers[0]["c"][6:], atol=2e-6)
+
+
+def test_live_refusals_read_as_the_http_ones(client):
+    """One check, one message: the socket and POST /api/trace refuse an input in the same words."""
+    for body in [{"model": "nope", "text": "x"}, {"model": "code", "text": "x" * 201}, {"model": "dyck", "text": "(x"}]:
+        http = client.post("/api/trace", json=body).json()["detail"]
+        with client.websocket_connect("/api/live") as ws:
+            ws.send_json({"seq": 1, **body})
+            assert ws.receive_json()["error"] == http
+
+
+def test_unknown_positions_are_in_the_whole_text_after_an_edit(tmp_path):
+    """A model with an <unk> entry: an unknown token keeps its place in the whole text as edits append."""
+    vocab = ["<unk>", *"ab "]
+    spec = model.Spec(cell="lstm", input_size=4, hidden_size=3, vocab=vocab, tokenizer="char", embedding=False)
+    rng = np.random.default_rng(0)
+    params = {n: rng.normal(0, 0.5, spec.expected_shape(n)).astype(np.float32) for n in spec.param_names()}
+    (tmp_path / "unk").mkdir()
+    model.save(model.Network(spec, params), tmp_path / "unk" / "model.safetensors")
+    settings = Settings(models_dir=tmp_path / "store", max_tokens=200)
+    with TestClient(create_app(settings)) as c:
+        c.app.state.registry.add("unk", Entry(model.load(tmp_path / "unk"), {}, "uploaded"))
+        with c.websocket_connect("/api/live") as ws:
+            ws.send_json({"seq": 1, "model": "unk", "text": "ab?a"})
+            first = ws.receive_json()
+            ws.send_json({"seq": 2, "model": "unk", "text": "ab?ab b!"})
+            second = ws.receive_json()
+            ws.send_json({"seq": 3, "model": "unk", "text": "ab?ab b"})  # the end deleted: nothing new
+            third = ws.receive_json()
+    assert first["unknown"] == [2]
+    assert (second["from"], second["unknown"]) == (4, [2, 7])
+    assert (third["from"], third["length"], third["unknown"]) == (7, 7, [2])
+
+
+def test_a_bug_in_the_core_closes_the_socket_as_a_server_error(monkeypatch, caplog):
+    """Not the client's mistake: logged, and the socket closes with 1011 instead of blaming the input."""
+    def broken(self, x, state=None, probs=True):
+        raise ValueError("operands could not be broadcast together")  # a NumPy bug, say
+
+    monkeypatch.setattr(model.Network, "trace", broken)
+    with TestClient(create_app()) as c, c.websocket_connect("/api/live") as ws:
+        ws.send_json(edit("x = 1", 1))
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+    assert closed.value.code == 1011
+    assert any("live socket failed" in rec.getMessage() and rec.exc_info for rec in caplog.records)

@@ -1,0 +1,113 @@
+"""What several handlers need, each check and each message written once (the FastAPI full-stack
+template's ``SessionDep`` pattern): the settings, the registry, a model by id, and a checked input.
+HTTP handlers take them as ``Annotated[..., Depends(...)]`` aliases; the live socket calls the same
+functions (``find_model``, ``check_input``), so a refusal reads the same on both.
+
+A refusal is an ``HTTPException`` with a ``detail`` a person can act on; the socket sends that
+detail back as ``{"seq", "error"}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException
+from starlette.requests import HTTPConnection
+
+import model
+
+from ..registry import Entry, Registry
+from ..schemas import TraceRequest
+from ..settings import Settings, uploads_allowed
+from ..uploads import Store
+
+
+def get_settings(conn: HTTPConnection) -> Settings:
+    return conn.app.state.settings
+
+
+def get_registry(conn: HTTPConnection) -> Registry:
+    return conn.app.state.registry
+
+
+def get_store(conn: HTTPConnection) -> Store:
+    return conn.app.state.store
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RegistryDep = Annotated[Registry, Depends(get_registry)]
+StoreDep = Annotated[Store, Depends(get_store)]
+
+
+def find_model(registry: Registry, name: Any) -> Entry:
+    """The model called ``name``, or a 404 that says where the list is."""
+    entry = registry.get(name) if isinstance(name, str) else None
+    if entry is None:
+        raise HTTPException(404, f"no model {name!r}; GET /api/models lists them")
+    return entry
+
+
+def get_entry(model_id: str, registry: RegistryDep) -> Entry:
+    return find_model(registry, model_id)
+
+
+#: The model named by the path's ``{model_id}``.
+EntryDep = Annotated[Entry, Depends(get_entry)]
+
+
+def require_uploads(settings: SettingsDep) -> None:
+    """403 unless this server takes uploads."""
+    if not uploads_allowed(settings):
+        raise HTTPException(
+            403, "uploads are switched off on this server (GATESCOPE_UPLOADS=1, or serving on 127.0.0.1, turns them on)"
+        )
+
+
+@dataclass
+class Checked:
+    """An input that passed every check: what to trace, and its tokens."""
+
+    name: str
+    net: model.Network
+    x: Any  # the text, or a (T, D) float array
+    tokens: list[str]
+    top_k: int
+
+
+def check_input(name: str, entry: Entry, text: Any, vectors: Any, settings: Settings) -> Checked:
+    """Refuse an input before any work: both or neither of text and vectors, the wrong kind for the
+    model (422), over ``max_tokens`` (413), empty, unknown tokens, wrong shapes or NaN (422)."""
+    net = entry.net
+    if (text is None) == (vectors is None):
+        raise HTTPException(422, "give exactly one of 'text' (text models) or 'vectors' (vector models)")
+    if text is not None:
+        if not isinstance(text, str):
+            raise HTTPException(422, f"'text' must be a string, got {type(text).__name__}")
+        if net.tokenizer is None:
+            raise HTTPException(422, f"model {name!r} takes vectors, not text")
+        n = len(net.tokenizer.split(text))
+    else:
+        n = len(vectors) if isinstance(vectors, list) else 0
+    if n > settings.max_tokens:
+        raise HTTPException(413, f"the input has {n} tokens; this server traces at most {settings.max_tokens}")
+    if n == 0:
+        raise HTTPException(422, "the input is empty: nothing to trace")
+    try:
+        if text is not None:
+            tokens = net.tokenizer.encode(text).tokens  # type: ignore[union-attr]  # raises on unknown tokens
+            return Checked(name, net, text, tokens, settings.top_k)
+        x = net.check_vectors(vectors)
+    except model.InputError as e:
+        raise HTTPException(422, str(e)) from None
+    return Checked(name, net, x, [str(t) for t in range(len(x))], settings.top_k)
+
+
+async def checked_trace(body: TraceRequest, registry: RegistryDep, settings: SettingsDep) -> Checked:
+    """A trace request's model and input, checked before any work (and before a stream's first byte);
+    async: it runs on the event loop, saving a thread hop (it only tokenizes)."""
+    return check_input(body.model, find_model(registry, body.model), body.text, body.vectors, settings)
+
+
+#: A trace request that passed every check.
+CheckedDep = Annotated[Checked, Depends(checked_trace)]

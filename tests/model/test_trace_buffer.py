@@ -1,0 +1,52 @@
+"""TraceBuffer: a text edited as a person types is always traced exactly as if traced afresh."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import model
+
+
+def test_random_edits_always_equal_a_fresh_trace_and_only_new_steps_are_computed():
+    net = model.load("code")
+    buf = model.TraceBuffer(net)
+    rng = np.random.default_rng(11)
+    alphabet = list("abc (){}:=\n\t#'xyz0123")
+    text = "def f(x):\n    return x\n"
+    for step in range(60):
+        at = int(rng.integers(len(text) + 1))
+        piece = "".join(rng.choice(alphabet, size=int(rng.integers(1, 6))))
+        text = text[:at] + piece + text[at + int(rng.integers(0, 3)) :]
+        before = None if buf.trace is None else list(buf.trace.tokens)
+        k, new = buf.update(list(text))
+        assert k == (0 if before is None else model.trace.common_prefix(before, list(text)))
+        assert len(new) == len(text) - k  # only the steps after the first change were traced
+        full, got = net.trace(text), buf.trace
+        assert got is not None and got.tokens == list(text)
+        for g in net.gates:
+            np.testing.assert_allclose(got.layers[0][g], full.layers[0][g], rtol=0, atol=2e-6, err_msg=f"{step} {g}")
+        np.testing.assert_allclose(got.probs, full.probs, rtol=0, atol=2e-6)
+
+
+def test_common_prefix():
+    cp = model.trace.common_prefix
+    assert [cp(list(a), list(b)) for a, b in [("", ""), ("ab", "ab"), ("abc", "abd"), ("x", "yx"), ("ab", "abc")]] == [
+        0,
+        2,
+        2,
+        0,
+        2,
+    ]
+
+
+def test_an_unknown_token_is_named_at_its_place_in_the_whole_text_and_the_buffer_keeps_its_trace():
+    net = model.load("dyck")  # no <unk> entry: unknown tokens are refused
+    buf = model.TraceBuffer(net)
+    buf.update(list("(()"))
+    with pytest.raises(model.UnknownTokenError, match="'x' at 4") as e:
+        buf.update(list("(()(x"))
+    assert e.value.positions == [4]
+    assert buf.trace is not None and buf.trace.tokens == list("(()")
+    k, new = buf.update(list("(())"))
+    assert (k, new.tokens) == (3, [")"])
