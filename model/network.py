@@ -216,7 +216,16 @@ class Network:
             layers.append(gates)
         top = layers[-1]["h"]
         p = self._probs(top) if probs and self.spec.output_size is not None else None
-        return Trace(self.spec.cell, self.gates, tokens, layers, p, unknown, state, bool(self.spec.reset_after))
+        return Trace(
+            cell=self.spec.cell,
+            gates=self.gates,
+            tokens=tokens,
+            layers=layers,
+            probs=p,
+            unknown=unknown,
+            initial=state,
+            reset_after=bool(self.spec.reset_after),
+        )
 
     def _probs(self, h: np.ndarray) -> np.ndarray:
         logits = h @ self.params["head.W"]  # (T, V)
