@@ -1,11 +1,13 @@
-"""The ``gatescope`` command: ``serve`` the page, ``train`` a model."""
+"""The ``gatescope`` command: ``serve`` the page and the API, ``trace`` a text through a model, ``train`` a model."""
 
 from __future__ import annotations
 
 import argparse
 import shlex
 import sys
+from dataclasses import fields
 from pathlib import Path
+from typing import get_args, get_type_hints
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,18 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     tc.add_argument("--out", type=Path, default=None, help="FILE.json, FILE.csv or FILE.npz (default: JSON on stdout)")
     tr = sub.add_parser("train", help="train a model on a task and write it in gatescope's format")
     tr.add_argument("task", help="code | dyck | recall")
-    tr.add_argument("--cell", default="lstm", choices=["lstm", "peephole", "coupled", "gru", "rnn"])
-    tr.add_argument("--gru-reset-after", action="store_true", help="gru: PyTorch's reset-after convention")
-    tr.add_argument("--hidden", type=int, default=128, help="hidden units H")
-    tr.add_argument("--layers", type=int, default=1)
-    tr.add_argument("--embedding", type=int, default=None, help="embedding size (default: one-hot input)")
-    tr.add_argument("--steps", type=int, default=2000)
-    tr.add_argument("--batch", type=int, default=32)
-    tr.add_argument("--bptt", type=int, default=100, help="truncated BPTT length for streams")
-    tr.add_argument("--lr", type=float, default=3e-3)
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--eval-every", type=int, default=0, help="evaluate on held-out data every N steps")
-    tr.add_argument("--checkpoint-every", type=int, default=0, help="write DIR/checkpoint.safetensors every N steps")
+    _config_flags(tr)
     tr.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="a task option, e.g. min_gap=50")
     tr.add_argument("--out", type=Path, default=None, help="output folder (default runs/<task>-<cell>)")
     args = parser.parse_args(argv)
@@ -62,6 +53,24 @@ def main(argv: list[str] | None = None) -> int:
     return _train(args, argv if argv is not None else sys.argv[1:])
 
 
+def _config_flags(parser: argparse.ArgumentParser) -> None:
+    """A flag for every TrainConfig field (``--lr-min`` for ``lr_min``), with its default and words."""
+    from model.cells import GATES
+    from model.train import TrainConfig
+
+    hints = get_type_hints(TrainConfig)
+    for f in fields(TrainConfig):
+        flag, default, words = "--" + f.name.replace("_", "-"), f.default, f.metadata.get("help", "")
+        kind = next(t for t in get_args(hints[f.name]) or (hints[f.name],) if t is not type(None))  # int | None: int
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=words)
+            continue
+        shown = words if default is None else f"{words} (default {default})"
+        parser.add_argument(
+            flag, type=kind, default=default, help=shown, choices=list(GATES) if f.name == "cell" else None
+        )
+
+
 def _trace(args: argparse.Namespace) -> int:
     import json
 
@@ -76,7 +85,7 @@ def _trace(args: argparse.Namespace) -> int:
     try:
         net = model.load(args.model)
         tr = net.trace(args.text)
-    except (ValueError, TypeError, OSError) as e:
+    except (model.GatescopeError, OSError) as e:  # the input's or a file's fault; anything else is a bug
         print(f"gatescope trace: {e}", file=sys.stderr)
         return 2
     if suffix == ".npz":
@@ -93,6 +102,7 @@ def _trace(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, argv: list[str]) -> int:
+    import model
     from model.tasks import get_task
     from model.train import TrainConfig, train
 
@@ -105,22 +115,9 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
         options[key] = _number(value)
     try:
         task = get_task(args.task, **options)
-        cfg = TrainConfig(
-            cell=args.cell,
-            hidden=args.hidden,
-            layers=args.layers,
-            embedding=args.embedding,
-            reset_after=args.gru_reset_after,
-            steps=args.steps,
-            batch=args.batch,
-            bptt=args.bptt,
-            lr=args.lr,
-            seed=args.seed,
-            eval_every=args.eval_every,
-            checkpoint_every=args.checkpoint_every,
-        )
-        out = args.out or Path("runs") / f"{args.task}-{args.cell}"
-        print(f"training {args.cell} H={args.hidden} x{args.layers} on {task.name} for {args.steps} steps -> {out}")
+        cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+        out = args.out or Path("runs") / f"{args.task}-{cfg.cell}"
+        print(f"training {cfg.cell} H={cfg.hidden} x{cfg.layers} on {task.name} for {cfg.steps} steps -> {out}")
 
         def report(step: int, metrics: dict) -> None:
             shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
@@ -129,7 +126,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
         net, history = train(
             task, cfg, out, progress=True, on_eval=report, command="gatescope " + shlex.join(argv), task_options=options
         )
-    except (ValueError, TypeError, OSError) as e:
+    except (model.GatescopeError, OSError) as e:  # the input's or a file's fault; anything else is a bug
         print(f"gatescope train: {e}", file=sys.stderr)
         return 2
     from model.card import make_card, write_card

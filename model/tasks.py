@@ -30,6 +30,7 @@ recall  A long time lag (Hochreiter & Schmidhuber, "Long Short-Term Memory", Neu
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
 import sysconfig
@@ -426,4 +427,8 @@ def get_task(name: str, **options: Any) -> Task:
     """The task called ``name`` ("code", "dyck" or "recall"), built with ``options`` (see each class)."""
     if name not in TASKS:
         raise InputError(f"unknown task {name!r}: expected one of {', '.join(TASKS)}")
+    known = set(inspect.signature(TASKS[name]).parameters)
+    extra = sorted(set(options) - known)
+    if extra:
+        raise InputError(f"the {name} task has no option {', '.join(extra)}; it takes {', '.join(sorted(known))}")
     return TASKS[name](**options)

@@ -17,37 +17,56 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
+from tqdm import tqdm
 
 from .backprop import loss_and_grads
+from .cells import GATES
+from .errors import InputError
 from .formats.native import save
 from .network import Network, Spec, _check_spec
 from .tasks import Task
 
 
+def _opt(default: Any, help: str) -> Any:
+    """A config field with the words the ``gatescope train`` flag shows."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class TrainConfig:
-    """How to train: owned by ``train``."""
+    """How to train: owned by ``train``; ``gatescope train`` makes a flag of every field."""
 
-    cell: str = "lstm"
-    hidden: int = 128  # H
-    layers: int = 1
-    embedding: int | None = None  # embedding size D, or None for one-hot input
-    reset_after: bool = False  # gru convention
-    steps: int = 2000
-    batch: int = 32
-    bptt: int = 100
-    lr: float = 3e-3
-    lr_min: float = 1e-4
-    warmup: int = 50
-    clip: float = 1.0
-    seed: int = 0
-    eval_every: int = 0  # 0: only at the end
-    checkpoint_every: int = 0  # 0: only at the end
+    cell: str = _opt("lstm", "cell: " + " | ".join(GATES))
+    hidden: int = _opt(128, "hidden units H")
+    layers: int = _opt(1, "stacked layers")
+    embedding: int | None = _opt(None, "embedding size D (default: one-hot input)")
+    reset_after: bool = _opt(False, "gru: PyTorch's reset-after convention")
+    steps: int = _opt(2000, "training steps (batches)")
+    batch: int = _opt(32, "sequences a batch")
+    bptt: int = _opt(100, "truncated BPTT length for streams")
+    lr: float = _opt(3e-3, "peak learning rate (Adam)")
+    lr_min: float = _opt(1e-4, "learning rate at the end of the cosine decay")
+    warmup: int = _opt(50, "steps of linear warm-up")
+    clip: float = _opt(1.0, "gradient-norm clipping threshold")
+    seed: int = _opt(0, "random seed (the same seed gives the same weights)")
+    eval_every: int = _opt(0, "evaluate on held-out data every N steps (0: only at the end)")
+    checkpoint_every: int = _opt(0, "write OUT/checkpoint.safetensors every N steps (0: only at the end)")
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch", "bptt"):  # hidden and layers: the spec checks them
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("lr", "lr_min", "clip"):
+            if not getattr(self, name) > 0:
+                raise InputError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("warmup", "eval_every", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise InputError(f"{name} must be 0 or more, got {getattr(self, name)}")
 
 
 def init_params(spec: Spec, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -96,30 +115,33 @@ def schedule(cfg: TrainConfig, step: int) -> float:
 
 
 class Progress:
-    """A one-line progress bar on stderr: step, loss, tokens/s, time left."""
+    """The training's progress on stderr: steps, loss, tokens/s, time left. On a terminal, tqdm's
+    bar (redrawn at most five times a second); into a file or a pipe, a plain line at every tenth
+    of the run (tqdm's wording, no carriage returns)."""
 
-    def __init__(self, total: int, enabled: bool = True, width: int = 24):
-        self.total, self.enabled, self.width, self.start = total, enabled, width, time.perf_counter()
-        self.shown = 0.0
+    def __init__(self, total: int, enabled: bool = True, file: TextIO | None = None):
+        self.total, self.file = total, file or sys.stderr
+        self.enabled = enabled
+        self.lines = enabled and not self.file.isatty()
+        self.bar = tqdm(total=total, unit="step", file=self.file, mininterval=0.2, disable=not enabled or self.lines)
+        self.start, self.next_line = time.perf_counter(), 1
 
-    def update(self, step: int, loss: float, tokens: int, extra: str = "") -> None:
-        now = time.perf_counter()
-        if not self.enabled or (now - self.shown < 0.2 and step < self.total):
-            return  # redraw at most five times a second
-        self.shown = now
-        dt = now - self.start
-        done = step / self.total
-        bar = "#" * int(done * self.width)
-        left = dt / done - dt if done > 0 else 0
-        sys.stderr.write(
-            f"\r[{bar:<{self.width}}] {step}/{self.total} loss {loss:.3f} {tokens / max(dt, 1e-9):,.0f} tok/s "
-            f"{left:.0f}s left {extra}   "
-        )
-        sys.stderr.flush()
+    def update(self, step: int, loss: float, tokens: int) -> None:
+        """Step ``step`` of ``total`` is done; ``loss`` its smoothed loss, ``tokens`` trained on so far."""
+        rate = tokens / max(time.perf_counter() - self.start, 1e-9)
+        post = f"loss {loss:.3f}, {rate:,.0f} tok/s"
+        if not self.lines:
+            self.bar.set_postfix_str(post, refresh=False)
+            self.bar.update(step - self.bar.n)
+            return
+        if step * 10 >= self.next_line * self.total or step == self.total:  # every tenth, and the end
+            self.next_line = step * 10 // self.total + 1
+            line = tqdm.format_meter(step, self.total, time.perf_counter() - self.start, unit="step", postfix=post)
+            self.file.write(line + "\n")
+            self.file.flush()
 
     def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
+        self.bar.close()
 
 
 def train(
