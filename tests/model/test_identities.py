@@ -238,19 +238,20 @@ def test_gates_lie_in_their_ranges(cell, reset_after, shape):
 
 @pytest.mark.parametrize(("cell", "reset_after"), CELLS, ids=CELL_IDS)
 def test_next_layer_is_fed_previous_layers_h(cell, reset_after):
-    """Layer k+1's first step, recomputed from its weights with x = layer k's h_0 and a zero state."""
+    """Layer k+1's whole trace is layer k+1's cell run alone, by the textbook reference, on layer k's recorded h."""
     D, H, L, T = 3, 5, 3, 6
     net = random_network(cell, reset_after, D, H, L, None, seed=21)
     tr = net.trace(random_input(D, T, seed=21))
-    first = {"lstm": "f", "peephole": "f", "coupled": "f", "gru": "z", "rnn": "h"}[cell]
-    act = np.tanh if first == "h" else sigma
+    has_c = cell in ("lstm", "peephole", "coupled")
     for k in range(L - 1):
         P = layer_params(net, k + 1)
-        x0 = np.asarray(tr.layers[k]["h"][0], np.float64)  # (H,) layer k's first output
-        expect = act(x0 @ P[f"W_{first}"] + P[f"b_{first}"])  # zero state: no U h, no peephole term
-        np.testing.assert_allclose(tr.layers[k + 1][first][0], expect, atol=1e-6, rtol=1e-6)
-        # and it is not what layer k+1 would compute from the network's raw input
-        assert tr.layers[k + 1][first].shape == (T, H)
+        h, c = np.zeros(H), np.zeros(H) if has_c else None
+        for t in range(T):
+            x_t = np.asarray(tr.layers[k]["h"][t], np.float64)  # (H,) layer k's output at step t
+            gates, h, c = reference_step(cell, reset_after, P, x_t, h, c)
+            for gate, want in gates.items():
+                got = tr.layers[k + 1][gate][t]
+                np.testing.assert_allclose(got, want, atol=1e-5, rtol=0, err_msg=f"layer {k + 1} {gate} at t={t}")
 
 
 # ---------------------------------------------------------------------------------------------
