@@ -122,9 +122,24 @@ def test_integer_weights_are_refused(tmp_path):
     assert "weight_ih_l0" in msg and "int32" in msg, msg
 
 
-def test_float16_weights_load(tmp_path):
-    save_file({k: v.astype(np.float16) for k, v in state_dict().items()}, str(tmp_path / "half.safetensors"))
-    assert model.load(tmp_path / "half.safetensors").cell == "lstm"
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_float16_weights_load_to_their_values(cell, tmp_path):
+    """A float16 state_dict runs as its float32 weights rounded to float16: float16 -> float32 is exact, so its
+    trace is that of the rounded weights saved as float32, bit for bit; and that of the full-precision weights
+    within 5e-3 (weights of about 0.5 rounded to 11 significant bits move these gates by at most 1e-3)."""
+    sd = state_dict(cell, L=2)
+    save_file({k: v.astype(np.float16) for k, v in sd.items()}, str(tmp_path / "half.safetensors"))
+    save_file(
+        {k: v.astype(np.float16).astype(np.float32) for k, v in sd.items()}, str(tmp_path / "rounded.safetensors")
+    )
+    save_file(sd, str(tmp_path / "full.safetensors"))
+    x = np.random.default_rng(5).normal(size=(8, 3)).astype(np.float32)
+    half, rounded, full = (model.load(tmp_path / f"{n}.safetensors").trace(x) for n in ("half", "rounded", "full"))
+    for k in range(2):
+        for gate in half.gates:
+            np.testing.assert_array_equal(half.layers[k][gate], rounded.layers[k][gate])
+            np.testing.assert_allclose(half.layers[k][gate], full.layers[k][gate], atol=5e-3, rtol=0)
+            assert half.layers[k][gate].dtype == np.float32
 
 
 def text_state_dict(V=6, D=5, H=4) -> dict[str, np.ndarray]:
