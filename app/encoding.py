@@ -1,4 +1,12 @@
-"""A Trace as plain JSON: numbers as they are, so ``curl | jq`` and any client just work."""
+"""A Trace on the wire, in every form the API sends:
+
+- plain JSON (``trace_json``, ``steps_json`` for the JSON Lines stream): numbers as they are, so
+  ``curl | jq`` and any client just work;
+- compact (``trace_compact`` + ``dumps_compact``): each gate array 2 bytes a value (``pack``), base64;
+- binary (``dumps_binary``): the compact body without base64, arrays read in place by the page;
+- downloads: ``trace_csv`` (a row per layer × step × unit) and ``trace_npz``;
+- ``focus_json``: one unit's exact values on every line of the diagram (the numbers a person reads).
+"""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from app.main import create_app
 from app.registry import Entry
 from app.settings import Settings
 from model.trace import LINES
+from tests.app.bounds import assert_compact_close
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +40,7 @@ def test_compact_edits_carry_new_steps_and_the_units_exact_values(client):
     for g in net.gates:  # the compact steps are the full trace's last 11 steps
         got = unpack(second["layers"][0][g])
         assert got.shape == (11, 128)
-        tol = 1e-3 * max(1.0, float(np.abs(full.layers[0][g]).max()))
-        assert np.abs(got - full.layers[0][g][9:]).max() <= tol, g
+        assert_compact_close(g, got, full.layers[0][g][9:])
     lines = second["focus"]["lines"]  # exact: the numbers a person reads
     assert second["focus"] == {"layer": 0, "unit": 118, "from": 9, "lines": lines}
     for g in net.gates:
