@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from model import GATES
+
 
 class TellingUnit(BaseModel):
     """A unit whose role was measured on held-out data, and the measure."""
@@ -24,7 +26,7 @@ class ModelCard(BaseModel):
     """What a model is and what it learned: its shape, its input, and its telling units."""
 
     id: str = Field(description="the model's id: pass it as 'model' to /api/trace and /api/live")
-    cell: str = Field(description='"lstm", "peephole", "coupled", "gru" or "rnn"')
+    cell: str = Field(description=" | ".join(f'"{kind}"' for kind in GATES))
     layers: int = Field(description="stacked recurrent layers")
     hidden_size: int = Field(description="units H in each layer")
     input: str = Field(description='"text" or "vectors"')

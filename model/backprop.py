@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .cells import PARAMS
+from .cells import PARAMS, has_cell_state
 from .network import Spec
 
 #: Gates whose activation is a sigmoid; the rest (the candidates) are tanh.
@@ -51,7 +51,7 @@ def loss_and_grads(
     dtype = params["head.W"].dtype
     if state is None:
         zeros = np.zeros((B, H), dtype)
-        state = [(zeros, zeros if spec.cell in ("lstm", "peephole", "coupled") else None) for _ in range(L)]
+        state = [(zeros, zeros if has_cell_state(spec.cell) else None) for _ in range(L)]
     grads = {n: np.zeros_like(a) for n, a in params.items()}
 
     # Forward ------------------------------------------------------------------------
@@ -114,7 +114,7 @@ def _forward(spec: Spec, p: dict[str, np.ndarray], xW: dict[str, np.ndarray], st
     gates = [g for g in _gates(spec)]
     act = {g: np.empty((T, B, H), h0.dtype) for g in gates}
     cache["act"] = act
-    if spec.cell in ("lstm", "peephole", "coupled"):
+    if has_cell_state(spec.cell):
         c = np.empty((T + 1, B, H), h0.dtype)
         c[0] = c0
         tc = np.empty((T, B, H), h0.dtype)
@@ -161,7 +161,7 @@ def _backward(spec: Spec, p, cache, dh_seq, grads, pre: str) -> dict[str, np.nda
     gates = list(act)
     dxW = {g: np.empty((T, B, H), h.dtype) for g in gates}
     dh_next = np.zeros((B, H), h.dtype)  # from step t+1 into h_t
-    if spec.cell in ("lstm", "peephole", "coupled"):
+    if has_cell_state(spec.cell):
         c, tc = cache["c"], cache["tanh_c"]
         dc_next = np.zeros((B, H), h.dtype)
         for t in reversed(range(T)):

@@ -309,6 +309,11 @@ class RNN(Cell):
 CELLS: dict[str, type[Cell]] = {c.kind: c for c in (LSTM, Peephole, Coupled, GRU, RNN)}
 
 
+def has_cell_state(kind: str) -> bool:
+    """Whether cells of this kind carry a cell state C beside h (the LSTM family; not gru or rnn)."""
+    return CELLS[kind].has_c
+
+
 def make_cell(kind: str, params: dict[str, np.ndarray], dtype: type = np.float32, reset_after: bool = False) -> Cell:
     """Build the cell named ``kind`` from per-gate weights."""
     if kind not in CELLS:
