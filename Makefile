@@ -29,6 +29,12 @@ lint: $(VENV)/.installed
 test: $(VENV)/.installed chromium lint
 	$(PY) -m pytest -q
 
+# Speed, printed beside each target. Every library compared against runs in a process of its own at its
+# own defaults, taking turns with gatescope's (bench/sides.py). PyTorch and orjson are never dependencies
+# of gatescope: TORCH_PYTHON and ORJSON_PYTHON name an interpreter that has them (else this venv's, if it
+# imports them; else those baselines are skipped, saying so). For example
+#   python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch==2.13.0 numpy orjson
+#   make bench TORCH_PYTHON=/tmp/torchenv/bin/python ORJSON_PYTHON=/tmp/torchenv/bin/python
 bench: $(VENV)/.installed chromium
 	$(PY) bench/core.py
 	$(PY) bench/train.py

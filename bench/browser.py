@@ -1,4 +1,4 @@
-"""The page's speed in a real Chromium against a real server (issue 5's targets).
+"""The page's speed in a real Chromium against a real server, beside the targets for it to feel live.
 
     python bench/browser.py [--keys 60] [--steps 200] [--loads 7]
 
@@ -9,7 +9,7 @@ With ``code`` and a 1,000-character text:
    500), which sends and draws 500 steps.
 2. One scrub step (→ with the text box not focused) to the diagram, cursors and numbers updated:
    the time the keydown's handlers take (they update every view synchronously), and from keydown
-   to the end of the next animation frame. Target p95 ≤ 16 ms.
+   to the end of the next animation frame. Target p95 ≤ 16 ms (one frame at 60 Hz).
 3. Page load to the first drawn trace (navigation start to the first heatmap draw): the first
    (cold) load and the median of the warm ones. Target ≤ 1 s.
 Medians and p95 are printed. Needs Debian's chromium (``make test`` installs it).

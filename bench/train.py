@@ -1,107 +1,101 @@
-"""Training throughput of the NumPy trainer against a PyTorch CPU training loop, in one process.
+"""Training throughput of the NumPy trainer against a PyTorch CPU training loop, each in its own process.
 
-    python bench/train.py [--steps 20] [--repeats 5]
+    python bench/train.py [--steps 20] [--rounds 5]
+    TORCH_PYTHON=/tmp/torchenv/bin/python python bench/train.py   # PyTorch from another venv
 
 Same model for both: a character LSTM (one-hot input of V=97 symbols, one layer of H=128,
-linear + softmax head), batch 32, BPTT 100, Adam, gradient-norm clipping. Each repeat
-times ``--steps`` optimisation steps of each, interleaved; the medians give tokens per
-second and the ratio gatescope / PyTorch (higher is better). Target (issue 3): ≥ 0.5×.
+linear + softmax head), batch 32, BPTT 100, Adam, gradient-norm clipping at 1, on the same
+batches. Two worker processes (sides.py) take turns, one running at a time, each at its
+library's defaults; a turn times ``--steps`` optimisation steps (model built afresh each
+time). The medians give tokens per second and the ratio gatescope / PyTorch (higher is better).
+PyTorch comes from ``$TORCH_PYTHON``, else this interpreter if it imports torch; without either
+gatescope's throughput is printed alone, with a line saying how to enable the baseline.
+
+Target: at least half PyTorch's throughput (≥ 0.5×).
 """
 
 from __future__ import annotations
 
-import os
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: its idle threads must sleep
+import numpy as np
+from sides import ROOT, Case, Side, baseline_python, serve, skipped, take_turns
 
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from model.backprop import loss_and_grads  # noqa: E402
-from model.network import Spec  # noqa: E402
-from model.train import Adam, init_params  # noqa: E402
-
-try:
-    import torch
-except ImportError:
-    torch = None
-
-#: The issue's shape: batch, BPTT length, hidden units, vocabulary.
+#: The shape measured: batch, BPTT length, hidden units, vocabulary.
 B, T, H, V = 32, 100, 128, 97
+HERE = Path(__file__).resolve()
 
 
-def numpy_steps(steps: int, data: np.ndarray) -> None:
-    spec = Spec(
-        cell="lstm",
-        input_size=V,
-        hidden_size=H,
-        vocab=[chr(32 + k) for k in range(V)],
-        tokenizer="char",
-        unk=None,
-        output_size=V,
-    )
-    params = init_params(spec, np.random.default_rng(0))
-    adam, state = Adam(params), None
+def gatescope_case(case: dict[str, Any]) -> Case:
+    """``steps`` optimisation steps of the NumPy trainer's pieces, from a fresh model."""
+    sys.path.insert(0, str(ROOT))
+    from model.backprop import loss_and_grads
+    from model.network import Spec
+    from model.train import Adam, init_params
+
+    data, steps = np.load(case["data"])["data"], case["steps"]
+    vocab = [chr(32 + k) for k in range(V)]
+    spec = Spec(cell="lstm", input_size=V, hidden_size=H, vocab=vocab, tokenizer="char", unk=None, output_size=V)
     mask = np.ones((B, T), np.float32)
-    for s in range(steps):
-        x, y = data[s, :, :-1], data[s, :, 1:]
-        _, grads, state = loss_and_grads(spec, params, x, y, mask, state)
-        norm = np.sqrt(sum(float((g * g).sum()) for g in grads.values()))
-        if norm > 1.0:
-            for g in grads.values():
-                g *= 1.0 / norm
-        adam.step(params, grads, 3e-3)
 
+    def run() -> float:
+        params = init_params(spec, np.random.default_rng(0))
+        adam, state, loss = Adam(params), None, 0.0
+        for s in range(steps):
+            x, y = data[s, :, :-1], data[s, :, 1:]
+            loss, grads, state = loss_and_grads(spec, params, x, y, mask, state)
+            norm = np.sqrt(sum(float((g * g).sum()) for g in grads.values()))
+            if norm > 1.0:
+                for g in grads.values():
+                    g *= 1.0 / norm
+            adam.step(params, grads, 3e-3)
+        return float(loss)
 
-def torch_steps(steps: int, data: np.ndarray) -> None:
-    lstm, head = torch.nn.LSTM(V, H, batch_first=True), torch.nn.Linear(H, V)
-    opt = torch.optim.Adam(list(lstm.parameters()) + list(head.parameters()), lr=3e-3)
-    eye = torch.eye(V)
-    state = None
-    for s in range(steps):
-        d = torch.from_numpy(data[s])
-        out, state = lstm(eye[d[:, :-1]], state)
-        state = tuple(t.detach() for t in state)
-        loss = torch.nn.functional.cross_entropy(head(out).reshape(-1, V), d[:, 1:].reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(list(lstm.parameters()) + list(head.parameters()), 1.0)
-        opt.step()
+    run()  # warm up
+    return run, lambda loss: {"loss": loss}, {"numpy": np.__version__}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=20, help="optimisation steps a run")
+    ap.add_argument("--rounds", type=int, default=5, help="turns each side takes (one timed run a turn)")
+    ap.add_argument("--side", help=argparse.SUPPRESS)  # run as a worker (sides.py)
     args = ap.parse_args()
-    data = np.random.default_rng(1).integers(0, V, (args.steps, B, T + 1))
-    runs = {"gatescope": numpy_steps}
-    if torch is not None:
-        runs["pytorch"] = torch_steps
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; numpy {np.__version__}")
+    if args.side:
+        serve(gatescope_case)
+        return
+    torch_python = baseline_python("torch", "TORCH_PYTHON")
+    sides = [Side("gatescope", HERE)]
+    if torch_python is not None:
+        sides.append(Side("train", HERE.with_name("torch_side.py"), torch_python))
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "batches.npz"
+            np.savez(path, data=np.random.default_rng(1).integers(0, V, (args.steps, B, T + 1)), V=V, H=H)
+            info = {s.name: s.setup(data=str(path), steps=args.steps, warmup=1) for s in sides}
+            times, outs = take_turns(sides, args.rounds, runs=1)
+    finally:
+        for s in sides:
+            s.close()
+    if torch_python is None:
+        print(skipped("PyTorch baseline", "torch", "TORCH_PYTHON"))
     else:
-        print("torch is not installed: gatescope's throughput only")
-    times: dict[str, list[float]] = {k: [] for k in runs}
-    for fn in runs.values():
-        fn(2, data)  # warm up
-    for _ in range(args.repeats):
-        for k, fn in runs.items():
-            t0 = time.perf_counter()
-            fn(args.steps, data)
-            times[k].append(time.perf_counter() - t0)
+        t = info["train"]
+        print(f"torch {t['torch']} on {t['threads']} threads (its default), {torch_python}; numpy {t['numpy']}")
     tokens = args.steps * B * T
     rate = {k: tokens / statistics.median(v) for k, v in times.items()}
-    print(f"LSTM H={H}, V={V}, batch {B}, BPTT {T}; medians of {args.repeats} interleaved runs of {args.steps} steps")
+    print(f"LSTM H={H}, V={V}, batch {B}, BPTT {T}; each side in its own process, taking turns;")
+    print(f"medians of {args.rounds} runs of {args.steps} steps")
     for k, r in rate.items():
-        print(f"  {k:>10}: {r:>10,.0f} tokens/s")
-    if "pytorch" in rate:
-        print(f"  ratio gatescope / pytorch: {rate['gatescope'] / rate['pytorch']:.2f}x (target >= 0.5x)")
+        label = "pytorch" if k == "train" else k
+        print(f"  {label:>10}: {r:>10,.0f} tokens/s   (loss after {args.steps} steps {outs[k]['loss']:.3f})")
+    if "train" in rate:
+        print(f"  ratio gatescope / pytorch: {rate['gatescope'] / rate['train']:.2f}x (target >= 0.5x)")
 
 
 if __name__ == "__main__":
