@@ -17,7 +17,7 @@ import fastapi_offline
 import plotly
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -38,6 +38,8 @@ PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 #: Swagger UI's and ReDoc's scripts and styles as the fastapi-offline package ships them (FastAPI's
 #: own /docs would load them from a CDN).
 DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+#: The image ReDoc's menu shows beside "API docs by Redocly", from a CDN unless replaced.
+REDOC_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -67,9 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(live_api.router)
     templates = Jinja2Templates(directory=str(settings.templates))
     app.mount("/static", StaticFiles(directory=str(settings.static)), name="static")
-    app.mount("/vendor/docs", StaticFiles(directory=str(DOCS_ASSETS)), name="docs-assets")
     _errors(app)
-    _docs(app)
+    _docs(app)  # before the assets' mount: its ReDoc route takes precedence
+    app.mount("/vendor/docs", StaticFiles(directory=str(DOCS_ASSETS)), name="docs-assets")
 
     @app.get("/vendor/plotly.min.js", include_in_schema=False)
     def plotly_js() -> FileResponse:
@@ -116,6 +118,16 @@ def _docs(app: FastAPI) -> None:
             swagger_favicon_url="/vendor/docs/favicon.png",
             swagger_ui_parameters={"validatorUrl": None, "defaultModelsExpandDepth": 1},  # no badge from a validator
         )
+
+    redoc_js: list[bytes] = []  # read on first use
+
+    @app.get("/vendor/docs/redoc.standalone.js", include_in_schema=False)
+    def redoc_script() -> Response:
+        """ReDoc, with its menu's logo (the one thing it fetches from a CDN) pointed at a local image."""
+        if not redoc_js:
+            js = (DOCS_ASSETS / "redoc.standalone.js").read_bytes()
+            redoc_js.append(js.replace(REDOC_LOGO, b"/vendor/docs/favicon.png"))
+        return Response(redoc_js[0], media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
 
     @app.get("/redoc", include_in_schema=False)
     def redoc() -> HTMLResponse:
