@@ -69,7 +69,9 @@ def concat(*traces):
         {g: np.concatenate([t.layers[k][g] for t in traces]) for g in first.layers[k]} for k in range(len(first.layers))
     ]
     probs = None if first.probs is None else np.concatenate([t.probs for t in traces])
-    return Trace(first.cell, first.gates, sum((t.tokens for t in traces), []), layers, probs)
+    return Trace(
+        cell=first.cell, gates=first.gates, tokens=sum((t.tokens for t in traces), []), layers=layers, probs=probs
+    )
 
 
 # --------------------------------------------------------------------------------------------

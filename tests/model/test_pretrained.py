@@ -12,7 +12,7 @@ import model
 from model.card import telling_units
 from model.tasks import get_task
 
-#: The issue's targets, by bundled model: (metric, comparison, bound).
+#: What each bundled model was trained to reach: (metric, comparison, bound).
 TARGETS = {
     "code": ("bits_per_char", "<=", 1.8),
     "dyck": ("string_accuracy", ">=", 1.0),

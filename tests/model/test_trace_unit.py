@@ -51,7 +51,7 @@ def test_top_k_equals_a_full_sort(k):
 
     rng = np.random.default_rng(k)
     p = rng.dirichlet(np.ones(7), size=50).astype(np.float32)  # (T, V=7)
-    tr = Trace("rnn", ("h",), ["a"] * 50, [{"h": np.zeros((50, 2), np.float32)}], p)
+    tr = Trace(cell="rnn", gates=("h",), tokens=["a"] * 50, layers=[{"h": np.zeros((50, 2), np.float32)}], probs=p)
     idx, best = tr.top(k)
     ref = np.argsort(-p, axis=1, kind="stable")[:, : min(k, 7)]
     np.testing.assert_array_equal(idx, ref)
