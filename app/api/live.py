@@ -1,10 +1,12 @@
-"""WS /api/live: live typing. The client sends {"model", "text"} on every edit; the server finds the
-first token that changed, resumes from the cached state there, and sends only the steps from that
-position on: {"from": k, "length", "tokens", "unknown", "layers", "probs"}. With "focus": {"layer",
-"unit"} the reply also carries that unit's exact values (``Trace.unit``) from k on; a message with
-only "focus" asks for them over the whole cached trace. A newer edit replaces an older one still
-waiting; each connection caches one trace (its current text); errors are {"error": ...} and the
-socket stays open. Every reply echoes the message's "seq"."""
+"""WS /api/live: live typing. The client sends {"model", "text"} on every edit; the connection's
+``model.TraceBuffer`` finds the first token that changed and traces only the steps from there, and
+the reply carries only those: {"from": k, "length", "tokens", "unknown", "layers", "probs"}
+(``unknown``: positions in the whole text). With "focus": {"layer", "unit"} the reply also carries
+that unit's exact values (``Trace.unit``) from k on; a message with only "focus" asks for them over
+the whole text. A newer edit replaces an older one still waiting. Every reply echoes the message's
+"seq". The client's mistakes (the same checks and words as POST /api/trace, from deps.py) come back
+as {"seq", "error"} and the socket stays open; anything else is a bug: logged, and the socket
+closes with 1011."""
 
 from __future__ import annotations
 
