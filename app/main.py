@@ -27,6 +27,7 @@ from model.formats import SUFFIXES
 from .api import live as live_api
 from .api import models as models_api
 from .api import trace as trace_api
+from .api.deps import LiveSlots
 from .registry import Registry
 from .settings import Settings, uploads_allowed
 from .uploads import Store
@@ -63,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.live_sessions = 0
+    app.state.live_slots = LiveSlots(settings.max_sessions)
     app.include_router(models_api.router)
     app.include_router(trace_api.router)
     app.include_router(live_api.router)

@@ -35,7 +35,29 @@ def get_store(conn: HTTPConnection) -> Store:
     return conn.app.state.store
 
 
+class LiveSlots:
+    """How many live-typing sockets are open, against GATESCOPE_MAX_SESSIONS."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.open = limit, 0
+
+    def take(self) -> bool:
+        """One more socket, if there is room (the event loop is single-threaded: no lock needed)."""
+        if self.open >= self.limit:
+            return False
+        self.open += 1
+        return True
+
+    def give_back(self) -> None:
+        self.open -= 1
+
+
+def get_live_slots(conn: HTTPConnection) -> LiveSlots:
+    return conn.app.state.live_slots
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+LiveSlotsDep = Annotated[LiveSlots, Depends(get_live_slots)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 StoreDep = Annotated[Store, Depends(get_store)]
 

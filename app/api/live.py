@@ -24,7 +24,7 @@ import model
 
 from ..encoding import dumps_binary, dumps_compact, focus_json, trace_compact, trace_json
 from ..registry import Entry
-from .deps import check_input, find_model
+from .deps import LiveSlotsDep, RegistryDep, SettingsDep, check_input, find_model
 
 router = APIRouter(tags=["live"])
 log = logging.getLogger("gatescope")
@@ -103,15 +103,13 @@ def _parse(message: MutableMapping[str, Any]) -> Any:
 
 
 @router.websocket("/api/live")
-async def live_trace(ws: WebSocket) -> None:
+async def live_trace(ws: WebSocket, registry: RegistryDep, settings: SettingsDep, slots: LiveSlotsDep) -> None:
     """Live typing: only the steps after the first change travel."""
-    registry, settings, state = ws.app.state.registry, ws.app.state.settings, ws.app.state
     await ws.accept()
-    if state.live_sessions >= settings.max_sessions:
-        await ws.send_json({"error": f"this server holds at most {settings.max_sessions} live sessions; try later"})
+    if not slots.take():
+        await ws.send_json({"error": f"this server holds at most {slots.limit} live sessions; try later"})
         await ws.close(code=1013)  # try again later
         return
-    state.live_sessions += 1
     session = Session()
     pending: dict[str, Any] = {}  # the newest waiting edit and the newest waiting focus request
     arrived = asyncio.Event()
@@ -175,4 +173,4 @@ async def live_trace(ws: WebSocket) -> None:
             await ws.close(code=INTERNAL_ERROR, reason="internal error: a bug in gatescope (see the server's log)")
     finally:
         reader.cancel()
-        state.live_sessions -= 1
+        slots.give_back()
