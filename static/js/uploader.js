@@ -2,12 +2,10 @@
  * Your own model: a dialog that uploads a weight file (PyTorch, Keras, ONNX or gatescope's own, with
  * an optional vocabulary) and shows the upload's progress, then the server's verdict; and a button
  * that removes an uploaded model. Shown only when the server takes uploads (data-uploads on <body>).
+ * The file types offered are the server's: the template writes them into the file input's `accept`.
  */
 
 import { ApiError, deleteModel, uploadModel } from "./api.js";
-
-/** Weight files the server reads (app: model.formats.SUFFIXES). */
-const ACCEPT = ".safetensors,.pt,.pth,.keras,.h5,.onnx";
 
 export class Uploader {
   /**
@@ -18,7 +16,6 @@ export class Uploader {
     this.els = els;
     this.state = state;
     this.hooks = hooks;
-    els.file.accept = ACCEPT;
     els.open.addEventListener("click", () => this._open());
     els.cancel.addEventListener("click", () => els.dialog.close());
     els.form.addEventListener("submit", (ev) => {
