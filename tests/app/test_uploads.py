@@ -196,3 +196,30 @@ def test_a_vocabulary_that_does_not_fit_the_weights_is_refused(tmp_path):
     with make_client(tmp_path / "m") as client:
         r = upload(client, src, vocab=vocab)
         assert r.status_code == 422 and "4 tokens" in r.json()["detail"] and "input size 3" in r.json()["detail"]
+
+
+def test_other_clients_are_served_while_an_upload_is_copied_and_converted(tmp_path, monkeypatch):
+    """The copy (up to GATESCOPE_MAX_UPLOAD_MB) and the conversion run in a thread, not on the event loop."""
+    import threading
+
+    import app.api.models as models_api
+
+    started, release = threading.Event(), threading.Event()
+    real = models_api._import
+
+    def slow_import(*args):
+        started.set()
+        assert release.wait(20), "the test never released the upload"
+        return real(*args)
+
+    monkeypatch.setattr(models_api, "_import", slow_import)
+    with make_client(tmp_path / "models") as client:
+        result: dict = {}
+        worker = threading.Thread(target=lambda: result.update(r=upload(client, FIXTURES / "onnx/peephole.onnx")))
+        worker.start()
+        assert started.wait(20)
+        cards = client.get("/api/models")  # would wait for the upload if it held the event loop
+        assert cards.status_code == 200 and not release.is_set()
+        release.set()
+        worker.join(30)
+    assert result["r"].status_code == 201, result["r"].text
