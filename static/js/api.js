@@ -1,7 +1,8 @@
 /**
- * The only module that talks to the server: GET /api/models, POST /api/trace (downloads) and the
- * live socket WS /api/live (binary frames: the compact arrays without base64). It also decodes the
- * compact arrays into Float32Array.
+ * The only module that talks to the server: GET /api/models, POST /api/trace (downloads), uploads, and the
+ * live socket WS /api/live (binary frames: the compact arrays without base64), with `LiveSync`, which keeps
+ * a State's trace in step with its text over that socket. It also decodes the compact arrays into
+ * Float32Array.
  *
  * Compact arrays (see app/encoding.py, `pack`): {dtype, shape: [rows, H], data: {offset, length} into
  * the frame's payload, lo?, hi?}
@@ -181,8 +182,7 @@ const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 8000];
  * come back in order (a superseded edit gets none). After a reconnect the current edit is sent
  * again (the server's cache is gone, so its reply starts from step 0).
  *
- * hooks: onEdit(reply decoded), onFocus(reply), onError(seq, message), onStatus({state, retryIn}),
- *        onSent(seq, kind)
+ * hooks: onEdit(reply decoded), onFocus(reply), onError(seq, message), onStatus({state, retryIn})
  */
 export class Live {
   constructor(hooks = {}) {
@@ -192,22 +192,14 @@ export class Live {
     this._edit = null; // the latest edit message (resent after a reconnect)
     this._tries = 0;
     this._timer = null;
-    this._closed = false;
-    this._pendingFocus = null;
     this._everOpen = false;
-  }
-
-  /** The seq of the latest message sent. */
-  get seq() {
-    return this._seq;
   }
 
   /** Send an edit: the whole text, with the unit the page shows. Returns its seq. */
   edit(model, text, focus) {
     const msg = { seq: ++this._seq, model, text, encoding: "binary", focus };
     this._edit = msg;
-    this._pendingFocus = null;
-    this._send(msg, "edit");
+    this._send(msg);
     return msg.seq;
   }
 
@@ -216,7 +208,7 @@ export class Live {
     if (!this._edit) return 0;
     const msg = { seq: ++this._seq, focus: { layer, unit } };
     this._edit = { ...this._edit, focus: { layer, unit } };
-    if (this._isOpen()) this._send(msg, "focus");
+    if (this._isOpen()) this._send(msg);
     // when closed, the edit resent on reconnect carries the new focus
     return msg.seq;
   }
@@ -246,10 +238,9 @@ export class Live {
     return this._ws !== null && this._ws.readyState === WebSocket.OPEN;
   }
 
-  _send(msg, kind) {
+  _send(msg) {
     if (this._isOpen()) {
       this._ws.send(JSON.stringify(msg));
-      this._hooks.onSent?.(msg.seq, kind);
     } else if (!this._ws && !this._timer) {
       this._connect();
     }
@@ -269,7 +260,7 @@ export class Live {
       if (this._edit) {
         const msg = { ...this._edit, seq: ++this._seq };
         this._edit = msg;
-        this._send(msg, "edit");
+        this._send(msg);
       }
     };
     ws.onmessage = (ev) => this._receive(ev.data);
@@ -300,5 +291,70 @@ export class Live {
     } else if (msg.focus !== undefined) {
       this._hooks.onFocus?.(msg);
     }
+  }
+}
+
+/**
+ * Keeps a State's trace in step with its text over the live socket: an edit goes out when the model or
+ * the text changes, a focus request when the unit or the layer does, and each reply is applied to the
+ * state if it still belongs to what the page shows.
+ *
+ * Which replies are stale: an edit reply for another model, or older than the first edit sent for the
+ * model shown (it belongs to another model's session), is dropped. A reply that builds on steps the page
+ * no longer holds starts a fresh session (the current text is sent again from step 0). A reply whose
+ * focus lines were for another unit (a focus request it overtook) asks for the unit's lines again.
+ *
+ * hooks: onTraced() when a reply newer than the last error was applied (the text reads again),
+ *        onError(message) when the server refused the latest text, onCleared() when the text was emptied,
+ *        onStatus({state: "open" | "lost" | "unreachable", retryIn}) as the socket comes and goes.
+ */
+export class LiveSync {
+  constructor(state, hooks = {}) {
+    this._state = state;
+    this._hooks = hooks;
+    this._modelSeq = 0; // seq of the first edit sent for the model shown
+    this._focusSeq = 0; // seq of the latest focus request
+    this._errorSeq = 0; // seq of the latest refused message
+    this._live = new Live({
+      onEdit: (reply) => this._onEdit(reply),
+      onFocus: (reply) => state.applyFocus(reply.focus),
+      onError: (seq, message) => {
+        this._errorSeq = seq;
+        hooks.onError?.(message);
+      },
+      onStatus: (status) => hooks.onStatus?.(status),
+    });
+    state.subscribe((changed) => this._onChange(changed));
+  }
+
+  /** Open the socket now, so the first edit need not wait for the handshake. */
+  connect() {
+    this._live.connect();
+  }
+
+  _onChange(changed) {
+    const s = this._state;
+    if (changed.has("model") || changed.has("text")) {
+      if (!s.text) {
+        this._live.clear();
+        this._hooks.onCleared?.();
+        return;
+      }
+      const seq = this._live.edit(s.model, s.text, { layer: s.layer, unit: s.unit });
+      if (changed.has("model")) this._modelSeq = seq;
+    } else if (changed.has("unit") || changed.has("layer")) {
+      if (s.text) this._focusSeq = this._live.focus(s.layer, s.unit);
+    }
+  }
+
+  _onEdit(reply) {
+    const s = this._state;
+    if (reply.model !== s.model || reply.seq < this._modelSeq) return;
+    if (!s.applyEdit(reply)) {
+      this._live.reset(); // we lack the steps the reply builds on: start a fresh session
+      return;
+    }
+    if (!s.currentLines() && s.T && reply.seq >= this._focusSeq) this._focusSeq = this._live.focus(s.layer, s.unit);
+    if (reply.seq >= this._errorSeq) this._hooks.onTraced?.();
   }
 }

@@ -50,8 +50,9 @@ export function plotlyScale(scale) {
 const _rgb = (hex) => [1, 3, 5].map((k) => parseInt(hex.slice(k, k + 2), 16));
 const _TABLES = {};
 
-/** Shades per scale in the lookup tables colourOf reads (enough that neighbours look the same). */
-const SHADES = 256;
+/** Shades per scale in the lookup tables colourOf reads and the heatmap rasters paint with (enough that
+ *  neighbours look the same). */
+export const SHADES = 256;
 
 function table(scale) {
   if (_TABLES[scale]) return _TABLES[scale];

@@ -5,14 +5,16 @@
  * of the whole vector. Grammar (colah's legend): yellow boxes are learned layers, pink circles pointwise ops,
  * a merge is concatenation, a fork (dot) is a copy; the cell state runs along the top.
  *
- * setModel(card) builds the SVG once per model; update(view) only rewrites text, attributes and fills.
+ * A view like the others: it subscribes to the state. "model" builds the SVG for the new card; "trace",
+ * "focus", "t", "unit" and "layer" only rewrite text, attributes and fills (a scrub step stays cheap).
  * Where everything goes, per cell type, is in diagram-geometry.js.
  */
 import { colourOf } from "./colors.js";
+import { downloadSvg, slug } from "./export.js";
 import { showToken } from "./format.js";
 import {
   GAP, STUB, NEIGHBOUR_MIN, NEIGHBOUR_MAX, NEIGHBOUR_SHARE, MAX_SCALE, OP_R, ELL_RX, ELL_RY, BOX_W, BOX_H,
-  TURN, HEAD_L, HEAD_W, IO_R, DOT_R, MODULE_RX, NEIGHBOUR_RX, CASING, line, strip, SPECS,
+  TURN, HEAD_L, HEAD_W, IO_R, DOT_R, MODULE_RX, NEIGHBOUR_RX, CASING, SPECS,
 } from "./diagram-geometry.js";
 
 const NS = "http://www.w3.org/2000/svg";
@@ -46,7 +48,6 @@ function formatValue(v) {
   if (Number(s) === 0) s = s.replace("-", "");
   return s[0] === "-" ? "−" + s.slice(1) : s;
 }
-
 
 // ---------------------------------------------------------------------------------------------------------
 // SVG helpers
@@ -121,11 +122,26 @@ function ioLabel(parent, x, y, name, sub) {
 
 // ---------------------------------------------------------------------------------------------------------
 
+/** What changes redraw the numbers (a new card also rebuilds the SVG). */
+const SHOWN = ["model", "trace", "focus", "t", "unit", "layer"];
+
+const _ZEROS = new Map();
+/** h_{t−1} and C_{t−1} at t = 0: H zeros (one array per size). */
+function zeros(H) {
+  if (!_ZEROS.has(H)) _ZEROS.set(H, new Float32Array(H));
+  return _ZEROS.get(H);
+}
+
 /** colah's chain diagram for one cell type, with the selected unit's values on it. */
 export class Diagram {
-  /** root: an empty element the diagram fills with its own <svg>; hooks.onGate(key | null) on hover. */
-  constructor(root, hooks = {}) {
+  /**
+   * els: {root (an empty element the diagram fills with its own <svg>), tools: {png, svg} (export buttons)}.
+   * hooks: onGate(key | null) on hover, onError(message) when an export fails.
+   */
+  constructor(els, state, hooks = {}) {
+    const root = els.root;
     this._root = root;
+    this._state = state;
     this._hooks = hooks;
     this._svg = null;
     this._spec = null;
@@ -135,12 +151,55 @@ export class Diagram {
     this._external = null;
     this._litKey = null;
     this._lit = [];
+    this._tokens = { version: -1, T: -1, list: [] };
     this._resize = new ResizeObserver(() => this._fit());
     this._resize.observe(root);
+    for (const [format, btn] of Object.entries(els.tools || {})) btn.addEventListener("click", () => this._export(format));
+    state.subscribe((changed) => this._onChange(changed));
+  }
+
+  /** Light one key's path from outside (a box/op part or a line key); null clears. */
+  highlight(key) {
+    this._external = key;
+    if (this._svg && this._hovered === null) this._focus(key);
+  }
+
+  _onChange(changed) {
+    const s = this._state;
+    if (!s.card) return;
+    if (changed.has("model")) this._setModel(s.card);
+    if (SHOWN.some((k) => changed.has(k))) this._render(this._viewOf(s));
+  }
+
+  /** What the diagram shows at t: exact lines of the unit, every unit's values at t, the C range. */
+  _viewOf(s) {
+    const { T, t } = s;
+    const H = s.card.hidden_size;
+    const layer = s.trace.layers[s.layer] || {};
+    const vectors = {};
+    if (T) {
+      for (const g of s.card.gates) vectors[g] = layer[g].row(t);
+      vectors.h_prev = t > 0 ? layer.h.row(t - 1) : zeros(H);
+      if (layer.c) vectors.c_prev = t > 0 ? layer.c.row(t - 1) : zeros(H);
+    }
+    // the token list is copied only when the trace changed (a scrub step stays cheap)
+    if (this._tokens.version !== s.trace.version || this._tokens.T !== T) {
+      this._tokens = { version: s.trace.version, T, list: s.trace.tokens.slice(0, T) };
+    }
+    const tokens = this._tokens.list;
+    return { t, T, tokens, unit: s.unit, layer: s.layer, lines: s.currentLines() || {}, vectors, cellMax: s.trace.cellMax(s.layer) || 1 };
+  }
+
+  _export(format) {
+    const s = this._state;
+    if (!this._svg) return;
+    downloadSvg(this._svg, format, slug(`gatescope-${s.model}-diagram-t${s.t}-unit${s.unit}`)).catch((e) =>
+      this._hooks.onError?.(`The diagram could not be saved: ${e.message}`),
+    );
   }
 
   /** Draw the structure for a model card {id, cell, gates, hidden_size, layers, input}. */
-  setModel(card) {
+  _setModel(card) {
     const build = SPECS[card.cell];
     if (!build) throw new Error(`Unknown cell '${card.cell}'`);
     this._card = card;
@@ -151,7 +210,7 @@ export class Diagram {
   }
 
   /** Put the numbers on for view {t, tokens, unit, lines, vectors, cellMax}; cheap (text, attributes, fills). */
-  update(view) {
+  _render(view) {
     if (!this._svg) return;
     this._view = view;
     const { t, lines = {}, vectors = {}, unit = 0 } = view;
@@ -210,12 +269,6 @@ export class Diagram {
       }
     }
     this._showTokens();
-  }
-
-  /** Light one key's path from outside (a box/op part or a line key); null clears. */
-  highlight(key) {
-    this._external = key;
-    if (this._svg && this._hovered === null) this._focus(key);
   }
 
   // -------------------------------------------------------------------------------------------------------

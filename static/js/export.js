@@ -87,7 +87,9 @@ export async function downloadSvg(svg, format, filename) {
     ctx.fillStyle = "#ffffff";
     ctx.fillRect(0, 0, canvas.width, canvas.height);
     ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
-    const png = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+    const png = await new Promise((resolve) => {
+      canvas.toBlob(resolve, "image/png");
+    });
     saveBlob(png, `${filename}.png`);
   } finally {
     URL.revokeObjectURL(url);

@@ -15,10 +15,10 @@
  * until then the cells show without their frames.
  */
 
-import { CELL_SOFT, cellTicks, plotlyScale, rangeOf, scaleOf } from "./colors.js";
+import { CELL_SOFT, SHADES, cellTicks, plotlyScale, rangeOf, scaleOf } from "./colors.js";
 import { downloadFigure, slug } from "./export.js";
 import { MATH, SHORT, el, esc, fmt, showToken } from "./format.js";
-import { AXIS_COLOUR, CONFIG, FONT, MONO, axis, LUT_SIZE, hasPlotly, loadPlotly, plotlyReady, lutOf, timeExtent } from "./plotting.js";
+import { AXIS_COLOUR, CONFIG, FONT, MONO, axis, hasPlotly, loadPlotly, lutOf, plotlyReady, timeExtent } from "./plotting.js";
 
 /** What each gate is called beside its math name. */
 const ROLE = {
@@ -196,7 +196,7 @@ class Panel {
       const px = new Uint32Array(img.data.buffer);
       const data = series.data;
       const lut = this.lut;
-      const top = LUT_SIZE - 1;
+      const top = SHADES - 1;
       const k = top / (hi - lo || 1);
       const cell = this.scale === "cell";
       const a = cell ? (0.5 * top) / Math.asinh(hi / CELL_SOFT) : 0;
@@ -216,7 +216,6 @@ class Panel {
     const stale = from === 0 ? this.cols : this.painted;
     if (stale > T) this.ctx.clearRect(T, 0, stale - T, H);
     this.painted = T;
-    this.root.dataset.columns = String(T); // columns drawn (a hook for tests)
     this.T = T;
     this.placeRaster();
   }

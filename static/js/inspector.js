@@ -8,11 +8,11 @@
  * first changed step.
  */
 
+import { defaultTextGate, knownUnitAt } from "./cards.js";
 import { CELL_SOFT, colourOf, darkTextOn, rangeOf, scaleOf } from "./colors.js";
 import { downloadFigure, slug } from "./export.js";
 import { MATH, PLAIN, el, fmt, showToken } from "./format.js";
 import { CONFIG, FONT, axis, hasPlotly, loadPlotly, plotlyReady, timeExtent } from "./plotting.js";
-import { knownUnits } from "./scrubber.js";
 
 /** Height of one gate's strip in the curves chart (px). */
 const STRIP = 46;
@@ -76,7 +76,7 @@ export class Inspector {
     const card = this.state.card;
     const { gate, predsBox } = this.els;
     gate.replaceChildren(...card.gates.map((g) => el("option", { value: g, text: PLAIN[g] || g })));
-    gate.value = ["lstm", "peephole", "coupled"].includes(card.cell) ? "c" : "h";
+    gate.value = defaultTextGate(card);
     this.els.text.replaceChildren();
     this.spans = [];
     this.current = null;
@@ -89,7 +89,7 @@ export class Inspector {
 
   _showTitle() {
     const s = this.state;
-    const k = knownUnits(s.card).find((x) => x.unit === s.unit && x.layer === s.layer);
+    const k = knownUnitAt(s.card, s.layer, s.unit);
     const layer = s.card.layers > 1 ? `, layer ${s.layer}` : "";
     this.els.title.textContent = `Unit ${s.unit}${layer} up close${k ? ` — known as “${k.name}”` : ""}`;
   }
@@ -117,7 +117,10 @@ export class Inspector {
       const span = document.createElement("span");
       span.dataset.t = String(t);
       span.textContent = tok === "\n" ? "↵" : tok === "\t" ? "⇥" : tok;
-      if (unknown.has(t)) span.className = "unk";
+      if (unknown.has(t)) {
+        span.className = "unk";
+        span.title = "Not in the model's vocabulary: read as its unknown token";
+      }
       frag.append(span);
       if (tok === "\n") frag.append("\n");
       this.spans.push(span);
@@ -152,7 +155,6 @@ export class Inspector {
       span.style.background = bg;
       span.style.color = darkTextOn(gate, v, cellMax) ? "#111" : "#fff";
     }
-    this.els.text.dataset.gate = gate;
     this._markCurrent();
   }
 

@@ -3,7 +3,7 @@
  * rasters paint with (built from colors.js, so a value has one colour everywhere).
  */
 
-import { colourOf, rangeOf, scaleOf } from "./colors.js";
+import { SHADES, colourOf, rangeOf, scaleOf } from "./colors.js";
 
 /** Font of chart text (the page's). */
 export const FONT = { family: "system-ui, -apple-system, 'Segoe UI', sans-serif", size: 12, color: "#2b3137" };
@@ -30,8 +30,6 @@ export function axis(extra = {}) {
   };
 }
 
-/** Shades in a raster lookup table (the same count colors.js uses). */
-const SHADES = 256;
 const _luts = {};
 
 /**
@@ -52,9 +50,6 @@ export function lutOf(key) {
   return (_luts[scale] = lut);
 }
 
-/** Shades per lookup table. */
-export const LUT_SIZE = SHADES;
-
 /** Steps of headroom the time axis keeps, as a share of T (so a keystroke rarely moves the axis). */
 const HEADROOM = 1 / 25;
 
@@ -72,14 +67,18 @@ export function timeExtent(T, exact = false) {
 
 let _resolve = null;
 let _reject = null;
-const _ready = new Promise((resolve, reject) => ((_resolve = resolve), (_reject = reject)));
+const _ready = new Promise((resolve, reject) => {
+  _resolve = resolve;
+  _reject = reject;
+});
 _ready.catch(() => {});
 let _asked = false;
 
 /**
  * Load plotly.js once, as a classic script (global Plotly) from the server's /vendor copy.
- * It is 4.8 MB: its first compile takes ~1 s on a small machine, so main.js asks for it after the
- * first trace is drawn (the cells, the diagram and the numbers need no plotly; the charts' frames do).
+ * It is 4.8 MB: its first compile takes ~1 s on a small machine, so the page asks for it after the
+ * first trace is drawn (loadPlotlyAfterFirstTrace: the cells, the diagram and the numbers need no
+ * plotly; the charts' frames do).
  */
 export function loadPlotly() {
   if (!_asked) {
@@ -94,6 +93,21 @@ export function loadPlotly() {
     }
   }
   return _ready;
+}
+
+/** How long the page waits for a first trace before it loads plotly.js anyway (ms). */
+const PLOTLY_LATEST_MS = 2500;
+
+/** Load plotly.js once the state's first trace is on screen (in the task after its frame), or after
+ *  PLOTLY_LATEST_MS if no trace comes first; onError(message) when it does not load. */
+export function loadPlotlyAfterFirstTrace(state, onError) {
+  const load = () => loadPlotly().catch((e) => onError(e.message));
+  const unsubscribe = state.subscribe((changed) => {
+    if (!changed.has("trace") || !state.T) return;
+    unsubscribe();
+    requestAnimationFrame(() => setTimeout(load, 0));
+  });
+  setTimeout(load, PLOTLY_LATEST_MS);
 }
 
 /** Resolves when plotly.js is ready (without asking for it). */

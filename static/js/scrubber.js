@@ -4,30 +4,13 @@
  * Keys when the text box does not have focus: ← → one step, Home/End the ends, Space plays/pauses.
  */
 
-import { el, fmt, showToken } from "./format.js";
+import { knownUnits } from "./cards.js";
+import { el, showToken } from "./format.js";
 
 /** Playback speeds offered, in steps a second. */
 const SPEEDS = [2, 5, 10, 25, 50];
 /** Speed selected at first (steps a second). */
 const DEFAULT_SPEED = 10;
-
-/** The card's known units as [{name, layer, unit, note}] (cards list them in a few shapes). */
-export function knownUnits(card) {
-  const out = [];
-  const visit = (name, v) => {
-    if (!v || typeof v !== "object") return;
-    if (Array.isArray(v)) return v.forEach((x) => visit(name, x));
-    if (typeof v.unit === "number") {
-      const label = v.feature || name;
-      const note = typeof v.r === "number" ? `r = ${fmt(v.r)}` : typeof v.separation === "number" ? `separation ${fmt(v.separation)}` : "";
-      out.push({ name: label, layer: v.layer ?? 0, unit: v.unit, note, score: Math.abs(v.r ?? v.separation ?? 0) });
-      return;
-    }
-    for (const [k, x] of Object.entries(v)) visit(k === "features" ? name : k, x);
-  };
-  visit("unit", card?.telling_units);
-  return out;
-}
 
 export class Scrubber {
   /** els: {range, timestep, play, speed, unit, known, layer}; text: the text box (keys go to it when focused). */

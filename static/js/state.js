@@ -4,6 +4,7 @@
  * Views subscribe and get told what changed:
  *
  *   subscribe((changed, state) => ...)   changed: Set of
+ *     "cards"   the model list changed (state.listed: every card; state.cards: those the page can drive)
  *     "model"   the card changed (views rebuild their structure; the store was emptied)
  *     "trace"   steps arrived or were cut (state.trace.from: the first step that changed)
  *     "focus"   the selected unit's exact lines arrived (state.focus)
@@ -12,6 +13,8 @@
  * The selection round-trips through the URL hash (#model=code&layer=0&t=12&unit=118&text=...).
  * Nothing here computes a gate: values come from the server; this module only stores and indexes.
  */
+
+import { defaultUnit } from "./cards.js";
 
 /** Rows a Series reserves when it first grows. */
 const FIRST_CAPACITY = 256;
@@ -52,7 +55,6 @@ export class Series {
   row(t) {
     return this.data.subarray(t * this.width, (t + 1) * this.width);
   }
-
 }
 
 /** The steps the page holds: tokens, gates per layer, predictions; cut and appended by edit replies. */
@@ -158,11 +160,9 @@ export class TraceStore {
     return this._cellMaxValue;
   }
 
-  /** The Series of a gate in a layer. */
-  series(layer, gate) {
-    const s = this.layers[layer]?.[gate];
-    if (!s) throw new Error(`Unknown gate '${gate}' in layer ${layer}`);
-    return s;
+  /** The shown steps whose token is not in the vocabulary (read as its unknown entry). */
+  unknownShown() {
+    return this.unknown.filter((t) => t < this.T);
   }
 }
 
@@ -173,6 +173,9 @@ function _clamp(x, lo, hi) {
 /** The whole page's state. */
 export class State {
   constructor() {
+    /** Every card the server lists (vector models too: the picker shows them, disabled). */
+    this.listed = [];
+    /** The cards the page can drive (text models; every card when there is none). */
     this.cards = [];
     this.card = null;
     this.model = null;
@@ -213,6 +216,48 @@ export class State {
     return this.cards.find((c) => c.id === id) || null;
   }
 
+  /** Take the server's model list (GET /api/models). */
+  setCards(cards) {
+    const usable = cards.filter((c) => c.input === "text");
+    this.listed = cards;
+    this.cards = usable.length ? usable : cards;
+    this._notify(new Set(["cards"]));
+  }
+
+  /**
+   * Switch model, as the picker does. Your own text stays when the new model reads the same symbols (the
+   * same vocabulary size: the recall-* models, to compare cells on one input); otherwise, or when the text
+   * is one of the old model's examples, the new model's first example replaces it. The unit shown is the
+   * new card's most telling one.
+   */
+  choose(id) {
+    const old = this.card;
+    const card = this.cardOf(id);
+    if (!card) throw new Error(`Unknown model '${id}'`);
+    const sameSymbols = old && old.vocab === card.vocab && old.input === card.input;
+    const keep = this.text && sameSymbols && !old.examples.includes(this.text);
+    const text = keep ? this.text : card.examples[0] || "";
+    this.setModel(id, { ...defaultUnit(card), text });
+  }
+
+  /**
+   * Show what a URL hash names (model, layer, t, unit, text); a model the server lacks gives way to
+   * `fallback` (then the first card). Returns the hash's model id when it was not found, else null.
+   */
+  openHash(hash, fallback) {
+    const h = parseHash(hash);
+    const cards = this.cards;
+    const card = cards.find((c) => c.id === h.model) || cards.find((c) => c.id === fallback) || cards[0];
+    const start = defaultUnit(card);
+    this.setModel(card.id, {
+      unit: h.unit ?? start.unit,
+      layer: h.layer ?? start.layer,
+      text: h.text ?? card.examples[0] ?? "",
+      t: h.t ?? null,
+    });
+    return h.model && h.model !== card.id ? h.model : null;
+  }
+
   /** Select a model: empties the store; layer and unit are clamped to the new size. */
   setModel(id, { unit = null, layer = null, text = null, t = null } = {}) {
     const card = this.cardOf(id);
@@ -230,8 +275,10 @@ export class State {
     this._notify(new Set(["model", "text", "trace", "layer", "unit", "t", "focus"]));
   }
 
-  /** Change the text (the views learn of it; the data arrives later with "trace"). */
-  setText(text) {
+  /** Change the text (the views learn of it; the data arrives later with "trace"). With `follow`, t goes
+   *  to the last step as the steps arrive (an example chosen), wherever it was. */
+  setText(text, { follow = false } = {}) {
+    if (follow) this.follow = true;
     if (text === this.text) return;
     this.text = text;
     const changed = new Set(["text"]);
@@ -261,12 +308,21 @@ export class State {
     const changed = new Set();
     const u = _clamp(Math.round(unit), 0, card.hidden_size - 1);
     const l = _clamp(Math.round(layer), 0, card.layers - 1);
-    if (u !== this.unit) (this.unit = u), changed.add("unit");
-    if (l !== this.layer) (this.layer = l), changed.add("layer");
+    if (u !== this.unit) {
+      this.unit = u;
+      changed.add("unit");
+    }
+    if (l !== this.layer) {
+      this.layer = l;
+      changed.add("layer");
+    }
     if (t !== null && this.trace.T) {
       const next = _clamp(Math.round(t), 0, this.trace.T - 1);
       this.follow = next === this.trace.T - 1;
-      if (next !== this.t) (this.t = next), changed.add("t");
+      if (next !== this.t) {
+        this.t = next;
+        changed.add("t");
+      }
     }
     this._notify(changed);
   }
@@ -279,9 +335,16 @@ export class State {
     const changed = new Set(["trace"]);
     const T = this.trace.T;
     let t;
-    if (this.pendingT !== null) (t = _clamp(this.pendingT, 0, T - 1)), (this.pendingT = null);
-    else t = this.follow ? T - 1 : _clamp(this.t, 0, T - 1);
-    if (t !== this.t) (this.t = t), changed.add("t");
+    if (this.pendingT !== null) {
+      t = _clamp(this.pendingT, 0, T - 1);
+      this.pendingT = null;
+    } else {
+      t = this.follow ? T - 1 : _clamp(this.t, 0, T - 1);
+    }
+    if (t !== this.t) {
+      this.t = t;
+      changed.add("t");
+    }
     this.follow = this.t === T - 1;
     if (reply.focus) {
       if (this._mergeFocus(reply.focus)) changed.add("focus");

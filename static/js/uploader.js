@@ -3,19 +3,23 @@
  * an optional vocabulary) and shows the upload's progress, then the server's verdict; and a button
  * that removes an uploaded model. Shown only when the server takes uploads (data-uploads on <body>).
  * The file types offered are the server's: the template writes them into the file input's `accept`.
+ *
+ * After an upload or a removal the state takes the server's new model list; an added text model is
+ * chosen at once, a removed one gives way to `defaultModel`.
  */
 
-import { ApiError, deleteModel, uploadModel } from "./api.js";
+import { ApiError, deleteModel, listModels, uploadModel } from "./api.js";
 
 export class Uploader {
   /**
    * els: {open (button), dialog, form, file, vocab, name, status, progress, submit, cancel, remove (button)}
-   * hooks: onAdded(card) after an upload, onRemoved(id) after a removal.
+   * options: defaultModel (shown after a removal); onMessage(text | null, level) for the page's banner.
    */
-  constructor(els, state, hooks = {}) {
+  constructor(els, state, { defaultModel = null, onMessage = () => {} } = {}) {
     this.els = els;
     this.state = state;
-    this.hooks = hooks;
+    this._defaultModel = defaultModel;
+    this._message = onMessage;
     els.open.addEventListener("click", () => this._open());
     els.cancel.addEventListener("click", () => els.dialog.close());
     els.form.addEventListener("submit", (ev) => {
@@ -23,7 +27,9 @@ export class Uploader {
       this._upload();
     });
     els.remove.addEventListener("click", () => this._remove());
-    state.subscribe((changed) => changed.has("model") && this._showRemove());
+    state.subscribe((changed) => {
+      if (changed.has("model")) this._showRemove();
+    });
   }
 
   _open() {
@@ -37,7 +43,7 @@ export class Uploader {
   }
 
   async _upload() {
-    const { file, vocab, name, status, progress, submit, dialog } = this.els;
+    const { file, vocab, name, progress, submit, dialog } = this.els;
     if (!file.files.length) return this._say("Choose a weight file first.", true);
     submit.disabled = true;
     progress.hidden = false;
@@ -52,15 +58,32 @@ export class Uploader {
         this._say(`Uploading… ${Math.round((100 * sent) / (total || 1))}%`);
       }
     };
+    let card;
     try {
-      const card = await uploadModel(file.files[0], vocab.files[0] || null, name.value.trim(), onProgress);
-      dialog.close();
-      this.hooks.onAdded?.(card);
+      card = await uploadModel(file.files[0], vocab.files[0] || null, name.value.trim(), onProgress);
     } catch (e) {
       progress.hidden = true;
       submit.disabled = false;
-      this._say(e instanceof ApiError ? e.message : `The upload failed: ${e.message}`, true);
+      return this._say(e instanceof ApiError ? e.message : `The upload failed: ${e.message}`, true);
     }
+    dialog.close();
+    return this._added(card);
+  }
+
+  async _added(card) {
+    try {
+      this.state.setCards(await listModels());
+    } catch (e) {
+      return this._message(e.message);
+    }
+    if (card.input !== "text") {
+      return this._message(
+        `Added '${card.id}', a model that reads vectors: trace it with POST /api/trace {"model": "${card.id}", "vectors": [...]}.`,
+        "warning",
+      );
+    }
+    this._message(null);
+    return this.state.choose(card.id);
   }
 
   async _remove() {
@@ -69,10 +92,14 @@ export class Uploader {
     if (!confirm(`Remove the uploaded model '${card.id}' from this server?`)) return;
     try {
       await deleteModel(card.id);
-      this.hooks.onRemoved?.(card.id);
+      this.state.setCards(await listModels());
     } catch (e) {
-      this.hooks.onError?.(e.message);
+      this._message(e.message);
+      return;
     }
+    const cards = this.state.cards;
+    this.state.choose(cards.find((c) => c.id === this._defaultModel)?.id || cards[0].id);
+    this._message(`Removed '${card.id}'.`, "info");
   }
 
   _showRemove() {
