@@ -21,10 +21,16 @@ run: $(VENV)/.installed
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
-lint: $(VENV)/.installed
+# eslint and its rules, pinned by package-lock.json (npm ci installs exactly those).
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+lint: $(VENV)/.installed node_modules/.installed
 	$(VENV)/bin/ruff check model app tests bench
 	$(VENV)/bin/ruff format --check model app tests bench
 	$(VENV)/bin/mypy model app
+	npx --no-install eslint static/js
 
 test: $(VENV)/.installed chromium lint
 	$(PY) -m pytest -q
