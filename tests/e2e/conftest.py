@@ -1,6 +1,7 @@
 """A real server on a free localhost port and a real headless Chromium (Debian's, driven by Playwright), plus what
 the browser tests share: the API's trace as a reference, what the page shows (diagram numbers, drawn heatmap columns),
-and the check that a page logged no error and asked no other host."""
+and the check that a page logged no error and asked no other host. The main server's models folder holds one model
+of the tests' own: a tiny text LSTM whose vocabulary has an unknown entry (UNK_MODEL)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -80,10 +83,33 @@ def _running_server(tmp: Path, **env_extra: str) -> Iterator[ServerURL]:
         log.close()
 
 
+#: A model of the tests' own in the main server's models folder: it reads UNK_VOCAB, and any other character as
+#: its unknown entry "<unk>" (the bundled models but one refuse such text).
+UNK_MODEL = "unk-e2e"
+UNK_VOCAB = ["<unk>", "a", "b", "c", " "]
+
+
+def _write_unk_model(models: Path) -> None:
+    """A tiny random char-level LSTM (H = 8, one-hot input, a next-token head) reading UNK_VOCAB, saved in gatescope's
+    own format where the server finds uploaded models."""
+    import model
+
+    V = len(UNK_VOCAB)
+    spec = model.Spec("lstm", V, 8, vocab=UNK_VOCAB, tokenizer="char", output_size=V)
+    rng = np.random.default_rng(0)
+    params = {n: (0.5 * rng.standard_normal(spec.expected_shape(n))).astype(np.float32) for n in spec.param_names()}
+    folder = models / UNK_MODEL
+    folder.mkdir(parents=True)
+    model.save(model.Network(spec, params), folder / "model.safetensors")
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory) -> Iterator[str]:
-    """The app under uvicorn in its own process (uploads kept in a fresh folder); yields its base URL."""
-    with _running_server(tmp_path_factory.mktemp("server")) as url:
+    """The app under uvicorn in its own process (uploads kept in a fresh folder, which starts with UNK_MODEL); yields
+    its base URL."""
+    tmp = tmp_path_factory.mktemp("server")
+    _write_unk_model(tmp / "models")
+    with _running_server(tmp) as url:
         yield url
 
 
@@ -113,11 +139,13 @@ def browser():
 
 
 def _recorded(pg):
-    """A page that records its console errors and every request's URL."""
+    """A page that records its console errors (page_errors: the uncaught exceptions among them) and every request's
+    URL."""
     pg.console_errors = []
+    pg.page_errors = []
     pg.requested = []
     pg.on("console", lambda m: m.type == "error" and pg.console_errors.append(m.text))
-    pg.on("pageerror", lambda e: pg.console_errors.append(str(e)))
+    pg.on("pageerror", lambda e: (pg.console_errors.append(str(e)), pg.page_errors.append(str(e))))
     pg.on("request", lambda r: pg.requested.append(r.url))
     return pg
 
@@ -171,6 +199,35 @@ def api_trace(server: str, model_id: str, text: str) -> dict:
     )
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.load(r)
+
+
+def api_upload(server: str, weights: Path, vocab: Path | None = None, name: str | None = None) -> tuple[int, dict]:
+    """POST {server}/api/models (multipart: file, vocab, name): the status and the JSON body, a refusal's too."""
+    boundary = uuid.uuid4().hex
+    fields = [("file", weights.read_bytes(), weights.name)]
+    if vocab is not None:
+        fields.append(("vocab", vocab.read_bytes(), vocab.name))
+    if name is not None:
+        fields.append(("name", name.encode(), None))
+    parts = []
+    for field, value, filename in fields:
+        disposition = f'form-data; name="{field}"' + (f'; filename="{filename}"' if filename else "")
+        parts.append(f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + value + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    req = urllib.request.Request(
+        server + "/api/models", data=body, headers={"content-type": f"multipart/form-data; boundary={boundary}"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def api_models(server: str) -> list[str]:
+    """The ids GET {server}/api/models lists."""
+    with urllib.request.urlopen(server + "/api/models", timeout=10) as r:
+        return [c["id"] for c in json.load(r)]
 
 
 def api_card(server: str, model_id: str) -> dict:

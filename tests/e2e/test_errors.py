@@ -1,4 +1,5 @@
-"""Bad input gets a message in the page (role="alert") that names the problem, and the message goes when it is fixed."""
+"""Bad input gets a message in the page (role="alert") that names the problem, and the message goes when it is fixed;
+characters a model reads as its unknown token are marked where they are, however the text grew."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import ARTIFACTS, SMALL_MAX_TOKENS, api_card, assert_clean, wait_drawn
+from .conftest import ARTIFACTS, SMALL_MAX_TOKENS, UNK_MODEL, api_card, api_trace, assert_clean, wait_drawn
 
 pytestmark = pytest.mark.e2e
 
@@ -49,3 +50,50 @@ def test_a_text_over_the_limit_is_named_in_an_alert(page, small_server):
     expect(alert).to_be_hidden()
     wait_drawn(page, gates, 6)
     assert_clean(page, small_server)
+
+
+def marked_unknown(pg) -> list[int]:
+    """The steps the coloured text marks as unknown tokens (underlined, with a tooltip that says so)."""
+    marked = pg.get_by_test_id("coloured-text").locator("span.unk")
+    return [int(t) for t in marked.evaluate_all("es => es.map((e) => e.dataset.t)")]
+
+
+def test_unknown_characters_are_marked_where_they_are_as_the_text_grows(page, server):
+    page.goto(server + "/")
+    page.get_by_test_id("model").select_option(UNK_MODEL)
+    gates = api_card(server, UNK_MODEL)["gates"]
+    box = page.get_by_test_id("input")
+    alert = page.get_by_role("alert")
+    box.fill("ab?")
+    wait_drawn(page, gates, 3)
+    assert api_trace(server, UNK_MODEL, "ab?")["unknown"] == [2]
+    expect(alert).to_contain_text(f"'?' is not in {UNK_MODEL}'s vocabulary (first at t = 2)")
+    assert marked_unknown(page) == [2]
+    expect(box).not_to_have_attribute("aria-invalid", "true")  # read, not refused
+
+    # typed on, key by key: each edit sends only the new steps, whose unknown positions count from the text's start
+    box.press("End")
+    box.press_sequentially(" c?a")
+    text = "ab? c?a"
+    wait_drawn(page, gates, len(text))
+    unknown = api_trace(server, UNK_MODEL, text)["unknown"]
+    assert unknown == [2, 5]
+    assert marked_unknown(page) == unknown
+    expect(alert).to_contain_text(f"'?' is not in {UNK_MODEL}'s vocabulary (first at t = 2)")
+    spans = page.get_by_test_id("coloured-text").locator("span")
+    expect(spans.nth(5)).to_have_text("?")
+    expect(spans.nth(5)).to_have_attribute("title", re.compile("vocabulary"))
+
+    # an edit in the middle: the unknown character before it stays marked; the one after it moves with the text
+    box.fill("a?b? c?a")
+    wait_drawn(page, gates, 8)
+    assert api_trace(server, UNK_MODEL, "a?b? c?a")["unknown"] == [1, 3, 6]
+    assert marked_unknown(page) == [1, 3, 6]
+    expect(alert).to_contain_text("(first at t = 1)")
+    page.screenshot(path=str(ARTIFACTS / "unknown-characters.png"))
+
+    box.fill("abc")  # every character known: the warning goes
+    wait_drawn(page, gates, 3)
+    expect(alert).to_be_hidden()
+    assert marked_unknown(page) == []
+    assert_clean(page, server)

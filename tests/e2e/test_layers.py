@@ -3,11 +3,8 @@ and the heatmaps."""
 
 from __future__ import annotations
 
-import json
 import re
 import urllib.error
-import urllib.request
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +15,7 @@ from .conftest import (
     ARTIFACTS,
     api_card,
     api_trace,
+    api_upload,
     assert_clean,
     assert_drawn,
     assert_numbers_match_api,
@@ -39,25 +37,9 @@ TEXT = "hello water tower"
 
 def upload(server: str, weights: Path, vocab: Path, name: str) -> dict:
     """POST {server}/api/models (multipart: file, vocab, name); the new card."""
-    boundary = uuid.uuid4().hex
-    parts = []
-    for field, value, filename in (
-        ("file", weights.read_bytes(), weights.name),
-        ("vocab", vocab.read_bytes(), vocab.name),
-        ("name", name.encode(), None),
-    ):
-        disposition = f'form-data; name="{field}"' + (f'; filename="{filename}"' if filename else "")
-        parts.append(f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + value + b"\r\n")
-    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-    req = urllib.request.Request(
-        server + "/api/models", data=body, headers={"content-type": f"multipart/form-data; boundary={boundary}"}
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=120) as r:
-            assert r.status == 201
-            return json.load(r)
-    except urllib.error.HTTPError as e:
-        raise AssertionError(f"the upload was refused: {e.code} {e.read().decode()}") from None
+    status, body = api_upload(server, weights, vocab, name)
+    assert status == 201, f"the upload was refused: {status} {body}"
+    return body
 
 
 @pytest.fixture(scope="module")
