@@ -23,7 +23,8 @@ from starlette.concurrency import run_in_threadpool
 import model
 
 from ..encoding import dumps_binary, dumps_compact, focus_json, trace_compact, trace_json
-from ..registry import Entry
+from ..registry import Entry, Registry
+from ..settings import Settings
 from .deps import LiveSlotsDep, RegistryDep, SettingsDep, check_input, find_model
 
 router = APIRouter(tags=["live"])
@@ -102,6 +103,77 @@ def _parse(message: MutableMapping[str, Any]) -> Any:
         return LiveError(f"that message is not JSON ({e})")
 
 
+class Connection:
+    """One socket's message pump: a reader keeps only the newest waiting edit (and the newest waiting
+    focus request); the writer answers them in turn, each in a worker thread."""
+
+    def __init__(self, ws: WebSocket, registry: Registry, settings: Settings) -> None:
+        self.ws, self.registry, self.settings = ws, registry, settings
+        self.session = Session()
+        self.pending: dict[str, Any] = {}  # "edit", "focus": the newest message of each kind
+        self.arrived = asyncio.Event()
+
+    async def run(self) -> None:
+        """Answer messages until the client leaves (WebSocketDisconnect); a bug propagates."""
+        reader = asyncio.create_task(self._receive())
+        try:
+            while True:
+                wait = asyncio.create_task(self.arrived.wait())
+                done, _ = await asyncio.wait({wait, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if reader in done:
+                    wait.cancel()
+                    reader.result()  # re-raises the disconnect
+                self.arrived.clear()
+                for kind in ("edit", "focus"):
+                    if kind in self.pending:
+                        await self._send(await self._answer(self.pending.pop(kind)))
+        finally:
+            reader.cancel()
+
+    async def _receive(self) -> None:
+        while True:
+            msg = _parse(await self.ws.receive())
+            if isinstance(msg, dict) and "text" not in msg and "model" not in msg and "focus" in msg:
+                self.pending["focus"] = msg
+            else:
+                self.pending["edit"] = msg  # a newer edit replaces one still waiting
+                self.pending.pop("focus", None)  # and carries its own focus
+            self.arrived.set()
+
+    async def _answer(self, msg: Any) -> dict[str, Any] | str | bytes:
+        """The reply to one message; the client's mistakes, and only those, become {"seq", "error"}."""
+        seq = msg.get("seq") if isinstance(msg, dict) else None
+        try:
+            return await self._reply(msg)
+        except (LiveError, model.InputError) as e:
+            return {"seq": seq, "error": str(e)}
+        except HTTPException as e:  # a refusal from deps.py: the same words as over HTTP
+            return {"seq": seq, "error": e.detail}
+
+    async def _reply(self, msg: Any) -> dict[str, Any] | str | bytes:
+        if isinstance(msg, LiveError):
+            raise msg
+        if not isinstance(msg, dict):
+            raise LiveError("send a JSON object: {'model': id, 'text': ...}")
+        if "text" not in msg and "model" not in msg:
+            return await run_in_threadpool(self.session.refocus, msg)
+        name, text = msg.get("model"), msg.get("text")
+        entry = find_model(self.registry, name)  # 404's words when name is not a model (or not a string)
+        assert isinstance(name, str)
+        if not isinstance(text, str) or not text:
+            raise LiveError("send {'model': id, 'text': a non-empty string}")
+        checked = check_input(name, entry, text, None, self.settings)  # the checks POST /api/trace makes
+        return await run_in_threadpool(self.session.update, name, entry, msg, checked.tokens, self.settings.top_k)
+
+    async def _send(self, out: dict[str, Any] | str | bytes) -> None:
+        if isinstance(out, bytes):
+            await self.ws.send_bytes(out)
+        elif isinstance(out, str):
+            await self.ws.send_text(out)
+        else:
+            await self.ws.send_json(out)
+
+
 @router.websocket("/api/live")
 async def live_trace(ws: WebSocket, registry: RegistryDep, settings: SettingsDep, slots: LiveSlotsDep) -> None:
     """Live typing: only the steps after the first change travel."""
@@ -110,61 +182,8 @@ async def live_trace(ws: WebSocket, registry: RegistryDep, settings: SettingsDep
         await ws.send_json({"error": f"this server holds at most {slots.limit} live sessions; try later"})
         await ws.close(code=1013)  # try again later
         return
-    session = Session()
-    pending: dict[str, Any] = {}  # the newest waiting edit and the newest waiting focus request
-    arrived = asyncio.Event()
-
-    async def receive() -> None:
-        while True:
-            msg = _parse(await ws.receive())
-            if isinstance(msg, dict) and "text" not in msg and "model" not in msg and "focus" in msg:
-                pending["focus"] = msg
-            else:
-                pending["edit"] = msg  # a newer edit replaces one still waiting
-                pending.pop("focus", None)  # and carries its own focus
-            arrived.set()
-
-    async def reply(msg: Any) -> dict[str, Any] | str | bytes:
-        if isinstance(msg, LiveError):
-            raise msg
-        if not isinstance(msg, dict):
-            raise LiveError("send a JSON object: {'model': id, 'text': ...}")
-        if "text" not in msg and "model" not in msg:
-            return await run_in_threadpool(session.refocus, msg)
-        name, text = msg.get("model"), msg.get("text")
-        entry = find_model(registry, name)  # 404's words when name is not a model (or not a string)
-        assert isinstance(name, str)
-        if not isinstance(text, str) or not text:
-            raise LiveError("send {'model': id, 'text': a non-empty string}")
-        checked = check_input(name, entry, text, None, settings)  # the checks POST /api/trace makes
-        return await run_in_threadpool(session.update, name, entry, msg, checked.tokens, settings.top_k)
-
-    reader = asyncio.create_task(receive())
     try:
-        while True:
-            wait = asyncio.create_task(arrived.wait())
-            done, _ = await asyncio.wait({wait, reader}, return_when=asyncio.FIRST_COMPLETED)
-            if reader in done:
-                wait.cancel()
-                reader.result()  # re-raises the disconnect
-            arrived.clear()
-            for kind in ("edit", "focus"):
-                msg = pending.pop(kind, None)
-                if msg is None:
-                    continue
-                seq = msg.get("seq") if isinstance(msg, dict) else None
-                try:
-                    out = await reply(msg)
-                except (LiveError, model.InputError) as e:  # the client's mistakes, and only those
-                    out = {"seq": seq, "error": str(e)}
-                except HTTPException as e:  # a refusal from deps.py: the same words as over HTTP
-                    out = {"seq": seq, "error": e.detail}
-                if isinstance(out, bytes):
-                    await ws.send_bytes(out)
-                elif isinstance(out, str):
-                    await ws.send_text(out)
-                else:
-                    await ws.send_json(out)
+        await Connection(ws, registry, settings).run()
     except WebSocketDisconnect:
         pass
     except Exception:  # a bug in gatescope, not the client's mistake: logged, and the socket says so
@@ -172,5 +191,4 @@ async def live_trace(ws: WebSocket, registry: RegistryDep, settings: SettingsDep
         with contextlib.suppress(Exception):  # the socket may be gone already
             await ws.close(code=INTERNAL_ERROR, reason="internal error: a bug in gatescope (see the server's log)")
     finally:
-        reader.cancel()
         slots.give_back()
