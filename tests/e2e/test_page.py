@@ -240,3 +240,16 @@ def test_the_page_fits_1280_and_every_control_has_a_label(page, server):
     assert_fits_and_labelled(page)
     assert shown(page)["cell"] == "rnn"
     assert_clean(page, server)
+
+
+def test_the_page_fits_a_phone(new_page, server):
+    pg = new_page(390, 844)
+    gates = open_code(pg, server)
+    type_and_wait(pg, server, gates, SHORT)
+    wait_frames(pg)
+    width = pg.evaluate("[document.scrollingElement.scrollWidth, innerWidth]")
+    assert width[0] <= width[1], f"the page scrolls sideways: {width[0]} px wide in a {width[1]} px window"
+    expect(pg.get_by_test_id("model")).to_be_in_viewport()
+    expect(pg.get_by_role("button", name="Trace CSV")).to_be_in_viewport()
+    pg.screenshot(path=str(ARTIFACTS / "code-390x844.png"), full_page=True)
+    assert_clean(pg, server)
