@@ -56,4 +56,4 @@ fixtures:
 	for s in tests/fixtures/make_*.py; do PYTHONPATH=. KERAS_BACKEND=torch $(FIXTURE_PYTHON) $$s || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/artifacts
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache tests/artifacts
