@@ -160,9 +160,7 @@ class Connection:
         name, text = msg.get("model"), msg.get("text")
         entry = find_model(self.registry, name)  # 404's words when name is not a model (or not a string)
         assert isinstance(name, str)
-        if not isinstance(text, str) or not text:
-            raise LiveError("send {'model': id, 'text': a non-empty string}")
-        checked = check_input(name, entry, text, None, self.settings)  # the checks POST /api/trace makes
+        checked = check_input(name, entry, text, None, self.settings)  # the checks (and words) of POST /api/trace
         return await run_in_threadpool(self.session.update, name, entry, msg, checked.tokens, self.settings.top_k)
 
     async def _send(self, out: dict[str, Any] | str | bytes) -> None:

@@ -80,7 +80,8 @@ def test_live_mistakes_name_the_problem_and_keep_the_socket(client):
     with client.websocket_connect("/api/live") as ws:
         for msg, words in [
             ({"seq": 1, "model": "code", "text": "x" * 201}, "201 tokens"),
-            ({"seq": 2, "model": "code", "text": ""}, "non-empty"),
+            ({"seq": 2, "model": "code", "text": ""}, "the input is empty"),
+            ({"seq": 6, "model": "code", "text": 5}, "'text' must be a string"),
             ({"seq": 3, "model": "code", "text": "x", "encoding": "xml"}, "encoding"),
             ({"seq": 4, "model": "nope", "text": "x"}, "no model 'nope'"),
             ([1, 2], "JSON object"),
@@ -186,7 +187,12 @@ def test_a_refused_edit_leaves_the_cache_as_it_was():
 
 def test_live_refusals_read_as_the_http_ones(client):
     """One check, one message: the socket and POST /api/trace refuse an input in the same words."""
-    for body in [{"model": "nope", "text": "x"}, {"model": "code", "text": "x" * 201}, {"model": "dyck", "text": "(x"}]:
+    for body in [
+        {"model": "nope", "text": "x"},
+        {"model": "code", "text": "x" * 201},
+        {"model": "dyck", "text": "(x"},
+        {"model": "code", "text": ""},
+    ]:
         http = client.post("/api/trace", json=body).json()["detail"]
         with client.websocket_connect("/api/live") as ws:
             ws.send_json({"seq": 1, **body})
