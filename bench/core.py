@@ -20,9 +20,10 @@ side ends on the same h (and the loop on the same gates). PyTorch is not a depen
 gatescope: it comes from ``$TORCH_PYTHON``, else this interpreter if it imports torch; without
 either the PyTorch columns are skipped with a line saying how to enable them.
 
-Targets (set when PyTorch was measured in this process, where it ran 2–19× slower than it does
-for a user; kept, so that a miss shows): at most 0.8× the fused ``nn.LSTM`` at every shape; at
-most 0.25× the gate-recording loop at H = 128 and 0.35× at H ≥ 256.
+Targets: at most 0.8× the fused ``nn.LSTM`` at every shape; at most 0.25× the gate-recording
+loop at H = 128 and 0.35× at H ≥ 256. They were set when PyTorch was measured in this process
+under ``OMP_WAIT_POLICY=PASSIVE``, where its fused kernel ran about twice as slow as it does for
+a user, and are kept so that a miss shows.
 """
 
 from __future__ import annotations
