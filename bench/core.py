@@ -41,6 +41,8 @@ from sides import ROOT, Case, Side, baseline_python, serve, skipped, take_turns
 #: The shapes measured: (T, D, H).
 SHAPES = [(200, 64, 128), (1000, 64, 256), (1000, 128, 512)]
 HERE = Path(__file__).resolve()
+#: Largest difference allowed between the sides' last-step gates (float32, 1,000 steps): beyond it they disagree.
+TOLERANCE = 1e-4
 
 
 def write_case(path: Path, T: int, D: int, H: int, seed: int = 0) -> None:
@@ -119,6 +121,7 @@ def main() -> None:
     head += f" | {'all BLAS threads':>16}" + (f" {'/fused':>7} {'/loop':>7}" if torch_python else "")
     print(head)
     print("-" * len(head))
+    wrong = []
     for T, D, H, med, outs, _ in rows:
         ours, every = med["one thread"], med["all threads"]
         line = f"{T:>5} {D:>4} {H:>4} | {ours:>8.2f}ms"
@@ -127,13 +130,18 @@ def main() -> None:
             line += f" {fused:>8.2f}ms {loop:>8.2f}ms | {ours / fused:>6.2f}x {ours / loop:>6.2f}x"
             line += f" | {every:>14.2f}ms {every / fused:>6.2f}x {every / loop:>6.2f}x"
             diff = max(max_diff(outs["one thread"], outs[k]) for k in ("fused", "loop", "all threads"))
-            line += f"   (last step agrees to {diff:.1e})"
+            line += f"   (last steps differ by {diff:.1e})"
+            if diff > TOLERANCE:
+                wrong.append(f"(T, D, H) = ({T}, {D}, {H}): the sides' last steps differ by {diff:.1e}")
         else:
             line += f" | {every:>14.2f}ms"
         print(line)
     if torch_python is not None:
         print("\nnn.LSTM records nothing but h; the torch loop and gatescope record f, i, c_tilde, c, o, h each step.")
         print("Targets: /fused <= 0.8x at every shape; /loop <= 0.25x at H = 128, <= 0.35x at H >= 256.")
+    if wrong:
+        why = "bench/core.py: the sides did not compute the same trace, so their times do not compare:"
+        sys.exit("\n".join([why, *wrong]))
 
 
 if __name__ == "__main__":

@@ -50,7 +50,12 @@ PAUSE = 0.02
 def baseline_python(module: str, env_var: str) -> str | None:
     """The interpreter that runs a baseline: ``$env_var``, else this one if it imports ``module``, else None."""
     if os.environ.get(env_var):
-        return os.environ[env_var]
+        python = os.environ[env_var]
+        try:
+            subprocess.run([python, "-c", f"import {module}"], check=True, capture_output=True)
+        except (OSError, subprocess.CalledProcessError) as e:
+            sys.exit(f"${env_var}={python} cannot import {module} ({e}); unset it to skip that baseline")
+        return python
     return sys.executable if importlib.util.find_spec(module) is not None else None
 
 

@@ -97,7 +97,7 @@ def train_case(npz: Any, steps: int) -> Case:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     return run, lambda loss: {"loss": loss}, {}
 
