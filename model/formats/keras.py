@@ -49,6 +49,7 @@ import numpy as np
 
 from ..network import Network
 from .common import FormatError, as_float, assemble, flip_z, gate_weights, sniff, stack
+from .hdf5 import check_self_contained
 
 #: Keras class → gatescope cell, and the gate blocks of each in Keras's order, named as gatescope names them.
 RECURRENT = {"LSTM": "lstm", "GRU": "gru", "SimpleRNN": "rnn"}
@@ -94,9 +95,11 @@ def load(path: Path, vocab: dict[str, Any] | None) -> Network:
         if kind == "zip":
             config, weights, version = _read_archive(path)
             with h5py.File(io.BytesIO(weights), "r") as f:
+                check_self_contained(f, name)  # no external storage, virtual datasets or links
                 layers = _from_config(config, _v3_fetch(f, config, name), name)
         elif kind == "hdf5":
             with h5py.File(path, "r") as f:
+                check_self_contained(f, name)  # no external storage, virtual datasets or links
                 version = _text(f.attrs.get("keras_version"))
                 if "model_config" in f.attrs:
                     config = json.loads(_text(f.attrs["model_config"]) or "null")

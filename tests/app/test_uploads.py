@@ -223,3 +223,23 @@ def test_other_clients_are_served_while_an_upload_is_copied_and_converted(tmp_pa
         release.set()
         worker.join(30)
     assert result["r"].status_code == 201, result["r"].text
+
+
+def test_an_upload_that_would_read_a_file_on_the_servers_disk_is_refused(tmp_path):
+    """HDF5 external storage naming a server-side file: 422, nothing stored, and the bytes never served."""
+    h5py = pytest.importorskip("h5py")
+    import shutil
+
+    secret = np.linspace(-0.9, 0.9, 18, dtype=np.float32)
+    planted = tmp_path / "secret.bin"
+    planted.write_bytes(secret.tobytes())
+    bad = tmp_path / "gru_before.weights.h5"
+    shutil.copy(FIXTURES / "keras/gru_before.weights.h5", bad)
+    with h5py.File(bad, "r+") as f:
+        del f["layers/gru/cell/vars/2"]
+        f.create_dataset("layers/gru/cell/vars/2", shape=(18,), dtype="<f4", external=[(str(planted), 0, 72)])
+    with make_client(tmp_path / "models") as client:
+        r = upload(client, bad, vocab=FIXTURES / "keras/gru_before.vocab.json")
+        assert r.status_code == 422 and "external storage" in r.json()["detail"], r.text
+        assert [c["id"] for c in client.get("/api/models").json() if c["origin"] == "uploaded"] == []
+    assert stored(tmp_path / "models") == []
