@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
 from typing import get_args, get_type_hints
@@ -40,17 +41,35 @@ def main(argv: list[str] | None = None) -> int:
 
         import uvicorn
 
-        os.environ["GATESCOPE_HOST"] = args.host  # uploads default to on only on loopback
-        if args.models is not None:
-            os.environ["GATESCOPE_MODELS"] = str(args.models.expanduser().resolve())
-        if args.uploads is not None:
-            os.environ["GATESCOPE_UPLOADS"] = "1" if args.uploads else "0"
+        env, url = serve_env(args, os.environ)
+        os.environ.update(env)
+        print(f"gatescope: serving {url}", file=sys.stderr)
         # No per-message deflate on the live socket: zlib took 70 of the 97 ms of a 1,000-step trace's frame
         uvicorn.run("app.main:app", host=args.host, port=args.port, ws_per_message_deflate=False)
         return 0
     if args.command == "trace":
         return _trace(args)
     return _train(args, argv if argv is not None else sys.argv[1:])
+
+
+def serve_env(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[dict[str, str], str]:
+    """The GATESCOPE_* settings ``gatescope serve`` gives the app, and the URL to open. Off loopback a
+    token is required (as ``jupyter server`` does): the one in GATESCOPE_TOKEN, else a new one."""
+    import secrets
+
+    from .settings import LOOPBACK
+
+    env = {"GATESCOPE_HOST": args.host}  # uploads default to on only on loopback
+    if args.models is not None:
+        env["GATESCOPE_MODELS"] = str(args.models.expanduser().resolve())
+    if args.uploads is not None:
+        env["GATESCOPE_UPLOADS"] = "1" if args.uploads else "0"
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{host}:{args.port}/"
+    if args.host not in LOOPBACK:
+        env["GATESCOPE_TOKEN"] = environ.get("GATESCOPE_TOKEN") or secrets.token_urlsafe(24)
+        url += f"?token={env['GATESCOPE_TOKEN']}"
+    return env, url
 
 
 def _config_flags(parser: argparse.ArgumentParser) -> None:

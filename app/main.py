@@ -29,6 +29,7 @@ from .api import models as models_api
 from .api import trace as trace_api
 from .api.deps import LiveSlots
 from .registry import Registry
+from .security import Guard, allow_inline_scripts
 from .settings import Settings, uploads_allowed
 from .uploads import Store
 
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(live_api.router)
     templates = Jinja2Templates(directory=str(settings.templates))
     app.mount("/static", StaticFiles(directory=str(settings.static)), name="static")
+    app.add_middleware(Guard, settings=settings)  # Host, Origin, token, headers: before any route
     _errors(app)
     _docs(app)  # before the assets' mount: its ReDoc route takes precedence
     app.mount("/vendor/docs", StaticFiles(directory=str(DOCS_ASSETS)), name="docs-assets")
@@ -111,7 +113,7 @@ def _docs(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=app.openapi_url or "/openapi.json",
             title="gatescope API",
             swagger_js_url="/vendor/docs/swagger-ui-bundle.js",
@@ -119,6 +121,7 @@ def _docs(app: FastAPI) -> None:
             swagger_favicon_url="/vendor/docs/favicon.png",
             swagger_ui_parameters={"validatorUrl": None, "defaultModelsExpandDepth": 1},  # no badge from a validator
         )
+        return allow_inline_scripts(page)  # its one inline script starts Swagger UI
 
     redoc_js: list[bytes] = []  # read on first use
 

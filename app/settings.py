@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "GATESCOPE_"
@@ -53,7 +54,17 @@ class Settings(BaseSettings):
     uploads: bool | None = Field(None, description="uploads on or off; None: on only when bound to loopback")
     max_upload_mb: PositiveInt = Field(200, description="largest upload, in megabytes")
     import_timeout: PositiveFloat = Field(60.0, description="seconds an upload may take to read before it is refused")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default=[], description="host names beside loopback and the bound address (DNS rebinding)"
+    )
+    token: str | None = Field(None, description="a token every request must carry; None: none needed")
     templates: Path = ROOT / "templates"
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, v: object) -> object:
+        return [h.strip() for h in v.split(",") if h.strip()] if isinstance(v, str) else v
+
     static: Path = ROOT / "static"
 
     @classmethod

@@ -9,3 +9,4 @@ import tempfile
 
 def pytest_configure(config) -> None:
     os.environ["GATESCOPE_MODELS"] = tempfile.mkdtemp(prefix="gatescope-test-models-")
+    os.environ["GATESCOPE_ALLOWED_HOSTS"] = "testserver"  # the TestClient's host name
