@@ -87,7 +87,8 @@ class Session:
         if self.buffer is None or self.buffer.trace is None:
             raise LiveError("send an edit ({'model', 'text'}) before asking for a unit's values")
         focus = _focus_of(msg, self.buffer.net)
-        assert focus is not None
+        if focus is None:
+            raise LiveError("send focus as {'layer': index, 'unit': index}")
         return {"seq": msg.get("seq"), "focus": focus_json(self.buffer.trace, *focus, start=0)}
 
 
@@ -156,6 +157,8 @@ class Connection:
         if not isinstance(msg, dict):
             raise LiveError("send a JSON object: {'model': id, 'text': ...}")
         if "text" not in msg and "model" not in msg:
+            if "focus" not in msg:
+                raise LiveError("send an edit {'model': id, 'text': ...} or another unit {'focus': {'layer', 'unit'}}")
             return await run_in_threadpool(self.session.refocus, msg)
         name, text = msg.get("model"), msg.get("text")
         entry = find_model(self.registry, name)  # 404's words when name is not a model (or not a string)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.websockets import WebSocketDisconnect
 
 import model
@@ -235,3 +239,46 @@ def test_a_bug_in_the_core_closes_the_socket_as_a_server_error(monkeypatch, capl
             ws.receive_json()
     assert closed.value.code == 1011
     assert any("live socket failed" in rec.getMessage() and rec.exc_info for rec in caplog.records)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+#: Messages that look like the protocol's, with any values in its fields.
+NEAR = st.fixed_dictionaries(
+    {},
+    optional={
+        "seq": JSON,
+        "model": st.sampled_from(["code", "dyck", "nope"]) | JSON,
+        "text": st.text(max_size=30) | JSON,
+        "encoding": st.sampled_from(["json", "compact", "binary", "xml"]) | JSON,
+        "focus": st.fixed_dictionaries({"layer": JSON, "unit": JSON}) | JSON,
+    },
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    frames=st.lists(
+        st.one_of(JSON.map(json.dumps), NEAR.map(json.dumps), st.text(max_size=30), st.binary(max_size=30)),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_the_socket_answers_any_message_and_stays_open(client, frames):
+    """After a valid edit, any frames (JSON values, protocol-like objects, non-JSON text, binary) each get a reply,
+    and the socket still serves an edit afterwards."""
+    with client.websocket_connect("/api/live") as ws:
+        ws.send_json({"seq": 0, "model": "dyck", "text": "(()"})
+        assert ws.receive_json()["length"] == 3
+        for frame in frames:
+            ws.send_bytes(frame) if isinstance(frame, bytes) else ws.send_text(frame)
+            message = ws.receive()
+            assert message["type"] == "websocket.send", message  # an answer, not a close
+            if message.get("text") is not None:
+                reply = json.loads(message["text"])
+                assert "error" in reply or "length" in reply or "focus" in reply, reply
+        ws.send_json({"seq": 99, "model": "dyck", "text": "(())"})
+        assert ws.receive_json()["seq"] == 99
