@@ -9,13 +9,15 @@ each with the model's message as ``detail``; anything else is a bug in gatescope
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import fastapi_offline
 import plotly
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -97,6 +99,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _errors(app: FastAPI) -> None:
     """model/'s refusals become 422s that carry its message; anything else is a bug: logged, a 500."""
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's own 422 as the schema documents every refusal: one sentence in ``detail``."""
+        return JSONResponse({"detail": describe(exc.errors())}, status_code=422)
+
     @app.exception_handler(model.GatescopeError)
     async def refused(request: Request, exc: model.GatescopeError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
@@ -106,6 +113,16 @@ def _errors(app: FastAPI) -> None:
         log.error("gatescope: %s %s failed", request.method, request.url.path, exc_info=exc)
         detail = "internal error: a bug in gatescope, not a mistake in the request (the server's log has the details)"
         return JSONResponse({"detail": detail}, status_code=500)
+
+
+def describe(errors: Sequence[Any]) -> str:
+    """Pydantic's validation errors as one sentence: "body.model: field required; body.text: ..."."""
+    parts = []
+    for e in list(errors)[:5]:
+        where = ".".join(str(p) for p in e.get("loc", ()))
+        parts.append(f"{where}: {str(e.get('msg', 'invalid')).lower()}" if where else str(e.get("msg", "invalid")))
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "; ".join(parts) + more
 
 
 def _docs(app: FastAPI) -> None:

@@ -172,7 +172,7 @@ def main() -> None:
     proc, port = real_server()
     conn = http.client.HTTPConnection("127.0.0.1", port)
     try:
-        with TestClient(create_app()) as client:
+        with TestClient(create_app(), base_url="http://127.0.0.1") as client:  # a loopback Host (app/security.py)
             med = None if args.stream_only else trace_and_live(client, conn, net, args.repeats)
             streamed = stream(client, port, long, args.stream_repeats)
     finally:

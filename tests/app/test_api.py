@@ -221,3 +221,21 @@ def test_the_cores_refusals_are_422s_with_its_words(monkeypatch):
     with TestClient(create_app(), raise_server_exceptions=False) as c:
         r = c.post("/api/trace", json={"model": "code", "text": "x = 1"})
     assert r.status_code == 422 and r.json() == {"detail": "layer 0: the state holds NaN or infinite values"}
+
+
+@pytest.mark.parametrize(
+    ("body", "query", "words"),
+    [
+        ({"text": "x"}, "", "body.model: field required"),
+        ({"model": "code", "vectors": [["a"]]}, "", "body.vectors.0.0"),
+        ({"model": "code", "text": "x"}, "?encoding=xml", "query.encoding"),
+        ("{not json", "", "json"),
+    ],
+)
+def test_a_malformed_request_gets_one_sentence_as_every_refusal_does(client, body, query, words):
+    """The schema says a refusal's detail is a string (Detail): FastAPI's own validation errors too."""
+    if isinstance(body, str):
+        r = client.post("/api/trace" + query, content=body, headers={"content-type": "application/json"})
+    else:
+        r = client.post("/api/trace" + query, json=body)
+    assert r.status_code == 422 and isinstance(r.json()["detail"], str) and words in r.json()["detail"], r.json()
