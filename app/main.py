@@ -30,6 +30,7 @@ from .api import live as live_api
 from .api import models as models_api
 from .api import trace as trace_api
 from .api.deps import LiveSlots
+from .limits import BodyLimit
 from .registry import Registry
 from .security import Guard, allow_inline_scripts
 from .settings import Settings, uploads_allowed
@@ -73,7 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(live_api.router)
     templates = Jinja2Templates(directory=str(settings.templates))
     app.mount("/static", StaticFiles(directory=str(settings.static)), name="static")
-    app.add_middleware(Guard, settings=settings)  # Host, Origin, token, headers: before any route
+    app.add_middleware(BodyLimit, settings=settings)  # a body's size, before it is read
+    app.add_middleware(Guard, settings=settings)  # Host, Origin, token, headers: before anything else
     _errors(app)
     _docs(app)  # before the assets' mount: its ReDoc route takes precedence
     app.mount("/vendor/docs", StaticFiles(directory=str(DOCS_ASSETS)), name="docs-assets")

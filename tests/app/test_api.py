@@ -239,3 +239,18 @@ def test_a_malformed_request_gets_one_sentence_as_every_refusal_does(client, bod
     else:
         r = client.post("/api/trace" + query, json=body)
     assert r.status_code == 422 and isinstance(r.json()["detail"], str) and words in r.json()["detail"], r.json()
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(monkeypatch):
+    """A 200 MB JSON body used to cost 2 GB of memory before its 413."""
+    traced = []
+    trace = model.Network.trace
+    monkeypatch.setattr(model.Network, "trace", lambda self, x, **kw: traced.append(1) or trace(self, x, **kw))
+    with TestClient(create_app(Settings(max_body_mb=1))) as c:
+        big = b'{"model": "code", "text": "' + b"x" * (2 << 20) + b'"}'
+        r = c.post("/api/trace", content=big, headers={"content-type": "application/json"})
+        assert r.status_code == 413 and "at most 1 MB" in r.json()["detail"]
+        chunked = c.post("/api/trace", content=iter([b'{"model": "code",', b' "text": "x"}']))
+        assert chunked.status_code == 411 and "Content-Length" in chunked.json()["detail"]
+        assert c.post("/api/trace", json={"model": "code", "text": "x"}).status_code == 200
+    assert traced == [1]  # only the last request was traced

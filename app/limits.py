@@ -1,0 +1,50 @@
+"""A size limit on every request body, enforced before a byte of it is read.
+
+Every request but an upload takes up to GATESCOPE_MAX_BODY_MB; POST /api/models checks its own
+Content-Length against GATESCOPE_MAX_UPLOAD_MB (app/api/models.py) before it reads the form. A body
+without a Content-Length (chunked) is refused with 411: browsers and HTTP libraries send the length
+of what they post.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .settings import Settings
+
+#: Methods that carry a body.
+WITH_BODY = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class BodyLimit:
+    """ASGI middleware: 413 over the limit, 411 without a length, before the app sees the request."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app, self.settings = app, settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in WITH_BODY:
+            return await self.app(scope, receive, send)
+        if scope["path"] == "/api/models" and scope["method"] == "POST":
+            return await self.app(scope, receive, send)  # the upload handler checks its own limit
+        headers = dict(scope["headers"])
+        length, limit = headers.get(b"content-length"), self.settings.max_body_mb
+        if length is None:
+            if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+                return await _refuse(send, 411, "send the request with a Content-Length header")
+            return await self.app(scope, receive, send)  # no body at all
+        if not length.isdigit():
+            return await _refuse(send, 400, f"Content-Length {length.decode('latin-1')!r} is not a number")
+        if int(length) > limit << 20:
+            size = f"{int(length) / 2**20:.1f} MB"
+            return await _refuse(send, 413, f"the body is {size}; this server takes at most {limit} MB a request")
+        await self.app(scope, receive, send)
+
+
+async def _refuse(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
