@@ -16,9 +16,34 @@ log = logging.getLogger("gatescope")
 
 @dataclass
 class Entry:
+    """A model the server lists: its network and card, or (``problem``) why it cannot be used."""
+
     net: model.Network
     card: dict[str, Any]
     origin: str = "bundled"  # or "uploaded"
+    problem: str | None = None  # set: listed as unavailable, never traced
+
+
+#: What a card's fields must be, where it has them (a card.json is a file: it can hold anything).
+CARD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "description": str,
+    "examples": list,
+    "heldout": dict,
+    "telling_units": dict,
+    "command": str,
+}
+
+
+def card_problem(card: Any) -> str | None:
+    """Why a card cannot be shown, or None."""
+    if not isinstance(card, dict):
+        return f"its card.json holds {type(card).__name__}, not an object"
+    for key, kind in CARD_TYPES.items():
+        if key in card and card[key] is not None and not isinstance(card[key], kind):
+            return f"its card.json's {key!r} is {type(card[key]).__name__}, not {getattr(kind, '__name__', kind)}"
+    if not all(isinstance(x, str) for x in card.get("examples") or []):
+        return "its card.json's 'examples' are not all strings"
+    return None
 
 
 class Registry:
@@ -41,10 +66,14 @@ class Registry:
                 continue
             try:
                 net, card = store.load(name)
-            except (model.FormatError, ValueError, OSError) as e:
-                log.warning("gatescope: skipping uploaded model %r: %s", name, e)
+            except (model.GatescopeError, OSError, UnicodeDecodeError, ValueError) as e:  # json's errors too
+                log.warning("gatescope: uploaded model %r is unavailable: %s", name, e)
+                self._entries[name] = Entry(None, {}, "uploaded", f"its files do not read: {e}")  # type: ignore[arg-type]
                 continue
-            self._entries[name] = Entry(net, card, "uploaded")
+            problem = card_problem(card)
+            if problem is not None:
+                log.warning("gatescope: uploaded model %r is unavailable: %s", name, problem)
+            self._entries[name] = Entry(net, card, "uploaded", problem)
 
     def names(self) -> list[str]:
         return sorted(self._entries)

@@ -26,12 +26,14 @@ class ModelCard(BaseModel):
     """What a model is and what it learned: its shape, its input, and its telling units."""
 
     id: str = Field(description="the model's id: pass it as 'model' to /api/trace and /api/live")
-    cell: str = Field(description=" | ".join(f'"{kind}"' for kind in GATES))
-    layers: int = Field(description="stacked recurrent layers")
-    hidden_size: int = Field(description="units H in each layer")
-    input: str = Field(description='"text" or "vectors"')
-    gates: list[str] = Field(description="gate keys in diagram order")
-    vocab: int | None = Field(description="vocabulary size, for text models")
+    available: bool = Field(default=True, description="false: listed, but its files or card do not read")
+    problem: str | None = Field(default=None, description="why an unavailable model cannot be used")
+    cell: str | None = Field(default=None, description=" | ".join(f'"{kind}"' for kind in GATES))
+    layers: int | None = Field(default=None, description="stacked recurrent layers")
+    hidden_size: int | None = Field(default=None, description="units H in each layer")
+    input: str | None = Field(default=None, description='"text" or "vectors"')
+    gates: list[str] = Field(default=[], description="gate keys in diagram order")
+    vocab: int | None = Field(default=None, description="vocabulary size, for text models")
     input_size: int | None = Field(default=None, description="size of each input vector, for vector models")
     head: bool = Field(default=False, description="whether the model predicts the next token (probs in traces)")
     origin: str = Field(default="bundled", description='"bundled" or "uploaded" (only uploaded models can be deleted)')
@@ -83,12 +85,14 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 ERRORS = {
-    400: "the upload is not a valid multipart form",
-    403: "uploads are switched off on this server, or the model is bundled and cannot be deleted",
+    400: "the upload is not a valid multipart form, or the Content-Length is not a number",
+    403: "uploads are switched off, the model is bundled (cannot be deleted), or the request came from another web "
+    "page, an unknown host name or without the server's token (app/security.py)",
     404: "no such model (GET /api/models lists them)",
-    409: "a model with that name exists already",
-    411: "the upload came without a Content-Length",
-    413: "the input has more tokens than GATESCOPE_MAX_TOKENS, or the upload is over GATESCOPE_MAX_UPLOAD_MB",
+    409: "a model with that name exists already, or the model is listed as unavailable (its files or card do not read)",
+    411: "the body came without a Content-Length",
+    413: "the input has more tokens than GATESCOPE_MAX_TOKENS, the body is over GATESCOPE_MAX_BODY_MB, or the upload "
+    "is over GATESCOPE_MAX_UPLOAD_MB",
     415: "the file type is not one gatescope reads",
     422: "empty input, unknown characters (named, with positions), wrong vector shapes or NaN, both or neither of "
     "text and vectors; for an upload: not a weight file, malformed, or a vocabulary that does not fit",

@@ -62,16 +62,19 @@ RegistryDep = Annotated[Registry, Depends(get_registry)]
 StoreDep = Annotated[Store, Depends(get_store)]
 
 
-def find_model(registry: Registry, name: Any) -> Entry:
-    """The model called ``name``, or a 404 that says where the list is."""
+def find_model(registry: Registry, name: Any, usable: bool = True) -> Entry:
+    """The model called ``name``, or a 404 that says where the list is; a 409 if it is listed as
+    unavailable (unless ``usable`` is False: it can still be shown and deleted)."""
     entry = registry.get(name) if isinstance(name, str) else None
     if entry is None:
         raise HTTPException(404, f"no model {name!r}; GET /api/models lists them")
+    if usable and entry.problem is not None:
+        raise HTTPException(409, f"model {name!r} is unavailable: {entry.problem}")
     return entry
 
 
 def get_entry(model_id: str, registry: RegistryDep) -> Entry:
-    return find_model(registry, model_id)
+    return find_model(registry, model_id, usable=False)
 
 
 #: The model named by the path's ``{model_id}``.

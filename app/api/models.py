@@ -26,8 +26,12 @@ router = APIRouter(prefix="/api/models", tags=["models"])
 
 
 def card_of(name: str, entry: Entry) -> dict[str, Any]:
-    net, card = entry.net, entry.card
+    if entry.problem is not None and entry.net is None:
+        return {"id": name, "origin": entry.origin, "available": False, "problem": entry.problem}
+    net, card = entry.net, entry.card if entry.problem is None else {}
     return {
+        "available": entry.problem is None,
+        "problem": entry.problem,
         "id": name,
         "cell": net.cell,
         "layers": net.num_layers,
@@ -49,7 +53,7 @@ def card_of(name: str, entry: Entry) -> dict[str, Any]:
 @router.get("", response_model=list[ModelCard])
 def list_models(registry: RegistryDep) -> list[dict[str, Any]]:
     """Every model the server can trace, with its card."""
-    return [card_of(n, find_model(registry, n)) for n in registry.names()]
+    return [card_of(n, find_model(registry, n, usable=False)) for n in registry.names()]
 
 
 @router.get("/{model_id}", response_model=ModelCard, responses=errors(404))

@@ -20,7 +20,11 @@ router = APIRouter(prefix="/api", tags=["trace"])
 MAX_CHUNK = 256
 
 
-@router.post("/trace", response_model=None, responses={200: {"model": TraceResponse}, **errors(404, 413, 422)})
+#: What a trace request can be refused with.
+REFUSALS = errors(400, 403, 404, 409, 411, 413, 422)
+
+
+@router.post("/trace", response_model=None, responses={200: {"model": TraceResponse}, **REFUSALS})
 def trace_text(job: CheckedDep, encoding: Literal["json", "compact", "binary", "csv", "npz"] = "json") -> Any:
     """Run a model over a text (or vectors) and return every gate at every step.
 
@@ -46,7 +50,7 @@ def trace_text(job: CheckedDep, encoding: Literal["json", "compact", "binary", "
     return Response(json.dumps(trace_json(job.name, job.net, tr, job.top_k)), media_type="application/json")
 
 
-@router.post("/trace/stream", responses=errors(404, 413, 422))
+@router.post("/trace/stream", responses=REFUSALS)
 def stream_trace(job: CheckedDep) -> Iterator[dict[str, Any]]:
     """The trace as JSON Lines: a header (model, tokens), then one line per step as soon as it is computed."""
     yield {"model": job.name, "tokens": job.tokens}

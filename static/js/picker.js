@@ -36,6 +36,8 @@ export class Picker {
   _showCards() {
     this.els.model.replaceChildren(
       ...this.state.listed.map((c) => {
+        // listed, but its files or card do not read: shown with the server's reason, never chosen
+        if (c.available === false) return el("option", { value: c.id, text: `${c.id} (unavailable: ${c.problem})`, disabled: true });
         const size = `${c.layers > 1 ? `${c.layers} layers × ` : ""}${c.hidden_size} units`;
         const name = `${c.id} — ${CELL_NAME[c.cell] || c.cell}, ${size}`;
         // a vector model reads numbers, not typed text: the page cannot drive it (POST /api/trace can)

@@ -4,7 +4,8 @@
  * Views subscribe and get told what changed:
  *
  *   subscribe((changed, state) => ...)   changed: Set of
- *     "cards"   the model list changed (state.listed: every card; state.cards: those the page can drive)
+ *     "cards"   the model list changed (state.listed: every card; state.cards: those the page can drive:
+ *               text models that are available)
  *     "model"   the card changed (views rebuild their structure; the store was emptied)
  *     "trace"   steps arrived or were cut (state.trace.from: the first step that changed)
  *     "focus"   the selected unit's exact lines arrived (state.focus)
@@ -218,9 +219,9 @@ export class State {
 
   /** Take the server's model list (GET /api/models). */
   setCards(cards) {
-    const usable = cards.filter((c) => c.input === "text");
+    const usable = cards.filter((c) => c.input === "text" && c.available !== false);
     this.listed = cards;
-    this.cards = usable.length ? usable : cards;
+    this.cards = usable.length ? usable : cards.filter((c) => c.available !== false);
     this._notify(new Set(["cards"]));
   }
 

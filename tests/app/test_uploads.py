@@ -3,6 +3,7 @@ refused with a reason (and nothing written) when they are bad or when uploads ar
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import stat
@@ -243,3 +244,25 @@ def test_an_upload_that_would_read_a_file_on_the_servers_disk_is_refused(tmp_pat
         assert r.status_code == 422 and "external storage" in r.json()["detail"], r.text
         assert [c["id"] for c in client.get("/api/models").json() if c["origin"] == "uploaded"] == []
     assert stored(tmp_path / "models") == []
+
+
+def test_a_broken_model_or_card_is_listed_as_unavailable_and_breaks_nothing_else(tmp_path):
+    """A card.json field of the wrong type made GET /api/models a 500 for everyone."""
+    models = tmp_path / "models"
+    with make_client(models) as client:
+        for name in ("bad-card", "bad-file", "fine"):
+            assert upload(client, FIXTURES / "onnx/peephole.onnx", name=name).status_code == 201
+    card = models / "bad-card" / "card.json"
+    card.write_text(json.dumps({**json.loads(card.read_text()), "examples": 5}))
+    (models / "bad-file" / "model.safetensors").write_bytes(b"not a safetensors file")
+    with make_client(models) as client:  # a restart
+        listed = {c["id"]: c for c in client.get("/api/models").json()}
+        assert listed["fine"]["available"] is True and listed["code"]["available"] is True
+        assert listed["bad-card"]["available"] is False and "'examples' is int" in listed["bad-card"]["problem"]
+        assert listed["bad-file"]["available"] is False and "do not read" in listed["bad-file"]["problem"]
+        r = client.post("/api/trace", json={"model": "bad-card", "vectors": [[0.0] * 4]})
+        assert r.status_code == 409 and "unavailable" in r.json()["detail"]
+        assert client.get("/api/models/bad-file").json()["available"] is False
+        assert client.delete("/api/models/bad-file").status_code == 204  # it can still be removed
+        assert "bad-file" not in [c["id"] for c in client.get("/api/models").json()]
+    assert sorted(stored(models)) == ["bad-card", "fine"]
