@@ -94,6 +94,8 @@ ERRORS = {
     413: "the input has more tokens than GATESCOPE_MAX_TOKENS, the body is over GATESCOPE_MAX_BODY_MB, or the upload "
     "is over GATESCOPE_MAX_UPLOAD_MB",
     415: "the file type is not one gatescope reads",
+    503: "the models folder is read-only (or cannot be written) for this server: nothing was changed",
+    507: "the disk holding the models folder is full: nothing was stored",
     422: "empty input, unknown characters (named, with positions), wrong vector shapes or NaN, both or neither of "
     "text and vectors; for an upload: not a weight file, malformed, or a vocabulary that does not fit",
 }

@@ -4,11 +4,17 @@ An upload is converted by ``python -m model.formats.convert`` in a child process
 (and memory/CPU limits it sets itself): a hostile or malformed file can only fail that process.
 The server then reads the converted file, which is plain safetensors with JSON metadata. Each
 model lives in ``<models dir>/<id>/`` (model.safetensors, card.json); a failed upload leaves nothing.
+
+Every change is atomic: an upload is written to a staging folder, fsynced, and renamed into place; a
+delete renames the folder away before removing it. A read-only models folder answers 503 and a full
+disk 507, for that request only; staging folders a crash left behind are removed at start-up.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -67,11 +73,37 @@ def convert(source: Path, vocab: Path | None, out: Path, timeout: float) -> dict
     raise UploadError(f"{source.name}: not readable as a weight file (the importer stopped without a reason)")
 
 
+def _disk_error(e: OSError, doing: str) -> UploadError:
+    """An OSError from the models folder as the reason a person can act on."""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return UploadError(f"the disk holding the models folder is full: cannot {doing}", 507)
+    if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return UploadError(f"the models folder is read-only for this server: cannot {doing}", 503)
+    return UploadError(f"the models folder cannot be written ({e.strerror}): cannot {doing}", 503)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class Store:
     """The folder uploaded models persist in."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    def clean(self) -> list[str]:
+        """Remove what an interrupted upload or delete left behind (at start-up); the names removed."""
+        if not self.root.is_dir():
+            return []
+        left = [p for p in self.root.iterdir() if p.name.startswith((".staging-", ".deleting-"))]
+        for p in left:
+            shutil.rmtree(p, ignore_errors=True)
+        return [p.name for p in left]
 
     def ids(self) -> list[str]:
         if not self.root.is_dir():
@@ -91,8 +123,13 @@ class Store:
         self, model_id: str, source: Path, filename: str, vocab: Path | None, timeout: float
     ) -> tuple[model.Network, dict[str, Any]]:
         """Convert ``source`` and keep it under ``model_id``; nothing is written when it fails."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            if shutil.disk_usage(self.root).free < 2 * source.stat().st_size + (1 << 20):
+                raise OSError(errno.ENOSPC, "no space left")
+            staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
+        except OSError as e:
+            raise _disk_error(e, f"store {filename}") from None
         try:
             convert(source, vocab, staging / "model.safetensors", timeout)
             net = native.load(staging / "model.safetensors")
@@ -102,14 +139,27 @@ class Store:
                 "uploaded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "examples": [],
             }
-            (staging / "card.json").write_text(json.dumps(card, indent=1))
             final = self.root / model_id
-            if final.exists():
-                raise UploadError(f"a model named {model_id!r} exists already; choose another name", 409)
-            staging.rename(final)  # atomic: the model appears whole or not at all
+            try:
+                (staging / "card.json").write_text(json.dumps(card, indent=1))
+                for name in ("model.safetensors", "card.json", "."):
+                    _fsync(staging / name)  # on disk before it is renamed into place
+                if final.exists():
+                    raise UploadError(f"a model named {model_id!r} exists already; choose another name", 409)
+                staging.rename(final)  # atomic: the model appears whole or not at all
+                _fsync(self.root)
+            except OSError as e:
+                raise _disk_error(e, f"store {filename}") from None
             return net, card
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
     def remove(self, model_id: str) -> None:
-        shutil.rmtree(self.root / model_id, ignore_errors=True)
+        """Delete a model for good, or raise UploadError and leave it whole (a read-only folder)."""
+        away = self.root / f".deleting-{model_id}-{os.getpid()}-{time.monotonic_ns()}"
+        try:
+            (self.root / model_id).rename(away)  # atomic: gone, or still there
+            _fsync(self.root)
+        except OSError as e:
+            raise _disk_error(e, f"delete {model_id!r}") from None
+        shutil.rmtree(away, ignore_errors=True)  # a leftover is cleaned at the next start

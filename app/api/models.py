@@ -110,7 +110,7 @@ class Upload:
     response_model=ModelCard,
     status_code=201,
     openapi_extra=UPLOAD_BODY,
-    responses=errors(400, 403, 409, 411, 413, 415, 422),
+    responses=errors(400, 403, 409, 411, 413, 415, 422, 503, 507),
     dependencies=[Depends(require_uploads)],
 )
 async def upload_model(
@@ -171,7 +171,7 @@ def _model_id(name: str | None, filename: str, registry: Registry, store: Store)
             raise HTTPException(409, f"a model named {name!r} exists already; choose another name")
         return name
     suffix = _suffix(filename)
-    base = slug(filename[: -len(suffix)])
+    base = slug(filename[: -len(suffix)])[:56]  # room for "-2", "-3" ...: an id stays within ID's 64 characters
     model_id, n = base, 2
     while registry.get(model_id) is not None or (store.root / model_id).exists():
         model_id, n = f"{base}-{n}", n + 1
@@ -198,11 +198,14 @@ def _import(upload: Upload, settings: Settings, store: Store) -> tuple[model.Net
             raise HTTPException(e.status, str(e)) from None
 
 
-@router.delete("/{model_id}", status_code=204, responses=errors(403, 404), dependencies=[Depends(require_uploads)])
+@router.delete("/{model_id}", status_code=204, responses=errors(403, 404, 503), dependencies=[Depends(require_uploads)])
 def delete_model(model_id: str, entry: EntryDep, registry: RegistryDep, store: StoreDep) -> Response:
     """Remove an uploaded model (bundled models stay)."""
     if entry.origin != "uploaded":
         raise HTTPException(403, f"{model_id!r} is a bundled model: only uploaded models can be deleted")
+    try:
+        store.remove(model_id)  # first: a model that cannot be removed from disk stays listed
+    except UploadError as e:
+        raise HTTPException(e.status, str(e)) from None
     registry.remove(model_id)
-    store.remove(model_id)
     return Response(status_code=204)

@@ -3,6 +3,7 @@ refused with a reason (and nothing written) when they are bad or when uploads ar
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
@@ -266,3 +267,75 @@ def test_a_broken_model_or_card_is_listed_as_unavailable_and_breaks_nothing_else
         assert client.delete("/api/models/bad-file").status_code == 204  # it can still be removed
         assert "bad-file" not in [c["id"] for c in client.get("/api/models").json()]
     assert sorted(stored(models)) == ["bad-card", "fine"]
+
+
+def test_staging_left_by_a_crash_is_removed_at_start_up(tmp_path):
+    models = tmp_path / "models"
+    (models / ".staging-x1y2").mkdir(parents=True)
+    (models / ".staging-x1y2" / "model.safetensors").write_bytes(b"half written")
+    (models / ".deleting-old-1-2").mkdir()
+    with make_client(models) as client:
+        assert client.get("/api/models").status_code == 200
+    assert stored(models) == []
+
+
+def test_a_long_file_name_uploaded_twice_keeps_both_models_across_a_restart(tmp_path):
+    """A 64-character name uploaded twice got a 66-character id: accepted, then lost at the restart."""
+    src = tmp_path / ("m" * 64 + ".onnx")
+    src.write_bytes((FIXTURES / "onnx/peephole.onnx").read_bytes())
+    models = tmp_path / "models"
+    with make_client(models) as client:
+        ids = [upload(client, src).json()["id"] for _ in range(2)]
+    assert len(set(ids)) == 2 and all(len(i) <= 64 for i in ids)
+    with make_client(models) as client:
+        listed = [c["id"] for c in client.get("/api/models").json()]
+        assert set(ids) <= set(listed)
+        assert all(client.delete(f"/api/models/{i}").status_code == 204 for i in ids)
+
+
+def test_a_delete_the_disk_refuses_fails_and_the_model_stays(tmp_path, monkeypatch):
+    models = tmp_path / "models"
+    with make_client(models) as client:
+        assert upload(client, FIXTURES / "onnx/peephole.onnx", name="kept").status_code == 201
+        rename = Path.rename
+
+        def read_only(self, target):
+            if ".deleting-" in str(target):
+                raise OSError(errno.EROFS, "Read-only file system")
+            return rename(self, target)
+
+        monkeypatch.setattr(Path, "rename", read_only)
+        r = client.delete("/api/models/kept")
+        assert r.status_code == 503 and "read-only" in r.json()["detail"]
+        assert "kept" in [c["id"] for c in client.get("/api/models").json()]
+    monkeypatch.undo()
+    with make_client(models) as client:  # after a restart: still there, and still works
+        assert client.post("/api/trace", json={"model": "kept", "vectors": [[0.0] * 4]}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "words"),
+    [("read-only", 503, "read-only"), ("full", 507, "disk holding the models folder is full")],
+)
+def test_an_upload_the_disk_refuses_says_why_and_leaves_nothing(tmp_path, monkeypatch, fault, status, words):
+    import shutil as sh
+    import tempfile as tf
+
+    models = tmp_path / "models"
+    models.mkdir()
+    if fault == "full":
+        monkeypatch.setattr(sh, "disk_usage", lambda p: sh._ntuple_diskusage(100, 100, 0))
+    else:
+        real = tf.mkdtemp
+
+        def refuse(suffix=None, prefix=None, dir=None):  # only the models folder is read-only
+            if dir is not None and Path(dir) == models:
+                raise OSError(errno.EROFS, "Read-only file system")
+            return real(suffix, prefix, dir)
+
+        monkeypatch.setattr(tf, "mkdtemp", refuse)
+    with make_client(models) as client:
+        r = upload(client, FIXTURES / "onnx/peephole.onnx")
+        assert r.status_code == status and words in r.json()["detail"], r.text
+        assert client.get("/api/models").status_code == 200
+    assert stored(models) == []
