@@ -67,15 +67,28 @@ def trace_json(name: str, net: Network, tr: Trace, top_k: int) -> dict[str, Any]
 
 def trace_csv(tr: Trace) -> str:
     """One row per layer × timestep × unit: layer, t, token, unit, then one column per gate."""
+    return "".join(iter_csv(tr))
+
+
+def iter_csv(tr: Trace) -> Iterator[str]:
+    """``trace_csv`` a step at a time (a header, then a step's H rows per piece): a response streams it."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     w.writerow(["layer", "t", "token", "unit", *tr.gates])
+    yield out.getvalue()
     for k, layer in enumerate(tr.layers):
-        cols = [layer[g].tolist() for g in tr.gates]  # per gate: T lists of H
         for t, token in enumerate(tr.tokens):
-            for u in range(len(cols[0][t])):
-                w.writerow([k, t, token, u, *(repr(c[t][u]) for c in cols)])
-    return out.getvalue()
+            out.seek(0)
+            out.truncate()
+            cols = [layer[g][t].tolist() for g in tr.gates]  # per gate: H values
+            for u in range(len(cols[0])):
+                w.writerow([k, t, token, u, *(repr(c[u]) for c in cols)])
+            yield out.getvalue()
+
+
+def plain_values(net: Network, steps: int) -> int:
+    """How many numbers a trace of ``steps`` steps holds as plain JSON or CSV (gates of every layer)."""
+    return steps * net.hidden_size * len(net.gates) * net.num_layers
 
 
 def trace_npz(tr: Trace) -> bytes:

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
 
     default_model: str = Field("code", description="the model the page opens with")
     max_tokens: PositiveInt = Field(20_000, description="most tokens one trace may have")
+    max_plain_values: PositiveInt = Field(
+        4_000_000, description="most numbers one trace may send as plain JSON or CSV (binary and npz: no limit)"
+    )
     max_sessions: PositiveInt = Field(64, description="most live-typing connections (WS /api/live) open at once")
     top_k: PositiveInt = Field(5, description="predictions per step in a trace's probs")
     models_dir: Path = Field(

@@ -8,11 +8,21 @@ from collections.abc import Iterator
 from typing import Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, HTTPException, Response
+from fastapi.responses import StreamingResponse
 
-from ..encoding import dumps_binary, dumps_compact, steps_json, trace_compact, trace_csv, trace_json, trace_npz
+from ..encoding import (
+    dumps_binary,
+    dumps_compact,
+    iter_csv,
+    plain_values,
+    steps_json,
+    trace_compact,
+    trace_json,
+    trace_npz,
+)
 from ..schemas import TraceResponse, errors
-from .deps import CheckedDep
+from .deps import CheckedDep, SettingsDep
 
 router = APIRouter(prefix="/api", tags=["trace"])
 
@@ -25,7 +35,9 @@ REFUSALS = errors(400, 403, 404, 409, 411, 413, 422)
 
 
 @router.post("/trace", response_model=None, responses={200: {"model": TraceResponse}, **REFUSALS})
-def trace_text(job: CheckedDep, encoding: Literal["json", "compact", "binary", "csv", "npz"] = "json") -> Any:
+def trace_text(
+    job: CheckedDep, settings: SettingsDep, encoding: Literal["json", "compact", "binary", "csv", "npz"] = "json"
+) -> Any:
     """Run a model over a text (or vectors) and return every gate at every step.
 
     ``encoding=json`` (default): plain numbers. ``encoding=compact``: each gate array packed in
@@ -34,12 +46,19 @@ def trace_text(job: CheckedDep, encoding: Literal["json", "compact", "binary", "
     ``encoding=csv``: a download, one row per layer × step × unit. ``encoding=npz``: a NumPy archive
     (``layer<k>/<gate>`` arrays, ``tokens``, ``probs``), loadable with ``allow_pickle=False``.
     """
+    values = plain_values(job.net, len(job.tokens))
+    if encoding in ("json", "csv") and values > settings.max_plain_values:  # a cost bound before any work
+        raise HTTPException(
+            413,
+            f"{len(job.tokens)} steps are {values:,} numbers as plain {encoding.upper()}; this server writes at most "
+            f"{settings.max_plain_values:,} that way: ask for encoding=binary or npz, or trace fewer tokens",
+        )
     tr = job.net.trace(job.x)  # the input was checked: an error here is a bug, and shows as a 500
     if encoding in ("csv", "npz"):
-        media = "text/csv" if encoding == "csv" else "application/octet-stream"
-        data = trace_csv(tr) if encoding == "csv" else trace_npz(tr)
         headers = {"Content-Disposition": f'attachment; filename="{job.name}-trace.{encoding}"'}
-        return Response(data, media_type=media, headers=headers)
+        if encoding == "csv":  # streamed a step at a time: it stops when the client leaves
+            return StreamingResponse(iter_csv(tr), media_type="text/csv", headers=headers)
+        return Response(trace_npz(tr), media_type="application/octet-stream", headers=headers)
     if encoding == "compact":
         body = dumps_compact(trace_compact(job.name, job.net, tr, job.top_k))
         return Response(body, media_type="application/json")

@@ -254,3 +254,18 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(monkeypatch):
         assert chunked.status_code == 411 and "Content-Length" in chunked.json()["detail"]
         assert c.post("/api/trace", json={"model": "code", "text": "x"}).status_code == 200
     assert traced == [1]  # only the last request was traced
+
+
+def test_plain_json_and_csv_are_bounded_before_any_work(monkeypatch):
+    """Four 20,000-character CSV requests kept the server busy for 116 s and took 4.3 GB."""
+    traced = []
+    trace = model.Network.trace
+    monkeypatch.setattr(model.Network, "trace", lambda self, x, **kw: traced.append(1) or trace(self, x, **kw))
+    with TestClient(create_app(Settings(max_plain_values=10 * 128 * 6))) as c:
+        for encoding in ("json", "csv"):
+            r = c.post(f"/api/trace?encoding={encoding}", json={"model": "code", "text": "x" * 11})
+            assert r.status_code == 413 and "encoding=binary or npz" in r.json()["detail"], r.text
+        assert traced == []  # refused before the trace was computed
+        assert c.post("/api/trace?encoding=binary", json={"model": "code", "text": "x" * 11}).status_code == 200
+        csv = c.post("/api/trace?encoding=csv", json={"model": "code", "text": "x" * 10})
+        assert csv.status_code == 200 and len(csv.text.splitlines()) == 1 + 10 * 128
