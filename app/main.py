@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry = Registry()
         registry.load_bundled()  # in the lifespan, never at import
-        app.state.store = Store(settings.models_dir)
+        app.state.store = Store(settings.models_dir, settings.max_conversions)
         for name in app.state.store.clean():  # what a crash during an upload or delete left behind
             log.warning("gatescope: removed %s from the models folder (left by an interrupted upload)", name)
         registry.load_store(app.state.store)  # models uploaded before a restart

@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     host: str | None = Field(None, description="the address the server binds to; None when unknown")
     uploads: bool | None = Field(None, description="uploads on or off; None: on only when bound to loopback")
     max_upload_mb: PositiveInt = Field(200, description="largest upload, in megabytes")
+    max_conversions: PositiveInt = Field(1, description="uploads converted at once (each converter may take 4 GB)")
     max_body_mb: PositiveInt = Field(16, description="largest body of any other request, in megabytes")
     import_timeout: PositiveFloat = Field(60.0, description="seconds an upload may take to read before it is refused")
     allowed_hosts: Annotated[list[str], NoDecode] = Field(

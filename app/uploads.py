@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -91,10 +92,12 @@ def _fsync(path: Path) -> None:
 
 
 class Store:
-    """The folder uploaded models persist in."""
+    """The folder uploaded models persist in. At most ``conversions`` uploads are converted at once
+    (each converter may take up to 4 GB); the others wait their turn."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, conversions: int = 1) -> None:
         self.root = root
+        self._turns = threading.BoundedSemaphore(conversions)
 
     def clean(self) -> list[str]:
         """Remove what an interrupted upload or delete left behind (at start-up); the names removed."""
@@ -131,7 +134,8 @@ class Store:
         except OSError as e:
             raise _disk_error(e, f"store {filename}") from None
         try:
-            convert(source, vocab, staging / "model.safetensors", timeout)
+            with self._turns:  # one converter at a time (by default): three at once took 3.9 GB
+                convert(source, vocab, staging / "model.safetensors", timeout)
             net = native.load(staging / "model.safetensors")
             card = {
                 "description": f"Uploaded from {filename}: {net.num_layers} × {net.hidden_size} {net.cell}.",

@@ -339,3 +339,42 @@ def test_an_upload_the_disk_refuses_says_why_and_leaves_nothing(tmp_path, monkey
         assert r.status_code == status and words in r.json()["detail"], r.text
         assert client.get("/api/models").status_code == 200
     assert stored(models) == []
+
+
+def test_uploads_are_converted_one_at_a_time(tmp_path, monkeypatch):
+    """Three uploads at once ran three converters together (3.9 GB of child memory)."""
+    import threading
+    import time
+
+    import app.uploads as uploads
+
+    running, most, lock = [0], [0], threading.Lock()
+    real = uploads.convert
+
+    def counted(*args):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.3)
+        try:
+            return real(*args)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(uploads, "convert", counted)
+    with make_client(tmp_path / "models") as client:
+        codes: list[int] = []
+        workers = [
+            threading.Thread(
+                target=lambda n=n: codes.append(
+                    upload(client, FIXTURES / "onnx/peephole.onnx", name=f"m{n}").status_code
+                )
+            )
+            for n in range(3)
+        ]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(60)
+    assert codes == [201, 201, 201] and most[0] == 1
