@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint bench fixtures clean chromium
+.PHONY: run test lint bench fuzz fixtures clean chromium
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ lint: $(VENV)/.installed node_modules/.installed
 
 test: $(VENV)/.installed chromium lint
 	$(PY) -m pytest -q
+
+# The long API fuzz: schemathesis, 2,000 examples an operation, against a real server on 127.0.0.1
+# (make test runs the same test with 12). GATESCOPE_FUZZ_SEED picks another seed.
+fuzz: $(VENV)/.installed
+	GATESCOPE_FUZZ_EXAMPLES=2000 $(PY) -m pytest -q tests/app/test_schema_fuzz.py
 
 # Speed, printed beside each target. Every library compared against runs in a process of its own at its
 # own defaults, taking turns with gatescope's (bench/sides.py). PyTorch and orjson are never dependencies

@@ -9,6 +9,7 @@ each with the model's message as ``detail``; anything else is a bug in gatescope
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,6 +23,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import model
 from model.formats import SUFFIXES
@@ -103,6 +105,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _errors(app: FastAPI) -> None:
     """model/'s refusals become 422s that carry its message; anything else is a bug: logged, a 500."""
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """Starlette's refusals as they are, but a 405 lists every method of its path in Allow (it listed
+        only the first route's)."""
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(sorted(_methods_of(app, request.scope)))
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         """FastAPI's own 422 as the schema documents every refusal: one sentence in ``detail``."""
@@ -117,6 +128,16 @@ def _errors(app: FastAPI) -> None:
         log.error("gatescope: %s %s failed", request.method, request.url.path, exc_info=exc)
         detail = "internal error: a bug in gatescope, not a mistake in the request (the server's log has the details)"
         return JSONResponse({"detail": detail}, status_code=500)
+
+
+def _methods_of(app: FastAPI, scope: Any) -> set[str]:
+    """Every method the schema documents at this request's path."""
+    path = scope.get("path", "")
+    methods: set[str] = set()
+    for template, item in app.openapi()["paths"].items():
+        if re.fullmatch(re.sub(r"\{[^}/]+\}", "[^/]+", template), path):
+            methods |= {m.upper() for m in item}
+    return methods
 
 
 def describe(errors: Sequence[Any]) -> str:

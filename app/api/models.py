@@ -75,6 +75,7 @@ UPLOAD_BODY = {
                 "schema": {
                     "type": "object",
                     "required": ["file"],
+                    "additionalProperties": False,  # the server reads at most these three fields
                     "properties": {
                         "file": {
                             "type": "string",
