@@ -95,7 +95,8 @@ ERRORS = {
     "is over GATESCOPE_MAX_UPLOAD_MB",
     415: "the file type is not one gatescope reads",
     503: "the models folder is read-only (or cannot be written) for this server: nothing was changed",
-    507: "the disk holding the models folder is full: nothing was stored",
+    507: "the disk holding the models folder is full, or the uploaded models reach GATESCOPE_MAX_MODELS or "
+    "GATESCOPE_MAX_MODELS_MB: nothing was stored",
     422: "empty input, unknown characters (named, with positions), wrong vector shapes or NaN, both or neither of "
     "text and vectors; for an upload: not a weight file, malformed, or a vocabulary that does not fit",
 }

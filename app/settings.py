@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     host: str | None = Field(None, description="the address the server binds to; None when unknown")
     uploads: bool | None = Field(None, description="uploads on or off; None: on only when bound to loopback")
     max_upload_mb: PositiveInt = Field(200, description="largest upload, in megabytes")
+    max_models: PositiveInt = Field(100, description="most uploaded models kept")
+    max_models_mb: PositiveInt = Field(4096, description="most megabytes the uploaded models may take on disk")
     max_conversions: PositiveInt = Field(1, description="uploads converted at once (each converter may take 4 GB)")
     max_body_mb: PositiveInt = Field(16, description="largest body of any other request, in megabytes")
     import_timeout: PositiveFloat = Field(60.0, description="seconds an upload may take to read before it is refused")

@@ -115,6 +115,12 @@ class Store:
             p.name for p in self.root.iterdir() if ID.fullmatch(p.name) and (p / "model.safetensors").is_file()
         )
 
+    def size(self) -> int:
+        """Bytes the stored models take on disk."""
+        if not self.root.is_dir():
+            return 0
+        return sum(f.stat().st_size for f in self.root.rglob("*") if f.is_file())
+
     def load(self, model_id: str) -> tuple[model.Network, dict[str, Any]]:
         folder = self.root / model_id
         net = native.load(folder / "model.safetensors")

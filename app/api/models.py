@@ -119,6 +119,7 @@ async def upload_model(
 ) -> dict[str, Any]:
     """Add a model from a weight file (PyTorch, Keras, ONNX or gatescope's own); it is kept across restarts."""
     _check_size(request, settings)
+    _check_room(settings, store)
     try:
         form = await request.form(max_files=2, max_fields=4)  # on the event loop: starlette spools it to disk
     except Exception as e:  # starlette raises its own errors for a malformed form
@@ -139,6 +140,17 @@ def _check_size(request: Request, settings: Settings) -> None:
     if int(size) > (settings.max_upload_mb << 20) + (1 << 20):  # the form's own bytes aside
         raise HTTPException(
             413, f"the upload is {int(size) / 2**20:.0f} MB; this server takes at most {settings.max_upload_mb} MB"
+        )
+
+
+def _check_room(settings: Settings, store: Store) -> None:
+    """507 when the models folder holds GATESCOPE_MAX_MODELS models or GATESCOPE_MAX_MODELS_MB already."""
+    count, used = len(store.ids()), store.size()
+    if count >= settings.max_models:
+        raise HTTPException(507, f"the server keeps at most {settings.max_models} uploaded models; remove one first")
+    if used >= settings.max_models_mb << 20:
+        raise HTTPException(
+            507, f"uploaded models take {used / 2**20:.0f} MB; the server keeps at most {settings.max_models_mb} MB"
         )
 
 

@@ -378,3 +378,17 @@ def test_uploads_are_converted_one_at_a_time(tmp_path, monkeypatch):
         for w in workers:
             w.join(60)
     assert codes == [201, 201, 201] and most[0] == 1
+
+
+def test_the_number_and_size_of_uploaded_models_are_bounded(tmp_path):
+    models = tmp_path / "models"
+    with make_client(models, max_models=2) as client:
+        assert [upload(client, FIXTURES / "onnx/peephole.onnx").status_code for _ in range(2)] == [201, 201]
+        r = upload(client, FIXTURES / "onnx/peephole.onnx")
+        assert r.status_code == 507 and "at most 2 uploaded models" in r.json()["detail"]
+    assert len(stored(models)) == 2
+    (models / "filler").mkdir()
+    (models / "filler" / "blob").write_bytes(b"\0" * (1 << 20))  # 1 MB of what the folder already holds
+    with make_client(models, max_models_mb=1) as client:
+        r = upload(client, FIXTURES / "onnx/peephole.onnx")
+        assert r.status_code == 507 and "at most 1 MB" in r.json()["detail"]
