@@ -8,10 +8,9 @@ of what they post.
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .security import refuse
 from .settings import Settings
 
 #: Methods that carry a body.
@@ -33,18 +32,11 @@ class BodyLimit:
         length, limit = headers.get(b"content-length"), self.settings.max_body_mb
         if length is None:
             if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
-                return await _refuse(send, 411, "send the request with a Content-Length header")
+                return await refuse(scope, send, "send the request with a Content-Length header", 411)
             return await self.app(scope, receive, send)  # no body at all
         if not length.isdigit():
-            return await _refuse(send, 400, f"Content-Length {length.decode('latin-1')!r} is not a number")
+            return await refuse(scope, send, f"Content-Length {length.decode('latin-1')!r} is not a number", 400)
         if int(length) > limit << 20:
             size = f"{int(length) / 2**20:.1f} MB"
-            return await _refuse(send, 413, f"the body is {size}; this server takes at most {limit} MB a request")
+            return await refuse(scope, send, f"the body is {size}; this server takes at most {limit} MB a request", 413)
         await self.app(scope, receive, send)
-
-
-async def _refuse(send: Send, status: int, detail: str) -> None:
-    body = json.dumps({"detail": detail}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

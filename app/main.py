@@ -8,6 +8,7 @@ each with the model's message as ``detail``; anything else is a bug in gatescope
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -103,7 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _errors(app: FastAPI) -> None:
-    """model/'s refusals become 422s that carry its message; anything else is a bug: logged, a 500."""
+    """Every refusal as ``{"detail": a sentence}``: HTTP errors as raised (405 with a full Allow), FastAPI's
+    validation errors and model/'s refusals as 422s; anything else is a bug: logged, a 500."""
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -150,6 +152,12 @@ def describe(errors: Sequence[Any]) -> str:
     return "; ".join(parts) + more
 
 
+@functools.cache
+def _redoc_js() -> bytes:
+    """ReDoc's script with its CDN logo replaced by a local image (read once)."""
+    return (DOCS_ASSETS / "redoc.standalone.js").read_bytes().replace(REDOC_LOGO, b"/vendor/docs/favicon.png")
+
+
 def _docs(app: FastAPI) -> None:
     """/docs (Swagger UI, "Try it out" against this server) and /redoc, from local files."""
 
@@ -165,15 +173,10 @@ def _docs(app: FastAPI) -> None:
         )
         return allow_inline_scripts(page)  # its one inline script starts Swagger UI
 
-    redoc_js: list[bytes] = []  # read on first use
-
     @app.get("/vendor/docs/redoc.standalone.js", include_in_schema=False)
     def redoc_script() -> Response:
         """ReDoc, with its menu's logo (the one thing it fetches from a CDN) pointed at a local image."""
-        if not redoc_js:
-            js = (DOCS_ASSETS / "redoc.standalone.js").read_bytes()
-            redoc_js.append(js.replace(REDOC_LOGO, b"/vendor/docs/favicon.png"))
-        return Response(redoc_js[0], media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
+        return Response(_redoc_js(), media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
 
     @app.get("/redoc", include_in_schema=False)
     def redoc() -> HTMLResponse:

@@ -21,6 +21,7 @@ so no other web page may drive it.
 from __future__ import annotations
 
 import hmac
+import json
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -75,7 +76,7 @@ class Guard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         refusal = self._refusal(scope, headers)
         if refusal is not None:
-            return await _refuse(scope, send, refusal)
+            return await refuse(scope, send, refusal)
         cookie = self._token_cookie(scope)
         await self.app(scope, receive, _with_headers(send, cookie))
 
@@ -131,21 +132,20 @@ def _with_headers(send: Send, cookie: bytes | None) -> Send:
     return wrapped
 
 
-async def _refuse(scope: Scope, send: Send, detail: str) -> None:
-    """403 with the reason (a WebSocket handshake is refused with the same response)."""
-    import json
-
+async def refuse(scope: Scope, send: Send, detail: str, status: int = 403) -> None:
+    """A refusal before the app runs: ``{"detail"}`` with the hardening headers (a WebSocket handshake
+    is refused with the same response, or closed when the server cannot send one)."""
     body = json.dumps({"detail": detail}).encode()
     headers: list[Any] = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += HEADERS + [(b"content-security-policy", CSP.encode())]
     if scope["type"] == "websocket":
         if "websocket.http.response" in scope.get("extensions", {}):  # the reason, as an HTTP 403
-            await send({"type": "websocket.http.response.start", "status": 403, "headers": headers})
+            await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
             await send({"type": "websocket.http.response.body", "body": body})
         else:  # a close before accepting: the server answers the handshake with 403
             await send({"type": "websocket.close", "code": 1008, "reason": detail[:120]})
         return
-    await send({"type": "http.response.start", "status": 403, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -58,18 +58,14 @@ class Trace:
         layers = [{g: a[:t] for g, a in layer.items()} for layer in self.layers]
         probs = None if self.probs is None else self.probs[:t]
         unknown = [p for p in self.unknown if p < t]
-        return self._with(tokens=self.tokens[:t], layers=layers, probs=probs, unknown=unknown)
+        return replace(self, tokens=self.tokens[:t], layers=layers, probs=probs, unknown=unknown)
 
     def then(self, more: Trace) -> Trace:
         """This trace followed by ``more`` (which must have started from this trace's final state)."""
         layers = [{g: np.concatenate([a, b[g]]) for g, a in la.items()} for la, b in zip(self.layers, more.layers)]
         probs = None if self.probs is None or more.probs is None else np.concatenate([self.probs, more.probs])
         unknown = self.unknown + [p + len(self) for p in more.unknown]
-        return self._with(tokens=self.tokens + more.tokens, layers=layers, probs=probs, unknown=unknown)
-
-    def _with(self, **changes: Any) -> Trace:
-        """This trace with some fields replaced (the cell, gates, initial state and convention kept)."""
-        return replace(self, **changes)
+        return replace(self, tokens=self.tokens + more.tokens, layers=layers, probs=probs, unknown=unknown)
 
     def top(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k likeliest next tokens at every step: indices (T, k) and probabilities (T, k), best first."""
@@ -182,9 +178,9 @@ class TraceBuffer:
         layers = [{g: self._put((j, g), k, a) for g, a in la.items()} for j, la in enumerate(new.layers)]
         probs = None if new.probs is None else self._put("probs", k, new.probs)
         if kept is None or k == 0:
-            return new._with(layers=layers, probs=probs)
+            return replace(new, layers=layers, probs=probs)
         unknown = kept.unknown + [p + k for p in new.unknown]  # positions in the whole text
-        return kept._with(tokens=kept.tokens + new.tokens, layers=layers, probs=probs, unknown=unknown)
+        return replace(kept, tokens=kept.tokens + new.tokens, layers=layers, probs=probs, unknown=unknown)
 
     def _put(self, key: Any, at: int, rows: np.ndarray) -> np.ndarray:
         """Write ``rows`` from row ``at`` on (keeping the rows before it); the first ``at + len(rows)`` rows."""
