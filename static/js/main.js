@@ -118,7 +118,10 @@ loadPlotlyAfterFirstTrace(state, say("plotly"));
 
 function openHash() {
   const missing = state.openHash(location.hash, DEFAULT_MODEL);
-  if (missing) banner.set("hash", `The link names a model this server does not have ('${missing}'); showing ${state.model}.`, "warning");
+  if (!missing) return;
+  const listed = state.listed.find((c) => c.id === missing);
+  const why = listed ? `is unavailable here (${listed.problem || "it reads vectors, not typed text"})` : "is not on this server";
+  banner.set("hash", `The link names model '${missing}', which ${why}; showing ${state.model}.`, "warning");
 }
 
 async function start() {

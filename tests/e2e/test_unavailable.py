@@ -25,5 +25,8 @@ def test_an_unavailable_model_is_greyed_out_with_its_reason(new_page, tmp_path):
         gates = api_card(server, "code")["gates"]
         wait_drawn(page, gates, len(page.get_by_test_id("input").input_value()))
         assert page.get_by_test_id("model").input_value() == "code"
+        alert = page.get_by_role("alert")  # the link's model: named, and why it is not shown (not "missing")
+        expect(alert).to_contain_text("'aaa-broken', which is unavailable here")
+        expect(alert).to_contain_text("do not read")
         page.screenshot(path=str(ARTIFACTS / "unavailable-model.png"))
         assert_clean(page, server)
