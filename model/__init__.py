@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import threads
 from .cells import GATES
-from .errors import FormatError, GatescopeError, InputError, UnknownTokenError
+from .errors import Cancelled, FormatError, GatescopeError, InputError, UnknownTokenError
 from .formats import load_file
 from .formats.native import save
 from .network import Network, Spec
@@ -56,6 +56,7 @@ __all__ = [
     "Spec",
     "Trace",
     "TraceBuffer",
+    "Cancelled",
     "UnknownTokenError",
     "available",
     "load",

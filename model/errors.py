@@ -4,8 +4,9 @@
     ├── InputError              the caller's input: empty or too long, the wrong shape, NaN, a bad state,
     │   │                       a feature of the wrong length, a task setting out of range
     │   └── UnknownTokenError   text holds tokens the vocabulary lacks, and it has no unknown entry
-    └── FormatError             a file or a set of weights: not a weight file, malformed, or a model
-                                gatescope cannot run (missing weights, wrong shapes, an unknown cell)
+    ├── FormatError             a file or a set of weights: not a weight file, malformed, or a model
+    │                           gatescope cannot run (missing weights, wrong shapes, an unknown cell)
+    └── Cancelled               a run stopped because its caller asked (``stop=`` said so): nobody's fault
 
 Each one is also a ``ValueError``, so ``except ValueError`` in a notebook keeps working. A caller that
 serves others (the web app, the CLI) treats exactly these as the caller's mistake: an InputError is
@@ -36,3 +37,7 @@ class UnknownTokenError(InputError):
 
 class FormatError(GatescopeError):
     """A file is not what it claims, or holds a model gatescope cannot run; the message says which."""
+
+
+class Cancelled(GatescopeError):
+    """A run stopped before its end because its ``stop`` callable said so (e.g. the client left)."""

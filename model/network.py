@@ -12,13 +12,14 @@ Weights live in one flat dict of arrays, the form every file format is read into
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .cells import GATES, PARAMS, Cell, State, make_cell
-from .errors import FormatError, InputError
+from .errors import Cancelled, FormatError, InputError
 from .threads import step_threads
 from .tokenizer import Tokenizer
 from .trace import Trace
@@ -184,38 +185,28 @@ class Network:
         return [c.zero_state() for c in self.cells]
 
     # Running ----------------------------------------------------------------------
-    def trace(self, x: str | np.ndarray, state: list[State] | None = None, probs: bool = True) -> Trace:
-        """Run the network over ``x`` (text, or a (T, D) array) from ``state`` and record every gate."""
-        with step_threads():
-            return self._trace(x, state, probs)
+    def trace(
+        self,
+        x: str | np.ndarray,
+        state: list[State] | None = None,
+        probs: bool = True,
+        *,
+        stop: Callable[[], bool] | None = None,
+    ) -> Trace:
+        """Run the network over ``x`` (text, or a (T, D) array) from ``state`` and record every gate.
 
-    def _trace(self, x: str | np.ndarray, state: list[State] | None, probs: bool) -> Trace:
-        unknown: list[int] = []
-        first = self.cells[0]
-        if isinstance(x, str):
-            if self.tokenizer is None:
-                raise InputError("this model takes vectors, not text: pass a (T, D) array")
-            enc = self.tokenizer.encode(x)
-            if len(enc.tokens) == 0:
-                raise InputError("the input is empty: nothing to trace")
-            tokens, unknown = enc.tokens, enc.unknown
-            if self._table is not None:
-                xW = self._table[enc.ids]  # (T, G*H) layer 0's projection, gathered (a copy)
+        With ``stop``, the run goes ``chunk_steps()`` steps at a time (every layer over a chunk, then
+        the next) and calls ``stop()`` before each chunk; when it returns True the run raises
+        ``Cancelled`` (a server whose client left uses it). Without it, each layer runs over all steps.
+        """
+        with step_threads():
+            tokens, unknown, xW = self._inputs(x)
+            state = self._check_state(state)
+            if stop is None:
+                layers = self._run(xW, state)
             else:
-                xW = first.project(self.params["embedding"][enc.ids])  # (T, G*H)
-        else:
-            inp = self.check_vectors(x)  # (T, D)
-            tokens = [str(t) for t in range(inp.shape[0])]
-            xW = first.project(inp)  # (T, G*H)
-        state = self._check_state(state)
-        layers: list[dict[str, np.ndarray]] = []
-        for k, cell in enumerate(self.cells):
-            if k > 0:
-                xW = cell.project(layers[-1]["h"])  # (T, G*H) from the layer below
-            gates, _ = cell.run(xW, state[k])
-            layers.append(gates)
-        top = layers[-1]["h"]
-        p = self._probs(top) if probs and self.spec.output_size is not None else None
+                layers = self._run_chunks(xW, state, stop)
+        p = self._probs(layers[-1]["h"]) if probs and self.spec.output_size is not None else None
         return Trace(
             cell=self.spec.cell,
             gates=self.gates,
@@ -226,6 +217,57 @@ class Network:
             initial=state,
             reset_after=bool(self.spec.reset_after),
         )
+
+    def _inputs(self, x: str | np.ndarray) -> tuple[list[str], list[int], np.ndarray]:
+        """The tokens, the unknown positions and layer 0's input share of every gate, (T, G*H)."""
+        first = self.cells[0]
+        if not isinstance(x, str):
+            inp = self.check_vectors(x)  # (T, D)
+            return [str(t) for t in range(inp.shape[0])], [], first.project(inp)
+        if self.tokenizer is None:
+            raise InputError("this model takes vectors, not text: pass a (T, D) array")
+        enc = self.tokenizer.encode(x)
+        if len(enc.tokens) == 0:
+            raise InputError("the input is empty: nothing to trace")
+        if self._table is not None:
+            xW = self._table[enc.ids]  # (T, G*H) layer 0's projection, gathered (a copy)
+        else:
+            xW = first.project(self.params["embedding"][enc.ids])  # (T, G*H)
+        return enc.tokens, enc.unknown, xW
+
+    def _run(self, xW: np.ndarray, state: list[State]) -> list[dict[str, np.ndarray]]:
+        """Every layer over every step: layer k's gates (T, H), from layer 0's input share xW."""
+        layers: list[dict[str, np.ndarray]] = []
+        for k, cell in enumerate(self.cells):
+            if k > 0:
+                xW = cell.project(layers[-1]["h"])  # (T, G*H) from the layer below
+            gates, _ = cell.run(xW, state[k])
+            layers.append(gates)
+        return layers
+
+    def chunk_steps(self) -> int:
+        """Steps per chunk of a stoppable run: about 2^24 multiply-adds of recurrence each (tens of ms)."""
+        work = sum(c.U.size for c in self.cells)  # multiply-adds a step
+        return int(np.clip((1 << 24) // max(work, 1), 16, 4096))
+
+    def _run_chunks(self, xW: np.ndarray, state: list[State], stop: Callable[[], bool]) -> list[dict[str, np.ndarray]]:
+        """``_run`` a chunk of steps at a time, asking ``stop()`` before each one."""
+        size, T = self.chunk_steps(), xW.shape[0]
+        pieces: list[list[dict[str, np.ndarray]]] = []
+        for t in range(0, T, size):
+            if stop():
+                raise Cancelled(f"stopped after {t} of {T} steps")
+            layers = self._run(xW[t : t + size], state)
+            state = [(g["h"][-1], g["c"][-1] if "c" in g else None) for g in layers]
+            pieces.append(layers)
+        if len(pieces) == 1:
+            return pieces[0]
+        return [{g: np.concatenate([p[k][g] for p in pieces]) for g in la} for k, la in enumerate(pieces[0])]
+
+    def trace_nbytes(self, steps: int) -> int:
+        """Bytes the arrays of a trace of ``steps`` steps take (every gate of every layer, and the probabilities)."""
+        per_step = sum(len(self.gates) * c.hidden_size for c in self.cells) + (self.spec.output_size or 0)
+        return steps * per_step * self.dtype.itemsize
 
     def _probs(self, h: np.ndarray) -> np.ndarray:
         logits = h @ self.params["head.W"]  # (T, V)

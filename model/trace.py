@@ -15,6 +15,7 @@ edit costs its new steps, not a copy of the whole trace (a 1,000-step trace is 3
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -151,10 +152,10 @@ class TraceBuffer:
         self.trace: Trace | None = None
         self._rows: dict[Any, np.ndarray] = {}
 
-    def update(self, tokens: list[str]) -> tuple[int, Trace]:
+    def update(self, tokens: list[str], stop: Callable[[], bool] | None = None) -> tuple[int, Trace]:
         """Trace a text's ``tokens`` (``net.tokenizer.split(text)``) after the last ones: the first
         changed position k and the trace of the steps from k on (empty when only the end was deleted).
-        Bad input raises before anything changes."""
+        Bad input, and a run ``stop`` cancels (``Network.trace``), raise before anything changes."""
         tokenizer = self.net.tokenizer
         if tokenizer is None:
             raise InputError("this model takes vectors, not text: pass a (T, D) array")
@@ -167,7 +168,9 @@ class TraceBuffer:
             self.trace = kept
             return k, kept.head(0)
         try:  # the kept tokens passed before; only the new ones are read
-            new = self.net.trace(tokenizer.join(tokens[k:]), state=None if kept is None or k == 0 else kept.state)
+            new = self.net.trace(
+                tokenizer.join(tokens[k:]), state=None if kept is None or k == 0 else kept.state, stop=stop
+            )
         except UnknownTokenError as e:  # positions in the whole text, not the new steps
             raise UnknownTokenError(e.tokens, [p + k for p in e.positions]) from None
         self.trace = self._splice(k, kept, new)
