@@ -14,8 +14,8 @@ edit costs its new steps, not a copy of the whole trace (a 1,000-step trace is 3
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
