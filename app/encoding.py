@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import struct
+import zipfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -65,6 +66,43 @@ def trace_json(name: str, net: Network, tr: Trace, top_k: int) -> dict[str, Any]
     return _body(name, tr, lambda g, a: a.tolist(), _top(net, tr, top_k))
 
 
+#: Values a piece of a streamed JSON or CSV body holds, about: each piece is one short C call, so a big
+#: body never holds the interpreter for long and stops within a piece when its client leaves.
+PIECE_VALUES = 1 << 16
+
+
+def _rows(a: np.ndarray) -> Iterator[str]:
+    """``json.dumps(a.tolist())`` in pieces of whole rows."""
+    n = max(1, PIECE_VALUES // max(1, a[0].size if len(a) else 1))
+    yield "["
+    for t in range(0, len(a), n):
+        yield (", " if t else "") + json.dumps(a[t : t + n].tolist())[1:-1]
+    yield "]"
+
+
+def iter_json(name: str, net: Network, tr: Trace, top_k: int) -> Iterator[str]:
+    """``json.dumps(trace_json(...))`` in pieces of about PIECE_VALUES numbers (a streamed response)."""
+    head = json.dumps({"model": name, "tokens": tr.tokens, "unknown": tr.unknown})
+    yield head[:-1] + ', "layers": ['
+    for k, layer in enumerate(tr.layers):
+        yield ", {" if k else "{"
+        for j, g in enumerate(tr.gates):
+            yield (", " if j else "") + json.dumps(g) + ": "
+            yield from _rows(layer[g])
+        yield "}"
+    yield '], "probs": '
+    top = _top(net, tr, top_k)
+    if top is None:
+        yield "null"
+    else:
+        n = max(1, PIECE_VALUES // (4 * top_k))
+        yield "["
+        for t in range(0, len(top), n):
+            yield (", " if t else "") + json.dumps(top[t : t + n])[1:-1]
+        yield "]"
+    yield "}"
+
+
 def trace_csv(tr: Trace) -> str:
     """One row per layer × timestep × unit: layer, t, token, unit, then one column per gate."""
     return "".join(iter_csv(tr))
@@ -93,13 +131,40 @@ def plain_values(net: Network, steps: int) -> int:
 
 def trace_npz(tr: Trace) -> bytes:
     """Arrays ``layer<k>/<gate>`` (T, H), ``tokens`` and, with a head, ``probs`` (T, V); no pickles."""
+    return b"".join(iter_npz(tr))
+
+
+class _Sink:
+    """A write-only file that keeps what was written until it is taken (a zip written as it streams)."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, b: bytes) -> int:
+        self.parts.append(bytes(b))
+        return len(b)
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        out, self.parts = b"".join(self.parts), []
+        return out
+
+
+def iter_npz(tr: Trace) -> Iterator[bytes]:
+    """``trace_npz``'s archive as it is written, an array (compressed, level 1) per piece: ``np.load`` reads it."""
     arrays = {f"layer{k}/{g}": layer[g] for k, layer in enumerate(tr.layers) for g in tr.gates}
     arrays["tokens"] = np.array(tr.tokens, dtype=str)
     if tr.probs is not None:
         arrays["probs"] = tr.probs
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
-    return buf.getvalue()
+    sink = _Sink()
+    with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:  # type: ignore[call-overload]
+        for name, a in arrays.items():
+            with zf.open(name + ".npy", "w", force_zip64=a.nbytes > 1 << 30) as f:
+                np.lib.format.write_array(f, np.ascontiguousarray(a), allow_pickle=False)
+            yield sink.take()
+    yield sink.take()  # the zip's directory
 
 
 #: Gates whose values lie in [0, 1] (sigmoids) and in [-1, 1] (tanh); the rest (c) are unbounded.

@@ -1,12 +1,20 @@
-"""A size limit on every request body, enforced before a byte of it is read.
+"""Limits on what one request, and one client, can ask of the server, enforced before the app runs.
+
+``BodyLimit``: a size limit on every request body, enforced before a byte of it is read.
 
 Every request but an upload takes up to GATESCOPE_MAX_BODY_MB; POST /api/models checks its own
 Content-Length against GATESCOPE_MAX_UPLOAD_MB (app/api/models.py) before it reads the form. A body
 without a Content-Length (chunked) is refused with 411: browsers and HTTP libraries send the length
 of what they post.
+
+``ClientLimit``: at most GATESCOPE_MAX_CLIENT_REQUESTS API requests in progress from one client address
+(429 past it, with Retry-After), so one client cannot take every worker thread. The page and the live
+socket need one or two at a time.
 """
 
 from __future__ import annotations
+
+from collections import Counter
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -40,3 +48,29 @@ class BodyLimit:
             size = f"{int(length) / 2**20:.1f} MB"
             return await refuse(scope, send, f"the body is {size}; this server takes at most {limit} MB a request", 413)
         await self.app(scope, receive, send)
+
+
+class ClientLimit:
+    """ASGI middleware: 429 when a client address has ``max_client_requests`` API requests in progress."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app, self.limit = app, settings.max_client_requests
+        self.busy: Counter[str] = Counter()  # requests in progress per client address (the loop is one thread)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            return await self.app(scope, receive, send)
+        who = scope["client"][0] if scope.get("client") else "?"
+        if self.busy[who] >= self.limit:
+            detail = (
+                f"this client has {self.limit} requests in progress already (GATESCOPE_MAX_CLIENT_REQUESTS): "
+                "wait for one to end"
+            )
+            return await refuse(scope, send, detail, 429, retry_after=1)
+        self.busy[who] += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.busy[who] -= 1
+            if not self.busy[who]:
+                del self.busy[who]

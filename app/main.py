@@ -33,11 +33,12 @@ from .api import live as live_api
 from .api import models as models_api
 from .api import trace as trace_api
 from .api.deps import LiveSlots
-from .limits import BodyLimit
+from .limits import BodyLimit, ClientLimit
 from .registry import Registry
 from .security import Guard, allow_inline_scripts
 from .settings import Settings, uploads_allowed
 from .uploads import Store
+from .work import MB, Budget, Work, process_rss
 
 log = logging.getLogger("gatescope")
 
@@ -58,6 +59,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry = Registry()
         registry.load_bundled()  # in the lifespan, never at import
+        base = process_rss()  # the interpreter, the libraries and the bundled models
+        bound = settings.max_memory_mb * MB
+        budget = Budget(lambda: bound - base - registry.uploaded_nbytes(), settings.busy_wait)
+        app.state.work = Work(budget, settings.heavy_jobs)
         app.state.store = Store(settings.models_dir, settings.max_conversions)
         for name in app.state.store.clean():  # what a crash during an upload or delete left behind
             log.warning("gatescope: removed %s from the models folder (left by an interrupted upload)", name)
@@ -80,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     templates = Jinja2Templates(directory=str(settings.templates))
     app.mount("/static", StaticFiles(directory=str(settings.static)), name="static")
     app.add_middleware(BodyLimit, settings=settings)  # a body's size, before it is read
+    app.add_middleware(ClientLimit, settings=settings)  # requests in progress per client
     app.add_middleware(Guard, settings=settings)  # Host, Origin, token, headers: before anything else
     _errors(app)
     _docs(app)  # before the assets' mount: its ReDoc route takes precedence

@@ -75,6 +75,10 @@ class Registry:
                 log.warning("gatescope: uploaded model %r is unavailable: %s", name, problem)
             self._entries[name] = Entry(net, card, "uploaded", problem)
 
+    def uploaded_nbytes(self) -> int:
+        """Bytes the uploaded models' networks hold in memory (the bundled ones are part of the process)."""
+        return sum(e.net.nbytes for e in self._entries.values() if e.origin == "uploaded" and e.net is not None)
+
     def names(self) -> list[str]:
         return sorted(self._entries)
 

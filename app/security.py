@@ -132,11 +132,13 @@ def _with_headers(send: Send, cookie: bytes | None) -> Send:
     return wrapped
 
 
-async def refuse(scope: Scope, send: Send, detail: str, status: int = 403) -> None:
+async def refuse(scope: Scope, send: Send, detail: str, status: int = 403, retry_after: int | None = None) -> None:
     """A refusal before the app runs: ``{"detail"}`` with the hardening headers (a WebSocket handshake
     is refused with the same response, or closed when the server cannot send one)."""
     body = json.dumps({"detail": detail}).encode()
     headers: list[Any] = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
     headers += HEADERS + [(b"content-security-policy", CSP.encode())]
     if scope["type"] == "websocket":
         if "websocket.http.response" in scope.get("extensions", {}):  # the reason, as an HTTP 403

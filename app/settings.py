@@ -8,6 +8,10 @@ GATESCOPE_HOST            the address the server binds to (``gatescope serve`` s
 GATESCOPE_UPLOADS         1 or 0: uploads on or off (unset: on only when bound to loopback)
 GATESCOPE_MAX_UPLOAD_MB   largest upload (200)
 GATESCOPE_IMPORT_TIMEOUT  seconds an upload may take to read (60)
+GATESCOPE_MAX_MEMORY_MB   the memory the server may hold: models, traces in flight, live sessions (2048)
+GATESCOPE_HEAVY_JOBS      big traces computed at once (1); small ones never wait for them
+GATESCOPE_MAX_CLIENT_REQUESTS  API requests one client address may have in progress at once (16)
+GATESCOPE_BUSY_WAIT       seconds a job waits for memory before it is refused with 503 (10)
 """
 
 from __future__ import annotations
@@ -60,6 +64,12 @@ class Settings(BaseSettings):
     max_models_mb: PositiveInt = Field(4096, description="most megabytes the uploaded models may take on disk")
     max_conversions: PositiveInt = Field(1, description="uploads converted at once (each converter may take 4 GB)")
     max_body_mb: PositiveInt = Field(16, description="largest body of any other request, in megabytes")
+    max_memory_mb: PositiveInt = Field(
+        2048, description="the memory the server may hold (models, traces in flight, live sessions), in megabytes"
+    )
+    heavy_jobs: PositiveInt = Field(1, description="traces of more than 8 MB computed at once; small ones never wait")
+    max_client_requests: PositiveInt = Field(16, description="API requests one client address may have in progress")
+    busy_wait: PositiveFloat = Field(10.0, description="seconds a job waits for memory before a 503")
     import_timeout: PositiveFloat = Field(60.0, description="seconds an upload may take to read before it is refused")
     allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default=[], description="host names beside loopback and the bound address (DNS rebinding)"

@@ -264,6 +264,13 @@ class Network:
             return pieces[0]
         return [{g: np.concatenate([p[k][g] for p in pieces]) for g in la} for k, la in enumerate(pieces[0])]
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes the network's arrays hold: its weights, each layer's fused copy, layer 0's token table."""
+        fused = sum(a.nbytes for c in self.cells for a in (c.W, c.U, c.b))
+        table = 0 if self._table is None else self._table.nbytes
+        return sum(a.nbytes for a in self.params.values()) + fused + table
+
     def trace_nbytes(self, steps: int) -> int:
         """Bytes the arrays of a trace of ``steps`` steps take (every gate of every layer, and the probabilities)."""
         per_step = sum(len(self.gates) * c.hidden_size for c in self.cells) + (self.spec.output_size or 0)

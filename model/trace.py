@@ -152,6 +152,15 @@ class TraceBuffer:
         self.trace: Trace | None = None
         self._rows: dict[Any, np.ndarray] = {}
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes the buffer's rows hold (room to grow included)."""
+        return sum(a.nbytes for a in self._rows.values())
+
+    def changed_from(self, tokens: list[str]) -> int:
+        """The first position where ``tokens`` differ from the buffer's: where ``update`` will start."""
+        return 0 if self.trace is None else common_prefix(self.trace.tokens, tokens)
+
     def update(self, tokens: list[str], stop: Callable[[], bool] | None = None) -> tuple[int, Trace]:
         """Trace a text's ``tokens`` (``net.tokenizer.split(text)``) after the last ones: the first
         changed position k and the trace of the steps from k on (empty when only the end was deleted).
@@ -161,7 +170,7 @@ class TraceBuffer:
             raise InputError("this model takes vectors, not text: pass a (T, D) array")
         if not tokens:
             raise InputError("the text has no tokens: nothing to trace")
-        k = 0 if self.trace is None else common_prefix(self.trace.tokens, tokens)
+        k = self.changed_from(tokens)
         kept = None if self.trace is None else self.trace.head(k)
         if k == len(tokens):  # a deletion at the end (or no change): nothing new to trace
             assert kept is not None

@@ -21,6 +21,7 @@ from ..registry import Entry, Registry
 from ..schemas import TraceRequest
 from ..settings import Settings, uploads_allowed
 from ..uploads import Store
+from ..work import Work
 
 
 def get_settings(conn: HTTPConnection) -> Settings:
@@ -56,7 +57,12 @@ def get_live_slots(conn: HTTPConnection) -> LiveSlots:
     return conn.app.state.live_slots
 
 
+def get_work(conn: HTTPConnection) -> Work:
+    return conn.app.state.work
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+WorkDep = Annotated[Work, Depends(get_work)]
 LiveSlotsDep = Annotated[LiveSlots, Depends(get_live_slots)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 StoreDep = Annotated[Store, Depends(get_store)]

@@ -22,10 +22,12 @@ from starlette.concurrency import run_in_threadpool
 
 import model
 
-from ..encoding import dumps_binary, dumps_compact, focus_json, trace_compact, trace_json
+from ..encoding import dumps_binary, dumps_compact, focus_json, plain_values, trace_compact, trace_json
 from ..registry import Entry, Registry
 from ..settings import Settings
-from .deps import LiveSlotsDep, RegistryDep, SettingsDep, check_input, find_model
+from ..work import LIVE_SHARE, MB, ClientGone, Work, return_memory
+from .deps import LiveSlotsDep, RegistryDep, SettingsDep, WorkDep, check_input, find_model
+from .trace import COST
 
 router = APIRouter(tags=["live"])
 log = logging.getLogger("gatescope")
@@ -59,16 +61,21 @@ class Session:
         self.name: str | None = None
         self.buffer: model.TraceBuffer | None = None
 
-    def update(self, name: str, entry: Entry, msg: dict[str, Any], tokens: list[str], top_k: int) -> Any:
-        """Trace only what changed; return the reply: a dict (json), JSON text (compact) or bytes (binary)."""
-        encoding = msg.get("encoding", "json")
-        if encoding not in ENCODINGS:
-            raise LiveError(f"encoding must be 'json', 'compact' or 'binary', got {encoding!r}")
-        net = entry.net
-        focus = _focus_of(msg, net)  # every refusal comes before the buffer is touched
+    def buffer_for(self, name: str, net: model.Network) -> model.TraceBuffer:
+        """The buffer to update for a text of model ``name`` (a new one when the model changed)."""
         if self.name != name or self.buffer is None or self.buffer.net is not net:
             self.name, self.buffer = name, model.TraceBuffer(net)
-        k, new = self.buffer.update(tokens)
+        return self.buffer
+
+    def update(
+        self, name: str, entry: Entry, msg: dict[str, Any], tokens: list[str], top_k: int, stop: Any = None
+    ) -> Any:
+        """Trace only what changed; return the reply: a dict (json), JSON text (compact) or bytes (binary)."""
+        encoding = msg.get("encoding", "json")
+        net = entry.net
+        focus = _focus_of(msg, net)  # every refusal comes before the buffer is touched
+        self.buffer = self.buffer_for(name, net)
+        k, new = self.buffer.update(tokens, stop=stop)
         whole = self.buffer.trace
         assert whole is not None
         steps = trace_json(name, net, new, top_k) if encoding == "json" else trace_compact(name, net, new, top_k)
@@ -106,13 +113,17 @@ def _parse(message: MutableMapping[str, Any]) -> Any:
 
 class Connection:
     """One socket's message pump: a reader keeps only the newest waiting edit (and the newest waiting
-    focus request); the writer answers them in turn, each in a worker thread."""
+    focus request); the writer answers them in turn, each in a worker thread. An edit is a job of the
+    server's ``Work`` (memory reserved first, stopped if the client leaves), and the session's buffer
+    holds its bytes against the live sessions' share of the budget until the socket closes."""
 
-    def __init__(self, ws: WebSocket, registry: Registry, settings: Settings) -> None:
-        self.ws, self.registry, self.settings = ws, registry, settings
+    def __init__(self, ws: WebSocket, registry: Registry, settings: Settings, work: Work) -> None:
+        self.ws, self.registry, self.settings, self.work = ws, registry, settings, work
         self.session = Session()
+        self.held = 0  # bytes of the budget the session's buffer holds
         self.pending: dict[str, Any] = {}  # "edit", "focus": the newest message of each kind
         self.arrived = asyncio.Event()
+        self.gone = asyncio.Event()  # the client left
 
     async def run(self) -> None:
         """Answer messages until the client leaves (WebSocketDisconnect); a bug propagates."""
@@ -127,19 +138,35 @@ class Connection:
                 self.arrived.clear()
                 for kind in ("edit", "focus"):
                     if kind in self.pending:
-                        await self._send(await self._answer(self.pending.pop(kind)))
+                        try:
+                            out = await self._answer(self.pending.pop(kind))
+                        except ClientGone:
+                            raise WebSocketDisconnect(1001) from None
+                        await self._send(out)
         finally:
             reader.cancel()
+            self.close()
+
+    def close(self) -> None:
+        """Give the session's memory back (to the budget, and the heap to the system)."""
+        if self.session.buffer is not None:
+            self.session.buffer = None
+            return_memory()
+        self.work.budget.give_back(self.held)
+        self.held = 0
 
     async def _receive(self) -> None:
-        while True:
-            msg = _parse(await self.ws.receive())
-            if isinstance(msg, dict) and "text" not in msg and "model" not in msg and "focus" in msg:
-                self.pending["focus"] = msg
-            else:
-                self.pending["edit"] = msg  # a newer edit replaces one still waiting
-                self.pending.pop("focus", None)  # and carries its own focus
-            self.arrived.set()
+        try:
+            while True:
+                msg = _parse(await self.ws.receive())
+                if isinstance(msg, dict) and "text" not in msg and "model" not in msg and "focus" in msg:
+                    self.pending["focus"] = msg
+                else:
+                    self.pending["edit"] = msg  # a newer edit replaces one still waiting
+                    self.pending.pop("focus", None)  # and carries its own focus
+                self.arrived.set()
+        finally:
+            self.gone.set()  # the disconnect (or a bug): whatever is computing stops
 
     async def _answer(self, msg: Any) -> dict[str, Any] | str | bytes:
         """The reply to one message; the client's mistakes, and only those, become {"seq", "error"}."""
@@ -148,7 +175,7 @@ class Connection:
             return await self._reply(msg)
         except (LiveError, model.InputError) as e:
             return {"seq": seq, "error": str(e)}
-        except HTTPException as e:  # a refusal from deps.py: the same words as over HTTP
+        except HTTPException as e:  # a refusal from deps.py or the budget: the same words as over HTTP
             return {"seq": seq, "error": e.detail}
 
     async def _reply(self, msg: Any) -> dict[str, Any] | str | bytes:
@@ -164,7 +191,49 @@ class Connection:
         entry = find_model(self.registry, name)  # 404's words when name is not a model (or not a string)
         assert isinstance(name, str)
         checked = check_input(name, entry, text, None, self.settings)  # the checks (and words) of POST /api/trace
-        return await run_in_threadpool(self.session.update, name, entry, msg, checked.tokens, self.settings.top_k)
+        encoding = msg.get("encoding", "json")
+        if encoding not in ENCODINGS:
+            raise LiveError(f"encoding must be 'json', 'compact' or 'binary', got {encoding!r}")
+        net, T = entry.net, len(checked.tokens)
+        buffer = self.session.buffer_for(name, net)
+        new = T - buffer.changed_from(checked.tokens)
+        values = plain_values(net, new)
+        if encoding == "json" and values > self.settings.max_plain_values:
+            raise LiveError(
+                f"this edit's {new} new steps are {values:,} numbers as plain JSON; this server sends at most "
+                f"{self.settings.max_plain_values:,} that way: ask for encoding 'binary' or 'compact'"
+            )
+        self._hold(net.trace_nbytes(max(64, 2 * T)), T)  # the rows the buffer may grow to
+        job = await self.work.admit(self.gone, COST * net.trace_nbytes(new) + MB, f"an edit of {new} new steps")
+        try:
+            return await job.run(
+                self.session.update, name, entry, msg, checked.tokens, self.settings.top_k, job.stopped
+            )
+        finally:
+            job.close()
+            self._settle()
+
+    def _hold(self, rows: int, steps: int) -> None:
+        """Reserve what the buffer will hold, against the live sessions' share, or refuse the edit."""
+        more = rows - self.held
+        if more > 0 and not self.work.budget.take(more, LIVE_SHARE):
+            budget = self.work.budget
+            raise LiveError(
+                f"a live text of {steps} steps needs about {more / MB:,.0f} MB more; the live sessions hold "
+                f"{budget.used / MB:,.0f} MB of the {LIVE_SHARE * budget.limit / MB:,.0f} MB they may use "
+                "(GATESCOPE_MAX_MEMORY_MB): shorten the text, or close other sessions"
+            )
+        self.held += max(more, 0)
+
+    def _settle(self) -> None:
+        """Hold exactly what the buffer holds now."""
+        buffer = self.session.buffer
+        now = 0 if buffer is None else buffer.nbytes
+        if now < self.held:
+            self.work.budget.give_back(self.held - now)
+        else:
+            self.work.budget.used += now - self.held  # rows it had already (a model changed mid-session)
+        self.held = now
 
     async def _send(self, out: dict[str, Any] | str | bytes) -> None:
         if isinstance(out, bytes):
@@ -176,7 +245,9 @@ class Connection:
 
 
 @router.websocket("/api/live")
-async def live_trace(ws: WebSocket, registry: RegistryDep, settings: SettingsDep, slots: LiveSlotsDep) -> None:
+async def live_trace(
+    ws: WebSocket, registry: RegistryDep, settings: SettingsDep, slots: LiveSlotsDep, work: WorkDep
+) -> None:
     """Live typing: only the steps after the first change travel."""
     await ws.accept()
     if not slots.take():
@@ -184,7 +255,7 @@ async def live_trace(ws: WebSocket, registry: RegistryDep, settings: SettingsDep
         await ws.close(code=1013)  # try again later
         return
     try:
-        await Connection(ws, registry, settings).run()
+        await Connection(ws, registry, settings, work).run()
     except WebSocketDisconnect:
         pass
     except Exception:  # a bug in gatescope, not the client's mistake: logged, and the socket says so

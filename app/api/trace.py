@@ -3,26 +3,26 @@ POST /api/trace/stream: the same as JSON Lines, a line per step, sent as compute
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import StreamingResponse
 
 from ..encoding import (
     dumps_binary,
     dumps_compact,
     iter_csv,
+    iter_json,
+    iter_npz,
     plain_values,
     steps_json,
     trace_compact,
-    trace_json,
-    trace_npz,
 )
 from ..schemas import TraceResponse, errors
-from .deps import CheckedDep, SettingsDep
+from ..work import MB, ClientGone, watch_disconnect
+from .deps import CheckedDep, SettingsDep, WorkDep
 
 router = APIRouter(prefix="/api", tags=["trace"])
 
@@ -32,11 +32,22 @@ MAX_CHUNK = 256
 
 #: What a trace request can be refused with.
 REFUSALS = errors(400, 403, 404, 409, 411, 413, 422)
+#: ... and what a busy server answers (429: this client has too much in progress; 503: no memory free in time).
+BUSY = errors(429, 503)
 
 
-@router.post("/trace", response_model=None, responses={200: {"model": TraceResponse}, **REFUSALS})
-def trace_text(
-    job: CheckedDep, settings: SettingsDep, encoding: Literal["json", "compact", "binary", "csv", "npz"] = "json"
+#: What a trace request reserves: its trace's bytes this many times (the run's input shares and chunks,
+#: the trace, its encoding), and a megabyte for the rest.
+COST = 3
+
+
+@router.post("/trace", response_model=None, responses={200: {"model": TraceResponse}, **REFUSALS, **BUSY})
+async def trace_text(
+    request: Request,
+    job: CheckedDep,
+    settings: SettingsDep,
+    work: WorkDep,
+    encoding: Literal["json", "compact", "binary", "csv", "npz"] = "json",
 ) -> Any:
     """Run a model over a text (or vectors) and return every gate at every step.
 
@@ -45,28 +56,44 @@ def trace_text(
     the compact body without base64 (2 bytes a value; ``dumps_binary`` describes the layout).
     ``encoding=csv``: a download, one row per layer × step × unit. ``encoding=npz``: a NumPy archive
     (``layer<k>/<gate>`` arrays, ``tokens``, ``probs``), loadable with ``allow_pickle=False``.
+
+    The request's memory is reserved before it starts (413 if it could never fit, 503 if the server
+    stays busy); its work stops when the client leaves. JSON, CSV and NPZ bodies are streamed.
     """
-    values = plain_values(job.net, len(job.tokens))
+    steps = len(job.tokens)
+    values = plain_values(job.net, steps)
     if encoding in ("json", "csv") and values > settings.max_plain_values:  # a cost bound before any work
         raise HTTPException(
             413,
-            f"{len(job.tokens)} steps are {values:,} numbers as plain {encoding.upper()}; this server writes at most "
+            f"{steps} steps are {values:,} numbers as plain {encoding.upper()}; this server writes at most "
             f"{settings.max_plain_values:,} that way: ask for encoding=binary or npz, or trace fewer tokens",
         )
-    tr = job.net.trace(job.x)  # the input was checked: an error here is a bug, and shows as a 500
-    if encoding in ("csv", "npz"):
-        headers = {"Content-Disposition": f'attachment; filename="{job.name}-trace.{encoding}"'}
-        if encoding == "csv":  # streamed a step at a time: it stops when the client leaves
-            return StreamingResponse(iter_csv(tr), media_type="text/csv", headers=headers)
-        return Response(trace_npz(tr), media_type="application/octet-stream", headers=headers)
-    if encoding == "compact":
-        body = dumps_compact(trace_compact(job.name, job.net, tr, job.top_k))
-        return Response(body, media_type="application/json")
-    if encoding == "binary":
-        body = dumps_binary(trace_compact(job.name, job.net, tr, job.top_k))
-        return Response(body, media_type="application/octet-stream")
-    # The TraceResponse shape, serialised directly: FastAPI's jsonable_encoder walks every float (1.4 s for 1,000 steps)
-    return Response(json.dumps(trace_json(job.name, job.net, tr, job.top_k)), media_type="application/json")
+    gone, watcher = watch_disconnect(request.receive)
+    streamed = False
+    try:
+        run = await work.admit(gone, COST * job.net.trace_nbytes(steps) + MB, f"a trace of {steps} steps")
+        try:
+            tr = await run.run(job.net.trace, job.x, stop=run.stopped)  # the input was checked: errors are bugs
+            if encoding in ("json", "csv", "npz"):
+                watcher.cancel()  # the streamed response watches for the client itself
+                pieces = {"json": lambda: iter_json(job.name, job.net, tr, job.top_k), "csv": lambda: iter_csv(tr)}
+                body = run.stream(pieces.get(encoding, lambda: iter_npz(tr))())
+                streamed = True
+                if encoding == "json":
+                    return StreamingResponse(body, media_type="application/json")
+                headers = {"Content-Disposition": f'attachment; filename="{job.name}-trace.{encoding}"'}
+                media = "text/csv" if encoding == "csv" else "application/octet-stream"
+                return StreamingResponse(body, media_type=media, headers=headers)
+            dumps = dumps_compact if encoding == "compact" else dumps_binary
+            out = await run.run(lambda: dumps(trace_compact(job.name, job.net, tr, job.top_k)))
+            return Response(out, media_type="application/json" if encoding == "compact" else "application/octet-stream")
+        finally:
+            if not streamed:
+                run.close()
+    except ClientGone:
+        return Response(status_code=499)  # nobody reads it: the client has gone
+    finally:
+        watcher.cancel()
 
 
 @router.post("/trace/stream", responses=REFUSALS)

@@ -203,7 +203,7 @@ def test_a_stream_ranks_predictions_once_per_chunk_not_once_per_step(client, mon
 def test_a_bug_in_the_core_is_a_logged_500_not_the_clients_fault(monkeypatch, caplog):
     """A ValueError from inside a trace (a NumPy bug, say) must not come back as a 422 blaming the input."""
 
-    def broken(self, x, state=None, probs=True):
+    def broken(self, x, state=None, probs=True, stop=None):
         raise ValueError("operands could not be broadcast together")
 
     monkeypatch.setattr(model.Network, "trace", broken)
@@ -214,7 +214,7 @@ def test_a_bug_in_the_core_is_a_logged_500_not_the_clients_fault(monkeypatch, ca
 
 
 def test_the_cores_refusals_are_422s_with_its_words(monkeypatch):
-    def refuses(self, x, state=None, probs=True):
+    def refuses(self, x, state=None, probs=True, stop=None):
         raise model.InputError("layer 0: the state holds NaN or infinite values")
 
     monkeypatch.setattr(model.Network, "trace", refuses)

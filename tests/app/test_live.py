@@ -229,7 +229,7 @@ def test_unknown_positions_are_in_the_whole_text_after_an_edit(tmp_path):
 def test_a_bug_in_the_core_closes_the_socket_as_a_server_error(monkeypatch, caplog):
     """Not the client's mistake: logged, and the socket closes with 1011 instead of blaming the input."""
 
-    def broken(self, x, state=None, probs=True):
+    def broken(self, x, state=None, probs=True, stop=None):
         raise ValueError("operands could not be broadcast together")  # a NumPy bug, say
 
     monkeypatch.setattr(model.Network, "trace", broken)

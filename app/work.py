@@ -1,0 +1,216 @@
+"""The server's work for its clients, bounded and stoppable.
+
+- ``Budget``: the memory the server's jobs may hold at once (GATESCOPE_MAX_MEMORY_MB less what the
+  process holds when it starts and the models it has loaded). A job reserves its estimate before it
+  starts: one that could never fit is refused with 413, one that does not fit now waits its turn
+  (then 503). Live sessions may take only ``LIVE_SHARE`` of it, so a small trace always finds room.
+- Heavy jobs (more than ``HEAVY_BYTES`` of trace) take turns in ``heavy_jobs`` lanes, so a few big
+  requests cannot crowd the small ones out of the interpreter.
+- ``Job``: one request's work. It knows when its client leaves (``gone``); a model call run through
+  it gets ``stop=`` and ends with ``model.Cancelled`` within one chunk, and a job still waiting for
+  its turn never starts.
+
+Everything here runs on the event loop (reservations, lanes); only ``Job.run``'s function runs in a
+worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, TypeVar
+
+from fastapi import HTTPException
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.types import Receive
+
+import model
+
+T = TypeVar("T")
+MB = 1 << 20
+
+#: A trace holding more than this is a heavy job: it waits for a lane.
+HEAVY_BYTES = 8 * MB
+#: The part of the budget live sessions may hold between them.
+LIVE_SHARE = 0.6
+
+
+class ClientGone(Exception):
+    """The client left: its work was stopped, and nothing is sent."""
+
+
+def _mb(n: int) -> str:
+    return f"{n / MB:,.0f} MB" if n >= MB else f"{n / MB:.1f} MB"
+
+
+class Budget:
+    """Bytes the server's jobs may hold at once, reserved before each job starts."""
+
+    def __init__(self, limit: Callable[[], int], wait: float) -> None:
+        self._limit, self.wait, self.used = limit, wait, 0
+        self._freed = asyncio.Event()  # set (and replaced) whenever bytes are given back
+
+    @property
+    def limit(self) -> int:
+        return max(self._limit(), 0)
+
+    def fits(self, nbytes: int, share: float = 1.0) -> bool:
+        return self.used + nbytes <= self.limit * share
+
+    def take(self, nbytes: int, share: float = 1.0) -> bool:
+        """Reserve ``nbytes`` now if they fit in ``share`` of the budget; False if not (nothing reserved)."""
+        if not self.fits(nbytes, share):
+            return False
+        self.used += nbytes
+        return True
+
+    async def reserve(self, nbytes: int, what: str, gone: asyncio.Event) -> None:
+        """Reserve ``nbytes`` for ``what``, waiting up to ``wait`` seconds for room; 413 if it could never
+        fit, 503 if no room came in time, ClientGone if the client left while it waited."""
+        if nbytes > self.limit:
+            raise HTTPException(
+                413,
+                f"{what} would take about {_mb(nbytes)} of memory; this server's budget is {_mb(self.limit)} "
+                "(GATESCOPE_MAX_MEMORY_MB): trace fewer tokens",
+            )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.wait
+        while not self.take(nbytes):
+            if gone.is_set():
+                raise ClientGone
+            left = deadline - loop.time()
+            if left <= 0:
+                raise HTTPException(
+                    503, f"the server is busy: {_mb(self.used)} of its {_mb(self.limit)} are in use; try again"
+                )
+            freed, leaving = asyncio.ensure_future(self._freed.wait()), asyncio.ensure_future(gone.wait())
+            await asyncio.wait({freed, leaving}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            freed.cancel()
+            leaving.cancel()
+
+    def give_back(self, nbytes: int) -> None:
+        self.used -= nbytes
+        self._freed.set()  # wakes every waiter; each checks again
+        self._freed = asyncio.Event()
+
+
+class Work:
+    """The server's budget and heavy-job lanes (one per process: app.state.work)."""
+
+    def __init__(self, budget: Budget, heavy_jobs: int) -> None:
+        self.budget = budget
+        self.lanes = asyncio.Semaphore(heavy_jobs)
+
+    async def admit(self, gone: asyncio.Event, nbytes: int, what: str) -> Job:
+        """A job of about ``nbytes``, once they are reserved (and, if it is heavy, a lane is free);
+        close the job to give both back. 413/503 (``Budget.reserve``), or ClientGone while waiting."""
+        await self.budget.reserve(nbytes, what, gone)
+        job = Job(self, gone, nbytes)
+        if nbytes > HEAVY_BYTES:
+            try:
+                await job.take_lane()
+            except BaseException:
+                job.close()
+                raise
+        return job
+
+
+class Job:
+    """One client's admitted work: functions run in a worker thread and can be stopped (``stopped``
+    is what a model call gets as ``stop=``) when ``gone`` is set."""
+
+    def __init__(self, work: Work, gone: asyncio.Event, nbytes: int) -> None:
+        self.work, self.gone, self.nbytes = work, gone, nbytes
+        self._stop = threading.Event()  # what the worker thread reads
+        self._lane = self._closed = False
+
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    async def take_lane(self) -> None:
+        lane = asyncio.ensure_future(self.work.lanes.acquire())
+        left = asyncio.ensure_future(self.gone.wait())
+        await asyncio.wait({lane, left}, return_when=asyncio.FIRST_COMPLETED)
+        left.cancel()
+        if lane.done() and not lane.cancelled():
+            self._lane = True
+        else:
+            lane.cancel()
+        if self.gone.is_set() or not self._lane:
+            raise ClientGone
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` in a worker thread; ClientGone if the client left meanwhile (then the
+        thread was told to stop, and this returns only once it has)."""
+        task = asyncio.ensure_future(run_in_threadpool(fn, *args, **kwargs))
+        left = asyncio.ensure_future(self.gone.wait())
+        try:
+            await asyncio.wait({task, left}, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():
+                self._stop.set()  # a model call ends within a chunk ...
+                with contextlib.suppress(model.Cancelled):
+                    await task  # ... and only then is its memory given back
+                raise ClientGone
+            return task.result()
+        finally:
+            left.cancel()
+
+    async def stream(self, pieces: Iterator[Any]) -> AsyncIterator[Any]:
+        """``pieces``, each made in a worker thread, for a streamed response; the job closes when the
+        stream ends or stops (a client that leaves stops it between pieces)."""
+        try:
+            async for piece in iterate_in_threadpool(pieces):
+                yield piece
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Give back the lane and the bytes (once); a big job hands its freed memory back to the system."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._lane:
+            self.work.lanes.release()
+        self.work.budget.give_back(self.nbytes)
+        if self.nbytes > HEAVY_BYTES:
+            return_memory()
+
+
+def watch_disconnect(receive: Receive) -> tuple[asyncio.Event, asyncio.Task[None]]:
+    """An event set when the HTTP client disconnects (the request body must be read already), and
+    the task that watches for it (cancel it when the response is done)."""
+    gone = asyncio.Event()
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        gone.set()
+
+    return gone, asyncio.ensure_future(watch())
+
+
+def process_rss() -> int:
+    """This process's resident memory in bytes (Linux /proc; 0 where unknown)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+_libc: Any = None
+
+
+def return_memory() -> None:
+    """Hand freed heap memory back to the system (glibc keeps it otherwise): after a big job ends."""
+    global _libc
+    if _libc is None:
+        name = ctypes.util.find_library("c")
+        _libc = ctypes.CDLL(name) if name else False
+    if _libc and hasattr(_libc, "malloc_trim"):
+        _libc.malloc_trim(0)
