@@ -204,13 +204,29 @@ def process_rss() -> int:
 
 
 _libc: Any = None
+#: glibc's mallopt parameter: allocations from this size on get pages of their own (M_MMAP_THRESHOLD).
+M_MMAP_THRESHOLD = -3
 
 
-def return_memory() -> None:
-    """Hand freed heap memory back to the system (glibc keeps it otherwise): after a big job ends."""
+def _c() -> Any:
     global _libc
     if _libc is None:
         name = ctypes.util.find_library("c")
         _libc = ctypes.CDLL(name) if name else False
-    if _libc and hasattr(_libc, "malloc_trim"):
-        _libc.malloc_trim(0)
+    return _libc
+
+
+def own_pages_for_big_arrays() -> None:
+    """Give every allocation of 1 MB or more (a trace's arrays) pages of its own, returned to the system
+    when freed. glibc otherwise raises that threshold as big blocks are freed, up to 32 MB, and then keeps
+    freed trace rows in its heaps: a closed 20,000-step session left 300 MB behind."""
+    libc = _c()
+    if libc and hasattr(libc, "mallopt"):
+        libc.mallopt(M_MMAP_THRESHOLD, 1 << 20)
+
+
+def return_memory() -> None:
+    """Hand freed heap memory back to the system (glibc keeps it otherwise): after a big job ends."""
+    libc = _c()
+    if libc and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)

@@ -143,14 +143,27 @@ class TraceBuffer:
         k, new = buf.update(list("def f(x): y"))   # k = 9: only " y" was traced
         buf.trace                                   # the whole text's trace; ``new`` is its steps from k on
 
-    The steps live in arrays whose rows grow by doubling: writing an edit's steps costs those steps,
-    and ``buf.trace``'s arrays are views into them (valid until the next update).
+    The steps live in arrays whose rows grow by doubling (never past ``max_steps``, when given):
+    writing an edit's steps costs those steps, and ``buf.trace``'s arrays are views into them (valid
+    until the next update).
     """
 
-    def __init__(self, net: Network) -> None:
-        self.net = net
+    def __init__(self, net: Network, max_steps: int | None = None) -> None:
+        self.net, self.max_steps = net, max_steps
         self.trace: Trace | None = None
         self._rows: dict[Any, np.ndarray] = {}
+        self._capacity = 0  # rows each array has
+
+    def rows_for(self, steps: int) -> int:
+        """How many rows each array holds once the text has ``steps`` steps."""
+        if self._capacity >= steps:
+            return self._capacity
+        grown = max(64, 2 * steps)
+        return grown if self.max_steps is None else max(steps, min(grown, self.max_steps))
+
+    def nbytes_for(self, steps: int) -> int:
+        """Bytes the buffer holds once the text has ``steps`` steps (what to reserve before an update)."""
+        return self.net.trace_nbytes(self.rows_for(steps))
 
     @property
     def nbytes(self) -> int:
@@ -182,6 +195,7 @@ class TraceBuffer:
             )
         except UnknownTokenError as e:  # positions in the whole text, not the new steps
             raise UnknownTokenError(e.tokens, [p + k for p in e.positions]) from None
+        self._capacity = self.rows_for(len(tokens))
         self.trace = self._splice(k, kept, new)
         return k, new
 
@@ -199,7 +213,7 @@ class TraceBuffer:
         end = at + len(rows)
         a = self._rows.get(key)
         if a is None or a.shape[1:] != rows.shape[1:] or a.dtype != rows.dtype or len(a) < end:
-            grown = np.empty((max(64, 2 * end), *rows.shape[1:]), rows.dtype)  # (2 end, H): room to grow
+            grown = np.empty((self._capacity, *rows.shape[1:]), rows.dtype)  # (2 end, H): room to grow
             if a is not None and a.shape[1:] == rows.shape[1:] and at > 0:
                 grown[:at] = a[:at]
             a = self._rows[key] = grown

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import traceback
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -61,20 +62,27 @@ class Session:
         self.name: str | None = None
         self.buffer: model.TraceBuffer | None = None
 
-    def buffer_for(self, name: str, net: model.Network) -> model.TraceBuffer:
+    def buffer_for(self, name: str, net: model.Network, max_steps: int | None) -> model.TraceBuffer:
         """The buffer to update for a text of model ``name`` (a new one when the model changed)."""
         if self.name != name or self.buffer is None or self.buffer.net is not net:
-            self.name, self.buffer = name, model.TraceBuffer(net)
+            self.name, self.buffer = name, model.TraceBuffer(net, max_steps)
         return self.buffer
 
     def update(
-        self, name: str, entry: Entry, msg: dict[str, Any], tokens: list[str], top_k: int, stop: Any = None
+        self,
+        name: str,
+        entry: Entry,
+        msg: dict[str, Any],
+        tokens: list[str],
+        top_k: int,
+        stop: Any = None,
+        max_steps: int | None = None,
     ) -> Any:
         """Trace only what changed; return the reply: a dict (json), JSON text (compact) or bytes (binary)."""
         encoding = msg.get("encoding", "json")
         net = entry.net
         focus = _focus_of(msg, net)  # every refusal comes before the buffer is touched
-        self.buffer = self.buffer_for(name, net)
+        self.buffer = self.buffer_for(name, net, max_steps)
         k, new = self.buffer.update(tokens, stop=stop)
         whole = self.buffer.trace
         assert whole is not None
@@ -138,17 +146,17 @@ class Connection:
                 self.arrived.clear()
                 for kind in ("edit", "focus"):
                     if kind in self.pending:
-                        try:
-                            out = await self._answer(self.pending.pop(kind))
+                        try:  # no reply is kept in a local: a disconnect's traceback would hold it
+                            await self._send(await self._answer(self.pending.pop(kind)))
                         except ClientGone:
                             raise WebSocketDisconnect(1001) from None
-                        await self._send(out)
         finally:
             reader.cancel()
             self.close()
 
     def close(self) -> None:
         """Give the session's memory back (to the budget, and the heap to the system)."""
+        self.pending.clear()
         if self.session.buffer is not None:
             self.session.buffer = None
             return_memory()
@@ -195,7 +203,7 @@ class Connection:
         if encoding not in ENCODINGS:
             raise LiveError(f"encoding must be 'json', 'compact' or 'binary', got {encoding!r}")
         net, T = entry.net, len(checked.tokens)
-        buffer = self.session.buffer_for(name, net)
+        buffer = self.session.buffer_for(name, net, self.settings.max_tokens)
         new = T - buffer.changed_from(checked.tokens)
         values = plain_values(net, new)
         if encoding == "json" and values > self.settings.max_plain_values:
@@ -203,7 +211,7 @@ class Connection:
                 f"this edit's {new} new steps are {values:,} numbers as plain JSON; this server sends at most "
                 f"{self.settings.max_plain_values:,} that way: ask for encoding 'binary' or 'compact'"
             )
-        self._hold(net.trace_nbytes(max(64, 2 * T)), T)  # the rows the buffer may grow to
+        self._hold(buffer.nbytes_for(T), T)  # the rows the buffer will hold
         job = await self.work.admit(self.gone, COST * net.trace_nbytes(new) + MB, f"an edit of {new} new steps")
         try:
             return await job.run(
@@ -256,8 +264,8 @@ async def live_trace(
         return
     try:
         await Connection(ws, registry, settings, work).run()
-    except WebSocketDisconnect:
-        pass
+    except WebSocketDisconnect as e:  # the client left: the frames its traceback holds let go of their replies
+        traceback.clear_frames(e.__traceback__)
     except Exception:  # a bug in gatescope, not the client's mistake: logged, and the socket says so
         log.exception("gatescope: the live socket failed")
         with contextlib.suppress(Exception):  # the socket may be gone already

@@ -50,3 +50,15 @@ def test_an_unknown_token_is_named_at_its_place_in_the_whole_text_and_the_buffer
     assert buf.trace is not None and buf.trace.tokens == list("(()")
     k, new = buf.update(list("(())"))
     assert (k, new.tokens) == (3, [")"])
+
+
+def test_the_buffer_says_beforehand_what_it_will_hold_and_never_grows_past_max_steps():
+    net = model.load("code")
+    buf = model.TraceBuffer(net, max_steps=300)
+    for n in (5, 70, 200, 250, 300, 40):
+        tokens = list(("def f(x):\n    return x\n" * 20)[:n])
+        expected = buf.nbytes_for(n)
+        buf.update(tokens)
+        assert buf.nbytes == expected, n  # what the server reserves is what it then holds
+    assert buf.nbytes == net.trace_nbytes(300)  # 2 × 250 rows would have been 500
+    assert model.TraceBuffer(net).nbytes_for(250) == net.trace_nbytes(500)  # unbounded: doubling
