@@ -7,6 +7,7 @@ GATESCOPE_MODELS          where uploaded models are kept (~/.local/share/gatesco
 GATESCOPE_HOST            the address the server binds to (``gatescope serve`` sets it)
 GATESCOPE_UPLOADS         1 or 0: uploads on or off (unset: on only when bound to loopback)
 GATESCOPE_MAX_UPLOAD_MB   largest upload (200)
+GATESCOPE_MAX_MODEL_MB    most weights an uploaded file may declare, refused from its metadata (512)
 GATESCOPE_IMPORT_TIMEOUT  seconds an upload may take to read (60)
 GATESCOPE_MAX_MEMORY_MB   the memory the server may hold: models, traces in flight, live sessions (2048)
 GATESCOPE_HEAVY_JOBS      big traces computed at once (1); small ones never wait for them
@@ -60,6 +61,9 @@ class Settings(BaseSettings):
     host: str | None = Field(None, description="the address the server binds to; None when unknown")
     uploads: bool | None = Field(None, description="uploads on or off; None: on only when bound to loopback")
     max_upload_mb: PositiveInt = Field(200, description="largest upload, in megabytes")
+    max_model_mb: PositiveInt = Field(
+        512, description="most megabytes of weights one uploaded file may declare (refused before they are read)"
+    )
     max_models: PositiveInt = Field(100, description="most uploaded models kept")
     max_models_mb: PositiveInt = Field(4096, description="most megabytes the uploaded models may take on disk")
     max_conversions: PositiveInt = Field(1, description="uploads converted at once (each converter may take 4 GB)")

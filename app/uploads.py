@@ -48,12 +48,13 @@ def slug(text: str) -> str:
     return s or "model"
 
 
-def convert(source: Path, vocab: Path | None, out: Path, timeout: float) -> dict[str, Any]:
-    """Run the converter on ``source`` in a child process; its report, or UploadError."""
+def convert(source: Path, vocab: Path | None, out: Path, timeout: float, max_mb: int = 1024) -> dict[str, Any]:
+    """Run the converter on ``source`` in a child process; its report, or UploadError. A file declaring
+    more than ``max_mb`` of weights is refused by its metadata, before the child allocates them."""
     cmd = [sys.executable, "-m", "model.formats.convert", str(source), str(out)]
     if vocab is not None:
         cmd += ["--vocab", str(vocab)]
-    cmd += ["--cpu-seconds", str(int(timeout) + 1)]
+    cmd += ["--cpu-seconds", str(int(timeout) + 1), "--max-mb", str(max_mb)]
     try:
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -129,7 +130,7 @@ class Store:
         return net, card if isinstance(card, dict) else {}
 
     def add(
-        self, model_id: str, source: Path, filename: str, vocab: Path | None, timeout: float
+        self, model_id: str, source: Path, filename: str, vocab: Path | None, timeout: float, max_mb: int = 1024
     ) -> tuple[model.Network, dict[str, Any]]:
         """Convert ``source`` and keep it under ``model_id``; nothing is written when it fails."""
         try:
@@ -141,7 +142,7 @@ class Store:
             raise _disk_error(e, f"store {filename}") from None
         try:
             with self._turns:  # one converter at a time (by default): three at once took 3.9 GB
-                convert(source, vocab, staging / "model.safetensors", timeout)
+                convert(source, vocab, staging / "model.safetensors", timeout, max_mb)
             net = native.load(staging / "model.safetensors")
             card = {
                 "description": f"Uploaded from {filename}: {net.num_layers} × {net.hidden_size} {net.cell}.",

@@ -206,7 +206,8 @@ def _import(upload: Upload, settings: Settings, store: Store) -> tuple[model.Net
             with open(voc, "wb") as out:
                 shutil.copyfileobj(upload.vocab.file, out)
         try:
-            return store.add(upload.model_id, src, file.filename or "", voc, settings.import_timeout)
+            most = settings.max_model_mb
+            return store.add(upload.model_id, src, file.filename or "", voc, settings.import_timeout, most)
         except UploadError as e:
             raise HTTPException(e.status, str(e)) from None
 

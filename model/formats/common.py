@@ -18,6 +18,17 @@ from ..network import Network, Spec
 MAGIC = {"zip": b"PK\x03\x04", "hdf5": b"\x89HDF\r\n\x1a\n"}
 
 
+class Limits:
+    """What a weight file may declare before anything is allocated for it. ``max_bytes``: the most bytes
+    of weights (HDF5 datasets, a .keras archive's members) one file may declare; a converter run for a
+    server sets it from the server's settings (``python -m model.formats.convert --max-mb``)."""
+
+    max_bytes: int = 1 << 30  # 256 M float32 weights
+
+
+LIMITS = Limits()
+
+
 def sniff(path: Path) -> str:
     """The container a file really is: 'safetensors', 'zip', 'hdf5' or 'unknown'."""
     with open(path, "rb") as f:

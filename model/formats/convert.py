@@ -31,8 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--vocab", default=None)
     p.add_argument("--memory-mb", type=int, default=4096)
     p.add_argument("--cpu-seconds", type=int, default=120)
+    p.add_argument("--max-mb", type=int, default=None, help="the most MB of weights the file may declare")
     args = p.parse_args(argv)
     _limit(args.memory_mb, args.cpu_seconds)
+    if args.max_mb is not None:
+        from .common import LIMITS
+
+        LIMITS.max_bytes = args.max_mb << 20
     from pathlib import Path
 
     from . import FormatError, load_file

@@ -8,27 +8,28 @@ never make it read (and then serve back as weights) a file on the server's disk:
 - external links: a link that opens an object in another file (``h5py.ExternalLink``).
 
 ``check_self_contained`` walks every link of a file without following any external one and refuses
-all three, plus soft links (Keras never writes them) and a file whose datasets declare more bytes
-than ``MAX_DECLARED_BYTES``: a 6 KB file can declare gigabytes it never stores, which reading would
-allocate. Nothing is read from a dataset here: only its metadata.
+all three, plus soft links (Keras never writes them), a file whose datasets declare more bytes
+than ``LIMITS.max_bytes`` (formats/common.py), and a dataset that declares data it does not store
+(uncompressed, with less storage than its size: reading it would allocate its fill value): a 6 KB file
+can declare gigabytes it never writes. Nothing is read from a dataset here: only its metadata.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .common import FormatError
+from .common import LIMITS, FormatError
 
-#: The most bytes an HDF5 file's datasets may declare in all (a model of 256 M float32 weights).
-MAX_DECLARED_BYTES = 1 << 30
 #: Deeper than any Keras file nests its groups.
 MAX_DEPTH = 32
 
 
-def check_self_contained(f: Any, name: str, max_bytes: int = MAX_DECLARED_BYTES) -> None:
-    """Refuse (FormatError) an HDF5 file that refers outside itself or declares too much data."""
+def check_self_contained(f: Any, name: str, max_bytes: int | None = None) -> None:
+    """Refuse (FormatError) an HDF5 file that refers outside itself or declares too much data
+    (more than ``max_bytes``, by default ``LIMITS.max_bytes``)."""
     import h5py
 
+    max_bytes = LIMITS.max_bytes if max_bytes is None else max_bytes
     seen: set[Any] = set()
     total = 0
 
@@ -69,4 +70,15 @@ def _declared(ds: Any, path: str, name: str) -> int:
     if ds.external:
         files = ", ".join(repr(e[0]) for e in ds.external[:3])
         raise FormatError(f"{name}: {path} keeps its data in external storage ({files}); gatescope reads only the file")
-    return int(ds.size or 0) * ds.dtype.itemsize
+    declared = int(ds.size or 0) * ds.dtype.itemsize
+    stored = ds.id.get_storage_size()
+    if stored < declared and not ds.compression and not ds._filters:  # nothing to inflate: the data is not there
+        raise FormatError(
+            f"{name}: {path} declares {_size(declared)} of data but stores {_size(stored)}; "
+            "gatescope reads only weights a file holds"
+        )
+    return declared
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 1 << 20 else f"{n:,} bytes"

@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from ..network import Network
-from .common import FormatError, as_float, assemble, flip_z, gate_weights, sniff, stack
+from .common import LIMITS, FormatError, as_float, assemble, flip_z, gate_weights, sniff, stack
 from .hdf5 import check_self_contained
 
 #: Keras class → gatescope cell, and the gate blocks of each in Keras's order, named as gatescope names them.
@@ -144,6 +144,14 @@ def _read_archive(path: Path) -> tuple[Any, bytes, str | None]:
                     f"{path.name}: the archive holds no model.weights.h5 (sharded or missing weights); "
                     "save the model again with model.save('m.keras')"
                 )
+            sizes = {"config.json": 16 << 20, "metadata.json": 16 << 20, "model.weights.h5": LIMITS.max_bytes}
+            for member, most in sizes.items():  # what the zip says each unpacks to, before any byte is read
+                size = z.getinfo(member).file_size if member in entries else 0
+                if size > most:
+                    raise FormatError(
+                        f"{path.name}: its {member} declares {size / 2**20:,.1f} MB unpacked; gatescope reads "
+                        f"at most {most / 2**20:,.0f} MB of it"
+                    )
             config = json.loads(z.read("config.json").decode("utf-8"))
             weights = z.read("model.weights.h5")
             meta = json.loads(z.read("metadata.json").decode("utf-8")) if "metadata.json" in entries else {}

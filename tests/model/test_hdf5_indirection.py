@@ -99,3 +99,52 @@ def test_a_file_declaring_more_than_it_could_hold_is_refused_before_anything_is_
 def test_the_untouched_fixture_still_loads():
     net = model.load(FIXTURES / "gru_before.weights.h5", FIXTURES / "gru_before.vocab.json")
     assert net.cell == "gru"
+
+
+def test_a_dataset_declaring_data_it_never_stores_is_refused(tmp_path):
+    """The issue's 6 KB file: 4096 × 16384 float32 (256 MB) declared, nothing written. Reading it would
+    allocate 256 MB of fill values; it is under the size limit, so only the storage check catches it."""
+    bad = tmp_path / "lying.weights.h5"
+    shutil.copy(FIXTURES / "gru_before.weights.h5", bad)
+    with h5py.File(bad, "r+") as f:
+        del f[TARGET]
+        f.create_dataset(TARGET, shape=(4096, 16384), dtype="<f4")
+    assert bad.stat().st_size < 100_000
+    with pytest.raises(model.FormatError, match=r"declares 256.0 MB of data but stores 0 bytes"):
+        model.load(bad, FIXTURES / "gru_before.vocab.json")
+
+
+def test_compressed_weights_still_load(tmp_path):
+    """Storage below the declared size is fine when a filter inflates it (a gzip-compressed dataset)."""
+    packed = tmp_path / "packed.weights.h5"
+    shutil.copy(FIXTURES / "gru_before.weights.h5", packed)
+    with h5py.File(packed, "r+") as f:
+        values = f[TARGET][...]
+        del f[TARGET]
+        f.create_dataset(TARGET, data=values, compression="gzip", chunks=True)
+    net = model.load(packed, FIXTURES / "gru_before.vocab.json")
+    ref = model.load(FIXTURES / "gru_before.weights.h5", FIXTURES / "gru_before.vocab.json")
+    np.testing.assert_array_equal(net.trace("abc").layers[0]["h"], ref.trace("abc").layers[0]["h"])
+
+
+def test_the_converter_takes_the_servers_size_limit(tmp_path):
+    """`convert --max-mb` (what the server passes from GATESCOPE_MAX_MODEL_MB): a file declaring more is refused
+    by the size of its metadata, and a .keras archive by the unpacked size its zip declares."""
+    import json
+    import subprocess
+    import sys
+
+    big = tmp_path / "big.weights.h5"
+    shutil.copy(FIXTURES / "gru_before.weights.h5", big)
+    with h5py.File(big, "r+") as f:
+        f.create_dataset("layers/padding/vars/0", data=np.zeros((600, 600), np.float32))  # 1.4 MB, stored
+    keras = next(FIXTURES.glob("*.keras"))
+    root = Path(__file__).resolve().parents[2]
+    for source, words in ((big, "datasets declare 1 MB or more"), (keras, "model.weights.h5 declares")):
+        cmd = [sys.executable, "-m", "model.formats.convert", str(source), str(tmp_path / "out.safetensors")]
+        vocab = source.with_name(source.name.split(".")[0] + ".vocab.json")
+        cmd += ["--vocab", str(vocab)] if vocab.exists() else []
+        limit = "1" if source is big else "0"
+        done = subprocess.run([*cmd, "--max-mb", limit], cwd=root, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and words in json.loads(done.stdout.splitlines()[-1])["error"], done.stdout
+        assert not (tmp_path / "out.safetensors").exists()
