@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,19 +49,43 @@ def slug(text: str) -> str:
     return s or "model"
 
 
-def convert(source: Path, vocab: Path | None, out: Path, timeout: float, max_mb: int = 1024) -> dict[str, Any]:
+def _run_child(cmd: list[str], timeout: float, stop: Callable[[], bool] | None) -> subprocess.CompletedProcess | None:
+    """Run ``cmd``; None if it ran past ``timeout`` (killed). Killed, and model.Cancelled, once ``stop()`` says so
+    (asked every 0.2 s: the client that sent the upload left)."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            out, err = proc.communicate(timeout=0.2)
+            return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+        except subprocess.TimeoutExpired:
+            stopped = stop is not None and stop()
+            if stopped or time.monotonic() > deadline:
+                proc.kill()
+                proc.communicate()
+                if stopped:
+                    raise model.Cancelled("the upload's client left: its conversion was stopped") from None
+                return None
+
+
+def convert(
+    source: Path,
+    vocab: Path | None,
+    out: Path,
+    timeout: float,
+    max_mb: int = 1024,
+    stop: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
     """Run the converter on ``source`` in a child process; its report, or UploadError. A file declaring
-    more than ``max_mb`` of weights is refused by its metadata, before the child allocates them."""
+    more than ``max_mb`` of weights is refused by its metadata, before the child allocates them; the
+    child is killed when ``stop()`` says so (model.Cancelled)."""
     cmd = [sys.executable, "-m", "model.formats.convert", str(source), str(out)]
     if vocab is not None:
         cmd += ["--vocab", str(vocab)]
     cmd += ["--cpu-seconds", str(int(timeout) + 1), "--max-mb", str(max_mb)]
-    try:
-        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise UploadError(
-            f"reading the file took longer than {timeout:g} s; it is not a weight file gatescope reads"
-        ) from None
+    done = _run_child(cmd, timeout, stop)
+    if done is None:
+        raise UploadError(f"reading the file took longer than {timeout:g} s; it is not a weight file gatescope reads")
     lines = done.stdout.strip().splitlines()
     try:
         report = json.loads(lines[-1]) if lines else {}
@@ -130,7 +155,14 @@ class Store:
         return net, card if isinstance(card, dict) else {}
 
     def add(
-        self, model_id: str, source: Path, filename: str, vocab: Path | None, timeout: float, max_mb: int = 1024
+        self,
+        model_id: str,
+        source: Path,
+        filename: str,
+        vocab: Path | None,
+        timeout: float,
+        max_mb: int = 1024,
+        stop: Callable[[], bool] | None = None,
     ) -> tuple[model.Network, dict[str, Any]]:
         """Convert ``source`` and keep it under ``model_id``; nothing is written when it fails."""
         try:
@@ -142,7 +174,7 @@ class Store:
             raise _disk_error(e, f"store {filename}") from None
         try:
             with self._turns:  # one converter at a time (by default): three at once took 3.9 GB
-                convert(source, vocab, staging / "model.safetensors", timeout, max_mb)
+                convert(source, vocab, staging / "model.safetensors", timeout, max_mb, stop)
             net = native.load(staging / "model.safetensors")
             card = {
                 "description": f"Uploaded from {filename}: {net.num_layers} × {net.hidden_size} {net.cell}.",

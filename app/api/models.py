@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 import model
@@ -20,7 +19,8 @@ from ..registry import Entry, Registry
 from ..schemas import ModelCard, errors
 from ..settings import Settings
 from ..uploads import ID, Store, UploadError, slug
-from .deps import EntryDep, RegistryDep, SettingsDep, StoreDep, find_model, require_uploads
+from ..work import ClientGone, watch_disconnect
+from .deps import EntryDep, RegistryDep, SettingsDep, StoreDep, WorkDep, find_model, require_uploads
 
 router = APIRouter(prefix="/api/models", tags=["models"])
 
@@ -115,7 +115,7 @@ class Upload:
     dependencies=[Depends(require_uploads)],
 )
 async def upload_model(
-    request: Request, settings: SettingsDep, registry: RegistryDep, store: StoreDep
+    request: Request, settings: SettingsDep, registry: RegistryDep, store: StoreDep, work: WorkDep
 ) -> dict[str, Any]:
     """Add a model from a weight file (PyTorch, Keras, ONNX or gatescope's own); it is kept across restarts."""
     _check_size(request, settings)
@@ -125,8 +125,19 @@ async def upload_model(
     except Exception as e:  # starlette raises its own errors for a malformed form
         raise HTTPException(400, f"the upload is not a valid multipart form ({e})") from None
     upload = _read_form(form, registry, store)
-    # Copying up to GATESCOPE_MAX_UPLOAD_MB and converting it: in a thread, so other clients are served meanwhile
-    net, card = await run_in_threadpool(_import, upload, settings, store)
+    # Copying up to GATESCOPE_MAX_UPLOAD_MB and converting it: in a thread, so other clients are served meanwhile,
+    # and stopped (the converter killed, nothing stored) if the client leaves before it is done
+    gone, watcher = watch_disconnect(request.receive)
+    try:
+        job = await work.admit(gone, 0, "an upload")
+        try:
+            net, card = await job.run(_import, upload, settings, store, stop=job.stopped)
+        finally:
+            job.close()
+    except ClientGone:
+        return Response(status_code=499)  # type: ignore[return-value]  # nobody reads it: the client has gone
+    finally:
+        watcher.cancel()
     entry = Entry(net, card, "uploaded")
     registry.add(upload.model_id, entry)
     return card_of(upload.model_id, entry)
@@ -191,7 +202,7 @@ def _model_id(name: str | None, filename: str, registry: Registry, store: Store)
     return model_id
 
 
-def _import(upload: Upload, settings: Settings, store: Store) -> tuple[model.Network, dict[str, Any]]:
+def _import(upload: Upload, settings: Settings, store: Store, stop: Any = None) -> tuple[model.Network, dict[str, Any]]:
     """Copy the upload to a staging folder and convert it (in a child process, ``Store.add``)."""
     file, suffix = upload.file, _suffix(upload.file.filename or "")
     with tempfile.TemporaryDirectory(prefix="gatescope-upload-") as tmp:
@@ -207,7 +218,7 @@ def _import(upload: Upload, settings: Settings, store: Store) -> tuple[model.Net
                 shutil.copyfileobj(upload.vocab.file, out)
         try:
             most = settings.max_model_mb
-            return store.add(upload.model_id, src, file.filename or "", voc, settings.import_timeout, most)
+            return store.add(upload.model_id, src, file.filename or "", voc, settings.import_timeout, most, stop)
         except UploadError as e:
             raise HTTPException(e.status, str(e)) from None
 

@@ -209,10 +209,10 @@ def test_other_clients_are_served_while_an_upload_is_copied_and_converted(tmp_pa
     started, release = threading.Event(), threading.Event()
     real = models_api._import
 
-    def slow_import(*args):
+    def slow_import(*args, **kwargs):
         started.set()
         assert release.wait(20), "the test never released the upload"
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(models_api, "_import", slow_import)
     with make_client(tmp_path / "models") as client:
