@@ -23,9 +23,9 @@ from starlette.concurrency import run_in_threadpool
 import model
 
 from ..encoding import dumps_binary, dumps_compact, focus_json, trace_compact, trace_json
-from ..registry import Entry, Registry
+from ..registry import Entry
 from ..settings import Settings
-from .deps import LiveSlotsDep, RegistryDep, SettingsDep, check_input, find_model
+from .deps import LiveSlotsDep, SettingsDep, check_input, find_model, get_registry
 
 router = APIRouter(tags=["live"])
 log = logging.getLogger("gatescope")
@@ -108,8 +108,8 @@ class Connection:
     """One socket's message pump: a reader keeps only the newest waiting edit (and the newest waiting
     focus request); the writer answers them in turn, each in a worker thread."""
 
-    def __init__(self, ws: WebSocket, registry: Registry, settings: Settings) -> None:
-        self.ws, self.registry, self.settings = ws, registry, settings
+    def __init__(self, ws: WebSocket, settings: Settings) -> None:
+        self.ws, self.settings = ws, settings
         self.session = Session()
         self.pending: dict[str, Any] = {}  # "edit", "focus": the newest message of each kind
         self.arrived = asyncio.Event()
@@ -161,7 +161,8 @@ class Connection:
                 raise LiveError("send an edit {'model': id, 'text': ...} or another unit {'focus': {'layer', 'unit'}}")
             return await run_in_threadpool(self.session.refocus, msg)
         name, text = msg.get("model"), msg.get("text")
-        entry = find_model(self.registry, name)  # 404's words when name is not a model (or not a string)
+        registry = await get_registry(self.ws)  # every edit: a model another worker removed is gone by now
+        entry = find_model(registry, name)  # 404's words when name is not a model (or not a string)
         assert isinstance(name, str)
         checked = check_input(name, entry, text, None, self.settings)  # the checks (and words) of POST /api/trace
         return await run_in_threadpool(self.session.update, name, entry, msg, checked.tokens, self.settings.top_k)
@@ -176,15 +177,18 @@ class Connection:
 
 
 @router.websocket("/api/live")
-async def live_trace(ws: WebSocket, registry: RegistryDep, settings: SettingsDep, slots: LiveSlotsDep) -> None:
+async def live_trace(ws: WebSocket, settings: SettingsDep, slots: LiveSlotsDep) -> None:
     """Live typing: only the steps after the first change travel."""
     await ws.accept()
     if not slots.take():
-        await ws.send_json({"error": f"this server holds at most {slots.limit} live sessions; try later"})
+        each = f" ({slots.limit} in each of its {settings.workers} workers)" if settings.workers > 1 else ""
+        await ws.send_json(
+            {"error": f"this server holds at most {settings.max_sessions} live sessions{each}; try later"}
+        )
         await ws.close(code=1013)  # try again later
         return
     try:
-        await Connection(ws, registry, settings).run()
+        await Connection(ws, settings).run()
     except WebSocketDisconnect:
         pass
     except Exception:  # a bug in gatescope, not the client's mistake: logged, and the socket says so
