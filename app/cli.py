@@ -47,8 +47,15 @@ def main(argv: list[str] | None = None) -> int:
 
         import uvicorn
 
+        from .settings import Settings, SettingsError
+
         env, url = serve_env(args, os.environ)
         os.environ.update(env)
+        try:
+            Settings.from_env()  # here, once: each worker would fail on it, and be started again, without end
+        except SettingsError as e:
+            print(f"gatescope serve: {e}", file=sys.stderr)
+            return 2
         print(f"gatescope: serving {url}", file=sys.stderr)
         # No per-message deflate on the live socket: zlib took 70 of the 97 ms of a 1,000-step trace's frame.
         # An import string: each worker imports the app, and reads its settings from the environment set above.
