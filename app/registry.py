@@ -75,6 +75,7 @@ class Registry:
         self._versions: dict[str, Version] = {}  # an uploaded model's files, as its Entry was loaded from them
         self._stamp: Stamp | None = None  # the folder's, at the last trusted listing; None: list it again
         self._shadowed: set[str] = set()  # warned about once
+        self._listed = -1.0  # time.monotonic() when the last listing began
         self._lock = threading.Lock()  # one sync (or add, or remove) at a time; readers never wait
 
     def load_bundled(self) -> None:
@@ -96,20 +97,18 @@ class Registry:
         store = self._store
         if store is None:
             return
+        asked = time.monotonic()
         with self._lock:
-            if not self.changed():  # another thread synced while this one waited
+            if self._listed >= asked or not self.changed():  # another thread listed it since: as fresh as needed
                 return
-            now = time.time()
+            self._listed, now = time.monotonic(), time.time()
             stamp = store.stamp()  # before the listing: a change made during it moves the stamp again
             entries, versions = dict(self._bundled), {}
-            for name in store.ids():
+            for name, version in sorted(store.versions().items()):
                 if name in self._bundled:
                     if name not in self._shadowed:
                         self._shadowed.add(name)
                         log.warning("gatescope: uploaded model %r is shadowed by a bundled model of that name", name)
-                    continue
-                version = store.version(name)
-                if version is None:  # removed while the folder was listed
                     continue
                 kept = self._entries.get(name)
                 entry = kept if kept is not None and self._versions.get(name) == version else _load(store, name)

@@ -33,6 +33,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -195,11 +196,21 @@ class Store:
         return removed
 
     def ids(self) -> list[str]:
-        if not self.root.is_dir():
-            return []
-        return sorted(
-            p.name for p in self.root.iterdir() if ID.fullmatch(p.name) and (p / "model.safetensors").is_file()
-        )
+        return sorted(self.versions())
+
+    def versions(self) -> dict[str, Version]:
+        """Every stored model's id and its files' version, in one pass over the folder (os.scandir and
+        two stats a model: a re-listing of 100 models takes about a millisecond)."""
+        root, found = os.fspath(self.root), {}
+        try:
+            listing = os.scandir(root)
+        except OSError:
+            return {}
+        with listing:
+            for e in listing:
+                if ID.fullmatch(e.name) and (version := _version(os.path.join(root, e.name))) is not None:
+                    found[e.name] = version
+        return found
 
     def size(self) -> int:
         """Bytes the stored models take on disk (uploads in flight and deletes under way aside)."""
@@ -227,16 +238,7 @@ class Store:
 
     def version(self, model_id: str) -> Version | None:
         """What changes when a model's files are replaced (a new upload under the same name); None: gone."""
-        folder = self.root / model_id
-        try:
-            st = os.stat(folder / "model.safetensors")
-        except OSError:
-            return None
-        try:
-            card = os.stat(folder / "card.json").st_mtime_ns
-        except OSError:
-            card = 0
-        return st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size, card
+        return _version(os.path.join(self.root, model_id))
 
     def load(self, model_id: str) -> tuple[model.Network, dict[str, Any]]:
         folder = self.root / model_id
@@ -309,6 +311,22 @@ class Store:
             raise _disk_error(e, f"delete {model_id!r}") from None
         shutil.rmtree(away, ignore_errors=True)  # a leftover is cleaned at the next start
         return True
+
+
+def _version(folder: str) -> Version | None:
+    """A model folder's version: its model.safetensors' (inode, mtime, ctime, size) and its card.json's
+    mtime; None when it holds no model file."""
+    try:
+        st = os.stat(os.path.join(folder, "model.safetensors"))
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    try:
+        card = os.stat(os.path.join(folder, "card.json")).st_mtime_ns
+    except OSError:
+        card = 0
+    return st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size, card
 
 
 def _held(folder: Path) -> bool:

@@ -103,8 +103,8 @@ def test_a_quiet_folder_costs_one_stat_a_request_not_a_listing(tmp_path, monkeyp
     with make_client(models) as b:
         assert "old" in ids(b)
         listings = []
-        real = Store.ids
-        monkeypatch.setattr(Store, "ids", lambda self: listings.append(1) or real(self))
+        real = Store.versions
+        monkeypatch.setattr(Store, "versions", lambda self: listings.append(1) or real(self))
         for _ in range(10):
             assert trace(b, "old").status_code == 200
         assert listings == []
