@@ -23,6 +23,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="folder uploaded models are kept in (default ~/.local/share/gatescope/models)",
     )
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="worker processes (default 1): they share the models folder; each holds its own live sessions",
+    )
     up = serve.add_mutually_exclusive_group()
     up.add_argument("--uploads", dest="uploads", action="store_true", default=None, help="allow uploads on any address")
     up.add_argument("--no-uploads", dest="uploads", action="store_false", help="refuse uploads")
@@ -41,11 +47,19 @@ def main(argv: list[str] | None = None) -> int:
 
         import uvicorn
 
+        from .settings import Settings, SettingsError
+
         env, url = serve_env(args, os.environ)
         os.environ.update(env)
+        try:
+            Settings.from_env()  # here, once: each worker would fail on it, and be started again, without end
+        except SettingsError as e:
+            print(f"gatescope serve: {e}", file=sys.stderr)
+            return 2
         print(f"gatescope: serving {url}", file=sys.stderr)
-        # No per-message deflate on the live socket: zlib took 70 of the 97 ms of a 1,000-step trace's frame
-        uvicorn.run("app.main:app", host=args.host, port=args.port, ws_per_message_deflate=False)
+        # No per-message deflate on the live socket: zlib took 70 of the 97 ms of a 1,000-step trace's frame.
+        # An import string: each worker imports the app, and reads its settings from the environment set above.
+        uvicorn.run("app.main:app", host=args.host, port=args.port, workers=args.workers, ws_per_message_deflate=False)
         return 0
     if args.command == "trace":
         return _trace(args)
@@ -59,7 +73,7 @@ def serve_env(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[dic
 
     from .settings import LOOPBACK
 
-    env = {"GATESCOPE_HOST": args.host}  # uploads default to on only on loopback
+    env = {"GATESCOPE_HOST": args.host, "GATESCOPE_WORKERS": str(args.workers)}  # uploads: on only on loopback
     if args.models is not None:
         env["GATESCOPE_MODELS"] = str(args.models.expanduser().resolve())
     if args.uploads is not None:
@@ -70,6 +84,17 @@ def serve_env(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[dic
         env["GATESCOPE_TOKEN"] = environ.get("GATESCOPE_TOKEN") or secrets.token_urlsafe(24)
         url += f"?token={env['GATESCOPE_TOKEN']}"
     return env, url
+
+
+def _workers(value: str) -> int:
+    """``--workers``: a whole number from 1 (argparse turns the refusal into a usage message)."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of processes, not {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {n}")
+    return n
 
 
 def _config_flags(parser: argparse.ArgumentParser) -> None:

@@ -57,18 +57,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        registry = Registry()
         own_pages_for_big_arrays()  # freed traces go back to the system
+        store = Store(settings.models_dir, settings.max_conversions, settings.max_models, settings.max_models_mb)
+        registry = Registry(store)
         registry.load_bundled()  # in the lifespan, never at import
         base = process_rss()  # the interpreter, the libraries and the bundled models
-        bound = settings.max_memory_mb * MB
+        bound = settings.max_memory_mb * MB // settings.workers  # this worker's share
         budget = Budget(lambda: bound - base - registry.uploaded_nbytes(), settings.busy_wait)
         app.state.work = Work(budget, settings.heavy_jobs)
-        app.state.store = Store(settings.models_dir, settings.max_conversions)
-        for name in app.state.store.clean():  # what a crash during an upload or delete left behind
+        for name in store.clean():  # what a crash during an upload or delete left behind (not another worker's)
             log.warning("gatescope: removed %s from the models folder (left by an interrupted upload)", name)
-        registry.load_store(app.state.store)  # models uploaded before a restart
-        app.state.registry = registry
+        registry.sync()  # models uploaded before a restart (and by the other workers, from now on)
+        app.state.store, app.state.registry = store, registry
         yield
 
     app = FastAPI(
@@ -79,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.live_slots = LiveSlots(settings.max_sessions)
+    app.state.live_slots = LiveSlots(max(1, settings.max_sessions // settings.workers))  # the server's, shared out
     app.include_router(models_api.router)
     app.include_router(trace_api.router)
     app.include_router(live_api.router)

@@ -2,7 +2,7 @@
 
 GATESCOPE_DEFAULT_MODEL   the model the page opens with (code)
 GATESCOPE_MAX_TOKENS      most tokens one trace may have (20000)
-GATESCOPE_MAX_SESSIONS    most live-typing sockets open at once (64)
+GATESCOPE_MAX_SESSIONS    most live-typing sockets open at once, over all workers (64)
 GATESCOPE_MODELS          where uploaded models are kept (~/.local/share/gatescope/models)
 GATESCOPE_HOST            the address the server binds to (``gatescope serve`` sets it)
 GATESCOPE_UPLOADS         1 or 0: uploads on or off (unset: on only when bound to loopback)
@@ -13,6 +13,8 @@ GATESCOPE_MAX_MEMORY_MB   the memory the server may hold: models, traces in flig
 GATESCOPE_HEAVY_JOBS      big traces computed at once (1); small ones never wait for them
 GATESCOPE_MAX_CLIENT_REQUESTS  API requests one client address may have in progress at once (16)
 GATESCOPE_BUSY_WAIT       seconds a job waits for memory before it is refused with 503 (10)
+GATESCOPE_WORKERS         worker processes serving together (1; ``gatescope serve --workers`` sets it):
+                          a per-process budget is the server's divided by it
 """
 
 from __future__ import annotations
@@ -51,7 +53,9 @@ class Settings(BaseSettings):
     max_plain_values: PositiveInt = Field(
         4_000_000, description="most numbers one trace may send as plain JSON or CSV (binary and npz: no limit)"
     )
-    max_sessions: PositiveInt = Field(64, description="most live-typing connections (WS /api/live) open at once")
+    max_sessions: PositiveInt = Field(
+        64, description="most live-typing connections (WS /api/live) open at once; each worker takes its share"
+    )
     top_k: PositiveInt = Field(5, description="predictions per step in a trace's probs")
     models_dir: Path = Field(
         default_factory=_default_models_dir,
@@ -79,6 +83,7 @@ class Settings(BaseSettings):
         default=[], description="host names beside loopback and the bound address (DNS rebinding)"
     )
     token: str | None = Field(None, description="a token every request must carry; None: none needed")
+    workers: PositiveInt = Field(1, description="worker processes serving together; per-process budgets divide by it")
     templates: Path = ROOT / "templates"
 
     @field_validator("allowed_hosts", mode="before")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 import model
@@ -28,8 +29,14 @@ def get_settings(conn: HTTPConnection) -> Settings:
     return conn.app.state.settings
 
 
-def get_registry(conn: HTTPConnection) -> Registry:
-    return conn.app.state.registry
+async def get_registry(conn: HTTPConnection) -> Registry:
+    """The registry, in step with the models folder every worker writes: one stat on the event loop when
+    nothing changed; the re-listing (and loading a new model) in a thread when something did. Every
+    request that reads the registry comes here, and so does every message on a live socket."""
+    registry: Registry = conn.app.state.registry
+    if registry.changed():
+        await run_in_threadpool(registry.sync)
+    return registry
 
 
 def get_store(conn: HTTPConnection) -> Store:
@@ -40,7 +47,7 @@ class LiveSlots:
     """How many live-typing sockets are open, against GATESCOPE_MAX_SESSIONS."""
 
     def __init__(self, limit: int) -> None:
-        self.limit, self.open = limit, 0
+        self.limit, self.open = limit, 0  # limit: this worker's share of the server's
 
     def take(self) -> bool:
         """One more socket, if there is room (the event loop is single-threaded: no lock needed)."""
@@ -73,10 +80,15 @@ def find_model(registry: Registry, name: Any, usable: bool = True) -> Entry:
     unavailable (unless ``usable`` is False: it can still be shown and deleted)."""
     entry = registry.get(name) if isinstance(name, str) else None
     if entry is None:
-        raise HTTPException(404, f"no model {name!r}; GET /api/models lists them")
+        raise no_model(name)
     if usable and entry.problem is not None:
         raise HTTPException(409, f"model {name!r} is unavailable: {entry.problem}")
     return entry
+
+
+def no_model(name: Any) -> HTTPException:
+    """The 404 for a name that is not a model."""
+    return HTTPException(404, f"no model {name!r}; GET /api/models lists them")
 
 
 def get_entry(model_id: str, registry: RegistryDep) -> Entry:

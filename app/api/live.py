@@ -24,10 +24,10 @@ from starlette.concurrency import run_in_threadpool
 import model
 
 from ..encoding import dumps_binary, dumps_compact, focus_json, plain_values, trace_compact, trace_json
-from ..registry import Entry, Registry
+from ..registry import Entry
 from ..settings import Settings
 from ..work import LIVE_SHARE, MB, ClientGone, Work, return_memory
-from .deps import LiveSlotsDep, RegistryDep, SettingsDep, WorkDep, check_input, find_model
+from .deps import LiveSlotsDep, SettingsDep, WorkDep, check_input, find_model, get_registry
 from .trace import COST
 
 router = APIRouter(tags=["live"])
@@ -125,8 +125,8 @@ class Connection:
     server's ``Work`` (memory reserved first, stopped if the client leaves), and the session's buffer
     holds its bytes against the live sessions' share of the budget until the socket closes."""
 
-    def __init__(self, ws: WebSocket, registry: Registry, settings: Settings, work: Work) -> None:
-        self.ws, self.registry, self.settings, self.work = ws, registry, settings, work
+    def __init__(self, ws: WebSocket, settings: Settings, work: Work) -> None:
+        self.ws, self.settings, self.work = ws, settings, work
         self.session = Session()
         self.held = 0  # bytes of the budget the session's buffer holds
         self.pending: dict[str, Any] = {}  # "edit", "focus": the newest message of each kind
@@ -196,7 +196,8 @@ class Connection:
                 raise LiveError("send an edit {'model': id, 'text': ...} or another unit {'focus': {'layer', 'unit'}}")
             return await run_in_threadpool(self.session.refocus, msg)
         name, text = msg.get("model"), msg.get("text")
-        entry = find_model(self.registry, name)  # 404's words when name is not a model (or not a string)
+        registry = await get_registry(self.ws)  # every edit: a model another worker removed is gone by now
+        entry = find_model(registry, name)  # 404's words when name is not a model (or not a string)
         assert isinstance(name, str)
         checked = check_input(name, entry, text, None, self.settings)  # the checks (and words) of POST /api/trace
         encoding = msg.get("encoding", "json")
@@ -253,17 +254,18 @@ class Connection:
 
 
 @router.websocket("/api/live")
-async def live_trace(
-    ws: WebSocket, registry: RegistryDep, settings: SettingsDep, slots: LiveSlotsDep, work: WorkDep
-) -> None:
+async def live_trace(ws: WebSocket, settings: SettingsDep, slots: LiveSlotsDep, work: WorkDep) -> None:
     """Live typing: only the steps after the first change travel."""
     await ws.accept()
     if not slots.take():
-        await ws.send_json({"error": f"this server holds at most {slots.limit} live sessions; try later"})
+        each = f" ({slots.limit} in each of its {settings.workers} workers)" if settings.workers > 1 else ""
+        await ws.send_json(
+            {"error": f"this server holds at most {settings.max_sessions} live sessions{each}; try later"}
+        )
         await ws.close(code=1013)  # try again later
         return
     try:
-        await Connection(ws, registry, settings, work).run()
+        await Connection(ws, settings, work).run()
     except WebSocketDisconnect as e:  # the client left: the frames its traceback holds let go of their replies
         traceback.clear_frames(e.__traceback__)
     except Exception:  # a bug in gatescope, not the client's mistake: logged, and the socket says so

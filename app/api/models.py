@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,6 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from starlette.datastructures import UploadFile
 
-import model
 from model.formats import SUFFIXES
 
 from ..registry import Entry, Registry
@@ -20,7 +20,7 @@ from ..schemas import ModelCard, errors
 from ..settings import Settings
 from ..uploads import ID, Store, UploadError, slug
 from ..work import ClientGone, watch_disconnect
-from .deps import EntryDep, RegistryDep, SettingsDep, StoreDep, WorkDep, find_model, require_uploads
+from .deps import EntryDep, RegistryDep, SettingsDep, StoreDep, WorkDep, no_model, require_uploads
 
 router = APIRouter(prefix="/api/models", tags=["models"])
 
@@ -53,7 +53,7 @@ def card_of(name: str, entry: Entry) -> dict[str, Any]:
 @router.get("", response_model=list[ModelCard])
 def list_models(registry: RegistryDep) -> list[dict[str, Any]]:
     """Every model the server can trace, with its card."""
-    return [card_of(n, find_model(registry, n, usable=False)) for n in registry.names()]
+    return [card_of(n, entry) for n, entry in registry.entries()]
 
 
 @router.get("/{model_id}", response_model=ModelCard, responses=errors(404))
@@ -99,11 +99,12 @@ UPLOAD_BODY = {
 
 @dataclass
 class Upload:
-    """A checked upload form: the weight file, its vocabulary, and the id it will have."""
+    """A checked upload form: the weight file, its vocabulary, and the ids it may have (the name asked
+    for alone, or the file's name and then -2, -3 ...: the first still free when it is stored)."""
 
     file: UploadFile
     vocab: UploadFile | None
-    model_id: str
+    ids: Iterable[str]
 
 
 @router.post(
@@ -131,16 +132,14 @@ async def upload_model(
     try:
         job = await work.admit(gone, 0, "an upload")
         try:
-            net, card = await job.run(_import, upload, settings, store, stop=job.stopped)
+            model_id, entry = await job.run(_import, upload, settings, store, registry, stop=job.stopped)
         finally:
             job.close()
     except ClientGone:
         return Response(status_code=499)  # type: ignore[return-value]  # nobody reads it: the client has gone
     finally:
         watcher.cancel()
-    entry = Entry(net, card, "uploaded")
-    registry.add(upload.model_id, entry)
-    return card_of(upload.model_id, entry)
+    return card_of(model_id, entry)
 
 
 def _check_size(request: Request, settings: Settings) -> None:
@@ -155,14 +154,12 @@ def _check_size(request: Request, settings: Settings) -> None:
 
 
 def _check_room(settings: Settings, store: Store) -> None:
-    """507 when the models folder holds GATESCOPE_MAX_MODELS models or GATESCOPE_MAX_MODELS_MB already."""
-    count, used = len(store.ids()), store.size()
-    if count >= settings.max_models:
-        raise HTTPException(507, f"the server keeps at most {settings.max_models} uploaded models; remove one first")
-    if used >= settings.max_models_mb << 20:
-        raise HTTPException(
-            507, f"uploaded models take {used / 2**20:.0f} MB; the server keeps at most {settings.max_models_mb} MB"
-        )
+    """507 when the models folder holds GATESCOPE_MAX_MODELS models or GATESCOPE_MAX_MODELS_MB already:
+    before the form is read (the store checks again as it keeps the model, for uploads in flight)."""
+    try:
+        store.check_room()
+    except UploadError as e:
+        raise HTTPException(e.status, str(e)) from None
 
 
 def _read_form(form: Any, registry: Registry, store: Store) -> Upload:
@@ -180,11 +177,12 @@ def _read_form(form: Any, registry: Registry, store: Store) -> Upload:
         raise HTTPException(422, "send the vocabulary as a JSON file in the form field 'vocab'")
     if name is not None and not isinstance(name, str):
         raise HTTPException(422, "the form field 'name' must be text")
-    return Upload(file, vocab, _model_id(name, file.filename, registry, store))
+    return Upload(file, vocab, _model_ids(name, file.filename, registry, store))
 
 
-def _model_id(name: str | None, filename: str, registry: Registry, store: Store) -> str:
-    """The name asked for (422 if unusable, 409 if taken), or one made from the file name."""
+def _model_ids(name: str | None, filename: str, registry: Registry, store: Store) -> Iterable[str]:
+    """The name asked for (422 if unusable, 409 if taken), or the ids made from the file name that are
+    free, in turn: another worker may store one of them first."""
     if name:
         if not ID.fullmatch(name):
             raise HTTPException(
@@ -193,17 +191,24 @@ def _model_id(name: str | None, filename: str, registry: Registry, store: Store)
             )
         if registry.get(name) is not None:
             raise HTTPException(409, f"a model named {name!r} exists already; choose another name")
-        return name
+        return [name]
     suffix = _suffix(filename)
-    base = slug(filename[: -len(suffix)])[:56]  # room for "-2", "-3" ...: an id stays within ID's 64 characters
+    return _free_ids(slug(filename[: -len(suffix)])[:56], registry, store)  # room for "-2", "-3" ...: within 64
+
+
+def _free_ids(base: str, registry: Registry, store: Store) -> Iterator[str]:
+    """``base``, ``base-2``, ``base-3`` ..., skipping the names a model (or anything else) holds."""
     model_id, n = base, 2
-    while registry.get(model_id) is not None or (store.root / model_id).exists():
+    while True:
+        if registry.get(model_id) is None and not (store.root / model_id).exists():
+            yield model_id
         model_id, n = f"{base}-{n}", n + 1
-    return model_id
 
 
-def _import(upload: Upload, settings: Settings, store: Store, stop: Any = None) -> tuple[model.Network, dict[str, Any]]:
-    """Copy the upload to a staging folder and convert it (in a child process, ``Store.add``)."""
+def _import(
+    upload: Upload, settings: Settings, store: Store, registry: Registry, stop: Any = None
+) -> tuple[str, Entry]:
+    """Copy the upload to a staging folder, convert it (in a child process, ``Store.add``) and list it."""
     file, suffix = upload.file, _suffix(upload.file.filename or "")
     with tempfile.TemporaryDirectory(prefix="gatescope-upload-") as tmp:
         src = Path(tmp) / (slug((file.filename or "")[: -len(suffix)]) + suffix)  # named as sent
@@ -217,10 +222,13 @@ def _import(upload: Upload, settings: Settings, store: Store, stop: Any = None) 
             with open(voc, "wb") as out:
                 shutil.copyfileobj(upload.vocab.file, out)
         try:
-            most = settings.max_model_mb
-            return store.add(upload.model_id, src, file.filename or "", voc, settings.import_timeout, most, stop)
+            most, timeout = settings.max_model_mb, settings.import_timeout
+            model_id, net, card = store.add(upload.ids, src, file.filename or "", voc, timeout, most, stop)
         except UploadError as e:
             raise HTTPException(e.status, str(e)) from None
+    entry = Entry(net, card, "uploaded")
+    registry.add(model_id, entry)
+    return model_id, entry
 
 
 @router.delete("/{model_id}", status_code=204, responses=errors(403, 404, 503), dependencies=[Depends(require_uploads)])
@@ -229,8 +237,10 @@ def delete_model(model_id: str, entry: EntryDep, registry: RegistryDep, store: S
     if entry.origin != "uploaded":
         raise HTTPException(403, f"{model_id!r} is a bundled model: only uploaded models can be deleted")
     try:
-        store.remove(model_id)  # first: a model that cannot be removed from disk stays listed
+        removed = store.remove(model_id)  # first: a model that cannot be removed from disk stays listed
     except UploadError as e:
         raise HTTPException(e.status, str(e)) from None
     registry.remove(model_id)
+    if not removed:  # another worker deleted it a moment ago
+        raise no_model(model_id)
     return Response(status_code=204)

@@ -113,7 +113,7 @@ def test_with_a_token_every_request_needs_it(tmp_path):
 
 
 def _serve_args(host: str) -> argparse.Namespace:
-    return argparse.Namespace(host=host, port=8000, models=None, uploads=None)
+    return argparse.Namespace(host=host, port=8000, models=None, uploads=None, workers=1)
 
 
 def test_serve_requires_a_token_off_loopback_and_prints_the_url_that_carries_it():
