@@ -281,10 +281,12 @@ class Store:
         timeout: float,
         max_mb: int = 1024,
         stop: Callable[[], bool] | None = None,
+        room: int | None = None,
     ) -> tuple[str, model.Network, dict[str, Any]]:
         """Convert ``source`` and keep it under the first of ``ids`` still free when it is renamed into
         place (a single id: 409 if it is taken by then); nothing is written when it fails. ``max_mb``: the
-        most weights the file may declare; ``stop``: the converter is killed once it says so."""
+        most weights the file may declare; ``stop``: the converter is killed once it says so; ``room``: the
+        most bytes its network may take in memory (507 past it)."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             if shutil.disk_usage(self.root).free < 2 * source.stat().st_size + (1 << 20):
@@ -296,6 +298,12 @@ class Store:
             with self._conversion_turn():  # one converter at a time (by default): three at once took 3.9 GB
                 convert(source, vocab, staging / "model.safetensors", timeout, max_mb, stop)
             net = native.load(staging / "model.safetensors")
+            if room is not None and net.nbytes > room:
+                raise UploadError(
+                    f"{filename}: its network takes {net.nbytes / 2**20:,.0f} MB in memory; this server has "
+                    f"{max(room, 0) / 2**20:,.0f} MB left for models (GATESCOPE_MAX_MEMORY_MB): remove a model first",
+                    507,
+                )
             card = {
                 "description": f"Uploaded from {filename}: {net.num_layers} × {net.hidden_size} {net.cell}.",
                 "source": filename,

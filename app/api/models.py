@@ -132,7 +132,8 @@ async def upload_model(
     try:
         job = await work.admit(gone, 0, "an upload")
         try:
-            model_id, entry = await job.run(_import, upload, settings, store, registry, stop=job.stopped)
+            room = work.budget.limit // 2  # a model may take at most half of what is left: traces need the rest
+            model_id, entry = await job.run(_import, upload, settings, store, registry, stop=job.stopped, room=room)
         finally:
             job.close()
     except ClientGone:
@@ -206,7 +207,7 @@ def _free_ids(base: str, registry: Registry, store: Store) -> Iterator[str]:
 
 
 def _import(
-    upload: Upload, settings: Settings, store: Store, registry: Registry, stop: Any = None
+    upload: Upload, settings: Settings, store: Store, registry: Registry, stop: Any = None, room: int | None = None
 ) -> tuple[str, Entry]:
     """Copy the upload to a staging folder, convert it (in a child process, ``Store.add``) and list it."""
     file, suffix = upload.file, _suffix(upload.file.filename or "")
@@ -223,7 +224,7 @@ def _import(
                 shutil.copyfileobj(upload.vocab.file, out)
         try:
             most, timeout = settings.max_model_mb, settings.import_timeout
-            model_id, net, card = store.add(upload.ids, src, file.filename or "", voc, timeout, most, stop)
+            model_id, net, card = store.add(upload.ids, src, file.filename or "", voc, timeout, most, stop, room)
         except UploadError as e:
             raise HTTPException(e.status, str(e)) from None
     entry = Entry(net, card, "uploaded")

@@ -147,3 +147,18 @@ def test_a_streamed_json_trace_over_http_is_what_the_schema_says():
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
     body = r.json()
     assert body["tokens"] == list("x = 1") and len(body["layers"][0]["h"]) == 5 and len(body["probs"][0]) == 5
+
+
+def test_an_upload_too_big_for_the_memory_left_is_507_and_nothing_is_kept(tmp_path):
+    """The budget left after the process and its models (GATESCOPE_MAX_MEMORY_MB): a model may take half of it."""
+    from app.work import process_rss
+
+    from .test_uploads import FIXTURES, make_client, stored, upload
+
+    bound = process_rss() >> 20  # what the process holds already: no room left for a model
+    with make_client(tmp_path / "models", max_memory_mb=bound) as c:
+        r = upload(c, FIXTURES / "onnx/stack.onnx")
+        listed = [m["id"] for m in c.get("/api/models").json()]
+    assert r.status_code == 507, r.text
+    assert "MB in memory" in r.json()["detail"] and "GATESCOPE_MAX_MEMORY_MB" in r.json()["detail"]
+    assert [n for n in stored(tmp_path / "models") if not n.startswith(".")] == [] and len(listed) == 7
