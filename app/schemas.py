@@ -97,8 +97,9 @@ ERRORS = {
     429: "this client has GATESCOPE_MAX_CLIENT_REQUESTS API requests in progress already: wait for one to end",
     503: "the models folder is read-only (or cannot be written) for this server: nothing was changed; or the server "
     "stayed busy (no memory free within GATESCOPE_BUSY_WAIT seconds): try again",
-    507: "the disk holding the models folder is full, or the uploaded models reach GATESCOPE_MAX_MODELS or "
-    "GATESCOPE_MAX_MODELS_MB: nothing was stored",
+    507: "the disk holding the models folder is full, the uploaded models reach GATESCOPE_MAX_MODELS or "
+    "GATESCOPE_MAX_MODELS_MB, or the network would take more than half the memory left (GATESCOPE_MAX_MEMORY_MB): "
+    "nothing was stored",
     422: "empty input, unknown characters (named, with positions), wrong vector shapes or NaN, both or neither of "
     "text and vectors; for an upload: not a weight file, malformed, or a vocabulary that does not fit",
 }
