@@ -27,5 +27,6 @@ def test_every_generated_request_gets_a_documented_answer(tmp_path):
         cmd += ["--seed", os.environ.get("GATESCOPE_FUZZ_SEED", "1"), "--no-color", "--request-timeout", "30"]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     tail = "\n".join(done.stdout.splitlines()[-60:])
+    print(tail)  # the run's summary: how many cases, and the failures if any
     assert done.returncode == 0, tail
     assert "generated" in tail
