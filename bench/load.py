@@ -483,7 +483,10 @@ def attacks(args: argparse.Namespace, mode: str, tmp: Path, summary: dict[str, A
 
 def print_verdict(summary: dict[str, Any]) -> None:
     """The issue's questions, answered from the figures."""
-    print("\nAgainst issue 10:")
+    print(
+        "\nAgainst issue 10"
+        + (" (--quick: smaller attacks and shorter windows, smoke figures only):" if summary["quick"] else ":")
+    )
     for run in summary["runs"]:
         live = run["live"]
         print(
