@@ -37,7 +37,7 @@ import time
 from typing import Any
 
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 
 #: The most seconds one HTTP request or one socket reply may take before it counts as an error.
 REQUEST_TIMEOUT = 60.0
@@ -170,16 +170,22 @@ class LiveSession:
         self.ws: Any = None
 
     async def open(self) -> None:
-        """Connect and trace the whole text once (seq 0, not counted)."""
-        self.ws = await connect(
-            self.url, compression=None, max_size=None, ping_interval=None, proxy=None, open_timeout=REQUEST_TIMEOUT
-        )
-        self.receiver = asyncio.create_task(self._receive())
-        await self._send()
-        await asyncio.wait_for(self.last_answered.wait(), REQUEST_TIMEOUT)
+        """Connect and trace the whole text once (seq 0, not counted); a failure is an error, not a crash."""
+        try:
+            self.ws = await connect(
+                self.url, compression=None, max_size=None, ping_interval=None, proxy=None, open_timeout=REQUEST_TIMEOUT
+            )
+            self.receiver = asyncio.create_task(self._receive())
+            await self._send()
+            await asyncio.wait_for(self.last_answered.wait(), REQUEST_TIMEOUT)
+        except (OSError, TimeoutError, ConnectionClosed) as e:
+            self.errors.append(f"the session did not open: {type(e).__name__} {e}"[:200])
+            self.ws = None
 
     async def run(self, start: float, seconds: float, drain: float) -> None:
         """Edit on schedule until start + seconds, then wait (at most drain seconds) for the last edit's reply."""
+        if self.ws is None:
+            return
         k = 1
         phase = self.rng.random() * self.period  # sessions do not all send at the same instant
         while (due := start + phase + k * self.period) < start + seconds:
@@ -234,9 +240,11 @@ class LiveSession:
                 self.resolved = max(self.resolved, seq + 1)
                 if seq == len(self.sent) - 1:
                     self.last_answered.set()
-        except ConnectionClosed as e:
-            if e.rcvd is not None and e.rcvd.code != 1000:
-                self.errors.append(f"the socket closed with {e.rcvd.code} {e.rcvd.reason}")
+        except ConnectionClosedOK:
+            pass
+        except ConnectionClosed as e:  # the server closed it (1011, 1013) or the connection broke
+            said = f"with {e.rcvd.code} {e.rcvd.reason}" if e.rcvd is not None else "without a close frame"
+            self.errors.append(f"the socket closed {said}")
 
     def _check(self, seq: int, head: dict[str, Any]) -> None:
         """Is this reply that seq's text, and does it start no later than the first change?"""
@@ -265,6 +273,16 @@ class LiveSession:
         edits = [
             (round(t, 4), None if lat is None else round(lat, 5)) for t, lat in zip(self.sent[1:], self.latency[1:])
         ]
+        if not self.sent:  # never opened
+            return {
+                "edits": [],
+                "replies": 0,
+                "steps": 0,
+                "last_unanswered": False,
+                "wrong": 0,
+                "wrong_example": "",
+                "errors": self.errors,
+            }
         return {
             "edits": edits,
             "replies": self.replies - 1,

@@ -37,5 +37,5 @@ def test_the_quick_load_bench_loses_no_edit_and_counts_no_error(tmp_path):
     assert live["lost"] == 0, f"{live['lost']} edits lost: {live['wrong_example'] or live}"
     assert live["errors"] == 0 and trace["errors"] == 0, live["error_examples"] + trace["error_examples"]
     assert run["sessions"] == 50 and run["trace_clients"] == 20
-    assert len(summary["sweep"]) == 1 and len(summary["attacks"]) == 8
+    assert len(summary["sweep"]) == 1 and len(summary["attacks"]) == 9
     assert all(a["bystander"]["count"] > 0 for a in summary["attacks"]), summary["attacks"]
