@@ -8,6 +8,7 @@ spec goes to its stdin, its events come back from its stdout, one JSON object a 
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -142,6 +143,8 @@ class Server:
                     break
                 except subprocess.TimeoutExpired:
                     continue
+            with contextlib.suppress(OSError):  # whatever of the group outlived its parent (a converter)
+                os.killpg(self.proc.pid, signal.SIGKILL)
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)  # an upload attack may have stored 1.6 GB here
 
