@@ -62,6 +62,15 @@ from load_procs import MB, Server, clients, describe, serve_mode  # noqa: E402
 TARGET_MS = 250.0
 
 
+def address(n: int) -> str:
+    """Client n's own loopback address (127.0.0.0/8 is all loopback on Linux): 127.0.1.1, 127.0.1.2, ..."""
+    return f"127.0.{1 + n // 250}.{1 + n % 250}"
+
+
+#: Where client numbers start: sessions from 0, trace clients, the bystander, the attacker.
+TRACE_CLIENT, BYSTANDER, ATTACKER = 1000, 2000, 3000
+
+
 def pct(xs: list[float], q: float) -> float | None:
     """The q-quantile (nearest rank) of xs, None if empty."""
     if not xs:
@@ -108,11 +117,12 @@ def run_load(
                 "port": server.port,
                 "seed": 7919 * p,
                 "live_texts": [(source[i * 997 :] + source)[: args.text_chars] for i in mine],
+                "live_addrs": [address(i) for i in mine],
                 "charset": typed,
                 "period": args.period,
                 "seconds": seconds,
                 "drain": args.drain,
-                "trace_clients": len(range(p, traces, procs)),
+                "trace_addrs": [address(TRACE_CLIENT + j) for j in range(p, traces, procs)],
                 "source": source[:20_000],
                 "trace_chars": args.trace_chars,
                 "pause": args.trace_pause,
@@ -230,9 +240,11 @@ def run_attack(server: Server, label: str, spec: dict[str, Any], args: argparse.
     tree = server.tree
     assert tree is not None
     where = {"host": "127.0.0.1", "port": server.port}
-    bystander = {"role": "bystander", **where, "source": args.source[:20_000], "trace_chars": args.trace_chars}
+    bystander = {"role": "bystander", **where, "addr": address(BYSTANDER), "source": args.source[:20_000]}
+    bystander |= {"trace_chars": args.trace_chars}
     bystander |= {"pause": args.bystander_pause, "seed": 3}
-    with clients([bystander, {"role": "attack", **where, **spec}], tmp) as (by, attacker):
+    attack = {"role": "attack", **where, "addr": address(ATTACKER), **spec}
+    with clients([bystander, attack], tmp) as (by, attacker):
         by.expect("ready", 30)
         by.say("go")
         attacker.expect("ready", 30)

@@ -21,7 +21,9 @@ samples: the coordinator computes every figure). Roles:
 
 HTTP is a few lines of asyncio (HTTP/1.1, kept alive), the live socket is ``websockets``: the clients stay
 lean, but on a 2-core machine they still compete with the server (bench/load.py reports their CPU).
-Every connection goes to 127.0.0.1 and every wait is bounded.
+Every connection goes to 127.0.0.1 and every wait is bounded. Each client connects from an address of its
+own in 127.0.0.0/8 (``local_addr``), as separate people would: the server's per-client limits
+(GATESCOPE_MAX_CLIENT_REQUESTS) see 70 clients, not one; an attack comes from one address of its own.
 """
 
 from __future__ import annotations
@@ -78,8 +80,8 @@ class Commands:
 class Http:
     """One kept-alive HTTP/1.1 connection to the server (reconnects after the server closes it)."""
 
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
+    def __init__(self, host: str, port: int, local: str) -> None:
+        self.host, self.port, self.local = host, port, local
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -88,7 +90,7 @@ class Http:
     ) -> tuple[int, bytes]:
         """The status and the whole body; raises OSError (or asyncio.IncompleteReadError) on a broken connection."""
         if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port, local_addr=(self.local, 0))
         assert self.reader is not None
         head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: {ctype}\r\n"
         self.writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
@@ -154,8 +156,8 @@ def detail_of(status: int, body: bytes) -> str:
 class LiveSession:
     """One live-typing socket: its text, every edit's send time, the replies' checks."""
 
-    def __init__(self, url: str, text: str, charset: str, period: float, seed: int) -> None:
-        self.url, self.period, self.charset = url, period, charset
+    def __init__(self, url: str, local: str, text: str, charset: str, period: float, seed: int) -> None:
+        self.url, self.local, self.period, self.charset = url, local, period, charset
         self.text, self.base_len = text, len(text)
         self.rng = random.Random(seed)
         self.sent: list[float] = []  # send time of each seq (seq 0 is the warm-up)
@@ -172,9 +174,7 @@ class LiveSession:
     async def open(self) -> None:
         """Connect and trace the whole text once (seq 0, not counted); a failure is an error, not a crash."""
         try:
-            self.ws = await connect(
-                self.url, compression=None, max_size=None, ping_interval=None, proxy=None, open_timeout=REQUEST_TIMEOUT
-            )
+            self.ws = await socket_to(self.url, self.local)
             self.receiver = asyncio.create_task(self._receive())
             await self._send()
             await asyncio.wait_for(self.last_answered.wait(), REQUEST_TIMEOUT)
@@ -294,6 +294,14 @@ class LiveSession:
         }
 
 
+async def socket_to(url: str, local: str) -> Any:
+    """A live socket from the address ``local`` (no compression, no size limit, no pings, no proxy)."""
+    return await connect(
+        url, compression=None, max_size=None, ping_interval=None, proxy=None, open_timeout=REQUEST_TIMEOUT,
+        close_timeout=1, local_addr=(local, 0),
+    )  # fmt: skip
+
+
 def _header(frame: str | bytes) -> dict[str, Any]:
     """A reply's JSON: the whole text frame, or a binary frame's header only (not its arrays)."""
     if isinstance(frame, str):
@@ -305,10 +313,12 @@ def _header(frame: str | bytes) -> dict[str, Any]:
 
 
 async def trace_client(
-    host: str, port: int, source: str, chars: int, pause: float, until: float, stop: asyncio.Event, seed: int
+    spec: dict[str, Any], local: str, until: float, stop: asyncio.Event, seed: int
 ) -> dict[str, Any]:
-    """POST /api/trace?encoding=compact of ``chars`` characters, again and again; each (start, latency, ok)."""
-    rng, http = random.Random(seed), Http(host, port)
+    """POST /api/trace?encoding=compact of ``trace_chars`` characters from ``local``, again and again (``pause``
+    between); each (start, latency, ok)."""
+    source, chars, pause = spec["source"], spec["trace_chars"], spec["pause"]
+    rng, http = random.Random(seed), Http(spec["host"], spec["port"], local)
     samples: list[tuple[float, float, bool]] = []
     errors: list[str] = []
     while time.monotonic() < until and not stop.is_set():
@@ -346,8 +356,8 @@ async def run_load(spec: dict[str, Any], commands: Commands) -> dict[str, Any]:
     host, port = spec["host"], spec["port"]
     url = f"ws://{host}:{port}/api/live"
     sessions = [
-        LiveSession(url, text, spec["charset"], spec["period"], seed=spec["seed"] + i)
-        for i, text in enumerate(spec["live_texts"])
+        LiveSession(url, local, text, spec["charset"], spec["period"], seed=spec["seed"] + i)
+        for i, (local, text) in enumerate(zip(spec["live_addrs"], spec["live_texts"]))
     ]
     await asyncio.gather(*(s.open() for s in sessions))
     emit("ready")
@@ -357,17 +367,8 @@ async def run_load(spec: dict[str, Any], commands: Commands) -> dict[str, Any]:
     done, lag = asyncio.Event(), []
     lagger = asyncio.create_task(loop_lag(done, lag))
     traces = [
-        trace_client(
-            host,
-            port,
-            spec["source"],
-            spec["trace_chars"],
-            spec["pause"],
-            until,
-            commands.stop,
-            spec["seed"] + 1000 + j,
-        )
-        for j in range(spec["trace_clients"])
+        trace_client(spec, local, until, commands.stop, spec["seed"] + 1000 + j)
+        for j, local in enumerate(spec["trace_addrs"])
     ]
     results = await asyncio.gather(*(s.run(start, spec["seconds"], spec["drain"]) for s in sessions), *traces)
     cpu = time.process_time() - cpu0
@@ -386,17 +387,7 @@ async def run_load(spec: dict[str, Any], commands: Commands) -> dict[str, Any]:
 async def run_bystander(spec: dict[str, Any], commands: Commands) -> dict[str, Any]:
     emit("ready")
     await commands.go.wait()
-    out = await trace_client(
-        spec["host"],
-        spec["port"],
-        spec["source"],
-        spec["trace_chars"],
-        spec["pause"],
-        float("inf"),
-        commands.stop,
-        spec["seed"],
-    )
-    return out
+    return await trace_client(spec, spec["addr"], float("inf"), commands.stop, spec["seed"])
 
 
 # The attacks: each returns what the server answered; each prints "left" when its clients have gone.
@@ -406,7 +397,7 @@ async def attack_abandoned(spec: dict[str, Any]) -> dict[str, Any]:
     """``count`` POST /api/trace?encoding=... of a long text at once, each client gone after ``leave`` seconds."""
 
     async def one() -> str:
-        reader, writer = await asyncio.open_connection(spec["host"], spec["port"])
+        reader, writer = await asyncio.open_connection(spec["host"], spec["port"], local_addr=(spec["addr"], 0))
         body = json.dumps({"model": "code", "text": spec["text"]}).encode()
         head = f"POST /api/trace?encoding={spec['encoding']} HTTP/1.1\r\nHost: {spec['host']}:{spec['port']}\r\n"
         writer.write(f"{head}Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
@@ -429,7 +420,7 @@ async def attack_abandoned(spec: dict[str, Any]) -> dict[str, Any]:
 async def attack_live_abandoned(spec: dict[str, Any]) -> dict[str, Any]:
     """A live edit of a long text, the socket closed as soon as it is sent."""
     url = f"ws://{spec['host']}:{spec['port']}/api/live"
-    async with connect(url, compression=None, max_size=None, ping_interval=None, proxy=None, close_timeout=1) as ws:
+    async with await socket_to(url, spec["addr"]) as ws:
         await ws.send(json.dumps({"model": "code", "text": spec["text"], "seq": 1, "encoding": "binary"}))
     emit("left", t=time.monotonic())
     return {"answers": ["no reply awaited: the socket closed at once"]}
@@ -437,7 +428,7 @@ async def attack_live_abandoned(spec: dict[str, Any]) -> dict[str, Any]:
 
 async def attack_big_body(spec: dict[str, Any]) -> dict[str, Any]:
     """A JSON body of ``mb`` megabytes to POST /api/trace, written until the server answers or hangs up."""
-    reader, writer = await asyncio.open_connection(spec["host"], spec["port"])
+    reader, writer = await asyncio.open_connection(spec["host"], spec["port"], local_addr=(spec["addr"], 0))
     chunk = b"a" * (1 << 20)
     opening, closing = b'{"model": "code", "text": "', b'"}'
     size = len(opening) + spec["mb"] * len(chunk) + len(closing)
@@ -485,7 +476,7 @@ async def attack_uploads(spec: dict[str, Any]) -> dict[str, Any]:
 
     async def one(i: int) -> str:
         body, ctype = multipart(os.path.basename(spec["file"]), data, f"{spec['names']}-{i}")
-        http = Http(spec["host"], spec["port"])
+        http = Http(spec["host"], spec["port"], spec["addr"])
         try:
             status, reply = await asyncio.wait_for(http.request("POST", "/api/models", body, ctype), spec["timeout"])
         except TimeoutError:
@@ -511,7 +502,7 @@ async def attack_sessions(spec: dict[str, Any]) -> dict[str, Any]:
 
     async def one(i: int) -> str:
         try:
-            ws = await connect(url, compression=None, max_size=None, ping_interval=None, proxy=None, close_timeout=1)
+            ws = await socket_to(url, spec["addr"])
         except (OSError, TimeoutError) as e:
             return f"not connected ({type(e).__name__})"
         sockets.append(ws)
