@@ -52,6 +52,7 @@ bench: $(VENV)/.installed chromium
 	$(PY) bench/wire.py
 	$(PY) bench/api.py
 	$(PY) bench/browser.py
+	$(PY) bench/load.py
 
 # Regenerate the committed reference fixtures (never run by `make test`). FIXTURE_PYTHON must have
 # torch, keras, onnx, h5py and safetensors: python3 -m venv /tmp/fx && /tmp/fx/bin/pip install
