@@ -27,7 +27,7 @@ from ..encoding import dumps_binary, dumps_compact, focus_json, plain_values, tr
 from ..registry import Entry
 from ..settings import Settings
 from ..work import LIVE_SHARE, MB, ClientGone, Work, return_memory
-from .deps import LiveSlotsDep, SettingsDep, WorkDep, check_input, find_model, get_registry
+from .deps import LiveSlotsDep, SettingsDep, WorkDep, check_input_soon, find_model, get_registry
 from .trace import COST
 
 router = APIRouter(tags=["live"])
@@ -160,7 +160,7 @@ class Connection:
         if self.session.buffer is not None:
             self.session.buffer = None
             return_memory()
-        self.work.budget.give_back(self.held)
+        self.work.budget.adjust_live(-self.held)
         self.held = 0
 
     async def _receive(self) -> None:
@@ -199,7 +199,7 @@ class Connection:
         registry = await get_registry(self.ws)  # every edit: a model another worker removed is gone by now
         entry = find_model(registry, name)  # 404's words when name is not a model (or not a string)
         assert isinstance(name, str)
-        checked = check_input(name, entry, text, None, self.settings)  # the checks (and words) of POST /api/trace
+        checked = await check_input_soon(name, entry, text, None, self.settings)  # POST /api/trace's checks and words
         encoding = msg.get("encoding", "json")
         if encoding not in ENCODINGS:
             raise LiveError(f"encoding must be 'json', 'compact' or 'binary', got {encoding!r}")
@@ -215,21 +215,20 @@ class Connection:
         self._hold(buffer.nbytes_for(T), T)  # the rows the buffer will hold
         job = await self.work.admit(self.gone, COST * net.trace_nbytes(new) + MB, f"an edit of {new} new steps")
         try:
-            return await job.run(
-                self.session.update, name, entry, msg, checked.tokens, self.settings.top_k, job.stopped
-            )
+            top_k, most = self.settings.top_k, self.settings.max_tokens
+            update = self.session.update
+            return await job.run(update, name, entry, msg, checked.tokens, top_k, stop=job.stopped, max_steps=most)
         finally:
             job.close()
             self._settle()
 
     def _hold(self, rows: int, steps: int) -> None:
         """Reserve what the buffer will hold, against the live sessions' share, or refuse the edit."""
-        more = rows - self.held
-        if more > 0 and not self.work.budget.take(more, LIVE_SHARE):
-            budget = self.work.budget
+        more, budget = rows - self.held, self.work.budget
+        if more > 0 and not budget.take_live(more, LIVE_SHARE):
             raise LiveError(
                 f"a live text of {steps} steps needs about {more / MB:,.0f} MB more; the live sessions hold "
-                f"{budget.used / MB:,.0f} MB of the {LIVE_SHARE * budget.limit / MB:,.0f} MB they may use "
+                f"{budget.live / MB:,.0f} MB of the {LIVE_SHARE * budget.limit / MB:,.0f} MB they may use "
                 "(GATESCOPE_MAX_MEMORY_MB): shorten the text, or close other sessions"
             )
         self.held += max(more, 0)
@@ -238,10 +237,7 @@ class Connection:
         """Hold exactly what the buffer holds now."""
         buffer = self.session.buffer
         now = 0 if buffer is None else buffer.nbytes
-        if now < self.held:
-            self.work.budget.give_back(self.held - now)
-        else:
-            self.work.budget.used += now - self.held  # rows it had already (a model changed mid-session)
+        self.work.budget.adjust_live(now - self.held)  # less: given back; more: rows it had already
         self.held = now
 
     async def _send(self, out: dict[str, Any] | str | bytes) -> None:

@@ -75,6 +75,7 @@ async def trace_text(
         try:
             tr = await run.run(job.net.trace, job.x, stop=run.stopped)  # the input was checked: errors are bugs
             if encoding in ("json", "csv", "npz"):
+                run.computed()  # a slow reader must not hold a lane: the pieces need none
                 watcher.cancel()  # the streamed response watches for the client itself
                 pieces = {"json": lambda: iter_json(job.name, job.net, tr, job.top_k), "csv": lambda: iter_csv(tr)}
                 body = run.stream(pieces.get(encoding, lambda: iter_npz(tr))())

@@ -162,3 +162,28 @@ def test_an_upload_too_big_for_the_memory_left_is_507_and_nothing_is_kept(tmp_pa
     assert r.status_code == 507, r.text
     assert "MB in memory" in r.json()["detail"] and "GATESCOPE_MAX_MEMORY_MB" in r.json()["detail"]
     assert [n for n in stored(tmp_path / "models") if not n.startswith(".")] == [] and len(listed) == 7
+
+
+def test_small_jobs_compute_one_at_a_time_and_the_lane_is_free_once_computed():
+    async def go():
+        work = Work(Budget(lambda: 100 * MB, wait=5), heavy_jobs=1)
+        first = await work.admit(asyncio.Event(), MB, "a small trace")
+        second = asyncio.ensure_future(work.admit(asyncio.Event(), MB, "another"))
+        await asyncio.sleep(0.05)
+        waited = not second.done()
+        first.computed()  # sending its answer needs no lane
+        job = await asyncio.wait_for(second, 1)
+        first.close(), job.close()
+        return waited, work.budget.used
+
+    assert asyncio.run(go()) == (True, 0)
+
+
+def test_live_sessions_are_held_to_their_share_whatever_else_is_in_flight():
+    budget = Budget(lambda: 100 * MB, wait=1)
+    assert budget.take(30 * MB)  # a trace in flight
+    assert budget.take_live(50 * MB, 0.6)  # 50 of the sessions' 60
+    assert not budget.take_live(15 * MB, 0.6)  # 65 > 60: refused, though 95 of 100 would fit
+    assert budget.take_live(10 * MB, 0.6) and budget.live == 60 * MB and budget.used == 90 * MB
+    budget.adjust_live(-60 * MB)  # the sessions close ...
+    assert budget.live == 0 and budget.used == 30 * MB  # ... and only their part is given back
