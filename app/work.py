@@ -129,11 +129,14 @@ class Work:
         self.lanes = asyncio.Semaphore(heavy_jobs)
         self.small = asyncio.Semaphore(small_jobs)
 
-    async def admit(self, gone: asyncio.Event, nbytes: int, what: str) -> Job:
-        """A job of about ``nbytes``, once they are reserved and its lane is free; close the job to give
-        both back (``computed`` gives the lane back early). 413/503 (``Budget.reserve``), or ClientGone."""
+    async def admit(self, gone: asyncio.Event, nbytes: int, what: str, computes: bool = True) -> Job:
+        """A job of about ``nbytes``, once they are reserved and (if it ``computes`` here, not in a child
+        process) its lane is free; close the job to give both back (``computed`` gives the lane back
+        early). 413/503 (``Budget.reserve``), or ClientGone."""
         await self.budget.reserve(nbytes, what, gone)
         job = Job(self, gone, nbytes)
+        if not computes:
+            return job
         try:
             await job.take_lane(self.lanes if nbytes > HEAVY_BYTES else self.small)
         except BaseException:

@@ -130,7 +130,7 @@ async def upload_model(
     # and stopped (the converter killed, nothing stored) if the client leaves before it is done
     gone, watcher = watch_disconnect(request.receive)
     try:
-        job = await work.admit(gone, 0, "an upload")
+        job = await work.admit(gone, 0, "an upload", computes=False)  # the converter is a process: no lane
         try:
             room = work.budget.limit // 2  # a model may take at most half of what is left: traces need the rest
             model_id, entry = await job.run(_import, upload, settings, store, registry, stop=job.stopped, room=room)

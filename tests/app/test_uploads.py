@@ -222,7 +222,8 @@ def test_other_clients_are_served_while_an_upload_is_copied_and_converted(tmp_pa
         worker.start()
         assert started.wait(20)
         cards = client.get("/api/models")  # would wait for the upload if it held the event loop
-        assert cards.status_code == 200 and not release.is_set()
+        traced = client.post("/api/trace", json={"model": "code", "text": "x"})  # ... or a compute lane
+        assert cards.status_code == 200 and traced.status_code == 200 and not release.is_set()
         release.set()
         worker.join(30)
     assert result["r"].status_code == 201, result["r"].text
