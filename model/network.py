@@ -199,14 +199,14 @@ class Network:
         the next) and calls ``stop()`` before each chunk; when it returns True the run raises
         ``Cancelled`` (a server whose client left uses it). Without it, each layer runs over all steps.
         """
-        with step_threads():
+        with step_threads():  # the head's product too: BLAS threads it woke would spin on the cores afterwards
             tokens, unknown, xW = self._inputs(x)
             state = self._check_state(state)
             if stop is None:
                 layers = self._run(xW, state)
             else:
                 layers = self._run_chunks(xW, state, stop)
-        p = self._probs(layers[-1]["h"]) if probs and self.spec.output_size is not None else None
+            p = self._probs(layers[-1]["h"]) if probs and self.spec.output_size is not None else None
         return Trace(
             cell=self.spec.cell,
             gates=self.gates,

@@ -65,3 +65,23 @@ def test_trace_nbytes_is_what_a_trace_holds(cell):
 def test_chunks_are_tens_of_milliseconds_of_work_whatever_the_size():
     assert vector_net("lstm", H=4).chunk_steps() == 4096  # tiny: the most steps a chunk
     assert 16 <= vector_net("lstm", H=1024, L=2).chunk_steps() <= 64
+
+
+def test_every_product_of_a_trace_runs_on_one_blas_thread(monkeypatch):
+    """The head's product too: BLAS threads it woke spin afterwards, and ten 500-step edits a second then
+    took 1.07 cores instead of 0.11 (bench/load.py found it)."""
+    from threadpoolctl import threadpool_info
+
+    net = model.load("code")
+    seen = []
+    probs = type(net)._probs
+    monkeypatch.setattr(
+        type(net), "_probs", lambda self, h: seen.append(_blas_threads(threadpool_info())) or probs(self, h)
+    )
+    for stop in (None, lambda: False):
+        net.trace("def f(x):\n    return x\n" * 20, stop=stop)
+    assert seen == [1, 1]
+
+
+def _blas_threads(info: list[dict]) -> int:
+    return max((i["num_threads"] for i in info if i.get("user_api") == "blas"), default=1)
