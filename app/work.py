@@ -128,6 +128,7 @@ class Work:
         self.budget = budget
         self.lanes = asyncio.Semaphore(heavy_jobs)
         self.small = asyncio.Semaphore(small_jobs)
+        self.reading = asyncio.Semaphore(1)  # long inputs are tokenized one at a time, beside the lanes
 
     async def admit(self, gone: asyncio.Event, nbytes: int, what: str, computes: bool = True) -> Job:
         """A job of about ``nbytes``, once they are reserved and (if it ``computes`` here, not in a child
@@ -202,14 +203,12 @@ class Job:
             self.close()
 
     def close(self) -> None:
-        """Give back the lane and the bytes (once); a big job hands its freed memory back to the system."""
+        """Give back the lane and the bytes (once)."""
         if self._closed:
             return
         self._closed = True
         self.computed()
         self.work.budget.give_back(self.nbytes)
-        if self.nbytes > HEAVY_BYTES:
-            return_memory()
 
 
 def watch_disconnect(receive: Receive) -> tuple[asyncio.Event, asyncio.Task[None]]:
@@ -250,14 +249,8 @@ def _c() -> Any:
 def own_pages_for_big_arrays() -> None:
     """Give every allocation of 1 MB or more (a trace's arrays) pages of its own, returned to the system
     when freed. glibc otherwise raises that threshold as big blocks are freed, up to 32 MB, and then keeps
-    freed trace rows in its heaps: a closed 20,000-step session left 300 MB behind."""
+    freed trace rows in its heaps. (malloc_trim would hand them back too, but took 240 ms on a fragmented
+    heap, with the interpreter held.)"""
     libc = _c()
     if libc and hasattr(libc, "mallopt"):
         libc.mallopt(M_MMAP_THRESHOLD, 1 << 20)
-
-
-def return_memory() -> None:
-    """Hand freed heap memory back to the system (glibc keeps it otherwise): after a big job ends."""
-    libc = _c()
-    if libc and hasattr(libc, "malloc_trim"):
-        libc.malloc_trim(0)

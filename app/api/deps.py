@@ -9,6 +9,7 @@ detail back as ``{"seq", "error"}``.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -22,7 +23,7 @@ from ..registry import Entry, Registry
 from ..schemas import TraceRequest
 from ..settings import Settings, uploads_allowed
 from ..uploads import Store
-from ..work import Work
+from ..work import ClientGone, Work
 
 
 def get_settings(conn: HTTPConnection) -> Settings:
@@ -151,17 +152,30 @@ def check_input(name: str, entry: Entry, text: Any, vectors: Any, settings: Sett
 LONG_INPUT = 2000
 
 
-async def check_input_soon(name: str, entry: Entry, text: Any, vectors: Any, settings: Settings) -> Checked:
-    """``check_input``, on the event loop for a short input (saving a thread hop), in a thread for a long one."""
+async def check_input_soon(
+    name: str,
+    entry: Entry,
+    text: Any,
+    vectors: Any,
+    settings: Settings,
+    reading: asyncio.Semaphore,
+    gone: asyncio.Event | None = None,
+) -> Checked:
+    """``check_input``, on the event loop for a short input (saving a thread hop), in a thread for a long
+    one, one long input at a time (``Work.reading``: 64 at once in 64 threads crowded a small trace out)."""
     size = len(text) if isinstance(text, str) else len(vectors) * 8 if isinstance(vectors, list) else 0
     if size <= LONG_INPUT:
         return check_input(name, entry, text, vectors, settings)
-    return await run_in_threadpool(check_input, name, entry, text, vectors, settings)
+    async with reading:
+        if gone is not None and gone.is_set():  # the client left while it waited: read nothing
+            raise ClientGone
+        return await run_in_threadpool(check_input, name, entry, text, vectors, settings)
 
 
-async def checked_trace(body: TraceRequest, registry: RegistryDep, settings: SettingsDep) -> Checked:
+async def checked_trace(body: TraceRequest, registry: RegistryDep, settings: SettingsDep, work: WorkDep) -> Checked:
     """A trace request's model and input, checked before any work (and before a stream's first byte)."""
-    return await check_input_soon(body.model, find_model(registry, body.model), body.text, body.vectors, settings)
+    entry = find_model(registry, body.model)
+    return await check_input_soon(body.model, entry, body.text, body.vectors, settings, work.reading)
 
 
 #: A trace request that passed every check.

@@ -26,7 +26,7 @@ import model
 from ..encoding import dumps_binary, dumps_compact, focus_json, plain_values, trace_compact, trace_json
 from ..registry import Entry
 from ..settings import Settings
-from ..work import LIVE_SHARE, MB, ClientGone, Work, return_memory
+from ..work import LIVE_SHARE, MB, ClientGone, Work
 from .deps import LiveSlotsDep, SettingsDep, WorkDep, check_input_soon, find_model, get_registry
 from .trace import COST
 
@@ -157,9 +157,7 @@ class Connection:
     def close(self) -> None:
         """Give the session's memory back (to the budget, and the heap to the system)."""
         self.pending.clear()
-        if self.session.buffer is not None:
-            self.session.buffer = None
-            return_memory()
+        self.session.buffer = None  # its rows have pages of their own (own_pages_for_big_arrays): freed at once
         self.work.budget.adjust_live(-self.held)
         self.held = 0
 
@@ -199,7 +197,8 @@ class Connection:
         registry = await get_registry(self.ws)  # every edit: a model another worker removed is gone by now
         entry = find_model(registry, name)  # 404's words when name is not a model (or not a string)
         assert isinstance(name, str)
-        checked = await check_input_soon(name, entry, text, None, self.settings)  # POST /api/trace's checks and words
+        reading = self.work.reading  # POST /api/trace's checks and words:
+        checked = await check_input_soon(name, entry, text, None, self.settings, reading, self.gone)
         encoding = msg.get("encoding", "json")
         if encoding not in ENCODINGS:
             raise LiveError(f"encoding must be 'json', 'compact' or 'binary', got {encoding!r}")
@@ -226,6 +225,11 @@ class Connection:
         """Reserve what the buffer will hold, against the live sessions' share, or refuse the edit."""
         more, budget = rows - self.held, self.work.budget
         if more > 0 and not budget.take_live(more, LIVE_SHARE):
+            if budget.live + more <= LIVE_SHARE * budget.limit:  # the sessions' share has room: the whole has not
+                raise LiveError(
+                    f"the server is busy: {budget.used / MB:,.0f} of its {budget.limit / MB:,.0f} MB are in use "
+                    f"and a live text of {steps} steps needs about {more / MB:,.0f} MB more; try again"
+                )
             raise LiveError(
                 f"a live text of {steps} steps needs about {more / MB:,.0f} MB more; the live sessions hold "
                 f"{budget.live / MB:,.0f} MB of the {LIVE_SHARE * budget.limit / MB:,.0f} MB they may use "
