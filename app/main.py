@@ -38,7 +38,7 @@ from .registry import Registry
 from .security import Guard, allow_inline_scripts
 from .settings import Settings, uploads_allowed
 from .uploads import Store
-from .work import MB, Budget, Work, own_pages_for_big_arrays, process_rss
+from .work import MB, Budget, Work, one_blas_thread, own_pages_for_big_arrays, process_rss
 
 log = logging.getLogger("gatescope")
 
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own_pages_for_big_arrays()  # freed traces go back to the system
+        one_blas_thread()  # no BLAS thread spinning beside the requests
         store = Store(settings.models_dir, settings.max_conversions, settings.max_models, settings.max_models_mb)
         registry = Registry(store)
         registry.load_bundled()  # in the lifespan, never at import

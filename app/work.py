@@ -246,6 +246,16 @@ def _c() -> Any:
     return _libc
 
 
+def one_blas_thread() -> None:
+    """Every BLAS product of this process on one thread, for good. A trace limits BLAS to one thread while
+    it runs (model/threads.py), but run from a worker thread, as the server runs it, the library's other
+    thread still spun beside it: 0.27 of the 2 cores under ten live sessions, 1.0 core in a loop of
+    edits. A server's products are all small; its cores are for its requests (and its other workers)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def own_pages_for_big_arrays() -> None:
     """Give every allocation of 1 MB or more (a trace's arrays) pages of its own, returned to the system
     when freed. glibc otherwise raises that threshold as big blocks are freed, up to 32 MB, and then keeps

@@ -187,3 +187,14 @@ def test_live_sessions_are_held_to_their_share_whatever_else_is_in_flight():
     assert budget.take_live(10 * MB, 0.6) and budget.live == 60 * MB and budget.used == 90 * MB
     budget.adjust_live(-60 * MB)  # the sessions close ...
     assert budget.live == 0 and budget.used == 30 * MB  # ... and only their part is given back
+
+
+def test_the_server_runs_every_blas_product_on_one_thread():
+    """Run from worker threads, a trace left the BLAS library's other thread spinning (0.27 of the 2 cores under
+    ten live sessions); a server sets one thread for good when it starts."""
+    from threadpoolctl import threadpool_info
+
+    with TestClient(create_app()) as c:
+        assert c.get("/api/models").status_code == 200
+        blas = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
+    assert blas and set(blas) == {1}
