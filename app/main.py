@@ -54,11 +54,11 @@ REDOC_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the gatescope app."""
     settings = settings or Settings.from_env()
+    one_blas_thread()  # here, in the thread that builds the app: OpenBLAS ignored it from the lifespan's thread
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own_pages_for_big_arrays()  # freed traces go back to the system
-        one_blas_thread()  # no BLAS thread spinning beside the requests
         store = Store(settings.models_dir, settings.max_conversions, settings.max_models, settings.max_models_mb)
         registry = Registry(store)
         registry.load_bundled()  # in the lifespan, never at import

@@ -250,7 +250,8 @@ def one_blas_thread() -> None:
     """Every BLAS product of this process on one thread, for good. A trace limits BLAS to one thread while
     it runs (model/threads.py), but run from a worker thread, as the server runs it, the library's other
     thread still spun beside it: 0.27 of the 2 cores under ten live sessions, 1.0 core in a loop of
-    edits. A server's products are all small; its cores are for its requests (and its other workers)."""
+    edits. A server's products are all small; its cores are for its requests (and its other workers).
+    Call it from the main thread: this OpenBLAS ignores the setting made from another thread."""
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1, user_api="blas")
