@@ -80,7 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.live_slots = LiveSlots(max(1, settings.max_sessions // settings.workers))  # the server's, shared out
+    # Each worker's: the kernel does not spread connections evenly (64 shared out as 32 a worker refused 24 of 50
+    # sessions on 2 workers); the memory budget, divided among the workers, bounds what the sessions hold.
+    app.state.live_slots = LiveSlots(settings.max_sessions)
     app.include_router(models_api.router)
     app.include_router(trace_api.router)
     app.include_router(live_api.router)

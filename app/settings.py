@@ -54,7 +54,7 @@ class Settings(BaseSettings):
         4_000_000, description="most numbers one trace may send as plain JSON or CSV (binary and npz: no limit)"
     )
     max_sessions: PositiveInt = Field(
-        64, description="most live-typing connections (WS /api/live) open at once; each worker takes its share"
+        64, description="most live-typing connections (WS /api/live) open at once in each worker"
     )
     top_k: PositiveInt = Field(5, description="predictions per step in a trace's probs")
     models_dir: Path = Field(

@@ -258,10 +258,8 @@ async def live_trace(ws: WebSocket, settings: SettingsDep, slots: LiveSlotsDep, 
     """Live typing: only the steps after the first change travel."""
     await ws.accept()
     if not slots.take():
-        each = f" ({slots.limit} in each of its {settings.workers} workers)" if settings.workers > 1 else ""
-        await ws.send_json(
-            {"error": f"this server holds at most {settings.max_sessions} live sessions{each}; try later"}
-        )
+        where = "this server" if settings.workers == 1 else "each of this server's workers"
+        await ws.send_json({"error": f"{where} holds at most {settings.max_sessions} live sessions; try later"})
         await ws.close(code=1013)  # try again later
         return
     try:

@@ -317,18 +317,18 @@ def test_clean_leaves_a_live_upload_in_another_process_alone_and_removes_a_dead_
     assert stored(models) == []
 
 
-def test_live_sessions_are_shared_out_among_the_workers(tmp_path):
-    settings = Settings(models_dir=tmp_path / "models", max_sessions=5, workers=2)
+def test_each_worker_holds_max_sessions_and_says_so_when_full(tmp_path):
+    """Not a share of it: the kernel spreads connections unevenly (50 sessions on 2 workers sharing 64 out as
+    32 each saw 24 refused); the memory budget, divided by the workers, bounds what they hold."""
+    settings = Settings(models_dir=tmp_path / "models", max_sessions=2, workers=2)
     with TestClient(create_app(settings)) as c:
-        with c.websocket_connect("/api/live"), c.websocket_connect("/api/live"):
+        with c.websocket_connect("/api/live") as first, c.websocket_connect("/api/live"):
             with c.websocket_connect("/api/live") as third:
                 third.send_json({"seq": 1, "model": "code", "text": "x"})  # an answer either way: no wait without end
                 answer = third.receive_json()
-    assert answer == {"error": "this server holds at most 5 live sessions (2 in each of its 2 workers); try later"}
-    with TestClient(create_app(Settings(models_dir=tmp_path / "models", max_sessions=2, workers=4))) as c:
-        with c.websocket_connect("/api/live") as ws:  # fewer sessions than workers: one each all the same
-            ws.send_json({"seq": 1, "model": "code", "text": "x"})
-            assert ws.receive_json()["length"] == 1
+            first.send_json({"seq": 1, "model": "code", "text": "x"})
+            assert first.receive_json()["length"] == 1
+    assert answer == {"error": "each of this server's workers holds at most 2 live sessions; try later"}
 
 
 # A real `gatescope serve --workers 2`: which worker answered a connection is read from /proc (the worker
