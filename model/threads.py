@@ -10,6 +10,9 @@ runs on one BLAS thread: the mat-vec runs from cache at memory speed and never w
 
 The limit is process-wide while any recurrence runs (threadpoolctl sets the BLAS
 library's thread count); a counter keeps overlapping traces from restoring it early.
+This OpenBLAS ignores a limit set from a thread other than the main one: a caller that
+traces from worker threads (the web app does) sets one thread for the whole process
+from its main thread instead (app/work.py: ``one_blas_thread``).
 """
 
 from __future__ import annotations
