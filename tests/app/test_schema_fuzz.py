@@ -25,7 +25,8 @@ def test_every_generated_request_gets_a_documented_answer(tmp_path):
         cmd = [str(Path(sys.executable).with_name("schemathesis")), "run", f"{url}/openapi.json"]
         cmd += ["--checks", "all", "--exclude-checks", "positive_data_acceptance", "--max-examples", str(EXAMPLES)]
         cmd += ["--seed", os.environ.get("GATESCOPE_FUZZ_SEED", "1"), "--no-color", "--request-timeout", "30"]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        limit = 600 + 2 * EXAMPLES  # make fuzz's 2,000 examples an operation outlast make test's 600 s
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=limit, cwd=tmp_path)
     tail = "\n".join(done.stdout.splitlines()[-60:])
     print(tail)  # the run's summary: how many cases, and the failures if any
     assert done.returncode == 0, tail
