@@ -61,12 +61,12 @@ class Budget:
     def limit(self) -> int:
         return max(self._limit(), 0)
 
-    def fits(self, nbytes: int, share: float = 1.0) -> bool:
-        return self.used + nbytes <= self.limit * share
+    def fits(self, nbytes: int) -> bool:
+        return self.used + nbytes <= self.limit
 
-    def take(self, nbytes: int, share: float = 1.0) -> bool:
-        """Reserve ``nbytes`` now if they fit in ``share`` of the budget; False if not (nothing reserved)."""
-        if not self.fits(nbytes, share):
+    def take(self, nbytes: int) -> bool:
+        """Reserve ``nbytes`` now if they fit; False if not (nothing reserved)."""
+        if not self.fits(nbytes):
             return False
         self.used += nbytes
         return True
