@@ -40,15 +40,14 @@ import numpy as np
 
 from ..network import Network
 from .common import FormatError, as_float, assemble, flip_z, gate_weights, stack
+from .onnx_graph import ONNX_DOMAINS, Graph
+from .onnx_head import read_head
 
 RECURRENT = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn"}
 #: Gate blocks of W, R and B in ONNX's order, named as gatescope names them.
 BLOCKS = {"LSTM": ("i", "o", "f", "c"), "GRU": ("z", "r", "h"), "RNN": ("h",)}
 #: The default activations, the only ones gatescope's cells compute.
 ACTIVATIONS = {"LSTM": ("sigmoid", "tanh", "tanh"), "GRU": ("sigmoid", "tanh"), "RNN": ("tanh",)}
-#: Ops that only move data around (input 0 to output 0): looked through between layers and into the head.
-MOVES = {"Squeeze", "Unsqueeze", "Reshape", "Transpose", "Flatten", "Identity", "Dropout"}
-ONNX_DOMAINS = ("", "ai.onnx")
 
 
 def load(path: Path, vocab: dict[str, Any] | None = None) -> Network:
@@ -77,110 +76,6 @@ def _first_line(e: Exception) -> str:
     return (str(e).splitlines() or [type(e).__name__])[0][:300]
 
 
-class _Graph:
-    """The main graph, walkable by tensor name: constants, graph inputs, producers and consumers."""
-
-    def __init__(self, graph: Any, name: str):
-        from onnx import helper, numpy_helper
-
-        self.name = name
-        self.nodes = list(graph.node)
-        self._helper, self.to_array = helper, numpy_helper.to_array
-        self.tensors = {t.name: t for t in graph.initializer}
-        self.inputs = {i.name for i in graph.input} - set(self.tensors)  # runtime inputs only
-        self.producer: dict[str, int] = {}
-        self.consumers: dict[str, list[int]] = {}
-        for j, node in enumerate(self.nodes):
-            for o in node.output:
-                if o:
-                    self.producer[o] = j
-            for i in node.input:
-                if i:
-                    self.consumers.setdefault(i, []).append(j)
-        self._refuse_external()
-        self._refuse_undefined()
-        self._cache: dict[str, np.ndarray | None] = {}
-
-    def _refuse_external(self) -> None:
-        """A FormatError when weights (initializers or Constant values) sit in an external data file."""
-        from onnx import TensorProto
-
-        EXTERNAL = TensorProto.EXTERNAL
-        external = [n for n, t in self.tensors.items() if t.data_location == EXTERNAL]
-        for j, node in enumerate(self.nodes):
-            if any(a.name == "value" and a.t.data_location == EXTERNAL for a in node.attribute):
-                external.append(node.output[0] if node.output else self.label(j))
-        if external:
-            raise FormatError(
-                f"{self.name}: its weights ({', '.join(external[:4])}{', ...' if len(external) > 4 else ''}) are "
-                "stored in an external data file; gatescope reads self-contained .onnx files: re-save it with "
-                "onnx.save_model(onnx.load(path), new_path, save_as_external_data=False), "
-                "or export with torch.onnx.export(..., external_data=False)"
-            )
-
-    def _refuse_undefined(self) -> None:
-        """A FormatError when a node reads a tensor that nothing defines (a truncated or broken file)."""
-        defined = set(self.tensors) | self.inputs | set(self.producer)
-        for j, node in enumerate(self.nodes):
-            for i in node.input:
-                if i and i not in defined:
-                    raise FormatError(
-                        f"{self.name}: {self.label(j)} reads {i!r}, which nothing in the graph defines "
-                        "(a truncated or broken file?)"
-                    )
-
-    def label(self, j: int) -> str:
-        node = self.nodes[j]
-        return f"{node.op_type} node {node.name!r}" if node.name else f"{node.op_type} node #{j}"
-
-    def attrs(self, j: int) -> dict[str, Any]:
-        out = {}
-        for a in self.nodes[j].attribute:
-            v = self._helper.get_attribute_value(a)
-            if isinstance(v, bytes):
-                v = v.decode("utf-8", "replace")
-            elif isinstance(v, list):
-                v = [s.decode("utf-8", "replace") if isinstance(s, bytes) else s for s in v]
-            out[a.name] = v
-        return out
-
-    def const(self, name: str) -> np.ndarray | None:
-        """The value of a constant (initializer or Constant node), or None when it is computed or an input."""
-        if name not in self._cache:
-            try:
-                self._cache[name] = self._value(name)
-            except Exception as e:  # a damaged tensor: unknown element type, data of the wrong size
-                raise FormatError(f"{self.name}: tensor {name!r} cannot be read ({_first_line(e)})") from None
-        return self._cache[name]
-
-    def _value(self, name: str) -> np.ndarray | None:
-        if name in self.tensors:
-            return self.to_array(self.tensors[name])
-        j = self.producer.get(name)
-        if j is None or self.nodes[j].domain not in ONNX_DOMAINS:
-            return None
-        if self.nodes[j].op_type == "Identity":
-            return self.const(self.nodes[j].input[0])
-        if self.nodes[j].op_type == "Constant":
-            a = self.attrs(j)
-            for key in ("value", "value_float", "value_floats", "value_int", "value_ints"):
-                if key in a:
-                    return self.to_array(a[key]) if key == "value" else np.asarray(a[key])
-        return None
-
-    def source(self, name: str) -> tuple[str, int | None]:
-        """Where a tensor comes from, looking through data-moving ops: (name, producing node or None)."""
-        for _ in range(len(self.nodes)):  # at most one step a node: a damaged file may hold a cycle
-            j = self.producer.get(name)
-            if j is None:
-                break
-            node = self.nodes[j]
-            if node.op_type not in MOVES or node.domain not in ONNX_DOMAINS:
-                return name, j
-            name = node.input[0]
-        return name, None
-
-
 @dataclass
 class _Layer:
     params: dict[str, np.ndarray]  # gatescope's per-gate weights (cells.PARAMS), peepholes apart
@@ -191,7 +86,7 @@ class _Layer:
 
 
 def _convert(m: Any, name: str, vocab: dict[str, Any] | None) -> Network:
-    g = _Graph(m.graph, name)
+    g = Graph(m, name)
     chain, op = _recurrent_nodes(g, name)
     layers = [_layer(g, j) for j in chain]
     H, reset_after = _check_stack(g, chain, layers, name)
@@ -199,7 +94,7 @@ def _convert(m: Any, name: str, vocab: dict[str, Any] | None) -> Network:
     params = stack([layer.params | (_peepholes(layer.P, H) if peephole else {}) for layer in layers])
     D = layers[0].D
     embedding = _embedding(g, chain[0], D)
-    head = _head(g, chain[-1], H)
+    head = read_head(g, chain[-1], H)
     cell = "peephole" if peephole else RECURRENT[op]
     spec: dict[str, Any] = dict(cell=cell, input_size=D, hidden_size=H, num_layers=len(layers), reset_after=reset_after)
     source: dict[str, Any] = {"format": "onnx", "file": name}
@@ -211,7 +106,7 @@ def _convert(m: Any, name: str, vocab: dict[str, Any] | None) -> Network:
     return assemble(name, spec, params, source, vocab, embedding, head[:2] if head else None)
 
 
-def _recurrent_nodes(g: _Graph, name: str) -> tuple[list[int], str]:
+def _recurrent_nodes(g: Graph, name: str) -> tuple[list[int], str]:
     """The recurrent nodes in graph order, and their one op type."""
     chain = [j for j, n in enumerate(g.nodes) if n.op_type in RECURRENT and n.domain in ONNX_DOMAINS]
     if not chain:
@@ -230,7 +125,7 @@ def _recurrent_nodes(g: _Graph, name: str) -> tuple[list[int], str]:
     return chain, ops[0]
 
 
-def _check_stack(g: _Graph, chain: list[int], layers: list[_Layer], name: str) -> tuple[int, bool]:
+def _check_stack(g: Graph, chain: list[int], layers: list[_Layer], name: str) -> tuple[int, bool]:
     """The layers' one hidden size H and one GRU form, each layer checked to read the previous one's Y."""
     H = layers[0].H
     for k, (j, layer) in enumerate(zip(chain, layers)):
@@ -263,7 +158,7 @@ def _peepholes(P: np.ndarray | None, H: int) -> dict[str, np.ndarray]:
     return {"p_i": p_i, "p_o": p_o, "p_f": p_f}
 
 
-def _layer(g: _Graph, j: int) -> _Layer:
+def _layer(g: Graph, j: int) -> _Layer:
     """One recurrent node's weights in gatescope's per-gate form, after checking it runs as gatescope's cell."""
     op, a = g.nodes[j].op_type, g.attrs(j)
     _check_attributes(g, j, op, a)
@@ -278,7 +173,7 @@ def _layer(g: _Graph, j: int) -> _Layer:
     return _Layer(own, W.shape[2], H, reset_after, None if P is None else P[0].reshape(3, H))  # P rows i, o, f
 
 
-def _check_attributes(g: _Graph, j: int, op: str, a: dict[str, Any]) -> None:
+def _check_attributes(g: Graph, j: int, op: str, a: dict[str, Any]) -> None:
     """The node runs as gatescope's cell: forwards, default activations, no clip, no coupled gates."""
     where = f"{g.name}: {g.label(j)}"
     direction = a.get("direction", "forward")
@@ -295,7 +190,7 @@ def _check_attributes(g: _Graph, j: int, op: str, a: dict[str, Any]) -> None:
 
 
 def _fused(
-    g: _Graph, j: int, op: str, a: dict[str, Any]
+    g: Graph, j: int, op: str, a: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """The node's W (1, G*H, D), R (1, G*H, H), B (1, 2*G*H) (zeros when absent) and P (1, 3H) or None."""
     where, G = f"{g.name}: {g.label(j)}", len(BLOCKS[op])
@@ -312,7 +207,7 @@ def _fused(
     return W, R, B, P
 
 
-def _kernels(g: _Graph, j: int, G: int, a: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def _kernels(g: Graph, j: int, G: int, a: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """The node's W (1, G*H, D) and R (1, G*H, H), checked against each other and its hidden_size."""
     where = f"{g.name}: {g.label(j)}"
     W, R = _weight(g, j, 1, "W"), _weight(g, j, 2, "R")
@@ -331,55 +226,43 @@ def _kernels(g: _Graph, j: int, G: int, a: dict[str, Any]) -> tuple[np.ndarray, 
     return W, R
 
 
-def _weight(g: _Graph, j: int, idx: int, what: str) -> np.ndarray | None:
+def _weight(g: Graph, j: int, idx: int, what: str) -> np.ndarray | None:
     """Input ``idx`` of node j as a float32 constant, None when the node leaves it out."""
     node = g.nodes[j]
     if len(node.input) <= idx or not node.input[idx]:
         return None
     value = g.const(node.input[idx])
     if value is None:
-        how = "a graph input" if node.input[idx] in g.inputs else "computed in the graph"
-        raise FormatError(
-            f"{g.name}: {g.label(j)}: its {what} ({node.input[idx]!r}) is {how}, not a constant; gatescope reads "
-            "weights stored as initializers or Constant nodes (export with constant folding, e.g. "
-            "torch.onnx.export(..., do_constant_folding=True))"
-        )
+        where, why = f"{g.name}: {g.label(j)}: its {what} ({node.input[idx]!r})", g.why(node.input[idx])
+        if node.input[idx] in g.inputs:
+            raise FormatError(
+                f"{where} is a graph input, not a constant; gatescope reads the weights stored in the file "
+                "(as initializers, Constant nodes, or constant ops on them)"
+            )
+        raise FormatError(f"{where} is not a constant: {why}; gatescope runs fixed weights only")
     return as_float(f"{node.input[idx]} ({what} of {g.label(j)})", value, g.name)
 
 
-def _check_initial_state(g: _Graph, j: int) -> None:
-    """initial_h and initial_c, when given, are zero: gatescope starts every layer from zeros."""
+def _check_initial_state(g: Graph, j: int) -> None:
+    """initial_h and initial_c, when given, are a runtime input (gatescope's own ``state=``) or zero whatever
+    the input: gatescope starts every layer from zeros."""
     node = g.nodes[j]
     for idx, what in ((5, "initial_h"), (6, "initial_c")):
-        if len(node.input) > idx and node.input[idx] and not _starts_at_zero(g, node.input[idx]):
-            raise FormatError(
-                f"{g.name}: {g.label(j)}: its {what} is not zero; gatescope starts every layer from zeros "
-                "(pass a state to Network.trace instead)"
-            )
-
-
-def _starts_at_zero(g: _Graph, name: str) -> bool:
-    """An initial state is fine when it is a runtime input or provably zero: a zero constant, perhaps
-    expanded, tiled or reshaped, or a ConstantOfShape of zero (as PyTorch and tf2onnx write it)."""
-    for _ in range(len(g.nodes) + 1):
-        if name in g.inputs:
-            return True
+        name = node.input[idx] if len(node.input) > idx else ""
+        if not name or name in g.inputs or g.is_zero(name):
+            continue
+        where = f"{g.name}: {g.label(j)}: its {what} ({name!r})"
         value = g.const(name)
         if value is not None:
-            return not np.any(value)
-        j = g.producer.get(name)
-        if j is None or g.nodes[j].domain not in ONNX_DOMAINS:
-            return False
-        if g.nodes[j].op_type == "ConstantOfShape":
-            fill = g.attrs(j).get("value")
-            return fill is None or not np.any(g.to_array(fill))
-        if g.nodes[j].op_type not in MOVES | {"Expand", "Tile"}:
-            return False
-        name = g.nodes[j].input[0]
-    return False
+            big = float(np.abs(value).max()) if value.size and value.dtype.kind in "biuf" else float("nan")
+            raise FormatError(
+                f"{where} is a constant that is not zero (largest |value| {big:.3g}); gatescope starts every "
+                "layer from zeros: to start from this state, give it to Network.trace(x, state=...)"
+            )
+        raise FormatError(f"{where} is not provably zero: {g.why(name)}; gatescope starts every layer from zeros")
 
 
-def _embedding(g: _Graph, first: int, D: int) -> np.ndarray | None:
+def _embedding(g: Graph, first: int, D: int) -> np.ndarray | None:
     """The (V, D) table of a Gather feeding the first layer, None when it reads a graph input directly."""
     node = g.nodes[first]
     src, p = g.source(node.input[0])
@@ -398,86 +281,3 @@ def _embedding(g: _Graph, first: int, D: int) -> np.ndarray | None:
     if table.shape[1] != D:
         raise FormatError(f"{where}: its embedding has shape {table.shape}, the layer takes inputs of size {D}")
     return as_float(f"{gather.input[0]} (the embedding)", table, g.name)
-
-
-def _head(g: _Graph, last: int, H: int) -> tuple[np.ndarray, np.ndarray, bool] | None:
-    """The linear head (W (H, V), b (V,), applied to the final state only?) after the last layer, if any."""
-    outs = g.nodes[last].output
-    found = [(*h, k == 1) for k in (0, 1) if len(outs) > k and outs[k] for h in _heads_from(g, outs[k], H)]
-    if len(found) > 1:
-        raise FormatError(f"{g.name}: the last recurrent layer feeds {len(found)} linear heads; gatescope reads one")
-    return found[0] if found else None
-
-
-def _heads_from(g: _Graph, name: str, H: int, seen: set[int] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Linear heads reading ``name``, looking through data-moving ops."""
-    heads = []
-    seen = set() if seen is None else seen
-    for j in g.consumers.get(name, []):
-        node = g.nodes[j]
-        if node.domain not in ONNX_DOMAINS or node.input[0] != name or j in seen:
-            continue
-        seen.add(j)
-        if node.op_type in MOVES:
-            heads += _heads_from(g, node.output[0], H, seen)
-            continue
-        read = {"MatMul": _matmul, "Gemm": _gemm}.get(node.op_type)
-        found = read(g, j) if read else None
-        if found is not None:
-            heads.append(_head_weights(g, j, H, *found))
-    return heads
-
-
-#: A head's weight before its checks: W (H, V), its bias or None, and the bias's tensor name.
-RawHead = tuple[np.ndarray, np.ndarray | None, str]
-
-
-def _matmul(g: _Graph, j: int) -> RawHead | None:
-    """A MatMul by a constant (H, V), and the constant of the one Add after it, if any; None when W is computed."""
-    node = g.nodes[j]
-    W = g.const(node.input[1])
-    if W is None:
-        return None
-    users = g.consumers.get(node.output[0], [])
-    if len(users) != 1 or g.nodes[users[0]].op_type != "Add":
-        return W, None, ""
-    add = g.nodes[users[0]]
-    other = add.input[1] if add.input[0] == node.output[0] else add.input[0]
-    b = g.const(other)
-    if b is None:
-        where = f"{g.name}: the head {g.label(j)}"
-        raise FormatError(f"{where} is followed by an Add of a computed value; gatescope reads a constant bias")
-    return W, b, other
-
-
-def _gemm(g: _Graph, j: int) -> RawHead | None:
-    """A Gemm's alpha*B (transposed with transB) and beta*C; None when B is computed or A transposed."""
-    node, a = g.nodes[j], g.attrs(j)
-    B = g.const(node.input[1])
-    if B is None or a.get("transA", 0):
-        return None
-    W = (B.T if a.get("transB", 0) else B) * a.get("alpha", 1.0)
-    bias_name = node.input[2] if len(node.input) > 2 else ""
-    if not bias_name:
-        return W, None, ""
-    b = g.const(bias_name)
-    if b is None:
-        raise FormatError(f"{g.name}: the head {g.label(j)} adds a computed C; gatescope reads a constant bias")
-    return W, b * a.get("beta", 1.0), bias_name
-
-
-def _head_weights(
-    g: _Graph, j: int, H: int, W: np.ndarray, b: np.ndarray | None, bias_name: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """The head's W (H, V) and b (V,) as float32, checked; a scalar bias is broadcast, no bias is zeros."""
-    where = f"{g.name}: the head {g.label(j)}"
-    W = as_float(f"{g.nodes[j].input[1]} (the head's weight)", W, g.name)
-    if W.ndim != 2 or W.shape[0] != H:
-        raise FormatError(f"{where} has a weight of shape {W.shape}, expected ({H}, V)")
-    V = W.shape[1]
-    b = np.zeros(V, np.float32) if b is None else as_float(f"{bias_name} (the head's bias)", b, g.name)
-    if b.size == 1:
-        b = np.full(V, b.item(), np.float32)
-    if b.size != V:
-        raise FormatError(f"{where} has a bias of shape {b.shape}, expected ({V},)")
-    return np.ascontiguousarray(W), b.reshape(V)
