@@ -115,6 +115,7 @@ def test_a_bidirectional_model_draws_both_directions(bidir_server, new_page):
     expect(pg.locator('[data-testid="diagram"] .dg-sub').filter(has_text="t+1").first).to_be_visible()
     assert pg.locator('[data-testid="diagram"] .dg-sub').filter(has_text="t−1").count() == 0
     expect(pg.get_by_test_id("steps-head")).to_contain_text("backward")
+    expect(pg.locator("#inspector-title")).to_contain_text(f"Unit {H + u} (backward)")
     for size in [(1280, 720), (1024, 768), (390, 844)]:
         pg.set_viewport_size({"width": size[0], "height": size[1]})
         pg.get_by_test_id("diagram").screenshot(path=str(ARTIFACTS / f"bidir-backward-{size[0]}x{size[1]}.png"))

@@ -197,3 +197,12 @@ def test_a_native_round_trip_keeps_the_direction(tmp_path):
     back = model.load(model.save(net, tmp_path / "bi.safetensors"))
     assert back.direction == "bidirectional"
     np.testing.assert_array_equal(back.trace("abc").layers[1]["h"], net.trace("abc").layers[1]["h"])
+
+
+def test_training_refuses_a_network_with_a_backward_direction_instead_of_computing_wrong_gradients():
+    from model.backprop import loss_and_grads
+
+    net = directed_net("lstm", text=True)
+    ids = np.zeros((1, 3), np.int64)
+    with pytest.raises(model.InputError, match="forward networks only; this one is bidirectional"):
+        loss_and_grads(net.spec, net.params, ids, ids, np.ones((1, 3), bool))
