@@ -2,11 +2,15 @@
 (Gather on a constant table) before the first and an optional linear head (MatMul, Add
 or Gemm, then perhaps Softmax) after the last.
 
-Layout (ONNX operator docs: LSTM, GRU, RNN, opsets 7-22), for one direction and G gates:
-``W`` (1, G*H, D), ``R`` (1, G*H, H), optional ``B`` (1, 2*G*H) = [Wb | Rb], the two
-biases adding; gate blocks i, o, f, c (LSTM), z, r, h (GRU), one block (RNN); LSTM
-peepholes ``P`` (1, 3H) in the order i, o, f, with f and i seeing c_prev and o the new c
-(gatescope's "peephole" cell). The GRU:
+Layout (ONNX operator docs: LSTM, GRU, RNN, opsets 7-22), for n directions (2 with
+``direction="bidirectional"``, else 1) and G gates: ``W`` (n, G*H, D), ``R`` (n, G*H, H),
+optional ``B`` (n, 2*G*H) = [Wb | Rb], the two biases adding; gate blocks i, o, f, c (LSTM),
+z, r, h (GRU), one block (RNN); LSTM peepholes ``P`` (n, 3H) in the order i, o, f, with f
+and i seeing c_prev and o the new c (gatescope's "peephole" cell). Direction 0 of a
+bidirectional node is the forward one, direction 1 the backward one (gatescope's
+``layers.<k>.reverse.*``); ``direction="reverse"`` is gatescope's reverse direction, its one
+set of weights read from x_{T-1} to x_0. Y (T, n, B, H) holds both directions' h at each
+step in time order, which a next layer reads as (T, B, n*H): PyTorch's layout. The GRU:
 
     z = σ(W_z x + R_z h + Wb_z + Rb_z)          r = σ(W_r x + R_r h + Wb_r + Rb_r)
     linear_before_reset=0   h~ = tanh(W_h x + R_h (r*h) + Rb_h + Wb_h)
@@ -22,9 +26,9 @@ Layers are recurrent nodes in a chain, each reading the previous one's Y through
 data-moving ops only (Squeeze, Reshape, Transpose, ...). Weights must be constants
 (initializers or Constant nodes) inside the file: onnx.load runs with
 load_external_data=False, and no graph code is ever run. The importer refuses, with
-a message, what gatescope's cells cannot run as written: reverse or bidirectional
-layers, non-default activations, clip, input_forget=1, a non-zero constant initial
-state, layers of mixed types or sizes, computed weights. ``layout`` (batch-major X)
+a message, what gatescope's cells cannot run as written: non-default activations, clip,
+input_forget=1, a non-zero constant initial state, layers of mixed types, sizes or
+directions, weights computed from the input. ``layout`` (batch-major X)
 and ``sequence_lens`` (padding) leave the weights as they are and are ignored. A head
 the file applies to the final state (Y_h) only is applied at every step, and said so
 in the spec's meta.
@@ -47,6 +51,11 @@ RECURRENT = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn"}
 #: Gate blocks of W, R and B in ONNX's order, named as gatescope names them.
 BLOCKS = {"LSTM": ("i", "o", "f", "c"), "GRU": ("z", "r", "h"), "RNN": ("h",)}
 #: The default activations, the only ones gatescope's cells compute.
+DIRECTIONS = {
+    "forward": 1,
+    "reverse": 1,
+    "bidirectional": 2,
+}  # ONNX's directions: how many weight sets (num_directions)
 ACTIVATIONS = {"LSTM": ("sigmoid", "tanh", "tanh"), "GRU": ("sigmoid", "tanh"), "RNN": ("tanh",)}
 
 
@@ -81,22 +90,25 @@ class _Layer:
     params: dict[str, np.ndarray]  # gatescope's per-gate weights (cells.PARAMS), peepholes apart
     D: int
     H: int
-    reset_after: bool = False  # gru: linear_before_reset=1
-    P: np.ndarray | None = None  # lstm: (3, H) peepholes i, o, f, or None
+    reset_after: bool  # gru: linear_before_reset=1
+    P: list[np.ndarray | None]  # lstm: per direction (3, H) peepholes i, o, f, or None
+    direction: str = "forward"  # ONNX's direction attribute, gatescope's Spec.direction
 
 
 def _convert(m: Any, name: str, vocab: dict[str, Any] | None) -> Network:
     g = Graph(m, name)
     chain, op = _recurrent_nodes(g, name)
     layers = [_layer(g, j) for j in chain]
-    H, reset_after = _check_stack(g, chain, layers, name)
-    peephole = any(layer.P is not None and np.any(layer.P) for layer in layers)
+    H, reset_after, direction = _check_stack(g, chain, layers, name)
+    peephole = any(P is not None and np.any(P) for layer in layers for P in layer.P)
     params = stack([layer.params | (_peepholes(layer.P, H) if peephole else {}) for layer in layers])
     D = layers[0].D
     embedding = _embedding(g, chain[0], D)
-    head = read_head(g, chain[-1], H)
+    head = read_head(g, chain[-1], H * len(layers[0].P))
     cell = "peephole" if peephole else RECURRENT[op]
     spec: dict[str, Any] = dict(cell=cell, input_size=D, hidden_size=H, num_layers=len(layers), reset_after=reset_after)
+    if direction != "forward":
+        spec["direction"] = direction
     source: dict[str, Any] = {"format": "onnx", "file": name}
     producer = f"{m.producer_name} {m.producer_version}".strip()
     if producer:
@@ -125,14 +137,19 @@ def _recurrent_nodes(g: Graph, name: str) -> tuple[list[int], str]:
     return chain, ops[0]
 
 
-def _check_stack(g: Graph, chain: list[int], layers: list[_Layer], name: str) -> tuple[int, bool]:
-    """The layers' one hidden size H and one GRU form, each layer checked to read the previous one's Y."""
-    H = layers[0].H
+def _check_stack(g: Graph, chain: list[int], layers: list[_Layer], name: str) -> tuple[int, bool, str]:
+    """The layers' one hidden size H, GRU form and direction, each layer checked to read the previous one's Y."""
+    H, direction = layers[0].H, layers[0].direction
     for k, (j, layer) in enumerate(zip(chain, layers)):
         if layer.H != H:
             raise FormatError(
                 f"{name}: {g.label(j)} (layer {k}) has hidden size {layer.H}, layer 0 has {H}; "
                 "gatescope needs one hidden size throughout"
+            )
+        if layer.direction != direction:
+            raise FormatError(
+                f"{name}: {g.label(j)} (layer {k}) runs direction={layer.direction!r}, layer 0 runs "
+                f"{direction!r}; gatescope runs every layer in one direction"
             )
         if k == 0:
             continue
@@ -149,13 +166,17 @@ def _check_stack(g: Graph, chain: list[int], layers: list[_Layer], name: str) ->
         raise FormatError(
             f"{name}: its GRU layers mix linear_before_reset=0 and 1; gatescope needs one form throughout"
         )
-    return H, reset_after.pop()
+    return H, reset_after.pop(), direction
 
 
-def _peepholes(P: np.ndarray | None, H: int) -> dict[str, np.ndarray]:
-    """A layer's peephole weights p_i, p_o, p_f (H,) each: zeros for a layer without P in a peephole stack."""
-    p_i, p_o, p_f = P if P is not None else np.zeros((3, H), np.float32)
-    return {"p_i": p_i, "p_o": p_o, "p_f": p_f}
+def _peepholes(Ps: list[np.ndarray | None], H: int) -> dict[str, np.ndarray]:
+    """A layer's peephole weights p_i, p_o, p_f (H,) each, per direction (the backward one's under
+    ``reverse.``): zeros for a layer without P in a peephole stack."""
+    own: dict[str, np.ndarray] = {}
+    for prefix, P in zip(("", "reverse."), Ps):
+        p_i, p_o, p_f = P if P is not None else np.zeros((3, H), np.float32)
+        own |= {f"{prefix}p_i": p_i, f"{prefix}p_o": p_o, f"{prefix}p_f": p_f}
+    return own
 
 
 def _layer(g: Graph, j: int) -> _Layer:
@@ -166,21 +187,23 @@ def _layer(g: Graph, j: int) -> _Layer:
     _check_initial_state(g, j)
     G, H = len(BLOCKS[op]), R.shape[2]
     reset_after = op == "GRU" and bool(a.get("linear_before_reset", 0))
-    # x @ W layout: W[0].T (D, G*H), R[0].T (H, G*H); B = [Wb | Rb]; Rb_h inside the reset when reset_after
-    own = gate_weights(BLOCKS[op], W[0].T, R[0].T, B[0, : G * H], B[0, G * H :], reset_after)
-    if op == "GRU":
-        own = flip_z(own)
-    return _Layer(own, W.shape[2], H, reset_after, None if P is None else P[0].reshape(3, H))  # P rows i, o, f
+    own: dict[str, np.ndarray] = {}
+    for d, prefix in enumerate(("", "reverse.")[: W.shape[0]]):  # direction 1 of a bidirectional node: backward
+        # x @ W layout: W[d].T (D, G*H), R[d].T (H, G*H); B = [Wb | Rb]; Rb_h inside the reset when reset_after
+        one = gate_weights(BLOCKS[op], W[d].T, R[d].T, B[d, : G * H], B[d, G * H :], reset_after)
+        own |= {prefix + n: w for n, w in (flip_z(one) if op == "GRU" else one).items()}
+    Ps = [None if P is None else P[d].reshape(3, H) for d in range(W.shape[0])]  # P rows i, o, f
+    return _Layer(own, W.shape[2], H, reset_after, Ps, a.get("direction", "forward"))
 
 
 def _check_attributes(g: Graph, j: int, op: str, a: dict[str, Any]) -> None:
-    """The node runs as gatescope's cell: forwards, default activations, no clip, no coupled gates."""
+    """The node runs as gatescope's cell: a known direction, default activations, no clip, no coupled gates."""
     where = f"{g.name}: {g.label(j)}"
     direction = a.get("direction", "forward")
-    if direction != "forward":
-        raise FormatError(f"{where} runs direction={direction!r}; gatescope runs forward layers only")
+    if direction not in DIRECTIONS:
+        raise FormatError(f"{where} runs direction={direction!r}; ONNX defines {', '.join(DIRECTIONS)}")
     acts = a.get("activations")
-    if acts and [s.lower() for s in acts] != list(ACTIVATIONS[op]):
+    if acts and [s.lower() for s in acts] != list(ACTIVATIONS[op]) * DIRECTIONS[direction]:
         default = ", ".join(s.capitalize() for s in ACTIVATIONS[op])
         raise FormatError(f"{where} uses activations {', '.join(acts)}; gatescope's cells compute only {default}")
     if "clip" in a:
@@ -192,35 +215,40 @@ def _check_attributes(g: Graph, j: int, op: str, a: dict[str, Any]) -> None:
 def _fused(
     g: Graph, j: int, op: str, a: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """The node's W (1, G*H, D), R (1, G*H, H), B (1, 2*G*H) (zeros when absent) and P (1, 3H) or None."""
+    """The node's W (n, G*H, D), R (n, G*H, H), B (n, 2*G*H) (zeros when absent) and P (n, 3H) or None,
+    for its n directions."""
     where, G = f"{g.name}: {g.label(j)}", len(BLOCKS[op])
     W, R = _kernels(g, j, G, a)
-    H = R.shape[2]
+    n, H = R.shape[0], R.shape[2]
     B = _weight(g, j, 3, "B")
     if B is None:
-        B = np.zeros((1, 2 * G * H), np.float32)
-    if B.shape != (1, 2 * G * H):
-        raise FormatError(f"{where}: B has shape {B.shape}, expected (1, {2 * G * H})")
+        B = np.zeros((n, 2 * G * H), np.float32)
+    if B.shape != (n, 2 * G * H):
+        raise FormatError(f"{where}: B has shape {B.shape}, expected ({n}, {2 * G * H})")
     P = _weight(g, j, 7, "P") if op == "LSTM" else None
-    if P is not None and P.shape != (1, 3 * H):
-        raise FormatError(f"{where}: P has shape {P.shape}, expected (1, {3 * H})")
+    if P is not None and P.shape != (n, 3 * H):
+        raise FormatError(f"{where}: P has shape {P.shape}, expected ({n}, {3 * H})")
     return W, R, B, P
 
 
 def _kernels(g: Graph, j: int, G: int, a: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """The node's W (1, G*H, D) and R (1, G*H, H), checked against each other and its hidden_size."""
+    """The node's W (n, G*H, D) and R (n, G*H, H), checked against each other, its direction and hidden_size."""
     where = f"{g.name}: {g.label(j)}"
     W, R = _weight(g, j, 1, "W"), _weight(g, j, 2, "R")
     if W is None or R is None:
         raise FormatError(f"{where} lacks its W or R input")
-    if W.ndim != 3 or R.ndim != 3 or W.shape[0] != 1 or R.shape[0] != 1 or R.shape[2] == 0:
-        raise FormatError(f"{where}: W and R have shapes {W.shape} and {R.shape}, expected (1, G*H, D) and (1, G*H, H)")
+    n = DIRECTIONS[a.get("direction", "forward")]
+    if W.ndim != 3 or R.ndim != 3 or W.shape[0] != n or R.shape[0] != n or R.shape[2] == 0:
+        raise FormatError(
+            f"{where}: W and R have shapes {W.shape} and {R.shape}, expected ({n}, G*H, D) and ({n}, G*H, H) "
+            f"for direction={a.get('direction', 'forward')!r}"
+        )
     H = R.shape[2]
     if "hidden_size" in a and a["hidden_size"] != H:
         raise FormatError(f"{where} declares hidden_size={a['hidden_size']}, but its R of shape {R.shape} has H = {H}")
     if W.shape[1] != G * H or R.shape[1] != G * H:
         raise FormatError(
-            f"{where}: W and R have shapes {W.shape} and {R.shape}, expected (1, {G * H}, D) and (1, {G * H}, {H}) "
+            f"{where}: W and R have shapes {W.shape} and {R.shape}, expected ({n}, {G * H}, D) and ({n}, {G * H}, {H}) "
             f"({G} gate blocks of {H})"
         )
     return W, R

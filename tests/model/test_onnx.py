@@ -73,7 +73,7 @@ def test_matches_reference(name):
 #: The stacks torch.onnx.export wrote (tests/fixtures/make_onnx.py STACKS x EXPORTS): fixture -> (cell, layers).
 STACKS = {
     f"torch_{cell}{layers}_{form}": (cell, layers)
-    for cell, layers in (("lstm", 1), ("lstm", 2), ("lstm", 3), ("gru", 2), ("rnn", 2))
+    for cell, layers in (("lstm", 1), ("lstm", 2), ("lstm", 3), ("gru", 2), ("rnn", 2), ("bilstm", 2), ("bigru", 1))
     for form in ("ts", "ts_dynamic", "dynamo", "dynamo_dynamic")
     if not (cell == "rnn" and form.startswith("dynamo"))  # the dynamo exporter unrolls nn.RNN: no RNN node
 }
@@ -85,7 +85,9 @@ def test_pytorch_exports_match_pytorch(name):
     cell, layers = STACKS[name]
     ref = _reference(name.split("_")[0] + "_" + name.split("_")[1])
     net = model.load(FIXTURES / f"{name}.onnx", vocab=[str(t) for t in ref["vocab"]])
-    assert (net.cell, net.num_layers, net.spec.reset_after) == (cell, layers, cell == "gru")
+    direction = "bidirectional" if cell.startswith("bi") else "forward"
+    cell = cell.removeprefix("bi")
+    assert (net.cell, net.num_layers, net.spec.reset_after, net.direction) == (cell, layers, cell == "gru", direction)
     tr = net.trace(str(ref["text"]))
     assert tr.probs is not None
     errs = {"probs": np.abs(tr.probs - ref["probs"]).max()}
@@ -170,8 +172,9 @@ def test_minimal_model_loads(tmp_path):
 @pytest.mark.parametrize(
     "op, attrs, message",
     [
-        ("LSTM", {"direction": "reverse"}, "direction='reverse'; gatescope runs forward layers only"),
-        ("GRU", {"direction": "bidirectional", "dirs": 2}, "direction='bidirectional'"),
+        ("LSTM", {"direction": "sideways"}, "direction='sideways'; ONNX defines forward, reverse, bidirectional"),
+        ("GRU", {"direction": "bidirectional"}, r"W and R have shapes \(1, 9, 2\) and \(1, 9, 3\), expected \(2, G\*H"),
+        ("RNN", {"direction": "bidirectional", "dirs": 2, "activations": ["Tanh"]}, "activations Tanh; "),
         ("LSTM", {"activations": ["Sigmoid", "Tanh", "Relu"]}, "activations Sigmoid, Tanh, Relu"),
         ("GRU", {"activations": ["HardSigmoid", "Tanh"]}, "activations HardSigmoid, Tanh"),
         ("RNN", {"activations": ["Relu"]}, "compute only Tanh"),
@@ -338,6 +341,15 @@ def test_zero_state_shaped_by_the_input_is_zero(tmp_path):
         match=r"its initial_h \('h0'\) is not provably zero: it depends on the graph "
         r"input 'x' \(via Shape node #0\)",
     ):
+        model.load(_save(m, tmp_path))
+
+
+def test_refuses_layers_of_mixed_directions(tmp_path):
+    m = _recurrent("GRU", H=2, D=2)
+    m.graph.node.append(
+        helper.make_node("GRU", ["Y", "W", "R"], ["Y2"], name="layer1", hidden_size=2, direction="reverse")
+    )
+    with pytest.raises(FormatError, match="layer1' .layer 1. runs direction='reverse', layer 0 runs 'forward'"):
         model.load(_save(m, tmp_path))
 
 
