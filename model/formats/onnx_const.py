@@ -49,7 +49,7 @@ class Why:
     via: str = ""
 
     def __str__(self) -> str:
-        return f"{self.what} (via {self.via})" if self.via else self.what
+        return f"{self.what} (via {self.via})" if self.via and self.via not in self.what else self.what
 
 
 class Constants:
@@ -121,7 +121,7 @@ class Constants:
         elif why is not None:
             result = Why(why.what, why.via or self.label(j))
         elif op is None:
-            result = Why(f"it is computed by an op gatescope does not evaluate ({self.label(j)})")
+            result = Why(f"it is computed by an op gatescope does not evaluate ({self.label(j)})", self.label(j))
         else:
             try:
                 result = op(self, j, args, self._attrs(j))
