@@ -29,7 +29,7 @@ def _top(net: Network, tr: Trace, top_k: int) -> list[list[dict[str, Any]]] | No
     if tr.probs is None:
         return None
     idx, p = tr.top(top_k)
-    labels = net.vocab or [str(j) for j in range(tr.probs.shape[1])]
+    labels = tr.labels or [str(j) for j in range(tr.probs.shape[1])]  # the vocabulary, or the class names
     return [
         [{"token": labels[j], "p": float(q)} for j, q in zip(row_i, row_p, strict=True)]
         for row_i, row_p in zip(idx.tolist(), p.tolist(), strict=True)
@@ -206,7 +206,7 @@ def top_compact(net: Network, tr: Trace, top_k: int) -> dict[str, Any] | None:
     if tr.probs is None:
         return None
     idx, p = tr.top(top_k)  # (T, k) each
-    labels = np.array(net.vocab or [str(j) for j in range(tr.probs.shape[1])], dtype=object)
+    labels = np.array(tr.labels or [str(j) for j in range(tr.probs.shape[1])], dtype=object)
     return {"k": idx.shape[1], "tokens": labels[idx].tolist(), "p": pack_range(p, 0.0, 1.0)}
 
 

@@ -1,9 +1,10 @@
 """A network: input (tokens through an embedding or one-hot, or raw vectors), stacked
-recurrent layers of one cell type, and an optional output head (linear + softmax).
+recurrent layers of one cell type, and an optional output head (model/heads.py says what it means).
 
     x_0 = E[ids] (embedding), one_hot(ids), or the given vectors   # (T, D)
     x_{k+1} = h of layer k                                          # (T, H), or (T, 2H) bidirectional
-    probs = softmax(h_top @ W_head + b_head)                        # (T, V)
+    y = h_top @ W_head + b_head                                     # (T, K)
+    probs = softmax(y)  (next token, classes)  or  values = y  (regression)
 
 Directions (``Spec.direction``, every layer alike, as PyTorch's ``bidirectional``, Keras's
 ``Bidirectional``/``go_backwards`` and ONNX's ``direction``): "forward" reads x_0 .. x_{T-1};
@@ -15,7 +16,7 @@ is the step that read x_t.
 Weights live in one flat dict of arrays, the form every file format is read into:
 ``layers.<k>.<name>`` with the names of ``cells.PARAMS`` (a reverse network's one direction too),
 ``layers.<k>.reverse.<name>`` for a bidirectional layer's backward direction, ``embedding`` (V, D),
-``head.W`` (H, V) ((2H, V) bidirectional) and ``head.b`` (V,).
+``head.W`` (H, K) ((2H, K) bidirectional) and ``head.b`` (K,).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import numpy as np
 
 from .cells import GATES, PARAMS, Cell, State, make_cell
 from .errors import Cancelled, FormatError, InputError
+from .heads import Head, resolve
+from .heads import check as check_head
 from .threads import step_threads
 from .tokenizer import Tokenizer
 from .trace import Trace
@@ -56,7 +59,10 @@ class Spec:
     tokenizer: str | None = None  # "char" | "word", with a vocab
     unk: str | None = "<unk>"  # the vocabulary's unknown entry
     embedding: bool = False  # tokens enter through an embedding (V, D); else one-hot (D = V)
-    output_size: int | None = None  # V of the output head (linear + softmax), or None
+    output_size: int | None = None  # K of the output head (a linear map), or None
+    head: str | None = None  # "next" | "classes" | "values" (model/heads.py); None: inferred
+    head_at: str = "every"  # "every" step's prediction counts, or only the "last" one's
+    labels: list[str] | None = None  # a name per output; None: the vocabulary, "class j" or "y"
     direction: str = "forward"  # "forward" | "reverse" | "bidirectional", every layer alike
     meta: dict[str, Any] = field(default_factory=dict)  # description, provenance, source format
 
@@ -133,6 +139,7 @@ def _check_spec(spec: Spec) -> None:
             )
     elif spec.embedding:
         raise FormatError("an embedding needs a vocabulary")
+    check_head(spec)
 
 
 class Network:
@@ -161,6 +168,7 @@ class Network:
             self.params[n] = np.array(a, dtype=dtype)  # a copy: later changes to the caller's arrays do not leak in
         self.spec = spec
         self.dtype = np.dtype(dtype)
+        self.head: Head | None = resolve(spec)  # what the output means, or None without one
         self.tokenizer = Tokenizer(spec.vocab, spec.tokenizer or "char", spec.unk) if spec.vocab else None
         self.cells: list[Cell] = []  # per layer: its forward cell (a reverse network's backward one)
         self.reverse_cells: list[Cell] = []  # per layer of a bidirectional network: its backward cell
@@ -273,7 +281,10 @@ class Network:
                 layers = self._run(xW, state)
             else:
                 layers = self._run_chunks(xW, state, stop)
-            p = self._probs(layers[-1]["h"]) if probs and self.spec.output_size is not None else None
+            head, p, values = self.head, None, None
+            if probs and head is not None:
+                y = self._outputs(layers[-1]["h"])  # (T, K)
+                p, values = (self._softmax(y), None) if head.softmax else (None, y)
         return Trace(
             cell=self.spec.cell,
             gates=self.gates,
@@ -283,6 +294,10 @@ class Network:
             unknown=unknown,
             initial=state,
             reset_after=bool(self.spec.reset_after),
+            head_kind=None if head is None else head.kind,
+            values=values,
+            labels=None if head is None else list(head.labels),
+            head_at="every" if head is None else head.at,
             directions=self.spec.directions,
         )
 
@@ -410,10 +425,16 @@ class Network:
         per_step = sum(len(self.gates) * self.width for _ in self.cells) + (self.spec.output_size or 0)
         return steps * per_step * self.dtype.itemsize
 
-    def _probs(self, h: np.ndarray) -> np.ndarray:
-        logits = h @ self.params["head.W"]  # (T, V)
-        logits += self.params["head.b"]
-        logits -= logits.max(axis=1, keepdims=True)
+    def _outputs(self, h: np.ndarray) -> np.ndarray:
+        """The head's linear map of the top layer's h: y = h @ W + b."""
+        y = h @ self.params["head.W"]  # (T, K)
+        y += self.params["head.b"]
+        return y
+
+    @staticmethod
+    def _softmax(logits: np.ndarray) -> np.ndarray:
+        """Each row's softmax, in place."""
+        logits -= logits.max(axis=1, keepdims=True)  # (T, K)
         np.exp(logits, out=logits)
         logits /= logits.sum(axis=1, keepdims=True)
         return logits

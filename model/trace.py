@@ -5,7 +5,10 @@ tr.layers[k][gate]   (T, H) array for layer k; gate keys from ``cells.GATES``; (
                      bidirectional layer: forward units 0..H-1, backward units H..2H-1
 tr.directions        the direction of each block of H units: ("forward",), ("backward",) (a reverse
                      network) or ("forward", "backward"); rows are in time order whatever the direction
-tr.probs             (T, V) next-token probabilities, or None without an output head
+tr.probs             (T, K) probabilities of a softmax head (next token, or K classes), else None
+tr.values            (T, K) a regression head's outputs, else None
+tr.head_kind         "next" | "classes" | "values", or None without a head (model/heads.py)
+tr.labels, head_at   a name per output; "every" step's prediction counts, or only the "last" one's
 tr.unknown           positions whose token was not in the vocabulary
 tr.state_at(t)       the state after the first t steps, to resume from (forward directions only)
 tr.unit(k, u)        every value one unit carries through the diagram, over time (see ``LINES``)
@@ -38,7 +41,9 @@ class Trace:
     """Every gate of every layer at every step of one run, and the state the run started from.
 
     ``layers[k][gate]`` is a (T, H) float array (gate keys from ``cells.GATES[cell]``, in the
-    diagram's order); ``probs`` the (T, V) next-token probabilities of a model with an output head.
+    diagram's order); ``probs`` the (T, K) probabilities of a next-token or classes head, ``values``
+    the (T, K) outputs of a regression head (``head_kind`` says which; ``labels`` names the K outputs).
+    ``head(t)`` is the first t steps (the head of the trace), not the output head.
     A trace knows the state it started from (``initial``), so ``state_at(t)`` can resume a run at
     any step and ``unit`` can show each step's previous state.
 
@@ -51,10 +56,14 @@ class Trace:
     gates: tuple[str, ...]
     tokens: list[str]
     layers: list[dict[str, np.ndarray]]  # per layer: gate -> (T, H)
-    probs: np.ndarray | None = None  # (T, V)
+    probs: np.ndarray | None = None  # (T, K) softmax of a "next" or "classes" head
     unknown: list[int] = field(default_factory=list)
     initial: list[State] = field(default_factory=list)  # the state the run started from
     reset_after: bool = False  # a GRU whose reset gate acts after U_h (PyTorch's convention)
+    head_kind: str | None = None  # "next" | "classes" | "values", None without an output head
+    values: np.ndarray | None = None  # (T, K) a "values" head's outputs (regression)
+    labels: list[str] | None = None  # K names of the outputs
+    head_at: str = "every"  # "every": each step's prediction counts; "last": only the last step's
     directions: tuple[str, ...] = ("forward",)  # per block of H units: "forward" | "backward"
 
     def __len__(self) -> int:
@@ -75,8 +84,9 @@ class Trace:
         full input's, not those a trace of the first t steps would have (they saw the later steps)."""
         layers = [{g: a[:t] for g, a in layer.items()} for layer in self.layers]
         probs = None if self.probs is None else self.probs[:t]
+        values = None if self.values is None else self.values[:t]
         unknown = [p for p in self.unknown if p < t]
-        return replace(self, tokens=self.tokens[:t], layers=layers, probs=probs, unknown=unknown)
+        return replace(self, tokens=self.tokens[:t], layers=layers, probs=probs, values=values, unknown=unknown)
 
     def then(self, more: Trace) -> Trace:
         """This trace followed by ``more`` (which must have started from this trace's final state); a
@@ -85,12 +95,17 @@ class Trace:
             raise InputError("a trace with a backward direction cannot be continued: trace the whole input again")
         layers = [{g: np.concatenate([a, b[g]]) for g, a in la.items()} for la, b in zip(self.layers, more.layers)]
         probs = None if self.probs is None or more.probs is None else np.concatenate([self.probs, more.probs])
+        values = None if self.values is None or more.values is None else np.concatenate([self.values, more.values])
         unknown = self.unknown + [p + len(self) for p in more.unknown]
-        return replace(self, tokens=self.tokens + more.tokens, layers=layers, probs=probs, unknown=unknown)
+        tokens = self.tokens + more.tokens
+        return replace(self, tokens=tokens, layers=layers, probs=probs, values=values, unknown=unknown)
 
     def top(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The k likeliest next tokens at every step: indices (T, k) and probabilities (T, k), best first."""
+        """The k likeliest outputs (next tokens, or classes) at every step: indices (T, k) into ``labels``
+        and probabilities (T, k), best first."""
         if self.probs is None:
+            if self.values is not None:
+                raise InputError("this trace has no probabilities: the model's head predicts values (see .values)")
             raise InputError("this trace has no probabilities: the model has no output head")
         k = min(k, self.probs.shape[1])
         if k < self.probs.shape[1]:  # the k best of each row (unordered), then only those k sorted: 4x a full sort
@@ -257,10 +272,12 @@ class TraceBuffer:
         """The kept first k steps followed by ``new``, written into the growing rows."""
         layers = [{g: self._put((j, g), k, a) for g, a in la.items()} for j, la in enumerate(new.layers)]
         probs = None if new.probs is None else self._put("probs", k, new.probs)
+        values = None if new.values is None else self._put("values", k, new.values)
         if kept is None or k == 0:
-            return replace(new, layers=layers, probs=probs)
+            return replace(new, layers=layers, probs=probs, values=values)
         unknown = kept.unknown + [p + k for p in new.unknown]  # positions in the whole text
-        return replace(kept, tokens=kept.tokens + new.tokens, layers=layers, probs=probs, unknown=unknown)
+        tokens = kept.tokens + new.tokens
+        return replace(kept, tokens=tokens, layers=layers, probs=probs, values=values, unknown=unknown)
 
     def _put(self, key: Any, at: int, rows: np.ndarray) -> np.ndarray:
         """Write ``rows`` from row ``at`` on (keeping the rows before it); the first ``at + len(rows)`` rows."""
