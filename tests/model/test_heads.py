@@ -79,9 +79,9 @@ def test_given_kind_and_labels_win_over_inference():
     ],
 )
 def test_a_spec_that_cannot_describe_its_output_is_refused(fields, words):
-    s = spec(**fields)
+    shape = spec(**{k: v for k, v in fields.items() if k in ("output_size", "vocab", "input_size")})
     with pytest.raises(FormatError) as e:
-        Network(s, make_params(spec(**{k: v for k, v in fields.items() if k in ("output_size", "vocab", "input_size")})))
+        Network(spec(**fields), make_params(shape))
     for w in words:
         assert w in str(e.value)
 
