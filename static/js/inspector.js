@@ -252,10 +252,11 @@ export class Inspector {
     const t = s.t;
     const last = tr.output?.at === "last";
     const isAnswer = last && t === s.T - 1;
-    const what = kind === "classes" ? "the classes" : "the predicted values";
+    const what = kind === "classes" ? "class probabilities" : "predicted values";
     const tok = el("span", { class: "tok", text: showToken(tr.tokens[t]) });
-    const lead = isAnswer ? `The answer: at the last step (t = ${t}) ` : `At `;
-    predsTitle.replaceChildren(...(isAnswer ? [lead, tok, ` ${what}`] : [lead, tok, ` (t = ${t}) ${what}`]));
+    predsTitle.replaceChildren(
+      ...(isAnswer ? ["The answer, after ", tok, ` (t = ${t}, the last step)`] : ["After ", tok, ` (t = ${t}): ${what}`]),
+    );
     this.predsNote.hidden = !last;
     this.predsNote.textContent = isAnswer
       ? "Only the last step's prediction counts: this is the model's answer."
