@@ -81,7 +81,8 @@ def write_all(folder: Path) -> dict[str, dict[str, Any]]:
     classifier = lstm_state_dict(4, 5, 3, seed=3, embedding=len(WORDS))
     score = lstm_state_dict(4, 5, 1, seed=4, embedding=len(WORDS))
     (folder / "wide.vocab.json").write_text(json.dumps(BITS))
-    (folder / "classifier.vocab.json").write_text(json.dumps({"tokens": WORDS, "tokenizer": "word"}))
+    for stem in ("classifier", "score"):
+        (folder / f"{stem}.vocab.json").write_text(json.dumps({"tokens": WORDS, "tokenizer": "word"}))
     return {
         "wide": {"file": save(folder / "wide.safetensors", wide), "vocab": folder / "wide.vocab.json", "sd": wide},
         "regression": {"file": save(folder / "regression.safetensors", regression), "vocab": None, "sd": regression},
@@ -92,7 +93,7 @@ def write_all(folder: Path) -> dict[str, dict[str, Any]]:
         },
         "score": {
             "file": save(folder / "score.safetensors", score, {"labels": ["score"]}),
-            "vocab": folder / "classifier.vocab.json",
+            "vocab": folder / "score.vocab.json",
             "sd": score,
         },
     }

@@ -205,3 +205,44 @@ def test_upload_fields_name_the_classes_and_the_step_that_counts(served):
     got = client.post("/api/trace", json={"model": r.json()["id"], "text": "0111"}).json()
     assert {p["token"] for p in got["probs"][-1]} == {"zero", "one", "two", "three", "four"}
     assert client.delete(f"/api/models/{r.json()['id']}").status_code == 204
+
+
+def test_gatescope_trace_prints_the_classes_by_name_not_an_index_error(tmp_path, capsys):
+    from app.cli import main
+
+    files = hm.write_all(tmp_path)
+    assert main(["trace", str(files["wide"]["file"]), "0110111", "--out", str(tmp_path / "t.json")]) == 0
+    err = capsys.readouterr().err
+    y = hm.reference(files["wide"]["sd"], hm.one_hot([0, 1, 1, 0, 1, 1, 1], 2))[1]
+    best = f"class {int(np.argmax(y[-1]))}"
+    assert f"classes (a prediction at every step): at step 6: {best} " in err
+    assert main(["trace", str(files["classifier"]["file"]), "very good film"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["output"]["labels"] == hm.CLASSES  # stdout stays the JSON
+    assert "classes (the last step's prediction counts): at step 2: " in out.err
+    assert all(c in out.err for c in hm.CLASSES)
+    assert main(["trace", str(files["score"]["file"]), "good bad", "--out", str(tmp_path / "s.json")]) == 0
+    value = hm.reference(files["score"]["sd"], files["score"]["sd"]["embedding.weight"][[1, 2]])[1][-1, 0]
+    assert f"score = {value:.6g}" in capsys.readouterr().err
+    assert main(["trace", str(files["wide"]["file"]), "01", "--labels", "a,b"]) == 2
+    assert "2 labels given for a head of 5 outputs" in capsys.readouterr().err
+
+
+def test_a_forecasters_meta_names_its_targets(tmp_path):
+    import model
+
+    sd = hm.lstm_state_dict(2, 4, 1, seed=7)
+    net = model.load(hm.save(tmp_path / "f.safetensors", sd))
+    net.spec.meta["targets"] = {"columns": [1], "shift": 1}  # output 0 at t predicts x[t + 1, 1]
+    net = model.Network(net.spec, net.params)
+    model.save(net, tmp_path / "forecaster.safetensors")
+    with TestClient(create_app(Settings(models_dir=tmp_path / "models", uploads=True))) as client:
+        r = client.post(
+            "/api/models",
+            files={"file": ("forecaster.safetensors", (tmp_path / "forecaster.safetensors").read_bytes())},
+        )
+        assert r.status_code == 201, r.text
+        x = [[0.0, 1.0], [0.5, 2.0], [1.0, 3.0]]
+        got = client.post("/api/trace", json={"model": r.json()["id"], "vectors": x}).json()
+    assert got["targets"] == [[2.0], [3.0], [None]]  # the next step's column 1; unknown at the end
+    np.testing.assert_allclose(got["values"], hm.reference(sd, np.array(x))[1], atol=1e-5, rtol=0)
