@@ -62,12 +62,14 @@ export async function traceBlob(model, text, encoding = "json") {
  * Upload a weight file (POST /api/models, multipart) with an optional vocabulary and name. Resolves
  * to the new card. onProgress(sent, total) follows the upload (XMLHttpRequest: fetch reports none);
  * once every byte is sent the server reads the file, which onProgress(total, total) marks.
+ * output: {head, head_at, labels} (each optional text): what the model's output means.
  */
-export function uploadModel(file, vocab = null, name = "", onProgress = () => {}) {
+export function uploadModel(file, vocab = null, name = "", onProgress = () => {}, output = {}) {
   const form = new FormData();
   form.append("file", file);
   if (vocab) form.append("vocab", vocab);
   if (name) form.append("name", name);
+  for (const [key, value] of Object.entries(output)) if (value) form.append(key, value);
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open("POST", "/api/models");

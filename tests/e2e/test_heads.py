@@ -117,3 +117,29 @@ def test_an_edit_the_server_failed_on_is_shown_and_not_resent(page, server):
     page.clock.run_for(1_000)
     expect(alert).to_contain_text("the second edit arrived")
     assert [m["text"] for m in sent] == ["def f(x):", "def f(x):y"] and len(sockets) == 2, sent
+
+
+def test_the_upload_dialog_names_the_classes_and_the_step_that_counts(page, server, tmp_path):
+    files = hm.write_all(tmp_path)
+    page.goto(server + "/")
+    page.get_by_test_id("upload-open").click()
+    page.get_by_test_id("upload-file").set_input_files(str(files["wide"]["file"]))
+    page.get_by_test_id("upload-vocab").set_input_files(str(files["wide"]["vocab"]))
+    page.get_by_test_id("upload-name").fill("heads-dialog")
+    page.get_by_test_id("upload-output").locator("summary").click()
+    page.get_by_test_id("upload-head").select_option("classes")
+    page.get_by_test_id("upload-head-at").select_option("last")
+    page.get_by_test_id("upload-labels").fill("zero\none\ntwo\nthree\nfour")
+    page.get_by_test_id("upload-submit").click()
+    try:
+        expect(page.get_by_test_id("model")).to_have_value("heads-dialog", timeout=60_000)
+        page.get_by_test_id("input").fill("0111")
+        box = page.get_by_test_id("predictions")
+        expect(box.locator("li .tok")).to_have_count(5)
+        assert sorted(box.locator("li .tok").all_text_contents()) == sorted(["zero", "one", "two", "three", "four"])
+        page.keyboard.press("End")
+        expect(page.get_by_test_id("predictions-note")).to_contain_text("Only the last step's prediction counts")
+    finally:
+        import urllib.request
+
+        urllib.request.urlopen(urllib.request.Request(f"{server}/api/models/heads-dialog", method="DELETE"))
