@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import threads
 from .cells import GATES
-from .errors import Cancelled, FormatError, GatescopeError, InputError, UnknownTokenError
+from .errors import Cancelled, FormatError, GatescopeError, InputError, SeveralModules, UnknownTokenError
 from .formats import load_file
 from .formats.native import save
 from .network import Network, Spec
@@ -31,8 +31,12 @@ def available() -> list[str]:
     return sorted(p.name for p in PRETRAINED.iterdir() if (p / "model.safetensors").is_file())
 
 
-def load(source: str | Path, vocab: str | Path | list[str] | None = None) -> Network:
-    """A network from a bundled model's name, a weight file, or a folder holding ``model.safetensors``."""
+def load(source: str | Path, vocab: str | Path | list[str] | None = None, *, module: str | None = None) -> Network:
+    """A network from a bundled model's name, a weight file, or a folder holding ``model.safetensors``.
+
+    ``module``: which recurrent module to read from a PyTorch file that holds several ("encoder.lstm");
+    without it such a file raises ``SeveralModules`` (a FormatError) listing them in ``.modules``.
+    """
     path = Path(source)
     if path.is_dir():
         if not (path / "model.safetensors").is_file():
@@ -44,7 +48,7 @@ def load(source: str | Path, vocab: str | Path | list[str] | None = None) -> Net
         names = available()
         listing = f"bundled models: {', '.join(names)}" if names else "no models are bundled yet"
         raise FormatError(f"{source!s} is neither a file nor a bundled model ({listing})")
-    return load_file(path, vocab)
+    return load_file(path, vocab, module)
 
 
 __all__ = [
@@ -57,6 +61,7 @@ __all__ = [
     "Trace",
     "TraceBuffer",
     "Cancelled",
+    "SeveralModules",
     "UnknownTokenError",
     "available",
     "load",

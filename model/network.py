@@ -12,8 +12,9 @@ Weights live in one flat dict of arrays, the form every file format is read into
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -42,12 +43,14 @@ class Spec:
     unk: str | None = "<unk>"  # the vocabulary's unknown entry
     embedding: bool = False  # tokens enter through an embedding (V, D); else one-hot (D = V)
     output_size: int | None = None  # V of the output head (linear + softmax), or None
+    proj_size: int | None = None  # lstm only: P < H, h = W_hr (o * tanh C) (PyTorch proj_size), or None
     meta: dict[str, Any] = field(default_factory=dict)  # description, provenance, source format
 
     def param_names(self) -> list[str]:
         """Every weight name a network of this spec needs."""
         key = "gru_reset_after" if self.cell == "gru" and self.reset_after else self.cell
-        names = [f"layers.{k}.{p}" for k in range(self.num_layers) for p in PARAMS[key]]
+        own = PARAMS[key] + (("W_hr",) if self.proj_size is not None else ())
+        names = [f"layers.{k}.{p}" for k in range(self.num_layers) for p in own]
         if self.embedding:
             names.append("embedding")
         if self.output_size is not None:
@@ -56,16 +59,28 @@ class Spec:
 
     def expected_shape(self, name: str) -> tuple[int, ...]:
         """The shape the weight ``name`` must have."""
-        H = self.hidden_size
+        H, R = self.hidden_size, self.out_size
         if name == "embedding":
             return (len(self.vocab or ()), self.input_size)
         if name == "head.W":
-            return (H, self.output_size or 0)
+            return (R, self.output_size or 0)
         if name == "head.b":
             return (self.output_size or 0,)
         _, k, p = name.split(".")
-        D = self.input_size if k == "0" else H
-        return {"W": (D, H), "U": (H, H)}.get(p[0], (H,))
+        D = self.input_size if k == "0" else R
+        if p == "W_hr":
+            return (H, R)
+        return {"W": (D, H), "U": (R, H)}.get(p[0], (H,))
+
+    @property
+    def out_size(self) -> int:
+        """The width of each layer's h: P with a projection, else H."""
+        return self.proj_size if self.proj_size is not None else self.hidden_size
+
+    def gate_names(self) -> tuple[str, ...]:
+        """The gate keys of a trace, in the diagram's order (a projected LSTM records m = o*tanh(C) before h)."""
+        gates = GATES[self.cell]
+        return gates[:-1] + ("m", "h") if self.proj_size is not None else gates
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,6 +101,12 @@ def _check_spec(spec: Spec) -> None:
         v = getattr(spec, name)
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise FormatError(f"{name} must be a positive integer, got {v!r}")
+    if spec.proj_size is not None:
+        P = spec.proj_size
+        if spec.cell != "lstm":
+            raise FormatError(f"proj_size is for lstm cells only, not {spec.cell!r}")
+        if not isinstance(P, int) or isinstance(P, bool) or not 0 < P < spec.hidden_size:
+            raise FormatError(f"proj_size must be an integer from 1 to hidden_size - 1 = {spec.hidden_size - 1}, got {P!r}")
     if spec.output_size is not None and (not isinstance(spec.output_size, int) or spec.output_size < 1):
         raise FormatError(f"output_size must be a positive integer, got {spec.output_size!r}")
     if spec.vocab is not None:
@@ -120,7 +141,7 @@ class Network:
         extra = sorted(set(params) - set(need))
         if extra:
             raise FormatError(f"unexpected weights: {', '.join(extra)}")
-        self.params: dict[str, np.ndarray] = {}
+        params_: dict[str, np.ndarray] = {}
         for n in need:
             a = np.asarray(params[n])
             if a.shape != spec.expected_shape(n):
@@ -129,7 +150,10 @@ class Network:
                 raise FormatError(f"weight {n} has dtype {a.dtype}, expected floating point")
             if not np.isfinite(a).all():
                 raise FormatError(f"weight {n} holds NaN or infinite values")
-            self.params[n] = np.array(a, dtype=dtype)  # a copy: later changes to the caller's arrays do not leak in
+            params_[n] = np.array(a, dtype=dtype)  # a copy: later changes to the caller's arrays do not leak in
+            params_[n].flags.writeable = False  # the fused copies below are what runs: an edit must not pass unseen
+        #: The weights, read-only (a mapping of read-only arrays): ``with_params`` makes a network with others.
+        self.params: Mapping[str, np.ndarray] = MappingProxyType(params_)
         self.spec = spec
         self.dtype = np.dtype(dtype)
         self.tokenizer = Tokenizer(spec.vocab, spec.tokenizer or "char", spec.unk) if spec.vocab else None
@@ -154,7 +178,7 @@ class Network:
 
     @property
     def gates(self) -> tuple[str, ...]:
-        return GATES[self.spec.cell]
+        return self.spec.gate_names()
 
     @property
     def vocab(self) -> list[str] | None:
@@ -177,9 +201,24 @@ class Network:
         s = self.spec
         return f"Network(cell={s.cell!r}, layers={s.num_layers}, hidden={s.hidden_size}, input={self.input})"
 
+    def with_params(self, changes: Mapping[str, Any]) -> Network:
+        """A new network with the weights named in ``changes`` replaced (same names and shapes, checked),
+        everything else shared with this one: ``net.with_params({"layers.0.b_f": net.params["layers.0.b_f"] + 1})``.
+
+        ``net.params`` itself is read-only: the cells run on fused copies made when the network is built,
+        so an edit in place would change nothing; this builds the fused copies again.
+        """
+        unknown = sorted(set(changes) - set(self.params))
+        if unknown:
+            raise FormatError(f"no such weights: {', '.join(unknown)} (net.params lists the names)")
+        for n, a in changes.items():
+            if np.shape(a) != self.params[n].shape:
+                raise FormatError(f"weight {n} has shape {np.shape(a)}, expected {self.params[n].shape}")
+        return Network(replace(self.spec, meta=dict(self.spec.meta)), {**self.params, **changes}, self.dtype.type)
+
     def astype(self, dtype: type) -> Network:
         """The same network computing in ``dtype`` (float64 for gradient checks)."""
-        return Network(self.spec, self.params, dtype)
+        return Network(self.spec, dict(self.params), dtype)
 
     def zero_state(self) -> list[State]:
         return [c.zero_state() for c in self.cells]
@@ -273,7 +312,7 @@ class Network:
 
     def trace_nbytes(self, steps: int) -> int:
         """Bytes the arrays of a trace of ``steps`` steps take (every gate of every layer, and the probabilities)."""
-        per_step = sum(len(self.gates) * c.hidden_size for c in self.cells) + (self.spec.output_size or 0)
+        per_step = sum(len(self.gates) * c.hidden_size for c in self.cells) + (self.spec.output_size or 0)  # h <= H
         return steps * per_step * self.dtype.itemsize
 
     def _probs(self, h: np.ndarray) -> np.ndarray:
@@ -316,8 +355,8 @@ class Network:
                 )
             h, c = entry
             h = np.asarray(h, self.dtype)
-            if h.shape != (H,):
-                raise InputError(f"layer {k}: state h has shape {h.shape}, expected ({H},)")
+            if h.shape != (cell.out_size,):
+                raise InputError(f"layer {k}: state h has shape {h.shape}, expected ({cell.out_size},)")
             if not np.isfinite(h).all() or (c is not None and not np.isfinite(np.asarray(c, self.dtype)).all()):
                 raise InputError(f"layer {k}: the state holds NaN or infinite values")
             if cell.has_c:
