@@ -31,6 +31,9 @@ class ModelCard(BaseModel):
     cell: str | None = Field(default=None, description=" | ".join(f'"{kind}"' for kind in GATES))
     layers: int | None = Field(default=None, description="stacked recurrent layers")
     hidden_size: int | None = Field(default=None, description="units H in each layer")
+    proj_size: int | None = Field(
+        default=None, description="an LSTM with proj_size: h = W_hr (o * tanh C) has these P < H units; m is o * tanh C"
+    )
     input: str | None = Field(default=None, description='"text" or "vectors"')
     gates: list[str] = Field(default=[], description="gate keys in diagram order")
     vocab: int | None = Field(default=None, description="vocabulary size, for text models")
@@ -77,6 +80,12 @@ class Detail(BaseModel):
     """A refusal: what was wrong, in words a person can act on."""
 
     detail: str = Field(description="what was wrong, and what to do instead")
+
+
+class ModuleChoice(Detail):
+    """A refusal of an upload that holds several recurrent modules: send it again with the form field 'module'."""
+
+    modules: list[str] | None = Field(default=None, description="the file's recurrent modules, one of which to send as 'module'")
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:

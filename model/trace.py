@@ -85,21 +85,24 @@ class Trace:
         """Every value unit ``u`` of layer ``k`` carries through the cell's diagram, over time: its
         gates, the previous state and the pointwise products (keys in ``LINES``), each (T,)."""
         layer = self.layers[k]
-        if not 0 <= u < layer["h"].shape[1]:
-            raise IndexError(f"unit {u} is outside layer {k} of {layer['h'].shape[1]} units")
-        g = {name: a[:, u] for name, a in layer.items()}  # (T,) each
+        width = max(a.shape[1] for a in layer.values())  # H (a projected LSTM's h has only P < H units)
+        if not 0 <= u < width:
+            raise IndexError(f"unit {u} is outside layer {k} of {width} units")
+        g = {name: a[:, u] for name, a in layer.items() if u < a.shape[1]}  # (T,) each
         h0, c0 = self.initial[k]
-        h_prev = np.concatenate([h0[u : u + 1], g["h"][:-1]])  # (T,) h_{t-1}
-        out = {**g, "h_prev": h_prev}
+        out = dict(g)
+        if "h" in g:  # unit u of a projected h exists for u < P only
+            out["h_prev"] = np.concatenate([h0[u : u + 1], g["h"][:-1]])  # (T,) h_{t-1}
+        h_prev = out.get("h_prev")
         if c0 is not None:
             c_prev = np.concatenate([c0[u : u + 1], g["c"][:-1]])  # (T,) C_{t-1}
             out |= {"c_prev": c_prev, "f_c_prev": g["f"] * c_prev, "i_c_tilde": g["i"] * g["c_tilde"]}
             out["tanh_c"] = np.tanh(g["c"])  # (T,) what o gates into h
         elif self.cell == "gru":
             out |= {"one_minus_z": 1 - g["z"], "z_h_tilde": g["z"] * g["h_tilde"]}
-            out["one_minus_z_h_prev"] = (1 - g["z"]) * h_prev
+            out["one_minus_z_h_prev"] = (1 - g["z"]) * h_prev  # type: ignore[operator]
             if not self.reset_after:  # a reset_after GRU gates U_h h, not h: no such line
-                out["r_h_prev"] = g["r"] * h_prev
+                out["r_h_prev"] = g["r"] * h_prev  # type: ignore[operator]
         return {name: out[name] for name in LINES[self.cell] if name in out}
 
     def state_at(self, t: int) -> list[State]:
@@ -113,7 +116,7 @@ class Trace:
 
 #: What ``Trace.unit`` returns for each cell, in the diagram's order: the gates, then the lines between them.
 LINES: dict[str, tuple[str, ...]] = {
-    "lstm": ("f", "i", "c_tilde", "c", "o", "h", "h_prev", "c_prev", "f_c_prev", "i_c_tilde", "tanh_c"),
+    "lstm": ("f", "i", "c_tilde", "c", "o", "m", "h", "h_prev", "c_prev", "f_c_prev", "i_c_tilde", "tanh_c"),
     "gru": ("z", "r", "h_tilde", "h", "h_prev", "r_h_prev", "one_minus_z", "one_minus_z_h_prev", "z_h_tilde"),
     "rnn": ("h", "h_prev"),
 }

@@ -63,11 +63,12 @@ export async function traceBlob(model, text, encoding = "json") {
  * to the new card. onProgress(sent, total) follows the upload (XMLHttpRequest: fetch reports none);
  * once every byte is sent the server reads the file, which onProgress(total, total) marks.
  */
-export function uploadModel(file, vocab = null, name = "", onProgress = () => {}) {
+export function uploadModel(file, vocab = null, name = "", onProgress = () => {}, module = "") {
   const form = new FormData();
   form.append("file", file);
   if (vocab) form.append("vocab", vocab);
   if (name) form.append("name", name);
+  if (module) form.append("module", module);
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open("POST", "/api/models");
@@ -78,7 +79,9 @@ export function uploadModel(file, vocab = null, name = "", onProgress = () => {}
       const body = xhr.response;
       if (xhr.status === 201) return resolve(body);
       const detail = typeof body?.detail === "string" ? body.detail : `${xhr.status} ${xhr.statusText}`;
-      reject(new ApiError(detail, xhr.status));
+      const err = new ApiError(detail, xhr.status);
+      if (Array.isArray(body?.modules)) err.modules = body.modules; // several recurrent modules: choose one
+      reject(err);
     };
     xhr.send(form);
   });

@@ -204,7 +204,7 @@ export class Diagram {
     if (!build) throw new Error(`Unknown cell '${card.cell}'`);
     this._card = card;
     this._H = card.hidden_size;
-    this._spec = build(card.cell);
+    this._spec = build(card.cell, card);
     this._view = null;
     this._build();
   }
