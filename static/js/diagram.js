@@ -11,7 +11,7 @@
  */
 import { colourOf } from "./colors.js";
 import { downloadSvg, slug } from "./export.js";
-import { showToken } from "./format.js";
+import { gateWidth, showToken } from "./format.js";
 import {
   GAP, STUB, NEIGHBOUR_MIN, NEIGHBOUR_MAX, NEIGHBOUR_SHARE, MAX_SCALE, OP_R, ELL_RX, ELL_RY, BOX_W, BOX_H,
   TURN, HEAD_L, HEAD_W, IO_R, DOT_R, MODULE_RX, NEIGHBOUR_RX, CASING, SPECS,
@@ -179,7 +179,7 @@ export class Diagram {
     const vectors = {};
     if (T) {
       for (const g of s.card.gates) vectors[g] = layer[g].row(t);
-      vectors.h_prev = t > 0 ? layer.h.row(t - 1) : zeros(H);
+      vectors.h_prev = t > 0 ? layer.h.row(t - 1) : zeros(gateWidth(s.card, "h"));
       if (layer.c) vectors.c_prev = t > 0 ? layer.c.row(t - 1) : zeros(H);
     }
     // the token list is copied only when the trace changed (a scrub step stays cheap)

@@ -17,7 +17,7 @@
 
 import { CELL_SOFT, SHADES, cellTicks, plotlyScale, rangeOf, scaleOf } from "./colors.js";
 import { downloadFigure, slug } from "./export.js";
-import { MATH, SHORT, el, esc, fmt, showToken } from "./format.js";
+import { MATH, SHORT, el, esc, fmt, gateWidth, showToken } from "./format.js";
 import { AXIS_COLOUR, CONFIG, FONT, MONO, axis, hasPlotly, loadPlotly, lutOf, plotlyReady, timeExtent } from "./plotting.js";
 
 /** What each gate is called beside its math name. */
@@ -326,7 +326,7 @@ export class Heatmaps {
     const hooks = { onExport: (panel, format) => this._export(panel, format) };
     for (const gate of card.gates) {
       const p = new Panel(gate, hooks);
-      p.H = card.hidden_size;
+      p.H = gateWidth(card, gate);
       this._wire(p);
       this.panels.push(p);
       this.grid.append(p.root);

@@ -16,6 +16,7 @@
  */
 
 import { defaultUnit } from "./cards.js";
+import { gateWidth } from "./format.js";
 
 /** Rows a Series reserves when it first grows. */
 const FIRST_CAPACITY = 256;
@@ -79,7 +80,7 @@ export class TraceStore {
     if (!card) return;
     for (let l = 0; l < card.layers; l++) {
       const gates = {};
-      for (const g of card.gates) gates[g] = new Series(card.hidden_size);
+      for (const g of card.gates) gates[g] = new Series(gateWidth(card, g));
       this.layers.push(gates);
       this._cellRowMax.push(new Float32Array(FIRST_CAPACITY));
     }
