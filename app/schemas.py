@@ -85,7 +85,9 @@ class Detail(BaseModel):
 class ModuleChoice(Detail):
     """A refusal of an upload that holds several recurrent modules: send it again with the form field 'module'."""
 
-    modules: list[str] | None = Field(default=None, description="the file's recurrent modules, one of which to send as 'module'")
+    modules: list[str] | None = Field(
+        default=None, description="the file's recurrent modules, one of which to send as 'module'"
+    )
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:

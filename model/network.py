@@ -106,7 +106,9 @@ def _check_spec(spec: Spec) -> None:
         if spec.cell != "lstm":
             raise FormatError(f"proj_size is for lstm cells only, not {spec.cell!r}")
         if not isinstance(P, int) or isinstance(P, bool) or not 0 < P < spec.hidden_size:
-            raise FormatError(f"proj_size must be an integer from 1 to hidden_size - 1 = {spec.hidden_size - 1}, got {P!r}")
+            raise FormatError(
+                f"proj_size must be an integer from 1 to hidden_size - 1 = {spec.hidden_size - 1}, got {P!r}"
+            )
     if spec.output_size is not None and (not isinstance(spec.output_size, int) or spec.output_size < 1):
         raise FormatError(f"output_size must be a positive integer, got {spec.output_size!r}")
     if spec.vocab is not None:

@@ -120,7 +120,8 @@ class Upload:
     response_model=ModelCard,
     status_code=201,
     openapi_extra=UPLOAD_BODY,
-    responses=errors(400, 403, 409, 411, 413, 415, 503, 507) | {422: {"model": ModuleChoice, "description": ERRORS[422]}},
+    responses=errors(400, 403, 409, 411, 413, 415, 503, 507)
+    | {422: {"model": ModuleChoice, "description": ERRORS[422]}},
     dependencies=[Depends(require_uploads)],
 )
 async def upload_model(

@@ -130,11 +130,12 @@ def _stack_cells(cells: dict[str, Recurrent]) -> dict[str, Recurrent]:
     for parent, members in parents.items():
         if sorted(members) != list(range(len(members))) or len(members) < 2 or parent in cells:
             continue
-        shapes = [(m.tensors.get("weight_hh_l0"), m.tensors.get("weight_ih_l0")) for _, m in sorted(members.items())]
-        if any(hh is None or ih is None or hh.ndim != 2 or ih.ndim != 2 for hh, ih in shapes):
+        mats = [(m.tensors.get("weight_hh_l0"), m.tensors.get("weight_ih_l0")) for _, m in sorted(members.items())]
+        shapes = [(hh.shape, ih.shape) for hh, ih in mats if hh is not None and ih is not None]
+        if len(shapes) < len(mats) or any(len(hh) != 2 or len(ih) != 2 for hh, ih in shapes):
             continue
         hh0 = shapes[0][0]
-        chains = all(hh.shape == hh0.shape for hh, _ in shapes) and all(ih.shape[1] == hh0.shape[1] for _, ih in shapes[1:])
+        chains = all(hh == hh0 for hh, _ in shapes) and all(ih[1] == hh0[1] for _, ih in shapes[1:])
         if not chains:
             continue
         stacked = Recurrent(parent, True, {}, {})
@@ -220,7 +221,9 @@ def _architecture(rec: Recurrent, name: str) -> tuple[str, int, int, int, int | 
             )
         P, H = hr.shape
         if hh.shape[0] != 4 * H:
-            raise FormatError(f"{name}: proj_size is an LSTM's: {key('weight_hh_l0')} has shape {hh.shape}, expected ({4 * H}, {P})")
+            raise FormatError(
+                f"{name}: proj_size is an LSTM's: {key('weight_hh_l0')} has shape {hh.shape}, expected ({4 * H}, {P})"
+            )
         return "lstm", L, _width(rnn["weight_ih_l0"]), H, P
     if hh.ndim != 2 or hh.shape[1] == 0 or hh.shape[0] % hh.shape[1]:
         raise FormatError(f"{name}: {key('weight_hh_l0')} has shape {hh.shape}, expected (G*H, H)")
@@ -287,8 +290,10 @@ def _embedding_and_head(
             elsewhere.append((mod, leaves))
             continue
         w, b = leaves.get("weight"), leaves.get("bias")
-        plain = not set(leaves) - {"weight", "bias"} and w is not None and w.ndim == 2
-        is_emb, is_head = _looks_like(mod, w, b, D, H) if plain else (False, False)
+        if set(leaves) - {"weight", "bias"} or w is None or w.ndim != 2:
+            extras.append((mod, leaves))
+            continue
+        is_emb, is_head = _looks_like(mod, w, b, D, H)
         if is_emb and embedding is None:
             embedding, emb_mod = as_float(f"{mod}.weight", w, name), mod
         elif is_head and head is None:
@@ -310,13 +315,17 @@ def _embedding_and_head(
     for mod, leaves in elsewhere:
         left.append(f"{_what(mod, leaves)}: beside another recurrent module, not shown")
     dropped = embedding is not None and bool(before)
-    if dropped:
-        left.append(f"nn.Embedding {emb_mod} ({embedding.shape[0]} × {embedding.shape[1]}): not used, "
-                    f"as {', '.join(before)} may sit between it and the recurrent layers: the model reads vectors")
+    if embedding is not None and before:
+        left.append(
+            f"nn.Embedding {emb_mod} ({embedding.shape[0]} × {embedding.shape[1]}): not used, "
+            f"as {', '.join(before)} may sit between it and the recurrent layers: the model reads vectors"
+        )
         embedding = None
     if head is not None and after:
-        left.append(f"head {head_mod} ({head[0].shape[1]} outputs): head not shown, "
-                    f"as {', '.join(after)} may sit between the recurrent layers and it")
+        left.append(
+            f"head {head_mod} ({head[0].shape[1]} outputs): head not shown, "
+            f"as {', '.join(after)} may sit between the recurrent layers and it"
+        )
         head = None
     return embedding, head, left, dropped
 

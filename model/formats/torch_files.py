@@ -89,9 +89,7 @@ def unwrap(obj: Any, name: str, is_tensor: Any) -> tuple[dict[str, Any], Checkpo
 
 def untie(tensors: dict[str, np.ndarray], metadata: dict[str, str] | None) -> Checkpoint:
     """Put back (in place) the tensors safetensors' save_model dropped as shared, from its metadata."""
-    tied = {
-        k: v for k, v in (metadata or {}).items() if isinstance(v, str) and k not in tensors and v in tensors
-    }
+    tied = {k: v for k, v in (metadata or {}).items() if isinstance(v, str) and k not in tensors and v in tensors}
     for dropped, kept in tied.items():
         tensors[dropped] = tensors[kept]
     return Checkpoint(tied=tied)

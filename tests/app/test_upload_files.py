@@ -46,8 +46,16 @@ def proj_text_model(path: Path, H: int = 10, P: int = 4, L: int = 2) -> Path:
     """A character model with a projected LSTM (embedding, proj_size, head) in gatescope's own format."""
     vocab = list("abcdefgh ")
     spec = model.Spec(
-        cell="lstm", input_size=6, hidden_size=H, num_layers=L, proj_size=P, vocab=vocab, tokenizer="char",
-        unk=None, embedding=True, output_size=len(vocab),
+        cell="lstm",
+        input_size=6,
+        hidden_size=H,
+        num_layers=L,
+        proj_size=P,
+        vocab=vocab,
+        tokenizer="char",
+        unk=None,
+        embedding=True,
+        output_size=len(vocab),
     )
     rng = np.random.default_rng(5)
     params = {n: rng.normal(0, 0.5, spec.expected_shape(n)).astype(np.float32) for n in spec.param_names()}

@@ -72,7 +72,9 @@ def test_a_projected_lstm_draws_its_projection(new_page, server, tmp_path, width
     expect(box.locator("text")).to_have_text("W_hr")
     trace = api_trace(server, name, "abc bad")
     wait_drawn(page, card["gates"], 7)  # h's heatmap too: 4 rows, every step painted
-    rows = page.evaluate("() => [...document.querySelectorAll('[data-testid=heatmaps] figure[data-gate=h] canvas')].map((c) => c.height)")
+    rows = page.evaluate(
+        "() => [...document.querySelectorAll('[data-testid=heatmaps] figure[data-gate=h] canvas')].map((c) => c.height)"
+    )
     assert 4 in rows and 10 not in rows, rows  # the raster has a row per unit of h: P = 4, not H = 10
     held = page.evaluate("() => Array.from(window.gatescope.state.trace.layers[1].h.row(6))")
     assert np.allclose(held, trace["layers"][1]["h"][6], atol=1e-3), (held, trace["layers"][1]["h"][6])  # float16 wire

@@ -197,7 +197,10 @@ def test_a_text_model_loads_with_its_vocabulary(tmp_path):
 @pytest.mark.parametrize(
     ("extra", "named"),
     [
-        ({"norm.weight": np.ones(4, np.float32), "norm.bias": np.zeros(4, np.float32)}, "LayerNorm norm (bias, weight)"),
+        (
+            {"norm.weight": np.ones(4, np.float32), "norm.bias": np.zeros(4, np.float32)},
+            "LayerNorm norm (bias, weight)",
+        ),
         ({"bn.running_mean": np.zeros(4, np.float32)}, "BatchNorm bn (running_mean)"),
         ({"attn.weight": np.ones((7, 9), np.float32)}, "Linear 9→7 attn (weight)"),
     ],
@@ -285,9 +288,9 @@ def test_a_pt_holding_a_pickled_module_is_refused(tmp_path):
     assert "pickled" in msg and "state_dict" in msg, msg
 
 
-def test_a_pt_holding_more_than_a_state_dict_is_refused(tmp_path):
+def test_a_pt_holding_no_state_dict_entry_lists_what_it_holds(tmp_path):
     torch = pytest.importorskip("torch")
     path = tmp_path / "checkpoint.pt"
-    torch.save({"model": torch.nn.GRU(3, 4).state_dict(), "epoch": 3}, path)
+    torch.save({"weights_of_my_gru": torch.nn.GRU(3, 4).state_dict(), "epoch": 3}, path)
     msg = refusal(path)
-    assert "state_dict" in msg, msg
+    assert "state_dict" in msg and "weights_of_my_gru, epoch" in msg and "'model_state_dict'" in msg, msg

@@ -88,7 +88,9 @@ def test_every_gate_matches_pytorch(case):
 
 
 def test_cells_are_named_as_cells_and_stacks_as_layers():
-    kinds = {f: model.load(FIXTURES / f).spec.meta["source"]["kind"] for f in ("lstmcell.safetensors", "grucell.safetensors")}
+    kinds = {
+        f: model.load(FIXTURES / f).spec.meta["source"]["kind"] for f in ("lstmcell.safetensors", "grucell.safetensors")
+    }
     assert kinds == {"lstmcell.safetensors": "nn.LSTMCell", "grucell.safetensors": "nn.GRUCell"}
     stack = model.load(FIXTURES / "rnncell_stack3.safetensors")
     assert (stack.num_layers, stack.spec.meta["source"]["module"]) == (3, "cells")
@@ -98,7 +100,9 @@ def test_proj_size_records_m_and_a_narrow_h():
     net = model.load(FIXTURES / "lstm_proj_l2.safetensors")
     assert (net.hidden_size, net.spec.proj_size, net.gates) == (10, 4, ("f", "i", "c_tilde", "c", "o", "m", "h"))
     tr = net.trace(np.zeros((3, 5), np.float32))
-    assert tr.layers[1]["h"].shape == (3, 4) and tr.layers[1]["m"].shape == (3, 10) and tr.layers[1]["c"].shape == (3, 10)
+    assert (
+        tr.layers[1]["h"].shape == (3, 4) and tr.layers[1]["m"].shape == (3, 10) and tr.layers[1]["c"].shape == (3, 10)
+    )
 
 
 def test_proj_size_survives_the_native_format(tmp_path):
@@ -176,8 +180,18 @@ def test_with_params_changes_what_the_network_computes():
     tr = shut.trace(x)
     assert tr.layers[0]["f"].max() < 1e-6, "the new bias did not reach the fused weights"
     np.testing.assert_allclose(tr.layers[0]["c"], tr.layers[0]["i"] * tr.layers[0]["c_tilde"], atol=1e-6)
-    np.testing.assert_array_equal(net.trace(x).layers[0]["h"], model.load(FIXTURES / "lstmcell.safetensors").trace(x).layers[0]["h"])
+    np.testing.assert_array_equal(
+        net.trace(x).layers[0]["h"], model.load(FIXTURES / "lstmcell.safetensors").trace(x).layers[0]["h"]
+    )
     with pytest.raises(FormatError, match=r"shape \(3,\), expected \(6,\)"):
         net.with_params({"layers.0.b_f": np.zeros(3)})
     with pytest.raises(FormatError, match="no such weights: layers.0.b_x"):
         net.with_params({"layers.0.b_x": np.zeros(6)})
+
+
+def test_training_a_projected_lstm_is_refused_not_misread():
+    from model.backprop import loss_and_grads
+
+    net = model.load(FIXTURES / "lstm_proj_l1.safetensors")
+    with pytest.raises(FormatError, match="proj_size"):
+        loss_and_grads(net.spec, dict(net.params), np.zeros((1, 2), int), np.zeros((1, 2), int), np.ones((1, 2)))
