@@ -103,7 +103,8 @@ class Trace:
             out["one_minus_z_h_prev"] = (1 - g["z"]) * h_prev  # type: ignore[operator]
             if not self.reset_after:  # a reset_after GRU gates U_h h, not h: no such line
                 out["r_h_prev"] = g["r"] * h_prev  # type: ignore[operator]
-        return {name: out[name] for name in LINES[self.cell] if name in out}
+        names = PROJ_LINES if "m" in out else LINES[self.cell]
+        return {name: out[name] for name in names if name in out}
 
     def state_at(self, t: int) -> list[State]:
         """The state (h, c) of every layer after the first ``t`` steps."""
@@ -116,11 +117,13 @@ class Trace:
 
 #: What ``Trace.unit`` returns for each cell, in the diagram's order: the gates, then the lines between them.
 LINES: dict[str, tuple[str, ...]] = {
-    "lstm": ("f", "i", "c_tilde", "c", "o", "m", "h", "h_prev", "c_prev", "f_c_prev", "i_c_tilde", "tanh_c"),
+    "lstm": ("f", "i", "c_tilde", "c", "o", "h", "h_prev", "c_prev", "f_c_prev", "i_c_tilde", "tanh_c"),
     "gru": ("z", "r", "h_tilde", "h", "h_prev", "r_h_prev", "one_minus_z", "one_minus_z_h_prev", "z_h_tilde"),
     "rnn": ("h", "h_prev"),
 }
 LINES["peephole"] = LINES["coupled"] = LINES["lstm"]
+#: An LSTM with proj_size: m = o*tanh(C) before h = W_hr m (a unit u >= P has no h, so no h nor h_prev line).
+PROJ_LINES = ("f", "i", "c_tilde", "c", "o", "m", "h", "h_prev", "c_prev", "f_c_prev", "i_c_tilde", "tanh_c")
 
 
 def common_prefix(a: list[str], b: list[str]) -> int:
