@@ -77,7 +77,7 @@ UPLOAD_BODY = {
                 "schema": {
                     "type": "object",
                     "required": ["file"],
-                    "additionalProperties": False,  # the server reads at most these three fields
+                    "additionalProperties": False,  # the server reads at most these fields
                     "properties": {
                         "file": {
                             "type": "string",
