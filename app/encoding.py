@@ -29,7 +29,7 @@ def _top(net: Network, tr: Trace, top_k: int) -> list[list[dict[str, Any]]] | No
     if tr.probs is None:
         return None
     idx, p = tr.top(top_k)
-    labels = net.vocab or [str(j) for j in range(tr.probs.shape[1])]
+    labels = tr.labels or [str(j) for j in range(tr.probs.shape[1])]  # the vocabulary, or the class names
     return [
         [{"token": labels[j], "p": float(q)} for j, q in zip(row_i, row_p, strict=True)]
         for row_i, row_p in zip(idx.tolist(), p.tolist(), strict=True)
@@ -56,6 +56,7 @@ def _body(name: str, tr: Trace, encode: Any, probs: Any) -> dict[str, Any]:
         "model": name,
         "tokens": tr.tokens,
         "unknown": tr.unknown,
+        "directions": list(tr.directions),
         "layers": [{g: encode(g, layer[g]) for g in tr.gates} for layer in tr.layers],
         "probs": probs,
     }
@@ -82,7 +83,7 @@ def _rows(a: np.ndarray) -> Iterator[str]:
 
 def iter_json(name: str, net: Network, tr: Trace, top_k: int) -> Iterator[str]:
     """``json.dumps(trace_json(...))`` in pieces of about PIECE_VALUES numbers (a streamed response)."""
-    head = json.dumps({"model": name, "tokens": tr.tokens, "unknown": tr.unknown})
+    head = json.dumps({"model": name, "tokens": tr.tokens, "unknown": tr.unknown, "directions": list(tr.directions)})
     yield head[:-1] + ', "layers": ['
     for k, layer in enumerate(tr.layers):
         yield ", {" if k else "{"
@@ -104,7 +105,7 @@ def iter_json(name: str, net: Network, tr: Trace, top_k: int) -> Iterator[str]:
 
 
 def trace_csv(tr: Trace) -> str:
-    """One row per layer × timestep × unit: layer, t, token, unit, then one column per gate."""
+    """One row per layer × timestep × unit: layer, t, token, unit, its direction, then one column per gate."""
     return "".join(iter_csv(tr))
 
 
@@ -112,25 +113,27 @@ def iter_csv(tr: Trace) -> Iterator[str]:
     """``trace_csv`` a step at a time (a header, then a step's H rows per piece): a response streams it."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(["layer", "t", "token", "unit", *tr.gates])
+    w.writerow(["layer", "t", "token", "unit", "direction", *tr.gates])
     yield out.getvalue()
+    ways = [tr.direction_of(u) for u in range(tr.layers[0]["h"].shape[1])] if tr.layers else []
     for k, layer in enumerate(tr.layers):
         for t, token in enumerate(tr.tokens):
             out.seek(0)
             out.truncate()
             cols = [layer[g][t].tolist() for g in tr.gates]  # per gate: H values
             for u in range(len(cols[0])):
-                w.writerow([k, t, token, u, *(repr(c[u]) for c in cols)])
+                w.writerow([k, t, token, u, ways[u], *(repr(c[u]) for c in cols)])
             yield out.getvalue()
 
 
 def plain_values(net: Network, steps: int) -> int:
     """How many numbers a trace of ``steps`` steps holds as plain JSON or CSV (gates of every layer)."""
-    return steps * net.hidden_size * len(net.gates) * net.num_layers
+    return steps * net.width * len(net.gates) * net.num_layers
 
 
 def trace_npz(tr: Trace) -> bytes:
-    """Arrays ``layer<k>/<gate>`` (T, H), ``tokens`` and, with a head, ``probs`` (T, V); no pickles."""
+    """Arrays ``layer<k>/<gate>`` (T, H) ((T, 2H) bidirectional), ``tokens``, ``directions`` (each block of H
+    units' direction) and, with a head, ``probs`` (T, V); no pickles."""
     return b"".join(iter_npz(tr))
 
 
@@ -156,6 +159,7 @@ def iter_npz(tr: Trace) -> Iterator[bytes]:
     """``trace_npz``'s archive as it is written, an array (compressed, level 1) per piece: ``np.load`` reads it."""
     arrays = {f"layer{k}/{g}": layer[g] for k, layer in enumerate(tr.layers) for g in tr.gates}
     arrays["tokens"] = np.array(tr.tokens, dtype=str)
+    arrays["directions"] = np.array(tr.directions, dtype=str)
     if tr.probs is not None:
         arrays["probs"] = tr.probs
     sink = _Sink()
@@ -202,7 +206,7 @@ def top_compact(net: Network, tr: Trace, top_k: int) -> dict[str, Any] | None:
     if tr.probs is None:
         return None
     idx, p = tr.top(top_k)  # (T, k) each
-    labels = np.array(net.vocab or [str(j) for j in range(tr.probs.shape[1])], dtype=object)
+    labels = np.array(tr.labels or [str(j) for j in range(tr.probs.shape[1])], dtype=object)
     return {"k": idx.shape[1], "tokens": labels[idx].tolist(), "p": pack_range(p, 0.0, 1.0)}
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .cells import PARAMS, has_cell_state
-from .errors import FormatError
+from .errors import FormatError, InputError
 from .network import Spec
 
 #: Gates whose activation is a sigmoid; the rest (the candidates) are tanh.
@@ -53,6 +53,8 @@ def loss_and_grads(
             f"backpropagation for an LSTM with proj_size ({spec.proj_size}) is not implemented: gatescope traces "
             "such a model but cannot train it"
         )
+    if spec.direction != "forward":
+        raise InputError(f"training runs forward networks only; this one is {spec.direction}")
     B, T = x.shape
     H, L = spec.hidden_size, spec.num_layers
     dtype = params["head.W"].dtype

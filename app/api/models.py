@@ -37,6 +37,9 @@ def card_of(name: str, entry: Entry) -> dict[str, Any]:
         "cell": net.cell,
         "layers": net.num_layers,
         "hidden_size": net.hidden_size,
+        "direction": net.direction,
+        "directions": list(net.spec.directions),
+        "units": net.width,  # the gates' width (a projected h has proj_size)
         "proj_size": net.spec.proj_size,
         "input": net.input,
         "gates": list(net.gates),

@@ -15,15 +15,30 @@ from typing import Any
 
 from ..network import Network
 from . import native, pytorch, torch_files
-from .common import FormatError, find_vocab, parse_vocab, read_safetensors, read_vocab, sniff
+from .common import FormatError, find_vocab, head_fields, parse_vocab, read_safetensors, read_vocab, sniff, with_head
 
 SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt", ".bin", ".keras", ".h5", ".onnx")
 
 
-def load_file(path: str | Path, vocab: str | Path | list[str] | None = None, module: str | None = None) -> Network:
+def load_file(
+    path: str | Path,
+    vocab: str | Path | list[str] | None = None,
+    *,
+    head: str | None = None,
+    labels: list[str] | None = None,
+    head_at: str | None = None,
+    module: str | None = None,
+) -> Network:
     """Read any supported weight file; ``vocab`` (a JSON file or a token list) makes it a text model;
+    ``head``, ``labels``, ``head_at`` say what its output means (model/heads.py), over what the file says;
     ``module`` picks one recurrent module of a PyTorch file that holds several (e.g. "encoder.lstm")."""
     path = Path(path)
+    net = _read(path, vocab, module)
+    return with_head(net, path.name, head=head, labels=labels, head_at=head_at)
+
+
+def _read(path: Path, vocab: str | Path | list[str] | None, module: str | None = None) -> Network:
+    """The network in a weight file, as the file describes it."""
     if not path.is_file():
         raise FormatError(f"no such file: {path}")
     suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".weights.h5") else path.suffix.lower()
@@ -36,7 +51,8 @@ def load_file(path: str | Path, vocab: str | Path | list[str] | None = None, mod
     if suffix == ".safetensors":
         if pytorch.is_torch_state_dict(tensors):
             tied = torch_files.untie(tensors, metadata)  # safetensors' save_model drops tied copies
-            return pytorch.from_state_dict(tensors, path.name, voc, module, tied)
+            heads = head_fields(metadata, path.name)
+            return pytorch.from_state_dict(tensors, path.name, voc, module, tied, heads)
         shown = ", ".join(sorted(tensors)[:8])
         raise FormatError(
             f"{path.name}: a safetensors file that is neither a gatescope model nor a PyTorch "

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     name = Path(args.source).name
 
     try:
-        net = load_file(args.source, args.vocab, args.module)
+        net = load_file(args.source, args.vocab, module=args.module)
         save(net, args.out)
     except SeveralModules as e:
         print(json.dumps({"error": str(e), "modules": e.modules}))

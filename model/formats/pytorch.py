@@ -8,7 +8,10 @@ Layout (PyTorch docs, torch.nn.LSTM / GRU / RNN): for layer k,
 The cells (torch.nn.LSTMCell / GRUCell / RNNCell) hold the same four tensors without ``_l<k>``
 and compute the same step; ``cells.<k>.weight_ih`` is read as layer k when the cells chain
 (same cell and H, cell k's input is cell k-1's h).
-Both biases add, except GRU's b_hn, which sits inside the reset:
+A bidirectional module (``bidirectional=True``) has the backward direction's own tensors under
+the same names with ``_reverse`` (``weight_ih_l<k>_reverse``, ...); its output is
+[h_forward ; h_backward] (T, 2H), what layer k+1 reads (``weight_ih_l<k+1>`` is (G*H, 2H)) and
+the decoder too. Both biases add, except GRU's b_hn, which sits inside the reset:
 n = tanh(W_in x + b_in + r*(W_hn h + b_hn)), h = (1 - z)*n + z*h_prev. gatescope's z
 is colah's (the share of the candidate), so it is PyTorch's 1 - z: σ(-a) = 1 - σ(a),
 so the z rows are negated.
@@ -40,6 +43,7 @@ RNN_KEY = re.compile(
     r"^(?P<prefix>(?:.*\.)?)(?P<kind>weight|bias)_(?P<mat>ih|hh|hr)_l(?P<layer>\d+)(?P<rev>_reverse)?$"
 )
 CELL_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?)(?P<kind>weight|bias)_(?P<mat>ih|hh)$")
+LAYER = re.compile(r"_l(\d+)(?:_reverse)?$")
 CELL_BY_GATES = {4: "lstm", 3: "gru", 1: "rnn"}
 MODULE_NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
 #: PyTorch's gate blocks, named as gatescope names them (PyTorch's g, the LSTM candidate, is gatescope's c).
@@ -62,7 +66,7 @@ class Recurrent:
         """A tensor's name as the file has it (``rnn.weight_ih_l0``, ``cells.1.weight_ih``)."""
         if bare in self.files:
             return self.files[bare]
-        base, k = bare.rsplit("_l", 1)
+        base, k = bare.removesuffix("_reverse").rsplit("_l", 1)
         prefix = self.name + "." if self.name else ""
         if not self.is_cell:
             return prefix + bare
@@ -81,7 +85,7 @@ class Recurrent:
         return f"nn.{base}Cell" if self.is_cell else f"nn.{base}"
 
     def layers(self) -> int:
-        return 1 + max(int(k.rsplit("_l", 1)[1]) for k in self.tensors)
+        return 1 + max(int(m[1]) for m in (LAYER.search(k) for k in self.tensors) if m)
 
     def describe(self) -> str:
         hh, hr = self.tensors.get("weight_hh_l0"), self.tensors.get("weight_hr_l0")
@@ -99,8 +103,6 @@ def modules(tensors: dict[str, np.ndarray]) -> list[Recurrent]:
     for key in tensors:
         m = RNN_KEY.match(key)
         if m:
-            if m["rev"]:
-                raise FormatError(f"bidirectional recurrent layers ({key}) are not supported")
             name = m["prefix"].rstrip(".")
             mod = found.setdefault("L:" + name, Recurrent(name, False, {}, {}))
             mod.tensors[key[len(m["prefix"]) :]] = tensors[key]
@@ -153,28 +155,41 @@ def from_state_dict(
     vocab: dict[str, Any] | None = None,
     module: str | None = None,
     checkpoint: Checkpoint | None = None,
+    heads: dict[str, Any] | None = None,
 ) -> Network:
-    """A Network from a PyTorch state_dict's tensors: its one recurrent module, or ``module``."""
+    """A Network from a PyTorch state_dict's tensors: its one recurrent module, or ``module``; ``heads``: Spec
+    fields head / head_at / labels (from the file's metadata: common.head_fields)."""
     try:
         found = modules(tensors)
     except FormatError as e:
         raise FormatError(f"{name}: {e}") from None
     rec = _choose(found, module, name)
     cell, L, D, H, P = _architecture(rec, name)
-    layers = [_layer(rec, k, cell, D if k == 0 else (P or H), H, P, name) for k in range(L)]
+    both = _bidirectional(rec, L, name)
+    n = 2 if both else 1
+    if both and P:
+        raise FormatError(f"{name}: a bidirectional LSTM with proj_size is not supported (either one alone is)")
+    layers = []
+    for k in range(L):
+        own = _layer(rec, k, cell, D if k == 0 else n * (P or H), H, P, name)
+        if both:
+            back = _layer(rec, k, cell, D if k == 0 else n * H, H, P, name, "_reverse")
+            own |= {f"reverse.{p}": a for p, a in back.items()}
+        layers.append(own)
     others = [r for r in found if r is not rec]
     taken = {f for r in found for f in r.files.values()}
     rest = {k: v for k, v in tensors.items() if k not in taken}
     left_out = [f"{r.kind()} {r.label} ({r.layers()} layers): another recurrent module, not shown" for r in others]
-    embedding, head, more, dropped = _embedding_and_head(rest, rec, others, D, P or H, name)
+    embedding, head, more, dropped = _embedding_and_head(rest, rec, others, D, n * (P or H), name)
     left_out += more
     if dropped:
         vocab = None  # its embedding is left out: the recurrent layers read vectors
     spec: dict[str, Any] = dict(cell=cell, input_size=D, hidden_size=H, num_layers=L, reset_after=cell == "gru")
+    spec["direction"] = "bidirectional" if both else "forward"
     if P:
         spec["proj_size"] = P
     source: dict[str, Any] = {"format": "pytorch", "file": name, "module": rec.name, "kind": rec.kind()}
-    net = assemble(name, spec, stack(layers), source, vocab, embedding, head, "nn.Embedding")
+    net = assemble(name, spec, stack(layers), source, vocab, embedding, head, "nn.Embedding", heads)
     if checkpoint is not None:
         net.spec.meta.update(checkpoint.notes())
     if left_out:
@@ -234,25 +249,42 @@ def _architecture(rec: Recurrent, name: str) -> tuple[str, int, int, int, int | 
     return CELL_BY_GATES[G], L, _width(rnn["weight_ih_l0"]), H, None
 
 
+def _bidirectional(rec: Recurrent, L: int, name: str) -> bool:
+    """Whether the module is bidirectional: every layer has its ``_reverse`` weights, or none does."""
+    rnn = rec.tensors
+    have = [f"weight_ih_l{k}_reverse" in rnn and f"weight_hh_l{k}_reverse" in rnn for k in range(L)]
+    if any(have) and not all(have):
+        missing = ", ".join(rec.file(f"weight_ih_l{k}_reverse") for k, h in enumerate(have) if not h)
+        raise FormatError(
+            f"{name}: some layers have backward (_reverse) weights and some not ({missing} missing); "
+            "a bidirectional module has them in every layer"
+        )
+    return all(have)
+
+
 def _width(w: np.ndarray) -> int:
     return w.shape[1] if w.ndim == 2 else -1
 
 
-def _layer(rec: Recurrent, k: int, cell: str, D: int, H: int, P: int | None, name: str) -> dict[str, np.ndarray]:
-    """Layer k's per-gate weights, its shapes checked: weight_ih (G*H, D) and weight_hh (G*H, H or P), transposed
-    to the x @ W layout, the two biases (G*H,) (zeros when the module has bias=False), W_hr (H, P) with proj_size."""
+def _layer(
+    rec: Recurrent, k: int, cell: str, D: int, H: int, P: int | None, name: str, rev: str = ""
+) -> dict[str, np.ndarray]:
+    """Layer k's per-gate weights (``rev="_reverse"``: its backward direction's), its shapes checked:
+    weight_ih (G*H, D) and weight_hh (G*H, H or P), transposed to the x @ W layout, the two biases (G*H,)
+    (zeros when the module has bias=False), W_hr (H, P) with proj_size."""
     rnn, key = rec.tensors, rec.file
     G, R = len(ORDER[cell]), P or H
-    Wi = as_float(key(f"weight_ih_l{k}"), rnn[f"weight_ih_l{k}"], name)
-    Wh = as_float(key(f"weight_hh_l{k}"), rnn[f"weight_hh_l{k}"], name)
+    Wi = as_float(key(f"weight_ih_l{k}{rev}"), rnn[f"weight_ih_l{k}{rev}"], name)
+    Wh = as_float(key(f"weight_hh_l{k}{rev}"), rnn[f"weight_hh_l{k}{rev}"], name)
+    what = f"layer {k}" + (" (backward)" if rev else "")
     if Wi.shape != (G * H, D) or Wh.shape != (G * H, R):
         want = f"{(G * H, D)} and {(G * H, R)}"
-        raise FormatError(f"{name}: layer {k} weights have shapes {Wi.shape} and {Wh.shape}, expected {want}")
+        raise FormatError(f"{name}: {what} weights have shapes {Wi.shape} and {Wh.shape}, expected {want}")
     zeros = np.zeros(G * H, np.float32)
-    bi = as_float(key(f"bias_ih_l{k}"), rnn.get(f"bias_ih_l{k}", zeros), name)
-    bh = as_float(key(f"bias_hh_l{k}"), rnn.get(f"bias_hh_l{k}", zeros), name)
+    bi = as_float(key(f"bias_ih_l{k}{rev}"), rnn.get(f"bias_ih_l{k}{rev}", zeros), name)
+    bh = as_float(key(f"bias_hh_l{k}{rev}"), rnn.get(f"bias_hh_l{k}{rev}", zeros), name)
     if bi.shape != (G * H,) or bh.shape != (G * H,):
-        raise FormatError(f"{name}: layer {k} biases have shapes {bi.shape} and {bh.shape}, expected ({G * H},)")
+        raise FormatError(f"{name}: {what} biases have shapes {bi.shape} and {bh.shape}, expected ({G * H},)")
     own = gate_weights(ORDER[cell], Wi.T, Wh.T, bi, bh, reset_after=cell == "gru")  # b_hn inside the reset
     if P:
         if f"weight_hr_l{k}" not in rnn:

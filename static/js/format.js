@@ -84,8 +84,3 @@ export function el(tag, attrs = {}, ...children) {
   for (const c of children) if (c !== null && c !== undefined) node.append(c);
   return node;
 }
-
-/** Units a gate of the card's model has: H, except a projected LSTM's h (proj_size P < H). */
-export function gateWidth(card, gate) {
-  return gate === "h" && card.proj_size ? card.proj_size : card.hidden_size;
-}
