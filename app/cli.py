@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     tc = sub.add_parser("trace", help="trace a text through a model and write every gate")
     tc.add_argument("model", help="a bundled model's name or a weight file")
     tc.add_argument("text")
+    tc.add_argument("--module", default=None, help="the recurrent module to read, of a PyTorch file holding several")
     tc.add_argument("--out", type=Path, default=None, help="FILE.json, FILE.csv or FILE.npz (default: JSON on stdout)")
     tc.add_argument("--head", choices=("next", "classes", "values"), default=None, help="what the output means")
     tc.add_argument("--head-at", choices=("every", "last"), default=None, help="which steps' predictions count")
@@ -137,7 +138,7 @@ def _trace(args: argparse.Namespace) -> int:
             print(f"gatescope trace: --labels starts like a JSON list but is not JSON ({e})", file=sys.stderr)
             return 2
     try:
-        net = model.load(args.model, head=args.head, labels=labels, head_at=args.head_at)
+        net = model.load(args.model, head=args.head, labels=labels, head_at=args.head_at, module=args.module)
         tr = net.trace(args.text)
     except (model.GatescopeError, OSError) as e:  # the input's or a file's fault; anything else is a bug
         print(f"gatescope trace: {e}", file=sys.stderr)

@@ -53,6 +53,10 @@ class ModelCard(BaseModel):
         default=["forward"], description='the direction of each block of hidden_size units: "forward" | "backward"'
     )
     units: int | None = Field(default=None, description="units of each layer's trace arrays: H, or 2H bidirectional")
+    proj_size: int | None = Field(
+        default=None,
+        description="an LSTM with proj_size: its h = W_hr (o * tanh C) has these P < H units; m is o * tanh C",
+    )
     input: str | None = Field(default=None, description='"text" or "vectors"')
     gates: list[str] = Field(default=[], description="gate keys in diagram order")
     vocab: int | None = Field(default=None, description="vocabulary size, for text models")
@@ -121,6 +125,14 @@ class Detail(BaseModel):
     """A refusal: what was wrong, in words a person can act on."""
 
     detail: str = Field(description="what was wrong, and what to do instead")
+
+
+class ModuleChoice(Detail):
+    """A refusal of an upload that holds several recurrent modules: send it again with the form field 'module'."""
+
+    modules: list[str] | None = Field(
+        default=None, description="the file's recurrent modules, one of which to send as 'module'"
+    )
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -65,9 +65,10 @@ Version = tuple[int, int, int, int, int]
 class UploadError(ValueError):
     """An upload refused, with the reason for the person who sent it and the HTTP status."""
 
-    def __init__(self, message: str, status: int = 422) -> None:
+    def __init__(self, message: str, status: int = 422, modules: list[str] | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.modules = modules  # the file holds several recurrent modules: the upload must name one
 
 
 def slug(text: str) -> str:
@@ -103,8 +104,10 @@ def convert(
     max_mb: int = 1024,
     stop: Callable[[], bool] | None = None,
     heads: dict[str, Any] | None = None,
+    module: str | None = None,
 ) -> dict[str, Any]:
-    """Run the converter on ``source`` in a child process; its report, or UploadError. A file declaring
+    """Run the converter on ``source`` in a child process (reading its recurrent module ``module``, of a file that
+    holds several); its report, or UploadError (listing the file's ``modules`` when it needs one). A file declaring
     more than ``max_mb`` of weights is refused by its metadata, before the child allocates them; the
     child is killed when ``stop()`` says so (model.Cancelled). ``heads``: head / head_at / labels, what
     the output means (over what the file says)."""
@@ -117,6 +120,8 @@ def convert(
                 f"--{key.replace('_', '-')}",
                 json.dumps(value, ensure_ascii=False) if key == "labels" else str(value),
             ]
+    if module is not None:
+        cmd += ["--module", module]
     cmd += ["--cpu-seconds", str(int(timeout) + 1), "--max-mb", str(max_mb)]
     done = _run_child(cmd, timeout, stop)
     if done is None:
@@ -129,10 +134,33 @@ def convert(
     if done.returncode == 0 and report.get("ok"):
         return report
     if "error" in report:
-        raise UploadError(report["error"])
+        modules = report.get("modules")
+        raise UploadError(report["error"], modules=modules if isinstance(modules, list) else None)
     if done.returncode < 0:  # killed by a signal: the file crashed a parser
         raise UploadError(f"{source.name}: it crashed the importer (signal {-done.returncode}): the file is malformed")
     raise UploadError(f"{source.name}: not readable as a weight file (the importer stopped without a reason)")
+
+
+def file_notes(net: model.Network) -> list[str]:
+    """What the importer said about the file, for its card: the module read, the checkpoint's other entries,
+    tied weights, what was left out."""
+    meta, notes = net.spec.meta, []
+    source = meta.get("source", {})
+    if source.get("module"):
+        notes.append(f"Read {source.get('kind', 'the module')} {source['module']}.")
+    if net.spec.proj_size:
+        notes.append(f"Its h is projected to {net.spec.proj_size} of {net.hidden_size} units (proj_size).")
+    if "checkpoint" in meta:
+        others = meta["checkpoint"].get("others", [])
+        notes.append(
+            f"A checkpoint: the model is its entry {meta['checkpoint'].get('entry')!r}"
+            + (f"; it also held {', '.join(others)} (not used)." if others else ".")
+        )
+    if "tied" in meta:
+        notes.append("Tied weights: " + ", ".join(f"{a} is {b}" for a, b in meta["tied"].items()) + ".")
+    if meta.get("left_out"):
+        notes.append("Left out: " + "; ".join(meta["left_out"]) + ".")
+    return notes
 
 
 def _disk_error(e: OSError, doing: str) -> UploadError:
@@ -291,11 +319,12 @@ class Store:
         stop: Callable[[], bool] | None = None,
         room: int | None = None,
         heads: dict[str, Any] | None = None,
+        module: str | None = None,
     ) -> tuple[str, model.Network, dict[str, Any]]:
         """Convert ``source`` and keep it under the first of ``ids`` still free when it is renamed into
         place (a single id: 409 if it is taken by then); nothing is written when it fails. ``max_mb``: the
         most weights the file may declare; ``stop``: the converter is killed once it says so; ``room``: the
-        most bytes its network may take in memory (507 past it)."""
+        most bytes its network may take in memory (507 past it); ``module``: the recurrent module to read."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             if shutil.disk_usage(self.root).free < 2 * source.stat().st_size + (1 << 20):
@@ -305,7 +334,7 @@ class Store:
             raise _disk_error(e, f"store {filename}") from None
         try:
             with self._conversion_turn():  # one converter at a time (by default): three at once took 3.9 GB
-                convert(source, vocab, staging / "model.safetensors", timeout, max_mb, stop, heads)
+                convert(source, vocab, staging / "model.safetensors", timeout, max_mb, stop, heads, module)
             net = native.load(staging / "model.safetensors")
             if room is not None and net.nbytes > room:
                 raise UploadError(
@@ -315,7 +344,8 @@ class Store:
                 )
             way = "" if net.direction == "forward" else f"{net.direction} "
             card = {
-                "description": f"Uploaded from {filename}: {net.num_layers} × {net.hidden_size} {way}{net.cell}.",
+                "description": f"Uploaded from {filename}: {net.num_layers} × {net.hidden_size} {way}{net.cell}."
+                + "".join(f" {n}" for n in file_notes(net)),
                 "source": filename,
                 "uploaded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "examples": [],

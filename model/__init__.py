@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import threads
 from .cells import GATES
-from .errors import Cancelled, FormatError, GatescopeError, InputError, UnknownTokenError
+from .errors import Cancelled, FormatError, GatescopeError, InputError, SeveralModules, UnknownTokenError
 from .formats import load_file
 from .formats.native import save
 from .heads import Head
@@ -39,11 +39,14 @@ def load(
     head: str | None = None,
     labels: list[str] | None = None,
     head_at: str | None = None,
+    module: str | None = None,
 ) -> Network:
     """A network from a bundled model's name, a weight file, or a folder holding ``model.safetensors``.
 
     ``head`` ("next" | "classes" | "values"), ``labels`` (a name per output) and ``head_at`` ("every" |
-    "last") say what the output means, over what the file says and what gatescope infers (model/heads.py)."""
+    "last") say what the output means, over what the file says and what gatescope infers (model/heads.py).
+    ``module``: which recurrent module to read from a PyTorch file that holds several ("encoder.lstm");
+    without it such a file raises ``SeveralModules`` (a FormatError) listing them in ``.modules``."""
     path = Path(source)
     if path.is_dir():
         if not (path / "model.safetensors").is_file():
@@ -55,7 +58,7 @@ def load(
         names = available()
         listing = f"bundled models: {', '.join(names)}" if names else "no models are bundled yet"
         raise FormatError(f"{source!s} is neither a file nor a bundled model ({listing})")
-    return load_file(path, vocab, head=head, labels=labels, head_at=head_at)
+    return load_file(path, vocab, head=head, labels=labels, head_at=head_at, module=module)
 
 
 __all__ = [
@@ -69,6 +72,7 @@ __all__ = [
     "Trace",
     "TraceBuffer",
     "Cancelled",
+    "SeveralModules",
     "UnknownTokenError",
     "available",
     "load",

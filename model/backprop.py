@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .cells import PARAMS, has_cell_state
-from .errors import InputError
+from .errors import FormatError, InputError
 from .network import Spec
 
 #: Gates whose activation is a sigmoid; the rest (the candidates) are tanh.
@@ -45,8 +45,14 @@ def loss_and_grads(
 ) -> tuple[float, dict[str, np.ndarray], list[tuple[np.ndarray, np.ndarray | None]]]:
     """Mean masked cross-entropy (nats) of predicting y from x (both (B, T) ids), its gradient, the final state.
 
-    ``state`` holds per layer (h (B, H), c (B, H) or None); None starts from zeros.
+    ``state`` holds per layer (h (B, H), c (B, H) or None); None starts from zeros. An LSTM with proj_size
+    (h = W_hr (o * tanh C)) is traced exactly but not trained here: it raises FormatError.
     """
+    if spec.proj_size is not None:
+        raise FormatError(
+            f"backpropagation for an LSTM with proj_size ({spec.proj_size}) is not implemented: gatescope traces "
+            "such a model but cannot train it"
+        )
     if spec.direction != "forward":
         raise InputError(f"training runs forward networks only; this one is {spec.direction}")
     B, T = x.shape

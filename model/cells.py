@@ -83,7 +83,7 @@ class Cell:
 
     def __init__(self, params: dict[str, np.ndarray], dtype: type = np.float32):
         self.params = params
-        H = params[f"U_{self.order[0]}"].shape[0]
+        H = params[f"W_{self.order[0]}"].shape[1]
         self.input_size = params[f"W_{self.order[0]}"].shape[0]  # D
         self.hidden_size = H
         half = [0.5] * self.n_sigmoid + [1.0] * (len(self.order) - self.n_sigmoid)
@@ -99,9 +99,14 @@ class Cell:
         xW += self.b
         return xW
 
+    @property
+    def out_size(self) -> int:
+        """The width of h: H, or P for a projected LSTM."""
+        return self.U.shape[0]
+
     def zero_state(self) -> State:
         H = self.hidden_size
-        return np.zeros(H, self.dtype), (np.zeros(H, self.dtype) if self.has_c else None)
+        return np.zeros(self.out_size, self.dtype), (np.zeros(H, self.dtype) if self.has_c else None)
 
     def run(self, xW: np.ndarray, state: State) -> tuple[dict[str, np.ndarray], State]:
         """Run the recurrence over xW (T, G*H), consumed in place; return gates (T, H) and final state."""
@@ -137,6 +142,48 @@ class LSTM(Cell):
             mul(o, tmp, h_t)  # (H,) h = o*tanh(c)
             h, c = h_t, c_t
         gates = {"f": F, "i": I, "c_tilde": G, "c": C, "o": O, "h": Hs}
+        return gates, (h.copy(), c.copy())
+
+
+class ProjectedLSTM(LSTM):
+    """An LSTM whose h is a projection of o*tanh(C) (Sak et al. 2014, "LSTMP"; PyTorch's proj_size):
+
+        m_t = o * tanh(C_t)          # (H,) what a plain LSTM calls h
+        h_t = W_hr m_t               # (P,) P < H; here m_t @ W_hr with W_hr (H, P)
+
+    and the gates read h_{t-1} of size P: U is (P, 4H). The trace records m beside h.
+    """
+
+    def __init__(self, params, dtype=np.float32):
+        super().__init__(params, dtype)
+        self.W_hr = np.ascontiguousarray(params["W_hr"], dtype)  # (H, P)
+
+    def run(self, xW, state):
+        T, H, P = xW.shape[0], self.hidden_size, self.out_size
+        h, c = state  # (P,), (H,)
+        Z = xW  # (T, 4H): pre-activations in, activations out
+        C = np.empty((T, H), self.dtype)  # cell states
+        M = np.empty((T, H), self.dtype)  # m = o*tanh(c), before the projection
+        Hs = np.empty((T, P), self.dtype)  # hidden states
+        zU = np.empty(4 * H, self.dtype)  # h @ U
+        tmp = np.empty(H, self.dtype)
+        half = np.full(3 * H, 0.5, self.dtype)
+        U, W_hr, mul, add, tanh, dot = self.U, self.W_hr, np.multiply, np.add, np.tanh, np.dot
+        S, F, I, O, G = Z[:, : 3 * H], Z[:, :H], Z[:, H : 2 * H], Z[:, 2 * H : 3 * H], Z[:, 3 * H :]
+        for z, s, f, i, o, g, c_t, m_t, h_t in zip(Z, S, F, I, O, G, C, M, Hs):
+            dot(h, U, zU)  # (4H,) recurrent share, from the projected h
+            add(z, zU, z)  # (4H,) pre-activations
+            tanh(z, z)  # (4H,) tanh(a/2) for f, i, o; tanh(a) = c_tilde
+            mul(s, half, s)  # (3H,) σ(a) = 0.5*tanh(a/2) + 0.5 ...
+            add(s, half, s)  # (3H,) ... f, i, o
+            mul(f, c, c_t)  # (H,) keep: f*c_prev
+            mul(i, g, tmp)  # (H,) write: i*c_tilde
+            add(c_t, tmp, c_t)  # (H,) c = f*c_prev + i*c_tilde
+            tanh(c_t, tmp)  # (H,)
+            mul(o, tmp, m_t)  # (H,) m = o*tanh(c)
+            dot(m_t, W_hr, h_t)  # (P,) h = W_hr m
+            h, c = h_t, c_t
+        gates = {"f": F, "i": I, "c_tilde": G, "c": C, "o": O, "m": M, "h": Hs}
         return gates, (h.copy(), c.copy())
 
 
@@ -320,4 +367,6 @@ def make_cell(kind: str, params: dict[str, np.ndarray], dtype: type = np.float32
         raise FormatError(f"unknown cell type {kind!r}: expected one of {', '.join(CELLS)}")
     if kind == "gru":
         return GRU(params, dtype, reset_after=reset_after)
+    if kind == "lstm" and "W_hr" in params:
+        return ProjectedLSTM(params, dtype)
     return CELLS[kind](params, dtype)

@@ -5,7 +5,8 @@
     │   │                       a feature of the wrong length, a task setting out of range
     │   └── UnknownTokenError   text holds tokens the vocabulary lacks, and it has no unknown entry
     ├── FormatError             a file or a set of weights: not a weight file, malformed, or a model
-    │                           gatescope cannot run (missing weights, wrong shapes, an unknown cell)
+    │   │                       gatescope cannot run (missing weights, wrong shapes, an unknown cell)
+    │   └── SeveralModules      a file holds several recurrent modules: choose one with module=
     └── Cancelled               a run stopped because its caller asked (``stop=`` said so): nobody's fault
 
 Each one is also a ``ValueError``, so ``except ValueError`` in a notebook keeps working. A caller that
@@ -41,3 +42,12 @@ class FormatError(GatescopeError):
 
 class Cancelled(GatescopeError):
     """A run stopped before its end because its ``stop`` callable said so (e.g. the client left)."""
+
+
+class SeveralModules(FormatError):
+    """A file holds several recurrent modules and none was chosen; ``modules`` lists their names, one of
+    which ``model.load(..., module=...)`` takes."""
+
+    def __init__(self, message: str, modules: list[str]):
+        super().__init__(message)
+        self.modules = modules

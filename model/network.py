@@ -21,8 +21,9 @@ Weights live in one flat dict of arrays, the form every file format is read into
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -64,13 +65,15 @@ class Spec:
     head_at: str = "every"  # "every" step's prediction counts, or only the "last" one's
     labels: list[str] | None = None  # a name per output; None: the vocabulary, "class j" or "y"
     direction: str = "forward"  # "forward" | "reverse" | "bidirectional", every layer alike
+    proj_size: int | None = None  # lstm only: P < H, h = W_hr (o * tanh C) (PyTorch proj_size), or None
     meta: dict[str, Any] = field(default_factory=dict)  # description, provenance, source format
 
     def param_names(self) -> list[str]:
         """Every weight name a network of this spec needs."""
         key = "gru_reset_after" if self.cell == "gru" and self.reset_after else self.cell
+        own = PARAMS[key] + (("W_hr",) if self.proj_size is not None else ())
         dirs = [""] + (["reverse."] if self.direction == "bidirectional" else [])
-        names = [f"layers.{k}.{d}{p}" for k in range(self.num_layers) for d in dirs for p in PARAMS[key]]
+        names = [f"layers.{k}.{d}{p}" for k in range(self.num_layers) for d in dirs for p in own]
         if self.embedding:
             names.append("embedding")
         if self.output_size is not None:
@@ -84,12 +87,12 @@ class Spec:
 
     @property
     def width(self) -> int:
-        """Units of a layer's output h: H, or 2H for a bidirectional layer (forward units first)."""
-        return self.hidden_size * len(DIRECTIONS.get(self.direction, ("forward",)))
+        """Units of a layer's output h: H (P with proj_size), twice that for a bidirectional layer (forward first)."""
+        return self.out_size * len(DIRECTIONS.get(self.direction, ("forward",)))
 
     def expected_shape(self, name: str) -> tuple[int, ...]:
         """The shape the weight ``name`` must have."""
-        H = self.hidden_size
+        H, R = self.hidden_size, self.out_size
         if name == "embedding":
             return (len(self.vocab or ()), self.input_size)
         if name == "head.W":
@@ -98,7 +101,19 @@ class Spec:
             return (self.output_size or 0,)
         k, p = name.split(".")[1], name.split(".")[-1]
         D = self.input_size if k == "0" else self.width  # a layer above a bidirectional one reads [h_fwd ; h_bwd]
-        return {"W": (D, H), "U": (H, H)}.get(p[0], (H,))
+        if p == "W_hr":
+            return (H, R)
+        return {"W": (D, H), "U": (R, H)}.get(p[0], (H,))
+
+    @property
+    def out_size(self) -> int:
+        """The width of one direction's h: P with a projection, else H."""
+        return self.proj_size if self.proj_size is not None else self.hidden_size
+
+    def gate_names(self) -> tuple[str, ...]:
+        """The gate keys of a trace, in the diagram's order (a projected LSTM records m = o*tanh(C) before h)."""
+        gates = GATES[self.cell]
+        return gates[:-1] + ("m", "h") if self.proj_size is not None else gates
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,6 +136,16 @@ def _check_spec(spec: Spec) -> None:
         v = getattr(spec, name)
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise FormatError(f"{name} must be a positive integer, got {v!r}")
+    if spec.proj_size is not None:
+        P = spec.proj_size
+        if spec.cell != "lstm":
+            raise FormatError(f"proj_size is for lstm cells only, not {spec.cell!r}")
+        if spec.direction != "forward":
+            raise FormatError(f"proj_size runs forward only here, not {spec.direction!r}")
+        if not isinstance(P, int) or isinstance(P, bool) or not 0 < P < spec.hidden_size:
+            raise FormatError(
+                f"proj_size must be an integer from 1 to hidden_size - 1 = {spec.hidden_size - 1}, got {P!r}"
+            )
     if spec.output_size is not None and (not isinstance(spec.output_size, int) or spec.output_size < 1):
         raise FormatError(f"output_size must be a positive integer, got {spec.output_size!r}")
     if spec.vocab is not None:
@@ -145,7 +170,7 @@ def _check_spec(spec: Spec) -> None:
 class Network:
     """A recurrent network that records every gate. Build it with ``model.load`` or from weights."""
 
-    def __init__(self, spec: Spec, params: dict[str, np.ndarray], dtype: type = np.float32):
+    def __init__(self, spec: Spec, params: Mapping[str, np.ndarray], dtype: type = np.float32):
         _check_spec(spec)
         if spec.num_layers > len(params):
             raise FormatError(f"num_layers is {spec.num_layers}, but only {len(params)} weights were given")
@@ -156,7 +181,7 @@ class Network:
         extra = sorted(set(params) - set(need))
         if extra:
             raise FormatError(f"unexpected weights: {', '.join(extra)}")
-        self.params: dict[str, np.ndarray] = {}
+        params_: dict[str, np.ndarray] = {}
         for n in need:
             a = np.asarray(params[n])
             if a.shape != spec.expected_shape(n):
@@ -165,7 +190,10 @@ class Network:
                 raise FormatError(f"weight {n} has dtype {a.dtype}, expected floating point")
             if not np.isfinite(a).all():
                 raise FormatError(f"weight {n} holds NaN or infinite values")
-            self.params[n] = np.array(a, dtype=dtype)  # a copy: later changes to the caller's arrays do not leak in
+            params_[n] = np.array(a, dtype=dtype)  # a copy: later changes to the caller's arrays do not leak in
+            params_[n].flags.writeable = False  # the fused copies below are what runs: an edit must not pass unseen
+        #: The weights, read-only (a mapping of read-only arrays): ``with_params`` makes a network with others.
+        self.params: Mapping[str, np.ndarray] = MappingProxyType(params_)
         self.spec = spec
         self.dtype = np.dtype(dtype)
         self.head: Head | None = resolve(spec)  # what the output means, or None without one
@@ -195,7 +223,7 @@ class Network:
 
     @property
     def gates(self) -> tuple[str, ...]:
-        return GATES[self.spec.cell]
+        return self.spec.gate_names()
 
     @property
     def vocab(self) -> list[str] | None:
@@ -217,7 +245,7 @@ class Network:
     @property
     def width(self) -> int:
         """Units of each layer's trace arrays: H, or 2H bidirectional (forward units 0..H-1, backward H..2H-1)."""
-        return self.spec.width
+        return self.spec.hidden_size * len(self.spec.directions)  # a projected h is narrower: spec.width
 
     @property
     def input(self) -> str:
@@ -228,14 +256,29 @@ class Network:
         s = self.spec
         return f"Network(cell={s.cell!r}, layers={s.num_layers}, hidden={s.hidden_size}, input={self.input})"
 
+    def with_params(self, changes: Mapping[str, Any]) -> Network:
+        """A new network with the weights named in ``changes`` replaced (same names and shapes, checked),
+        everything else shared with this one: ``net.with_params({"layers.0.b_f": net.params["layers.0.b_f"] + 1})``.
+
+        ``net.params`` itself is read-only: the cells run on fused copies made when the network is built,
+        so an edit in place would change nothing; this builds the fused copies again.
+        """
+        unknown = sorted(set(changes) - set(self.params))
+        if unknown:
+            raise FormatError(f"no such weights: {', '.join(unknown)} (net.params lists the names)")
+        for n, a in changes.items():
+            if np.shape(a) != self.params[n].shape:
+                raise FormatError(f"weight {n} has shape {np.shape(a)}, expected {self.params[n].shape}")
+        return Network(replace(self.spec, meta=dict(self.spec.meta)), {**self.params, **changes}, self.dtype.type)
+
     def astype(self, dtype: type) -> Network:
         """The same network computing in ``dtype`` (float64 for gradient checks)."""
-        return Network(self.spec, self.params, dtype)
+        return Network(self.spec, dict(self.params), dtype)
 
     def zero_state(self) -> list[State]:
         """Zeros for every layer: h (and c) of ``width`` units, each direction's side by side."""
-        W, has_c = self.width, self.cells[0].has_c
-        return [(np.zeros(W, self.dtype), np.zeros(W, self.dtype) if has_c else None) for _ in self.cells]
+        W, C, has_c = self.spec.width, self.width, self.cells[0].has_c
+        return [(np.zeros(W, self.dtype), np.zeros(C, self.dtype) if has_c else None) for _ in self.cells]
 
     def _layer_cells(self, k: int) -> list[Cell]:
         """Layer k's cells in the order of ``spec.directions``."""
@@ -422,7 +465,8 @@ class Network:
 
     def trace_nbytes(self, steps: int) -> int:
         """Bytes the arrays of a trace of ``steps`` steps take (every gate of every layer, and the probabilities)."""
-        per_step = sum(len(self.gates) * self.width for _ in self.cells) + (self.spec.output_size or 0)
+        per_step = sum(len(self.gates) * self.spec.hidden_size * len(self.spec.directions) for _ in self.cells)
+        per_step += self.spec.output_size or 0  # every gate is at most H wide (a projected h is P < H)
         return steps * per_step * self.dtype.itemsize
 
     def _outputs(self, h: np.ndarray) -> np.ndarray:
@@ -462,7 +506,8 @@ class Network:
             return self.zero_state()
         if len(state) != self.spec.num_layers:
             raise InputError(f"the state has {len(state)} layers, the model {self.spec.num_layers}")
-        H, out = self.width, []  # each direction's units side by side
+        H, out = self.spec.width, []  # each direction's units side by side (h: P each with proj_size)
+        C = self.width
         for k, (cell, entry) in enumerate(zip(self.cells, state)):
             if not isinstance(entry, (tuple, list)) or len(entry) != 2:
                 raise InputError(
@@ -479,8 +524,8 @@ class Network:
                 if c is None:
                     raise InputError(f"layer {k}: an {self.spec.cell} state needs c as well as h")
                 c = np.asarray(c, self.dtype)
-                if c.shape != (H,):
-                    raise InputError(f"layer {k}: state c has shape {c.shape}, expected ({H},)")
+                if c.shape != (C,):
+                    raise InputError(f"layer {k}: state c has shape {c.shape}, expected ({C},)")
             out.append((h.copy(), np.array(c, self.dtype) if cell.has_c else None))
         return out
 

@@ -120,27 +120,31 @@ class Trace:
         """Every value unit ``u`` of layer ``k`` carries through the cell's diagram, over time: its
         gates, the previous state and the pointwise products (keys in ``LINES``), each (T,)."""
         layer = self.layers[k]
-        if not 0 <= u < layer["h"].shape[1]:
-            raise IndexError(f"unit {u} is outside layer {k} of {layer['h'].shape[1]} units")
-        g = {name: a[:, u] for name, a in layer.items()}  # (T,) each
+        width = max(a.shape[1] for a in layer.values())  # H (a projected LSTM's h has only P < H units)
+        if not 0 <= u < width:
+            raise IndexError(f"unit {u} is outside layer {k} of {width} units")
+        g = {name: a[:, u] for name, a in layer.items() if u < a.shape[1]}  # (T,) each
         h0, c0 = self.initial[k]
         backward = self.direction_of(u) == "backward"  # its previous state is the next step's
 
         def prev(first: np.ndarray, a: np.ndarray) -> np.ndarray:
             return np.concatenate([a[1:], first[u : u + 1]]) if backward else np.concatenate([first[u : u + 1], a[:-1]])
 
-        h_prev = prev(h0, g["h"])  # (T,) h_{t-1} (h_{t+1} backward)
-        out = {**g, "h_prev": h_prev}
+        out = dict(g)
+        if "h" in g:  # unit u of a projected h exists for u < P only
+            out["h_prev"] = prev(h0, g["h"])  # (T,) h_{t-1} (h_{t+1} backward)
+        h_prev = out.get("h_prev")
         if c0 is not None:
             c_prev = prev(c0, g["c"])  # (T,) C_{t-1} (C_{t+1} backward)
             out |= {"c_prev": c_prev, "f_c_prev": g["f"] * c_prev, "i_c_tilde": g["i"] * g["c_tilde"]}
             out["tanh_c"] = np.tanh(g["c"])  # (T,) what o gates into h
         elif self.cell == "gru":
             out |= {"one_minus_z": 1 - g["z"], "z_h_tilde": g["z"] * g["h_tilde"]}
-            out["one_minus_z_h_prev"] = (1 - g["z"]) * h_prev
+            out["one_minus_z_h_prev"] = (1 - g["z"]) * h_prev  # type: ignore[operator]
             if not self.reset_after:  # a reset_after GRU gates U_h h, not h: no such line
-                out["r_h_prev"] = g["r"] * h_prev
-        return {name: out[name] for name in LINES[self.cell] if name in out}
+                out["r_h_prev"] = g["r"] * h_prev  # type: ignore[operator]
+        names = PROJ_LINES if "m" in out else LINES[self.cell]
+        return {name: out[name] for name in names if name in out}
 
     def state_at(self, t: int) -> list[State]:
         """The state (h, c) of every layer after the first ``t`` steps.
@@ -170,6 +174,8 @@ LINES: dict[str, tuple[str, ...]] = {
     "rnn": ("h", "h_prev"),
 }
 LINES["peephole"] = LINES["coupled"] = LINES["lstm"]
+#: An LSTM with proj_size: m = o*tanh(C) before h = W_hr m (a unit u >= P has no h, so no h nor h_prev line).
+PROJ_LINES = ("f", "i", "c_tilde", "c", "o", "m", "h", "h_prev", "c_prev", "f_c_prev", "i_c_tilde", "tanh_c")
 
 
 def common_prefix(a: list[str], b: list[str]) -> int:

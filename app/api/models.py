@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
 from model.formats import SUFFIXES
@@ -19,7 +20,7 @@ from model.heads import AT, KINDS
 
 from ..encoding import output_of
 from ..registry import Entry, Registry
-from ..schemas import ModelCard, errors
+from ..schemas import ERRORS, ModelCard, ModuleChoice, errors
 from ..settings import Settings
 from ..uploads import ID, Store, UploadError, slug
 from ..work import ClientGone, watch_disconnect
@@ -41,7 +42,8 @@ def card_of(name: str, entry: Entry) -> dict[str, Any]:
         "hidden_size": net.hidden_size,
         "direction": net.direction,
         "directions": list(net.spec.directions),
-        "units": net.width,
+        "units": net.width,  # the gates' width (a projected h has proj_size)
+        "proj_size": net.spec.proj_size,
         "input": net.input,
         "gates": list(net.gates),
         "vocab": len(net.vocab) if net.vocab else None,
@@ -115,6 +117,11 @@ UPLOAD_BODY = {
                             "maxLength": MAX_LABELS_CHARS,
                             "description": "a name per output: a JSON list, or one label a line",
                         },
+                        "module": {
+                            "type": "string",
+                            "description": "which recurrent module to read, of a PyTorch file that holds several "
+                            "(e.g. 'encoder.lstm'); without it such a file answers 422 listing 'modules'",
+                        },
                     },
                 }
             }
@@ -132,6 +139,7 @@ class Upload:
     vocab: UploadFile | None
     ids: Iterable[str]
     heads: dict[str, Any] | None = None  # head / head_at / labels from the form
+    module: str | None = None
 
 
 @router.post(
@@ -139,7 +147,8 @@ class Upload:
     response_model=ModelCard,
     status_code=201,
     openapi_extra=UPLOAD_BODY,
-    responses=errors(400, 403, 409, 411, 413, 415, 422, 503, 507),
+    responses=errors(400, 403, 409, 411, 413, 415, 503, 507)
+    | {422: {"model": ModuleChoice, "description": ERRORS[422]}},
     dependencies=[Depends(require_uploads)],
 )
 async def upload_model(
@@ -149,7 +158,7 @@ async def upload_model(
     _check_size(request, settings)
     _check_room(settings, store)
     try:
-        form = await request.form(max_files=2, max_fields=7)  # on the event loop: starlette spools it to disk
+        form = await request.form(max_files=2, max_fields=8)  # on the event loop: starlette spools it to disk
     except Exception as e:  # starlette raises its own errors for a malformed form
         raise HTTPException(400, f"the upload is not a valid multipart form ({e})") from None
     upload = _read_form(form, registry, store)
@@ -163,6 +172,8 @@ async def upload_model(
             model_id, entry = await job.run(_import, upload, settings, store, registry, stop=job.stopped, room=room)
         finally:
             job.close()
+    except ChooseModule as e:  # the file holds several recurrent modules: the page offers them
+        return JSONResponse({"detail": str(e), "modules": e.modules}, status_code=422)  # type: ignore[return-value]
     except ClientGone:
         return Response(status_code=499)  # type: ignore[return-value]  # nobody reads it: the client has gone
     finally:
@@ -192,7 +203,7 @@ def _check_room(settings: Settings, store: Store) -> None:
 
 def _read_form(form: Any, registry: Registry, store: Store) -> Upload:
     """The form's fields, checked (422/415/409), and the new model's id."""
-    file, vocab, name = form.get("file"), form.get("vocab"), form.get("name")
+    file, vocab, name, module = form.get("file"), form.get("vocab"), form.get("name"), form.get("module")
     if not isinstance(file, UploadFile) or not file.filename:
         raise HTTPException(422, "send the weight file in the form field 'file'")
     if Path(file.filename.lower()).suffix not in SUFFIXES:
@@ -205,8 +216,10 @@ def _read_form(form: Any, registry: Registry, store: Store) -> Upload:
         raise HTTPException(422, "send the vocabulary as a JSON file in the form field 'vocab'")
     if name is not None and not isinstance(name, str):
         raise HTTPException(422, "the form field 'name' must be text")
+    if module is not None and (not isinstance(module, str) or len(module) > 200):
+        raise HTTPException(422, "the form field 'module' must be a module name (text, at most 200 characters)")
     heads = _read_heads(form)
-    return Upload(file, vocab, _model_ids(name, file.filename, registry, store), heads)
+    return Upload(file, vocab, _model_ids(name, file.filename, registry, store), heads, module or None)
 
 
 def _read_heads(form: Any) -> dict[str, Any]:
@@ -287,13 +300,23 @@ def _import(
         try:
             most, timeout = settings.max_model_mb, settings.import_timeout
             model_id, net, card = store.add(
-                upload.ids, src, file.filename or "", voc, timeout, most, stop, room, upload.heads
+                upload.ids, src, file.filename or "", voc, timeout, most, stop, room, upload.heads, upload.module
             )
         except UploadError as e:
+            if e.modules:
+                raise ChooseModule(str(e), e.modules) from None
             raise HTTPException(e.status, str(e)) from None
     entry = Entry(net, card, "uploaded")
     registry.add(model_id, entry)
     return model_id, entry
+
+
+class ChooseModule(Exception):
+    """The upload holds several recurrent modules and named none: a 422 that lists them."""
+
+    def __init__(self, message: str, modules: list[str]):
+        super().__init__(message)
+        self.modules = modules
 
 
 @router.delete("/{model_id}", status_code=204, responses=errors(403, 404, 503), dependencies=[Depends(require_uploads)])

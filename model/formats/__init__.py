@@ -2,7 +2,8 @@
 ``network.Network``); nothing downstream knows where weights came from.
 
     .safetensors   gatescope's own (with metadata) or a PyTorch state_dict
-    .pt / .pth     a PyTorch state_dict (needs torch; weights_only=True)
+    .pt / .pth     a PyTorch state_dict or training checkpoint (needs torch; weights_only=True)
+    .ckpt / .bin   a PyTorch Lightning checkpoint, a torch.save'd pytorch_model.bin (the same)
     .keras / .h5   Keras LSTM, GRU, SimpleRNN (needs h5py)
     .onnx          ONNX LSTM, GRU, RNN nodes (needs onnx)
 """
@@ -13,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from ..network import Network
-from . import native, pytorch
+from . import native, pytorch, torch_files
 from .common import FormatError, find_vocab, head_fields, parse_vocab, read_safetensors, read_vocab, sniff, with_head
 
-SUFFIXES = (".safetensors", ".pt", ".pth", ".keras", ".h5", ".onnx")
+SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt", ".bin", ".keras", ".h5", ".onnx")
 
 
 def load_file(
@@ -26,15 +27,17 @@ def load_file(
     head: str | None = None,
     labels: list[str] | None = None,
     head_at: str | None = None,
+    module: str | None = None,
 ) -> Network:
     """Read any supported weight file; ``vocab`` (a JSON file or a token list) makes it a text model;
-    ``head``, ``labels``, ``head_at`` say what its output means (model/heads.py), over what the file says."""
+    ``head``, ``labels``, ``head_at`` say what its output means (model/heads.py), over what the file says;
+    ``module`` picks one recurrent module of a PyTorch file that holds several (e.g. "encoder.lstm")."""
     path = Path(path)
-    net = _read(path, vocab)
+    net = _read(path, vocab, module)
     return with_head(net, path.name, head=head, labels=labels, head_at=head_at)
 
 
-def _read(path: Path, vocab: str | Path | list[str] | None) -> Network:
+def _read(path: Path, vocab: str | Path | list[str] | None, module: str | None = None) -> Network:
     """The network in a weight file, as the file describes it."""
     if not path.is_file():
         raise FormatError(f"no such file: {path}")
@@ -47,16 +50,19 @@ def _read(path: Path, vocab: str | Path | list[str] | None) -> Network:
     voc = _vocab(path, vocab)
     if suffix == ".safetensors":
         if pytorch.is_torch_state_dict(tensors):
-            return pytorch.from_state_dict(tensors, path.name, voc, head_fields(metadata, path.name))
+            tied = torch_files.untie(tensors, metadata)  # safetensors' save_model drops tied copies
+            heads = head_fields(metadata, path.name)
+            return pytorch.from_state_dict(tensors, path.name, voc, module, tied, heads)
         shown = ", ".join(sorted(tensors)[:8])
         raise FormatError(
             f"{path.name}: a safetensors file that is neither a gatescope model nor a PyTorch "
             f"nn.LSTM/GRU/RNN state_dict (its tensors: {shown or 'none'})"
         )
-    if suffix in (".pt", ".pth"):
+    if suffix in (".pt", ".pth", ".ckpt", ".bin"):
         if kind != "zip":
             raise FormatError(f"{path.name} is not a PyTorch file (PyTorch saves a zip archive)")
-        return pytorch.from_state_dict(pytorch.read_pt(path), path.name, voc)
+        tensors, where = torch_files.read_torch(path)
+        return pytorch.from_state_dict(tensors, path.name, voc, module, where)
     if suffix in (".keras", ".h5", ".weights.h5"):
         from . import keras
 

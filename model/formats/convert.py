@@ -1,9 +1,10 @@
 """Convert any weight file gatescope reads into its own format, in a process of its own.
 
-    python -m model.formats.convert SOURCE OUT.safetensors [--vocab VOCAB.json]
+    python -m model.formats.convert SOURCE OUT.safetensors [--vocab VOCAB.json] [--module encoder.lstm]
         [--head next|classes|values] [--head-at every|last] [--labels '["neg", "pos"]']
 
-Prints one JSON line: {"ok": true, "cell", "layers", "hidden_size", "input"} or {"error": message},
+Prints one JSON line: {"ok": true, "cell", "layers", "hidden_size", "input"} or {"error": message}
+(with "modules": [...] when the file holds several recurrent modules and --module chose none),
 and exits 0 or 2. The server runs this on uploaded files: parsing a hostile file (HDF5 in
 particular: libhdf5 has crashed and hung on fuzzed files) can then only kill this process, which
 also caps its own memory and CPU time before it reads a byte.
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--head", default=None, help="what the output means: next | classes | values")
     p.add_argument("--head-at", default=None, help="which steps' predictions count: every | last")
     p.add_argument("--labels", default=None, help="a JSON list of a name per output")
+    p.add_argument("--module", default=None, help="the recurrent module to read, of a file that holds several")
     p.add_argument("--memory-mb", type=int, default=4096)
     p.add_argument("--cpu-seconds", type=int, default=120)
     p.add_argument("--max-mb", type=int, default=None, help="the most MB of weights the file may declare")
@@ -44,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         LIMITS.max_bytes = args.max_mb << 20
     from pathlib import Path
 
+    from ..errors import SeveralModules
     from . import FormatError, load_file
     from .native import save
 
@@ -51,8 +54,13 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         labels = None if args.labels is None else json.loads(args.labels)  # the server sends a JSON list
-        net = load_file(args.source, args.vocab, head=args.head, labels=labels, head_at=args.head_at)
+        net = load_file(
+            args.source, args.vocab, head=args.head, labels=labels, head_at=args.head_at, module=args.module
+        )
         save(net, args.out)
+    except SeveralModules as e:
+        print(json.dumps({"error": str(e), "modules": e.modules}))
+        return 2
     except FormatError as e:
         print(json.dumps({"error": str(e)}))
         return 2

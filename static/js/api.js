@@ -64,12 +64,13 @@ export async function traceBlob(model, text, encoding = "json") {
  * once every byte is sent the server reads the file, which onProgress(total, total) marks.
  * output: {head, head_at, labels} (each optional text): what the model's output means.
  */
-export function uploadModel(file, vocab = null, name = "", onProgress = () => {}, output = {}) {
+export function uploadModel(file, vocab = null, name = "", onProgress = () => {}, output = {}, module = "") {
   const form = new FormData();
   form.append("file", file);
   if (vocab) form.append("vocab", vocab);
   if (name) form.append("name", name);
   for (const [key, value] of Object.entries(output)) if (value) form.append(key, value);
+  if (module) form.append("module", module);
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open("POST", "/api/models");
@@ -80,7 +81,9 @@ export function uploadModel(file, vocab = null, name = "", onProgress = () => {}
       const body = xhr.response;
       if (xhr.status === 201) return resolve(body);
       const detail = typeof body?.detail === "string" ? body.detail : `${xhr.status} ${xhr.statusText}`;
-      reject(new ApiError(detail, xhr.status));
+      const err = new ApiError(detail, xhr.status);
+      if (Array.isArray(body?.modules)) err.modules = body.modules; // several recurrent modules: choose one
+      reject(err);
     };
     xhr.send(form);
   });

@@ -73,3 +73,8 @@ export function directionNote(card) {
   if (dirs.length > 1) return `Bidirectional: units 0–${card.hidden_size - 1} read forward, ${card.hidden_size}–${2 * card.hidden_size - 1} backward (from the end); ${how}.`;
   return `Reverse: every unit reads the text backward, from the end; ${how}.`;
 }
+
+/** Units of a gate's arrays: unitsOf(card), except a projected LSTM's h (proj_size P < H). */
+export function gateWidth(card, gate) {
+  return gate === "h" && card.proj_size ? card.proj_size : unitsOf(card);
+}

@@ -17,7 +17,7 @@ const DIVERGING_STOPS = ["#2166ac", "#67a9cf", "#f7f7f7", "#ef8a62", "#b2182b"];
 /** Which scale each gate or line key uses. */
 export const SCALE_OF = {
   f: "gate", i: "gate", o: "gate", z: "gate", r: "gate", one_minus_z: "gate",
-  c_tilde: "signed", h_tilde: "signed", h: "signed", h_prev: "signed", tanh_c: "signed",
+  c_tilde: "signed", h_tilde: "signed", h: "signed", h_prev: "signed", tanh_c: "signed", m: "signed",
   i_c_tilde: "signed", r_h_prev: "signed", z_h_tilde: "signed", one_minus_z_h_prev: "signed",
   c: "cell", c_prev: "cell", f_c_prev: "cell",
 };

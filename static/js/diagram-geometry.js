@@ -61,8 +61,10 @@ export function strip(key, dir, at, a0, a1) {
   return { key, x, y: s0, w: STRIP_W, h: len, vertical: true };
 }
 
-/** LSTM, peephole LSTM and coupled-gate LSTM (colah's chain figure and its variants). */
-export function lstmSpec(cell) {
+/** LSTM, peephole LSTM and coupled-gate LSTM (colah's chain figure and its variants); with the card's
+ *  proj_size (PyTorch's LSTMP), a W_hr box between mₜ = o × tanh(Cₜ) and hₜ. */
+export function lstmSpec(cell, card = {}) {
+  const proj = !!card.proj_size;
   const peep = cell === "peephole";
   const coupled = cell === "coupled";
   const w = 596;
@@ -84,7 +86,10 @@ export function lstmSpec(cell) {
     line([[X.tc, Y.c], [X.tc, Y.tanh - ELL_RY]], "c", ["c", "tanh_c"]),
     line([[X.tc, Y.tanh + ELL_RY], [X.tc, Y.mul - OP_R]], "tanh_c", ["tanh_c", "h"], { arrow: true }),
     line([[X.o, Y.box], [X.o, Y.mul], [X.tc - OP_R, Y.mul]], "o", ["o", "h"], { arrow: true }),
-    line([[X.tc, Y.mul + OP_R], [X.tc, Y.bus], [R, Y.bus]], "h", ["h"], { arrow: true }),
+    proj
+      ? line([[X.tc, Y.mul + OP_R], [X.tc, Y.box]], "m", ["m", "h"], { arrow: true })
+      : line([[X.tc, Y.mul + OP_R], [X.tc, Y.bus], [R, Y.bus]], "h", ["h"], { arrow: true }),
+    ...(proj ? [line([[X.tc, boxBottom], [X.tc, Y.bus], [R, Y.bus]], "h", ["h"], { arrow: true })] : []),
     line([[X.up, Y.bus], [X.up, Y.hc + IO_R]], "h", ["h"], { arrow: true }),
     // drawn after the h line going up, over it: colah breaks the h line where it passes the cell state
     line([[X.ct + OP_R, Y.c], [R, Y.c]], "c", peep ? ["c", "tanh_c", "o"] : ["c", "tanh_c"], {
@@ -138,12 +143,18 @@ export function lstmSpec(cell) {
     },
   ];
   if (!coupled) boxes.splice(1, 0, { part: "i", x: X.i, y: Y.box, label: σ, title: `input gate: i = σ(W_i · ${inputs} + b_i)` });
+  if (proj) {
+    const P = card.proj_size;
+    boxes.push({ part: "h", x: X.tc, y: Y.box, label: "W_hr", title: `projection: hₜ = W_hr · mₜ (${P} of ${card.hidden_size} units)` });
+  }
   const ops = [
     { part: "f_c_prev", x: X.f, y: Y.c, kind: "mul", title: "f × Cₜ₋₁: what the cell keeps" },
     { part: "c", x: X.ct, y: Y.c, kind: "add", title: "cell state: Cₜ = f × Cₜ₋₁ + i × C̃" },
     { part: "i_c_tilde", x: X.ct, y: Y.mul, kind: "mul", title: "i × C̃: what the cell writes" },
     { part: "tanh_c", x: X.tc, y: Y.tanh, kind: "tanh", title: "tanh(Cₜ)" },
-    { part: "h", x: X.tc, y: Y.mul, kind: "mul", title: "output: hₜ = o × tanh(Cₜ)" },
+    proj
+      ? { part: "m", x: X.tc, y: Y.mul, kind: "mul", title: "mₜ = o × tanh(Cₜ), before the projection" }
+      : { part: "h", x: X.tc, y: Y.mul, kind: "mul", title: "output: hₜ = o × tanh(Cₜ)" },
   ];
   if (coupled) ops.push({ part: "i", x: X.i, y: Y.mul, kind: "one", title: "coupled input gate: i = 1 − f" });
   const midV = (a, b) => (a + b) / 2;
@@ -160,6 +171,7 @@ export function lstmSpec(cell) {
     numLeft("h", X.up, midV(Y.hc + IO_R, Y.top)),
     numAbove("h_prev", 8, Y.bus, "h", "t−1"),
     coupled ? numAbove("i", X.i + ELL_RX + 6, Y.mul, "i") : numLeft("i", X.i, numRowY, "i"),
+    ...(proj ? [numRight("m", X.tc, midV(Y.mul + OP_R, Y.box), "m")] : []),
   ];
   const rowStrip = (key, cx, dir = "left") => strip(key, dir, cx, Y.mul + 12, Y.box - 4);
   const strips = [
@@ -174,6 +186,7 @@ export function lstmSpec(cell) {
     strip("h", "left", X.up, Y.hc + IO_R + HEAD_L + 2, Y.top - 6),
     strip("h_prev", "below", Y.bus, 6, X.x - TURN - 4),
     coupled ? strip("i", "below", Y.mul, X.i + ELL_RX + 6, X.ct - OP_R - 8) : rowStrip("i", X.i),
+    ...(proj ? [strip("m", "right", X.tc, Y.mul + OP_R + 4, Y.box - 4)] : []),
   ];
   return {
     w, height: Y.xc + IO_R + 6, top: Y.top, bottom: Y.bottom, states: [Y.c, Y.bus],

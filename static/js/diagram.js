@@ -13,7 +13,7 @@
  * selected unit, and a switch (forward / backward) selects the same unit of the other direction. The
  * backward module is mirrored: it reads right to left, its state arrives from step t+1 and leaves to t−1.
  */
-import { directionOf, directionsOf, unitsOf } from "./cards.js";
+import { directionOf, directionsOf, gateWidth, unitsOf } from "./cards.js";
 import { colourOf } from "./colors.js";
 import { downloadSvg, slug } from "./export.js";
 import { showToken } from "./format.js";
@@ -193,7 +193,7 @@ export class Diagram {
     const prev = direction === "backward" ? t + 1 : t - 1;
     if (T) {
       for (const g of s.card.gates) vectors[g] = part(layer[g].row(t));
-      vectors.h_prev = prev >= 0 && prev < T ? part(layer.h.row(prev)) : zeros(H);
+      vectors.h_prev = prev >= 0 && prev < T ? part(layer.h.row(prev)) : zeros(gateWidth(s.card, "h"));
       if (layer.c) vectors.c_prev = prev >= 0 && prev < T ? part(layer.c.row(prev)) : zeros(H);
     }
     // the token list is copied only when the trace changed (a scrub step stays cheap)
@@ -219,7 +219,7 @@ export class Diagram {
     this._card = card;
     this._H = card.hidden_size;
     this._direction = directionOf(card, this._state.unit).direction;
-    this._spec = this._direction === "backward" ? mirrored(build(card.cell)) : build(card.cell);
+    this._spec = this._direction === "backward" ? mirrored(build(card.cell, card)) : build(card.cell, card);
     this._view = null;
     this._build();
     this._showSwitch(card);

@@ -41,6 +41,7 @@ export const MATH = {
   h_prev: "h<sub>t−1</sub>",
   c_prev: "C<sub>t−1</sub>",
   tanh_c: "tanh(C<sub>t</sub>)",
+  m: "m<sub>t</sub>",
   f_c_prev: "f<sub>t</sub>·C<sub>t−1</sub>",
   i_c_tilde: "i<sub>t</sub>·C̃<sub>t</sub>",
   r_h_prev: "r<sub>t</sub>·h<sub>t−1</sub>",

@@ -15,7 +15,7 @@
  * until then the cells show without their frames.
  */
 
-import { directionsOf, unitsOf } from "./cards.js";
+import { directionsOf, gateWidth } from "./cards.js";
 import { CELL_SOFT, SHADES, cellTicks, plotlyScale, rangeOf, scaleOf } from "./colors.js";
 import { downloadFigure, slug } from "./export.js";
 import { MATH, SHORT, el, esc, fmt, showToken } from "./format.js";
@@ -348,7 +348,7 @@ export class Heatmaps {
     const hooks = { onExport: (panel, format) => this._export(panel, format) };
     for (const gate of card.gates) {
       const p = new Panel(gate, hooks);
-      p.H = unitsOf(card);
+      p.H = gateWidth(card, gate);
       p.split = directionsOf(card).length > 1 ? card.hidden_size : 0;
       this._wire(p);
       this.panels.push(p);

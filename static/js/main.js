@@ -80,7 +80,7 @@ new Uploader(
   {
     open: $("upload-open"), dialog: $("upload"), form: $("upload-form"), file: $("upload-file"), vocab: $("upload-vocab"),
     name: $("upload-name"), status: $("upload-status"), progress: $("upload-progress"), submit: $("upload-submit"),
-    cancel: $("upload-cancel"), remove: $("upload-remove"),
+    cancel: $("upload-cancel"), remove: $("upload-remove"), moduleRow: $("upload-module-row"), module: $("upload-module"),
     head: $("upload-head"), headAt: $("upload-head-at"), labels: $("upload-labels"),
   },
   state,

@@ -15,7 +15,7 @@
  * Nothing here computes a gate: values come from the server; this module only stores and indexes.
  */
 
-import { defaultUnit, unitsOf } from "./cards.js";
+import { defaultUnit, gateWidth, unitsOf } from "./cards.js";
 
 /** Rows a Series reserves when it first grows. */
 const FIRST_CAPACITY = 256;
@@ -82,7 +82,7 @@ export class TraceStore {
     if (!card) return;
     for (let l = 0; l < card.layers; l++) {
       const gates = {};
-      for (const g of card.gates) gates[g] = new Series(unitsOf(card));
+      for (const g of card.gates) gates[g] = new Series(gateWidth(card, g));
       this.layers.push(gates);
       this._cellRowMax.push(new Float32Array(FIRST_CAPACITY));
     }

@@ -92,7 +92,18 @@ const WALKS = {
 };
 
 /** The variants' changes to the LSTM walkthrough. */
-function walkOf(cell) {
+function walkOf(cell, card = {}) {
+  if (cell === "lstm" && card.proj_size) {
+    // PyTorch's proj_size: h is a projection of m = o·tanh(C), P of the H units (unit u ≥ P has no h)
+    const walk = WALKS.lstm.map((s) => ({ ...s, rows: [...s.rows] }));
+    walk[3].rows = [
+      walk[3].rows[0],
+      `m<sub>t</sub> = o<sub>t</sub>·tanh(C<sub>t</sub>) = {o}·{(tanh_c)} = {m}`,
+      `h<sub>t</sub> = W<sub>hr</sub>·m<sub>t</sub> = {h}  (${card.proj_size} of ${card.hidden_size} units)`,
+    ];
+    walk[3].prose += ` Projected (proj_size ${card.proj_size}): h<sub>t</sub> is W<sub>hr</sub> times the whole vector m<sub>t</sub>.`;
+    return walk;
+  }
   if (cell === "gru" || cell === "rnn" || cell === "lstm") return WALKS[cell];
   const walk = WALKS.lstm.map((s) => ({ ...s, rows: [...s.rows] }));
   if (cell === "peephole") {
@@ -154,7 +165,7 @@ export class Steps {
     this._direction = directionOf(card, this.state.unit).direction;
     const back = this._direction === "backward";
     const later = (html) => (back ? html.replaceAll("t−1", "t+1") : html);
-    for (const step of walkOf(card.cell)) {
+    for (const step of walkOf(card.cell, card)) {
       const li = el("li", { class: "step", "data-gate": step.gate, tabindex: "0" });
       li.append(el("h3", { html: step.title }), el("p", { class: "prose", html: later(step.prose) }));
       for (const row of step.rows) {

@@ -4,6 +4,9 @@
  * that removes an uploaded model. Shown only when the server takes uploads (data-uploads on <body>).
  * The file types offered are the server's: the template writes them into the file input's `accept`.
  *
+ * A file holding several recurrent modules (an encoder-decoder) is answered with their list: the dialog
+ * then shows a select of them and the next Upload sends the chosen one as the form field `module`.
+ *
  * After an upload or a removal the state takes the server's new model list; an added text model is
  * chosen at once, a removed one gives way to `defaultModel`.
  */
@@ -12,7 +15,8 @@ import { ApiError, deleteModel, listModels, uploadModel } from "./api.js";
 
 export class Uploader {
   /**
-   * els: {open (button), dialog, form, file, vocab, name, status, progress, submit, cancel, remove (button)}
+   * els: {open (button), dialog, form, file, vocab, name, status, progress, submit, cancel, remove (button),
+   *       moduleRow, module (select)}
    * options: defaultModel (shown after a removal); onMessage(text | null, level) for the page's banner.
    */
   constructor(els, state, { defaultModel = null, onMessage = () => {} } = {}) {
@@ -27,6 +31,7 @@ export class Uploader {
       this._upload();
     });
     els.remove.addEventListener("click", () => this._remove());
+    els.file.addEventListener("change", () => this._offerModules(null)); // another file: its own modules
     state.subscribe((changed) => {
       if (changed.has("model")) this._showRemove();
     });
@@ -39,6 +44,7 @@ export class Uploader {
     status.classList.remove("is-error");
     progress.hidden = true;
     submit.disabled = false;
+    this._offerModules(null);
     dialog.showModal();
   }
 
@@ -62,10 +68,15 @@ export class Uploader {
     try {
       const { head, headAt, labels } = this.els; // what the output means: only what the person chose is sent
       const output = { head: head?.value || "", head_at: headAt?.value || "", labels: labels?.value.trim() || "" };
-      card = await uploadModel(file.files[0], vocab.files[0] || null, name.value.trim(), onProgress, output);
+      const module = this.els.moduleRow.hidden ? "" : this.els.module.value;
+      card = await uploadModel(file.files[0], vocab.files[0] || null, name.value.trim(), onProgress, output, module);
     } catch (e) {
       progress.hidden = true;
       submit.disabled = false;
+      if (e instanceof ApiError && e.modules?.length) {
+        this._offerModules(e.modules);
+        return this._say("This file holds several recurrent modules: choose one and press Upload again.", true);
+      }
       return this._say(e instanceof ApiError ? e.message : `The upload failed: ${e.message}`, true);
     }
     dialog.close();
@@ -102,6 +113,19 @@ export class Uploader {
     const cards = this.state.cards;
     this.state.choose(cards.find((c) => c.id === this._defaultModel)?.id || cards[0].id);
     this._message(`Removed '${card.id}'.`, "info");
+  }
+
+  /** Show a select of the file's recurrent modules (null: hide it). */
+  _offerModules(modules) {
+    const { moduleRow, module } = this.els;
+    module.replaceChildren(
+      ...(modules || []).map((m) => {
+        const opt = document.createElement("option");
+        opt.value = opt.textContent = m;
+        return opt;
+      }),
+    );
+    moduleRow.hidden = !modules;
   }
 
   _showRemove() {

@@ -245,6 +245,8 @@ DIAGRAM_KEYS = {
 DIAGRAM_KEYS["peephole"] = DIAGRAM_KEYS["coupled"] = DIAGRAM_KEYS["lstm"]
 #: PyTorch's GRU gates U_h·h, not h, with r: the diagram has no r·h_{t−1} number.
 DIAGRAM_KEYS["gru_reset_after"] = DIAGRAM_KEYS["gru"] - {"r_h_prev"}
+#: An LSTM with proj_size: m = o·tanh(C) gets its own number (for a unit below P, h too).
+DIAGRAM_KEYS["lstm_proj"] = DIAGRAM_KEYS["lstm"] | {"m"}
 
 
 def reference(trace: dict, layer: int, t: int, unit: int) -> dict[str, float]:

@@ -67,18 +67,18 @@ def test_bidirectional_loads_with_the_backward_weights_under_their_own_names(tmp
     assert net.trace(np.ones((3, 3), np.float32)).layers[0]["h"].shape == (3, 8)
 
 
-def test_proj_size_is_refused(tmp_path):
-    sd = state_dict(H=4)
-    sd["weight_hh_l0"] = np.zeros((16, 2), np.float32)  # nn.LSTM(3, 4, proj_size=2): W_hh sees the projection
-    sd["weight_hr_l0"] = np.zeros((2, 4), np.float32)
-    msg = refusal(tmp_path / "proj.safetensors", sd)
-    assert "proj_size" in msg and "weight_hr_l0" in msg, msg
-
-
-def test_two_recurrent_modules_are_refused(tmp_path):
+def test_two_recurrent_modules_are_listed_and_module_picks_one(tmp_path):
     sd = {**state_dict(prefix="encoder."), **state_dict("gru", D=4, prefix="decoder.")}
-    msg = refusal(tmp_path / "seq2seq.safetensors", sd)
-    assert "encoder" in msg and "decoder" in msg and "one" in msg, msg
+    path = tmp_path / "seq2seq.safetensors"
+    with pytest.raises(model.SeveralModules) as e:
+        save_file(sd, str(path))
+        model.load(path)
+    assert e.value.modules == ["decoder", "encoder"], e.value.modules
+    assert "module=" in str(e.value) and "nn.GRU" in str(e.value) and "nn.LSTM" in str(e.value), str(e.value)
+    enc, dec = model.load(path, module="encoder"), model.load(path, module="decoder")
+    assert (enc.cell, dec.cell, dec.spec.input_size) == ("lstm", "gru", 4)
+    assert any("decoder" in n for n in enc.spec.meta["left_out"]), enc.spec.meta
+    assert "no recurrent module 'middle'" in refusal(path, module="middle")
 
 
 @pytest.mark.parametrize(
@@ -199,15 +199,33 @@ def test_a_text_model_loads_with_its_vocabulary(tmp_path):
 @pytest.mark.parametrize(
     ("extra", "named"),
     [
-        ({"norm.weight": np.ones(4, np.float32), "norm.bias": np.zeros(4, np.float32)}, "norm.weight"),
-        ({"bn.running_mean": np.zeros(4, np.float32)}, "bn.running_mean"),
-        ({"attn.weight": np.ones((7, 9), np.float32)}, "attn"),
+        (
+            {"norm.weight": np.ones(4, np.float32), "norm.bias": np.zeros(4, np.float32)},
+            "LayerNorm norm (bias, weight)",
+        ),
+        ({"bn.running_mean": np.zeros(4, np.float32)}, "BatchNorm bn (running_mean)"),
+        ({"attn.weight": np.ones((7, 9), np.float32)}, "Linear 9→7 attn (weight)"),
     ],
     ids=["layernorm", "batchnorm-buffer", "unplaceable-matrix"],
 )
-def test_an_unrecognised_tensor_is_named(extra, named, tmp_path):
-    msg = refusal(tmp_path / "extra.safetensors", {**state_dict(prefix="rnn."), **extra})
-    assert named in msg, msg
+def test_an_unmodelled_module_is_left_out_and_named(extra, named, tmp_path):
+    """The recurrent part loads exactly; what it leaves out is named in spec.meta["left_out"]."""
+    save_file({**state_dict(prefix="rnn."), **extra}, str(tmp_path / "extra.safetensors"))
+    save_file(state_dict(prefix="rnn."), str(tmp_path / "plain.safetensors"))
+    net, plain = model.load(tmp_path / "extra.safetensors"), model.load(tmp_path / "plain.safetensors")
+    assert any(n.startswith(named) for n in net.spec.meta["left_out"]), net.spec.meta
+    x = np.random.default_rng(2).normal(size=(5, 3)).astype(np.float32)
+    np.testing.assert_array_equal(net.trace(x).layers[0]["h"], plain.trace(x).layers[0]["h"])
+
+
+def test_a_layernorm_before_the_head_drops_the_head(tmp_path):
+    """A state_dict does not say where the LayerNorm sits: the head it may precede is not applied."""
+    sd = {**text_state_dict(), "ln.weight": np.ones(4, np.float32), "ln.bias": np.zeros(4, np.float32)}
+    save_file(sd, str(tmp_path / "ln.safetensors"))
+    net = model.load(tmp_path / "ln.safetensors", vocab=list("abcdef"))
+    assert net.spec.output_size is None and net.input == "text", net.spec
+    notes = " / ".join(net.spec.meta["left_out"])
+    assert "LayerNorm ln (bias, weight)" in notes and "head not shown" in notes, notes
 
 
 def test_an_embedding_without_vocabulary_says_how_to_give_one(tmp_path):
@@ -272,9 +290,9 @@ def test_a_pt_holding_a_pickled_module_is_refused(tmp_path):
     assert "pickled" in msg and "state_dict" in msg, msg
 
 
-def test_a_pt_holding_more_than_a_state_dict_is_refused(tmp_path):
+def test_a_pt_holding_no_state_dict_entry_lists_what_it_holds(tmp_path):
     torch = pytest.importorskip("torch")
     path = tmp_path / "checkpoint.pt"
-    torch.save({"model": torch.nn.GRU(3, 4).state_dict(), "epoch": 3}, path)
+    torch.save({"weights_of_my_gru": torch.nn.GRU(3, 4).state_dict(), "epoch": 3}, path)
     msg = refusal(path)
-    assert "state_dict" in msg, msg
+    assert "state_dict" in msg and "weights_of_my_gru, epoch" in msg and "'model_state_dict'" in msg, msg
