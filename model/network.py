@@ -21,7 +21,7 @@ import numpy as np
 from .cells import GATES, PARAMS, Cell, State, make_cell
 from .errors import Cancelled, FormatError, InputError
 from .threads import step_threads
-from .tokenizer import Tokenizer
+from .tokenizer import Encoded, Tokenizer, make_tokenizer
 from .trace import Trace
 
 #: Largest embedding-times-W table (entries) precomputed for layer 0; larger ones project per call.
@@ -38,8 +38,10 @@ class Spec:
     num_layers: int = 1
     reset_after: bool = False  # gru only: reset after the recurrent product (PyTorch, ONNX, Keras)
     vocab: list[str] | None = None  # tokens, for text models
-    tokenizer: str | None = None  # "char" | "word", with a vocab
+    tokenizer: str | None = None  # "char" | "word" | "hf", with a vocab
     unk: str | None = "<unk>"  # the vocabulary's unknown entry
+    tokenizer_options: dict[str, Any] | None = None  # word: lowercase, split_punct, strip_punct, eol (tokenizer.py)
+    tokenizer_json: str | None = None  # "hf": the Hugging Face tokenizer.json's text (its pieces are ``vocab``)
     embedding: bool = False  # tokens enter through an embedding (V, D); else one-hot (D = V)
     output_size: int | None = None  # V of the output head (linear + softmax), or None
     meta: dict[str, Any] = field(default_factory=dict)  # description, provenance, source format
@@ -96,7 +98,7 @@ def _check_spec(spec: Spec) -> None:
         if not spec.vocab:
             raise FormatError("the vocabulary is empty")
         if spec.tokenizer is None:
-            raise FormatError("a model with a vocabulary needs a tokenizer ('char' or 'word')")
+            raise FormatError("a model with a vocabulary needs a tokenizer ('char', 'word' or 'hf')")
         if not spec.embedding and spec.input_size != len(spec.vocab):
             raise FormatError(
                 f"one-hot input needs input_size = vocabulary size: the weights take input size {spec.input_size}, "
@@ -132,7 +134,10 @@ class Network:
             self.params[n] = np.array(a, dtype=dtype)  # a copy: later changes to the caller's arrays do not leak in
         self.spec = spec
         self.dtype = np.dtype(dtype)
-        self.tokenizer = Tokenizer(spec.vocab, spec.tokenizer or "char", spec.unk) if spec.vocab else None
+        self.tokenizer: Tokenizer | None = None
+        if spec.vocab:
+            s, voc = spec, spec.vocab
+            self.tokenizer = make_tokenizer(voc, s.tokenizer, s.unk, s.tokenizer_options, s.tokenizer_json)
         self.cells: list[Cell] = []
         for k in range(spec.num_layers):
             pre = f"layers.{k}."
@@ -187,20 +192,21 @@ class Network:
     # Running ----------------------------------------------------------------------
     def trace(
         self,
-        x: str | np.ndarray,
+        x: str | np.ndarray | Encoded,
         state: list[State] | None = None,
         probs: bool = True,
         *,
         stop: Callable[[], bool] | None = None,
     ) -> Trace:
-        """Run the network over ``x`` (text, or a (T, D) array) from ``state`` and record every gate.
+        """Run the network over ``x`` (text, its ``tokenizer.encode``-d form, or a (T, D) array) from
+        ``state`` and record every gate.
 
         With ``stop``, the run goes ``chunk_steps()`` steps at a time (every layer over a chunk, then
         the next) and calls ``stop()`` before each chunk; when it returns True the run raises
         ``Cancelled`` (a server whose client left uses it). Without it, each layer runs over all steps.
         """
         with step_threads():  # the head's product too: BLAS threads it woke would spin on the cores afterwards
-            tokens, unknown, xW = self._inputs(x)
+            enc, xW = self._inputs(x)
             state = self._check_state(state)
             if stop is None:
                 layers = self._run(xW, state)
@@ -210,30 +216,32 @@ class Network:
         return Trace(
             cell=self.spec.cell,
             gates=self.gates,
-            tokens=tokens,
+            tokens=enc.tokens,
             layers=layers,
             probs=p,
-            unknown=unknown,
+            unknown=enc.unknown,
+            display=enc.display,
             initial=state,
             reset_after=bool(self.spec.reset_after),
         )
 
-    def _inputs(self, x: str | np.ndarray) -> tuple[list[str], list[int], np.ndarray]:
-        """The tokens, the unknown positions and layer 0's input share of every gate, (T, G*H)."""
+    def _inputs(self, x: str | np.ndarray | Encoded) -> tuple[Encoded, np.ndarray]:
+        """The tokens (ids, unknown positions, display) and layer 0's input share of every gate, (T, G*H)."""
         first = self.cells[0]
-        if not isinstance(x, str):
+        if not isinstance(x, (str, Encoded)):
             inp = self.check_vectors(x)  # (T, D)
-            return [str(t) for t in range(inp.shape[0])], [], first.project(inp)
+            steps = np.arange(inp.shape[0])
+            return Encoded(steps, [str(t) for t in steps.tolist()], []), first.project(inp)
         if self.tokenizer is None:
             raise InputError("this model takes vectors, not text: pass a (T, D) array")
-        enc = self.tokenizer.encode(x)
+        enc = self.tokenizer.encode(x) if isinstance(x, str) else x.check()
         if len(enc.tokens) == 0:
             raise InputError("the input is empty: nothing to trace")
         if self._table is not None:
             xW = self._table[enc.ids]  # (T, G*H) layer 0's projection, gathered (a copy)
         else:
             xW = first.project(self.params["embedding"][enc.ids])  # (T, G*H)
-        return enc.tokens, enc.unknown, xW
+        return enc, xW
 
     def _run(self, xW: np.ndarray, state: list[State]) -> list[dict[str, np.ndarray]]:
         """Every layer over every step: layer k's gates (T, H), from layer 0's input share xW."""

@@ -4,12 +4,14 @@ tr.tokens            list[str], one per step (for vector input: "0", "1", ...)
 tr.layers[k][gate]   (T, H) array for layer k; gate keys from ``cells.GATES``
 tr.probs             (T, V) next-token probabilities, or None without an output head
 tr.unknown           positions whose token was not in the vocabulary
+tr.display           the tokens as text where they are subword pieces ("Ġthe" -> " the"), else None
 tr.state_at(t)       the state after the first t steps, to resume from
 tr.unit(k, u)        every value one unit carries through the diagram, over time (see ``LINES``)
 
-TraceBuffer is a trace that is edited as a person types: ``buf.update(text)`` recomputes only the
-steps from the first token that changed, and writes them into rows that grow by doubling, so an
-edit costs its new steps, not a copy of the whole trace (a 1,000-step trace is 3 MB of gates).
+TraceBuffer is a trace that is edited as a person types: ``buf.update(text)`` tokenizes the whole
+text, recomputes only the steps from the first token that changed, and writes them into rows that
+grow by doubling, so an edit costs its new steps, not a copy of the whole trace (a 1,000-step
+trace is 3 MB of gates).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .cells import State
-from .errors import InputError, UnknownTokenError
+from .errors import InputError
+from .tokenizer import Encoded
 
 if TYPE_CHECKING:
     from .network import Network
@@ -45,6 +48,7 @@ class Trace:
     unknown: list[int] = field(default_factory=list)
     initial: list[State] = field(default_factory=list)  # the state the run started from
     reset_after: bool = False  # a GRU whose reset gate acts after U_h (PyTorch's convention)
+    display: list[str] | None = None  # per step, the text a subword piece stands for (None: tokens are text)
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -59,14 +63,18 @@ class Trace:
         layers = [{g: a[:t] for g, a in layer.items()} for layer in self.layers]
         probs = None if self.probs is None else self.probs[:t]
         unknown = [p for p in self.unknown if p < t]
-        return replace(self, tokens=self.tokens[:t], layers=layers, probs=probs, unknown=unknown)
+        display = None if self.display is None else self.display[:t]
+        return replace(self, tokens=self.tokens[:t], layers=layers, probs=probs, unknown=unknown, display=display)
 
     def then(self, more: Trace) -> Trace:
         """This trace followed by ``more`` (which must have started from this trace's final state)."""
         layers = [{g: np.concatenate([a, b[g]]) for g, a in la.items()} for la, b in zip(self.layers, more.layers)]
         probs = None if self.probs is None or more.probs is None else np.concatenate([self.probs, more.probs])
         unknown = self.unknown + [p + len(self) for p in more.unknown]
-        return replace(self, tokens=self.tokens + more.tokens, layers=layers, probs=probs, unknown=unknown)
+        display = None if self.display is None or more.display is None else self.display + more.display
+        return replace(
+            self, tokens=self.tokens + more.tokens, layers=layers, probs=probs, unknown=unknown, display=display
+        )
 
     def top(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k likeliest next tokens at every step: indices (T, k) and probabilities (T, k), best first."""
@@ -139,8 +147,8 @@ class TraceBuffer:
     token that changed, resuming from the state the kept steps ended in.
 
         buf = TraceBuffer(net)
-        k, new = buf.update(list("def f(x):"))     # k = 0: every step is new
-        k, new = buf.update(list("def f(x): y"))   # k = 9: only " y" was traced
+        k, new = buf.update("def f(x):")     # k = 0: every step is new
+        k, new = buf.update("def f(x): y")   # k = 9: only " y" was traced
         buf.trace                                   # the whole text's trace; ``new`` is its steps from k on
 
     The steps live in arrays whose rows grow by doubling (never past ``max_steps``, when given):
@@ -174,28 +182,28 @@ class TraceBuffer:
         """The first position where ``tokens`` differ from the buffer's: where ``update`` will start."""
         return 0 if self.trace is None else common_prefix(self.trace.tokens, tokens)
 
-    def update(self, tokens: list[str], stop: Callable[[], bool] | None = None) -> tuple[int, Trace]:
-        """Trace a text's ``tokens`` (``net.tokenizer.split(text)``) after the last ones: the first
-        changed position k and the trace of the steps from k on (empty when only the end was deleted).
+    def update(self, text: str | Encoded, stop: Callable[[], bool] | None = None) -> tuple[int, Trace]:
+        """Trace a text (or its ``net.tokenizer.encode``-d form) after the last one: the first changed
+        position k and the trace of the steps from k on (empty when only the end was deleted).
+
+        The whole new text is tokenized, and its pieces from the first one that differs are traced
+        from the kept steps' state: a subword tokenizer may split an edited word (or the text after
+        it) differently, so the new steps are exactly those of a fresh trace of the whole text.
         Bad input, and a run ``stop`` cancels (``Network.trace``), raise before anything changes."""
         tokenizer = self.net.tokenizer
         if tokenizer is None:
             raise InputError("this model takes vectors, not text: pass a (T, D) array")
-        if not tokens:
+        enc = tokenizer.encode(text) if isinstance(text, str) else text.check()
+        if not len(enc):
             raise InputError("the text has no tokens: nothing to trace")
-        k = self.changed_from(tokens)
+        k = self.changed_from(enc.tokens)
         kept = None if self.trace is None else self.trace.head(k)
-        if k == len(tokens):  # a deletion at the end (or no change): nothing new to trace
+        if k == len(enc):  # a deletion at the end (or no change): nothing new to trace
             assert kept is not None
             self.trace = kept
             return k, kept.head(0)
-        try:  # the kept tokens passed before; only the new ones are read
-            new = self.net.trace(
-                tokenizer.join(tokens[k:]), state=None if kept is None or k == 0 else kept.state, stop=stop
-            )
-        except UnknownTokenError as e:  # positions in the whole text, not the new steps
-            raise UnknownTokenError(e.tokens, [p + k for p in e.positions]) from None
-        self._capacity = self.rows_for(len(tokens))
+        new = self.net.trace(enc.tail(k), state=None if kept is None or k == 0 else kept.state, stop=stop)
+        self._capacity = self.rows_for(len(enc))
         self.trace = self._splice(k, kept, new)
         return k, new
 
@@ -206,7 +214,9 @@ class TraceBuffer:
         if kept is None or k == 0:
             return replace(new, layers=layers, probs=probs)
         unknown = kept.unknown + [p + k for p in new.unknown]  # positions in the whole text
-        return replace(kept, tokens=kept.tokens + new.tokens, layers=layers, probs=probs, unknown=unknown)
+        display = None if kept.display is None or new.display is None else kept.display + new.display
+        tokens = kept.tokens + new.tokens
+        return replace(kept, tokens=tokens, layers=layers, probs=probs, unknown=unknown, display=display)
 
     def _put(self, key: Any, at: int, rows: np.ndarray) -> np.ndarray:
         """Write ``rows`` from row ``at`` on (keeping the rows before it); the first ``at + len(rows)`` rows."""
