@@ -25,11 +25,29 @@ import numpy as np
 from model import Network, Trace
 
 
+def _shown_vocab(net: Network) -> list[str] | None:
+    """The vocabulary as text, for a model whose tokens are subword pieces ("Ġthe" -> " the"), else None."""
+    return None if net.tokenizer is None else net.tokenizer.vocab_display()
+
+
+def display_of(x: Any) -> dict[str, Any]:
+    """``{"display": [...]}`` for a trace or an encoded text whose tokens are subword pieces, else ``{}``:
+    the text each piece stands for, which the page shows (the tokens stay the pieces, exactly)."""
+    display = getattr(x, "display", None)
+    return {} if display is None else {"display": display}
+
+
 def _top(net: Network, tr: Trace, top_k: int) -> list[list[dict[str, Any]]] | None:
     if tr.probs is None:
         return None
     idx, p = tr.top(top_k)
     labels = net.vocab or [str(j) for j in range(tr.probs.shape[1])]
+    shown = _shown_vocab(net)
+    if shown is not None:
+        return [
+            [{"token": labels[j], "display": shown[j], "p": float(q)} for j, q in zip(row_i, row_p, strict=True)]
+            for row_i, row_p in zip(idx.tolist(), p.tolist(), strict=True)
+        ]
     return [
         [{"token": labels[j], "p": float(q)} for j, q in zip(row_i, row_p, strict=True)]
         for row_i, row_p in zip(idx.tolist(), p.tolist(), strict=True)
@@ -42,12 +60,15 @@ def steps_json(net: Network, tr: Trace, start: int, top_k: int) -> Iterator[dict
     top = _top(net, tr, top_k)
     layers = [{g: layer[g].tolist() for g in tr.gates} for layer in tr.layers]  # per layer: gate -> T lists
     for k, token in enumerate(tr.tokens):
-        yield {
+        line = {
             "t": start + k,
             "token": token,
             "layers": [{g: rows[k] for g, rows in la.items()} for la in layers],
             "probs": top[k] if top is not None else None,
         }
+        if tr.display is not None:
+            line["display"] = tr.display[k]
+        yield line
 
 
 def _body(name: str, tr: Trace, encode: Any, probs: Any) -> dict[str, Any]:
@@ -55,6 +76,7 @@ def _body(name: str, tr: Trace, encode: Any, probs: Any) -> dict[str, Any]:
     return {
         "model": name,
         "tokens": tr.tokens,
+        **display_of(tr),
         "unknown": tr.unknown,
         "layers": [{g: encode(g, layer[g]) for g in tr.gates} for layer in tr.layers],
         "probs": probs,
@@ -82,7 +104,7 @@ def _rows(a: np.ndarray) -> Iterator[str]:
 
 def iter_json(name: str, net: Network, tr: Trace, top_k: int) -> Iterator[str]:
     """``json.dumps(trace_json(...))`` in pieces of about PIECE_VALUES numbers (a streamed response)."""
-    head = json.dumps({"model": name, "tokens": tr.tokens, "unknown": tr.unknown})
+    head = json.dumps({"model": name, "tokens": tr.tokens, **display_of(tr), "unknown": tr.unknown})
     yield head[:-1] + ', "layers": ['
     for k, layer in enumerate(tr.layers):
         yield ", {" if k else "{"
@@ -130,7 +152,8 @@ def plain_values(net: Network, steps: int) -> int:
 
 
 def trace_npz(tr: Trace) -> bytes:
-    """Arrays ``layer<k>/<gate>`` (T, H), ``tokens`` and, with a head, ``probs`` (T, V); no pickles."""
+    """Arrays ``layer<k>/<gate>`` (T, H), ``tokens`` (``display`` for subword pieces) and, with a head,
+    ``probs`` (T, V); no pickles."""
     return b"".join(iter_npz(tr))
 
 
@@ -156,6 +179,8 @@ def iter_npz(tr: Trace) -> Iterator[bytes]:
     """``trace_npz``'s archive as it is written, an array (compressed, level 1) per piece: ``np.load`` reads it."""
     arrays = {f"layer{k}/{g}": layer[g] for k, layer in enumerate(tr.layers) for g in tr.gates}
     arrays["tokens"] = np.array(tr.tokens, dtype=str)
+    if tr.display is not None:
+        arrays["display"] = np.array(tr.display, dtype=str)
     if tr.probs is not None:
         arrays["probs"] = tr.probs
     sink = _Sink()
@@ -203,7 +228,11 @@ def top_compact(net: Network, tr: Trace, top_k: int) -> dict[str, Any] | None:
         return None
     idx, p = tr.top(top_k)  # (T, k) each
     labels = np.array(net.vocab or [str(j) for j in range(tr.probs.shape[1])], dtype=object)
-    return {"k": idx.shape[1], "tokens": labels[idx].tolist(), "p": pack_range(p, 0.0, 1.0)}
+    out = {"k": idx.shape[1], "tokens": labels[idx].tolist(), "p": pack_range(p, 0.0, 1.0)}
+    shown = _shown_vocab(net)
+    if shown is not None:
+        out["display"] = np.array(shown, dtype=object)[idx].tolist()  # (T, k) the pieces as text
+    return out
 
 
 def _skeleton(body: dict[str, Any], hold: Any) -> dict[str, Any]:

@@ -34,6 +34,14 @@ class ModelCard(BaseModel):
     input: str | None = Field(default=None, description='"text" or "vectors"')
     gates: list[str] = Field(default=[], description="gate keys in diagram order")
     vocab: int | None = Field(default=None, description="vocabulary size, for text models")
+    tokenizer: str | None = Field(
+        default=None, description='"char", "word" or "hf" (a Hugging Face tokenizer.json), for text models'
+    )
+    tokenizer_options: dict[str, Any] | None = Field(
+        default=None,
+        description="word: the options from the vocabulary file (lowercase, split_punct, strip_punct, eol); "
+        "hf: its model (BPE, WordPiece, Unigram; byte-level) and unknown token",
+    )
     input_size: int | None = Field(default=None, description="size of each input vector, for vector models")
     head: bool = Field(default=False, description="whether the model predicts the next token (probs in traces)")
     origin: str = Field(default="bundled", description='"bundled" or "uploaded" (only uploaded models can be deleted)')
@@ -60,6 +68,7 @@ class Prediction(BaseModel):
     """One candidate for the next token."""
 
     token: str = Field(description="the token")
+    display: str | None = Field(default=None, description="subword pieces: the text it stands for ('Ġthe': ' the')")
     p: float = Field(description="its probability")
 
 
@@ -68,6 +77,9 @@ class TraceResponse(BaseModel):
 
     model: str = Field(description="the model's id")
     tokens: list[str] = Field(description="the input's tokens, one per step")
+    display: list[str] | None = Field(
+        default=None, description="subword tokenizers: each piece as the text it stands for ('Ġthe': ' the')"
+    )
     unknown: list[int] = Field(description="positions whose token was not in the vocabulary")
     layers: list[dict[str, list[list[float]]]] = Field(description="per layer: gate -> T lists of H values")
     probs: list[list[Prediction]] | None = Field(description="top predictions of the next token, per step")

@@ -55,12 +55,13 @@ class Encoded:
     def __len__(self) -> int:
         return len(self.tokens)
 
-    def tail(self, k: int) -> Encoded:
-        """The tokens from position k on (unknown positions counted from k)."""
-        display = None if self.display is None else self.display[k:]
-        unknown = [p - k for p in self.unknown if p >= k]
-        missing = [(m, p - k) for m, p in self.missing if p >= k]
-        ids, tokens = self.ids[k:], self.tokens[k:]
+    def tail(self, k: int, end: int | None = None) -> Encoded:
+        """The tokens from position k on (to ``end``), positions counted from k."""
+        end = len(self.tokens) if end is None else end
+        display = None if self.display is None else self.display[k:end]
+        unknown = [p - k for p in self.unknown if k <= p < end]
+        missing = [(m, p - k) for m, p in self.missing if k <= p < end]
+        ids, tokens = self.ids[k:end], self.tokens[k:end]
         return replace(self, ids=ids, tokens=tokens, unknown=unknown, display=display, missing=missing)
 
     def check(self) -> Encoded:

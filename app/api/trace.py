@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import StreamingResponse
 
 from ..encoding import (
+    display_of,
     dumps_binary,
     dumps_compact,
     iter_csv,
@@ -100,12 +101,12 @@ async def trace_text(
 @router.post("/trace/stream", responses=REFUSALS)
 def stream_trace(job: CheckedDep) -> Iterator[dict[str, Any]]:
     """The trace as JSON Lines: a header (model, tokens), then one line per step as soon as it is computed."""
-    yield {"model": job.name, "tokens": job.tokens}
+    yield {"model": job.name, "tokens": job.tokens, **display_of(job.x)}
     net, state, t, size = job.net, None, 0, 1
     while t < len(job.tokens):
         end = min(t + size, len(job.tokens))
-        piece = net.tokenizer.join(job.tokens[t:end]) if net.tokenizer is not None else np.asarray(job.x)[t:end]
-        tr = net.trace(piece, state=state)  # resumes where the last chunk stopped
+        piece = job.x.tail(t, end) if net.tokenizer is not None else np.asarray(job.x)[t:end]
+        tr = net.trace(piece, state=state)  # resumes where the last chunk stopped: the whole text's pieces
         state = tr.state
         yield from steps_json(net, tr, t, job.top_k)
         t, size = end, min(2 * size, MAX_CHUNK)

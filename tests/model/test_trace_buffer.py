@@ -19,7 +19,7 @@ def test_random_edits_always_equal_a_fresh_trace_and_only_new_steps_are_computed
         piece = "".join(rng.choice(alphabet, size=int(rng.integers(1, 6))))
         text = text[:at] + piece + text[at + int(rng.integers(0, 3)) :]
         before = None if buf.trace is None else list(buf.trace.tokens)
-        k, new = buf.update(list(text))
+        k, new = buf.update(text)
         assert k == (0 if before is None else model.trace.common_prefix(before, list(text)))
         assert len(new) == len(text) - k  # only the steps after the first change were traced
         full, got = net.trace(text), buf.trace
@@ -43,12 +43,12 @@ def test_common_prefix():
 def test_an_unknown_token_is_named_at_its_place_in_the_whole_text_and_the_buffer_keeps_its_trace():
     net = model.load("dyck")  # no <unk> entry: unknown tokens are refused
     buf = model.TraceBuffer(net)
-    buf.update(list("(()"))
+    buf.update("(()")
     with pytest.raises(model.UnknownTokenError, match="'x' at 4") as e:
-        buf.update(list("(()(x"))
+        buf.update("(()(x")
     assert e.value.positions == [4]
     assert buf.trace is not None and buf.trace.tokens == list("(()")
-    k, new = buf.update(list("(())"))
+    k, new = buf.update("(())")
     assert (k, new.tokens) == (3, [")"])
 
 
@@ -56,9 +56,9 @@ def test_the_buffer_says_beforehand_what_it_will_hold_and_never_grows_past_max_s
     net = model.load("code")
     buf = model.TraceBuffer(net, max_steps=300)
     for n in (5, 70, 200, 250, 300, 40):
-        tokens = list(("def f(x):\n    return x\n" * 20)[:n])
+        text = ("def f(x):\n    return x\n" * 20)[:n]
         expected = buf.nbytes_for(n)
-        buf.update(tokens)
+        buf.update(text)
         assert buf.nbytes == expected, n  # what the server reserves is what it then holds
     assert buf.nbytes == net.trace_nbytes(300)  # 2 × 250 rows would have been 500
     assert model.TraceBuffer(net).nbytes_for(250) == net.trace_nbytes(500)  # unbounded: doubling
