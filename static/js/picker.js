@@ -4,7 +4,7 @@
  * model options follow the state's card list.
  */
 
-import { CELL_NAME } from "./cards.js";
+import { CELL_NAME, tokenizerText } from "./cards.js";
 import { el, showToken } from "./format.js";
 
 /** Characters of an example shown on its button. */
@@ -58,7 +58,7 @@ export class Picker {
     const { model, description, examples, more } = this.els;
     const card = this.state.card;
     model.value = card.id;
-    description.textContent = card.description || "No description.";
+    description.textContent = [card.description || "No description.", tokenizerText(card)].filter(Boolean).join(" ");
     description.classList.remove("is-open");
     more.textContent = "more";
     more.setAttribute("aria-expanded", "false");
