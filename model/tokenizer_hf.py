@@ -93,8 +93,18 @@ class HFTokenizer(Tokenizer):
                 decoder = [{"type": "WordPiece", "prefix": m.get("continuing_subword_prefix") or "##"}]
         self._strip_first = any(_adds_first_space(s) for s in decoder)
         self._decoder = decoder
+        self._alphabet = _alphabet(self.vocab, m)
         self._display = [p if p in special else _piece_text(p, decoder) for p in self.vocab]
         self._special = special
+
+    def _unspellable(self, text: str, offsets: list[tuple[int, int]]) -> list[tuple[str, int]]:
+        """The characters of ``text`` no piece can spell, each with the token position it is at (about:
+        the library's offsets after a dropped character are shifted)."""
+        normalizer = self._tok.normalizer
+        seen = normalizer.normalize_str(text) if normalizer is not None else text
+        bad = sorted({ch for ch in seen if not ch.isspace() and ch not in self._alphabet}, key=seen.index)
+        starts = [a for a, _ in offsets]
+        return [(ch, sum(a < text.find(ch) for a in starts)) for ch in bad]
 
     @classmethod
     def from_json(cls, text: str, vocab: list[str] | None = None) -> HFTokenizer:
@@ -151,18 +161,26 @@ class HFTokenizer(Tokenizer):
         ids = list(e.ids)
         unknown = [t for t, i in enumerate(ids) if i == self._unk_id] if self._unk_id is not None else []
         missing: list[tuple[str, int]] = []
-        if self._unk_id is None and not self.byte_level:  # unreadable characters were dropped: find them
-            covered = np.zeros(len(text) + 1, np.int64)
-            starts = np.zeros(len(text) + 1, np.int64)  # tokens starting at or before each character
-            for a, b in e.offsets:
-                covered[a] += 1
-                covered[b] -= 1
-                starts[a] += 1
-            inside, before = np.cumsum(covered)[: len(text)], np.cumsum(starts)[: len(text)]
-            missing = [(ch, int(before[j])) for j, ch in enumerate(text) if inside[j] <= 0 and not ch.isspace()]
+        if self._unk_id is None and not self.byte_level:  # characters it cannot spell were dropped: name them
+            missing = self._unspellable(text, e.offsets)
         tokens = list(e.tokens)
         enc = Encoded(np.asarray(ids, np.int64), tokens, unknown, self.display(ids, tokens), missing)
         return enc.check() if check else enc
+
+
+def _alphabet(vocab: list[str], model: dict[str, Any]) -> set[str]:
+    """The characters a BPE or WordPiece model can spell: those with a piece of their own (BPE keeps every
+    character of its training text as a piece, with its continuation prefix or word-end suffix if any)."""
+    prefix, suffix = str(model.get("continuing_subword_prefix") or ""), str(model.get("end_of_word_suffix") or "")
+    out = set()
+    for p in vocab:
+        if prefix and p.startswith(prefix):
+            p = p[len(prefix) :]
+        if suffix and p.endswith(suffix):
+            p = p[: -len(suffix)]
+        if len(p) == 1:
+            out.add(p)
+    return out
 
 
 def _adds_first_space(step: dict[str, Any]) -> bool:
