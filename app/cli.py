@@ -36,6 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     tc.add_argument("model", help="a bundled model's name or a weight file")
     tc.add_argument("text")
     tc.add_argument("--out", type=Path, default=None, help="FILE.json, FILE.csv or FILE.npz (default: JSON on stdout)")
+    tc.add_argument(
+        "--vocab",
+        type=Path,
+        default=None,
+        help="its vocabulary or tokenizer.json (default: <name>.vocab.json, tokenizer.json or vocab.json beside it)",
+    )
     tr = sub.add_parser("train", help="train a model on a task and write it in gatescope's format")
     tr.add_argument("task", help="code | dyck | recall")
     _config_flags(tr)
@@ -127,7 +133,7 @@ def _trace(args: argparse.Namespace) -> int:
         print(f"gatescope trace: --out must end in .json, .csv or .npz, not {suffix!r}", file=sys.stderr)
         return 2
     try:
-        net = model.load(args.model)
+        net = model.load(args.model, vocab=args.vocab)
         tr = net.trace(args.text)
     except (model.GatescopeError, OSError) as e:  # the input's or a file's fault; anything else is a bug
         print(f"gatescope trace: {e}", file=sys.stderr)
