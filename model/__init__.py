@@ -11,6 +11,7 @@ Plain NumPy; usable from a notebook on its own.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from . import threads
 from .cells import GATES
@@ -31,8 +32,11 @@ def available() -> list[str]:
     return sorted(p.name for p in PRETRAINED.iterdir() if (p / "model.safetensors").is_file())
 
 
-def load(source: str | Path, vocab: str | Path | list[str] | None = None) -> Network:
-    """A network from a bundled model's name, a weight file, or a folder holding ``model.safetensors``."""
+def load(source: str | Path, vocab: str | Path | list[str] | dict[str, Any] | None = None) -> Network:
+    """A network from a bundled model's name, a weight file, or a folder holding ``model.safetensors``.
+    ``vocab``: a vocabulary file or a Hugging Face tokenizer.json (or its JSON: a token list, {token: id},
+    {"tokens", "tokenizer", "unk", "lowercase", "split_punct", "strip_punct", "eol"}), when it is not
+    beside the weights (``<name>.vocab.json``, ``<name>.tokenizer.json``, ``tokenizer.json``, ``vocab.json``)."""
     path = Path(source)
     if path.is_dir():
         if not (path / "model.safetensors").is_file():

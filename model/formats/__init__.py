@@ -19,8 +19,9 @@ from .common import FormatError, find_vocab, parse_vocab, read_safetensors, read
 SUFFIXES = (".safetensors", ".pt", ".pth", ".keras", ".h5", ".onnx")
 
 
-def load_file(path: str | Path, vocab: str | Path | list[str] | None = None) -> Network:
-    """Read any supported weight file; ``vocab`` (a JSON file or a token list) makes it a text model."""
+def load_file(path: str | Path, vocab: str | Path | list[str] | dict[str, Any] | None = None) -> Network:
+    """Read any supported weight file; ``vocab`` (a vocabulary JSON file or a tokenizer.json, or its
+    parsed JSON: a token list, {token: id}, the object form; formats/vocab.py) makes it a text model."""
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"no such file: {path}")
@@ -56,8 +57,8 @@ def load_file(path: str | Path, vocab: str | Path | list[str] | None = None) -> 
     )
 
 
-def _vocab(path: Path, vocab: str | Path | list[str] | None) -> dict[str, Any] | None:
-    if isinstance(vocab, list):
+def _vocab(path: Path, vocab: str | Path | list[str] | dict[str, Any] | None) -> dict[str, Any] | None:
+    if isinstance(vocab, (list, dict)):
         return parse_vocab(vocab)
     if vocab is not None:
         return read_vocab(vocab)
