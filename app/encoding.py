@@ -25,9 +25,11 @@ import numpy as np
 from model import Network, Trace
 
 
-def _shown_vocab(net: Network) -> list[str] | None:
-    """The vocabulary as text, for a model whose tokens are subword pieces ("Ġthe" -> " the"), else None."""
-    return None if net.tokenizer is None else net.tokenizer.vocab_display()
+def _shown_vocab(net: Network, tr: Trace) -> list[str] | None:
+    """The vocabulary as text, for a next-token head over subword pieces ("Ġthe" -> " the"), else None."""
+    if net.tokenizer is None or tr.head_kind != "next":
+        return None
+    return net.tokenizer.vocab_display()
 
 
 def display_of(x: Any) -> dict[str, Any]:
@@ -41,8 +43,8 @@ def _top(net: Network, tr: Trace, top_k: int) -> list[list[dict[str, Any]]] | No
     if tr.probs is None:
         return None
     idx, p = tr.top(top_k)
-    labels = net.vocab or [str(j) for j in range(tr.probs.shape[1])]
-    shown = _shown_vocab(net)
+    labels = tr.labels or [str(j) for j in range(tr.probs.shape[1])]  # the vocabulary, or the class names
+    shown = _shown_vocab(net, tr)
     if shown is not None:
         return [
             [{"token": labels[j], "display": shown[j], "p": float(q)} for j, q in zip(row_i, row_p, strict=True)]
@@ -227,9 +229,9 @@ def top_compact(net: Network, tr: Trace, top_k: int) -> dict[str, Any] | None:
     if tr.probs is None:
         return None
     idx, p = tr.top(top_k)  # (T, k) each
-    labels = np.array(net.vocab or [str(j) for j in range(tr.probs.shape[1])], dtype=object)
+    labels = np.array(tr.labels or [str(j) for j in range(tr.probs.shape[1])], dtype=object)
     out = {"k": idx.shape[1], "tokens": labels[idx].tolist(), "p": pack_range(p, 0.0, 1.0)}
-    shown = _shown_vocab(net)
+    shown = _shown_vocab(net, tr)
     if shown is not None:
         out["display"] = np.array(shown, dtype=object)[idx].tolist()  # (T, k) the pieces as text
     return out

@@ -18,6 +18,7 @@ from .cells import GATES
 from .errors import Cancelled, FormatError, GatescopeError, InputError, UnknownTokenError
 from .formats import load_file
 from .formats.native import save
+from .heads import Head
 from .network import Network, Spec
 from .trace import Trace, TraceBuffer
 
@@ -32,11 +33,21 @@ def available() -> list[str]:
     return sorted(p.name for p in PRETRAINED.iterdir() if (p / "model.safetensors").is_file())
 
 
-def load(source: str | Path, vocab: str | Path | list[str] | dict[str, Any] | None = None) -> Network:
+def load(
+    source: str | Path,
+    vocab: str | Path | list[str] | dict[str, Any] | None = None,
+    *,
+    head: str | None = None,
+    labels: list[str] | None = None,
+    head_at: str | None = None,
+) -> Network:
     """A network from a bundled model's name, a weight file, or a folder holding ``model.safetensors``.
+
     ``vocab``: a vocabulary file or a Hugging Face tokenizer.json (or its JSON: a token list, {token: id},
     {"tokens", "tokenizer", "unk", "lowercase", "split_punct", "strip_punct", "eol"}), when it is not
-    beside the weights (``<name>.vocab.json``, ``<name>.tokenizer.json``, ``tokenizer.json``, ``vocab.json``)."""
+    beside the weights (``<name>.vocab.json``, ``<name>.tokenizer.json``, ``tokenizer.json``, ``vocab.json``).
+    ``head`` ("next" | "classes" | "values"), ``labels`` (a name per output) and ``head_at`` ("every" |
+    "last") say what the output means, over what the file says and what gatescope infers (model/heads.py)."""
     path = Path(source)
     if path.is_dir():
         if not (path / "model.safetensors").is_file():
@@ -48,13 +59,14 @@ def load(source: str | Path, vocab: str | Path | list[str] | dict[str, Any] | No
         names = available()
         listing = f"bundled models: {', '.join(names)}" if names else "no models are bundled yet"
         raise FormatError(f"{source!s} is neither a file nor a bundled model ({listing})")
-    return load_file(path, vocab)
+    return load_file(path, vocab, head=head, labels=labels, head_at=head_at)
 
 
 __all__ = [
     "GATES",
     "FormatError",
     "GatescopeError",
+    "Head",
     "InputError",
     "Network",
     "Spec",

@@ -154,7 +154,10 @@ class Tokenizer:
     def encode(self, text: str, check: bool = True) -> Encoded:
         """Token ids for ``text``; unknown tokens map to ``unk`` and are listed. Without an unknown
         entry, unknown tokens raise UnknownTokenError (``check=False``: listed in ``missing``)."""
-        tokens = self.split(text)
+        return self.lookup(self.split(text), check)
+
+    def lookup(self, tokens: list[str], check: bool = True) -> Encoded:
+        """Tokens already split (``split``'s) as an encoding: each one's id, unknown ones as ``encode``."""
         index = self._index
         unk_id = index.get(self.unk) if self.unk is not None else None
         ids = np.empty(len(tokens), np.int64)

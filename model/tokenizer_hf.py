@@ -153,6 +153,12 @@ class HFTokenizer(Tokenizer):
             shown[0] = first[1:]
         return shown
 
+    def lookup(self, tokens: list[str], check: bool = True) -> Encoded:
+        """Pieces already split (``split``'s) as an encoding: each one's id, shown as in ``encode``."""
+        enc = super().lookup(tokens, check)
+        enc.display = self.display(enc.ids.tolist(), tokens) if not enc.missing else None
+        return enc
+
     def encode(self, text: str, check: bool = True) -> Encoded:
         try:
             e = self._tok.encode(text)
