@@ -80,6 +80,7 @@ def _body(name: str, tr: Trace, encode: Any, probs: Any) -> dict[str, Any]:
         "tokens": tr.tokens,
         **display_of(tr),
         "unknown": tr.unknown,
+        "directions": list(tr.directions),
         "layers": [{g: encode(g, layer[g]) for g in tr.gates} for layer in tr.layers],
         "probs": probs,
     }
@@ -106,7 +107,8 @@ def _rows(a: np.ndarray) -> Iterator[str]:
 
 def iter_json(name: str, net: Network, tr: Trace, top_k: int) -> Iterator[str]:
     """``json.dumps(trace_json(...))`` in pieces of about PIECE_VALUES numbers (a streamed response)."""
-    head = json.dumps({"model": name, "tokens": tr.tokens, **display_of(tr), "unknown": tr.unknown})
+    fields = {"model": name, "tokens": tr.tokens, **display_of(tr), "unknown": tr.unknown}
+    head = json.dumps({**fields, "directions": list(tr.directions)})
     yield head[:-1] + ', "layers": ['
     for k, layer in enumerate(tr.layers):
         yield ", {" if k else "{"
@@ -128,7 +130,7 @@ def iter_json(name: str, net: Network, tr: Trace, top_k: int) -> Iterator[str]:
 
 
 def trace_csv(tr: Trace) -> str:
-    """One row per layer × timestep × unit: layer, t, token, unit, then one column per gate."""
+    """One row per layer × timestep × unit: layer, t, token, unit, its direction, then one column per gate."""
     return "".join(iter_csv(tr))
 
 
@@ -136,26 +138,27 @@ def iter_csv(tr: Trace) -> Iterator[str]:
     """``trace_csv`` a step at a time (a header, then a step's H rows per piece): a response streams it."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(["layer", "t", "token", "unit", *tr.gates])
+    w.writerow(["layer", "t", "token", "unit", "direction", *tr.gates])
     yield out.getvalue()
+    ways = [tr.direction_of(u) for u in range(tr.layers[0]["h"].shape[1])] if tr.layers else []
     for k, layer in enumerate(tr.layers):
         for t, token in enumerate(tr.tokens):
             out.seek(0)
             out.truncate()
             cols = [layer[g][t].tolist() for g in tr.gates]  # per gate: H values
             for u in range(len(cols[0])):
-                w.writerow([k, t, token, u, *(repr(c[u]) for c in cols)])
+                w.writerow([k, t, token, u, ways[u], *(repr(c[u]) for c in cols)])
             yield out.getvalue()
 
 
 def plain_values(net: Network, steps: int) -> int:
     """How many numbers a trace of ``steps`` steps holds as plain JSON or CSV (gates of every layer)."""
-    return steps * net.hidden_size * len(net.gates) * net.num_layers
+    return steps * net.width * len(net.gates) * net.num_layers
 
 
 def trace_npz(tr: Trace) -> bytes:
-    """Arrays ``layer<k>/<gate>`` (T, H), ``tokens`` (``display`` for subword pieces) and, with a head,
-    ``probs`` (T, V); no pickles."""
+    """Arrays ``layer<k>/<gate>`` (T, H) ((T, 2H) bidirectional), ``tokens`` (``display`` for subword pieces),
+    ``directions`` (each block of H units' direction) and, with a head, ``probs`` (T, V); no pickles."""
     return b"".join(iter_npz(tr))
 
 
@@ -183,6 +186,7 @@ def iter_npz(tr: Trace) -> Iterator[bytes]:
     arrays["tokens"] = np.array(tr.tokens, dtype=str)
     if tr.display is not None:
         arrays["display"] = np.array(tr.display, dtype=str)
+    arrays["directions"] = np.array(tr.directions, dtype=str)
     if tr.probs is not None:
         arrays["probs"] = tr.probs
     sink = _Sink()

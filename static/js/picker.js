@@ -4,7 +4,7 @@
  * model options follow the state's card list.
  */
 
-import { CELL_NAME, tokenizerText } from "./cards.js";
+import { CELL_NAME, directionNote, tokenizerText } from "./cards.js";
 import { el, showToken } from "./format.js";
 
 /** Characters of an example shown on its button. */
@@ -38,7 +38,8 @@ export class Picker {
       ...this.state.listed.map((c) => {
         // listed, but its files or card do not read: shown with the server's reason, never chosen
         if (c.available === false) return el("option", { value: c.id, text: `${c.id} (unavailable: ${c.problem})`, disabled: true });
-        const size = `${c.layers > 1 ? `${c.layers} layers × ` : ""}${c.hidden_size} units`;
+        const way = c.direction === "bidirectional" ? "bidirectional " : c.direction === "reverse" ? "reverse " : "";
+        const size = `${c.layers > 1 ? `${c.layers} layers × ` : ""}${way}${c.hidden_size} units`;
         const name = `${c.id} — ${CELL_NAME[c.cell] || c.cell}, ${size}`;
         // a vector model reads numbers, not typed text: the page cannot drive it (POST /api/trace can)
         if (c.input !== "text") return el("option", { value: c.id, text: `${name} (vector input: trace it through the API)`, disabled: true });
@@ -58,7 +59,8 @@ export class Picker {
     const { model, description, examples, more } = this.els;
     const card = this.state.card;
     model.value = card.id;
-    description.textContent = [card.description || "No description.", tokenizerText(card)].filter(Boolean).join(" ");
+    const notes = [directionNote(card), tokenizerText(card)].filter(Boolean);
+    description.textContent = [card.description || (notes.length ? "" : "No description."), ...notes].filter(Boolean).join(" ");
     description.classList.remove("is-open");
     more.textContent = "more";
     more.setAttribute("aria-expanded", "false");
