@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from .errors import FormatError
 
 if TYPE_CHECKING:
@@ -110,3 +112,24 @@ def resolve(spec: Spec) -> Head | None:
 def _shown(v: object) -> str:
     s = repr(v)
     return s if len(s) <= 60 else s[:57] + "..."
+
+
+def targets(spec: Spec, x: np.ndarray) -> np.ndarray | None:
+    """What a forecaster of its own input should have output at each step, where the input says so:
+    ``spec.meta["targets"] = {"columns": [j, ...], "shift": s}`` means output k at step t predicts input
+    column ``columns[k]`` at step t + s (s = 1: the next step's value). (T, K), NaN where the input
+    has not reached t + s yet; None when the meta says nothing usable (or the model reads text)."""
+    meta = spec.meta.get("targets") if isinstance(spec.meta, dict) else None
+    if not isinstance(meta, dict) or spec.vocab is not None or spec.output_size is None:
+        return None
+    cols, shift = meta.get("columns"), meta.get("shift", 1)
+    D, K = spec.input_size, spec.output_size
+    if not isinstance(cols, list) or len(cols) != K or not all(type(j) is int and 0 <= j < D for j in cols):
+        return None
+    if type(shift) is not int or shift < 0:
+        return None
+    x = np.asarray(x)  # (T, D)
+    out = np.full((len(x), K), np.nan, x.dtype)  # (T, K)
+    if shift < len(x):
+        out[: len(x) - shift] = x[shift:, cols]
+    return out

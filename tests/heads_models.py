@@ -4,6 +4,7 @@ built with NumPy (no torch needed), and an independent NumPy forward pass in PyT
     wide        bits -> count of ones mod 5: a text LSTM whose head (5) is wider than its vocabulary (2)
     regression  a vector LSTM with one output (a forecaster)
     classifier  a text LSTM with 3 named classes ("neg", "neu", "pos"), only the last step counting
+    score       a text LSTM with one value ("score"): a regressor of words
 """
 
 from __future__ import annotations
@@ -73,13 +74,15 @@ def softmax(y: np.ndarray) -> np.ndarray:
 
 
 def write_all(folder: Path) -> dict[str, dict[str, Any]]:
-    """The three models as files a user uploads: {name: {"file", "vocab" (or None), "sd"}}."""
+    """The models as files a user uploads: {name: {"file", "vocab" (or None), "sd"}}."""
     folder.mkdir(parents=True, exist_ok=True)
     wide = lstm_state_dict(len(BITS), 6, 5, seed=1)
     regression = lstm_state_dict(3, 5, 1, seed=2)
     classifier = lstm_state_dict(4, 5, 3, seed=3, embedding=len(WORDS))
+    score = lstm_state_dict(4, 5, 1, seed=4, embedding=len(WORDS))
     (folder / "wide.vocab.json").write_text(json.dumps(BITS))
-    (folder / "classifier.vocab.json").write_text(json.dumps({"tokens": WORDS, "tokenizer": "word"}))
+    for stem in ("classifier", "score"):
+        (folder / f"{stem}.vocab.json").write_text(json.dumps({"tokens": WORDS, "tokenizer": "word"}))
     return {
         "wide": {"file": save(folder / "wide.safetensors", wide), "vocab": folder / "wide.vocab.json", "sd": wide},
         "regression": {"file": save(folder / "regression.safetensors", regression), "vocab": None, "sd": regression},
@@ -87,5 +90,10 @@ def write_all(folder: Path) -> dict[str, dict[str, Any]]:
             "file": save(folder / "classifier.safetensors", classifier, {"labels": CLASSES, "head_at": "last"}),
             "vocab": folder / "classifier.vocab.json",
             "sd": classifier,
+        },
+        "score": {
+            "file": save(folder / "score.safetensors", score, {"labels": ["score"]}),
+            "vocab": folder / "score.vocab.json",
+            "sd": score,
         },
     }

@@ -45,6 +45,7 @@ def stored(models: Path) -> list[str]:
         ("torch/gru_text.safetensors", "torch/gru_text.vocab.json", "gru"),
         ("keras/lstm_text.keras", "keras/lstm_text.vocab.json", "lstm"),
         ("onnx/peephole.onnx", None, "peephole"),
+        ("onnx/torch_bilstm2_dynamo_dynamic.onnx", "onnx/torch_bilstm2.vocab.json", "lstm"),  # constant subgraphs
         ("keras/gru_before.weights.h5", "keras/gru_before.vocab.json", "gru"),
     ],
 )
@@ -188,7 +189,7 @@ def test_the_upload_form_is_in_the_openapi_schema(tmp_path):
     with make_client(tmp_path) as client:
         schema = client.get("/openapi.json").json()
     form = schema["paths"]["/api/models"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
-    assert set(form["properties"]) == {"file", "vocab", "name"}
+    assert set(form["properties"]) == {"file", "vocab", "name", "head", "head_at", "labels"}
     assert "delete" in schema["paths"]["/api/models/{model_id}"]
 
 
