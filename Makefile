@@ -56,7 +56,7 @@ bench: $(VENV)/.installed chromium
 
 # Regenerate the committed reference fixtures (never run by `make test`). FIXTURE_PYTHON must have
 # torch, keras, onnx, h5py and safetensors: python3 -m venv /tmp/fx && /tmp/fx/bin/pip install
-# torch==2.13.0 keras onnx onnxscript h5py safetensors, then make fixtures FIXTURE_PYTHON=/tmp/fx/bin/python
+# torch==2.13.0 keras onnx onnxscript h5py safetensors tokenizers, then make fixtures FIXTURE_PYTHON=/tmp/fx/bin/python
 FIXTURE_PYTHON ?= $(PY)
 fixtures:
 	for s in tests/fixtures/make_*.py; do PYTHONPATH=. KERAS_BACKEND=torch $(FIXTURE_PYTHON) $$s || exit 1; done

@@ -40,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     tc.add_argument("--head", choices=("next", "classes", "values"), default=None, help="what the output means")
     tc.add_argument("--head-at", choices=("every", "last"), default=None, help="which steps' predictions count")
     tc.add_argument("--labels", default=None, help='a name per output: a JSON list or comma-separated ("neg,pos")')
+    tc.add_argument(
+        "--vocab",
+        type=Path,
+        default=None,
+        help="its vocabulary or tokenizer.json (default: <name>.vocab.json, tokenizer.json or vocab.json beside it)",
+    )
     tr = sub.add_parser("train", help="train a model on a task and write it in gatescope's format")
     tr.add_argument("task", help="code | dyck | recall")
     _config_flags(tr)
@@ -138,7 +144,9 @@ def _trace(args: argparse.Namespace) -> int:
             print(f"gatescope trace: --labels starts like a JSON list but is not JSON ({e})", file=sys.stderr)
             return 2
     try:
-        net = model.load(args.model, head=args.head, labels=labels, head_at=args.head_at, module=args.module)
+        net = model.load(
+            args.model, vocab=args.vocab, head=args.head, labels=labels, head_at=args.head_at, module=args.module
+        )
         tr = net.trace(args.text)
     except (model.GatescopeError, OSError) as e:  # the input's or a file's fault; anything else is a bug
         print(f"gatescope trace: {e}", file=sys.stderr)

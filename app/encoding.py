@@ -65,11 +65,31 @@ def _rows_or_none(a: np.ndarray | None) -> list[list[float | None]] | None:
     return a.tolist()
 
 
+def _shown_vocab(net: Network, tr: Trace) -> list[str] | None:
+    """The vocabulary as text, for a next-token head over subword pieces ("Ġthe" -> " the"), else None."""
+    if net.tokenizer is None or tr.head_kind != "next":
+        return None
+    return net.tokenizer.vocab_display()
+
+
+def display_of(x: Any) -> dict[str, Any]:
+    """``{"display": [...]}`` for a trace or an encoded text whose tokens are subword pieces, else ``{}``:
+    the text each piece stands for, which the page shows (the tokens stay the pieces, exactly)."""
+    display = getattr(x, "display", None)
+    return {} if display is None else {"display": display}
+
+
 def _top(net: Network, tr: Trace, top_k: int) -> list[list[dict[str, Any]]] | None:
     if tr.probs is None:
         return None
     idx, p = tr.top(_k(tr, top_k))
     labels = tr.labels or [str(j) for j in range(tr.probs.shape[1])]  # the vocabulary, or the class names
+    shown = _shown_vocab(net, tr)
+    if shown is not None:
+        return [
+            [{"token": labels[j], "display": shown[j], "p": float(q)} for j, q in zip(row_i, row_p, strict=True)]
+            for row_i, row_p in zip(idx.tolist(), p.tolist(), strict=True)
+        ]
     return [
         [{"token": labels[j], "p": float(q)} for j, q in zip(row_i, row_p, strict=True)]
         for row_i, row_p in zip(idx.tolist(), p.tolist(), strict=True)
@@ -93,6 +113,8 @@ def steps_json(
             "probs": top[k] if top is not None else None,
             "values": values[k] if values is not None else None,
         }
+        if tr.display is not None:
+            line["display"] = tr.display[k]
         if want is not None:
             line["targets"] = want[k]
         yield line
@@ -103,6 +125,7 @@ def _body(name: str, tr: Trace, encode: Any, probs: Any, values: Any, targets: A
     return {
         "model": name,
         "tokens": tr.tokens,
+        **display_of(tr),
         "unknown": tr.unknown,
         "directions": list(tr.directions),
         "layers": [{g: encode(g, layer[g]) for g in tr.gates} for layer in tr.layers],
@@ -135,7 +158,8 @@ def _rows(a: np.ndarray) -> Iterator[str]:
 
 def iter_json(name: str, net: Network, tr: Trace, top_k: int, targets: np.ndarray | None = None) -> Iterator[str]:
     """``json.dumps(trace_json(...))`` in pieces of about PIECE_VALUES numbers (a streamed response)."""
-    head = json.dumps({"model": name, "tokens": tr.tokens, "unknown": tr.unknown, "directions": list(tr.directions)})
+    fields = {"model": name, "tokens": tr.tokens, **display_of(tr), "unknown": tr.unknown}
+    head = json.dumps({**fields, "directions": list(tr.directions)})
     yield head[:-1] + ', "layers": ['
     for k, layer in enumerate(tr.layers):
         yield ", {" if k else "{"
@@ -212,10 +236,10 @@ def plain_values(net: Network, steps: int) -> int:
 
 
 def trace_npz(tr: Trace, targets: np.ndarray | None = None) -> bytes:
-    """Arrays ``layer<k>/<gate>`` (T, H) ((T, 2H) bidirectional), ``tokens``, ``directions`` (each block of H
-    units' direction); with a head ``head`` (its kind), ``head_at``, ``labels`` (K,) and ``probs`` (T, K:
-    next tokens or classes) or ``values`` (T, K: regression), and ``targets`` (T, K, NaN where not known)
-    when known; no pickles."""
+    """Arrays ``layer<k>/<gate>`` (T, H) ((T, 2H) bidirectional), ``tokens`` (``display`` for subword pieces),
+    ``directions`` (each block of H units' direction); with a head ``head`` (its kind), ``head_at``, ``labels``
+    (K,) and ``probs`` (T, K: next tokens or classes) or ``values`` (T, K: regression), and ``targets`` (T, K,
+    NaN where not known) when known; no pickles."""
     return b"".join(iter_npz(tr, targets))
 
 
@@ -241,6 +265,8 @@ def iter_npz(tr: Trace, targets: np.ndarray | None = None) -> Iterator[bytes]:
     """``trace_npz``'s archive as it is written, an array (compressed, level 1) per piece: ``np.load`` reads it."""
     arrays = {f"layer{k}/{g}": layer[g] for k, layer in enumerate(tr.layers) for g in tr.gates}
     arrays["tokens"] = np.array(tr.tokens, dtype=str)
+    if tr.display is not None:
+        arrays["display"] = np.array(tr.display, dtype=str)
     arrays["directions"] = np.array(tr.directions, dtype=str)
     if tr.head_kind is not None:
         arrays["head"], arrays["head_at"] = np.array(tr.head_kind, dtype=str), np.array(tr.head_at, dtype=str)
@@ -297,7 +323,11 @@ def top_compact(net: Network, tr: Trace, top_k: int) -> dict[str, Any] | None:
         return None
     idx, p = tr.top(_k(tr, top_k))  # (T, k) each
     labels = np.array(tr.labels or [str(j) for j in range(tr.probs.shape[1])], dtype=object)
-    return {"k": idx.shape[1], "tokens": labels[idx].tolist(), "p": pack_range(p, 0.0, 1.0)}
+    out = {"k": idx.shape[1], "tokens": labels[idx].tolist(), "p": pack_range(p, 0.0, 1.0)}
+    shown = _shown_vocab(net, tr)
+    if shown is not None:
+        out["display"] = np.array(shown, dtype=object)[idx].tolist()  # (T, k) the pieces as text
+    return out
 
 
 def _skeleton(body: dict[str, Any], hold: Any) -> dict[str, Any]:

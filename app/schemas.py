@@ -60,6 +60,14 @@ class ModelCard(BaseModel):
     input: str | None = Field(default=None, description='"text" or "vectors"')
     gates: list[str] = Field(default=[], description="gate keys in diagram order")
     vocab: int | None = Field(default=None, description="vocabulary size, for text models")
+    tokenizer: str | None = Field(
+        default=None, description='"char", "word" or "hf" (a Hugging Face tokenizer.json), for text models'
+    )
+    tokenizer_options: dict[str, Any] | None = Field(
+        default=None,
+        description="word: the options from the vocabulary file (lowercase, split_punct, strip_punct, eol); "
+        "hf: its model (BPE, WordPiece, Unigram; byte-level) and unknown token",
+    )
     input_size: int | None = Field(default=None, description="size of each input vector, for vector models")
     head: bool = Field(default=False, description="whether the model has an output head (see 'output' for its kind)")
     output: Output | None = Field(default=None, description="what the output head predicts; null without one")
@@ -92,6 +100,7 @@ class Prediction(BaseModel):
     """One candidate for the next token, or one class."""
 
     token: str = Field(description="the token, or the class's label")
+    display: str | None = Field(default=None, description="subword pieces: the text it stands for ('Ġthe': ' the')")
     p: float = Field(description="its probability")
 
 
@@ -100,6 +109,9 @@ class TraceResponse(BaseModel):
 
     model: str = Field(description="the model's id")
     tokens: list[str] = Field(description="the input's tokens, one per step")
+    display: list[str] | None = Field(
+        default=None, description="subword tokenizers: each piece as the text it stands for ('Ġthe': ' the')"
+    )
     unknown: list[int] = Field(description="positions whose token was not in the vocabulary")
     directions: list[str] = Field(
         default=["forward"],

@@ -11,6 +11,7 @@ Plain NumPy; usable from a notebook on its own.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from . import threads
 from .cells import GATES
@@ -34,7 +35,7 @@ def available() -> list[str]:
 
 def load(
     source: str | Path,
-    vocab: str | Path | list[str] | None = None,
+    vocab: str | Path | list[str] | dict[str, Any] | None = None,
     *,
     head: str | None = None,
     labels: list[str] | None = None,
@@ -43,6 +44,9 @@ def load(
 ) -> Network:
     """A network from a bundled model's name, a weight file, or a folder holding ``model.safetensors``.
 
+    ``vocab``: a vocabulary file or a Hugging Face tokenizer.json (or its JSON: a token list, {token: id},
+    {"tokens", "tokenizer", "unk", "lowercase", "split_punct", "strip_punct", "eol"}), when it is not
+    beside the weights (``<name>.vocab.json``, ``<name>.tokenizer.json``, ``tokenizer.json``, ``vocab.json``).
     ``head`` ("next" | "classes" | "values"), ``labels`` (a name per output) and ``head_at`` ("every" |
     "last") say what the output means, over what the file says and what gatescope infers (model/heads.py).
     ``module``: which recurrent module to read from a PyTorch file that holds several ("encoder.lstm");

@@ -33,7 +33,7 @@ from .errors import Cancelled, FormatError, InputError
 from .heads import Head, resolve
 from .heads import check as check_head
 from .threads import step_threads
-from .tokenizer import Tokenizer
+from .tokenizer import Encoded, Tokenizer, make_tokenizer
 from .trace import Trace
 
 #: The directions a layer runs, per ``Spec.direction``: each holds H consecutive units of the layer.
@@ -57,8 +57,10 @@ class Spec:
     num_layers: int = 1
     reset_after: bool = False  # gru only: reset after the recurrent product (PyTorch, ONNX, Keras)
     vocab: list[str] | None = None  # tokens, for text models
-    tokenizer: str | None = None  # "char" | "word", with a vocab
+    tokenizer: str | None = None  # "char" | "word" | "hf", with a vocab
     unk: str | None = "<unk>"  # the vocabulary's unknown entry
+    tokenizer_options: dict[str, Any] | None = None  # word: lowercase, split_punct, strip_punct, eol (tokenizer.py)
+    tokenizer_json: str | None = None  # "hf": the Hugging Face tokenizer.json's text (its pieces are ``vocab``)
     embedding: bool = False  # tokens enter through an embedding (V, D); else one-hot (D = V)
     output_size: int | None = None  # K of the output head (a linear map), or None
     head: str | None = None  # "next" | "classes" | "values" (model/heads.py); None: inferred
@@ -156,7 +158,7 @@ def _check_spec(spec: Spec) -> None:
         if not spec.vocab:
             raise FormatError("the vocabulary is empty")
         if spec.tokenizer is None:
-            raise FormatError("a model with a vocabulary needs a tokenizer ('char' or 'word')")
+            raise FormatError("a model with a vocabulary needs a tokenizer ('char', 'word' or 'hf')")
         if not spec.embedding and spec.input_size != len(spec.vocab):
             raise FormatError(
                 f"one-hot input needs input_size = vocabulary size: the weights take input size {spec.input_size}, "
@@ -197,7 +199,10 @@ class Network:
         self.spec = spec
         self.dtype = np.dtype(dtype)
         self.head: Head | None = resolve(spec)  # what the output means, or None without one
-        self.tokenizer = Tokenizer(spec.vocab, spec.tokenizer or "char", spec.unk) if spec.vocab else None
+        self.tokenizer: Tokenizer | None = None
+        if spec.vocab:
+            s, voc = spec, spec.vocab
+            self.tokenizer = make_tokenizer(voc, s.tokenizer, s.unk, s.tokenizer_options, s.tokenizer_json)
         self.cells: list[Cell] = []  # per layer: its forward cell (a reverse network's backward one)
         self.reverse_cells: list[Cell] = []  # per layer of a bidirectional network: its backward cell
         for k in range(spec.num_layers):
@@ -291,14 +296,15 @@ class Network:
     # Running ----------------------------------------------------------------------
     def trace(
         self,
-        x: str | np.ndarray,
+        x: str | np.ndarray | Encoded,
         state: list[State] | None = None,
         probs: bool = True,
         *,
         stop: Callable[[], bool] | None = None,
         reuse: Trace | None = None,
     ) -> Trace:
-        """Run the network over ``x`` (text, or a (T, D) array) from ``state`` and record every gate.
+        """Run the network over ``x`` (text, its ``tokenizer.encode``-d form, or a (T, D) array) from
+        ``state`` and record every gate.
 
         ``state`` holds per layer (h, c) of ``width`` units: a forward direction starts from its half
         before x_0, a backward direction from its half after x_{T-1} (there is no other place a
@@ -316,7 +322,7 @@ class Network:
         they run over the whole input. The result equals a trace without ``reuse`` exactly.
         """
         with step_threads():  # the head's product too: BLAS threads it woke would spin on the cores afterwards
-            tokens, unknown, xW = self._inputs(x)
+            enc, xW = self._inputs(x)
             state = self._check_state(state)
             if self.spec.direction != "forward":
                 layers = self._run_directions(xW, state, stop, reuse)
@@ -331,10 +337,11 @@ class Network:
         return Trace(
             cell=self.spec.cell,
             gates=self.gates,
-            tokens=tokens,
+            tokens=enc.tokens,
             layers=layers,
             probs=p,
-            unknown=unknown,
+            unknown=enc.unknown,
+            display=enc.display,
             initial=state,
             reset_after=bool(self.spec.reset_after),
             head_kind=None if head is None else head.kind,
@@ -344,21 +351,22 @@ class Network:
             directions=self.spec.directions,
         )
 
-    def _inputs(self, x: str | np.ndarray) -> tuple[list[str], list[int], np.ndarray]:
-        """The tokens, the unknown positions and layer 0's input share of every gate, (T, G*H)."""
-        if not isinstance(x, str):
+    def _inputs(self, x: str | np.ndarray | Encoded) -> tuple[Encoded, np.ndarray]:
+        """The tokens (ids, unknown positions, display) and layer 0's input share of every gate, (T, G*H)."""
+        if not isinstance(x, (str, Encoded)):
             inp = self.check_vectors(x)  # (T, D)
-            return [str(t) for t in range(inp.shape[0])], [], self._project(0, inp)
+            steps = np.arange(inp.shape[0])
+            return Encoded(steps, [str(t) for t in steps.tolist()], []), self._project(0, inp)
         if self.tokenizer is None:
             raise InputError("this model takes vectors, not text: pass a (T, D) array")
-        enc = self.tokenizer.encode(x)
+        enc = self.tokenizer.encode(x) if isinstance(x, str) else x.check()
         if len(enc.tokens) == 0:
             raise InputError("the input is empty: nothing to trace")
         if self._table is not None:
             xW = self._table[enc.ids]  # (T, G*H) layer 0's projection, gathered (a copy)
         else:
             xW = self._project(0, self.params["embedding"][enc.ids])  # (T, n*G*H)
-        return enc.tokens, enc.unknown, xW
+        return enc, xW
 
     def _run(self, xW: np.ndarray, state: list[State]) -> list[dict[str, np.ndarray]]:
         """Every layer over every step: layer k's gates (T, H), from layer 0's input share xW."""

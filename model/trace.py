@@ -10,12 +10,14 @@ tr.values            (T, K) a regression head's outputs, else None
 tr.head_kind         "next" | "classes" | "values", or None without a head (model/heads.py)
 tr.labels, head_at   a name per output; "every" step's prediction counts, or only the "last" one's
 tr.unknown           positions whose token was not in the vocabulary
+tr.display           the tokens as text where they are subword pieces ("Ġthe" -> " the"), else None
 tr.state_at(t)       the state after the first t steps, to resume from (forward directions only)
 tr.unit(k, u)        every value one unit carries through the diagram, over time (see ``LINES``)
 
-TraceBuffer is a trace that is edited as a person types: ``buf.update(text)`` recomputes only the
-steps from the first token that changed, and writes them into rows that grow by doubling, so an
-edit costs its new steps, not a copy of the whole trace (a 1,000-step trace is 3 MB of gates).
+TraceBuffer is a trace that is edited as a person types: ``buf.update(text)`` tokenizes the whole
+text, recomputes only the steps from the first token that changed, and writes them into rows that
+grow by doubling, so an edit costs its new steps, not a copy of the whole trace (a 1,000-step
+trace is 3 MB of gates).
 A backward direction depends on every later step, so for a reverse or bidirectional network each
 edit reruns it over the whole text (O(T) per edit); only a bidirectional network's layer 0 forward
 direction is resumed from the first change (the layers above read its backward half, so they rerun).
@@ -30,7 +32,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .cells import State
-from .errors import InputError, UnknownTokenError
+from .errors import InputError
+from .tokenizer import Encoded
 
 if TYPE_CHECKING:
     from .network import Network
@@ -65,6 +68,7 @@ class Trace:
     labels: list[str] | None = None  # K names of the outputs
     head_at: str = "every"  # "every": each step's prediction counts; "last": only the last step's
     directions: tuple[str, ...] = ("forward",)  # per block of H units: "forward" | "backward"
+    display: list[str] | None = None  # per step, the text a subword piece stands for (None: tokens are text)
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -86,7 +90,9 @@ class Trace:
         probs = None if self.probs is None else self.probs[:t]
         values = None if self.values is None else self.values[:t]
         unknown = [p for p in self.unknown if p < t]
-        return replace(self, tokens=self.tokens[:t], layers=layers, probs=probs, values=values, unknown=unknown)
+        display = None if self.display is None else self.display[:t]
+        tokens = self.tokens[:t]
+        return replace(self, tokens=tokens, layers=layers, probs=probs, values=values, unknown=unknown, display=display)
 
     def then(self, more: Trace) -> Trace:
         """This trace followed by ``more`` (which must have started from this trace's final state); a
@@ -97,8 +103,9 @@ class Trace:
         probs = None if self.probs is None or more.probs is None else np.concatenate([self.probs, more.probs])
         values = None if self.values is None or more.values is None else np.concatenate([self.values, more.values])
         unknown = self.unknown + [p + len(self) for p in more.unknown]
+        display = None if self.display is None or more.display is None else self.display + more.display
         tokens = self.tokens + more.tokens
-        return replace(self, tokens=tokens, layers=layers, probs=probs, values=values, unknown=unknown)
+        return replace(self, tokens=tokens, layers=layers, probs=probs, values=values, unknown=unknown, display=display)
 
     def top(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k likeliest outputs (next tokens, or classes) at every step: indices (T, k) into ``labels``
@@ -197,8 +204,8 @@ class TraceBuffer:
     token that changed, resuming from the state the kept steps ended in.
 
         buf = TraceBuffer(net)
-        k, new = buf.update(list("def f(x):"))     # k = 0: every step is new
-        k, new = buf.update(list("def f(x): y"))   # k = 9: only " y" was traced
+        k, new = buf.update("def f(x):")     # k = 0: every step is new
+        k, new = buf.update("def f(x): y")   # k = 9: only " y" was traced
         buf.trace                                   # the whole text's trace; ``new`` is its steps from k on
 
     The steps live in arrays whose rows grow by doubling (never past ``max_steps``, when given):
@@ -232,45 +239,46 @@ class TraceBuffer:
         """The first position where ``tokens`` differ from the buffer's: where ``update`` will start."""
         return 0 if self.trace is None else common_prefix(self.trace.tokens, tokens)
 
-    def update(self, tokens: list[str], stop: Callable[[], bool] | None = None) -> tuple[int, Trace]:
-        """Trace a text's ``tokens`` (``net.tokenizer.split(text)``) after the last ones: the first
-        changed position k and the trace of the steps from k on (empty when only the end was deleted).
+    def update(self, text: str | Encoded | list[str], stop: Callable[[], bool] | None = None) -> tuple[int, Trace]:
+        """Trace a text (or its ``net.tokenizer.encode``-d form, or its tokens as ``split`` gives them) after
+        the last one: the first changed position k and the trace of the steps from k on (empty when only
+        the end was deleted).
+
+        The whole new text is tokenized, and its pieces from the first one that differs are traced
+        from the kept steps' state: a subword tokenizer may split an edited word (or the text after
+        it) differently, so the new steps are exactly those of a fresh trace of the whole text.
         Bad input, and a run ``stop`` cancels (``Network.trace``), raise before anything changes."""
         tokenizer = self.net.tokenizer
         if tokenizer is None:
             raise InputError("this model takes vectors, not text: pass a (T, D) array")
-        if not tokens:
+        if isinstance(text, list):
+            enc = tokenizer.lookup(text)
+        else:
+            enc = tokenizer.encode(text) if isinstance(text, str) else text.check()
+        if not len(enc):
             raise InputError("the text has no tokens: nothing to trace")
-        k = self.changed_from(tokens)
+        k = self.changed_from(enc.tokens)
         kept = None if self.trace is None else self.trace.head(k)
         if "backward" in self.net.spec.directions:
-            return self._rerun(tokens, k, kept, stop)
-        if k == len(tokens):  # a deletion at the end (or no change): nothing new to trace
+            return self._rerun(enc, k, kept, stop)
+        if k == len(enc):  # a deletion at the end (or no change): nothing new to trace
             assert kept is not None
             self.trace = kept
             return k, kept.head(0)
-        try:  # the kept tokens passed before; only the new ones are read
-            new = self.net.trace(
-                tokenizer.join(tokens[k:]), state=None if kept is None or k == 0 else kept.state, stop=stop
-            )
-        except UnknownTokenError as e:  # positions in the whole text, not the new steps
-            raise UnknownTokenError(e.tokens, [p + k for p in e.positions]) from None
-        self._capacity = self.rows_for(len(tokens))
+        new = self.net.trace(enc.tail(k), state=None if kept is None or k == 0 else kept.state, stop=stop)
+        self._capacity = self.rows_for(len(enc))
         self.trace = self._splice(k, kept, new)
         return k, new
 
-    def _rerun(
-        self, tokens: list[str], k: int, kept: Trace | None, stop: Callable[[], bool] | None
-    ) -> tuple[int, Trace]:
+    def _rerun(self, enc: Encoded, k: int, kept: Trace | None, stop: Callable[[], bool] | None) -> tuple[int, Trace]:
         """A network with a backward direction: every step may change with any edit, so the whole text
         is traced again (a bidirectional layer 0's forward direction resumes after the kept k steps)
         and ``(0, whole)`` comes back; no change at all traces nothing."""
-        assert self.net.tokenizer is not None
-        if kept is not None and self.trace is not None and k == len(tokens) == len(self.trace):
+        if kept is not None and self.trace is not None and k == len(enc) == len(self.trace):
             return k, kept.head(0)
         reuse = kept if kept is not None and k > 0 else None
-        new = self.net.trace(self.net.tokenizer.join(tokens), stop=stop, reuse=reuse)
-        self._capacity = self.rows_for(len(tokens))
+        new = self.net.trace(enc, stop=stop, reuse=reuse)
+        self._capacity = self.rows_for(len(enc))
         self.trace = self._splice(0, None, new)
         return 0, self.trace
 
@@ -282,8 +290,9 @@ class TraceBuffer:
         if kept is None or k == 0:
             return replace(new, layers=layers, probs=probs, values=values)
         unknown = kept.unknown + [p + k for p in new.unknown]  # positions in the whole text
+        display = None if kept.display is None or new.display is None else kept.display + new.display
         tokens = kept.tokens + new.tokens
-        return replace(kept, tokens=tokens, layers=layers, probs=probs, values=values, unknown=unknown)
+        return replace(kept, tokens=tokens, layers=layers, probs=probs, values=values, unknown=unknown, display=display)
 
     def _put(self, key: Any, at: int, rows: np.ndarray) -> np.ndarray:
         """Write ``rows`` from row ``at`` on (keeping the rows before it); the first ``at + len(rows)`` rows."""

@@ -116,7 +116,7 @@ class Checked:
 
     name: str
     net: model.Network
-    x: Any  # the text, or a (T, D) float array
+    x: Any  # the text's tokenizer.encode (model.tokenizer.Encoded), or a (T, D) float array
     tokens: list[str]
     top_k: int
     targets: Any = None  # (T, K) what a values head should output (NaN: not known), or None
@@ -156,12 +156,17 @@ def _check_x(name: str, entry: Entry, text: Any, vectors: Any, settings: Setting
     net = entry.net
     if (text is None) == (vectors is None):
         raise HTTPException(422, "give exactly one of 'text' (text models) or 'vectors' (vector models)")
+    enc = None
     if text is not None:
         if not isinstance(text, str):
             raise HTTPException(422, f"'text' must be a string, got {type(text).__name__}")
         if net.tokenizer is None:
             raise HTTPException(422, f"model {name!r} takes vectors, not text")
-        n = len(net.tokenizer.split(text))
+        try:
+            enc = net.tokenizer.encode(text, check=False)  # once: the trace reads these very ids
+        except model.InputError as e:
+            raise HTTPException(422, str(e)) from None
+        n = len(enc)
     else:
         n = len(vectors) if isinstance(vectors, list) else 0
     if n > settings.max_tokens:
@@ -169,9 +174,8 @@ def _check_x(name: str, entry: Entry, text: Any, vectors: Any, settings: Setting
     if n == 0:
         raise HTTPException(422, "the input is empty: nothing to trace")
     try:
-        if text is not None:
-            tokens = net.tokenizer.encode(text).tokens  # type: ignore[union-attr]  # raises on unknown tokens
-            return Checked(name, net, text, tokens, settings.top_k)
+        if enc is not None:
+            return Checked(name, net, enc.check(), enc.tokens, settings.top_k)  # raises on unknown tokens
         x = net.check_vectors(vectors)
     except model.InputError as e:
         raise HTTPException(422, str(e)) from None

@@ -73,17 +73,18 @@ class Session:
         name: str,
         entry: Entry,
         msg: dict[str, Any],
-        tokens: list[str],
+        encoded: Any,
         top_k: int,
         stop: Any = None,
         max_steps: int | None = None,
     ) -> Any:
-        """Trace only what changed; return the reply: a dict (json), JSON text (compact) or bytes (binary)."""
+        """Trace only what changed in the text ``encoded`` (its ``tokenizer.encode``, whole); return the reply:
+        a dict (json), JSON text (compact) or bytes (binary)."""
         encoding = msg.get("encoding", "json")
         net = entry.net
         focus = _focus_of(msg, net)  # every refusal comes before the buffer is touched
         self.buffer = self.buffer_for(name, net, max_steps)
-        k, new = self.buffer.update(tokens, stop=stop)
+        k, new = self.buffer.update(encoded, stop=stop)
         whole = self.buffer.trace
         assert whole is not None
         steps = trace_json(name, net, new, top_k) if encoding == "json" else trace_compact(name, net, new, top_k)
@@ -216,7 +217,7 @@ class Connection:
         try:
             top_k, most = self.settings.top_k, self.settings.max_tokens
             update = self.session.update
-            return await job.run(update, name, entry, msg, checked.tokens, top_k, stop=job.stopped, max_steps=most)
+            return await job.run(update, name, entry, msg, checked.x, top_k, stop=job.stopped, max_steps=most)
         finally:
             job.close()
             self._settle()

@@ -47,6 +47,7 @@ def card_of(name: str, entry: Entry) -> dict[str, Any]:
         "input": net.input,
         "gates": list(net.gates),
         "vocab": len(net.vocab) if net.vocab else None,
+        **(net.tokenizer.describe() if net.tokenizer is not None else {}),
         "input_size": None if net.vocab else net.spec.input_size,
         "head": net.head is not None,
         "output": output_of(net.head),
@@ -97,8 +98,9 @@ UPLOAD_BODY = {
                         "vocab": {
                             "type": "string",
                             "format": "binary",
-                            "description": "optional JSON vocabulary (a token list, or {tokens, tokenizer, unk}): "
-                            "makes it a text model",
+                            "description": "optional vocabulary: a JSON token list, {token: id}, {tokens, "
+                            "tokenizer, unk, lowercase, split_punct, strip_punct, eol}, or a Hugging Face "
+                            "tokenizer.json: makes it a text model",
                         },
                         "name": {"type": "string", "description": "optional model id (default: from the file name)"},
                         "head": {
@@ -213,7 +215,7 @@ def _read_form(form: Any, registry: Registry, store: Store) -> Upload:
             f"{file.filename}: gatescope reads {', '.join(SUFFIXES)} files, not {suffix or 'files without a suffix'}",
         )
     if vocab is not None and not isinstance(vocab, UploadFile):
-        raise HTTPException(422, "send the vocabulary as a JSON file in the form field 'vocab'")
+        raise HTTPException(422, "send the vocabulary (JSON, or a tokenizer.json) as a file in the form field 'vocab'")
     if name is not None and not isinstance(name, str):
         raise HTTPException(422, "the form field 'name' must be text")
     if module is not None and (not isinstance(module, str) or len(module) > 200):

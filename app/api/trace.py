@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import StreamingResponse
 
 from ..encoding import (
+    display_of,
     dumps_binary,
     dumps_compact,
     iter_csv,
@@ -112,6 +113,7 @@ def stream_trace(job: CheckedDep) -> Iterator[dict[str, Any]]:
     yield {
         "model": job.name,
         "tokens": job.tokens,
+        **display_of(job.x),
         "directions": list(net.spec.directions),
         "output": output_of(net.head),
     }
@@ -120,8 +122,8 @@ def stream_trace(job: CheckedDep) -> Iterator[dict[str, Any]]:
         return
     while t < len(job.tokens):
         end = min(t + size, len(job.tokens))
-        piece = net.tokenizer.join(job.tokens[t:end]) if net.tokenizer is not None else np.asarray(job.x)[t:end]
-        tr = net.trace(piece, state=state)  # resumes where the last chunk stopped
+        piece = job.x.tail(t, end) if net.tokenizer is not None else np.asarray(job.x)[t:end]
+        tr = net.trace(piece, state=state)  # resumes where the last chunk stopped: the whole text's pieces
         state = tr.state
         yield from steps_json(net, tr, t, job.top_k, None if job.targets is None else job.targets[t:end])
         t, size = end, min(2 * size, MAX_CHUNK)

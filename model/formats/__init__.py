@@ -22,22 +22,23 @@ SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt", ".bin", ".keras", ".h5", ".o
 
 def load_file(
     path: str | Path,
-    vocab: str | Path | list[str] | None = None,
+    vocab: str | Path | list[str] | dict[str, Any] | None = None,
     *,
     head: str | None = None,
     labels: list[str] | None = None,
     head_at: str | None = None,
     module: str | None = None,
 ) -> Network:
-    """Read any supported weight file; ``vocab`` (a JSON file or a token list) makes it a text model;
-    ``head``, ``labels``, ``head_at`` say what its output means (model/heads.py), over what the file says;
+    """Read any supported weight file; ``vocab`` (a vocabulary JSON file or a tokenizer.json, or its
+    parsed JSON: a token list, {token: id}, the object form; formats/vocab.py) makes it a text model;
+    ``head``, ``labels``, ``head_at`` say what its output means (model/heads.py), over what the file says.
     ``module`` picks one recurrent module of a PyTorch file that holds several (e.g. "encoder.lstm")."""
     path = Path(path)
     net = _read(path, vocab, module)
     return with_head(net, path.name, head=head, labels=labels, head_at=head_at)
 
 
-def _read(path: Path, vocab: str | Path | list[str] | None, module: str | None = None) -> Network:
+def _read(path: Path, vocab: str | Path | list[str] | dict[str, Any] | None, module: str | None = None) -> Network:
     """The network in a weight file, as the file describes it."""
     if not path.is_file():
         raise FormatError(f"no such file: {path}")
@@ -76,8 +77,8 @@ def _read(path: Path, vocab: str | Path | list[str] | None, module: str | None =
     )
 
 
-def _vocab(path: Path, vocab: str | Path | list[str] | None) -> dict[str, Any] | None:
-    if isinstance(vocab, list):
+def _vocab(path: Path, vocab: str | Path | list[str] | dict[str, Any] | None) -> dict[str, Any] | None:
+    if isinstance(vocab, (list, dict)):
         return parse_vocab(vocab)
     if vocab is not None:
         return read_vocab(vocab)

@@ -1,5 +1,6 @@
 """What every importer shares: the error type (model/errors.py), file sniffing, safetensors reading,
-the cut of fused gate blocks into gatescope's per-gate weights (and the GRU's z flip), vocabularies."""
+the cut of fused gate blocks into gatescope's per-gate weights (and the GRU's z flip), vocabularies
+(model/formats/vocab.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ import numpy as np
 
 from ..errors import FormatError as FormatError  # every importer raises it from here
 from ..network import Network, Spec
+from .vocab import find_vocab as find_vocab
+from .vocab import parse_vocab as parse_vocab
+from .vocab import read_vocab as read_vocab
 
 #: Leading bytes of the container formats we read.
 MAGIC = {"zip": b"PK\x03\x04", "hdf5": b"\x89HDF\r\n\x1a\n"}
@@ -136,46 +140,7 @@ def stack(layers: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {f"layers.{k}.{n}": np.ascontiguousarray(a) for k, own in enumerate(layers) for n, a in own.items()}
 
 
-# Vocabularies -------------------------------------------------------------------------
-
-
-def read_vocab(path: str | Path) -> dict[str, Any]:
-    """A vocabulary file: a JSON list of tokens, or {"tokens": [...], "tokenizer": "char"|"word", "unk": ...}.
-
-    A bare list is a character vocabulary when every entry is one character (or a
-    ``<special>``), else a word vocabulary.
-    """
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FormatError(f"vocabulary {path.name} is not a JSON file ({e})") from None
-    return parse_vocab(data, path.name)
-
-
-def parse_vocab(data: Any, name: str = "vocabulary") -> dict[str, Any]:
-    """Spec fields (vocab, tokenizer, unk) from a token list or a vocabulary object."""
-    if isinstance(data, list):
-        data = {"tokens": data}
-    if not isinstance(data, dict) or not isinstance(data.get("tokens"), list):
-        raise FormatError(f"{name} must be a JSON list of tokens or an object with 'tokens'")
-    tokens = data["tokens"]
-    if not tokens or not all(isinstance(t, str) for t in tokens):
-        raise FormatError(f"{name} must list at least one token, all strings")
-    plain = [t for t in tokens if not (t.startswith("<") and t.endswith(">") and len(t) > 2)]
-    kind = data.get("tokenizer") or ("char" if all(len(t) == 1 for t in plain) else "word")
-    if kind not in ("char", "word"):
-        raise FormatError(f"{name}: unknown tokenizer {kind!r}, expected 'char' or 'word'")
-    return {"vocab": tokens, "tokenizer": kind, "unk": data.get("unk", "<unk>")}
-
-
-def find_vocab(path: Path) -> Path | None:
-    """A vocabulary beside a weight file: ``<stem>.vocab.json`` or ``vocab.json``."""
-    stem = path.name.split(".")[0]
-    for cand in (path.with_name(f"{stem}.vocab.json"), path.with_name("vocab.json")):
-        if cand.is_file():
-            return cand
-    return None
+# Vocabularies: model/formats/vocab.py ---------------------------------------------------
 
 
 # What the output means, from a file's metadata ----------------------------------------
@@ -240,7 +205,8 @@ def assemble(
             )
         if len(vocab["vocab"]) != V:
             n = len(vocab["vocab"])
-            raise FormatError(f"{name}: the vocabulary lists {n} tokens, the {embedding_kind} has {V} rows")
+            what = "the tokenizer.json has" if vocab.get("tokenizer") == "hf" else "the vocabulary lists"
+            raise FormatError(f"{name}: {what} {n} tokens, the {embedding_kind} has {V} rows")
         params["embedding"], spec["embedding"] = embedding, True
     if vocab is not None:
         spec.update(vocab)

@@ -171,7 +171,8 @@ export function decodeReply(msg, payload) {
   let probs = null;
   if (msg.probs) {
     const p = msg.probs.p;
-    probs = { k: msg.probs.k, tokens: msg.probs.tokens, p: { rows: p.shape[0], cols: p.shape[1], data: decode(p, payload) } };
+    const { k, tokens, display } = msg.probs;
+    probs = { k, tokens, display, p: { rows: p.shape[0], cols: p.shape[1], data: decode(p, payload) } };
   }
   const rows = (packed) => (packed ? { rows: packed.shape[0], cols: packed.shape[1], data: decode(packed, payload) } : null);
   return { ...msg, layers, probs, values: rows(msg.values), targets: rows(msg.targets) };

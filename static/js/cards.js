@@ -8,6 +8,21 @@ import { fmt } from "./format.js";
 /** How the cell types read in the picker. */
 export const CELL_NAME = { lstm: "LSTM", peephole: "peephole LSTM", coupled: "coupled-gate LSTM", gru: "GRU", rnn: "plain RNN" };
 
+/** How a text model's tokenizer reads the text, in a sentence (from the card's tokenizer and its options). */
+export function tokenizerText(card) {
+  const opt = card?.tokenizer_options || {};
+  if (card?.tokenizer === "char") return "It reads characters.";
+  if (card?.tokenizer === "hf") return `It reads ${opt.model || "subword"} pieces (its tokenizer.json).`;
+  if (card?.tokenizer !== "word") return "";
+  const how = [
+    opt.lowercase && "lowercased",
+    opt.split_punct && "punctuation split off",
+    opt.strip_punct && "punctuation removed",
+    opt.eol && `${opt.eol} after each line`,
+  ].filter(Boolean);
+  return `It reads whitespace-separated words${how.length ? ` (${how.join(", ")})` : ""}.`;
+}
+
 /** The card's known units as [{name, layer, unit, note, score}] (cards list them in a few shapes). */
 export function knownUnits(card) {
   const out = [];

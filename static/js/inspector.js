@@ -118,17 +118,22 @@ export class Inspector {
     const frag = document.createDocumentFragment();
     const tokens = s.trace.tokens;
     const unknown = new Set(s.trace.unknown);
+    // words are written apart, and a line's end-of-line token ends the line; pieces and characters are their text
+    const words = s.card?.tokenizer === "word";
+    const eol = words ? s.card.tokenizer_options?.eol : undefined;
     for (let t = from; t < T; t++) {
       const tok = tokens[t];
       const span = document.createElement("span");
       span.dataset.t = String(t);
-      span.textContent = tok === "\n" ? "↵" : tok === "\t" ? "⇥" : tok;
+      span.textContent = tok.replace(/\n/g, "↵").replace(/\t/g, "⇥");
       if (unknown.has(t)) {
         span.className = "unk";
         span.title = "Not in the model's vocabulary: read as its unknown token";
       }
       frag.append(span);
-      if (tok === "\n") frag.append("\n");
+      const breaks = "\n".repeat(tok === eol ? 1 : (tok.match(/\n/g) || []).length);
+      const after = breaks || (words ? " " : "");
+      if (after) frag.append(after); // one text node after the span, removed with it
       this.spans.push(span);
     }
     box.append(frag);

@@ -4,7 +4,7 @@
  * model options follow the state's card list.
  */
 
-import { CELL_NAME, directionNote } from "./cards.js";
+import { CELL_NAME, directionNote, tokenizerText } from "./cards.js";
 import { el, showToken } from "./format.js";
 
 /** Characters of an example shown on its button. */
@@ -59,8 +59,8 @@ export class Picker {
     const { model, description, examples, more } = this.els;
     const card = this.state.card;
     model.value = card.id;
-    const note = directionNote(card);
-    description.textContent = [card.description || (note ? "" : "No description."), note].filter(Boolean).join(" ");
+    const notes = [directionNote(card), tokenizerText(card)].filter(Boolean);
+    description.textContent = [card.description || (notes.length ? "" : "No description."), ...notes].filter(Boolean).join(" ");
     description.classList.remove("is-open");
     more.textContent = "more";
     more.setAttribute("aria-expanded", "false");

@@ -103,8 +103,9 @@ export class TraceStore {
   apply(reply) {
     const k = reply.from;
     const n = reply.length - k;
+    // the tokens as the server writes them for reading: subword pieces come with their text (display)
     this.tokens.length = k;
-    for (const tok of reply.tokens) this.tokens.push(tok);
+    for (const tok of reply.display || reply.tokens) this.tokens.push(tok);
     this.unknown = reply.unknown || [];
     reply.layers.forEach((layer, l) => {
       for (const [g, arr] of Object.entries(layer)) {
@@ -118,7 +119,7 @@ export class TraceStore {
     if (reply.probs) {
       if (!this.probs) this.probs = { k: reply.probs.k, tokens: [], p: new Series(reply.probs.p.cols) };
       this.probs.tokens.length = k;
-      for (const row of reply.probs.tokens) this.probs.tokens.push(row);
+      for (const row of reply.probs.display || reply.probs.tokens) this.probs.tokens.push(row);
       this.probs.p.cut(k);
       this.probs.p.append(reply.probs.p.data, n);
     } else {

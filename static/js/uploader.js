@@ -1,6 +1,6 @@
 /**
  * Your own model: a dialog that uploads a weight file (PyTorch, Keras, ONNX or gatescope's own, with
- * an optional vocabulary) and shows the upload's progress, then the server's verdict; and a button
+ * an optional vocabulary or Hugging Face tokenizer.json) and shows the upload's progress, then the server's verdict; and a button
  * that removes an uploaded model. Shown only when the server takes uploads (data-uploads on <body>).
  * The file types offered are the server's: the template writes them into the file input's `accept`.
  *

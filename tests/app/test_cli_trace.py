@@ -55,3 +55,14 @@ def test_bad_input_is_a_message_not_a_traceback(args, message, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_a_weight_file_with_a_tokenizer_json_traces_from_the_command_line(tmp_path):
+    from pathlib import Path
+
+    fix = Path(__file__).resolve().parents[1] / "fixtures" / "tokenizers"
+    out = tmp_path / "t.json"
+    args = ["trace", str(fix / "lstm_bpe.safetensors"), "The cat sat.", "--vocab", str(fix / "bpe.json")]
+    assert main([*args, "--out", str(out)]) == 0
+    body = json.loads(out.read_text())
+    assert body["tokens"] == ["The", "Ġcat", "Ġsat", "."] and body["display"] == ["The", " cat", " sat", "."]

@@ -162,7 +162,7 @@ def test_any_sequence_of_edits_leaves_the_client_holding_the_full_trace():
             text = text[:at] + text[at + int(rng.integers(1, 4)) :]
         else:
             text = text[:at] + piece + text[at + len(piece) :]
-        reply = session.update("code", entry, {"text": text, "encoding": "json"}, list(text), 5)
+        reply = session.update("code", entry, {"text": text, "encoding": "json"}, net.tokenizer.encode(text), 5)
         k = reply["from"]
         for g, rows in reply["layers"][0].items():
             new = np.array(rows, np.float32).reshape(-1, 128)
@@ -179,11 +179,11 @@ def test_a_refused_edit_leaves_the_cache_as_it_was():
 
     net = model.load("code")
     entry, session = Entry(net, {}), Session()
-    session.update("code", entry, {"text": "x = 1\n", "encoding": "json"}, list("x = 1\n"), 5)
+    session.update("code", entry, {"text": "x = 1\n", "encoding": "json"}, net.tokenizer.encode("x = 1\n"), 5)
     with pytest.raises(LiveError, match="focus.unit"):  # a different text, refused for its focus
         msg = {"text": "y = 2\n", "encoding": "json", "focus": {"layer": 0, "unit": 999}}
-        session.update("code", entry, msg, list("y = 2\n"), 5)
-    reply = session.update("code", entry, {"text": "x = 1\nz", "encoding": "json"}, list("x = 1\nz"), 5)
+        session.update("code", entry, msg, net.tokenizer.encode("y = 2\n"), 5)
+    reply = session.update("code", entry, {"text": "x = 1\nz", "encoding": "json"}, net.tokenizer.encode("x = 1\nz"), 5)
     assert reply["from"] == 6  # the cache still holds "x = 1\n"
     full = net.trace("x = 1\nz")
     np.testing.assert_allclose(np.array(reply["layers"][0]["c"], np.float32), full.layers[0]["c"][6:], atol=2e-6)

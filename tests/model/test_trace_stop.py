@@ -39,14 +39,14 @@ def test_a_cancelled_edit_leaves_the_buffer_as_it_was(monkeypatch):
     net = text_net("gru")
     monkeypatch.setattr(net, "chunk_steps", lambda: 4)
     buf = model.TraceBuffer(net)
-    buf.update(list("abc abc"))
+    buf.update("abc abc")
     before = {g: a.copy() for g, a in buf.trace.layers[0].items()}
     with pytest.raises(Cancelled):
-        buf.update(list("abc abd" + "a" * 40), stop=lambda: True)
+        buf.update("abc abd" + "a" * 40, stop=lambda: True)
     assert buf.trace.tokens == list("abc abc")
     for g, a in before.items():
         np.testing.assert_array_equal(buf.trace.layers[0][g], a)
-    k, _ = buf.update(list("abc abcd"))  # and the next edit resumes from it
+    k, _ = buf.update("abc abcd")  # and the next edit resumes from it
     assert k == 7
 
 
