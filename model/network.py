@@ -42,6 +42,8 @@ class Spec:
     unk: str | None = "<unk>"  # the vocabulary's unknown entry
     embedding: bool = False  # tokens enter through an embedding (V, D); else one-hot (D = V)
     output_size: int | None = None  # V of the output head (linear + softmax), or None
+    head: str | None = None  # "next" | "classes" | "values" (model/heads.py); None: inferred
+    head_at: str = "every"  # "every" step's prediction counts, or only the "last" one's
     meta: dict[str, Any] = field(default_factory=dict)  # description, provenance, source format
 
     def param_names(self) -> list[str]:
