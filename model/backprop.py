@@ -91,7 +91,8 @@ def loss_and_grads(
         caches.append((p, inp, cache))
         final.append((cache["h"][-1].copy(), cache["c"][-1].copy() if "c" in cache else None))
         inp = cache["h"][1:]  # (T, B, H)
-    out = inp @ params["head.W"] + params["head.b"]  # (T, B, K)
+    top = cache["h"][1:]  # (T, B, H) the top layer's h, what the head reads
+    out = top @ params["head.W"] + params["head.b"]  # (T, B, K)
     m = mask.T.astype(dtype)  # (T, B)
     n = max(float(m.sum()), 1.0)
     if values:
@@ -110,7 +111,7 @@ def loss_and_grads(
         dlogits *= (m / n)[..., None]
 
     # Backward -----------------------------------------------------------------------
-    grads["head.W"] += np.einsum("tbh,tbv->hv", inp, dlogits)
+    grads["head.W"] += np.einsum("tbh,tbv->hv", top, dlogits)
     grads["head.b"] += dlogits.sum(axis=(0, 1))
     dh_seq = dlogits @ params["head.W"].T  # (T, B, H) into the top layer's h
     for k in reversed(range(L)):

@@ -144,19 +144,25 @@ class Progress:
         self.bar.close()
 
 
-def train(
-    task: Task,
-    cfg: TrainConfig,
-    out: Path | None = None,
-    progress: bool = True,
-    on_eval: Callable[[int, dict[str, float]], None] | None = None,
-    command: str | None = None,
-    task_options: dict[str, Any] | None = None,
-) -> tuple[Network, dict[str, Any]]:
-    """Train a network on ``task``; return it and its history (losses, evaluations, wall time)."""
-    rng = np.random.default_rng(cfg.seed)
+def task_spec(task: Task, cfg: TrainConfig) -> Spec:
+    """The network ``cfg`` trains for ``task``: a language model over its vocabulary, or, for a vector
+    task, its input size and a values head of its output size (scored at every step or the last)."""
+    if task.vocab is None:
+        if cfg.embedding is not None:
+            raise InputError(f"the {task.name} task's input is vectors: an embedding needs tokens")
+        assert task.input_size is not None and task.output_size is not None
+        return Spec(
+            cell=cfg.cell,
+            input_size=task.input_size,
+            hidden_size=cfg.hidden,
+            num_layers=cfg.layers,
+            reset_after=cfg.reset_after,
+            output_size=task.output_size,
+            head=task.head,
+            head_at=task.head_at,
+        )
     V = len(task.vocab)
-    spec = Spec(
+    return Spec(
         cell=cfg.cell,
         input_size=cfg.embedding or V,
         hidden_size=cfg.hidden,
@@ -168,6 +174,20 @@ def train(
         embedding=cfg.embedding is not None,
         output_size=V,
     )
+
+
+def train(
+    task: Task,
+    cfg: TrainConfig,
+    out: Path | None = None,
+    progress: bool = True,
+    on_eval: Callable[[int, dict[str, float]], None] | None = None,
+    command: str | None = None,
+    task_options: dict[str, Any] | None = None,
+) -> tuple[Network, dict[str, Any]]:
+    """Train a network on ``task``; return it and its history (losses, evaluations, wall time)."""
+    rng = np.random.default_rng(cfg.seed)
+    spec = task_spec(task, cfg)
     _check_spec(spec)  # a clear ValueError before any work
     params = init_params(spec, rng)
     adam = Adam(params)
@@ -192,14 +212,16 @@ def train(
         bar.update(step + 1, smooth, tokens)
         last = step + 1 == cfg.steps
         if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and not last:
-            metrics = task.evaluate(Network(spec, params))
+            metrics = task.evaluate(Network(spec, task.export(params)))
             history["evals"].append({"step": step + 1, **metrics})
             if on_eval:
                 on_eval(step + 1, metrics)
         if out is not None and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and not last:
-            _write(out, Network(spec, params), task, cfg, history, time.perf_counter() - t0, checkpoint=True)
+            _write(
+                out, Network(spec, task.export(params)), task, cfg, history, time.perf_counter() - t0, checkpoint=True
+            )
     bar.close()
-    net = Network(spec, params)
+    net = Network(spec, task.export(params))
     history["wall_seconds"] = round(time.perf_counter() - t0, 1)
     history["tokens_per_second"] = round(tokens / max(history["wall_seconds"], 1e-9))
     metrics = task.evaluate(net)
