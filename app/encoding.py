@@ -61,6 +61,16 @@ def _body(name: str, tr: Trace, encode: Any, probs: Any) -> dict[str, Any]:
     }
 
 
+def series_values(net: Network, tr: Trace, body: dict[str, Any]) -> dict[str, Any]:
+    """A values head's predictions, (T, K) lists under "values", for a body that lacks them (the core's
+    Trace.values where it has them, else ``model.regression.predicted``'s); {} for any other head."""
+    if "values" in body or getattr(net.spec, "head", None) != "values":
+        return {}
+    from model.regression import predicted
+
+    return {"values": predicted(net, tr).tolist()}
+
+
 def trace_json(name: str, net: Network, tr: Trace, top_k: int) -> dict[str, Any]:
     """The response body of POST /api/trace."""
     return _body(name, tr, lambda g, a: a.tolist(), _top(net, tr, top_k))

@@ -31,7 +31,7 @@ import numpy as np
 from .errors import InputError
 from .network import Network
 from .series import read_csv
-from .tasks import Batch, Task, _heldout_rng
+from .tasks import TASKS, Batch, Task, _heldout_rng
 from .trace import Trace
 
 #: The CO2 series: a row a week, one column (ppm), oldest first.
@@ -192,3 +192,6 @@ class Co2Task(_VectorTask):
             "naive_rmse_ppm": float(np.sqrt(np.mean(naive**2))),
             "heldout_weeks": float(scored.sum()),
         }
+
+
+TASKS.update(adding=AddingTask, co2=Co2Task)

@@ -46,6 +46,7 @@ class TrainConfig:
     layers: int = _opt(1, "stacked layers")
     embedding: int | None = _opt(None, "embedding size D (default: one-hot input)")
     reset_after: bool = _opt(False, "gru: PyTorch's reset-after convention")
+    forget_bias: float = _opt(1.0, "initial forget-gate bias (lstm cells): larger holds memory over longer gaps")
     steps: int = _opt(2000, "training steps (batches)")
     batch: int = _opt(32, "sequences a batch")
     bptt: int = _opt(100, "truncated BPTT length for streams")
@@ -69,8 +70,8 @@ class TrainConfig:
                 raise InputError(f"{name} must be 0 or more, got {getattr(self, name)}")
 
 
-def init_params(spec: Spec, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """PyTorch's uniform(±1/√H) init, forget-gate bias +1 (GRU: z bias −1)."""
+def init_params(spec: Spec, rng: np.random.Generator, forget_bias: float = 1.0) -> dict[str, np.ndarray]:
+    """PyTorch's uniform(±1/√H) init, forget-gate bias +``forget_bias`` (GRU: z bias −1)."""
     k = 1 / np.sqrt(spec.hidden_size)
     params = {}
     for name in spec.param_names():
@@ -80,7 +81,7 @@ def init_params(spec: Spec, rng: np.random.Generator) -> dict[str, np.ndarray]:
         else:
             params[name] = rng.uniform(-k, k, shape)
         if name.endswith(".b_f"):
-            params[name] += 1.0
+            params[name] += forget_bias
         if name.endswith(".b_z"):
             params[name] -= 1.0
     return {n: a.astype(np.float32) for n, a in params.items()}
@@ -189,7 +190,7 @@ def train(
     rng = np.random.default_rng(cfg.seed)
     spec = task_spec(task, cfg)
     _check_spec(spec)  # a clear ValueError before any work
-    params = init_params(spec, rng)
+    params = init_params(spec, rng, cfg.forget_bias)
     adam = Adam(params)
     batches = task.batches(rng, cfg.batch, cfg.bptt)
     history: dict[str, Any] = {"loss": [], "evals": [], "command": command, "task_options": task_options or {}}
