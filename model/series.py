@@ -112,3 +112,9 @@ def read_series(source: str | Path | bytes, name: str | None = None) -> tuple[np
     except UnicodeDecodeError as e:
         raise InputError(f"{name or 'the series'} is neither a .npy file nor UTF-8 CSV text ({e.reason})") from None
     return read_csv(text)
+
+
+def to_csv(x: np.ndarray, names: list[str] | None = None) -> str:
+    """A (T, D) series as CSV text that ``read_csv`` reads back exactly (each value's shortest repr)."""
+    head = ",".join(names) + "\n" if names else ""
+    return head + "".join(",".join(repr(float(v)) for v in row) + "\n" for row in np.asarray(x, np.float64))

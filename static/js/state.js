@@ -75,6 +75,8 @@ export class TraceStore {
     this.unknown = [];
     this.layers = [];
     this.probs = null;
+    this.inputs = null; // a vector model's series as the server read it: {names, rows: T arrays of D}
+    this.values = null; // a values head's predictions: T arrays of K
     this._cellRowMax = [];
     if (!card) return;
     for (let l = 0; l < card.layers; l++) {
@@ -120,6 +122,21 @@ export class TraceStore {
       this.probs.p.append(reply.probs.p.data, n);
     } else {
       this.probs = null;
+    }
+    if (reply.inputs) {
+      if (!this.inputs || k === 0) this.inputs = { names: reply.inputs.names, rows: [] };
+      this.inputs.names = reply.inputs.names;
+      this.inputs.rows.length = k;
+      for (const row of reply.inputs.rows) this.inputs.rows.push(row);
+    } else {
+      this.inputs = null;
+    }
+    if (reply.values) {
+      if (!this.values || k === 0) this.values = [];
+      this.values.length = k;
+      for (const row of reply.values) this.values.push(row);
+    } else {
+      this.values = null;
     }
     this.T = this.held = reply.length;
     this.from = k;

@@ -74,3 +74,34 @@ def test_a_bad_series_is_an_error_reply_and_the_socket_stays(client, msg, messag
         assert reply["seq"] == 1 and message in reply["error"]
         ws.send_json({"seq": 2, "model": "vec", "csv": csv(ROWS)})  # the socket still answers
         assert ws.receive_json()["length"] == 4
+
+
+def test_a_series_file_comes_back_as_the_csv_the_page_edits(client, tmp_path):
+    """POST /api/series: an .npy file (1-D: one feature) becomes CSV text that reads back to the same values."""
+    import io
+
+    from model.series import read_csv
+
+    c, _ = client
+    buf = io.BytesIO()
+    x = np.array([[0.1, 2.0], [1e-9, -3.5], [np.pi, 4.0]])
+    np.save(buf, x)
+    got = c.post("/api/series?name=walk.npy", content=buf.getvalue()).json()
+    assert (got["steps"], got["features"], got["names"]) == (3, 2, None)
+    assert np.array_equal(read_csv(got["csv"])[0], x)  # exact: every float64 round-trips
+    got = c.post("/api/series?name=s.csv", content=b"v;w\n1;2\n").json()
+    assert got["csv"] == "v,w\n1.0,2.0\n" and got["names"] == ["v", "w"]
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "message"),
+    [
+        ("s.csv", b"a,b\n1,2\n3\n", "s.csv: row 3 has 1 values, the first row 2"),
+        ("s.npy", b"\x93NUMPY garbage", "s.npy: the .npy file does not read"),
+        ("s.csv", b"", "the body is empty"),
+    ],
+)
+def test_a_bad_series_file_is_a_422_naming_it(client, name, body, message):
+    c, _ = client
+    r = c.post(f"/api/series?name={name}", content=body)
+    assert r.status_code == 422 and message in r.json()["detail"]
