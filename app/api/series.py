@@ -39,4 +39,4 @@ async def read_series_file(request: Request, name: str = "series.csv") -> Series
     try:
         return await run_in_threadpool(_read, data, name)
     except model.InputError as e:
-        raise HTTPException(422, f"{name}: {e}") from None
+        raise HTTPException(422, str(e)) from None

@@ -127,8 +127,8 @@ export class SeriesView {
       x: c.x,
       y: c.y,
       yaxis: c.row === 0 ? "y" : `y${c.row + 1}`,
-      line: c.line,
-      marker: c.marker,
+      ...(c.line ? { line: c.line } : {}),
+      ...(c.marker ? { marker: c.marker } : {}),
       hovertemplate: `${c.name}: %{y:.4g} at t = %{x}<extra></extra>`,
     }));
     window.Plotly.react(plot, data, layout, CONFIG);

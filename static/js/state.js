@@ -236,9 +236,8 @@ export class State {
 
   /** Take the server's model list (GET /api/models). */
   setCards(cards) {
-    const usable = cards.filter((c) => c.input === "text" && c.available !== false);
     this.listed = cards;
-    this.cards = usable.length ? usable : cards.filter((c) => c.available !== false);
+    this.cards = cards.filter((c) => c.available !== false); // text and series models alike
     this._notify(new Set(["cards"]));
   }
 

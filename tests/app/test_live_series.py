@@ -96,8 +96,8 @@ def test_a_series_file_comes_back_as_the_csv_the_page_edits(client, tmp_path):
 @pytest.mark.parametrize(
     ("name", "body", "message"),
     [
-        ("s.csv", b"a,b\n1,2\n3\n", "s.csv: row 3 has 1 values, the first row 2"),
-        ("s.npy", b"\x93NUMPY garbage", "s.npy: the .npy file does not read"),
+        ("s.csv", b"a,b\n1,2\n3\n", "row 3 has 1 values, the first row 2"),
+        ("s.npy", b"\x93NUMPY garbage", "the .npy file does not read"),
         ("s.csv", b"", "the body is empty"),
     ],
 )

@@ -62,7 +62,8 @@ def test_a_pasted_series_draws_heatmaps_and_the_forecast_and_appending_adds_colu
     x = read_csv(rows(FIRST + MORE))[0]
     want = predicted(net, net.trace(x))[:, 0]  # (T,) the model's forecasts, computed here
     got = {d["name"]: np.array(d["y"]) for d in shown["data"]}
-    np.testing.assert_allclose(got["co2"], x[:FIRST, 0], rtol=0, atol=1e-9)  # the series as the server read it
+    x32 = x.astype(net.dtype)  # the series as the network reads it (float32)
+    np.testing.assert_array_equal(got["co2"], x32[:FIRST, 0])
     np.testing.assert_allclose(got["predicted"], want[:FIRST], rtol=0, atol=1e-3)  # ppm, float32 on the wire
     page.screenshot(path=str(ARTIFACTS / "series-1280x720.png"), full_page=True)
 
@@ -73,7 +74,7 @@ def test_a_pasted_series_draws_heatmaps_and_the_forecast_and_appending_adds_colu
     np.testing.assert_allclose(np.array(more["data"][1]["y"]), want, rtol=0, atol=1e-3)
     strip = page.get_by_test_id("x-strip").locator("rect[data-value]")
     expect(strip).to_have_count(1)
-    assert float(strip.get_attribute("data-value")) == x[FIRST + MORE - 1, 0]  # x_t at the last step
+    assert float(strip.get_attribute("data-value")) == x32[FIRST + MORE - 1, 0]  # x_t at the last step
     assert_clean(page, server)
 
 
