@@ -75,7 +75,7 @@ export class SeriesView {
     }
     const targets = tr.targets || null;
     if (targets && K) {
-      const known = steps.filter((t) => targets[t] != null);
+      const known = steps.filter((t) => targets[t] !== null && targets[t] !== undefined);
       curves.push({
         name: "target",
         row: sameRow ? 0 : shown,
