@@ -8,7 +8,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
-from typing import get_args, get_type_hints
+from typing import Any, get_args, get_type_hints
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         help="a series for a vector model: FILE.csv (a row a step, a column a feature, header optional) or FILE.npy",
     )
     tc.add_argument("--out", type=Path, default=None, help="FILE.json, FILE.csv or FILE.npz (default: JSON on stdout)")
+    tc.add_argument("--head", choices=("next", "classes", "values"), default=None, help="what the output means")
+    tc.add_argument("--head-at", choices=("every", "last"), default=None, help="which steps' predictions count")
+    tc.add_argument("--labels", default=None, help='a name per output: a JSON list or comma-separated ("neg,pos")')
     tr = sub.add_parser("train", help="train a model on a task and write it in gatescope's format")
     tr.add_argument("task", help="code | dyck | recall")
     _config_flags(tr)
@@ -136,8 +139,15 @@ def _trace(args: argparse.Namespace) -> int:
     if (args.text is None) == (args.vectors is None):
         print("gatescope trace: give a text (text models) or --vectors FILE (vector models), not both", file=sys.stderr)
         return 2
+    labels = None
+    if args.labels is not None:
+        try:
+            labels = json.loads(args.labels) if args.labels.lstrip().startswith("[") else args.labels.split(",")
+        except ValueError as e:
+            print(f"gatescope trace: --labels starts like a JSON list but is not JSON ({e})", file=sys.stderr)
+            return 2
     try:
-        net = model.load(args.model)
+        net = model.load(args.model, head=args.head, labels=labels, head_at=args.head_at)
         if args.vectors is not None:
             from model.series import read_series
 
@@ -160,7 +170,33 @@ def _trace(args: argparse.Namespace) -> int:
             print(text)
     if args.out:
         print(f"{len(tr)} steps x {len(tr.layers)} layers x {net.hidden_size} units -> {args.out}", file=sys.stderr)
+    for line in _predictions(tr):
+        print(line, file=sys.stderr)
     return 0
+
+
+def _predictions(tr: Any) -> list[str]:
+    """What a classes or values head answered, in words: the last step's (the answer, when only it
+    counts), and the class or values at each step (up to 40 steps) when every step counts."""
+    if tr.head_kind not in ("classes", "values"):
+        return []
+    labels, T = tr.labels, len(tr)
+    which = "the last step's prediction counts" if tr.head_at == "last" else "a prediction at every step"
+    if tr.head_kind == "classes":
+        idx, p = tr.top(min(5, len(labels)))
+        best = ", ".join(f"{labels[j]} {q:.1%}" for j, q in zip(idx[-1].tolist(), p[-1].tolist(), strict=True))
+        lines = [f"classes ({which}): at step {T - 1}: {best}"]
+        if tr.head_at == "every":
+            shown = ", ".join(labels[j] for j in idx[:40, 0].tolist())
+            lines.append(f"class at each step: {shown}" + (" ..." if T > 40 else ""))
+        return lines
+    last = ", ".join(f"{s} = {v:.6g}" for s, v in zip(labels, tr.values[-1].tolist(), strict=True))
+    lines = [f"values ({which}): at step {T - 1}: {last}"]
+    if tr.head_at == "every":
+        for k, s in enumerate(labels[:8]):
+            shown = " ".join(f"{v:.4g}" for v in tr.values[:40, k].tolist())
+            lines.append(f"{s} at each step: {shown}" + (" ..." if T > 40 else ""))
+    return lines
 
 
 def _train(args: argparse.Namespace, argv: list[str]) -> int:

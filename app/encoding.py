@@ -6,6 +6,11 @@
 - binary (``dumps_binary``): the compact body without base64, arrays read in place by the page;
 - downloads: ``trace_csv`` (a row per layer × step × unit) and ``trace_npz``;
 - ``focus_json``: one unit's exact values on every line of the diagram (the numbers a person reads).
+
+Every form says what the model's output is (``output``: its kind, the steps that count, the labels of
+a classes or values head) and carries it: ``probs`` the top-k next tokens or the labelled class
+probabilities (every class, up to ``MAX_CLASSES``), ``values`` a regression head's outputs, ``targets``
+what it should have output where known (a request's, or the input column the model's meta names).
 """
 
 from __future__ import annotations
@@ -22,35 +27,78 @@ from typing import Any
 
 import numpy as np
 
-from model import Network, Trace
+from model import Head, Network, Trace
+
+#: A classes head sends every class's probability at every step up to this many classes (else the top k).
+MAX_CLASSES = 64
+
+
+def _k(tr: Trace, top_k: int) -> int:
+    """How many outputs a step's ``probs`` lists: the top k next tokens, or every class (up to MAX_CLASSES)."""
+    K = 0 if tr.probs is None else tr.probs.shape[1]
+    return min(K, MAX_CLASSES) if tr.head_kind == "classes" and K <= MAX_CLASSES else top_k
+
+
+def output_of(head: Head | None) -> dict[str, Any] | None:
+    """A network's head as the card and the stream's header give it (as ``output_json``)."""
+    if head is None:
+        return None
+    labels = None if head.kind == "next" else list(head.labels)
+    return {"kind": head.kind, "at": head.at, "size": head.size, "labels": labels}
+
+
+def output_json(tr: Trace) -> dict[str, Any] | None:
+    """What the trace's output is: {"kind", "at", "size", "labels"} (labels: classes and values only: a
+    next-token head's are the vocabulary), or None for a model without an output head."""
+    if tr.head_kind is None or tr.labels is None:
+        return None
+    labels = None if tr.head_kind == "next" else tr.labels
+    return {"kind": tr.head_kind, "at": tr.head_at, "size": len(tr.labels), "labels": labels}
+
+
+def _rows_or_none(a: np.ndarray | None) -> list[list[float | None]] | None:
+    """A (T, K) array as lists, NaN (not known) as null."""
+    if a is None:
+        return None
+    if np.isnan(a).any():
+        return [[None if v != v else v for v in row] for row in a.tolist()]
+    return a.tolist()
 
 
 def _top(net: Network, tr: Trace, top_k: int) -> list[list[dict[str, Any]]] | None:
     if tr.probs is None:
         return None
-    idx, p = tr.top(top_k)
-    labels = net.vocab or [str(j) for j in range(tr.probs.shape[1])]
+    idx, p = tr.top(_k(tr, top_k))
+    labels = tr.labels or [str(j) for j in range(tr.probs.shape[1])]  # the vocabulary, or the class names
     return [
         [{"token": labels[j], "p": float(q)} for j, q in zip(row_i, row_p, strict=True)]
         for row_i, row_p in zip(idx.tolist(), p.tolist(), strict=True)
     ]
 
 
-def steps_json(net: Network, tr: Trace, start: int, top_k: int) -> Iterator[dict[str, Any]]:
+def steps_json(
+    net: Network, tr: Trace, start: int, top_k: int, targets: np.ndarray | None = None
+) -> Iterator[dict[str, Any]]:
     """The lines of the JSON Lines stream for a chunk trace whose first step is step ``start`` of the
-    whole: the chunk's top-k and its arrays' lists are computed once, then cut into a line per step."""
+    whole: the chunk's top-k and its arrays' lists are computed once, then cut into a line per step.
+    ``targets``: the chunk's rows of what a values head should output (NaN: not known)."""
     top = _top(net, tr, top_k)
     layers = [{g: layer[g].tolist() for g in tr.gates} for layer in tr.layers]  # per layer: gate -> T lists
+    values, want = _rows_or_none(tr.values), _rows_or_none(targets)
     for k, token in enumerate(tr.tokens):
-        yield {
+        line = {
             "t": start + k,
             "token": token,
             "layers": [{g: rows[k] for g, rows in la.items()} for la in layers],
             "probs": top[k] if top is not None else None,
+            "values": values[k] if values is not None else None,
         }
+        if want is not None:
+            line["targets"] = want[k]
+        yield line
 
 
-def _body(name: str, tr: Trace, encode: Any, probs: Any) -> dict[str, Any]:
+def _body(name: str, tr: Trace, encode: Any, probs: Any, values: Any, targets: Any) -> dict[str, Any]:
     """A trace response with every gate array passed through ``encode(gate, array)``."""
     return {
         "model": name,
@@ -58,22 +106,16 @@ def _body(name: str, tr: Trace, encode: Any, probs: Any) -> dict[str, Any]:
         "unknown": tr.unknown,
         "layers": [{g: encode(g, layer[g]) for g in tr.gates} for layer in tr.layers],
         "probs": probs,
+        "output": output_json(tr),
+        "values": values,
+        "targets": targets,
     }
 
 
-def series_values(net: Network, tr: Trace, body: dict[str, Any]) -> dict[str, Any]:
-    """A values head's predictions, (T, K) lists under "values", for a body that lacks them (the core's
-    Trace.values where it has them, else ``model.regression.predicted``'s); {} for any other head."""
-    if "values" in body or getattr(net.spec, "head", None) != "values":
-        return {}
-    from model.regression import predicted
-
-    return {"values": predicted(net, tr).tolist()}
-
-
-def trace_json(name: str, net: Network, tr: Trace, top_k: int) -> dict[str, Any]:
+def trace_json(name: str, net: Network, tr: Trace, top_k: int, targets: np.ndarray | None = None) -> dict[str, Any]:
     """The response body of POST /api/trace."""
-    return _body(name, tr, lambda g, a: a.tolist(), _top(net, tr, top_k))
+    values, want = _rows_or_none(tr.values), _rows_or_none(targets)
+    return _body(name, tr, lambda g, a: a.tolist(), _top(net, tr, top_k), values, want)
 
 
 #: Values a piece of a streamed JSON or CSV body holds, about: each piece is one short C call, so a big
@@ -90,7 +132,7 @@ def _rows(a: np.ndarray) -> Iterator[str]:
     yield "]"
 
 
-def iter_json(name: str, net: Network, tr: Trace, top_k: int) -> Iterator[str]:
+def iter_json(name: str, net: Network, tr: Trace, top_k: int, targets: np.ndarray | None = None) -> Iterator[str]:
     """``json.dumps(trace_json(...))`` in pieces of about PIECE_VALUES numbers (a streamed response)."""
     head = json.dumps({"model": name, "tokens": tr.tokens, "unknown": tr.unknown})
     yield head[:-1] + ', "layers": ['
@@ -105,43 +147,73 @@ def iter_json(name: str, net: Network, tr: Trace, top_k: int) -> Iterator[str]:
     if top is None:
         yield "null"
     else:
-        n = max(1, PIECE_VALUES // (4 * top_k))
+        n = max(1, PIECE_VALUES // (4 * _k(tr, top_k)))
         yield "["
         for t in range(0, len(top), n):
             yield (", " if t else "") + json.dumps(top[t : t + n])[1:-1]
         yield "]"
+    yield ', "output": ' + json.dumps(output_json(tr))
+    for key, a in (("values", tr.values), ("targets", targets)):
+        yield f', "{key}": '
+        if a is None:
+            yield "null"
+        else:  # small (K values a step): whole
+            yield json.dumps(_rows_or_none(a))
     yield "}"
 
 
-def trace_csv(tr: Trace) -> str:
-    """One row per layer × timestep × unit: layer, t, token, unit, then one column per gate."""
-    return "".join(iter_csv(tr))
+def trace_csv(tr: Trace, targets: np.ndarray | None = None) -> str:
+    """One row per layer × timestep × unit: layer, t, token, unit, then one column per gate; then, for a
+    classes head, ``p(<label>)`` per class, for a values head ``pred(<label>)`` (and ``target(<label>)``
+    where targets are known) per output: the step's outputs, on each of its rows."""
+    return "".join(iter_csv(tr, targets))
 
 
-def iter_csv(tr: Trace) -> Iterator[str]:
+def _output_columns(tr: Trace, targets: np.ndarray | None) -> tuple[list[str], np.ndarray | None]:
+    """The CSV's head columns and their (T, n) values: classes and values heads (a next-token head's
+    vocabulary-wide distribution is in the JSON and NPZ forms, not a column per token)."""
+    labels = tr.labels or []
+    if tr.head_kind == "classes" and tr.probs is not None:
+        return [f"p({s})" for s in labels], tr.probs
+    if tr.head_kind == "values" and tr.values is not None:
+        if targets is None:
+            return [f"pred({s})" for s in labels], tr.values
+        both = np.concatenate([tr.values, np.asarray(targets, tr.values.dtype)], axis=1)  # (T, 2K)
+        return [f"pred({s})" for s in labels] + [f"target({s})" for s in labels], both
+    return [], None
+
+
+def iter_csv(tr: Trace, targets: np.ndarray | None = None) -> Iterator[str]:
     """``trace_csv`` a step at a time (a header, then a step's H rows per piece): a response streams it."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(["layer", "t", "token", "unit", *tr.gates])
+    names, head = _output_columns(tr, targets)
+    w.writerow(["layer", "t", "token", "unit", *tr.gates, *names])
     yield out.getvalue()
     for k, layer in enumerate(tr.layers):
         for t, token in enumerate(tr.tokens):
             out.seek(0)
             out.truncate()
             cols = [layer[g][t].tolist() for g in tr.gates]  # per gate: H values
+            extra = [] if head is None else ["" if v != v else repr(v) for v in head[t].tolist()]  # NaN: empty
             for u in range(len(cols[0])):
-                w.writerow([k, t, token, u, *(repr(c[u]) for c in cols)])
+                w.writerow([k, t, token, u, *(repr(c[u]) for c in cols), *extra])
             yield out.getvalue()
 
 
 def plain_values(net: Network, steps: int) -> int:
-    """How many numbers a trace of ``steps`` steps holds as plain JSON or CSV (gates of every layer)."""
-    return steps * net.hidden_size * len(net.gates) * net.num_layers
+    """How many numbers a trace of ``steps`` steps holds as plain JSON or CSV (gates of every layer, and
+    a classes or values head's outputs, repeated on each unit's CSV row)."""
+    head = net.head
+    K = head.size * (2 if head.kind == "values" else 1) if head is not None and head.kind != "next" else 0
+    return steps * net.hidden_size * (len(net.gates) + K) * net.num_layers
 
 
-def trace_npz(tr: Trace) -> bytes:
-    """Arrays ``layer<k>/<gate>`` (T, H), ``tokens`` and, with a head, ``probs`` (T, V); no pickles."""
-    return b"".join(iter_npz(tr))
+def trace_npz(tr: Trace, targets: np.ndarray | None = None) -> bytes:
+    """Arrays ``layer<k>/<gate>`` (T, H), ``tokens``; with a head ``head`` (its kind), ``head_at``,
+    ``labels`` (K,) and ``probs`` (T, K: next tokens or classes) or ``values`` (T, K: regression), and
+    ``targets`` (T, K, NaN where not known) when known; no pickles."""
+    return b"".join(iter_npz(tr, targets))
 
 
 class _Sink:
@@ -162,17 +234,24 @@ class _Sink:
         return out
 
 
-def iter_npz(tr: Trace) -> Iterator[bytes]:
+def iter_npz(tr: Trace, targets: np.ndarray | None = None) -> Iterator[bytes]:
     """``trace_npz``'s archive as it is written, an array (compressed, level 1) per piece: ``np.load`` reads it."""
     arrays = {f"layer{k}/{g}": layer[g] for k, layer in enumerate(tr.layers) for g in tr.gates}
     arrays["tokens"] = np.array(tr.tokens, dtype=str)
+    if tr.head_kind is not None:
+        arrays["head"], arrays["head_at"] = np.array(tr.head_kind, dtype=str), np.array(tr.head_at, dtype=str)
+        arrays["labels"] = np.array(tr.labels or [], dtype=str)
     if tr.probs is not None:
         arrays["probs"] = tr.probs
+    if tr.values is not None:
+        arrays["values"] = tr.values
+    if targets is not None:
+        arrays["targets"] = np.asarray(targets)
     sink = _Sink()
     with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:  # type: ignore[call-overload]
         for name, a in arrays.items():
             with zf.open(name + ".npy", "w", force_zip64=a.nbytes > 1 << 30) as f:
-                np.lib.format.write_array(f, np.ascontiguousarray(a), allow_pickle=False)
+                np.lib.format.write_array(f, a if a.flags.c_contiguous else np.ascontiguousarray(a), allow_pickle=False)
             yield sink.take()
     yield sink.take()  # the zip's directory
 
@@ -208,11 +287,12 @@ def pack(name: str, a: np.ndarray) -> dict[str, Any]:
 
 
 def top_compact(net: Network, tr: Trace, top_k: int) -> dict[str, Any] | None:
-    """The top-k predictions per step, compact: ``tokens`` (T, k) strings and ``p`` packed in [0, 1]."""
+    """The top-k predictions per step (every class of a classes head, up to MAX_CLASSES), compact:
+    ``tokens`` (T, k) strings (next tokens or class names) and ``p`` packed in [0, 1]."""
     if tr.probs is None:
         return None
-    idx, p = tr.top(top_k)  # (T, k) each
-    labels = np.array(net.vocab or [str(j) for j in range(tr.probs.shape[1])], dtype=object)
+    idx, p = tr.top(_k(tr, top_k))  # (T, k) each
+    labels = np.array(tr.labels or [str(j) for j in range(tr.probs.shape[1])], dtype=object)
     return {"k": idx.shape[1], "tokens": labels[idx].tolist(), "p": pack_range(p, 0.0, 1.0)}
 
 
@@ -221,6 +301,9 @@ def _skeleton(body: dict[str, Any], hold: Any) -> dict[str, Any]:
     skeleton = {**body, "layers": [{g: {**p, "data": hold(p["data"])} for g, p in la.items()} for la in body["layers"]]}
     if isinstance(body.get("probs"), dict):
         skeleton["probs"] = {**body["probs"], "p": {**body["probs"]["p"], "data": hold(body["probs"]["p"]["data"])}}
+    for key in PACKED_OUTPUTS:
+        if isinstance(body.get(key), dict):
+            skeleton[key] = {**body[key], "data": hold(body[key]["data"])}
     return skeleton
 
 
@@ -275,6 +358,9 @@ def loads_binary(raw: bytes) -> dict[str, Any]:
     body["layers"] = [{g: grab(p) for g, p in la.items()} for la in body["layers"]]
     if isinstance(body.get("probs"), dict):
         body["probs"]["p"] = grab(body["probs"]["p"])
+    for key in PACKED_OUTPUTS:
+        if isinstance(body.get(key), dict):
+            body[key] = grab(body[key])
     return body
 
 
@@ -291,9 +377,22 @@ def unpack(packed: dict[str, Any]) -> np.ndarray:
     return a.reshape(packed["shape"])
 
 
-def trace_compact(name: str, net: Network, tr: Trace, top_k: int) -> dict[str, Any]:
+#: A compact body's head arrays, packed as float32 (exact: a forecast is read as a number), NaN where not known.
+PACKED_OUTPUTS = ("values", "targets")
+
+
+def pack_f32(a: np.ndarray | None) -> dict[str, Any] | None:
+    """A (T, K) array as float32 in the compact form (NaN kept: a target not known yet)."""
+    if a is None:
+        return None
+    arr = np.ascontiguousarray(a, "<f4")
+    return {"dtype": "f32", "shape": list(arr.shape), "data": arr.data}
+
+
+def trace_compact(name: str, net: Network, tr: Trace, top_k: int, targets: np.ndarray | None = None) -> dict[str, Any]:
     """POST /api/trace?encoding=compact: as ``trace_json`` with every gate array and the predictions packed."""
-    return {**_body(name, tr, pack, top_compact(net, tr, top_k)), "encoding": "compact"}
+    body = _body(name, tr, pack, top_compact(net, tr, top_k), pack_f32(tr.values), pack_f32(targets))
+    return {**body, "encoding": "compact"}
 
 
 def focus_json(tr: Trace, layer: int, unit: int, start: int) -> dict[str, Any]:

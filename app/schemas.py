@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,6 +22,23 @@ class TellingUnit(BaseModel):
     mean_forget: float | None = Field(default=None, description="recall: its mean forget gate over the gap")
 
 
+class Output(BaseModel):
+    """What a model's output head predicts (model/heads.py)."""
+
+    kind: Literal["next", "classes", "values"] = Field(
+        description='"next": the next token (a language model); "classes": class probabilities; '
+        '"values": real numbers (regression, e.g. a forecast)'
+    )
+    at: Literal["every", "last"] = Field(
+        description='"every": each step\'s prediction counts; "last": only the last step\'s (a sequence classifier or '
+        "regressor: earlier steps show what it would answer if the input stopped there)"
+    )
+    size: int = Field(description="K, the number of outputs (the vocabulary's size for a next-token head)")
+    labels: list[str] | None = Field(
+        description="a name per output for classes and values heads; null for a next-token head (its vocabulary)"
+    )
+
+
 class ModelCard(BaseModel):
     """What a model is and what it learned: its shape, its input, and its telling units."""
 
@@ -35,7 +52,8 @@ class ModelCard(BaseModel):
     gates: list[str] = Field(default=[], description="gate keys in diagram order")
     vocab: int | None = Field(default=None, description="vocabulary size, for text models")
     input_size: int | None = Field(default=None, description="size of each input vector, for vector models")
-    head: bool = Field(default=False, description="whether the model predicts the next token (probs in traces)")
+    head: bool = Field(default=False, description="whether the model has an output head (see 'output' for its kind)")
+    output: Output | None = Field(default=None, description="what the output head predicts; null without one")
     origin: str = Field(default="bundled", description='"bundled" or "uploaded" (only uploaded models can be deleted)')
     description: str = Field(default="", description="what the model was trained on, in a sentence")
     examples: list[str] = Field(default=[], description="texts worth tracing")
@@ -54,12 +72,17 @@ class TraceRequest(BaseModel):
     model: str = Field(description="a model id from /api/models")
     text: str | None = Field(default=None, description="input text, for text models")
     vectors: list[list[float]] | None = Field(default=None, description="(T, D) input vectors, for vector models")
+    targets: list[list[float | None]] | None = Field(
+        default=None,
+        description="(T, K) what a values head should output at each step (null: not known); sent back beside "
+        "'values' so a client draws both",
+    )
 
 
 class Prediction(BaseModel):
-    """One candidate for the next token."""
+    """One candidate for the next token, or one class."""
 
-    token: str = Field(description="the token")
+    token: str = Field(description="the token, or the class's label")
     p: float = Field(description="its probability")
 
 
@@ -70,7 +93,16 @@ class TraceResponse(BaseModel):
     tokens: list[str] = Field(description="the input's tokens, one per step")
     unknown: list[int] = Field(description="positions whose token was not in the vocabulary")
     layers: list[dict[str, list[list[float]]]] = Field(description="per layer: gate -> T lists of H values")
-    probs: list[list[Prediction]] | None = Field(description="top predictions of the next token, per step")
+    probs: list[list[Prediction]] | None = Field(
+        description="per step: the top predictions of the next token, or every class with its label (classes "
+        "heads, up to 64 classes); null for a values head or a model without a head"
+    )
+    output: Output | None = Field(description="what the output head predicts; null without one")
+    values: list[list[float]] | None = Field(description="per step: a values head's K outputs; null otherwise")
+    targets: list[list[float | None]] | None = Field(
+        description="per step: what a values head should output (the request's targets, or the input column the "
+        "model's meta names; null where not known); null when not known at all"
+    )
 
 
 class Detail(BaseModel):
@@ -101,5 +133,6 @@ ERRORS = {
     "GATESCOPE_MAX_MODELS_MB, or the network would take more than half the memory left (GATESCOPE_MAX_MEMORY_MB): "
     "nothing was stored",
     422: "empty input, unknown characters (named, with positions), wrong vector shapes or NaN, both or neither of "
-    "text and vectors; for an upload: not a weight file, malformed, or a vocabulary that does not fit",
+    "text and vectors, targets of the wrong shape or for a model without a values head; for an upload: not a weight "
+    "file, malformed, a vocabulary that does not fit, or a head, head_at or labels field that does not fit the model",
 }

@@ -102,13 +102,21 @@ def convert(
     timeout: float,
     max_mb: int = 1024,
     stop: Callable[[], bool] | None = None,
+    heads: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run the converter on ``source`` in a child process; its report, or UploadError. A file declaring
     more than ``max_mb`` of weights is refused by its metadata, before the child allocates them; the
-    child is killed when ``stop()`` says so (model.Cancelled)."""
+    child is killed when ``stop()`` says so (model.Cancelled). ``heads``: head / head_at / labels, what
+    the output means (over what the file says)."""
     cmd = [sys.executable, "-m", "model.formats.convert", str(source), str(out)]
     if vocab is not None:
         cmd += ["--vocab", str(vocab)]
+    for key, value in (heads or {}).items():
+        if value is not None:
+            cmd += [
+                f"--{key.replace('_', '-')}",
+                json.dumps(value, ensure_ascii=False) if key == "labels" else str(value),
+            ]
     cmd += ["--cpu-seconds", str(int(timeout) + 1), "--max-mb", str(max_mb)]
     done = _run_child(cmd, timeout, stop)
     if done is None:
@@ -282,6 +290,7 @@ class Store:
         max_mb: int = 1024,
         stop: Callable[[], bool] | None = None,
         room: int | None = None,
+        heads: dict[str, Any] | None = None,
     ) -> tuple[str, model.Network, dict[str, Any]]:
         """Convert ``source`` and keep it under the first of ``ids`` still free when it is renamed into
         place (a single id: 409 if it is taken by then); nothing is written when it fails. ``max_mb``: the
@@ -296,7 +305,7 @@ class Store:
             raise _disk_error(e, f"store {filename}") from None
         try:
             with self._conversion_turn():  # one converter at a time (by default): three at once took 3.9 GB
-                convert(source, vocab, staging / "model.safetensors", timeout, max_mb, stop)
+                convert(source, vocab, staging / "model.safetensors", timeout, max_mb, stop, heads)
             net = native.load(staging / "model.safetensors")
             if room is not None and net.nbytes > room:
                 raise UploadError(

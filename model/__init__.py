@@ -17,6 +17,7 @@ from .cells import GATES
 from .errors import Cancelled, FormatError, GatescopeError, InputError, UnknownTokenError
 from .formats import load_file
 from .formats.native import save
+from .heads import Head
 from .network import Network, Spec
 from .trace import Trace, TraceBuffer
 
@@ -31,8 +32,18 @@ def available() -> list[str]:
     return sorted(p.name for p in PRETRAINED.iterdir() if (p / "model.safetensors").is_file())
 
 
-def load(source: str | Path, vocab: str | Path | list[str] | None = None) -> Network:
-    """A network from a bundled model's name, a weight file, or a folder holding ``model.safetensors``."""
+def load(
+    source: str | Path,
+    vocab: str | Path | list[str] | None = None,
+    *,
+    head: str | None = None,
+    labels: list[str] | None = None,
+    head_at: str | None = None,
+) -> Network:
+    """A network from a bundled model's name, a weight file, or a folder holding ``model.safetensors``.
+
+    ``head`` ("next" | "classes" | "values"), ``labels`` (a name per output) and ``head_at`` ("every" |
+    "last") say what the output means, over what the file says and what gatescope infers (model/heads.py)."""
     path = Path(source)
     if path.is_dir():
         if not (path / "model.safetensors").is_file():
@@ -44,13 +55,14 @@ def load(source: str | Path, vocab: str | Path | list[str] | None = None) -> Net
         names = available()
         listing = f"bundled models: {', '.join(names)}" if names else "no models are bundled yet"
         raise FormatError(f"{source!s} is neither a file nor a bundled model ({listing})")
-    return load_file(path, vocab)
+    return load_file(path, vocab, head=head, labels=labels, head_at=head_at)
 
 
 __all__ = [
     "GATES",
     "FormatError",
     "GatescopeError",
+    "Head",
     "InputError",
     "Network",
     "Spec",

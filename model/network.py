@@ -1,13 +1,22 @@
 """A network: input (tokens through an embedding or one-hot, or raw vectors), stacked
-recurrent layers of one cell type, and an optional output head (linear + softmax).
+recurrent layers of one cell type, and an optional output head (model/heads.py says what it means).
 
     x_0 = E[ids] (embedding), one_hot(ids), or the given vectors   # (T, D)
-    x_{k+1} = h of layer k                                          # (T, H)
-    probs = softmax(h_top @ W_head + b_head)                        # (T, V)
+    x_{k+1} = h of layer k                                          # (T, H), or (T, 2H) bidirectional
+    y = h_top @ W_head + b_head                                     # (T, K)
+    probs = softmax(y)  (next token, classes)  or  values = y  (regression)
+
+Directions (``Spec.direction``, every layer alike, as PyTorch's ``bidirectional``, Keras's
+``Bidirectional``/``go_backwards`` and ONNX's ``direction``): "forward" reads x_0 .. x_{T-1};
+"reverse" reads x_{T-1} .. x_0 (its state at step t comes from step t+1); "bidirectional" runs
+both with weights of their own and concatenates them: h_t = [h_fwd_t ; h_bwd_t]  # (2H,)
+(PyTorch's output layout). Every array of a trace is in time order whatever the direction: row t
+is the step that read x_t.
 
 Weights live in one flat dict of arrays, the form every file format is read into:
-``layers.<k>.<name>`` with the names of ``cells.PARAMS``, ``embedding`` (V, D),
-``head.W`` (H, V) and ``head.b`` (V,).
+``layers.<k>.<name>`` with the names of ``cells.PARAMS`` (a reverse network's one direction too),
+``layers.<k>.reverse.<name>`` for a bidirectional layer's backward direction, ``embedding`` (V, D),
+``head.W`` (H, K) ((2H, K) bidirectional) and ``head.b`` (K,).
 """
 
 from __future__ import annotations
@@ -20,9 +29,18 @@ import numpy as np
 
 from .cells import GATES, PARAMS, Cell, State, make_cell
 from .errors import Cancelled, FormatError, InputError
+from .heads import Head, resolve
+from .heads import check as check_head
 from .threads import step_threads
 from .tokenizer import Tokenizer
 from .trace import Trace
+
+#: The directions a layer runs, per ``Spec.direction``: each holds H consecutive units of the layer.
+DIRECTIONS: dict[str, tuple[str, ...]] = {
+    "forward": ("forward",),
+    "reverse": ("backward",),
+    "bidirectional": ("forward", "backward"),
+}
 
 #: Largest embedding-times-W table (entries) precomputed for layer 0; larger ones project per call.
 TABLE_LIMIT = 1 << 22
@@ -41,20 +59,33 @@ class Spec:
     tokenizer: str | None = None  # "char" | "word", with a vocab
     unk: str | None = "<unk>"  # the vocabulary's unknown entry
     embedding: bool = False  # tokens enter through an embedding (V, D); else one-hot (D = V)
-    output_size: int | None = None  # V of the output head (linear + softmax), or None
+    output_size: int | None = None  # K of the output head (a linear map), or None
     head: str | None = None  # "next" | "classes" | "values" (model/heads.py); None: inferred
     head_at: str = "every"  # "every" step's prediction counts, or only the "last" one's
+    labels: list[str] | None = None  # a name per output; None: the vocabulary, "class j" or "y"
+    direction: str = "forward"  # "forward" | "reverse" | "bidirectional", every layer alike
     meta: dict[str, Any] = field(default_factory=dict)  # description, provenance, source format
 
     def param_names(self) -> list[str]:
         """Every weight name a network of this spec needs."""
         key = "gru_reset_after" if self.cell == "gru" and self.reset_after else self.cell
-        names = [f"layers.{k}.{p}" for k in range(self.num_layers) for p in PARAMS[key]]
+        dirs = [""] + (["reverse."] if self.direction == "bidirectional" else [])
+        names = [f"layers.{k}.{d}{p}" for k in range(self.num_layers) for d in dirs for p in PARAMS[key]]
         if self.embedding:
             names.append("embedding")
         if self.output_size is not None:
             names += ["head.W", "head.b"]
         return names
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        """The directions each layer runs ("forward", "backward"), in the order of their units."""
+        return DIRECTIONS[self.direction]
+
+    @property
+    def width(self) -> int:
+        """Units of a layer's output h: H, or 2H for a bidirectional layer (forward units first)."""
+        return self.hidden_size * len(DIRECTIONS.get(self.direction, ("forward",)))
 
     def expected_shape(self, name: str) -> tuple[int, ...]:
         """The shape the weight ``name`` must have."""
@@ -62,11 +93,11 @@ class Spec:
         if name == "embedding":
             return (len(self.vocab or ()), self.input_size)
         if name == "head.W":
-            return (H, self.output_size or 0)
+            return (self.width, self.output_size or 0)
         if name == "head.b":
             return (self.output_size or 0,)
-        _, k, p = name.split(".")
-        D = self.input_size if k == "0" else H
+        k, p = name.split(".")[1], name.split(".")[-1]
+        D = self.input_size if k == "0" else self.width  # a layer above a bidirectional one reads [h_fwd ; h_bwd]
         return {"W": (D, H), "U": (H, H)}.get(p[0], (H,))
 
     def to_dict(self) -> dict[str, Any]:
@@ -84,6 +115,8 @@ class Spec:
 def _check_spec(spec: Spec) -> None:
     if not isinstance(spec.cell, str) or spec.cell not in GATES:
         raise FormatError(f"unknown cell type {spec.cell!r}: expected one of {', '.join(GATES)}")
+    if not isinstance(spec.direction, str) or spec.direction not in DIRECTIONS:
+        raise FormatError(f"unknown direction {spec.direction!r}: expected one of {', '.join(DIRECTIONS)}")
     for name in ("input_size", "hidden_size", "num_layers"):
         v = getattr(spec, name)
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -106,6 +139,7 @@ def _check_spec(spec: Spec) -> None:
             )
     elif spec.embedding:
         raise FormatError("an embedding needs a vocabulary")
+    check_head(spec)
 
 
 class Network:
@@ -134,20 +168,25 @@ class Network:
             self.params[n] = np.array(a, dtype=dtype)  # a copy: later changes to the caller's arrays do not leak in
         self.spec = spec
         self.dtype = np.dtype(dtype)
+        self.head: Head | None = resolve(spec)  # what the output means, or None without one
         self.tokenizer = Tokenizer(spec.vocab, spec.tokenizer or "char", spec.unk) if spec.vocab else None
-        self.cells: list[Cell] = []
+        self.cells: list[Cell] = []  # per layer: its forward cell (a reverse network's backward one)
+        self.reverse_cells: list[Cell] = []  # per layer of a bidirectional network: its backward cell
         for k in range(spec.num_layers):
-            pre = f"layers.{k}."
-            own = {n[len(pre) :]: a for n, a in self.params.items() if n.startswith(pre)}
-            self.cells.append(make_cell(spec.cell, own, dtype, reset_after=spec.reset_after))
-        self._table: np.ndarray | None = None  # (V, G*H) layer 0's projection of every token
+            for pre, into in ((f"layers.{k}.", self.cells), (f"layers.{k}.reverse.", self.reverse_cells)):
+                own = {
+                    n[len(pre) :]: a for n, a in self.params.items() if n.startswith(pre) and "." not in n[len(pre) :]
+                }
+                if own:
+                    into.append(make_cell(spec.cell, own, dtype, reset_after=spec.reset_after))
+        self._table: np.ndarray | None = None  # (V, n*G*H) layer 0's projection of every token, each direction's
         if spec.vocab is not None:
-            first = self.cells[0]
-            V, GH = len(spec.vocab), first.W.shape[1]
+            first = self._layer_cells(0)
+            V, GH = len(spec.vocab), sum(c.W.shape[1] for c in first)
             if not spec.embedding:
-                self._table = first.W + first.b  # one-hot rows pick rows of W
+                self._table = _side_by_side([c.W + c.b for c in first])  # one-hot rows pick rows of W
             elif V * GH <= TABLE_LIMIT:
-                self._table = first.project(self.params["embedding"])
+                self._table = self._project(0, self.params["embedding"])
 
     # The user-facing description -------------------------------------------------
     @property
@@ -171,6 +210,16 @@ class Network:
         return self.spec.num_layers
 
     @property
+    def direction(self) -> str:
+        """ "forward", "reverse" or "bidirectional" (every layer alike)."""
+        return self.spec.direction
+
+    @property
+    def width(self) -> int:
+        """Units of each layer's trace arrays: H, or 2H bidirectional (forward units 0..H-1, backward H..2H-1)."""
+        return self.spec.width
+
+    @property
     def input(self) -> str:
         """``"text"`` for models with a vocabulary, ``"vectors"`` otherwise."""
         return "text" if self.spec.vocab is not None else "vectors"
@@ -184,7 +233,17 @@ class Network:
         return Network(self.spec, self.params, dtype)
 
     def zero_state(self) -> list[State]:
-        return [c.zero_state() for c in self.cells]
+        """Zeros for every layer: h (and c) of ``width`` units, each direction's side by side."""
+        W, has_c = self.width, self.cells[0].has_c
+        return [(np.zeros(W, self.dtype), np.zeros(W, self.dtype) if has_c else None) for _ in self.cells]
+
+    def _layer_cells(self, k: int) -> list[Cell]:
+        """Layer k's cells in the order of ``spec.directions``."""
+        return [self.cells[k]] + ([self.reverse_cells[k]] if self.reverse_cells else [])
+
+    def _project(self, k: int, x: np.ndarray) -> np.ndarray:
+        """Layer k's input share of every gate, each direction's side by side: (T, n*G*H)."""
+        return _side_by_side([c.project(x) for c in self._layer_cells(k)])
 
     # Running ----------------------------------------------------------------------
     def trace(
@@ -194,21 +253,38 @@ class Network:
         probs: bool = True,
         *,
         stop: Callable[[], bool] | None = None,
+        reuse: Trace | None = None,
     ) -> Trace:
         """Run the network over ``x`` (text, or a (T, D) array) from ``state`` and record every gate.
 
+        ``state`` holds per layer (h, c) of ``width`` units: a forward direction starts from its half
+        before x_0, a backward direction from its half after x_{T-1} (there is no other place a
+        backward run can start from: it cannot be resumed mid-sequence, so a text that grows must be
+        traced again whole; ``reuse`` spares the forward direction that).
+
         With ``stop``, the run goes ``chunk_steps()`` steps at a time (every layer over a chunk, then
-        the next) and calls ``stop()`` before each chunk; when it returns True the run raises
+        the next; a reverse or bidirectional network runs a layer's directions one after the other,
+        a chunk at a time) and calls ``stop()`` before each chunk; when it returns True the run raises
         ``Cancelled`` (a server whose client left uses it). Without it, each layer runs over all steps.
+
+        ``reuse``: a trace of this network over the first steps of the same input from the same state
+        (a bidirectional network's only): layer 0's forward direction is taken from it and run only
+        over the steps after it; every other direction and layer depends on the steps after it, so
+        they run over the whole input. The result equals a trace without ``reuse`` exactly.
         """
         with step_threads():  # the head's product too: BLAS threads it woke would spin on the cores afterwards
             tokens, unknown, xW = self._inputs(x)
             state = self._check_state(state)
-            if stop is None:
+            if self.spec.direction != "forward":
+                layers = self._run_directions(xW, state, stop, reuse)
+            elif stop is None:
                 layers = self._run(xW, state)
             else:
                 layers = self._run_chunks(xW, state, stop)
-            p = self._probs(layers[-1]["h"]) if probs and self.spec.output_size is not None else None
+            head, p, values = self.head, None, None
+            if probs and head is not None:
+                y = self._outputs(layers[-1]["h"])  # (T, K)
+                p, values = (self._softmax(y), None) if head.softmax else (None, y)
         return Trace(
             cell=self.spec.cell,
             gates=self.gates,
@@ -218,14 +294,18 @@ class Network:
             unknown=unknown,
             initial=state,
             reset_after=bool(self.spec.reset_after),
+            head_kind=None if head is None else head.kind,
+            values=values,
+            labels=None if head is None else list(head.labels),
+            head_at="every" if head is None else head.at,
+            directions=self.spec.directions,
         )
 
     def _inputs(self, x: str | np.ndarray) -> tuple[list[str], list[int], np.ndarray]:
         """The tokens, the unknown positions and layer 0's input share of every gate, (T, G*H)."""
-        first = self.cells[0]
         if not isinstance(x, str):
             inp = self.check_vectors(x)  # (T, D)
-            return [str(t) for t in range(inp.shape[0])], [], first.project(inp)
+            return [str(t) for t in range(inp.shape[0])], [], self._project(0, inp)
         if self.tokenizer is None:
             raise InputError("this model takes vectors, not text: pass a (T, D) array")
         enc = self.tokenizer.encode(x)
@@ -234,7 +314,7 @@ class Network:
         if self._table is not None:
             xW = self._table[enc.ids]  # (T, G*H) layer 0's projection, gathered (a copy)
         else:
-            xW = first.project(self.params["embedding"][enc.ids])  # (T, G*H)
+            xW = self._project(0, self.params["embedding"][enc.ids])  # (T, n*G*H)
         return enc.tokens, enc.unknown, xW
 
     def _run(self, xW: np.ndarray, state: list[State]) -> list[dict[str, np.ndarray]]:
@@ -247,9 +327,76 @@ class Network:
             layers.append(gates)
         return layers
 
+    def _run_directions(
+        self, xW: np.ndarray, state: list[State], stop: Callable[[], bool] | None, reuse: Trace | None
+    ) -> list[dict[str, np.ndarray]]:
+        """A reverse or bidirectional network's layers: each direction over every step (a chunk at a time
+        with ``stop``), the backward one from x_{T-1} to x_0; layer k's gates (T, width) in time order."""
+        size = self.chunk_steps() if stop is not None else None
+        H, T = self.hidden_size, xW.shape[0]
+        layers: list[dict[str, np.ndarray]] = []
+        for k in range(self.num_layers):
+            if k > 0:
+                xW = self._project(k, layers[-1]["h"])  # (T, n*G*H) from the layer below: [h_fwd ; h_bwd]
+            h0, c0 = state[k]
+            runs = []
+            for j, (cell, way) in enumerate(zip(self._layer_cells(k), self.spec.directions)):
+                GH, units = cell.W.shape[1], slice(j * H, (j + 1) * H)
+                st: State = (h0[units], None if c0 is None else c0[units])
+                kept = reuse.layers[0] if reuse is not None and k == 0 and way == "forward" and len(reuse) else None
+                where = f"layer {k} ({way})"
+                run = self._direction(cell, xW[:, j * GH : (j + 1) * GH], st, way, stop, size, where, kept, units)
+                runs.append(run)
+            if len(runs) == 1:
+                layers.append({g: np.ascontiguousarray(a) for g, a in runs[0].items()})
+            else:
+                layers.append({g: np.concatenate([r[g] for r in runs], axis=1) for g in runs[0]})  # (T, 2H)
+        assert all(la["h"].shape[0] == T for la in layers)
+        return layers
+
+    def _direction(
+        self,
+        cell: Cell,
+        xW: np.ndarray,
+        state: State,
+        way: str,
+        stop: Callable[[], bool] | None,
+        size: int | None,
+        where: str,
+        kept: dict[str, np.ndarray] | None,
+        units: slice,
+    ) -> dict[str, np.ndarray]:
+        """One direction of a layer over xW (T, G*H): gates (T, H) in time order. A backward run reads
+        the steps from the last; ``kept`` (a forward run's) holds the first steps' gates already run."""
+        T, start = xW.shape[0], 0
+        if way == "backward":
+            xW = xW[::-1]  # x_{T-1} first: the backward run is a forward run over the reversed steps
+        elif kept is not None and len(kept["h"]) <= T:
+            start = len(kept["h"])
+            c = kept["c"][-1, units] if "c" in kept else None
+            state = (kept["h"][-1, units].copy(), None if c is None else c.copy())
+        if start == T and kept is not None:  # every step kept (the text lost its end)
+            return {g: a[:, units] for g, a in kept.items()}
+        xW = np.ascontiguousarray(xW[start:])  # (T', G*H) a copy the cell consumes in place
+        step = size or max(len(xW), 1)
+        pieces = []
+        for t in range(0, len(xW), step):
+            if stop is not None and stop():
+                raise Cancelled(f"stopped in {where} after {start + t} of {T} steps")
+            gates, (h, c) = cell.run(xW[t : t + step], state)
+            state = (h, c)
+            pieces.append(gates)
+        run = {g: np.concatenate([p[g] for p in pieces]) if len(pieces) > 1 else pieces[0][g] for g in pieces[0]}
+        if way == "backward":
+            return {g: a[::-1] for g, a in run.items()}  # (T, H) back in time order: row t read x_t
+        if start:
+            assert kept is not None
+            return {g: np.concatenate([kept[g][:, units], a]) for g, a in run.items()}
+        return run
+
     def chunk_steps(self) -> int:
         """Steps per chunk of a stoppable run: about 2^24 multiply-adds of recurrence each (tens of ms)."""
-        work = sum(c.U.size for c in self.cells)  # multiply-adds a step
+        work = sum(c.U.size for c in self.cells + self.reverse_cells)  # multiply-adds a step
         return int(np.clip((1 << 24) // max(work, 1), 16, 4096))
 
     def _run_chunks(self, xW: np.ndarray, state: list[State], stop: Callable[[], bool]) -> list[dict[str, np.ndarray]]:
@@ -269,19 +416,25 @@ class Network:
     @property
     def nbytes(self) -> int:
         """Bytes the network's arrays hold: its weights, each layer's fused copy, layer 0's token table."""
-        fused = sum(a.nbytes for c in self.cells for a in (c.W, c.U, c.b))
+        fused = sum(a.nbytes for c in self.cells + self.reverse_cells for a in (c.W, c.U, c.b))
         table = 0 if self._table is None else self._table.nbytes
         return sum(a.nbytes for a in self.params.values()) + fused + table
 
     def trace_nbytes(self, steps: int) -> int:
         """Bytes the arrays of a trace of ``steps`` steps take (every gate of every layer, and the probabilities)."""
-        per_step = sum(len(self.gates) * c.hidden_size for c in self.cells) + (self.spec.output_size or 0)
+        per_step = sum(len(self.gates) * self.width for _ in self.cells) + (self.spec.output_size or 0)
         return steps * per_step * self.dtype.itemsize
 
-    def _probs(self, h: np.ndarray) -> np.ndarray:
-        logits = h @ self.params["head.W"]  # (T, V)
-        logits += self.params["head.b"]
-        logits -= logits.max(axis=1, keepdims=True)
+    def _outputs(self, h: np.ndarray) -> np.ndarray:
+        """The head's linear map of the top layer's h: y = h @ W + b."""
+        y = h @ self.params["head.W"]  # (T, K)
+        y += self.params["head.b"]
+        return y
+
+    @staticmethod
+    def _softmax(logits: np.ndarray) -> np.ndarray:
+        """Each row's softmax, in place."""
+        logits -= logits.max(axis=1, keepdims=True)  # (T, K)
         np.exp(logits, out=logits)
         logits /= logits.sum(axis=1, keepdims=True)
         return logits
@@ -309,7 +462,7 @@ class Network:
             return self.zero_state()
         if len(state) != self.spec.num_layers:
             raise InputError(f"the state has {len(state)} layers, the model {self.spec.num_layers}")
-        H, out = self.spec.hidden_size, []
+        H, out = self.width, []  # each direction's units side by side
         for k, (cell, entry) in enumerate(zip(self.cells, state)):
             if not isinstance(entry, (tuple, list)) or len(entry) != 2:
                 raise InputError(
@@ -330,3 +483,8 @@ class Network:
                     raise InputError(f"layer {k}: state c has shape {c.shape}, expected ({H},)")
             out.append((h.copy(), np.array(c, self.dtype) if cell.has_c else None))
         return out
+
+
+def _side_by_side(arrays: list[np.ndarray]) -> np.ndarray:
+    """Each direction's columns side by side (the one array itself for one direction)."""
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=1)

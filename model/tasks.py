@@ -75,6 +75,7 @@ class Task:
     output_size: int | None = None  # K of a vector task's values head
     head: str | None = None  # "values" for a regression task; None: next token
     head_at: str = "every"  # "last": only each sequence's last step is scored
+    targets: dict[str, Any] | None = None  # a forecaster's meta: {"columns", "shift"} (model/heads.py targets)
 
     def export(self, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The weights a trained network is saved with (a task that standardised its data folds that in)."""

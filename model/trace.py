@@ -1,16 +1,26 @@
 """A trace: every gate of every layer at every timestep of one run of a network.
 
 tr.tokens            list[str], one per step (for vector input: "0", "1", ...)
-tr.layers[k][gate]   (T, H) array for layer k; gate keys from ``cells.GATES``
-tr.probs             (T, V) next-token probabilities, or None without an output head
+tr.layers[k][gate]   (T, H) array for layer k; gate keys from ``cells.GATES``; (T, 2H) for a
+                     bidirectional layer: forward units 0..H-1, backward units H..2H-1
+tr.directions        the direction of each block of H units: ("forward",), ("backward",) (a reverse
+                     network) or ("forward", "backward"); rows are in time order whatever the direction
+tr.probs             (T, K) probabilities of a softmax head (next token, or K classes), else None
+tr.values            (T, K) a regression head's outputs, else None
+tr.head_kind         "next" | "classes" | "values", or None without a head (model/heads.py)
+tr.labels, head_at   a name per output; "every" step's prediction counts, or only the "last" one's
 tr.unknown           positions whose token was not in the vocabulary
-tr.state_at(t)       the state after the first t steps, to resume from
+tr.state_at(t)       the state after the first t steps, to resume from (forward directions only)
 tr.unit(k, u)        every value one unit carries through the diagram, over time (see ``LINES``)
 
 TraceBuffer is a trace that is edited as a person types: ``buf.update(tokens)`` recomputes only the
 steps from the first token that changed, and writes them into rows that grow by doubling, so an
-edit costs its new steps, not a copy of the whole trace (a 1,000-step trace is 3 MB of gates). For a
-vector model, ``buf.update(x)`` takes the (T, D) series: the steps from the first row that changed.
+edit costs its new steps, not a copy of the whole trace (a 1,000-step trace is 3 MB of gates).
+A backward direction depends on every later step, so for a reverse or bidirectional network each
+edit reruns it over the whole text (O(T) per edit); only a bidirectional network's layer 0 forward
+direction is resumed from the first change (the layers above read its backward half, so they rerun).
+For a vector model, ``buf.update(x)`` takes the (T, D) series: the steps from the first row that
+changed (a network with a backward direction reruns the whole series).
 """
 
 from __future__ import annotations
@@ -33,19 +43,30 @@ class Trace:
     """Every gate of every layer at every step of one run, and the state the run started from.
 
     ``layers[k][gate]`` is a (T, H) float array (gate keys from ``cells.GATES[cell]``, in the
-    diagram's order); ``probs`` the (T, V) next-token probabilities of a model with an output head.
+    diagram's order); ``probs`` the (T, K) probabilities of a next-token or classes head, ``values``
+    the (T, K) outputs of a regression head (``head_kind`` says which; ``labels`` names the K outputs).
+    ``head(t)`` is the first t steps (the head of the trace), not the output head.
     A trace knows the state it started from (``initial``), so ``state_at(t)`` can resume a run at
     any step and ``unit`` can show each step's previous state.
+
+    ``directions`` names each block of H units of a layer (see the module docstring). A backward
+    unit's previous state is the one from step t+1 (``initial`` at step T-1), and its ``initial``
+    half is the state it started from after the last step.
     """
 
     cell: str
     gates: tuple[str, ...]
     tokens: list[str]
     layers: list[dict[str, np.ndarray]]  # per layer: gate -> (T, H)
-    probs: np.ndarray | None = None  # (T, V)
+    probs: np.ndarray | None = None  # (T, K) softmax of a "next" or "classes" head
     unknown: list[int] = field(default_factory=list)
     initial: list[State] = field(default_factory=list)  # the state the run started from
     reset_after: bool = False  # a GRU whose reset gate acts after U_h (PyTorch's convention)
+    head_kind: str | None = None  # "next" | "classes" | "values", None without an output head
+    values: np.ndarray | None = None  # (T, K) a "values" head's outputs (regression)
+    labels: list[str] | None = None  # K names of the outputs
+    head_at: str = "every"  # "every": each step's prediction counts; "last": only the last step's
+    directions: tuple[str, ...] = ("forward",)  # per block of H units: "forward" | "backward"
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -55,23 +76,38 @@ class Trace:
         """The state after the last step: pass it as ``state=`` to continue."""
         return self.state_at(len(self))
 
+    def direction_of(self, u: int) -> str:
+        """The direction unit ``u`` of a layer belongs to: "forward" or "backward"."""
+        H = self.layers[0]["h"].shape[1] // len(self.directions)
+        return self.directions[min(u // max(H, 1), len(self.directions) - 1)]
+
     def head(self, t: int) -> Trace:
-        """The first ``t`` steps of this trace (views, no copies)."""
+        """The first ``t`` steps of this trace (views, no copies). A backward direction's rows are the
+        full input's, not those a trace of the first t steps would have (they saw the later steps)."""
         layers = [{g: a[:t] for g, a in layer.items()} for layer in self.layers]
         probs = None if self.probs is None else self.probs[:t]
+        values = None if self.values is None else self.values[:t]
         unknown = [p for p in self.unknown if p < t]
-        return replace(self, tokens=self.tokens[:t], layers=layers, probs=probs, unknown=unknown)
+        return replace(self, tokens=self.tokens[:t], layers=layers, probs=probs, values=values, unknown=unknown)
 
     def then(self, more: Trace) -> Trace:
-        """This trace followed by ``more`` (which must have started from this trace's final state)."""
+        """This trace followed by ``more`` (which must have started from this trace's final state); a
+        forward network's only: a backward direction cannot be continued (trace the whole input again)."""
+        if "backward" in self.directions:
+            raise InputError("a trace with a backward direction cannot be continued: trace the whole input again")
         layers = [{g: np.concatenate([a, b[g]]) for g, a in la.items()} for la, b in zip(self.layers, more.layers)]
         probs = None if self.probs is None or more.probs is None else np.concatenate([self.probs, more.probs])
+        values = None if self.values is None or more.values is None else np.concatenate([self.values, more.values])
         unknown = self.unknown + [p + len(self) for p in more.unknown]
-        return replace(self, tokens=self.tokens + more.tokens, layers=layers, probs=probs, unknown=unknown)
+        tokens = self.tokens + more.tokens
+        return replace(self, tokens=tokens, layers=layers, probs=probs, values=values, unknown=unknown)
 
     def top(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The k likeliest next tokens at every step: indices (T, k) and probabilities (T, k), best first."""
+        """The k likeliest outputs (next tokens, or classes) at every step: indices (T, k) into ``labels``
+        and probabilities (T, k), best first."""
         if self.probs is None:
+            if self.values is not None:
+                raise InputError("this trace has no probabilities: the model's head predicts values (see .values)")
             raise InputError("this trace has no probabilities: the model has no output head")
         k = min(k, self.probs.shape[1])
         if k < self.probs.shape[1]:  # the k best of each row (unordered), then only those k sorted: 4x a full sort
@@ -90,10 +126,15 @@ class Trace:
             raise IndexError(f"unit {u} is outside layer {k} of {layer['h'].shape[1]} units")
         g = {name: a[:, u] for name, a in layer.items()}  # (T,) each
         h0, c0 = self.initial[k]
-        h_prev = np.concatenate([h0[u : u + 1], g["h"][:-1]])  # (T,) h_{t-1}
+        backward = self.direction_of(u) == "backward"  # its previous state is the next step's
+
+        def prev(first: np.ndarray, a: np.ndarray) -> np.ndarray:
+            return np.concatenate([a[1:], first[u : u + 1]]) if backward else np.concatenate([first[u : u + 1], a[:-1]])
+
+        h_prev = prev(h0, g["h"])  # (T,) h_{t-1} (h_{t+1} backward)
         out = {**g, "h_prev": h_prev}
         if c0 is not None:
-            c_prev = np.concatenate([c0[u : u + 1], g["c"][:-1]])  # (T,) C_{t-1}
+            c_prev = prev(c0, g["c"])  # (T,) C_{t-1} (C_{t+1} backward)
             out |= {"c_prev": c_prev, "f_c_prev": g["f"] * c_prev, "i_c_tilde": g["i"] * g["c_tilde"]}
             out["tanh_c"] = np.tanh(g["c"])  # (T,) what o gates into h
         elif self.cell == "gru":
@@ -104,12 +145,24 @@ class Trace:
         return {name: out[name] for name in LINES[self.cell] if name in out}
 
     def state_at(self, t: int) -> list[State]:
-        """The state (h, c) of every layer after the first ``t`` steps."""
+        """The state (h, c) of every layer after the first ``t`` steps.
+
+        A backward direction cannot be resumed mid-sequence (its state at t depends on every later
+        step): its units hold the state it started from (``initial``), so a run resumed from this
+        equals a fresh one only in a forward network. ``TraceBuffer`` reruns backward directions."""
         if not 0 <= t <= len(self):
             raise IndexError(f"step {t} is outside this trace of {len(self)} steps")
         if t == 0:
             return [(h.copy(), None if c is None else c.copy()) for h, c in self.initial]
-        return [(g["h"][t - 1].copy(), g["c"][t - 1].copy() if "c" in g else None) for g in self.layers]
+        out = [(g["h"][t - 1].copy(), g["c"][t - 1].copy() if "c" in g else None) for g in self.layers]
+        H = len(out[0][0]) // len(self.directions)
+        for j, way in enumerate(self.directions):
+            if way == "backward":
+                for (h, c), (h0, c0) in zip(out, self.initial):
+                    h[j * H : (j + 1) * H] = h0[j * H : (j + 1) * H]
+                    if c is not None and c0 is not None:
+                        c[j * H : (j + 1) * H] = c0[j * H : (j + 1) * H]
+        return out
 
 
 #: What ``Trace.unit`` returns for each cell, in the diagram's order: the gates, then the lines between them.
@@ -204,6 +257,8 @@ class TraceBuffer:
             raise InputError("the text has no tokens: nothing to trace")
         k = self.changed_from(tokens)
         kept = None if self.trace is None else self.trace.head(k)
+        if "backward" in self.net.spec.directions:
+            return self._rerun(tokens, k, kept, stop)
         if k == len(tokens):  # a deletion at the end (or no change): nothing new to trace
             assert kept is not None
             self.trace = kept
@@ -225,6 +280,14 @@ class TraceBuffer:
         x = self.net.check_vectors(x)  # (T, D), refused before anything changes
         k = self.changed_from(x)
         kept = None if self.trace is None else self.trace.head(k)
+        if "backward" in self.net.spec.directions:  # every step may change: the whole series again
+            if kept is not None and self.trace is not None and k == len(x) == len(self.trace):
+                return k, kept.head(0)
+            reuse = kept if kept is not None and k > 0 else None
+            new = self.net.trace(x, stop=stop, reuse=reuse)
+            self._capacity = self.rows_for(len(x))
+            self.trace, self.x = self._splice(0, None, new), x.copy()
+            return 0, self.trace
         if k == len(x):  # rows deleted at the end (or no change)
             assert kept is not None
             self.trace, self.x = kept, x.copy()
@@ -235,14 +298,31 @@ class TraceBuffer:
         self.trace, self.x = self._splice(k, kept, new), x.copy()
         return k, new
 
+    def _rerun(
+        self, tokens: list[str], k: int, kept: Trace | None, stop: Callable[[], bool] | None
+    ) -> tuple[int, Trace]:
+        """A network with a backward direction: every step may change with any edit, so the whole text
+        is traced again (a bidirectional layer 0's forward direction resumes after the kept k steps)
+        and ``(0, whole)`` comes back; no change at all traces nothing."""
+        assert self.net.tokenizer is not None
+        if kept is not None and self.trace is not None and k == len(tokens) == len(self.trace):
+            return k, kept.head(0)
+        reuse = kept if kept is not None and k > 0 else None
+        new = self.net.trace(self.net.tokenizer.join(tokens), stop=stop, reuse=reuse)
+        self._capacity = self.rows_for(len(tokens))
+        self.trace = self._splice(0, None, new)
+        return 0, self.trace
+
     def _splice(self, k: int, kept: Trace | None, new: Trace) -> Trace:
         """The kept first k steps followed by ``new``, written into the growing rows."""
         layers = [{g: self._put((j, g), k, a) for g, a in la.items()} for j, la in enumerate(new.layers)]
         probs = None if new.probs is None else self._put("probs", k, new.probs)
+        values = None if new.values is None else self._put("values", k, new.values)
         if kept is None or k == 0:
-            return replace(new, layers=layers, probs=probs)
+            return replace(new, layers=layers, probs=probs, values=values)
         unknown = kept.unknown + [p + k for p in new.unknown]  # positions in the whole text
-        return replace(kept, tokens=kept.tokens + new.tokens, layers=layers, probs=probs, unknown=unknown)
+        tokens = kept.tokens + new.tokens
+        return replace(kept, tokens=tokens, layers=layers, probs=probs, values=values, unknown=unknown)
 
     def _put(self, key: Any, at: int, rows: np.ndarray) -> np.ndarray:
         """Write ``rows`` from row ``at`` on (keeping the rows before it); the first ``at + len(rows)`` rows."""

@@ -236,6 +236,7 @@ def _write(out: Path, net: Network, task: Task, cfg: TrainConfig, history: dict,
     """The model folder: model.safetensors (the weights, with the spec) and training.json (the provenance)."""
     out.mkdir(parents=True, exist_ok=True)
     net.spec.meta = {
+        **({"targets": task.targets} if task.targets else {}),
         "description": task.description,
         "examples": task.examples,
         "training": {

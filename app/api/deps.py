@@ -13,11 +13,13 @@ import asyncio
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import Depends, HTTPException
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 import model
+from model import heads
 
 from ..registry import Entry, Registry
 from ..schemas import TraceRequest
@@ -117,11 +119,40 @@ class Checked:
     x: Any  # the text, or a (T, D) float array
     tokens: list[str]
     top_k: int
+    targets: Any = None  # (T, K) what a values head should output (NaN: not known), or None
 
 
-def check_input(name: str, entry: Entry, text: Any, vectors: Any, settings: Settings) -> Checked:
+def check_input(name: str, entry: Entry, text: Any, vectors: Any, settings: Settings, targets: Any = None) -> Checked:
     """Refuse an input before any work: both or neither of text and vectors, the wrong kind for the
-    model (422), over ``max_tokens`` (413), empty, unknown tokens, wrong shapes or NaN (422)."""
+    model (422), over ``max_tokens`` (413), empty, unknown tokens, wrong shapes or NaN, targets that do
+    not fit a values head (422)."""
+    checked = _check_x(name, entry, text, vectors, settings)
+    checked.targets = _targets(name, checked, targets)
+    return checked
+
+
+def _targets(name: str, checked: Checked, targets: Any) -> np.ndarray | None:
+    """A request's targets as a (T, K) float array (null: NaN), checked; else what the model's meta says."""
+    net, T = checked.net, len(checked.tokens)
+    if targets is None:
+        return None if isinstance(checked.x, str) else heads.targets(net.spec, checked.x)
+    head = net.head
+    if head is None or head.kind != "values":
+        has = "no output head" if head is None else f"a {head.kind} head"
+        raise HTTPException(422, f"targets are for a model whose head predicts values; model {name!r} has {has}")
+    try:
+        a = np.array(targets, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise HTTPException(422, f"targets must be {T} rows of {head.size} numbers (or null)") from None
+    if a.shape != (T, head.size):
+        raise HTTPException(422, f"targets must be {T} rows of {head.size} numbers (one row per step), got {a.shape}")
+    if np.isinf(a).any():
+        raise HTTPException(422, "targets hold infinite values: give numbers, or null where not known")
+    return a
+
+
+def _check_x(name: str, entry: Entry, text: Any, vectors: Any, settings: Settings) -> Checked:
+    """The input, checked (``check_input`` without the targets)."""
     net = entry.net
     if (text is None) == (vectors is None):
         raise HTTPException(422, "give exactly one of 'text' (text models) or 'vectors' (vector models)")
@@ -180,7 +211,9 @@ async def check_input_soon(
 async def checked_trace(body: TraceRequest, registry: RegistryDep, settings: SettingsDep, work: WorkDep) -> Checked:
     """A trace request's model and input, checked before any work (and before a stream's first byte)."""
     entry = find_model(registry, body.model)
-    return await check_input_soon(body.model, entry, body.text, body.vectors, settings, work.reading)
+    checked = await check_input_soon(body.model, entry, body.text, body.vectors, settings, work.reading)
+    checked.targets = _targets(body.model, checked, body.targets)
+    return checked
 
 
 #: A trace request that passed every check.

@@ -4,7 +4,8 @@ the reply carries only those: {"from": k, "length", "tokens", "unknown", "layers
 (``unknown``: positions in the whole text). A vector model's edit is {"model", "csv"}: the series as
 CSV text (model/series.py reads it: a row a step, a column a feature, header optional); only the rows
 from the first one that changed are traced, and the reply also carries "inputs": {"names", "rows"}
-(the series as the server read it, the rows from k on) and, for a values head, "values". With
+(the series as the server read it, the rows from k on), a values head's "values" and, for a
+forecaster whose meta names them, its "targets" (the input k steps on; null where not yet known). With
 "focus": {"layer", "unit"} the reply also carries that unit's exact values (``Trace.unit``) from k
 on; a message with only "focus" asks for them over the whole text. A newer edit replaces an older
 one still waiting. Every reply echoes the message's "seq". The client's mistakes (the same checks and
@@ -26,6 +27,7 @@ from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 import model
+from model.heads import targets as series_targets
 from model.series import read_csv
 
 from ..encoding import (
@@ -33,7 +35,6 @@ from ..encoding import (
     dumps_compact,
     focus_json,
     plain_values,
-    series_values,
     trace_compact,
     trace_json,
 )
@@ -101,11 +102,15 @@ class Session:
         k, new = self.buffer.update(tokens, stop=stop)
         whole = self.buffer.trace
         assert whole is not None
-        steps = trace_json(name, net, new, top_k) if encoding == "json" else trace_compact(name, net, new, top_k)
+        want = None  # a forecaster's targets (its meta says which input column, how many steps on), from k on
+        if isinstance(tokens, np.ndarray):
+            known = series_targets(net.spec, tokens)
+            want = None if known is None else known[k:]
+        encode = trace_json if encoding == "json" else trace_compact
+        steps = encode(name, net, new, top_k, want)
         body: dict[str, Any] = {"seq": msg.get("seq"), **steps, "from": k, "length": len(whole)}
         if isinstance(tokens, np.ndarray):
             body["inputs"] = {"names": names, "rows": tokens[k:].tolist()}
-            body.update(series_values(net, new, body))
         body["unknown"] = whole.unknown  # positions in the whole text, not only the new steps
         if encoding != "json":
             body["encoding"] = encoding

@@ -3,6 +3,7 @@ DELETE /api/models/{id} removes an uploaded one."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -14,7 +15,9 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from starlette.datastructures import UploadFile
 
 from model.formats import SUFFIXES
+from model.heads import AT, KINDS
 
+from ..encoding import output_of
 from ..registry import Entry, Registry
 from ..schemas import ModelCard, errors
 from ..settings import Settings
@@ -40,7 +43,8 @@ def card_of(name: str, entry: Entry) -> dict[str, Any]:
         "gates": list(net.gates),
         "vocab": len(net.vocab) if net.vocab else None,
         "input_size": None if net.vocab else net.spec.input_size,
-        "head": net.spec.output_size is not None,
+        "head": net.head is not None,
+        "output": output_of(net.head),
         "origin": entry.origin,
         "description": card.get("description", net.spec.meta.get("description", "")),
         "examples": card.get("examples", []),
@@ -67,6 +71,9 @@ def _suffix(filename: str) -> str:
     return ".weights.h5" if low.endswith(".weights.h5") else Path(low).suffix
 
 
+#: The most characters the form field 'labels' may hold (it travels to the converter on its command line).
+MAX_LABELS_CHARS = 8192  # as ASCII JSON at most 12 bytes each: under Linux's 128 KB for one argument
+
 UPLOAD_BODY = {
     "requestBody": {
         "required": True,
@@ -75,7 +82,7 @@ UPLOAD_BODY = {
                 "schema": {
                     "type": "object",
                     "required": ["file"],
-                    "additionalProperties": False,  # the server reads at most these three fields
+                    "additionalProperties": False,  # the server reads at most these fields
                     "properties": {
                         "file": {
                             "type": "string",
@@ -89,6 +96,22 @@ UPLOAD_BODY = {
                             "makes it a text model",
                         },
                         "name": {"type": "string", "description": "optional model id (default: from the file name)"},
+                        "head": {
+                            "type": "string",
+                            "enum": list(KINDS),
+                            "description": "what the output means, over what the file says and what gatescope "
+                            "infers: next (the next token), classes, values (regression)",
+                        },
+                        "head_at": {
+                            "type": "string",
+                            "enum": list(AT),
+                            "description": "which steps' predictions count: every (default), or only the last",
+                        },
+                        "labels": {
+                            "type": "string",
+                            "maxLength": MAX_LABELS_CHARS,
+                            "description": "a name per output: a JSON list, or one label a line",
+                        },
                     },
                 }
             }
@@ -105,6 +128,7 @@ class Upload:
     file: UploadFile
     vocab: UploadFile | None
     ids: Iterable[str]
+    heads: dict[str, Any] | None = None  # head / head_at / labels from the form
 
 
 @router.post(
@@ -122,7 +146,7 @@ async def upload_model(
     _check_size(request, settings)
     _check_room(settings, store)
     try:
-        form = await request.form(max_files=2, max_fields=4)  # on the event loop: starlette spools it to disk
+        form = await request.form(max_files=2, max_fields=7)  # on the event loop: starlette spools it to disk
     except Exception as e:  # starlette raises its own errors for a malformed form
         raise HTTPException(400, f"the upload is not a valid multipart form ({e})") from None
     upload = _read_form(form, registry, store)
@@ -178,7 +202,42 @@ def _read_form(form: Any, registry: Registry, store: Store) -> Upload:
         raise HTTPException(422, "send the vocabulary as a JSON file in the form field 'vocab'")
     if name is not None and not isinstance(name, str):
         raise HTTPException(422, "the form field 'name' must be text")
-    return Upload(file, vocab, _model_ids(name, file.filename, registry, store))
+    heads = _read_heads(form)
+    return Upload(file, vocab, _model_ids(name, file.filename, registry, store), heads)
+
+
+def _read_heads(form: Any) -> dict[str, Any]:
+    """The form's head, head_at and labels, each checked (422 naming the field and what it takes)."""
+    out: dict[str, Any] = {}
+    for key, allowed in (("head", KINDS), ("head_at", AT)):
+        value = form.get(key)
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str) or value not in allowed:
+            shown = repr(value) if isinstance(value, str) else "a file"
+            raise HTTPException(422, f"the form field {key!r} takes {' or '.join(allowed)}, not {shown}")
+        out[key] = value
+    raw = form.get("labels")
+    if raw is not None and raw != "":
+        if not isinstance(raw, str):
+            raise HTTPException(422, "send the form field 'labels' as text: a JSON list, or one label a line")
+        if len(raw) > MAX_LABELS_CHARS:
+            raise HTTPException(422, f"the form field 'labels' holds more than {MAX_LABELS_CHARS} characters")
+        out["labels"] = _parse_labels(raw)
+    return out
+
+
+def _parse_labels(raw: str) -> list[str]:
+    """A JSON list of names, or one name a line (blank lines skipped)."""
+    if raw.lstrip().startswith("["):
+        try:
+            labels = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise HTTPException(422, f"the form field 'labels' starts like a JSON list but is not JSON ({e})") from None
+        if not isinstance(labels, list) or not all(isinstance(s, str) for s in labels):
+            raise HTTPException(422, "the form field 'labels' must be a JSON list of names (strings)")
+        return labels
+    return [line.strip() for line in raw.splitlines() if line.strip()]
 
 
 def _model_ids(name: str | None, filename: str, registry: Registry, store: Store) -> Iterable[str]:
@@ -224,7 +283,9 @@ def _import(
                 shutil.copyfileobj(upload.vocab.file, out)
         try:
             most, timeout = settings.max_model_mb, settings.import_timeout
-            model_id, net, card = store.add(upload.ids, src, file.filename or "", voc, timeout, most, stop, room)
+            model_id, net, card = store.add(
+                upload.ids, src, file.filename or "", voc, timeout, most, stop, room, upload.heads
+            )
         except UploadError as e:
             raise HTTPException(e.status, str(e)) from None
     entry = Entry(net, card, "uploaded")

@@ -16,6 +16,7 @@ from ..encoding import (
     iter_csv,
     iter_json,
     iter_npz,
+    output_of,
     plain_values,
     steps_json,
     trace_compact,
@@ -54,8 +55,11 @@ async def trace_text(
     ``encoding=json`` (default): plain numbers. ``encoding=compact``: each gate array packed in
     2 bytes a value, base64 (2.67 bytes a value; see app/encoding.py: ``pack``). ``encoding=binary``:
     the compact body without base64 (2 bytes a value; ``dumps_binary`` describes the layout).
-    ``encoding=csv``: a download, one row per layer × step × unit. ``encoding=npz``: a NumPy archive
-    (``layer<k>/<gate>`` arrays, ``tokens``, ``probs``), loadable with ``allow_pickle=False``.
+    ``encoding=csv``: a download, one row per layer × step × unit (with a classes head's ``p(<label>)``
+    or a values head's ``pred(<label>)``/``target(<label>)`` columns). ``encoding=npz``: a NumPy archive
+    (``layer<k>/<gate>`` arrays, ``tokens``, ``head``, ``labels``, ``probs`` or ``values``, ``targets``),
+    loadable with ``allow_pickle=False``. Every form says what the output is (``output``: next token,
+    classes or values, and which steps count).
 
     The request's memory is reserved before it starts (413 if it could never fit, 503 if the server
     stays busy); its work stops when the client leaves. JSON, CSV and NPZ bodies are streamed.
@@ -77,8 +81,11 @@ async def trace_text(
             if encoding in ("json", "csv", "npz"):
                 run.computed()  # a slow reader must not hold a lane: the pieces need none
                 watcher.cancel()  # the streamed response watches for the client itself
-                pieces = {"json": lambda: iter_json(job.name, job.net, tr, job.top_k), "csv": lambda: iter_csv(tr)}
-                body = run.stream(pieces.get(encoding, lambda: iter_npz(tr))())
+                pieces = {
+                    "json": lambda: iter_json(job.name, job.net, tr, job.top_k, job.targets),
+                    "csv": lambda: iter_csv(tr, job.targets),
+                }
+                body = run.stream(pieces.get(encoding, lambda: iter_npz(tr, job.targets))())
                 streamed = True
                 if encoding == "json":
                     return StreamingResponse(body, media_type="application/json")
@@ -86,7 +93,7 @@ async def trace_text(
                 media = "text/csv" if encoding == "csv" else "application/octet-stream"
                 return StreamingResponse(body, media_type=media, headers=headers)
             dumps = dumps_compact if encoding == "compact" else dumps_binary
-            out = await run.run(lambda: dumps(trace_compact(job.name, job.net, tr, job.top_k)))
+            out = await run.run(lambda: dumps(trace_compact(job.name, job.net, tr, job.top_k, job.targets)))
             return Response(out, media_type="application/json" if encoding == "compact" else "application/octet-stream")
         finally:
             if not streamed:
@@ -99,13 +106,13 @@ async def trace_text(
 
 @router.post("/trace/stream", responses=REFUSALS)
 def stream_trace(job: CheckedDep) -> Iterator[dict[str, Any]]:
-    """The trace as JSON Lines: a header (model, tokens), then one line per step as soon as it is computed."""
-    yield {"model": job.name, "tokens": job.tokens}
+    """The trace as JSON Lines: a header (model, tokens, output), then one line per step as soon as it is computed."""
+    yield {"model": job.name, "tokens": job.tokens, "output": output_of(job.net.head)}
     net, state, t, size = job.net, None, 0, 1
     while t < len(job.tokens):
         end = min(t + size, len(job.tokens))
         piece = net.tokenizer.join(job.tokens[t:end]) if net.tokenizer is not None else np.asarray(job.x)[t:end]
         tr = net.trace(piece, state=state)  # resumes where the last chunk stopped
         state = tr.state
-        yield from steps_json(net, tr, t, job.top_k)
+        yield from steps_json(net, tr, t, job.top_k, None if job.targets is None else job.targets[t:end])
         t, size = end, min(2 * size, MAX_CHUNK)

@@ -14,14 +14,28 @@ from typing import Any
 
 from ..network import Network
 from . import native, pytorch
-from .common import FormatError, find_vocab, parse_vocab, read_safetensors, read_vocab, sniff
+from .common import FormatError, find_vocab, head_fields, parse_vocab, read_safetensors, read_vocab, sniff, with_head
 
 SUFFIXES = (".safetensors", ".pt", ".pth", ".keras", ".h5", ".onnx")
 
 
-def load_file(path: str | Path, vocab: str | Path | list[str] | None = None) -> Network:
-    """Read any supported weight file; ``vocab`` (a JSON file or a token list) makes it a text model."""
+def load_file(
+    path: str | Path,
+    vocab: str | Path | list[str] | None = None,
+    *,
+    head: str | None = None,
+    labels: list[str] | None = None,
+    head_at: str | None = None,
+) -> Network:
+    """Read any supported weight file; ``vocab`` (a JSON file or a token list) makes it a text model;
+    ``head``, ``labels``, ``head_at`` say what its output means (model/heads.py), over what the file says."""
     path = Path(path)
+    net = _read(path, vocab)
+    return with_head(net, path.name, head=head, labels=labels, head_at=head_at)
+
+
+def _read(path: Path, vocab: str | Path | list[str] | None) -> Network:
+    """The network in a weight file, as the file describes it."""
     if not path.is_file():
         raise FormatError(f"no such file: {path}")
     suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".weights.h5") else path.suffix.lower()
@@ -33,7 +47,7 @@ def load_file(path: str | Path, vocab: str | Path | list[str] | None = None) -> 
     voc = _vocab(path, vocab)
     if suffix == ".safetensors":
         if pytorch.is_torch_state_dict(tensors):
-            return pytorch.from_state_dict(tensors, path.name, voc)
+            return pytorch.from_state_dict(tensors, path.name, voc, head_fields(metadata, path.name))
         shown = ", ".join(sorted(tensors)[:8])
         raise FormatError(
             f"{path.name}: a safetensors file that is neither a gatescope model nor a PyTorch "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,47 @@ def find_vocab(path: Path) -> Path | None:
     return None
 
 
+# What the output means, from a file's metadata ----------------------------------------
+
+#: Metadata keys (safetensors ``__metadata__``, ONNX ``metadata_props``) that say what a model's head means.
+HEAD_KEYS = ("head", "head_at", "labels")
+
+
+def head_fields(metadata: dict[str, str] | None, name: str) -> dict[str, Any]:
+    """Spec fields head / head_at / labels from a file's string metadata (labels: a JSON list of names);
+    the values themselves are checked with the rest of the spec (model/heads.py)."""
+    out: dict[str, Any] = {}
+    for key in HEAD_KEYS:
+        raw = (metadata or {}).get(key)
+        if raw is None:
+            continue
+        if key == "labels":
+            try:
+                out[key] = json.loads(raw)
+            except json.JSONDecodeError:
+                raise FormatError(
+                    f"{name}: its metadata 'labels' is not JSON; write the class names as a JSON list, "
+                    f'e.g. ["negative", "positive"]'
+                ) from None
+            if not isinstance(out[key], list):
+                raise FormatError(f"{name}: its metadata 'labels' must be a JSON list of names, got {raw[:60]!r}")
+        else:
+            out[key] = raw
+    return out
+
+
+def with_head(net: Network, name: str, **fields: Any) -> Network:
+    """``net`` with its spec's head, head_at and labels set to the given fields (the ones not None), or a
+    FormatError naming the file and the fix."""
+    given = {k: v for k, v in fields.items() if v is not None}
+    if not given:
+        return net
+    try:
+        return Network(replace(net.spec, **given), net.params, net.dtype.type)
+    except ValueError as e:
+        raise FormatError(f"{name}: {e}") from None
+
+
 def assemble(
     name: str,
     spec: dict[str, Any],
@@ -186,6 +228,7 @@ def assemble(
     embedding: np.ndarray | None = None,
     head: tuple[np.ndarray, np.ndarray] | None = None,
     embedding_kind: str = "embedding",
+    heads: dict[str, Any] | None = None,
 ) -> Network:
     """The Network an importer found: layer weights, then the optional embedding, vocabulary and head."""
     if embedding is not None:
@@ -205,6 +248,7 @@ def assemble(
         params["head.W"], params["head.b"] = head
         spec["output_size"] = head[1].shape[0]
     spec["meta"] = {"source": source}
+    spec.update(heads or {})
     try:
         return Network(Spec(**spec), params)
     except ValueError as e:

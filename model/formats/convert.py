@@ -1,6 +1,7 @@
 """Convert any weight file gatescope reads into its own format, in a process of its own.
 
     python -m model.formats.convert SOURCE OUT.safetensors [--vocab VOCAB.json]
+        [--head next|classes|values] [--head-at every|last] [--labels '["neg", "pos"]']
 
 Prints one JSON line: {"ok": true, "cell", "layers", "hidden_size", "input"} or {"error": message},
 and exits 0 or 2. The server runs this on uploaded files: parsing a hostile file (HDF5 in
@@ -29,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("source")
     p.add_argument("out")
     p.add_argument("--vocab", default=None)
+    p.add_argument("--head", default=None, help="what the output means: next | classes | values")
+    p.add_argument("--head-at", default=None, help="which steps' predictions count: every | last")
+    p.add_argument("--labels", default=None, help="a JSON list of a name per output")
     p.add_argument("--memory-mb", type=int, default=4096)
     p.add_argument("--cpu-seconds", type=int, default=120)
     p.add_argument("--max-mb", type=int, default=None, help="the most MB of weights the file may declare")
@@ -46,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     name = Path(args.source).name
 
     try:
-        net = load_file(args.source, args.vocab)
+        labels = None if args.labels is None else json.loads(args.labels)  # the server sends a JSON list
+        net = load_file(args.source, args.vocab, head=args.head, labels=labels, head_at=args.head_at)
         save(net, args.out)
     except FormatError as e:
         print(json.dumps({"error": str(e)}))
@@ -58,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"error": f"{name}: the file is malformed ({type(e).__name__}: {str(e)[:200]})"}))
         return 2
     info = {"cell": net.cell, "layers": net.num_layers, "hidden_size": net.hidden_size, "input": net.input}
+    info["head"] = None if net.head is None else net.head.kind
     print(json.dumps({"ok": True, **info}))
     return 0
 

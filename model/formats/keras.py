@@ -27,7 +27,9 @@ Refused, with a message: Bidirectional, go_backwards, activations other than tan
 sigmoid for the gates), mixed or differently sized recurrent layers, branches, and any
 layer but InputLayer, dropouts and noise (identities at inference) and an Activation
 ("softmax"/"linear") after the head. A Dense head is run as linear + softmax, so its
-activation must be softmax or linear (logits). A weights-only file cannot tell activations
+activation must be softmax or linear (logits or values). A softmax head is a next-token head (its size
+the vocabulary's) or classes; a linear one is inferred (model/heads.py), or named by ``model.load(head=...)``
+(Keras files carry no head metadata gatescope reads). A weights-only file cannot tell activations
 or go_backwards: it is read as the defaults. Embedding(mask_zero=True) is read, but its
 padding token 0 is run like any other token, where Keras would skip it.
 """
@@ -376,7 +378,11 @@ def _build(layers: list[Layer], name: str, vocab: dict[str, Any] | None, source:
     spec, params = _stack(rec, name)
     E = _embedding_table(embedding, spec["input_size"], name) if embedding is not None else None
     dense = _dense(head, spec["hidden_size"], name) if head is not None else None
-    return assemble(name, spec, params, source, vocab, E, dense, "Embedding")
+    heads: dict[str, Any] = {}
+    if head is not None and head.activation == "softmax" and dense is not None:  # probabilities, never values
+        K = dense[1].shape[0]
+        heads["head"] = "next" if vocab is not None and len(vocab["vocab"]) == K else "classes"
+    return assemble(name, spec, params, source, vocab, E, dense, "Embedding", heads=heads)
 
 
 def _arrange(layers: list[Layer], name: str) -> tuple[Layer | None, list[Layer], Layer | None]:

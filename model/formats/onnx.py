@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from ..network import Network
-from .common import FormatError, as_float, assemble, flip_z, gate_weights, stack
+from .common import FormatError, as_float, assemble, flip_z, gate_weights, head_fields, stack
 
 RECURRENT = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn"}
 #: Gate blocks of W, R and B in ONNX's order, named as gatescope names them.
@@ -206,9 +206,11 @@ def _convert(m: Any, name: str, vocab: dict[str, Any] | None) -> Network:
     producer = f"{m.producer_name} {m.producer_version}".strip()
     if producer:
         source["producer"] = producer
+    heads = head_fields({p.key: p.value for p in m.metadata_props}, name)
     if head is not None and head[2]:
         source["head"] = "the file applies its head to the final hidden state only; gatescope to every step"
-    return assemble(name, spec, params, source, vocab, embedding, head[:2] if head else None)
+        heads.setdefault("head_at", "last")  # only the last step's prediction is the file's answer
+    return assemble(name, spec, params, source, vocab, embedding, head[:2] if head else None, heads=heads)
 
 
 def _recurrent_nodes(g: _Graph, name: str) -> tuple[list[int], str]:

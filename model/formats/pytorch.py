@@ -66,8 +66,14 @@ def is_torch_state_dict(tensors: dict[str, Any]) -> bool:
     return any(RNN_KEY.match(k) for k in tensors)
 
 
-def from_state_dict(tensors: dict[str, np.ndarray], name: str, vocab: dict[str, Any] | None = None) -> Network:
-    """A Network from a PyTorch state_dict's tensors."""
+def from_state_dict(
+    tensors: dict[str, np.ndarray],
+    name: str,
+    vocab: dict[str, Any] | None = None,
+    heads: dict[str, Any] | None = None,
+) -> Network:
+    """A Network from a PyTorch state_dict's tensors; ``heads``: Spec fields head / head_at / labels
+    (from the file's metadata: common.head_fields)."""
     rnn, prefix = _recurrent_tensors(tensors, name)
     cell, L, D, H = _architecture(rnn, prefix, name)
     layers = [_layer(rnn, prefix, k, cell, D if k == 0 else H, H, name) for k in range(L)]
@@ -75,7 +81,7 @@ def from_state_dict(tensors: dict[str, np.ndarray], name: str, vocab: dict[str, 
     embedding, head = _embedding_and_head(rest, D, H, name)
     spec: dict[str, Any] = dict(cell=cell, input_size=D, hidden_size=H, num_layers=L, reset_after=cell == "gru")
     source = {"format": "pytorch", "file": name}
-    return assemble(name, spec, stack(layers), source, vocab, embedding, head, "nn.Embedding")
+    return assemble(name, spec, stack(layers), source, vocab, embedding, head, "nn.Embedding", heads)
 
 
 def _recurrent_tensors(tensors: dict[str, np.ndarray], name: str) -> tuple[dict[str, np.ndarray], str]:

@@ -73,12 +73,14 @@ export async function traceBlob(model, text, encoding = "json") {
  * Upload a weight file (POST /api/models, multipart) with an optional vocabulary and name. Resolves
  * to the new card. onProgress(sent, total) follows the upload (XMLHttpRequest: fetch reports none);
  * once every byte is sent the server reads the file, which onProgress(total, total) marks.
+ * output: {head, head_at, labels} (each optional text): what the model's output means.
  */
-export function uploadModel(file, vocab = null, name = "", onProgress = () => {}) {
+export function uploadModel(file, vocab = null, name = "", onProgress = () => {}, output = {}) {
   const form = new FormData();
   form.append("file", file);
   if (vocab) form.append("vocab", vocab);
   if (name) form.append("name", name);
+  for (const [key, value] of Object.entries(output)) if (value) form.append(key, value);
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open("POST", "/api/models");
@@ -164,8 +166,8 @@ export function parseFrame(buffer) {
   return { msg, payload: { buffer, start: 8 + n } };
 }
 
-/** Decode an edit reply in place of its compact parts: layers[l][gate] and probs.p become
- * {rows, cols, data: Float32Array}. */
+/** Decode an edit reply in place of its compact parts: layers[l][gate], probs.p, values and targets
+ * (a values head's outputs, float32, NaN where a target is not known) become {rows, cols, data: Float32Array}. */
 export function decodeReply(msg, payload) {
   const layers = (msg.layers || []).map((layer) => {
     const out = {};
@@ -179,7 +181,8 @@ export function decodeReply(msg, payload) {
     const p = msg.probs.p;
     probs = { k: msg.probs.k, tokens: msg.probs.tokens, p: { rows: p.shape[0], cols: p.shape[1], data: decode(p, payload) } };
   }
-  return { ...msg, layers, probs };
+  const rows = (packed) => (packed ? { rows: packed.shape[0], cols: packed.shape[1], data: decode(packed, payload) } : null);
+  return { ...msg, layers, probs, values: rows(msg.values), targets: rows(msg.targets) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -187,11 +190,15 @@ export function decodeReply(msg, payload) {
 
 /** Reconnect delays in ms (then the last one, repeated). */
 const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 8000];
+/** The close code of a socket the server closed because it failed on a message (RFC 6455: 1011, internal error). */
+const SERVER_FAILED = 1011;
 
 /**
  * WS /api/live with automatic reconnection. Every edit and focus change carries a `seq`; replies
  * come back in order (a superseded edit gets none). After a reconnect the current edit is sent
- * again (the server's cache is gone, so its reply starts from step 0).
+ * again (the server's cache is gone, so its reply starts from step 0) — unless the server closed
+ * the socket because it failed on that edit (1011): that answer is shown (onError), never resent
+ * (the same text would fail the same way); the next edit opens a fresh socket.
  *
  * hooks: onEdit(reply decoded), onFocus(reply), onError(seq, message), onStatus({state, retryIn})
  */
@@ -276,9 +283,16 @@ export class Live {
       }
     };
     ws.onmessage = (ev) => this._receive(ev.data);
-    ws.onclose = () => {
+    ws.onclose = (ev) => {
       if (this._ws !== ws) return;
       this._ws = null;
+      if (ev.code === SERVER_FAILED) {
+        const seq = this._edit?.seq ?? 0;
+        this._edit = null; // answered: nothing to resend
+        this._tries = 0;
+        this._hooks.onError?.(seq, `the server failed on it (${ev.reason || "an internal error"}); it is not sent again: edit the text or choose another model`);
+        return;
+      }
       const wait = BACKOFF_MS[Math.min(this._tries, BACKOFF_MS.length - 1)];
       this._tries += 1;
       this._hooks.onStatus?.({ state: this._everOpen ? "lost" : "unreachable", retryIn: wait });

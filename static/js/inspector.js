@@ -1,7 +1,9 @@
 /**
  * One unit up close: its gates as curves over time (plotly, the exact focus lines, a t cursor), the
- * input text coloured by its value (Karpathy's cell figures), and, for models with an output head,
- * the top-5 next-token predictions at t.
+ * input text coloured by its value (Karpathy's cell figures), and, for models with an output head, what
+ * it predicts at t: the top-5 next tokens (a language model), every class's probability by name (a
+ * classifier; with head_at "last" only the last step's answer counts, and it is marked), or the
+ * predicted values as numbers (a regressor; their curve over time is series.js's).
  *
  * Change costs: "t" moves the cursor, the outlined character and the predictions; "focus" redraws
  * the curves (in an animation frame) and recolours the text; "trace" rebuilds the text from the
@@ -40,6 +42,9 @@ export class Inspector {
     this.curvesArea = el("div", { class: "in-area" }, this.cursor);
     this.plot = el("div", { class: "in-plot" });
     els.curves.append(this.plot, this.curvesArea);
+    /** Which step's prediction counts, for a head whose answer is its last step's. */
+    this.predsNote = el("p", { class: "preds-note", "data-testid": "predictions-note", hidden: true });
+    els.predsTitle.after(this.predsNote);
     els.gate.addEventListener("change", () => this._colourText());
     els.text.addEventListener("click", (ev) => {
       const t = ev.target?.dataset?.t;
@@ -198,14 +203,28 @@ export class Inspector {
 
   _showPredictions() {
     const s = this.state;
-    const { preds, predsBox, predsTitle } = this.els;
-    const probs = s.trace.probs;
-    if (!probs || !s.T) {
+    const { preds, predsBox } = this.els;
+    const tr = s.trace;
+    const kind = tr.output?.kind ?? (tr.probs ? "next" : null);
+    const shown = kind === "values" ? tr.values : tr.probs;
+    if (!kind || !shown || !s.T) {
       predsBox.hidden = true;
       preds.replaceChildren();
       return;
     }
     predsBox.hidden = false;
+    predsBox.dataset.kind = kind;
+    this.predsNote.hidden = true;
+    predsBox.classList.remove("is-answer");
+    if (kind === "next") this._showNext();
+    else this._showOutputs(kind);
+  }
+
+  /** A language model: the top-k next tokens after t, the one that actually comes next outlined. */
+  _showNext() {
+    const s = this.state;
+    const { preds, predsTitle } = this.els;
+    const probs = s.trace.probs;
     const t = s.t;
     const next = s.trace.tokens[t + 1];
     predsTitle.replaceChildren("After ", el("span", { class: "tok", text: showToken(s.trace.tokens[t]) }), ` (t = ${t}) the model expects`);
@@ -222,6 +241,60 @@ export class Inspector {
       );
     });
     preds.replaceChildren(...items);
+  }
+
+  /** A classifier (every class's probability, by name) or a regressor (the values at t, as numbers); with
+   * head_at "last", only the last step's answer counts: it is marked, earlier steps say what they are. */
+  _showOutputs(kind) {
+    const s = this.state;
+    const { preds, predsTitle } = this.els;
+    const tr = s.trace;
+    const t = s.t;
+    const last = tr.output?.at === "last";
+    const isAnswer = last && t === s.T - 1;
+    const what = kind === "classes" ? "class probabilities" : "predicted values";
+    const tok = el("span", { class: "tok", text: showToken(tr.tokens[t]) });
+    predsTitle.replaceChildren(
+      ...(isAnswer ? ["The answer, after ", tok, ` (t = ${t}, the last step)`] : ["After ", tok, ` (t = ${t}): ${what}`]),
+    );
+    this.predsNote.hidden = !last;
+    this.predsNote.textContent = isAnswer
+      ? "Only the last step's prediction counts: this is the model's answer."
+      : `Only the last step's prediction counts (t = ${s.T - 1}); this is what the model would answer if the input ended here.`;
+    this.els.predsBox.classList.toggle("is-answer", isAnswer);
+    const items = kind === "classes" ? this._classItems(t) : this._valueItems(t);
+    preds.replaceChildren(...items);
+  }
+
+  _classItems(t) {
+    const probs = this.state.trace.probs;
+    const row = probs.p.row(t);
+    return probs.tokens[t].map((name, k) => {
+      const p = row[k];
+      return el(
+        "li",
+        { class: k === 0 ? "is-top" : "", title: k === 0 ? "the likeliest class at this step" : "" },
+        el("span", { class: "tok is-label", text: name }),
+        el("span", { class: "bar" }, el("span", { style: `width:${(p * 100).toFixed(1)}%` })),
+        el("span", { class: "p", text: `${(p * 100).toFixed(1)}%` }),
+      );
+    });
+  }
+
+  _valueItems(t) {
+    const tr = this.state.trace;
+    const labels = tr.output?.labels || [];
+    const row = tr.values.row(t);
+    const target = tr.targets ? tr.targets.row(t) : null;
+    return Array.from(row, (v, k) =>
+      el(
+        "li",
+        { class: "is-value" },
+        el("span", { class: "tok is-label", text: labels[k] ?? `y${k}` }),
+        el("span", { class: "v", text: fmt(v, 4) }),
+        el("span", { class: "p", text: target && !Number.isNaN(target[k]) ? `target ${fmt(target[k], 4)}` : "" }),
+      ),
+    );
   }
 
   // ---- the curves

@@ -98,6 +98,7 @@ new Uploader(
     open: $("upload-open"), dialog: $("upload"), form: $("upload-form"), file: $("upload-file"), vocab: $("upload-vocab"),
     name: $("upload-name"), status: $("upload-status"), progress: $("upload-progress"), submit: $("upload-submit"),
     cancel: $("upload-cancel"), remove: $("upload-remove"),
+    head: $("upload-head"), headAt: $("upload-head-at"), labels: $("upload-labels"),
   },
   state,
   { defaultModel: DEFAULT_MODEL, onMessage: say("upload") },

@@ -16,7 +16,7 @@ import { CONFIG, FONT, axis, hasPlotly, plotlyReady } from "./plotting.js";
 const FEATURE_COLOURS = ["#2f6db5", "#7a5195", "#2a9d8f", "#8a6d3b"];
 /** Colour of the predicted values' curve. */
 const PREDICTED_COLOUR = "#d1495b";
-/** Colour of the targets' markers. */
+/** Colour of the targets' line. */
 const TARGET_COLOUR = "#2b3137";
 /** Height of one row of the plot (a feature, or the predictions), in CSS pixels. */
 const ROW_PX = 110;
@@ -61,28 +61,23 @@ export class SeriesView {
         line: { color: FEATURE_COLOURS[d % FEATURE_COLOURS.length], width: 1.5 },
       });
     }
-    const values = tr.values || [];
-    const K = values.length ? values[0].length : 0;
+    const values = tr.values; // a Series of K per step (row(t)), or null
+    const K = values ? values.width : 0;
     const sameRow = D === 1 && K === 1; // a forecaster: the forecast beside the series, in its units
+    const column = (series, k) => steps.map((t) => series.row(t)[k]);
     for (let k = 0; k < K; k++) {
+      const name = tr.output?.labels?.[k] && K > 1 ? `predicted ${tr.output.labels[k]}` : K > 1 ? `predicted ${k}` : "predicted";
+      curves.push({ name, row: sameRow ? 0 : shown, x: steps, y: column(values, k), line: { color: PREDICTED_COLOUR, width: 1.5, dash: "dot" } });
+    }
+    const targets = tr.targets; // what the values should be, NaN where not known (plotly leaves a gap)
+    const T_K = targets ? Math.min(K, targets.width) : 0;
+    for (let k = 0; k < T_K; k++) {
       curves.push({
-        name: K > 1 ? `predicted ${k}` : "predicted",
+        name: K > 1 ? `target ${k}` : "target",
         row: sameRow ? 0 : shown,
         x: steps,
-        y: values.slice(0, T).map((r) => r[k]),
-        line: { color: PREDICTED_COLOUR, width: 1.5, dash: "dot" },
-      });
-    }
-    const targets = tr.targets || null;
-    if (targets && K) {
-      const known = steps.filter((t) => targets[t] !== null && targets[t] !== undefined);
-      curves.push({
-        name: "target",
-        row: sameRow ? 0 : shown,
-        x: known,
-        y: known.map((t) => (Array.isArray(targets[t]) ? targets[t][0] : targets[t])),
-        mode: "markers",
-        marker: { color: TARGET_COLOUR, size: 5, symbol: "x" },
+        y: column(targets, k).map((v) => (Number.isNaN(v) ? null : v)),
+        line: { color: TARGET_COLOUR, width: 1, dash: "dash" },
       });
     }
     const rowsUsed = shown + (K && !sameRow ? 1 : 0);

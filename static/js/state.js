@@ -76,7 +76,9 @@ export class TraceStore {
     this.layers = [];
     this.probs = null;
     this.inputs = null; // a vector model's series as the server read it: {names, rows: T arrays of D}
-    this.values = null; // a values head's predictions: T arrays of K
+    this.output = card?.output ?? null; // what the head predicts: {kind, at, size, labels}, or null
+    this.values = null; // a values head's outputs: a Series of K per step (row(t)), or null
+    this.targets = null; // what they should be where known (NaN: not known), or null
     this._cellRowMax = [];
     if (!card) return;
     for (let l = 0; l < card.layers; l++) {
@@ -131,16 +133,21 @@ export class TraceStore {
     } else {
       this.inputs = null;
     }
-    if (reply.values) {
-      if (!this.values || k === 0) this.values = [];
-      this.values.length = k;
-      for (const row of reply.values) this.values.push(row);
-    } else {
-      this.values = null;
-    }
+    if (reply.output !== undefined) this.output = reply.output;
+    this.values = this._rows(this.values, reply.values, k, n);
+    this.targets = this._rows(this.targets, reply.targets, k, n);
     this.T = this.held = reply.length;
     this.from = k;
     this.version += 1;
+  }
+
+  /** A Series of per-step rows cut to k and grown by the reply's n rows, or null when the reply has none. */
+  _rows(series, rows, k, n) {
+    if (!rows) return null;
+    const s = series && series.width === rows.cols ? series : new Series(rows.cols);
+    s.cut(k);
+    s.append(rows.data, n);
+    return s;
   }
 
   _cellMaxFrom(l, k) {

@@ -60,7 +60,9 @@ export class Uploader {
     };
     let card;
     try {
-      card = await uploadModel(file.files[0], vocab.files[0] || null, name.value.trim(), onProgress);
+      const { head, headAt, labels } = this.els; // what the output means: only what the person chose is sent
+      const output = { head: head?.value || "", head_at: headAt?.value || "", labels: labels?.value.trim() || "" };
+      card = await uploadModel(file.files[0], vocab.files[0] || null, name.value.trim(), onProgress, output);
     } catch (e) {
       progress.hidden = true;
       submit.disabled = false;

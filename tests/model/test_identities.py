@@ -35,7 +35,8 @@ TANH_GATES = {"c_tilde", "h_tilde"}  # and h for every cell: o*tanh(c), a GRU bl
 def random_network(cell, reset_after, D, H, L, out, seed, dtype=np.float32):
     """A network with random weights of moderate size and biases well away from zero."""
     rng = np.random.default_rng(seed)
-    spec = Spec(cell, D, H, num_layers=L, reset_after=reset_after, output_size=out)
+    head = "classes" if out else None  # a softmax head, even where out = D would read as a forecaster
+    spec = Spec(cell, D, H, num_layers=L, reset_after=reset_after, output_size=out, head=head)
     params = {}
     for name in spec.param_names():
         shape = spec.expected_shape(name)

@@ -74,9 +74,9 @@ def test_every_product_of_a_trace_runs_on_one_blas_thread(monkeypatch):
 
     net = model.load("code")
     seen = []
-    probs = type(net)._probs
+    outputs = type(net)._outputs
     monkeypatch.setattr(
-        type(net), "_probs", lambda self, h: seen.append(_blas_threads(threadpool_info())) or probs(self, h)
+        type(net), "_outputs", lambda self, h: seen.append(_blas_threads(threadpool_info())) or outputs(self, h)
     )
     for stop in (None, lambda: False):
         net.trace("def f(x):\n    return x\n" * 20, stop=stop)
