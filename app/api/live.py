@@ -5,7 +5,8 @@ the reply carries only those: {"from": k, "length", "tokens", "unknown", "layers
 CSV text (model/series.py reads it: a row a step, a column a feature, header optional); only the rows
 from the first one that changed are traced, and the reply also carries "inputs": {"names", "rows"}
 (the series as the server read it, the rows from k on), a values head's "values" and, for a
-forecaster whose meta names them, its "targets" (the input k steps on; null where not yet known). With
+forecaster whose meta names them, its "targets" (the input s steps on; null where not yet known),
+from step "targets_from" = k - s on (appending a row makes the last step's target known). With
 "focus": {"layer", "unit"} the reply also carries that unit's exact values (``Trace.unit``) from k
 on; a message with only "focus" asks for them over the whole text. A newer edit replaces an older
 one still waiting. Every reply echoes the message's "seq". The client's mistakes (the same checks and
@@ -102,15 +103,21 @@ class Session:
         k, new = self.buffer.update(tokens, stop=stop)
         whole = self.buffer.trace
         assert whole is not None
-        want = None  # a forecaster's targets (its meta says which input column, how many steps on), from k on
+        # a forecaster's targets (its meta: which input column, s steps on): step t's is row t + s, so an
+        # edit from row k changes them from step k - s on; they travel from there ("targets_from")
+        want, since = None, k
         if isinstance(tokens, np.ndarray):
             known = series_targets(net.spec, tokens)
-            want = None if known is None else known[k:]
+            if known is not None:
+                since = max(0, k - int(net.spec.meta["targets"].get("shift", 1)))
+                want = known[since:]
         encode = trace_json if encoding == "json" else trace_compact
         steps = encode(name, net, new, top_k, want)
         body: dict[str, Any] = {"seq": msg.get("seq"), **steps, "from": k, "length": len(whole)}
         if isinstance(tokens, np.ndarray):
             body["inputs"] = {"names": names, "rows": tokens[k:].tolist()}
+            if want is not None:
+                body["targets_from"] = since
         body["unknown"] = whole.unknown  # positions in the whole text, not only the new steps
         if encoding != "json":
             body["encoding"] = encoding

@@ -135,7 +135,9 @@ export class TraceStore {
     }
     if (reply.output !== undefined) this.output = reply.output;
     this.values = this._rows(this.values, reply.values, k, n);
-    this.targets = this._rows(this.targets, reply.targets, k, n);
+    // a forecaster's targets may start before k (a row appended makes the step before it known)
+    const since = reply.targets_from ?? k;
+    this.targets = this._rows(this.targets, reply.targets, since, reply.targets ? reply.targets.rows : n);
     this.T = this.held = reply.length;
     this.from = k;
     this.version += 1;

@@ -105,3 +105,21 @@ def test_a_bad_series_file_is_a_422_naming_it(client, name, body, message):
     c, _ = client
     r = c.post(f"/api/series?name={name}", content=body)
     assert r.status_code == 422 and message in r.json()["detail"]
+
+
+def test_a_forecasters_targets_follow_appended_rows(tmp_path):
+    """A forecaster (meta: output 0 predicts input column 1 one step on): appending a row makes the previous
+    step's target known, so the reply's targets start one step before the new rows."""
+    spec = model.Spec(cell="gru", input_size=2, hidden_size=3, output_size=1)
+    spec.head, spec.meta = "values", {"targets": {"columns": [1], "shift": 1}}
+    rng = np.random.default_rng(1)
+    params = {n: rng.normal(0, 0.5, spec.expected_shape(n)).astype(np.float32) for n in spec.param_names()}
+    with TestClient(create_app(Settings(models_dir=tmp_path / "store"))) as c:
+        c.app.state.registry.add("fc", Entry(model.Network(spec, params), {}, "uploaded"))
+        with c.websocket_connect("/api/live") as ws:
+            ws.send_json({"seq": 1, "model": "fc", "csv": csv(ROWS[:3])})
+            first = ws.receive_json()
+            ws.send_json({"seq": 2, "model": "fc", "csv": csv(ROWS)})
+            second = ws.receive_json()
+    assert (first["targets_from"], first["targets"]) == (0, [[-2.0], [0.0], [None]])  # column b, one row on
+    assert (second["from"], second["targets_from"], second["targets"]) == (3, 2, [[1.0], [None]])

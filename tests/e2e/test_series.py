@@ -40,7 +40,7 @@ def series_drawn(pg, T: int) -> dict:
           const plot = document.getElementById('series-plot');
           return {
             curves: root.dataset.curves.split(','),
-            data: plot.data.map((d) => ({name: d.name, y: Array.from(d.y)})),
+            data: plot.data.map((d) => ({name: d.name, y: Array.from(d.y, (v) => (v === null ? NaN : v))})),
             paths: plot.querySelectorAll('.scatterlayer .trace path.js-line').length,
             from: window.gatescope.state.trace.from,
           };
@@ -57,14 +57,17 @@ def test_a_pasted_series_draws_heatmaps_and_the_forecast_and_appending_adds_colu
     page.get_by_test_id("input").fill(rows(FIRST))
     wait_drawn(page, card["gates"], FIRST)
     shown = series_drawn(page, FIRST)
-    assert shown["curves"] == ["co2", "predicted"] and shown["paths"] == 2
+    assert shown["curves"] == ["co2", "predicted", "target"] and shown["paths"] == 3
     net = model.load(FORECASTER)
     x = read_csv(rows(FIRST + MORE))[0]
     want = predicted(net, net.trace(x))[:, 0]  # (T,) the model's forecasts, computed here
-    got = {d["name"]: np.array(d["y"]) for d in shown["data"]}
+    got = {d["name"]: np.array(d["y"], float) for d in shown["data"]}
     x32 = x.astype(net.dtype)  # the series as the network reads it (float32)
     np.testing.assert_array_equal(got["co2"], x32[:FIRST, 0])
     np.testing.assert_allclose(got["predicted"], want[:FIRST], rtol=0, atol=1e-3)  # ppm, float32 on the wire
+    target = got["target"]  # next week's value where the pasted rows have it; no point at the last step
+    assert target[-1] is None or np.isnan(target[-1])
+    np.testing.assert_array_equal(target[:-1].astype(float), x32[1:FIRST, 0])
     page.screenshot(path=str(ARTIFACTS / "series-1280x720.png"), full_page=True)
 
     page.get_by_test_id("input").fill(rows(FIRST) + rows(MORE, FIRST))  # rows appended
