@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import threads
+from . import series, threads
 from .cells import GATES
 from .errors import Cancelled, FormatError, GatescopeError, InputError, UnknownTokenError
 from .formats import load_file
@@ -73,5 +73,6 @@ __all__ = [
     "available",
     "load",
     "save",
+    "series",
     "threads",
 ]
