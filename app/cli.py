@@ -169,7 +169,7 @@ def _trace(args: argparse.Namespace) -> int:
         else:
             print(text)
     if args.out:
-        print(f"{len(tr)} steps x {len(tr.layers)} layers x {net.hidden_size} units -> {args.out}", file=sys.stderr)
+        print(f"{len(tr)} steps x {len(tr.layers)} layers x {net.width} units -> {args.out}", file=sys.stderr)
     for line in _predictions(tr):
         print(line, file=sys.stderr)
     return 0

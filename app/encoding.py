@@ -104,6 +104,7 @@ def _body(name: str, tr: Trace, encode: Any, probs: Any, values: Any, targets: A
         "model": name,
         "tokens": tr.tokens,
         "unknown": tr.unknown,
+        "directions": list(tr.directions),
         "layers": [{g: encode(g, layer[g]) for g in tr.gates} for layer in tr.layers],
         "probs": probs,
         "output": output_json(tr),
@@ -134,7 +135,7 @@ def _rows(a: np.ndarray) -> Iterator[str]:
 
 def iter_json(name: str, net: Network, tr: Trace, top_k: int, targets: np.ndarray | None = None) -> Iterator[str]:
     """``json.dumps(trace_json(...))`` in pieces of about PIECE_VALUES numbers (a streamed response)."""
-    head = json.dumps({"model": name, "tokens": tr.tokens, "unknown": tr.unknown})
+    head = json.dumps({"model": name, "tokens": tr.tokens, "unknown": tr.unknown, "directions": list(tr.directions)})
     yield head[:-1] + ', "layers": ['
     for k, layer in enumerate(tr.layers):
         yield ", {" if k else "{"
@@ -163,9 +164,9 @@ def iter_json(name: str, net: Network, tr: Trace, top_k: int, targets: np.ndarra
 
 
 def trace_csv(tr: Trace, targets: np.ndarray | None = None) -> str:
-    """One row per layer × timestep × unit: layer, t, token, unit, then one column per gate; then, for a
-    classes head, ``p(<label>)`` per class, for a values head ``pred(<label>)`` (and ``target(<label>)``
-    where targets are known) per output: the step's outputs, on each of its rows."""
+    """One row per layer × timestep × unit: layer, t, token, unit, its direction, then one column per gate;
+    then, for a classes head, ``p(<label>)`` per class, for a values head ``pred(<label>)`` (and
+    ``target(<label>)`` where targets are known) per output: the step's outputs, on each of its rows."""
     return "".join(iter_csv(tr, targets))
 
 
@@ -188,8 +189,9 @@ def iter_csv(tr: Trace, targets: np.ndarray | None = None) -> Iterator[str]:
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     names, head = _output_columns(tr, targets)
-    w.writerow(["layer", "t", "token", "unit", *tr.gates, *names])
+    w.writerow(["layer", "t", "token", "unit", "direction", *tr.gates, *names])
     yield out.getvalue()
+    ways = [tr.direction_of(u) for u in range(tr.layers[0]["h"].shape[1])] if tr.layers else []
     for k, layer in enumerate(tr.layers):
         for t, token in enumerate(tr.tokens):
             out.seek(0)
@@ -197,7 +199,7 @@ def iter_csv(tr: Trace, targets: np.ndarray | None = None) -> Iterator[str]:
             cols = [layer[g][t].tolist() for g in tr.gates]  # per gate: H values
             extra = [] if head is None else ["" if v != v else repr(v) for v in head[t].tolist()]  # NaN: empty
             for u in range(len(cols[0])):
-                w.writerow([k, t, token, u, *(repr(c[u]) for c in cols), *extra])
+                w.writerow([k, t, token, u, ways[u], *(repr(c[u]) for c in cols), *extra])
             yield out.getvalue()
 
 
@@ -206,13 +208,14 @@ def plain_values(net: Network, steps: int) -> int:
     a classes or values head's outputs, repeated on each unit's CSV row)."""
     head = net.head
     K = head.size * (2 if head.kind == "values" else 1) if head is not None and head.kind != "next" else 0
-    return steps * net.hidden_size * (len(net.gates) + K) * net.num_layers
+    return steps * net.width * (len(net.gates) + K) * net.num_layers
 
 
 def trace_npz(tr: Trace, targets: np.ndarray | None = None) -> bytes:
-    """Arrays ``layer<k>/<gate>`` (T, H), ``tokens``; with a head ``head`` (its kind), ``head_at``,
-    ``labels`` (K,) and ``probs`` (T, K: next tokens or classes) or ``values`` (T, K: regression), and
-    ``targets`` (T, K, NaN where not known) when known; no pickles."""
+    """Arrays ``layer<k>/<gate>`` (T, H) ((T, 2H) bidirectional), ``tokens``, ``directions`` (each block of H
+    units' direction); with a head ``head`` (its kind), ``head_at``, ``labels`` (K,) and ``probs`` (T, K: next
+    tokens or classes) or ``values`` (T, K: regression), and ``targets`` (T, K, NaN where not known) when
+    known; no pickles."""
     return b"".join(iter_npz(tr, targets))
 
 
@@ -238,6 +241,7 @@ def iter_npz(tr: Trace, targets: np.ndarray | None = None) -> Iterator[bytes]:
     """``trace_npz``'s archive as it is written, an array (compressed, level 1) per piece: ``np.load`` reads it."""
     arrays = {f"layer{k}/{g}": layer[g] for k, layer in enumerate(tr.layers) for g in tr.gates}
     arrays["tokens"] = np.array(tr.tokens, dtype=str)
+    arrays["directions"] = np.array(tr.directions, dtype=str)
     if tr.head_kind is not None:
         arrays["head"], arrays["head_at"] = np.array(tr.head_kind, dtype=str), np.array(tr.head_at, dtype=str)
         arrays["labels"] = np.array(tr.labels or [], dtype=str)

@@ -47,7 +47,12 @@ class ModelCard(BaseModel):
     problem: str | None = Field(default=None, description="why an unavailable model cannot be used")
     cell: str | None = Field(default=None, description=" | ".join(f'"{kind}"' for kind in GATES))
     layers: int | None = Field(default=None, description="stacked recurrent layers")
-    hidden_size: int | None = Field(default=None, description="units H in each layer")
+    hidden_size: int | None = Field(default=None, description="units H in each layer (in each direction)")
+    direction: str = Field(default="forward", description='"forward", "reverse" or "bidirectional" (every layer)')
+    directions: list[str] = Field(
+        default=["forward"], description='the direction of each block of hidden_size units: "forward" | "backward"'
+    )
+    units: int | None = Field(default=None, description="units of each layer's trace arrays: H, or 2H bidirectional")
     input: str | None = Field(default=None, description='"text" or "vectors"')
     gates: list[str] = Field(default=[], description="gate keys in diagram order")
     vocab: int | None = Field(default=None, description="vocabulary size, for text models")
@@ -92,7 +97,14 @@ class TraceResponse(BaseModel):
     model: str = Field(description="the model's id")
     tokens: list[str] = Field(description="the input's tokens, one per step")
     unknown: list[int] = Field(description="positions whose token was not in the vocabulary")
-    layers: list[dict[str, list[list[float]]]] = Field(description="per layer: gate -> T lists of H values")
+    directions: list[str] = Field(
+        default=["forward"],
+        description='the direction of each block of H units of a layer: ["forward"], ["backward"] (a reverse '
+        'model) or ["forward", "backward"] (bidirectional: forward units 0..H-1, backward H..2H-1)',
+    )
+    layers: list[dict[str, list[list[float]]]] = Field(
+        description="per layer: gate -> T lists of H values (2H bidirectional), in time order"
+    )
     probs: list[list[Prediction]] | None = Field(
         description="per step: the top predictions of the next token, or every class with its label (classes "
         "heads, up to 64 classes); null for a values head or a model without a head"

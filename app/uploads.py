@@ -313,8 +313,9 @@ class Store:
                     f"{max(room, 0) / 2**20:,.0f} MB left for models (GATESCOPE_MAX_MEMORY_MB): remove a model first",
                     507,
                 )
+            way = "" if net.direction == "forward" else f"{net.direction} "
             card = {
-                "description": f"Uploaded from {filename}: {net.num_layers} × {net.hidden_size} {net.cell}.",
+                "description": f"Uploaded from {filename}: {net.num_layers} × {net.hidden_size} {way}{net.cell}.",
                 "source": filename,
                 "uploaded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "examples": [],

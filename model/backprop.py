@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .cells import PARAMS, has_cell_state
+from .errors import InputError
 from .network import Spec
 
 #: Gates whose activation is a sigmoid; the rest (the candidates) are tanh.
@@ -62,6 +63,8 @@ def loss_and_grads(
     row's last masked step counts. ``state`` holds per layer (h (B, H), c (B, H) or None); None starts
     from zeros.
     """
+    if spec.direction != "forward":
+        raise InputError(f"training runs forward networks only; this one is {spec.direction}")
     B, T = x.shape[:2]
     H, L = spec.hidden_size, spec.num_layers
     dtype = params["head.W"].dtype

@@ -64,7 +64,7 @@ def _focus_of(msg: dict[str, Any], net: model.Network) -> tuple[int, int] | None
     layer, unit = (focus.get("layer"), focus.get("unit")) if isinstance(focus, dict) else (None, None)
     if type(layer) is not int or not 0 <= layer < net.num_layers:
         raise LiveError(f"focus.layer must be a layer index from 0 to {net.num_layers - 1}, got {layer!r}")
-    H = net.hidden_size
+    H = net.width  # both directions' units of a bidirectional layer
     if type(unit) is not int or not 0 <= unit < H:
         raise LiveError(f"focus.unit must be a unit index from 0 to {H - 1}, got {unit!r}")
     return layer, unit

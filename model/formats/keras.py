@@ -23,7 +23,18 @@ Layouts (Keras docs, keras.layers.LSTM / GRU / SimpleRNN; x @ W, gate blocks sid
     Embedding  (V, D);  Dense  kernel (H, V), bias (V,)
 use_bias=False leaves the bias out: it is zero.
 
-Refused, with a message: Bidirectional, go_backwards, activations other than tanh (and
+Directions (Keras docs, keras.layers.Bidirectional and the RNN layers' ``go_backwards``):
+    Bidirectional(layer, merge_mode="concat")   the layer forwards and a copy (``backward_layer``,
+               go_backwards=True) with variables of its own, under .../forward_layer/cell/vars and
+               .../backward_layer/cell/vars; Keras flips the backward sequence back into time order
+               and concatenates: [h_fwd ; h_bwd] (T, 2H), what gatescope's bidirectional layer is
+    go_backwards=True on the model's only recurrent layer   gatescope's "reverse"; Keras returns its
+               sequence in reading order (its output j is the step that read x_{T-1-j}), gatescope's
+               trace in time order (row t read x_t)
+Other merge modes (sum, mul, ave, None) are refused, and so is go_backwards on stacked layers
+(Keras feeds the next layer the reversed sequence, so its layers alternate directions).
+
+Refused, with a message: activations other than tanh (and
 sigmoid for the gates), mixed or differently sized recurrent layers, branches, and any
 layer but InputLayer, dropouts and noise (identities at inference) and an Activation
 ("softmax"/"linear") after the head. A Dense head is run as linear + softmax, so its
@@ -83,6 +94,8 @@ class Layer:
     name: str
     weights: list[np.ndarray] = field(default_factory=list)
     reset_after: bool | None = None  # gru: what the config says; None when there is no config
+    direction: str = "forward"  # "forward" | "reverse" (go_backwards) | "bidirectional"
+    backward: list[np.ndarray] = field(default_factory=list)  # a Bidirectional's backward_layer variables
     activation: str | None = None  # dense, activation
 
 
@@ -249,7 +262,10 @@ def _config_layer(e: dict[str, Any], fetch: Callable[[str], list[np.ndarray]], n
     if cls in RECURRENT:
         _check_recurrent(cls, cfg, lname, name)
         reset_after = bool(cfg.get("reset_after", False)) if cls == "GRU" else None
-        return Layer(RECURRENT[cls], lname, fetch("cell"), reset_after=reset_after)
+        way = "reverse" if cfg.get("go_backwards") else "forward"
+        return Layer(RECURRENT[cls], lname, fetch("cell"), reset_after=reset_after, direction=way)
+    if cls == "Bidirectional":
+        return _bidirectional(cfg, lname, fetch, name)
     if cls == "Embedding":
         return Layer("embedding", lname, fetch(""))
     if cls == "Dense" or (cls == "TimeDistributed" and (cfg.get("layer") or {}).get("class_name") == "Dense"):
@@ -258,22 +274,52 @@ def _config_layer(e: dict[str, Any], fetch: Callable[[str], list[np.ndarray]], n
         return Layer("dense", lname, fetch("" if cls == "Dense" else "layer"), activation=act)
     if cls in ("Activation", "Softmax"):
         return Layer("activation", lname, activation=_activation(cfg.get("activation", "softmax")))
-    if cls == "Bidirectional":
-        raise FormatError(
-            f"{name}: layer {lname!r} is Bidirectional; gatescope runs one direction "
-            "(a forward LSTM/GRU/SimpleRNN, not wrapped)"
-        )
     raise FormatError(
         f"{name}: layer {lname!r} is a {cls}; gatescope reads an optional Embedding, stacked LSTM, GRU "
         "or SimpleRNN layers and an optional Dense head (Dropout and InputLayer are skipped)"
     )
 
 
-def _check_recurrent(cls: str, cfg: dict[str, Any], lname: str, name: str) -> None:
-    """A recurrent layer's config runs as gatescope's cell: forwards, tanh, sigmoid gates."""
+def _bidirectional(cfg: dict[str, Any], lname: str, fetch: Callable[[str], list[np.ndarray]], name: str) -> Layer:
+    """A Bidirectional wrapper as one bidirectional layer: merge_mode concat, a forward LSTM/GRU/SimpleRNN
+    inside and its go_backwards twin of the same class and size."""
+    what = f"Bidirectional layer {lname!r}"
+    mode = cfg.get("merge_mode", "concat")
+    if mode != "concat":
+        raise FormatError(
+            f"{name}: {what} has merge_mode={mode!r}; gatescope reads merge_mode='concat' (the two directions' "
+            "units side by side), not 'sum', 'mul', 'ave' or None"
+        )
+    inner, back = cfg.get("layer") or {}, cfg.get("backward_layer") or None
+    cls, icfg = inner.get("class_name"), inner.get("config") or {}
+    if cls not in RECURRENT:
+        raise FormatError(f"{name}: {what} wraps a {cls}; gatescope reads a wrapped LSTM, GRU or SimpleRNN")
+    _check_recurrent(cls, icfg, lname, name, backwards=False)
+    if back is not None:
+        bcfg = back.get("config") or {}
+        if back.get("class_name") != cls or bcfg.get("units") != icfg.get("units"):
+            raise FormatError(
+                f"{name}: {what} has a backward_layer {back.get('class_name')}({bcfg.get('units')}) unlike its "
+                f"forward {cls}({icfg.get('units')}); gatescope runs both directions as one cell of one size"
+            )
+        _check_recurrent(cls, bcfg, lname, name, backwards=True)
+        if bool(bcfg.get("reset_after", False)) != bool(icfg.get("reset_after", False)):
+            raise FormatError(f"{name}: {what}: its two directions differ in reset_after; gatescope runs one form")
+    reset_after = bool(icfg.get("reset_after", False)) if cls == "GRU" else None
+    fw, bw = fetch("forward_layer/cell"), fetch("backward_layer/cell")
+    return Layer(RECURRENT[cls], lname, fw, reset_after=reset_after, direction="bidirectional", backward=bw)
+
+
+def _check_recurrent(cls: str, cfg: dict[str, Any], lname: str, name: str, backwards: bool | None = None) -> None:
+    """A recurrent layer's config runs as gatescope's cell: tanh, sigmoid gates (and, inside a
+    Bidirectional, ``backwards`` says which way each of its layers must read)."""
     what = f"{cls} layer {lname!r}"
-    if cfg.get("go_backwards"):
-        raise FormatError(f"{name}: {what} runs backwards (go_backwards=True); gatescope runs forwards only")
+    if backwards is not None and bool(cfg.get("go_backwards")) != backwards:
+        which = "backward_layer" if backwards else "forward layer"
+        raise FormatError(
+            f"{name}: the {which} of Bidirectional {lname!r} has go_backwards={bool(cfg.get('go_backwards'))}; "
+            "gatescope reads the usual wrapper (a forward layer and its go_backwards twin)"
+        )
     if _activation(cfg.get("activation", "tanh")) != "tanh":
         act = _activation(cfg.get("activation"))
         raise FormatError(f"{name}: {what} has activation {act!r}; gatescope's cells use tanh")
@@ -318,7 +364,11 @@ def _legacy_fetch(f: Any, name: str) -> Fetch:
         g = f["model_weights"].get(lname)
         if g is None:
             raise FormatError(f"{name}: the weights of layer {lname!r} are missing (no model_weights/{lname})")
-        return [np.asarray(g[_text(w)][()]) for w in g.attrs.get("weight_names", [])]
+        names = [_text(w) or "" for w in g.attrs.get("weight_names", [])]
+        way = sub.split("_layer")[0] + "_" if sub.endswith("_layer/cell") else None  # a Bidirectional's half
+        if way is not None:  # .../forward_lstm/lstm_cell/kernel, .../backward_lstm/...
+            names = [w for w in names if any(part.startswith(way) for part in w.split("/"))]
+        return [np.asarray(g[w][()]) for w in names]
 
     return fetch
 
@@ -348,7 +398,10 @@ def _tree_layer(g: Any, gname: str, name: str) -> tuple[int, int, Layer] | None:
     m = re.fullmatch(r"(.+?)(?:_(\d+))?", gname)  # class in snake case, and its number
     cls, n = (m[1], int(m[2] or 0)) if m else (gname, 0)
     if "forward_layer" in g or cls == "bidirectional":
-        raise FormatError(f"{name}: layer {gname!r} is Bidirectional; gatescope runs one direction")
+        raise FormatError(
+            f"{name}: layer {gname!r} is Bidirectional, and a weights-only file cannot tell its merge_mode: "
+            "give the whole model as .keras (model.save('m.keras'))"
+        )
     kind = TREE_KINDS.get(cls)
     if kind is None:
         if _holds_data(g):
@@ -377,7 +430,8 @@ def _build(layers: list[Layer], name: str, vocab: dict[str, Any] | None, source:
     embedding, rec, head = _arrange(layers, name)
     spec, params = _stack(rec, name)
     E = _embedding_table(embedding, spec["input_size"], name) if embedding is not None else None
-    dense = _dense(head, spec["hidden_size"], name) if head is not None else None
+    width = spec["hidden_size"] * (2 if spec["direction"] == "bidirectional" else 1)
+    dense = _dense(head, width, name) if head is not None else None
     heads: dict[str, Any] = {}
     if head is not None and head.activation == "softmax" and dense is not None:  # probabilities, never values
         K = dense[1].shape[0]
@@ -405,6 +459,17 @@ def _arrange(layers: list[Layer], name: str) -> tuple[Layer | None, list[Layer],
             _fold_activation(L, head, name)
     if not rec:
         raise FormatError(f"{name}: no LSTM, GRU or SimpleRNN layer in this model")
+    ways = sorted({L.direction for L in rec})
+    if len(ways) > 1:
+        said = {"forward": "forward", "reverse": "go_backwards=True", "bidirectional": "Bidirectional"}
+        shown = ", ".join(f"{L.name}: {said[L.direction]}" for L in rec)
+        raise FormatError(f"{name}: the recurrent layers mix directions ({shown}); gatescope runs every layer one way")
+    if ways == ["reverse"] and len(rec) > 1:
+        raise FormatError(
+            f"{name}: {len(rec)} stacked layers with go_backwards=True: Keras feeds each the one below's reversed "
+            "sequence, so they alternate directions; gatescope reads go_backwards on a model's only recurrent layer "
+            "(or use Bidirectional)"
+        )
     kinds = sorted({L.kind for L in rec})
     if len(kinds) > 1:
         raise FormatError(
@@ -444,6 +509,10 @@ def _stack(rec: list[Layer], name: str) -> tuple[dict[str, Any], dict[str, np.nd
     flags: set[bool] = set()
     for L in rec:
         own, reset_after = _recurrent(L, name)
+        if L.direction == "bidirectional":
+            back, back_reset = _recurrent(Layer(L.kind, f"{L.name} backward", L.backward, L.reset_after), name)
+            own |= {f"reverse.{p}": a for p, a in back.items()}
+            flags.add(back_reset)
         layers.append(own)
         flags.add(reset_after)
     D, H = rec[0].weights[0].shape[0], rec[0].weights[1].shape[0]
@@ -454,7 +523,7 @@ def _stack(rec: list[Layer], name: str) -> tuple[dict[str, Any], dict[str, np.nd
     if len(flags) > 1:
         raise FormatError(f"{name}: the GRU layers mix reset_after=True and False; gatescope runs one form")
     spec: dict[str, Any] = dict(cell=rec[0].kind, input_size=D, hidden_size=H, num_layers=len(rec))
-    spec["reset_after"] = flags.pop()
+    spec["reset_after"], spec["direction"] = flags.pop(), rec[0].direction
     return spec, stack(layers)
 
 

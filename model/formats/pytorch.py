@@ -4,7 +4,10 @@ nn.Embedding before it and an optional nn.Linear decoder after it.
 Layout (PyTorch docs, torch.nn.LSTM / GRU / RNN): for layer k,
 ``weight_ih_l<k>`` (G*H, D_k), ``weight_hh_l<k>`` (G*H, H), ``bias_ih_l<k>`` and
 ``bias_hh_l<k>`` (G*H,), gate blocks in the order i, f, g, o (LSTM), r, z, n (GRU).
-Both biases add, except GRU's b_hn, which sits inside the reset:
+A bidirectional module (``bidirectional=True``) has the backward direction's own tensors under
+the same names with ``_reverse`` (``weight_ih_l<k>_reverse``, ...); its output is
+[h_forward ; h_backward] (T, 2H), what layer k+1 reads (``weight_ih_l<k+1>`` is (G*H, 2H)) and
+the decoder too. Both biases add, except GRU's b_hn, which sits inside the reset:
 n = tanh(W_in x + b_in + r*(W_hn h + b_hn)), h = (1 - z)*n + z*h_prev. gatescope's z
 is colah's (the share of the candidate), so it is PyTorch's 1 - z: σ(-a) = 1 - σ(a),
 so the z rows are negated.
@@ -76,10 +79,19 @@ def from_state_dict(
     (from the file's metadata: common.head_fields)."""
     rnn, prefix = _recurrent_tensors(tensors, name)
     cell, L, D, H = _architecture(rnn, prefix, name)
-    layers = [_layer(rnn, prefix, k, cell, D if k == 0 else H, H, name) for k in range(L)]
+    both = _bidirectional(rnn, prefix, L, name)
+    n = 2 if both else 1
+    layers = []
+    for k in range(L):
+        own = _layer(rnn, prefix, k, cell, D if k == 0 else n * H, H, name)
+        if both:
+            back = _layer(rnn, prefix, k, cell, D if k == 0 else n * H, H, name, "_reverse")
+            own |= {f"reverse.{p}": a for p, a in back.items()}
+        layers.append(own)
     rest = {k: v for k, v in tensors.items() if not RNN_KEY.match(k)}
-    embedding, head = _embedding_and_head(rest, D, H, name)
+    embedding, head = _embedding_and_head(rest, D, n * H, name)
     spec: dict[str, Any] = dict(cell=cell, input_size=D, hidden_size=H, num_layers=L, reset_after=cell == "gru")
+    spec["direction"] = "bidirectional" if both else "forward"
     source = {"format": "pytorch", "file": name}
     return assemble(name, spec, stack(layers), source, vocab, embedding, head, "nn.Embedding", heads)
 
@@ -92,8 +104,6 @@ def _recurrent_tensors(tensors: dict[str, np.ndarray], name: str) -> tuple[dict[
         m = RNN_KEY.match(key)
         if not m:
             continue
-        if m["rev"]:
-            raise FormatError(f"{name}: bidirectional recurrent layers ({key}) are not supported")
         if m["mat"] == "hr":
             raise FormatError(f"{name}: LSTM with proj_size ({key}) is not supported")
         prefixes.add(m["prefix"])
@@ -124,22 +134,36 @@ def _architecture(rnn: dict[str, np.ndarray], prefix: str, name: str) -> tuple[s
     return CELL_BY_GATES[G], L, D, H
 
 
+def _bidirectional(rnn: dict[str, np.ndarray], prefix: str, L: int, name: str) -> bool:
+    """Whether the module is bidirectional: every layer has its ``_reverse`` weights, or none does."""
+    have = [f"weight_ih_l{k}_reverse" in rnn and f"weight_hh_l{k}_reverse" in rnn for k in range(L)]
+    if any(have) and not all(have):
+        missing = ", ".join(f"{prefix}weight_ih_l{k}_reverse" for k, h in enumerate(have) if not h)
+        raise FormatError(
+            f"{name}: some layers have backward (_reverse) weights and some not ({missing} missing); "
+            "a bidirectional module has them in every layer"
+        )
+    return all(have)
+
+
 def _layer(
-    rnn: dict[str, np.ndarray], prefix: str, k: int, cell: str, D: int, H: int, name: str
+    rnn: dict[str, np.ndarray], prefix: str, k: int, cell: str, D: int, H: int, name: str, rev: str = ""
 ) -> dict[str, np.ndarray]:
-    """Layer k's per-gate weights, its shapes checked: weight_ih (G*H, D) and weight_hh (G*H, H), transposed
-    to the x @ W layout, the two biases (G*H,) (zeros when the module has bias=False)."""
+    """Layer k's per-gate weights (``rev="_reverse"``: its backward direction's), its shapes checked:
+    weight_ih (G*H, D) and weight_hh (G*H, H), transposed to the x @ W layout, the two biases (G*H,)
+    (zeros when the module has bias=False)."""
     G = len(ORDER[cell])
-    Wi = as_float(f"{prefix}weight_ih_l{k}", rnn[f"weight_ih_l{k}"], name)
-    Wh = as_float(f"{prefix}weight_hh_l{k}", rnn[f"weight_hh_l{k}"], name)
+    Wi = as_float(f"{prefix}weight_ih_l{k}{rev}", rnn[f"weight_ih_l{k}{rev}"], name)
+    Wh = as_float(f"{prefix}weight_hh_l{k}{rev}", rnn[f"weight_hh_l{k}{rev}"], name)
+    what = f"layer {k}" + (" (backward)" if rev else "")
     if Wi.shape != (G * H, D) or Wh.shape != (G * H, H):
         want = f"{(G * H, D)} and {(G * H, H)}"
-        raise FormatError(f"{name}: layer {k} weights have shapes {Wi.shape} and {Wh.shape}, expected {want}")
+        raise FormatError(f"{name}: {what} weights have shapes {Wi.shape} and {Wh.shape}, expected {want}")
     zeros = np.zeros(G * H, np.float32)
-    bi = as_float(f"{prefix}bias_ih_l{k}", rnn.get(f"bias_ih_l{k}", zeros), name)
-    bh = as_float(f"{prefix}bias_hh_l{k}", rnn.get(f"bias_hh_l{k}", zeros), name)
+    bi = as_float(f"{prefix}bias_ih_l{k}{rev}", rnn.get(f"bias_ih_l{k}{rev}", zeros), name)
+    bh = as_float(f"{prefix}bias_hh_l{k}{rev}", rnn.get(f"bias_hh_l{k}{rev}", zeros), name)
     if bi.shape != (G * H,) or bh.shape != (G * H,):
-        raise FormatError(f"{name}: layer {k} biases have shapes {bi.shape} and {bh.shape}, expected ({G * H},)")
+        raise FormatError(f"{name}: {what} biases have shapes {bi.shape} and {bh.shape}, expected ({G * H},)")
     own = gate_weights(ORDER[cell], Wi.T, Wh.T, bi, bh, reset_after=cell == "gru")  # b_hn inside the reset
     return flip_z(own) if cell == "gru" else own
 

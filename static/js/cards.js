@@ -46,3 +46,30 @@ export function defaultUnit(card) {
 export function defaultTextGate(card) {
   return card.gates.includes("c") ? "c" : "h";
 }
+
+/** Units of each layer's arrays: H, or 2H for a bidirectional model (forward units 0..H−1, backward H..2H−1). */
+export function unitsOf(card) {
+  return card?.units ?? card?.hidden_size ?? 0;
+}
+
+/** The directions of a card's layers, one per block of hidden_size units: ["forward"], ["backward"] or both. */
+export function directionsOf(card) {
+  return card?.directions?.length ? card.directions : ["forward"];
+}
+
+/** The direction unit `u` belongs to ("forward" | "backward") and its first unit. */
+export function directionOf(card, u) {
+  const dirs = directionsOf(card);
+  const H = card?.hidden_size || 1;
+  const k = Math.max(0, Math.min(dirs.length - 1, Math.floor(u / H)));
+  return { direction: dirs[k], start: k * H };
+}
+
+/** What the card says of a model with a backward direction (null for a forward one). */
+export function directionNote(card) {
+  const dirs = directionsOf(card);
+  if (!dirs.includes("backward")) return null;
+  const how = "live edits recompute the backward direction over the whole text (O(T) per edit)";
+  if (dirs.length > 1) return `Bidirectional: units 0–${card.hidden_size - 1} read forward, ${card.hidden_size}–${2 * card.hidden_size - 1} backward (from the end); ${how}.`;
+  return `Reverse: every unit reads the text backward, from the end; ${how}.`;
+}

@@ -297,5 +297,30 @@ export function rnnSpec() {
   };
 }
 
+/** A later step's name for what a backward direction reads: its previous state is step t+1's. */
+const later = (s) => s && s.replaceAll("t−1", "t+1").replaceAll("ₜ₋₁", "ₜ₊₁");
+
+/**
+ * A spec mirrored left to right: the module of a backward direction, which reads the text from the end.
+ * Its state enters from the right (step t+1) and leaves to the left (step t−1): every arrow points from
+ * t+1 to t. Names of the previous state say t+1; numbers swap sides of their lines.
+ */
+export function mirrored(spec) {
+  const w = spec.w;
+  const fx = (x) => w - x;
+  return {
+    ...spec,
+    mirrored: true,
+    lines: spec.lines.map((l) => ({ ...l, pts: l.pts.map(([x, y]) => [fx(x), y]), over: l.over.map(([x, y, d]) => [fx(x), y, d]) })),
+    boxes: spec.boxes.map((b) => ({ ...b, x: fx(b.x), title: later(b.title) })),
+    ops: spec.ops.map((o) => ({ ...o, x: fx(o.x), title: later(o.title) })),
+    dots: spec.dots.map((d) => ({ ...d, x: fx(d.x) })),
+    nums: spec.nums.map((n) => ({ ...n, x: fx(n.x), anchor: n.anchor === "end" ? "start" : "end", sub: later(n.sub) })),
+    strips: spec.strips.map((s) => ({ ...s, x: w - s.x - s.w })),
+    xIn: { ...spec.xIn, x: fx(spec.xIn.x) },
+    hOut: { ...spec.hOut, x: fx(spec.hOut.x) },
+  };
+}
+
 /** The spec builder of each cell type a model card may name. */
 export const SPECS = { lstm: lstmSpec, peephole: lstmSpec, coupled: lstmSpec, gru: gruSpec, rnn: rnnSpec };

@@ -8,13 +8,18 @@
  * A view like the others: it subscribes to the state. "model" builds the SVG for the new card; "trace",
  * "focus", "t", "unit" and "layer" only rewrite text, attributes and fills (a scrub step stays cheap).
  * Where everything goes, per cell type, is in diagram-geometry.js.
+ *
+ * A model with a backward direction (bidirectional or reverse): the diagram draws the direction of the
+ * selected unit, and a switch (forward / backward) selects the same unit of the other direction. The
+ * backward module is mirrored: it reads right to left, its state arrives from step t+1 and leaves to t−1.
  */
+import { directionOf, directionsOf, unitsOf } from "./cards.js";
 import { colourOf } from "./colors.js";
 import { downloadSvg, slug } from "./export.js";
 import { showToken } from "./format.js";
 import {
   GAP, STUB, NEIGHBOUR_MIN, NEIGHBOUR_MAX, NEIGHBOUR_SHARE, MAX_SCALE, OP_R, ELL_RX, ELL_RY, BOX_W, BOX_H,
-  TURN, HEAD_L, HEAD_W, IO_R, DOT_R, MODULE_RX, NEIGHBOUR_RX, CASING, SPECS,
+  TURN, HEAD_L, HEAD_W, IO_R, DOT_R, MODULE_RX, NEIGHBOUR_RX, CASING, SPECS, mirrored,
 } from "./diagram-geometry.js";
 
 const NS = "http://www.w3.org/2000/svg";
@@ -140,7 +145,8 @@ function zeros(H) {
 /** colah's chain diagram for one cell type, with the selected unit's values on it. */
 export class Diagram {
   /**
-   * els: {root (an empty element the diagram fills with its own <svg>), tools: {png, svg} (export buttons)}.
+   * els: {root (an empty element the diagram fills with its own <svg>), tools: {png, svg} (export buttons),
+   * direction (an empty element for the forward / backward switch, shown for models with a backward direction)}.
    * hooks: onGate(key | null) on hover, onError(message) when an export fails.
    */
   constructor(els, state, hooks = {}) {
@@ -160,6 +166,8 @@ export class Diagram {
     this._resize = new ResizeObserver(() => this._fit());
     this._resize.observe(root);
     for (const [format, btn] of Object.entries(els.tools || {})) btn.addEventListener("click", () => this._export(format));
+    this._switch = els.direction || null;
+    this._direction = "forward";
     state.subscribe((changed) => this._onChange(changed));
   }
 
@@ -172,7 +180,9 @@ export class Diagram {
   _onChange(changed) {
     const s = this._state;
     if (!s.card) return;
-    if (changed.has("model")) this._setModel(s.card);
+    if (changed.has("model") || (changed.has("unit") && directionOf(s.card, s.unit).direction !== this._direction)) {
+      this._setModel(s.card);
+    }
     if (SHOWN.some((k) => changed.has(k))) this._render(this._viewOf(s));
   }
 
@@ -182,10 +192,14 @@ export class Diagram {
     const H = s.card.hidden_size;
     const layer = s.trace.layers[s.layer] || {};
     const vectors = {};
+    // the selected unit's direction: its H units of each row; a backward one's previous state is step t+1's
+    const { direction, start } = directionOf(s.card, s.unit);
+    const part = (row) => (unitsOf(s.card) === H ? row : row.subarray(start, start + H));
+    const prev = direction === "backward" ? t + 1 : t - 1;
     if (T) {
-      for (const g of s.card.gates) vectors[g] = layer[g].row(t);
-      vectors.h_prev = t > 0 ? layer.h.row(t - 1) : zeros(H);
-      if (layer.c) vectors.c_prev = t > 0 ? layer.c.row(t - 1) : zeros(H);
+      for (const g of s.card.gates) vectors[g] = part(layer[g].row(t));
+      vectors.h_prev = prev >= 0 && prev < T ? part(layer.h.row(prev)) : zeros(H);
+      if (layer.c) vectors.c_prev = prev >= 0 && prev < T ? part(layer.c.row(prev)) : zeros(H);
     }
     // the token list is copied only when the trace changed (a scrub step stays cheap)
     if (this._tokens.version !== s.trace.version || this._tokens.T !== T) {
@@ -194,7 +208,7 @@ export class Diagram {
     const tokens = this._tokens.list;
     const xRow = T && s.trace.inputs ? s.trace.inputs.rows[t] || null : null; // a series' x_t, as the server read it
     return {
-      t, T, tokens, unit: s.unit, layer: s.layer, lines: s.currentLines() || {}, vectors, xRow, xMax: this._xMaxOf(s),
+      t, T, tokens, unit: s.unit - start, layer: s.layer, lines: s.currentLines() || {}, vectors, xRow, xMax: this._xMaxOf(s),
       cellMax: s.trace.cellMax(s.layer) || 1,
     };
   }
@@ -225,9 +239,35 @@ export class Diagram {
     if (!build) throw new Error(`Unknown cell '${card.cell}'`);
     this._card = card;
     this._H = card.hidden_size;
-    this._spec = build(card.cell);
+    this._direction = directionOf(card, this._state.unit).direction;
+    this._spec = this._direction === "backward" ? mirrored(build(card.cell)) : build(card.cell);
     this._view = null;
     this._build();
+    this._showSwitch(card);
+  }
+
+  /** The forward / backward switch: for a model with a backward direction, the direction drawn (pressed)
+   *  and, when there are two, a button for the same unit of the other one. */
+  _showSwitch(card) {
+    const root = this._switch;
+    if (!root) return;
+    const dirs = directionsOf(card);
+    root.hidden = !dirs.includes("backward");
+    if (root.hidden) return root.replaceChildren();
+    const H = card.hidden_size;
+    const label = { forward: "forward →", backward: "← backward" };
+    root.replaceChildren(
+      ...dirs.map((d, k) => {
+        const b = document.createElement("button");
+        Object.assign(b, { type: "button", className: "mini dg-dir", textContent: label[d] });
+        b.dataset.direction = d;
+        b.setAttribute("aria-pressed", String(d === this._direction));
+        b.title = d === "forward" ? "Draw the forward direction: reads the text from the start" : "Draw the backward direction: reads the text from the end (its state comes from step t+1)";
+        b.disabled = dirs.length === 1;
+        b.addEventListener("click", () => this._state.select({ unit: k * H + (this._state.unit % H) }));
+        return b;
+      }),
+    );
   }
 
   /** Put the numbers on for view {t, tokens, unit, lines, vectors, cellMax}; cheap (text, attributes, fills). */
@@ -324,9 +364,10 @@ export class Diagram {
   _build() {
     const spec = this._spec;
     if (this._hovered !== null) this._hooks.onGate?.(null); // the hovered part is about to go
+    const back = this._direction === "backward";
     const svg = el("svg", {
-      class: "dg", "data-cell": this._card.cell, role: "img",
-      "aria-label": `${this._card.cell} chain diagram: step t open, its neighbours closed`,
+      class: "dg", "data-cell": this._card.cell, "data-direction": this._direction, role: "img",
+      "aria-label": `${this._card.cell} chain diagram${back ? ", backward direction (reads right to left, from step t+1)" : ""}: step t open, its neighbours closed`,
     });
     this._svg = svg;
     this._members = new Map();
@@ -507,8 +548,11 @@ export class Diagram {
     g.replaceChildren();
     const cx = x + nb / 2;
     const outer = side === "prev" ? x - STUB : x + nb + STUB;
+    const inner = side === "prev" ? x : x + nb;
+    // the state runs left to right (t−1 → t → t+1), or right to left in a backward direction's chain
+    const intoPrev = side === "prev" ? !spec.mirrored : spec.mirrored;
     for (const y of spec.states) {
-      const pts = side === "prev" ? [[outer, y], [x, y]] : [[x + nb, y], [outer, y]];
+      const pts = intoPrev ? [[outer, y], [inner, y]] : [[inner, y], [outer, y]];
       el("path", { class: "dg-nb-line", d: pathD(pts, HEAD_L - 1) }, g);
       el("polygon", { class: "dg-nb-head", points: headPoints(pts) }, g);
     }

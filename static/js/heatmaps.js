@@ -15,6 +15,7 @@
  * until then the cells show without their frames.
  */
 
+import { directionsOf, unitsOf } from "./cards.js";
 import { CELL_SOFT, SHADES, cellTicks, plotlyScale, rangeOf, scaleOf } from "./colors.js";
 import { downloadFigure, slug } from "./export.js";
 import { MATH, SHORT, el, esc, fmt, showToken } from "./format.js";
@@ -53,7 +54,13 @@ class Panel {
       role: "img",
       "aria-label": `Heatmap of ${ROLE[gate] || gate} ${SHORT[gate] || gate}: units by timesteps. Click a cell to select its step and unit.`,
     });
-    this.area.append(this.canvas, this.cursorU, this.cursorT, this.hit);
+    // a bidirectional layer: a rule between its forward and backward units, and their names
+    this.splitLine = el("div", { class: "hm-split", hidden: true });
+    this.splitNames = [
+      el("span", { class: "hm-half", "data-testid": "heatmap-half", text: "forward →", hidden: true }),
+      el("span", { class: "hm-half", "data-testid": "heatmap-half", text: "← backward", hidden: true }),
+    ];
+    this.area.append(this.canvas, this.splitLine, ...this.splitNames, this.cursorU, this.cursorT, this.hit);
     const png = el("button", { type: "button", class: "mini", text: "PNG", title: `Download the ${SHORT[gate]} heatmap as PNG` });
     const svg = el("button", { type: "button", class: "mini", text: "SVG", title: `Download the ${SHORT[gate]} heatmap as SVG` });
     png.addEventListener("click", () => hooks.onExport(this, "png"));
@@ -67,6 +74,7 @@ class Panel {
     this.series = null;
     this.T = 0;
     this.H = 0;
+    this.split = 0; // a bidirectional layer's first backward unit (0: one direction)
     this.width = 0;
     this.height = 0;
     this.axisKey = "";
@@ -170,6 +178,11 @@ class Panel {
         { type: "rect", xref: "x", yref: "y", x0: -0.5, x1: T - 0.5, y0: unit - 0.5, y1: unit + 0.5, line: { color: "rgba(17,17,17,0.55)", width: 1 } },
       ];
     }
+    if (this.split) {
+      const half = (y, text) => ({ xref: "paper", yref: "y", x: 0.005, y, xanchor: "left", yanchor: "top", text, showarrow: false, font: { size: 10, color: "#1f2328" }, bgcolor: "rgba(255,255,255,0.8)" });
+      layout.annotations = [half(-0.5, "forward →"), half(this.split - 0.5, "← backward")];
+      layout.shapes = [...(layout.shapes || []), { type: "line", xref: "paper", yref: "y", x0: 0, x1: 1, y0: this.split - 0.5, y1: this.split - 0.5, line: { color: "#111", width: 1.5, dash: "dot" } }];
+    }
     return { data, layout };
   }
 
@@ -230,6 +243,15 @@ class Panel {
     this.canvas.style.height = `${h}px`;
     this.canvas.style.visibility = this.T > 0 ? "visible" : "hidden";
     this.canvas.classList.toggle("is-pixelated", R <= w);
+    const split = this.split > 0 && this.T > 0;
+    this.splitLine.hidden = !split;
+    for (const n of this.splitNames) n.hidden = !split;
+    if (split) {
+      const y = (h * this.split) / this.H;
+      this.splitLine.style.top = `${y - 0.75}px`;
+      this.splitNames[0].style.top = "1px";
+      this.splitNames[1].style.top = `${y + 1}px`;
+    }
   }
 
   moveCursors(t, unit) {
@@ -326,7 +348,8 @@ export class Heatmaps {
     const hooks = { onExport: (panel, format) => this._export(panel, format) };
     for (const gate of card.gates) {
       const p = new Panel(gate, hooks);
-      p.H = card.hidden_size;
+      p.H = unitsOf(card);
+      p.split = directionsOf(card).length > 1 ? card.hidden_size : 0;
       this._wire(p);
       this.panels.push(p);
       this.grid.append(p.root);
@@ -376,7 +399,8 @@ export class Heatmaps {
     const tok = showToken(s.trace.tokens[cell.t]);
     this.tip.innerHTML =
       `<b>${MATH[p.gate]}</b> = <span class="num">${fmt(v, 3)}</span><br>` +
-      `t = ${cell.t} <span class="tok">${esc(tok)}</span> · unit ${cell.unit}`;
+      `t = ${cell.t} <span class="tok">${esc(tok)}</span> · unit ${cell.unit}` +
+      (p.split ? (cell.unit < p.split ? " (forward)" : ` (backward ${cell.unit - p.split})`) : "");
     this.tip.hidden = false;
     const pad = 14;
     const box = this.tip.getBoundingClientRect();

@@ -10,7 +10,7 @@
  * first changed step.
  */
 
-import { defaultTextGate, knownUnitAt } from "./cards.js";
+import { defaultTextGate, directionOf, directionsOf, knownUnitAt } from "./cards.js";
 import { CELL_SOFT, colourOf, darkTextOn, rangeOf, scaleOf } from "./colors.js";
 import { downloadFigure, slug } from "./export.js";
 import { MATH, PLAIN, el, fmt, showToken } from "./format.js";
@@ -96,7 +96,8 @@ export class Inspector {
     const s = this.state;
     const k = knownUnitAt(s.card, s.layer, s.unit);
     const layer = s.card.layers > 1 ? `, layer ${s.layer}` : "";
-    this.els.title.textContent = `Unit ${s.unit}${layer} up close${k ? ` — known as “${k.name}”` : ""}`;
+    const way = directionsOf(s.card).length > 1 ? ` (${directionOf(s.card, s.unit).direction})` : "";
+    this.els.title.textContent = `Unit ${s.unit}${way}${layer} up close${k ? ` — known as “${k.name}”` : ""}`;
   }
 
   // ---- the coloured text

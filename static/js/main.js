@@ -41,7 +41,7 @@ const heatmaps = new Heatmaps($("heatmaps"), state, {
   onGate: (gate) => diagram.highlight(gate),
   onError: say("export"),
 });
-const diagram = new Diagram({ root: $("diagram"), tools: { png: $("diagram-png"), svg: $("diagram-svg") } }, state, {
+const diagram = new Diagram({ root: $("diagram"), tools: { png: $("diagram-png"), svg: $("diagram-svg") }, direction: $("diagram-direction") }, state, {
   onGate: (gate) => heatmaps.highlight(gate),
   onError: say("export"),
 });

@@ -4,7 +4,7 @@
  * model options follow the state's card list.
  */
 
-import { CELL_NAME } from "./cards.js";
+import { CELL_NAME, directionNote } from "./cards.js";
 import { el, showToken } from "./format.js";
 
 /** Characters of an example shown on its button. */
@@ -51,7 +51,8 @@ export class Picker {
       ...this.state.listed.map((c) => {
         // listed, but its files or card do not read: shown with the server's reason, never chosen
         if (c.available === false) return el("option", { value: c.id, text: `${c.id} (unavailable: ${c.problem})`, disabled: true });
-        const size = `${c.layers > 1 ? `${c.layers} layers × ` : ""}${c.hidden_size} units`;
+        const way = c.direction === "bidirectional" ? "bidirectional " : c.direction === "reverse" ? "reverse " : "";
+        const size = `${c.layers > 1 ? `${c.layers} layers × ` : ""}${way}${c.hidden_size} units`;
         const name = `${c.id} — ${CELL_NAME[c.cell] || c.cell}, ${size}`;
         // a vector model reads a series: pasted as CSV, or a .csv/.npy file the server reads
         if (c.input !== "text") return el("option", { value: c.id, text: `${name}, series input` });
@@ -82,7 +83,8 @@ export class Picker {
     input.placeholder = series
       ? "Paste CSV rows (a header line is optional), or drop a .csv / .npy file here: every edit runs the network"
       : "Type here: every keystroke runs the network";
-    description.textContent = card.description || "No description.";
+    const note = directionNote(card);
+    description.textContent = [card.description || (note ? "" : "No description."), note].filter(Boolean).join(" ");
     description.classList.remove("is-open");
     more.textContent = "more";
     more.setAttribute("aria-expanded", "false");

@@ -4,7 +4,7 @@
  * Keys when the text box does not have focus: ← → one step, Home/End the ends, Space plays/pauses.
  */
 
-import { knownUnits } from "./cards.js";
+import { knownUnits, unitsOf } from "./cards.js";
 import { el, showToken } from "./format.js";
 
 /** Playback speeds offered, in steps a second. */
@@ -47,7 +47,7 @@ export class Scrubber {
   _build() {
     const card = this.state.card;
     const { unit, known, layer } = this.els;
-    unit.max = String(card.hidden_size - 1);
+    unit.max = String(unitsOf(card) - 1);
     layer.replaceChildren(...Array.from({ length: card.layers }, (_, l) => el("option", { value: String(l), text: `layer ${l}` })));
     layer.disabled = card.layers <= 1;
     layer.title = card.layers <= 1 ? "This model has one layer" : `Layers 0 to ${card.layers - 1}`;

@@ -15,7 +15,7 @@
  * Nothing here computes a gate: values come from the server; this module only stores and indexes.
  */
 
-import { defaultUnit } from "./cards.js";
+import { defaultUnit, unitsOf } from "./cards.js";
 
 /** Rows a Series reserves when it first grows. */
 const FIRST_CAPACITY = 256;
@@ -83,7 +83,7 @@ export class TraceStore {
     if (!card) return;
     for (let l = 0; l < card.layers; l++) {
       const gates = {};
-      for (const g of card.gates) gates[g] = new Series(card.hidden_size);
+      for (const g of card.gates) gates[g] = new Series(unitsOf(card));
       this.layers.push(gates);
       this._cellRowMax.push(new Float32Array(FIRST_CAPACITY));
     }
@@ -293,7 +293,7 @@ export class State {
     this.trace = new TraceStore(card);
     this.focus = null;
     this.layer = _clamp(layer ?? this.layer, 0, card.layers - 1);
-    this.unit = _clamp(unit ?? this.unit, 0, card.hidden_size - 1);
+    this.unit = _clamp(unit ?? this.unit, 0, unitsOf(card) - 1);
     this.t = 0;
     this.follow = true;
     this.pendingT = t;
@@ -332,7 +332,7 @@ export class State {
     const card = this.card;
     if (!card) return;
     const changed = new Set();
-    const u = _clamp(Math.round(unit), 0, card.hidden_size - 1);
+    const u = _clamp(Math.round(unit), 0, unitsOf(card) - 1);
     const l = _clamp(Math.round(layer), 0, card.layers - 1);
     if (u !== this.unit) {
       this.unit = u;

@@ -7,6 +7,7 @@
  * same in parentheses when negative (after a multiplication dot).
  */
 
+import { directionOf } from "./cards.js";
 import { colourOf } from "./colors.js";
 import { el, fmt, showToken } from "./format.js";
 
@@ -139,7 +140,8 @@ export class Steps {
   }
 
   _onChange(changed) {
-    if (changed.has("model")) this._build();
+    const s = this.state;
+    if (changed.has("model") || (changed.has("unit") && directionOf(s.card, s.unit).direction !== this._direction)) this._build();
     if (["model", "trace", "focus", "t", "unit", "layer"].some((k) => changed.has(k))) this._update();
   }
 
@@ -148,11 +150,16 @@ export class Steps {
     this.slots = [];
     this.rows = [];
     this.list.replaceChildren();
+    // a backward unit reads the text from the end: its previous state is step t+1's
+    this._direction = directionOf(card, this.state.unit).direction;
+    const back = this._direction === "backward";
+    const later = (html) => (back ? html.replaceAll("t−1", "t+1") : html);
     for (const step of walkOf(card.cell)) {
       const li = el("li", { class: "step", "data-gate": step.gate, tabindex: "0" });
-      li.append(el("h3", { html: step.title }), el("p", { class: "prose", html: step.prose }));
+      li.append(el("h3", { html: step.title }), el("p", { class: "prose", html: later(step.prose) }));
       for (const row of step.rows) {
-        const { tpl, onlyWith, onlyWithout } = typeof row === "string" ? { tpl: row } : row;
+        const { tpl: written, onlyWith, onlyWithout } = typeof row === "string" ? { tpl: row } : row;
+        const tpl = later(written);
         const slots = [];
         const eq = equation(tpl, slots);
         this.slots.push(...slots);
@@ -189,7 +196,7 @@ export class Steps {
         el("sub", { text: "t" }),
         " = ",
         el("span", { class: "tok", text: showToken(s.trace.tokens[t]) }),
-        `, unit ${s.unit}${layerNote}:`,
+        `, unit ${s.unit}${layerNote}${this._direction === "backward" ? " (backward: it reads from the end, so its previous state is step t+1's)" : ""}:`,
       );
     }
     const cellMax = s.trace.cellMax(s.layer) || 1;

@@ -197,3 +197,28 @@ def test_a_native_round_trip_keeps_the_direction(tmp_path):
     back = model.load(model.save(net, tmp_path / "bi.safetensors"))
     assert back.direction == "bidirectional"
     np.testing.assert_array_equal(back.trace("abc").layers[1]["h"], net.trace("abc").layers[1]["h"])
+
+
+def test_training_refuses_a_network_with_a_backward_direction_instead_of_computing_wrong_gradients():
+    from model.backprop import loss_and_grads
+
+    net = directed_net("lstm", text=True)
+    ids = np.zeros((1, 3), np.int64)
+    with pytest.raises(model.InputError, match="forward networks only; this one is bidirectional"):
+        loss_and_grads(net.spec, net.params, ids, ids, np.ones((1, 3), bool))
+
+
+def test_a_cancelled_bidirectional_edit_leaves_the_buffer_as_it_was(monkeypatch):
+    net = directed_net("gru", True, text=True)
+    monkeypatch.setattr(net, "chunk_steps", lambda: 4)
+    buf = model.TraceBuffer(net)
+    buf.update(list("abc abc"))
+    before = {g: a.copy() for g, a in buf.trace.layers[1].items()}
+    with pytest.raises(Cancelled):
+        buf.update(list("abc abd" + "a" * 40), stop=lambda: True)
+    assert buf.trace.tokens == list("abc abc")
+    for g, a in before.items():
+        np.testing.assert_array_equal(buf.trace.layers[1][g], a)
+    k, new = buf.update(list("abc abcd"))
+    assert (k, len(new)) == (0, 8)
+    np.testing.assert_array_equal(buf.trace.layers[1]["h"], net.trace("abc abcd").layers[1]["h"])

@@ -58,11 +58,13 @@ def test_keys_bare_or_under_one_prefix_load_the_same(prefix, tmp_path):
     np.testing.assert_array_equal(got, want)
 
 
-def test_bidirectional_is_refused(tmp_path):
+def test_bidirectional_loads_with_the_backward_weights_under_their_own_names(tmp_path):
     sd = state_dict()
     sd.update({f"{k}_reverse": v for k, v in state_dict(seed=1).items()})
-    msg = refusal(tmp_path / "bi.safetensors", sd)
-    assert "bidirectional" in msg and "_l0_reverse" in msg, msg
+    save_file(sd, str(tmp_path / "bi.safetensors"))
+    net = model.load(tmp_path / "bi.safetensors")  # exactness: tests/model/test_bidir_torch.py
+    assert net.direction == "bidirectional" and "layers.0.reverse.W_f" in net.params
+    assert net.trace(np.ones((3, 3), np.float32)).layers[0]["h"].shape == (3, 8)
 
 
 def test_proj_size_is_refused(tmp_path):
