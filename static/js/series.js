@@ -102,12 +102,13 @@ export class SeriesView {
     const layout = {
       font: FONT,
       height: ROW_PX * rowsUsed + 40,
-      margin: { l: 56, r: 12, t: 8, b: 28 },
+      margin: { l: 56, r: 12, t: 8, b: 40 },
       showlegend: true,
       legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", font: { size: 11 } },
       paper_bgcolor: "rgba(0,0,0,0)",
       plot_bgcolor: "rgba(0,0,0,0)",
-      xaxis: axis({ range: [-0.5, Math.max(s.T - 0.5, 0.5)], title: { text: "step t", font: { size: 11 } } }),
+      // below the lowest row, whatever the rows (anchored to the first y axis it would sit under the top row)
+      xaxis: axis({ range: [-0.5, Math.max(s.T - 0.5, 0.5)], anchor: "free", position: 0, title: { text: "step t", font: { size: 11 } } }),
       shapes: [this._cursor()],
     };
     for (let r = 0; r < rowsUsed; r++) {
