@@ -213,9 +213,9 @@ def plain_values(net: Network, steps: int) -> int:
 
 def trace_npz(tr: Trace, targets: np.ndarray | None = None) -> bytes:
     """Arrays ``layer<k>/<gate>`` (T, H) ((T, 2H) bidirectional), ``tokens``, ``directions`` (each block of H
-    units' direction); with a head ``head`` (its kind), ``head_at``, ``labels`` (K,) and ``probs`` (T, K: next
-    tokens or classes) or ``values`` (T, K: regression), and ``targets`` (T, K, NaN where not known) when
-    known; no pickles."""
+    units' direction); with a head ``head`` (its kind), ``head_at``, ``labels`` (K,) and ``probs`` (T, K:
+    next tokens or classes) or ``values`` (T, K: regression), and ``targets`` (T, K, NaN where not known)
+    when known; no pickles."""
     return b"".join(iter_npz(tr, targets))
 
 

@@ -106,14 +106,14 @@ async def trace_text(
 
 @router.post("/trace/stream", responses=REFUSALS)
 def stream_trace(job: CheckedDep) -> Iterator[dict[str, Any]]:
-    """The trace as JSON Lines: a header (model, tokens, output, directions), then one line per step as soon as it
+    """The trace as JSON Lines: a header (model, tokens, directions, output), then one line per step as soon as it
     is computed (a model with a backward direction computes every step before the first line: it reads from the end)."""
     net, state, t, size = job.net, None, 0, 1
     yield {
         "model": job.name,
         "tokens": job.tokens,
-        "output": output_of(net.head),
         "directions": list(net.spec.directions),
+        "output": output_of(net.head),
     }
     if "backward" in net.spec.directions:
         yield from steps_json(net, net.trace(job.x), 0, job.top_k, job.targets)

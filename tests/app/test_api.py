@@ -78,7 +78,7 @@ def test_the_stream_sends_a_header_then_one_line_per_step_equal_to_the_full_trac
         assert r.status_code == 200 and r.headers["content-type"].startswith("application/jsonl")
         lines = [json.loads(line) for line in r.iter_lines() if line]
     output = {"kind": "next", "at": "every", "size": len(model.load("code").vocab), "labels": None}
-    assert lines[0] == {"model": "code", "tokens": list(text), "output": output, "directions": ["forward"]}
+    assert lines[0] == {"model": "code", "tokens": list(text), "directions": ["forward"], "output": output}
     steps = lines[1:]
     assert [s["t"] for s in steps] == list(range(len(text)))
     tr = model.load("code").trace(text)

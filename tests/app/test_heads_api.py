@@ -152,6 +152,23 @@ def test_the_live_socket_answers_with_named_classes(served, name, encoding):
         assert got["probs"]["tokens"][-1][0] == labels[int(np.argmax(y[-1]))]
 
 
+@pytest.mark.parametrize("encoding", ["json", "compact", "binary"])
+def test_the_live_socket_carries_a_word_regressors_values_as_the_text_grows(served, encoding):
+    client, files, _ = served
+    sd = files["score"]["sd"]
+    with client.websocket_connect("/api/live") as ws:
+        replies = []
+        for seq, text in enumerate(["good plot", "good plot very bad"], 1):
+            ws.send_json({"model": "score", "text": text, "seq": seq, "encoding": encoding})
+            msg = ws.receive_bytes() if encoding == "binary" else ws.receive_text()
+            replies.append(loads_binary(msg) if encoding == "binary" else json.loads(msg))
+    last = replies[-1]
+    assert last["from"] == 2 and last["output"]["kind"] == "values" and last["probs"] is None
+    got = np.array(last["values"]) if encoding == "json" else unpack(last["values"])
+    y = hm.reference(sd, sd["embedding.weight"][[1, 4, 5, 2]])[1]  # good plot very bad
+    np.testing.assert_allclose(got, y[2:], atol=1e-5, rtol=0)  # only the new steps travel
+
+
 def test_targets_travel_beside_the_values_and_a_bad_one_is_a_422(served):
     client, _, _ = served
     body, x = inputs("regression")

@@ -45,6 +45,7 @@ def stored(models: Path) -> list[str]:
         ("torch/gru_text.safetensors", "torch/gru_text.vocab.json", "gru"),
         ("keras/lstm_text.keras", "keras/lstm_text.vocab.json", "lstm"),
         ("onnx/peephole.onnx", None, "peephole"),
+        ("onnx/torch_bilstm2_dynamo_dynamic.onnx", "onnx/torch_bilstm2.vocab.json", "lstm"),  # constant subgraphs
         ("keras/gru_before.weights.h5", "keras/gru_before.vocab.json", "gru"),
     ],
 )

@@ -198,3 +198,21 @@ def test_values_are_cut_joined_and_spliced_like_the_gates():
     assert k == 4 and new.values.shape == (3, 1)
     np.testing.assert_allclose(buf.trace.values, full.values, atol=1e-6, rtol=0)
     assert buf.trace.head_kind == "values" and buf.trace.labels == ["y"]
+
+
+def test_a_values_and_a_classes_head_match_torch(tmp_path):
+    """Live, when torch is installed: nn.LSTM + nn.Linear against gatescope and the tests' NumPy reference."""
+    torch = pytest.importorskip("torch")
+    for K, head in ((1, "values"), (4, "classes")):
+        sd = hm.lstm_state_dict(3, 5, K, seed=9)
+        lstm, fc = torch.nn.LSTM(3, 5, batch_first=True), torch.nn.Linear(5, K)
+        lstm.load_state_dict({k[4:]: torch.tensor(v) for k, v in sd.items() if k.startswith("rnn.")})
+        fc.load_state_dict({"weight": torch.tensor(sd["fc.weight"]), "bias": torch.tensor(sd["fc.bias"])})
+        x = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+        with torch.no_grad():
+            y = fc(lstm(torch.tensor(x)[None])[0])[0].double().numpy()  # (T, K)
+        np.testing.assert_allclose(hm.reference(sd, x)[1], y, atol=1e-6, rtol=0)
+        tr = model.load(hm.save(tmp_path / f"{head}.safetensors", sd)).trace(x)
+        assert tr.head_kind == head
+        got = tr.values if head == "values" else tr.probs
+        np.testing.assert_allclose(got, y if head == "values" else torch.softmax(torch.tensor(y), 1).numpy(), atol=1e-5)

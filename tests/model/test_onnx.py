@@ -70,6 +70,44 @@ def test_matches_reference(name):
     assert ("probs" in checked) == (net.spec.output_size is not None)
 
 
+#: The stacks torch.onnx.export wrote (tests/fixtures/make_onnx.py STACKS x EXPORTS): fixture -> (cell, layers).
+STACKS = {
+    f"torch_{cell}{layers}_{form}": (cell, layers)
+    for cell, layers in (("lstm", 1), ("lstm", 2), ("lstm", 3), ("gru", 2), ("rnn", 2), ("bilstm", 2), ("bigru", 1))
+    for form in ("ts", "ts_dynamic", "dynamo", "dynamo_dynamic")
+    if not (cell == "rnn" and form.startswith("dynamo"))  # the dynamo exporter unrolls nn.RNN: no RNN node
+}
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_pytorch_exports_match_pytorch(name):
+    """Every layer's h and the head's probabilities, against PyTorch, whichever exporter wrote the file."""
+    cell, layers = STACKS[name]
+    ref = _reference(name.split("_")[0] + "_" + name.split("_")[1])
+    net = model.load(FIXTURES / f"{name}.onnx", vocab=[str(t) for t in ref["vocab"]])
+    direction = "bidirectional" if cell.startswith("bi") else "forward"
+    cell = cell.removeprefix("bi")
+    assert (net.cell, net.num_layers, net.spec.reset_after, net.direction) == (cell, layers, cell == "gru", direction)
+    tr = net.trace(str(ref["text"]))
+    assert tr.probs is not None
+    errs = {"probs": np.abs(tr.probs - ref["probs"]).max()}
+    errs |= {f"h.{k}": np.abs(tr.layers[k]["h"] - ref[f"h.{k}"]).max() for k in range(layers)}
+    assert max(errs.values()) <= TOL, f"{name}: {errs}"
+
+
+@pytest.mark.parametrize("name", [n for n in STACKS if n.endswith("_dynamic")])
+def test_dynamic_exports_hold_the_constant_subgraphs(name):
+    """The _dynamic files are what the test above is for: weights the exporter left as Slice/Concat over the
+    initializers, and a zero state whose shape is read from the input (so only evaluation reads them)."""
+    m = onnx.load(FIXTURES / f"{name}.onnx")
+    inits = {t.name for t in m.graph.initializer}
+    ops = {n.op_type for n in m.graph.node}
+    rec = [n for n in m.graph.node if n.op_type in ("LSTM", "GRU", "RNN")]
+    assert all(n.input[1] not in inits and n.input[2] not in inits for n in rec)  # W, R computed
+    assert all(len(n.input) > 5 and n.input[5] not in inits for n in rec)  # initial_h computed
+    assert {"Shape", "Slice", "Concat"} <= ops and ops & {"ConstantOfShape", "Expand"}
+
+
 def test_text_model_reads_unknown_tokens_as_unk():
     ref = _reference("torch_lstm")
     net = model.load(FIXTURES / "torch_lstm.onnx", vocab=[str(t) for t in ref["vocab"]])
@@ -134,8 +172,9 @@ def test_minimal_model_loads(tmp_path):
 @pytest.mark.parametrize(
     "op, attrs, message",
     [
-        ("LSTM", {"direction": "reverse"}, "direction='reverse'; gatescope runs forward layers only"),
-        ("GRU", {"direction": "bidirectional", "dirs": 2}, "direction='bidirectional'"),
+        ("LSTM", {"direction": "sideways"}, "direction='sideways'; ONNX defines forward, reverse, bidirectional"),
+        ("GRU", {"direction": "bidirectional"}, r"W and R have shapes \(1, 9, 2\) and \(1, 9, 3\), expected \(2, G\*H"),
+        ("RNN", {"direction": "bidirectional", "dirs": 2, "activations": ["Tanh"]}, "activations Tanh; "),
         ("LSTM", {"activations": ["Sigmoid", "Tanh", "Relu"]}, "activations Sigmoid, Tanh, Relu"),
         ("GRU", {"activations": ["HardSigmoid", "Tanh"]}, "activations HardSigmoid, Tanh"),
         ("RNN", {"activations": ["Relu"]}, "compute only Tanh"),
@@ -192,11 +231,70 @@ def test_refuses_nan_weights_naming_the_tensor(tmp_path):
         model.load(_save(m, tmp_path))
 
 
-def test_refuses_computed_weights(tmp_path):
+def test_weights_computed_from_constants_are_evaluated(tmp_path):
+    """W = W_half + W_half over initializers: evaluated, the same network as one that stores W."""
     m = _recurrent()
-    m.graph.initializer[0].name = "W_half"
+    W = numpy_helper.to_array(m.graph.initializer[0])
+    m.graph.initializer[0].CopyFrom(numpy_helper.from_array(W / 2, "W_half"))
     m.graph.node.insert(0, helper.make_node("Add", ["W_half", "W_half"], ["W"], name="double"))
-    with pytest.raises(FormatError, match="computed in the graph, not a constant"):
+    x = np.random.default_rng(3).normal(size=(5, 2)).astype(np.float32)
+    got = model.load(_save(m, tmp_path)).trace(x).layers[0]["h"]
+    want = model.load(_save(_recurrent(), tmp_path, "plain.onnx")).trace(x).layers[0]["h"]
+    assert np.abs(got - want).max() <= 1e-6
+
+
+def test_refuses_weights_computed_from_the_input(tmp_path):
+    """A W that changes with the input: the message names the input and the node, and suggests nothing."""
+    m = _recurrent()
+    m.graph.initializer[0].name = "W0"
+    m.graph.node.insert(0, helper.make_node("ReduceMean", ["x"], ["x_mean"], name="mean", keepdims=1))
+    m.graph.node.insert(1, helper.make_node("Mul", ["W0", "x_mean"], ["W"], name="scale"))
+    with pytest.raises(FormatError) as e:
+        model.load(_save(m, tmp_path))
+    msg = str(e.value)
+    assert "its W ('W') is not a constant: it depends on the graph input 'x' (via ReduceMean node 'mean')" in msg
+    assert "do_constant_folding" not in msg and "export" not in msg
+
+
+def test_refuses_weights_made_by_an_op_it_does_not_evaluate(tmp_path):
+    m = _recurrent()
+    m.graph.initializer[0].name = "W0"
+    m.graph.node.insert(0, helper.make_node("Sin", ["W0"], ["W"], name="wave"))
+    with pytest.raises(
+        FormatError,
+        match=r"its W \('W'\) is not a constant: it is computed by an op gatescope does "
+        r"not evaluate \(Sin node 'wave'\)",
+    ):
+        model.load(_save(m, tmp_path))
+
+
+def test_refuses_constants_past_the_size_limit(tmp_path):
+    """W = Reshape(Slice(ConstantOfShape([2**30]))): 4 GB from a few bytes, refused before it is allocated."""
+    m = _recurrent()
+    del m.graph.initializer[0]  # W (1, 12, 2) is now made from a ConstantOfShape
+    ints = {"big": [1 << 30], "s0": [0], "s1": [24], "w_shape": [1, 12, 2]}
+    m.graph.initializer.extend(numpy_helper.from_array(np.array(v, np.int64), k) for k, v in ints.items())
+    one = numpy_helper.from_array(np.ones(1, np.float32))
+    m.graph.node.insert(0, helper.make_node("ConstantOfShape", ["big"], ["huge"], name="bomb", value=one))
+    m.graph.node.insert(1, helper.make_node("Slice", ["huge", "s0", "s1"], ["flat"]))
+    m.graph.node.insert(2, helper.make_node("Reshape", ["flat", "w_shape"], ["W"]))
+    with pytest.raises(
+        FormatError,
+        match=r"ConstantOfShape node 'bomb' makes a constant of shape \(1073741824,\): "
+        "the graph's constants would take more than 1024 MB",
+    ):
+        model.load(_save(m, tmp_path))
+    ints["big"] = [24]  # the same graph at a sane size loads
+    m.graph.initializer[-4].CopyFrom(numpy_helper.from_array(np.array([24], np.int64), "big"))
+    assert model.load(_save(m, tmp_path)).hidden_size == 3
+
+
+def test_refuses_a_constant_cycle(tmp_path):
+    m = _recurrent()
+    m.graph.initializer[0].name = "W0"
+    m.graph.node.insert(0, helper.make_node("Add", ["W0", "loop"], ["W"], name="a"))
+    m.graph.node.insert(1, helper.make_node("Identity", ["W"], ["loop"], name="b"))
+    with pytest.raises(FormatError, match="is not a constant: it is part of a cycle in the graph"):
         model.load(_save(m, tmp_path))
 
 
@@ -212,7 +310,46 @@ def test_refuses_a_nonzero_initial_state(tmp_path):
     m = _recurrent()
     m.graph.initializer.append(numpy_helper.from_array(np.full((1, 1, 3), 0.5, np.float32), "h0"))
     m.graph.node[0].input.extend(["", "", "h0"])
-    with pytest.raises(FormatError, match="its initial_h is not zero"):
+    with pytest.raises(
+        FormatError,
+        match=r"its initial_h \('h0'\) is a constant that is not zero \(largest "
+        r"\|value\| 0.5\); .* give it to Network.trace\(x, state=...\)",
+    ):
+        model.load(_save(m, tmp_path))
+
+
+def test_zero_state_shaped_by_the_input_is_zero(tmp_path):
+    """As the exporters write it for a dynamic batch: ConstantOfShape(Concat(1, Shape(x)[1], H)) then Slice."""
+    m = _recurrent()
+    for dim, param in zip(m.graph.input[0].type.tensor_type.shape.dim, ("T", "B")):
+        dim.dim_param = param  # a dynamic sequence and batch axis, as exported with dynamic_axes
+    ints = {"one": [1], "b0": [1], "b1": [2], "H": [3], "s0": [0], "s1": [1]}
+    m.graph.initializer.extend(numpy_helper.from_array(np.array(v, np.int64), k) for k, v in ints.items())
+    m.graph.node.insert(0, helper.make_node("Shape", ["x"], ["xs"]))
+    m.graph.node.insert(1, helper.make_node("Slice", ["xs", "b0", "b1"], ["batch"]))
+    m.graph.node.insert(2, helper.make_node("Concat", ["one", "batch", "H"], ["hs"], axis=0))
+    m.graph.node.insert(3, helper.make_node("ConstantOfShape", ["hs"], ["zeros"]))
+    m.graph.node.insert(4, helper.make_node("Slice", ["zeros", "s0", "s1"], ["h0"]))
+    m.graph.node[5].input.extend(["", "", "h0", "h0"])
+    x = np.random.default_rng(4).normal(size=(5, 2)).astype(np.float32)
+    got = model.load(_save(m, tmp_path)).trace(x).layers[0]["h"]
+    want = model.load(_save(_recurrent(), tmp_path, "plain.onnx")).trace(x).layers[0]["h"]
+    assert np.array_equal(got, want)
+    m.graph.node[3].attribute.append(helper.make_attribute("value", numpy_helper.from_array(np.ones(1, np.float32))))
+    with pytest.raises(
+        FormatError,
+        match=r"its initial_h \('h0'\) is not provably zero: it depends on the graph "
+        r"input 'x' \(via Shape node #0\)",
+    ):
+        model.load(_save(m, tmp_path))
+
+
+def test_refuses_layers_of_mixed_directions(tmp_path):
+    m = _recurrent("GRU", H=2, D=2)
+    m.graph.node.append(
+        helper.make_node("GRU", ["Y", "W", "R"], ["Y2"], name="layer1", hidden_size=2, direction="reverse")
+    )
+    with pytest.raises(FormatError, match="layer1' .layer 1. runs direction='reverse', layer 0 runs 'forward'"):
         model.load(_save(m, tmp_path))
 
 
@@ -248,8 +385,19 @@ def test_refuses_what_is_not_onnx(tmp_path, content):
         model.load(path)
 
 
-def test_damaged_files_give_a_message_never_a_traceback(tmp_path):
-    data = bytearray((FIXTURES / "torch_lstm_dynamo.onnx").read_bytes())
+@pytest.mark.parametrize(
+    "fixture, ref",
+    [
+        ("torch_lstm_dynamo", "torch_lstm"),
+        ("torch_lstm2_ts_dynamic", "torch_lstm2"),
+        ("torch_bilstm2_dynamo_dynamic", "torch_bilstm2"),
+    ],
+)
+def test_damaged_files_give_a_message_never_a_traceback(tmp_path, fixture, ref):
+    """Flipped bytes, including in the constant subgraphs the _dynamic files make gatescope evaluate."""
+    data = bytearray((FIXTURES / f"{fixture}.onnx").read_bytes())
+    vocab = [str(t) for t in _reference(ref)["vocab"]]
+    model.load(FIXTURES / f"{fixture}.onnx", vocab=vocab)  # undamaged, it loads
     rng = np.random.default_rng(11)
     path = tmp_path / "damaged.onnx"
     outcomes = set()
@@ -258,7 +406,7 @@ def test_damaged_files_give_a_message_never_a_traceback(tmp_path):
         damaged[pos] ^= 0xFF
         path.write_bytes(damaged)
         try:
-            model.load(path, vocab=list("abcdefghij") + ["<unk>"])
+            model.load(path, vocab=vocab)
             outcomes.add("loaded")
         except FormatError:
             outcomes.add("refused")
