@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint bench fuzz fixtures clean chromium
+.PHONY: run test lint bench fuzz fixtures clean chromium series-models
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,9 +54,17 @@ bench: $(VENV)/.installed chromium
 	$(PY) bench/browser.py
 	$(PY) bench/load.py
 
+# Retrain the two bundled regression models with the commands their cards record (a few minutes each on
+# this 2-core machine; never run by `make test`). The CO2 series is committed (tests/fixtures/make_co2.py
+# wrote it from statsmodels, which gatescope never needs).
+series-models: $(VENV)/.installed
+	$(VENV)/bin/gatescope train adding --option length=30 --hidden 16 --steps 4000 --lr 1e-2 --forget-bias 2 --out model/pretrained/adding-lstm
+	$(VENV)/bin/gatescope train co2 --hidden 24 --steps 1500 --lr 1e-2 --warmup 50 --out model/pretrained/co2-lstm
+
 # Regenerate the committed reference fixtures (never run by `make test`). FIXTURE_PYTHON must have
-# torch, keras, onnx, h5py and safetensors: python3 -m venv /tmp/fx && /tmp/fx/bin/pip install
-# torch==2.13.0 keras onnx onnxscript h5py safetensors tokenizers, then make fixtures FIXTURE_PYTHON=/tmp/fx/bin/python
+# torch, keras, onnx, h5py, safetensors and tokenizers (and statsmodels, for make_co2.py): python3 -m venv /tmp/fx &&
+# /tmp/fx/bin/pip install torch==2.13.0 keras onnx onnxscript h5py safetensors tokenizers statsmodels, then
+# make fixtures FIXTURE_PYTHON=/tmp/fx/bin/python
 FIXTURE_PYTHON ?= $(PY)
 fixtures:
 	for s in tests/fixtures/make_*.py; do PYTHONPATH=. KERAS_BACKEND=torch $(FIXTURE_PYTHON) $$s || exit 1; done

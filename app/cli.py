@@ -34,7 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--no-uploads", dest="uploads", action="store_false", help="refuse uploads")
     tc = sub.add_parser("trace", help="trace a text through a model and write every gate")
     tc.add_argument("model", help="a bundled model's name or a weight file")
-    tc.add_argument("text")
+    tc.add_argument("text", nargs="?", default=None, help="the text, for a text model")
+    tc.add_argument(
+        "--vectors",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="a series for a vector model: FILE.csv (a row a step, a column a feature, header optional) or FILE.npy",
+    )
     tc.add_argument("--module", default=None, help="the recurrent module to read, of a PyTorch file holding several")
     tc.add_argument("--out", type=Path, default=None, help="FILE.json, FILE.csv or FILE.npz (default: JSON on stdout)")
     tc.add_argument("--head", choices=("next", "classes", "values"), default=None, help="what the output means")
@@ -136,6 +143,9 @@ def _trace(args: argparse.Namespace) -> int:
     if suffix not in (".json", ".csv", ".npz"):
         print(f"gatescope trace: --out must end in .json, .csv or .npz, not {suffix!r}", file=sys.stderr)
         return 2
+    if (args.text is None) == (args.vectors is None):
+        print("gatescope trace: give a text (text models) or --vectors FILE (vector models), not both", file=sys.stderr)
+        return 2
     labels = None
     if args.labels is not None:
         try:
@@ -147,7 +157,15 @@ def _trace(args: argparse.Namespace) -> int:
         net = model.load(
             args.model, vocab=args.vocab, head=args.head, labels=labels, head_at=args.head_at, module=args.module
         )
-        tr = net.trace(args.text)
+        if args.vectors is not None:
+            from model.series import read_series
+
+            if net.input != "vectors":
+                raise model.InputError(f"{args.model} takes text, not vectors: give the text instead of --vectors")
+            x, _ = read_series(args.vectors)
+            tr = net.trace(x)
+        else:
+            tr = net.trace(args.text)
     except (model.GatescopeError, OSError) as e:  # the input's or a file's fault; anything else is a bug
         print(f"gatescope trace: {e}", file=sys.stderr)
         return 2

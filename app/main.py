@@ -31,6 +31,7 @@ from model.formats import SUFFIXES
 
 from .api import live as live_api
 from .api import models as models_api
+from .api import series as series_api
 from .api import trace as trace_api
 from .api.deps import LiveSlots
 from .limits import BodyLimit, ClientLimit
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(models_api.router)
     app.include_router(trace_api.router)
     app.include_router(live_api.router)
+    app.include_router(series_api.router)
     templates = Jinja2Templates(directory=str(settings.templates))
     app.mount("/static", StaticFiles(directory=str(settings.static)), name="static")
     app.add_middleware(BodyLimit, settings=settings)  # a body's size, before it is read

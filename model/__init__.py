@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from . import threads
+from . import series, threads
 from .cells import GATES
 from .errors import Cancelled, FormatError, GatescopeError, InputError, SeveralModules, UnknownTokenError
 from .formats import load_file
@@ -81,5 +81,6 @@ __all__ = [
     "available",
     "load",
     "save",
+    "series",
     "threads",
 ]

@@ -1,5 +1,6 @@
 """Backpropagation through time for every cell of ``cells.py``, batched, with the
-embedding (or one-hot input) and the output head (linear + softmax cross-entropy).
+embedding (or one-hot input, or the given vectors) and the output head: linear + softmax
+cross-entropy (next token, classes), or linear + mean squared error (values: regression).
 
 The forward pass is the same mathematics as ``cells.py`` (colah 2015; Gers &
 Schmidhuber 2000 for peepholes; Cho et al. 2014 for the GRU, both reset conventions),
@@ -35,6 +36,16 @@ def _sigmoid(a: np.ndarray) -> np.ndarray:
     return 0.5 * np.tanh(0.5 * a) + 0.5
 
 
+def last_steps(mask: np.ndarray) -> np.ndarray:
+    """``mask`` (B, T) kept only at each row's last scored step (a head whose answer is its last step's)."""
+    out = np.zeros_like(mask)
+    scored = mask > 0
+    last = mask.shape[1] - 1 - np.argmax(scored[:, ::-1], axis=1)  # (B,) each row's last scored step
+    rows = np.flatnonzero(scored.any(axis=1))
+    out[rows, last[rows]] = mask[rows, last[rows]]
+    return out
+
+
 def loss_and_grads(
     spec: Spec,
     params: dict[str, np.ndarray],
@@ -43,10 +54,15 @@ def loss_and_grads(
     mask: np.ndarray,
     state: list[tuple[np.ndarray, np.ndarray | None]] | None = None,
 ) -> tuple[float, dict[str, np.ndarray], list[tuple[np.ndarray, np.ndarray | None]]]:
-    """Mean masked cross-entropy (nats) of predicting y from x (both (B, T) ids), its gradient, the final state.
+    """The masked loss of predicting y from x, its gradient, the final state.
 
-    ``state`` holds per layer (h (B, H), c (B, H) or None); None starts from zeros. An LSTM with proj_size
-    (h = W_hr (o * tanh C)) is traced exactly but not trained here: it raises FormatError.
+    x is (B, T) token ids, or (B, T, D) vectors for a model without a vocabulary. For a next-token or
+    classes head, y is (B, T) target ids and the loss the mean cross-entropy (nats) over the masked
+    steps; for a values head (``spec.head == "values"``), y is (B, T, K) targets and the loss the mean
+    squared error over the masked steps and the K outputs. With ``spec.head_at == "last"`` only each
+    row's last masked step counts. ``state`` holds per layer (h (B, H), c (B, H) or None); None starts
+    from zeros. An LSTM with proj_size (h = W_hr (o * tanh C)) is traced
+    exactly but not trained here: it raises FormatError.
     """
     if spec.proj_size is not None:
         raise FormatError(
@@ -55,16 +71,21 @@ def loss_and_grads(
         )
     if spec.direction != "forward":
         raise InputError(f"training runs forward networks only; this one is {spec.direction}")
-    B, T = x.shape
+    B, T = x.shape[:2]
     H, L = spec.hidden_size, spec.num_layers
     dtype = params["head.W"].dtype
+    values = getattr(spec, "head", None) == "values"
+    if getattr(spec, "head_at", "every") == "last":
+        mask = last_steps(mask)
     if state is None:
         zeros = np.zeros((B, H), dtype)
         state = [(zeros, zeros if has_cell_state(spec.cell) else None) for _ in range(L)]
     grads = {n: np.zeros_like(a) for n, a in params.items()}
 
     # Forward ------------------------------------------------------------------------
-    if spec.embedding:
+    if spec.vocab is None:
+        inp = x.transpose(1, 0, 2).astype(dtype, copy=False)  # (T, B, D) the given vectors
+    elif spec.embedding:
         inp = params["embedding"][x.T]  # (T, B, D)
     else:
         inp = None  # one-hot: layer 0's projection is a row lookup
@@ -79,20 +100,27 @@ def loss_and_grads(
         caches.append((p, inp, cache))
         final.append((cache["h"][-1].copy(), cache["c"][-1].copy() if "c" in cache else None))
         inp = cache["h"][1:]  # (T, B, H)
-    logits = inp @ params["head.W"] + params["head.b"]  # (T, B, V)
-    logits -= logits.max(axis=2, keepdims=True)
-    probs = np.exp(logits)
-    probs /= probs.sum(axis=2, keepdims=True)
+    top = cache["h"][1:]  # (T, B, H) the top layer's h, what the head reads
+    out = top @ params["head.W"] + params["head.b"]  # (T, B, K)
     m = mask.T.astype(dtype)  # (T, B)
     n = max(float(m.sum()), 1.0)
-    picked = np.take_along_axis(probs, y.T[..., None], axis=2)[..., 0]  # (T, B)
-    loss = float(-(np.log(np.maximum(picked, 1e-30)) * m).sum() / n)
+    if values:
+        err = out - y.transpose(1, 0, 2)  # (T, B, K) prediction minus target
+        K = out.shape[2]
+        loss = float((err * err * m[..., None]).sum() / (n * K))
+        dlogits = err * (2 * m / (n * K))[..., None]  # (T, B, K): d(mean squared error)/d(prediction)
+    else:
+        out -= out.max(axis=2, keepdims=True)
+        probs = np.exp(out)
+        probs /= probs.sum(axis=2, keepdims=True)
+        picked = np.take_along_axis(probs, y.T[..., None], axis=2)[..., 0]  # (T, B)
+        loss = float(-(np.log(np.maximum(picked, 1e-30)) * m).sum() / n)
+        dlogits = probs  # (T, B, V): softmax cross-entropy: p - onehot(y), weighted by the mask
+        np.put_along_axis(dlogits, y.T[..., None], picked[..., None] - 1, axis=2)
+        dlogits *= (m / n)[..., None]
 
     # Backward -----------------------------------------------------------------------
-    dlogits = probs  # (T, B, V): softmax cross-entropy: p - onehot(y), weighted by the mask
-    np.put_along_axis(dlogits, y.T[..., None], picked[..., None] - 1, axis=2)
-    dlogits *= (m / n)[..., None]
-    grads["head.W"] += np.einsum("tbh,tbv->hv", inp, dlogits)
+    grads["head.W"] += np.einsum("tbh,tbv->hv", top, dlogits)
     grads["head.b"] += dlogits.sum(axis=(0, 1))
     dh_seq = dlogits @ params["head.W"].T  # (T, B, H) into the top layer's h
     for k in reversed(range(L)):
@@ -104,12 +132,11 @@ def loss_and_grads(
                 np.add.at(grads[f"layers.{k}.W_{g}"], x.T.ravel(), da.reshape(-1, H))
             else:
                 grads[f"layers.{k}.W_{g}"] += np.einsum("tbd,tbh->dh", lower, da)
-        if lower is not None:
-            dinp = sum(da @ p[f"W_{g}"].T for g, da in dxW.items())  # (T, B, D)
-            if k > 0:
-                dh_seq = dinp
-            else:
-                np.add.at(grads["embedding"], x.T.ravel(), dinp.reshape(-1, dinp.shape[-1]))
+        if k > 0:
+            dh_seq = sum(da @ p[f"W_{g}"].T for g, da in dxW.items())  # (T, B, H) into the layer below's h
+        elif spec.embedding:
+            dinp = sum(da @ p[f"W_{g}"].T for g, da in dxW.items())  # (T, B, D) into the embedding rows
+            np.add.at(grads["embedding"], x.T.ravel(), dinp.reshape(-1, dinp.shape[-1]))
     return loss, grads, final
 
 

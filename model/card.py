@@ -25,7 +25,10 @@ SEED = 1234
 
 
 def telling_units(net: Network, task: Task) -> dict[str, Any]:
-    """The units that carry the task: feature cells for code, the counter for dyck, the memory for recall."""
+    """The units that carry the task: feature cells for code, the counter for dyck, the memory for recall
+    (none are measured for the regression tasks yet)."""
+    if task.vocab is None:
+        return {}
     if task.name == "code":
         text = task.heldout_text(CODE_CHARS)[:CODE_CHARS]  # type: ignore[attr-defined]
         return {"features": best_units(net.trace(text), code_features(text))}
@@ -51,6 +54,9 @@ def make_card(net: Network, task: Task, name: str) -> dict[str, Any]:
         "hidden_size": s.hidden_size,
         "vocab_size": len(s.vocab or ()),
         "input": net.input,
+        "input_size": s.input_size if net.input == "vectors" else None,
+        "head": getattr(s, "head", None),
+        "head_at": getattr(s, "head_at", "every"),
         "command": training.get("command"),
         "task_options": training.get("task_options", {}),
         "steps": training.get("steps_done"),

@@ -25,6 +25,8 @@ dyck    Dyck-1 next-symbol prediction (Gers & Schmidhuber, "LSTM recurrent netwo
 recall  A long time lag (Hochreiter & Schmidhuber, "Long Short-Term Memory", Neural Computation 1997,
         experiment 2): m (one of "abcd"), 50-60 random digits, "?", m. Only the step whose input is "?" is
         scored; held out, right when the argmax there is m, also for gaps up to twice as long.
+adding  The adding problem (ibid., experiment 4) and co2, a forecaster of the Mauna Loa weekly CO2 series:
+co2     regression tasks on vector input, in model/regression.py.
 """
 
 from __future__ import annotations
@@ -53,21 +55,31 @@ HELDOUT_STREAM = 0x4E1D0
 
 @dataclass
 class Batch:
-    x: np.ndarray  # (B, T) int64 input token ids
-    y: np.ndarray  # (B, T) int64 target ids (the next token)
+    x: np.ndarray  # (B, T) int64 input token ids, or (B, T, D) float input vectors (vector tasks)
+    y: np.ndarray  # (B, T) int64 target ids (the next token), or (B, T, K) float targets (values head)
     mask: np.ndarray  # (B, T) float32: 1 where the loss counts, 0 at padding and unscored steps
     reset: bool  # True: start from a zero state; False: continue from the previous batch's final state
 
 
 class Task:
-    """A task: its vocabulary, endless training batches and a held-out evaluation."""
+    """A task: its vocabulary (or, for vectors, its input and output sizes), endless training batches
+    and a held-out evaluation."""
 
     name: str
-    vocab: list[str]
+    vocab: list[str] | None  # None: the task's input is vectors of input_size
     tokenizer: str = "char"
     unk: str | None = None  # None: text with unknown characters is refused
     description: str
     examples: list[str]
+    input_size: int | None = None  # D of a vector task's x_t
+    output_size: int | None = None  # K of a vector task's values head
+    head: str | None = None  # "values" for a regression task; None: next token
+    head_at: str = "every"  # "last": only each sequence's last step is scored
+    targets: dict[str, Any] | None = None  # a forecaster's meta: {"columns", "shift"} (model/heads.py targets)
+
+    def export(self, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The weights a trained network is saved with (a task that standardised its data folds that in)."""
+        return params
 
     def batches(self, rng: np.random.Generator, batch: int, bptt: int) -> Iterator[Batch]:
         """Endless training batches drawn with ``rng``."""
@@ -79,11 +91,13 @@ class Task:
 
     def encode(self, text: str) -> np.ndarray:
         """Token ids of ``text``, (T,) int64."""
-        return Tokenizer(self.vocab, self.tokenizer, self.unk).encode(text).ids
+        return Tokenizer(self.vocab or [], self.tokenizer, self.unk).encode(text).ids
 
     def _check_net(self, net: Network) -> None:
         if list(net.vocab or []) != self.vocab:
-            raise InputError(f"the network's vocabulary does not match the {self.name!r} task's ({len(self.vocab)})")
+            raise InputError(
+                f"the network's vocabulary does not match the {self.name!r} task's ({len(self.vocab or ())})"
+            )
 
 
 def _probs(tr: Trace) -> np.ndarray:
@@ -331,6 +345,7 @@ def _codepoints(text: str) -> np.ndarray:
 
 class CodeTask(Task):
     name = "code"
+    vocab: list[str]
     unk = "<unk>"
     examples = [
         "def __init__(self, name, value=None):\n    self.name = name\n    self.value = value\n",
@@ -420,11 +435,12 @@ class CodeTask(Task):
         return {"bits_per_char": bits / (len(text) - 1), "eval_chars": float(len(text))}
 
 
+#: Every task by name; model/regression.py adds its own ("adding", "co2") when it is imported, below.
 TASKS: dict[str, type[Task]] = {"code": CodeTask, "dyck": DyckTask, "recall": RecallTask}
 
 
 def get_task(name: str, **options: Any) -> Task:
-    """The task called ``name`` ("code", "dyck" or "recall"), built with ``options`` (see each class)."""
+    """The task called ``name`` (a key of ``TASKS``), built with ``options`` (see each class)."""
     if name not in TASKS:
         raise InputError(f"unknown task {name!r}: expected one of {', '.join(TASKS)}")
     known = set(inspect.signature(TASKS[name]).parameters)
@@ -432,3 +448,6 @@ def get_task(name: str, **options: Any) -> Task:
     if extra:
         raise InputError(f"the {name} task has no option {', '.join(extra)}; it takes {', '.join(sorted(known))}")
     return TASKS[name](**options)
+
+
+from . import regression  # noqa: E402, F401  (it builds on Task and registers its tasks in TASKS)

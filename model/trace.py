@@ -15,12 +15,14 @@ tr.state_at(t)       the state after the first t steps, to resume from (forward 
 tr.unit(k, u)        every value one unit carries through the diagram, over time (see ``LINES``)
 
 TraceBuffer is a trace that is edited as a person types: ``buf.update(text)`` tokenizes the whole
-text, recomputes only the steps from the first token that changed, and writes them into rows that
-grow by doubling, so an edit costs its new steps, not a copy of the whole trace (a 1,000-step
-trace is 3 MB of gates).
+text (or takes a vector model's whole series), recomputes only the steps from the first token (or row)
+that changed, and writes them into rows that grow by doubling, so an edit costs its new steps, not a copy
+of the whole trace (a 1,000-step trace is 3 MB of gates).
 A backward direction depends on every later step, so for a reverse or bidirectional network each
 edit reruns it over the whole text (O(T) per edit); only a bidirectional network's layer 0 forward
 direction is resumed from the first change (the layers above read its backward half, so they rerun).
+For a vector model, ``buf.update(x)`` takes the (T, D) series: the steps from the first row that
+changed (a network with a backward direction reruns the whole series).
 """
 
 from __future__ import annotations
@@ -185,6 +187,15 @@ LINES["peephole"] = LINES["coupled"] = LINES["lstm"]
 PROJ_LINES = ("f", "i", "c_tilde", "c", "o", "m", "h", "h_prev", "c_prev", "f_c_prev", "i_c_tilde", "tanh_c")
 
 
+def common_rows(a: np.ndarray, b: np.ndarray) -> int:
+    """How many leading rows the (T, D) arrays a and b share, exactly (the first row that differs)."""
+    n = min(len(a), len(b))
+    if a.shape[1:] != b.shape[1:]:
+        return 0
+    same = (a[:n] == b[:n]).all(axis=1)  # (n,)
+    return n if same.all() else int(np.argmin(same))
+
+
 def common_prefix(a: list[str], b: list[str]) -> int:
     """How many leading tokens a and b share: a binary search over slice comparisons (each one C-speed)."""
     lo, hi = 0, min(len(a), len(b))
@@ -216,6 +227,7 @@ class TraceBuffer:
     def __init__(self, net: Network, max_steps: int | None = None) -> None:
         self.net, self.max_steps = net, max_steps
         self.trace: Trace | None = None
+        self.x: np.ndarray | None = None  # a vector model's (T, D) series the trace is of
         self._rows: dict[Any, np.ndarray] = {}
         self._capacity = 0  # rows each array has
 
@@ -235,19 +247,29 @@ class TraceBuffer:
         """Bytes the buffer's rows hold (room to grow included)."""
         return sum(a.nbytes for a in self._rows.values())
 
-    def changed_from(self, tokens: list[str]) -> int:
-        """The first position where ``tokens`` differ from the buffer's: where ``update`` will start."""
-        return 0 if self.trace is None else common_prefix(self.trace.tokens, tokens)
+    def changed_from(self, tokens: list[str] | np.ndarray) -> int:
+        """The first position where ``tokens`` (or a vector model's rows) differ from the buffer's:
+        where ``update`` will start."""
+        if self.trace is None:
+            return 0
+        if isinstance(tokens, np.ndarray):
+            return 0 if self.x is None else common_rows(self.x, tokens)
+        return common_prefix(self.trace.tokens, tokens)
 
-    def update(self, text: str | Encoded | list[str], stop: Callable[[], bool] | None = None) -> tuple[int, Trace]:
+    def update(
+        self, text: str | Encoded | list[str] | np.ndarray, stop: Callable[[], bool] | None = None
+    ) -> tuple[int, Trace]:
         """Trace a text (or its ``net.tokenizer.encode``-d form, or its tokens as ``split`` gives them) after
         the last one: the first changed position k and the trace of the steps from k on (empty when only
-        the end was deleted).
+        the end was deleted). A vector model takes its whole (T, D) series, and the rows from the first
+        one that changed are traced.
 
         The whole new text is tokenized, and its pieces from the first one that differs are traced
         from the kept steps' state: a subword tokenizer may split an edited word (or the text after
         it) differently, so the new steps are exactly those of a fresh trace of the whole text.
         Bad input, and a run ``stop`` cancels (``Network.trace``), raise before anything changes."""
+        if isinstance(text, np.ndarray):
+            return self._update_rows(text, stop)
         tokenizer = self.net.tokenizer
         if tokenizer is None:
             raise InputError("this model takes vectors, not text: pass a (T, D) array")
@@ -268,6 +290,31 @@ class TraceBuffer:
         new = self.net.trace(enc.tail(k), state=None if kept is None or k == 0 else kept.state, stop=stop)
         self._capacity = self.rows_for(len(enc))
         self.trace = self._splice(k, kept, new)
+        return k, new
+
+    def _update_rows(self, x: np.ndarray, stop: Callable[[], bool] | None) -> tuple[int, Trace]:
+        """``update`` for a vector model: the rows from the first one that changed are traced."""
+        if self.net.tokenizer is not None:
+            raise InputError("this model takes text, not vectors: pass the text")
+        x = self.net.check_vectors(x)  # (T, D), refused before anything changes
+        k = self.changed_from(x)
+        kept = None if self.trace is None else self.trace.head(k)
+        if "backward" in self.net.spec.directions:  # every step may change: the whole series again
+            if kept is not None and self.trace is not None and k == len(x) == len(self.trace):
+                return k, kept.head(0)
+            reuse = kept if kept is not None and k > 0 else None
+            new = self.net.trace(x, stop=stop, reuse=reuse)
+            self._capacity = self.rows_for(len(x))
+            self.trace, self.x = self._splice(0, None, new), x.copy()
+            return 0, self.trace
+        if k == len(x):  # rows deleted at the end (or no change)
+            assert kept is not None
+            self.trace, self.x = kept, x.copy()
+            return k, kept.head(0)
+        new = self.net.trace(x[k:], state=None if kept is None or k == 0 else kept.state, stop=stop)
+        new = replace(new, tokens=[str(t) for t in range(k, len(x))])  # steps numbered in the whole series
+        self._capacity = self.rows_for(len(x))
+        self.trace, self.x = self._splice(k, kept, new), x.copy()
         return k, new
 
     def _rerun(self, enc: Encoded, k: int, kept: Trace | None, stop: Callable[[], bool] | None) -> tuple[int, Trace]:

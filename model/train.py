@@ -46,6 +46,7 @@ class TrainConfig:
     layers: int = _opt(1, "stacked layers")
     embedding: int | None = _opt(None, "embedding size D (default: one-hot input)")
     reset_after: bool = _opt(False, "gru: PyTorch's reset-after convention")
+    forget_bias: float = _opt(1.0, "initial forget-gate bias (lstm cells): larger holds memory over longer gaps")
     steps: int = _opt(2000, "training steps (batches)")
     batch: int = _opt(32, "sequences a batch")
     bptt: int = _opt(100, "truncated BPTT length for streams")
@@ -69,8 +70,8 @@ class TrainConfig:
                 raise InputError(f"{name} must be 0 or more, got {getattr(self, name)}")
 
 
-def init_params(spec: Spec, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """PyTorch's uniform(±1/√H) init, forget-gate bias +1 (GRU: z bias −1)."""
+def init_params(spec: Spec, rng: np.random.Generator, forget_bias: float = 1.0) -> dict[str, np.ndarray]:
+    """PyTorch's uniform(±1/√H) init, forget-gate bias +``forget_bias`` (GRU: z bias −1)."""
     k = 1 / np.sqrt(spec.hidden_size)
     params = {}
     for name in spec.param_names():
@@ -80,7 +81,7 @@ def init_params(spec: Spec, rng: np.random.Generator) -> dict[str, np.ndarray]:
         else:
             params[name] = rng.uniform(-k, k, shape)
         if name.endswith(".b_f"):
-            params[name] += 1.0
+            params[name] += forget_bias
         if name.endswith(".b_z"):
             params[name] -= 1.0
     return {n: a.astype(np.float32) for n, a in params.items()}
@@ -144,19 +145,25 @@ class Progress:
         self.bar.close()
 
 
-def train(
-    task: Task,
-    cfg: TrainConfig,
-    out: Path | None = None,
-    progress: bool = True,
-    on_eval: Callable[[int, dict[str, float]], None] | None = None,
-    command: str | None = None,
-    task_options: dict[str, Any] | None = None,
-) -> tuple[Network, dict[str, Any]]:
-    """Train a network on ``task``; return it and its history (losses, evaluations, wall time)."""
-    rng = np.random.default_rng(cfg.seed)
+def task_spec(task: Task, cfg: TrainConfig) -> Spec:
+    """The network ``cfg`` trains for ``task``: a language model over its vocabulary, or, for a vector
+    task, its input size and a values head of its output size (scored at every step or the last)."""
+    if task.vocab is None:
+        if cfg.embedding is not None:
+            raise InputError(f"the {task.name} task's input is vectors: an embedding needs tokens")
+        assert task.input_size is not None and task.output_size is not None
+        return Spec(
+            cell=cfg.cell,
+            input_size=task.input_size,
+            hidden_size=cfg.hidden,
+            num_layers=cfg.layers,
+            reset_after=cfg.reset_after,
+            output_size=task.output_size,
+            head=task.head,
+            head_at=task.head_at,
+        )
     V = len(task.vocab)
-    spec = Spec(
+    return Spec(
         cell=cfg.cell,
         input_size=cfg.embedding or V,
         hidden_size=cfg.hidden,
@@ -168,8 +175,22 @@ def train(
         embedding=cfg.embedding is not None,
         output_size=V,
     )
+
+
+def train(
+    task: Task,
+    cfg: TrainConfig,
+    out: Path | None = None,
+    progress: bool = True,
+    on_eval: Callable[[int, dict[str, float]], None] | None = None,
+    command: str | None = None,
+    task_options: dict[str, Any] | None = None,
+) -> tuple[Network, dict[str, Any]]:
+    """Train a network on ``task``; return it and its history (losses, evaluations, wall time)."""
+    rng = np.random.default_rng(cfg.seed)
+    spec = task_spec(task, cfg)
     _check_spec(spec)  # a clear ValueError before any work
-    params = init_params(spec, rng)
+    params = init_params(spec, rng, cfg.forget_bias)
     adam = Adam(params)
     batches = task.batches(rng, cfg.batch, cfg.bptt)
     history: dict[str, Any] = {"loss": [], "evals": [], "command": command, "task_options": task_options or {}}
@@ -192,14 +213,16 @@ def train(
         bar.update(step + 1, smooth, tokens)
         last = step + 1 == cfg.steps
         if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and not last:
-            metrics = task.evaluate(Network(spec, params))
+            metrics = task.evaluate(Network(spec, task.export(params)))
             history["evals"].append({"step": step + 1, **metrics})
             if on_eval:
                 on_eval(step + 1, metrics)
         if out is not None and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and not last:
-            _write(out, Network(spec, params), task, cfg, history, time.perf_counter() - t0, checkpoint=True)
+            _write(
+                out, Network(spec, task.export(params)), task, cfg, history, time.perf_counter() - t0, checkpoint=True
+            )
     bar.close()
-    net = Network(spec, params)
+    net = Network(spec, task.export(params))
     history["wall_seconds"] = round(time.perf_counter() - t0, 1)
     history["tokens_per_second"] = round(tokens / max(history["wall_seconds"], 1e-9))
     metrics = task.evaluate(net)
@@ -213,6 +236,7 @@ def _write(out: Path, net: Network, task: Task, cfg: TrainConfig, history: dict,
     """The model folder: model.safetensors (the weights, with the spec) and training.json (the provenance)."""
     out.mkdir(parents=True, exist_ok=True)
     net.spec.meta = {
+        **({"targets": task.targets} if task.targets else {}),
         "description": task.description,
         "examples": task.examples,
         "training": {

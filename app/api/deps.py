@@ -168,7 +168,7 @@ def _check_x(name: str, entry: Entry, text: Any, vectors: Any, settings: Setting
             raise HTTPException(422, str(e)) from None
         n = len(enc)
     else:
-        n = len(vectors) if isinstance(vectors, list) else 0
+        n = n_rows(vectors)
     if n > settings.max_tokens:
         raise HTTPException(413, f"the input has {n} tokens; this server traces at most {settings.max_tokens}")
     if n == 0:
@@ -180,6 +180,11 @@ def _check_x(name: str, entry: Entry, text: Any, vectors: Any, settings: Setting
     except model.InputError as e:
         raise HTTPException(422, str(e)) from None
     return Checked(name, net, x, [str(t) for t in range(len(x))], settings.top_k)
+
+
+def n_rows(vectors: Any) -> int:
+    """The steps of a vectors input: a list's length, or an array's rows (0 for anything else)."""
+    return len(vectors) if isinstance(vectors, list) or getattr(vectors, "ndim", 0) >= 1 else 0
 
 
 #: Inputs longer than this are checked (tokenized, or made an array) in a worker thread: 64 texts of
@@ -198,7 +203,7 @@ async def check_input_soon(
 ) -> Checked:
     """``check_input``, on the event loop for a short input (saving a thread hop), in a thread for a long
     one, one long input at a time (``Work.reading``: 64 at once in 64 threads crowded a small trace out)."""
-    size = len(text) if isinstance(text, str) else len(vectors) * 8 if isinstance(vectors, list) else 0
+    size = len(text) if isinstance(text, str) else n_rows(vectors) * 8
     if size <= LONG_INPUT:
         return check_input(name, entry, text, vectors, settings)
     async with reading:

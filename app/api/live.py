@@ -1,12 +1,17 @@
 """WS /api/live: live typing. The client sends {"model", "text"} on every edit; the connection's
 ``model.TraceBuffer`` finds the first token that changed and traces only the steps from there, and
 the reply carries only those: {"from": k, "length", "tokens", "unknown", "layers", "probs"}
-(``unknown``: positions in the whole text). With "focus": {"layer", "unit"} the reply also carries
-that unit's exact values (``Trace.unit``) from k on; a message with only "focus" asks for them over
-the whole text. A newer edit replaces an older one still waiting. Every reply echoes the message's
-"seq". The client's mistakes (the same checks and words as POST /api/trace, from deps.py) come back
-as {"seq", "error"} and the socket stays open; anything else is a bug: logged, and the socket
-closes with 1011."""
+(``unknown``: positions in the whole text). A vector model's edit is {"model", "csv"}: the series as
+CSV text (model/series.py reads it: a row a step, a column a feature, header optional); only the rows
+from the first one that changed are traced, and the reply also carries "inputs": {"names", "rows"}
+(the series as the server read it, the rows from k on), a values head's "values" and, for a
+forecaster whose meta names them, its "targets" (the input s steps on; null where not yet known),
+from step "targets_from" = k - s on (appending a row makes the last step's target known). With
+"focus": {"layer", "unit"} the reply also carries that unit's exact values (``Trace.unit``) from k
+on; a message with only "focus" asks for them over the whole text. A newer edit replaces an older
+one still waiting. Every reply echoes the message's "seq". The client's mistakes (the same checks and
+words as POST /api/trace, from deps.py) come back as {"seq", "error"} and the socket stays open;
+anything else is a bug: logged, and the socket closes with 1011."""
 
 from __future__ import annotations
 
@@ -18,12 +23,22 @@ import traceback
 from collections.abc import MutableMapping
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 import model
+from model.heads import targets as series_targets
+from model.series import read_csv
 
-from ..encoding import dumps_binary, dumps_compact, focus_json, plain_values, trace_compact, trace_json
+from ..encoding import (
+    dumps_binary,
+    dumps_compact,
+    focus_json,
+    plain_values,
+    trace_compact,
+    trace_json,
+)
 from ..registry import Entry
 from ..settings import Settings
 from ..work import LIVE_SHARE, MB, ClientGone, Work
@@ -77,9 +92,11 @@ class Session:
         top_k: int,
         stop: Any = None,
         max_steps: int | None = None,
+        names: list[str] | None = None,
     ) -> Any:
-        """Trace only what changed in the text ``encoded`` (its ``tokenizer.encode``, whole); return the reply:
-        a dict (json), JSON text (compact) or bytes (binary)."""
+        """Trace only what changed; return the reply: a dict (json), JSON text (compact) or bytes (binary).
+        ``encoded``: a text's ``tokenizer.encode`` (whole), or a vector model's (T, D) series (``names``: its
+        header's)."""
         encoding = msg.get("encoding", "json")
         net = entry.net
         focus = _focus_of(msg, net)  # every refusal comes before the buffer is touched
@@ -87,8 +104,21 @@ class Session:
         k, new = self.buffer.update(encoded, stop=stop)
         whole = self.buffer.trace
         assert whole is not None
-        steps = trace_json(name, net, new, top_k) if encoding == "json" else trace_compact(name, net, new, top_k)
+        # a forecaster's targets (its meta: which input column, s steps on): step t's is row t + s, so an
+        # edit from row k changes them from step k - s on; they travel from there ("targets_from")
+        want, since = None, k
+        if isinstance(encoded, np.ndarray):
+            known = series_targets(net.spec, encoded)
+            if known is not None:
+                since = max(0, k - int(net.spec.meta["targets"].get("shift", 1)))
+                want = known[since:]
+        encode = trace_json if encoding == "json" else trace_compact
+        steps = encode(name, net, new, top_k, want)
         body: dict[str, Any] = {"seq": msg.get("seq"), **steps, "from": k, "length": len(whole)}
+        if isinstance(encoded, np.ndarray):
+            body["inputs"] = {"names": names, "rows": encoded[k:].tolist()}
+            if want is not None:
+                body["targets_from"] = since
         body["unknown"] = whole.unknown  # positions in the whole text, not only the new steps
         if encoding != "json":
             body["encoding"] = encoding
@@ -199,13 +229,23 @@ class Connection:
         entry = find_model(registry, name)  # 404's words when name is not a model (or not a string)
         assert isinstance(name, str)
         reading = self.work.reading  # POST /api/trace's checks and words:
-        checked = await check_input_soon(name, entry, text, None, self.settings, reading, self.gone)
+        names, vectors = None, None
+        if "csv" in msg:
+            if text is not None:
+                raise LiveError("send 'text' (text models) or 'csv' (vector models), not both")
+            if entry.net.input != "vectors":
+                raise LiveError(f"model {name!r} takes text, not a series: send 'text'")
+            csv = msg["csv"]
+            if not isinstance(csv, str):
+                raise LiveError(f"'csv' must be the series as CSV text, got {type(csv).__name__}")
+            vectors, names = await run_in_threadpool(read_csv, csv)  # InputError: the row, column and problem
+        checked = await check_input_soon(name, entry, text, vectors, self.settings, reading, self.gone)
         encoding = msg.get("encoding", "json")
         if encoding not in ENCODINGS:
             raise LiveError(f"encoding must be 'json', 'compact' or 'binary', got {encoding!r}")
         net, T = entry.net, len(checked.tokens)
         buffer = self.session.buffer_for(name, net, self.settings.max_tokens)
-        new = T - buffer.changed_from(checked.tokens)
+        new = T - buffer.changed_from(checked.x if vectors is not None else checked.tokens)
         values = plain_values(net, new)
         if encoding == "json" and values > self.settings.max_plain_values:
             raise LiveError(
@@ -217,7 +257,8 @@ class Connection:
         try:
             top_k, most = self.settings.top_k, self.settings.max_tokens
             update = self.session.update
-            return await job.run(update, name, entry, msg, checked.x, top_k, stop=job.stopped, max_steps=most)
+            x = checked.x  # a text's Encoded, or a series' checked (T, D) array
+            return await job.run(update, name, entry, msg, x, top_k, stop=job.stopped, max_steps=most, names=names)
         finally:
             job.close()
             self._settle()

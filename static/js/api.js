@@ -41,6 +41,17 @@ export async function listModels() {
   return res.json();
 }
 
+/** A series file (.csv or .npy) read by the server: {csv, steps, features, names}, csv the text to edit. */
+export async function readSeries(file) {
+  const r = await fetch(`/api/series?name=${encodeURIComponent(file.name)}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/octet-stream" },
+    body: file,
+  });
+  if (!r.ok) throw new ApiError(await _detail(r), r.status);
+  return r.json();
+}
+
 /** The whole trace of `text` as a Blob: `encoding` "json" (plain numbers) or "csv". */
 export async function traceBlob(model, text, encoding = "json") {
   const query = encoding === "json" ? "" : `?encoding=${encodeURIComponent(encoding)}`;
@@ -206,9 +217,10 @@ export class Live {
     this._everOpen = false;
   }
 
-  /** Send an edit: the whole text, with the unit the page shows. Returns its seq. */
-  edit(model, text, focus) {
-    const msg = { seq: ++this._seq, model, text, encoding: "binary", focus };
+  /** Send an edit: the whole text (a vector model's: its series as CSV, `kind` "csv"), with the unit the
+   *  page shows. Returns its seq. */
+  edit(model, text, focus, kind = "text") {
+    const msg = { seq: ++this._seq, model, [kind]: text, encoding: "binary", focus };
     this._edit = msg;
     this._send(msg);
     return msg.seq;
@@ -358,7 +370,8 @@ export class LiveSync {
         this._hooks.onCleared?.();
         return;
       }
-      const seq = this._live.edit(s.model, s.text, { layer: s.layer, unit: s.unit });
+      const kind = s.card?.input === "vectors" ? "csv" : "text"; // the server reads a series' CSV itself
+      const seq = this._live.edit(s.model, s.text, { layer: s.layer, unit: s.unit }, kind);
       if (changed.has("model")) this._modelSeq = seq;
     } else if (changed.has("unit") || changed.has("layer")) {
       if (s.text) this._focusSeq = this._live.focus(s.layer, s.unit);

@@ -117,6 +117,11 @@ function labelled(parent, attrs, name, sub) {
   return [pad, el("tspan", { class: "dg-val" }, text)];
 }
 
+/** Most features the x_t strip shows (a cell each). */
+const X_STRIP_CELLS = 32;
+/** Widest the x_t strip gets, in diagram units. */
+const X_STRIP_W = 96;
+
 /** The name with its subscript, as the x_t / h_t circles show it. */
 function ioLabel(parent, x, y, name, sub) {
   const text = el("text", { x, y: y + 5, class: "dg-io-label" }, parent);
@@ -201,7 +206,23 @@ export class Diagram {
       this._tokens = { version: s.trace.version, T, list: s.trace.tokens.slice(0, T) };
     }
     const tokens = this._tokens.list;
-    return { t, T, tokens, unit: s.unit - start, layer: s.layer, lines: s.currentLines() || {}, vectors, cellMax: s.trace.cellMax(s.layer) || 1 };
+    const xRow = T && s.trace.inputs ? s.trace.inputs.rows[t] || null : null; // a series' x_t, as the server read it
+    return {
+      t, T, tokens, unit: s.unit - start, layer: s.layer, lines: s.currentLines() || {}, vectors, xRow, xMax: this._xMaxOf(s),
+      cellMax: s.trace.cellMax(s.layer) || 1,
+    };
+  }
+
+  /** The largest |x| of the series (the x_t strip's colour scale), once per trace. */
+  _xMaxOf(s) {
+    const rows = s.trace.inputs?.rows;
+    if (!rows) return 1;
+    if (this._xMax?.version !== s.trace.version) {
+      let m = 0;
+      for (let t = 0; t < s.T; t++) for (const v of rows[t]) m = Math.max(m, Math.abs(v));
+      this._xMax = { version: s.trace.version, value: m || 1 };
+    }
+    return this._xMax.value;
   }
 
   _export(format) {
@@ -309,6 +330,19 @@ export class Diagram {
       }
     }
     this._showTokens();
+    this._showX(view);
+  }
+
+  /** Colour the x_t strip of a series model with step t's input vector (cell scale, up to the series' largest |x|). */
+  _showX(view) {
+    if (!this._xStrip) return;
+    const row = view.xRow;
+    this._xStrip.g.style.display = row ? "" : "none";
+    if (!row) return;
+    this._xStrip.cells.forEach((cell, d) => {
+      cell.setAttribute("fill", colourOf("c", row[d], view.xMax));
+      cell.setAttribute("data-value", String(row[d]));
+    });
   }
 
   // -------------------------------------------------------------------------------------------------------
@@ -412,6 +446,7 @@ export class Diagram {
     el("circle", { cx: spec.xIn.x, cy: spec.xIn.y, r: IO_R }, gx);
     ioLabel(gx, spec.xIn.x - 7, spec.xIn.y, "x", "t");
     this._xToken = el("text", { class: "dg-token", x: spec.xIn.x + IO_R + 7, y: spec.xIn.y + 5 }, gx);
+    this._xStrip = this._card.input === "vectors" ? this._makeXStrip(gx, spec.xIn.x + IO_R + 44, spec.xIn.y - 6) : null;
     join(gx, xParts);
     const gh = el("g", { class: "dg-io dg-h" }, svg);
     el("circle", { cx: spec.hOut.x, cy: spec.hOut.y, r: IO_R }, gh);
@@ -422,6 +457,16 @@ export class Diagram {
     this._nbWidth = 0;
     this._fit(true);
     this._focus(this._external);
+  }
+
+  /** The x_t strip of a series model: a cell a feature (at most X_STRIP_CELLS), right of the x_t circle. */
+  _makeXStrip(parent, x, y) {
+    const D = Math.min(this._card.input_size || 1, X_STRIP_CELLS);
+    const w = Math.max(6, Math.min(14, X_STRIP_W / D));
+    const g = el("g", { class: "dg-strip dg-x-strip", "data-strip": "x", "data-testid": "x-strip" }, parent);
+    const cells = Array.from({ length: D }, (_, d) => el("rect", { x: x + d * w, y, width: w, height: 12 }, g));
+    el("rect", { class: "dg-strip-frame", x, y, width: w * D, height: 12 }, g);
+    return { g, cells };
   }
 
   _makeStrip(parent, s, parts, join) {

@@ -6,7 +6,7 @@
  * For tests and benchmarks: window.gatescope = {state, lastDrawn()} (lastDrawn: the heatmaps' last frame).
  */
 
-import { LiveSync, listModels } from "./api.js";
+import { LiveSync, listModels, readSeries } from "./api.js";
 import { Banner } from "./banner.js";
 import { Diagram } from "./diagram.js";
 import { Heatmaps } from "./heatmaps.js";
@@ -14,6 +14,7 @@ import { Inspector } from "./inspector.js";
 import { Picker } from "./picker.js";
 import { loadPlotlyAfterFirstTrace } from "./plotting.js";
 import { Scrubber } from "./scrubber.js";
+import { SeriesView } from "./series.js";
 import { Share } from "./share.js";
 import { State } from "./state.js";
 import { Steps } from "./steps.js";
@@ -45,9 +46,25 @@ const diagram = new Diagram({ root: $("diagram"), tools: { png: $("diagram-png")
   onError: say("export"),
 });
 const picker = new Picker(
-  { model: $("model"), description: $("description"), more: $("description-more"), examples: $("examples"), input: $("input") },
+  {
+    model: $("model"), description: $("description"), more: $("description-more"), examples: $("examples"), input: $("input"),
+    label: $("input-label"), file: $("series-file"), fileBox: $("series-file-box"),
+  },
   state,
+  {
+    // the server reads the file (CSV or .npy) into the CSV text the box then holds and the socket traces
+    async onFile(file) {
+      try {
+        const read = await readSeries(file);
+        banner.set("series", null);
+        state.setText(read.csv, { follow: true });
+      } catch (e) {
+        banner.set("series", `Cannot read ${file.name}: ${e.message}`);
+      }
+    },
+  },
 );
+new SeriesView({ root: $("series"), plot: $("series-plot"), note: $("series-note") }, state);
 new Scrubber(
   { range: $("scrubber"), timestep: $("timestep"), play: $("play"), speed: $("speed"), unit: $("unit"), known: $("known"), layer: $("layer") },
   state,

@@ -11,11 +11,24 @@ import { el, showToken } from "./format.js";
 const EXAMPLE_CHARS = 18;
 
 export class Picker {
-  /** els: {model (select), description, more (button), examples, input (textarea)} */
-  constructor(els, state) {
+  /** els: {model (select), description, more (button), examples, input (textarea), label (the input's),
+   *  file (a series file's input), fileBox (its wrapper)}; hooks: {onFile(file)} for a chosen or dropped file */
+  constructor(els, state, hooks = {}) {
     this.els = els;
     this.state = state;
-    const { model, input, more, description } = els;
+    const { model, input, more, description, file } = els;
+    file.addEventListener("change", () => {
+      if (file.files.length) hooks.onFile?.(file.files[0]);
+      file.value = "";
+    });
+    input.addEventListener("dragover", (ev) => {
+      if (this._series()) ev.preventDefault(); // a series model takes a dropped file
+    });
+    input.addEventListener("drop", (ev) => {
+      if (!this._series() || !ev.dataTransfer?.files.length) return;
+      ev.preventDefault();
+      hooks.onFile?.(ev.dataTransfer.files[0]);
+    });
     model.addEventListener("change", () => state.choose(model.value));
     input.addEventListener("input", () => state.setText(input.value));
     more.addEventListener("click", () => {
@@ -41,8 +54,8 @@ export class Picker {
         const way = c.direction === "bidirectional" ? "bidirectional " : c.direction === "reverse" ? "reverse " : "";
         const size = `${c.layers > 1 ? `${c.layers} layers × ` : ""}${way}${c.hidden_size} units`;
         const name = `${c.id} — ${CELL_NAME[c.cell] || c.cell}, ${size}`;
-        // a vector model reads numbers, not typed text: the page cannot drive it (POST /api/trace can)
-        if (c.input !== "text") return el("option", { value: c.id, text: `${name} (vector input: trace it through the API)`, disabled: true });
+        // a vector model reads a series: pasted as CSV, or a .csv/.npy file the server reads
+        if (c.input !== "text") return el("option", { value: c.id, text: `${name}, series input` });
         return el("option", { value: c.id, text: name });
       }),
     );
@@ -55,10 +68,21 @@ export class Picker {
     if (changed.has("text") && this.els.input.value !== s.text) this.els.input.value = s.text;
   }
 
+  /** Whether the model shown reads a series (CSV rows) rather than text. */
+  _series() {
+    return this.state.card?.input === "vectors";
+  }
+
   _build() {
-    const { model, description, examples, more } = this.els;
+    const { model, description, examples, more, input, label, fileBox } = this.els;
     const card = this.state.card;
     model.value = card.id;
+    const series = this._series();
+    fileBox.hidden = !series;
+    label.textContent = series ? `Series the model reads (CSV: a row a step, ${card.input_size} column${card.input_size === 1 ? "" : "s"})` : "Text the model reads";
+    input.placeholder = series
+      ? "Paste CSV rows (a header line is optional), or drop a .csv / .npy file here: every edit runs the network"
+      : "Type here: every keystroke runs the network";
     const notes = [directionNote(card), tokenizerText(card)].filter(Boolean);
     description.textContent = [card.description || (notes.length ? "" : "No description."), ...notes].filter(Boolean).join(" ");
     description.classList.remove("is-open");

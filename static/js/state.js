@@ -75,6 +75,7 @@ export class TraceStore {
     this.unknown = [];
     this.layers = [];
     this.probs = null;
+    this.inputs = null; // a vector model's series as the server read it: {names, rows: T arrays of D}
     this.output = card?.output ?? null; // what the head predicts: {kind, at, size, labels}, or null
     this.values = null; // a values head's outputs: a Series of K per step (row(t)), or null
     this.targets = null; // what they should be where known (NaN: not known), or null
@@ -125,9 +126,19 @@ export class TraceStore {
     } else {
       this.probs = null;
     }
+    if (reply.inputs) {
+      if (!this.inputs || k === 0) this.inputs = { names: reply.inputs.names, rows: [] };
+      this.inputs.names = reply.inputs.names;
+      this.inputs.rows.length = k;
+      for (const row of reply.inputs.rows) this.inputs.rows.push(row);
+    } else {
+      this.inputs = null;
+    }
     if (reply.output !== undefined) this.output = reply.output;
     this.values = this._rows(this.values, reply.values, k, n);
-    this.targets = this._rows(this.targets, reply.targets, k, n);
+    // a forecaster's targets may start before k (a row appended makes the step before it known)
+    const since = reply.targets_from ?? k;
+    this.targets = this._rows(this.targets, reply.targets, since, reply.targets ? reply.targets.rows : n);
     this.T = this.held = reply.length;
     this.from = k;
     this.version += 1;
@@ -235,9 +246,8 @@ export class State {
 
   /** Take the server's model list (GET /api/models). */
   setCards(cards) {
-    const usable = cards.filter((c) => c.input === "text" && c.available !== false);
     this.listed = cards;
-    this.cards = usable.length ? usable : cards.filter((c) => c.available !== false);
+    this.cards = cards.filter((c) => c.available !== false); // text and series models alike
     this._notify(new Set(["cards"]));
   }
 

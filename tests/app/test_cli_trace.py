@@ -66,3 +66,52 @@ def test_a_weight_file_with_a_tokenizer_json_traces_from_the_command_line(tmp_pa
     assert main([*args, "--out", str(out)]) == 0
     body = json.loads(out.read_text())
     assert body["tokens"] == ["The", "Ġcat", "Ġsat", "."] and body["display"] == ["The", " cat", " sat", "."]
+
+
+@pytest.fixture(scope="module")
+def vector_model(tmp_path_factory):
+    """A 2-feature LSTM vector model, saved in gatescope's format."""
+    spec = model.Spec(cell="lstm", input_size=2, hidden_size=3)
+    rng = np.random.default_rng(0)
+    params = {n: rng.standard_normal(spec.expected_shape(n)).astype(np.float32) for n in spec.param_names()}
+    path = tmp_path_factory.mktemp("vec") / "vec.safetensors"
+    model.save(model.Network(spec, params), path)
+    return path
+
+
+SERIES = np.array([[0.5, -1.0], [1.5, 0.0], [2.0, 3.25]])
+
+
+@pytest.mark.parametrize("kind", ["csv", "npy"])
+def test_vectors_from_a_file_trace_as_the_array(tmp_path, vector_model, kind):
+    src = tmp_path / f"s.{kind}"
+    if kind == "csv":
+        src.write_text("a;b\n" + "\n".join(f"{a};{b}" for a, b in SERIES) + "\n")
+    else:
+        np.save(src, SERIES)
+    assert main(["trace", str(vector_model), "--vectors", str(src), "--out", str(tmp_path / "t.npz")]) == 0
+    want = model.load(vector_model).trace(SERIES)
+    with np.load(tmp_path / "t.npz", allow_pickle=False) as z:
+        assert list(z["tokens"]) == ["0", "1", "2"]
+        assert np.array_equal(z["layer0/h"], want.layers[0]["h"])
+
+
+@pytest.mark.parametrize(
+    ("content", "extra", "message"),
+    [
+        ("a,b\n1,2\n3,oops\n", [], "row 3, column 2: 'oops' is not a number"),
+        ("1,2,3\n", [], "each input vector must have 2 values, got 3"),
+        ("1,2\n", ["some text"], "not both"),
+    ],
+)
+def test_a_bad_series_is_a_message(tmp_path, vector_model, content, extra, message, capsys):
+    (tmp_path / "s.csv").write_text(content)
+    assert main(["trace", str(vector_model), *extra, "--vectors", str(tmp_path / "s.csv")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_vectors_for_a_text_model_are_refused(tmp_path, capsys):
+    (tmp_path / "s.csv").write_text("1,2,3\n")
+    assert main(["trace", "dyck", "--vectors", str(tmp_path / "s.csv")]) == 2
+    assert "takes text, not vectors" in capsys.readouterr().err

@@ -20,6 +20,8 @@ TARGETS = {
     "recall-peephole": ("accuracy", ">=", 0.99),
     "recall-coupled": ("accuracy", ">=", 0.99),
     "recall-gru": ("accuracy", ">=", 0.99),
+    "adding-lstm": ("mse", "<=", 0.01),  # the baseline of always answering 1 is 0.167
+    "co2-lstm": ("rmse_ppm", "<=", 0.45),  # "the same as last week": 0.48 ppm (test_the_forecaster_beats_...)
 }
 #: A held-out seed the trainer never used (it evaluates with 1234).
 SEED = 4242
@@ -104,3 +106,25 @@ def test_one_dyck_unit_counts_the_depth():
     assert "dyck" in model.available()
     depth = telling_units(model.load("dyck"), get_task("dyck"))["depth"]
     assert abs(depth["r"]) >= 0.95, depth
+
+
+@pytest.mark.parametrize("name", ["adding-lstm", "co2-lstm"])
+def test_a_regression_cards_heldout_error_and_baseline_are_recomputed(name):
+    """The card's held-out error and the baseline beside it are the task's evaluation of the saved weights."""
+    card = json.loads((model.PRETRAINED / name / "card.json").read_text())
+    net = model.load(name)
+    assert (card["input"], card["head"]) == ("vectors", "values")
+    metrics = get_task(card["task"], **card["task_options"]).evaluate(net)  # the trainer's seed: the card's numbers
+    assert _close({k: v for k, v in card["heldout"].items() if k != "step"}, metrics), (card["heldout"], metrics)
+
+
+def test_the_adding_model_beats_always_answering_one():
+    metrics = get_task("adding", length=30).evaluate(model.load("adding-lstm"), seed=SEED)
+    assert abs(metrics["baseline_mse"] - 1 / 6) < 0.02  # E[(v_a + v_b - 1)^2] = 2/12 for v ~ U(0, 1)
+    assert metrics["mse"] < metrics["baseline_mse"] / 10, metrics
+
+
+def test_the_forecaster_beats_the_same_as_last_week():
+    metrics = get_task("co2").evaluate(model.load("co2-lstm"))
+    assert metrics["mse"] < metrics["naive_mse"] and metrics["rmse_ppm"] < metrics["naive_rmse_ppm"], metrics
+    assert metrics["heldout_weeks"] > 400

@@ -111,3 +111,65 @@ def test_live_edits_equal_a_fresh_trace_with_every_tokenizer(kind):
         for g in net.gates:
             np.testing.assert_allclose(got.layers[0][g], full.layers[0][g], rtol=0, atol=2e-6, err_msg=f"{step} {g}")
         np.testing.assert_allclose(got.probs, full.probs, rtol=0, atol=2e-6)
+
+
+def _vector_net(D=2, H=5):
+    spec = model.Spec(cell="lstm", input_size=D, hidden_size=H, num_layers=2)
+    rng = np.random.default_rng(4)
+    return model.Network(spec, {n: rng.standard_normal(spec.expected_shape(n)) * 0.5 for n in spec.param_names()})
+
+
+def test_series_edits_trace_only_the_rows_from_the_first_change():
+    """A vector model's series edited row by row (appended, changed, cut) is always its fresh trace, and
+    each edit traces exactly the rows from the first one that changed."""
+    net = _vector_net()
+    buf = model.TraceBuffer(net)
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((6, 2))
+    for step in range(40):
+        kind = step % 4
+        before = None if buf.x is None else buf.x.copy()
+        if kind == 0:  # append rows
+            x = np.concatenate([x, rng.standard_normal((int(rng.integers(1, 4)), 2))])
+        elif kind == 1:  # change one value
+            x = x.copy()
+            x[int(rng.integers(len(x))), int(rng.integers(2))] += 1.0
+        elif kind == 2 and len(x) > 3:  # cut the end
+            x = x[: len(x) - 1]
+        k, new = buf.update(x)
+        want_k = 0 if before is None else model.trace.common_rows(before, x.astype(net.dtype))  # as the net reads x
+        assert k == want_k and len(new) == len(x) - k, step  # only the new rows were traced
+        assert new.tokens == [str(t) for t in range(k, len(x))]
+        full, got = net.trace(x), buf.trace
+        assert got is not None and got.tokens == [str(t) for t in range(len(x))]
+        for g in net.gates:
+            np.testing.assert_allclose(got.layers[1][g], full.layers[1][g], rtol=0, atol=2e-6, err_msg=f"{step} {g}")
+
+
+def test_appending_rows_traces_only_them():
+    net = _vector_net()
+    buf = model.TraceBuffer(net)
+    x = np.arange(20.0).reshape(10, 2) / 10
+    assert buf.update(x)[0] == 0
+    k, new = buf.update(np.concatenate([x, [[0.5, 0.5], [0.1, 0.2]]]))
+    assert (k, len(new)) == (10, 2)
+
+
+def test_a_bad_series_leaves_the_buffer_as_it_was():
+    net = _vector_net()
+    buf = model.TraceBuffer(net)
+    x = np.ones((4, 2))
+    buf.update(x)
+    with pytest.raises(model.InputError, match="each input vector must have 2 values"):
+        buf.update(np.ones((5, 3)))
+    with pytest.raises(model.InputError, match="takes vectors"):
+        buf.update(["a"])
+    assert len(buf.trace) == 4 and np.array_equal(buf.x, x)
+
+
+def test_common_rows():
+    cr = model.trace.common_rows
+    a = np.arange(8.0).reshape(4, 2)
+    b = a.copy()
+    b[2, 1] = -1
+    assert [cr(a, a), cr(a, b), cr(a, a[:2]), cr(a[:0], a), cr(a, np.ones((4, 3)))] == [4, 2, 2, 0, 0]
