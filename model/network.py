@@ -356,7 +356,8 @@ class Network:
         if not isinstance(x, (str, Encoded)):
             inp = self.check_vectors(x)  # (T, D)
             steps = np.arange(inp.shape[0])
-            return Encoded(steps, [str(t) for t in steps.tolist()], []), self._project(0, inp)
+            tokens = [str(t) for t in steps.tolist()]  # a step's name is its index; it shows as its values
+            return Encoded(steps, tokens, [], display=vector_labels(inp)), self._project(0, inp)
         if self.tokenizer is None:
             raise InputError("this model takes vectors, not text: pass a (T, D) array")
         enc = self.tokenizer.encode(x) if isinstance(x, str) else x.check()
@@ -541,3 +542,11 @@ class Network:
 def _side_by_side(arrays: list[np.ndarray]) -> np.ndarray:
     """Each direction's columns side by side (the one array itself for one direction)."""
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=1)
+
+
+def vector_labels(x: np.ndarray, shown: int = 3) -> list[str]:
+    """How each step of a (T, D) series is shown where a text's token would be: its first ``shown``
+    values to 4 significant digits ("313.5"; "0.5312, 1"; "0.1, 0.2, 0.3, …"), a thin space after each
+    comma (the page marks a token's plain spaces as visible ␣)."""
+    more = ",\u2009…" if x.shape[1] > shown else ""
+    return [",\u2009".join(f"{v:.4g}" for v in row) + more for row in x[:, :shown].tolist()]

@@ -121,6 +121,8 @@ function labelled(parent, attrs, name, sub) {
 const X_STRIP_CELLS = 32;
 /** Widest the x_t strip gets, in diagram units. */
 const X_STRIP_W = 96;
+/** Where the x_t strip starts, right of the start of the x_t label (px); a longer label pushes it further. */
+const X_STRIP_GAP = 37;
 
 /** The name with its subscript, as the x_t / h_t circles show it. */
 function ioLabel(parent, x, y, name, sub) {
@@ -446,7 +448,7 @@ export class Diagram {
     el("circle", { cx: spec.xIn.x, cy: spec.xIn.y, r: IO_R }, gx);
     ioLabel(gx, spec.xIn.x - 7, spec.xIn.y, "x", "t");
     this._xToken = el("text", { class: "dg-token", x: spec.xIn.x + IO_R + 7, y: spec.xIn.y + 5 }, gx);
-    this._xStrip = this._card.input === "vectors" ? this._makeXStrip(gx, spec.xIn.x + IO_R + 44, spec.xIn.y - 6) : null;
+    this._xStrip = this._card.input === "vectors" ? this._makeXStrip(gx, spec.xIn.x + IO_R + 7 + X_STRIP_GAP, spec.xIn.y - 6) : null;
     join(gx, xParts);
     const gh = el("g", { class: "dg-io dg-h" }, svg);
     el("circle", { cx: spec.hOut.x, cy: spec.hOut.y, r: IO_R }, gh);
@@ -571,6 +573,11 @@ export class Diagram {
     const t = v.t;
     const set = (e, s) => e.textContent !== s && (e.textContent = s);
     set(this._xToken, quoteToken(tokens[t]));
+    if (this._xStrip) {
+      // a series step's label is its values: the strip moves right of however long it is (it starts 37 px on)
+      const shift = Math.max(0, this._xToken.getComputedTextLength() + 4 - X_STRIP_GAP);
+      this._xStrip.g.setAttribute("transform", `translate(${shift.toFixed(1)},0)`);
+    }
     const hasPrev = t > 0;
     const hasNext = t + 1 < tokens.length;
     this._nbPrev.classList.toggle("dg-absent", !hasPrev);

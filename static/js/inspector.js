@@ -121,6 +121,10 @@ export class Inspector {
     // words are written apart, and a line's end-of-line token ends the line; pieces and characters are their text
     const words = s.card?.tokenizer === "word";
     const eol = words ? s.card.tokenizer_options?.eol : undefined;
+    const series = s.card?.input === "vectors"; // a step shows as its values (the server's display), written apart
+    if (from === 0 && this.els.textTitle) {
+      this.els.textTitle.textContent = series ? "The series, coloured by this unit" : "The text, coloured by this unit";
+    }
     for (let t = from; t < T; t++) {
       const tok = tokens[t];
       const span = document.createElement("span");
@@ -132,7 +136,7 @@ export class Inspector {
       }
       frag.append(span);
       const breaks = "\n".repeat(tok === eol ? 1 : (tok.match(/\n/g) || []).length);
-      const after = breaks || (words ? " " : "");
+      const after = breaks || (words || series ? " " : "");
       if (after) frag.append(after); // one text node after the span, removed with it
       this.spans.push(span);
     }

@@ -82,7 +82,7 @@ new Inspector(
     curveTools: { png: $("curves-png"), svg: $("curves-svg") },
     gate: $("text-gate"),
     legend: $("text-legend"),
-    text: $("coloured-text"),
+    text: $("coloured-text"), textTitle: $("text-title"),
     preds: $("preds"),
     predsBox: $("preds-box"),
     predsTitle: $("preds-title"),

@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 import model
+from model.network import vector_labels
 from model.regression import CO2_CSV, predicted
 from model.series import read_csv
 
@@ -80,6 +81,9 @@ def test_a_pasted_series_draws_heatmaps_and_the_forecast_and_appending_adds_colu
     strip = page.get_by_test_id("x-strip").locator("rect[data-value]")
     expect(strip).to_have_count(1)
     assert float(strip.get_attribute("data-value")) == x32[FIRST + MORE - 1, 0]  # x_t at the last step
+
+    last = page.get_by_test_id("coloured-text").locator("span").last  # a step reads as its value, not its index
+    expect(last).to_have_text(vector_labels(x32[-1:])[0])
 
     with page.expect_download() as dl:  # "Trace JSON" downloads the trace of the series the page shows
         page.locator("#download-json").click()

@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pytest
 
+import model
 from model.errors import InputError
 from model.series import read_csv, read_npy, read_series
 
@@ -81,3 +82,22 @@ def test_read_series_goes_by_the_content(tmp_path):
         read_series(b"\xff\xfe\x00", "s.csv")
     with pytest.raises(InputError, match="not a .npy file"):
         read_series(b"1\n2\n", "s.npy")
+
+
+def test_a_series_steps_show_as_their_values_where_a_texts_tokens_would():
+    """The page shows ``display`` where a text's token would be: a step of a series is its values, not its index."""
+    from model.network import vector_labels
+
+    spec = model.Spec(cell="gru", input_size=4, hidden_size=2)
+    rng = np.random.default_rng(1)
+    net = model.Network(spec, {n: rng.standard_normal(spec.expected_shape(n)) for n in spec.param_names()})
+    x = np.array([[313.5, 0.123456, 1.0, 7.0], [-2.0, 1e-5, 0.0, 3.0]])
+    tr = net.trace(x)
+    thin = "\u2009"  # after each comma: the page shows a token's plain spaces as ␣
+    assert tr.tokens == ["0", "1"]
+    assert tr.display == [f"313.5,{thin}0.1235,{thin}1,{thin}…", f"-2,{thin}1e-05,{thin}0,{thin}…"]
+    assert vector_labels(x[:, :1]) == ["313.5", "-2"]
+    buf = model.TraceBuffer(net)
+    buf.update(x[:1])
+    k, new = buf.update(x)
+    assert k == 1 and new.display == ["-2,\u20091e-05,\u20090,\u2009…"] and buf.trace.display == tr.display
