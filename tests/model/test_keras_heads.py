@@ -97,3 +97,16 @@ def test_a_linear_head_is_values_unless_the_model_was_trained_on_its_logits(tmp_
     assert model.load(with_loss(src, tmp_path / "c.keras", "mse")).head.kind == "values"
     # A text model's linear head of the vocabulary's size, trained from logits, predicts the next token.
     assert model.load(FIX / "lstm_mask.keras").head.kind == "next"
+
+
+def test_a_legacy_h5_says_return_sequences_and_a_weights_only_file_cannot(tmp_path):
+    """lstm_vec: LSTM(return_sequences=False) → Dense(4, softmax), as legacy .h5 (its config inside) and as
+    weights only (no config: the head's kind is inferred and every step counts)."""
+    legacy = model.load(FIX / "lstm_vec_legacy.h5")
+    assert (legacy.head.kind, legacy.head.at) == ("classes", "last")
+    with zipfile.ZipFile(FIX / "lstm_vec.keras") as z:
+        (tmp_path / "w.weights.h5").write_bytes(z.read("model.weights.h5"))
+    bare = model.load(tmp_path / "w.weights.h5")
+    assert (bare.head.kind, bare.head.at) == ("classes", "every")
+    with np.load(FIX / "lstm_vec.npz", allow_pickle=False) as r:
+        assert np.abs(legacy.trace(r["x"]).probs[-1] - r["out"]).max() <= TOL
