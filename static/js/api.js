@@ -52,15 +52,18 @@ export async function readSeries(file) {
   return r.json();
 }
 
-/** The whole trace of `text` as a Blob: `encoding` "json" (plain numbers) or "csv". */
-export async function traceBlob(model, text, encoding = "json") {
+/**
+ * The whole trace of `text` as a Blob: `encoding` "json" (plain numbers) or "csv". A vector model's
+ * trace is of `vectors`, the series as the server read it (its rows, as the live socket sent them back).
+ */
+export async function traceBlob(model, text, encoding = "json", vectors = null) {
   const query = encoding === "json" ? "" : `?encoding=${encodeURIComponent(encoding)}`;
   let res;
   try {
     res = await fetch(`/api/trace${query}`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model, text }),
+      body: JSON.stringify(vectors ? { model, vectors } : { model, text }),
     });
   } catch {
     throw new ApiError("The server cannot be reached: the trace did not download.");

@@ -1,7 +1,7 @@
 /**
  * Sharing and downloading what the page shows: "Copy link" puts the view's address (its URL hash:
  * model, layer, t, unit, text) on the clipboard; "Trace JSON" / "Trace CSV" download the server's
- * whole trace of the text (POST /api/trace).
+ * whole trace of the text, or of a vector model's series (POST /api/trace).
  */
 
 import { traceBlob } from "./api.js";
@@ -24,8 +24,9 @@ export class Share {
   async _download(encoding) {
     const s = this.state;
     if (!s.text) return this._message("There is no text to trace yet.", "info");
+    const vectors = s.trace.inputs ? s.trace.inputs.rows : null; // a series: the rows the server read from its CSV
     try {
-      const blob = await traceBlob(s.model, s.text, encoding);
+      const blob = await traceBlob(s.model, s.text, encoding, vectors);
       saveBlob(blob, `${slug(`gatescope-${s.model}-trace`)}.${encoding}`);
       return this._message(null);
     } catch (e) {

@@ -61,10 +61,11 @@ def test_swagger_ui_shows_each_schemas_field_types(page, server):
     page.goto(server + "/docs")
     expect(page.locator(".opblock").first).to_be_visible()
     request = _fields(_schema(page, "TraceRequest"))
-    assert set(request) == {"model", "text", "vectors"}, request
+    assert set(request) == {"model", "text", "vectors", "targets"}, request
     assert "string" in request["model"] and "a model id from /api/models" in request["model"]
     assert "string | null" in request["text"]
     assert "array<array<number>>" in request["vectors"]  # list[list[float]]: typed, never "any"
+    assert "array<array<(number | null)>>" in request["targets"]  # a forecaster's known values, null where unknown
     card = _fields(_schema(page, "ModelCard"))
     assert "integer" in card["hidden_size"] and "units H in each layer" in card["hidden_size"]
     assert "any" not in " ".join(card.values()).split()

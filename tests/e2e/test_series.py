@@ -5,6 +5,8 @@ the predicted curve (the model's own numbers); appending rows traces only the ne
 from __future__ import annotations
 
 import io
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,6 +80,14 @@ def test_a_pasted_series_draws_heatmaps_and_the_forecast_and_appending_adds_colu
     strip = page.get_by_test_id("x-strip").locator("rect[data-value]")
     expect(strip).to_have_count(1)
     assert float(strip.get_attribute("data-value")) == x32[FIRST + MORE - 1, 0]  # x_t at the last step
+
+    with page.expect_download() as dl:  # "Trace JSON" downloads the trace of the series the page shows
+        page.locator("#download-json").click()
+    body = json.loads(Path(dl.value.path()).read_text())
+    assert body["tokens"] == [str(t) for t in range(FIRST + MORE)]
+    whole = net.trace(x)
+    np.testing.assert_array_equal(np.array(body["layers"][0]["c"], np.float32), whole.layers[0]["c"])
+    np.testing.assert_array_equal(np.array(body["values"], np.float32), whole.values)
     assert_clean(page, server)
 
 
