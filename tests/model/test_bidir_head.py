@@ -101,3 +101,32 @@ def test_a_vector_series_edited_live_answers_from_the_whole_series():
         assert buf.trace is not None
         np.testing.assert_array_equal(buf.trace.probs, net.trace(x[:T]).probs)
         np.testing.assert_allclose(buf.trace.probs[-1], answer(net, buf.trace.layers[-1]["h"]), rtol=0, atol=1e-6)
+
+
+def test_an_onnx_bidirectional_classifier_on_y_h_answers_what_the_file_computes(tmp_path):
+    """Y_h (2, 1, H) of a bidirectional LSTM node: the forward direction's h after x_{T-1} and the backward
+    one's after x_0; the file's classifier reads them side by side, and so does the trace's last row."""
+    pytest.importorskip("onnx")
+    from onnx import helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    from .test_onnx import _recurrent, _save, _vi
+
+    m = _recurrent(dirs=2, direction="bidirectional")  # x (5, 1, 2), H = 3
+    W = np.random.default_rng(1).normal(size=(6, 4)).astype(np.float32)
+    m.graph.initializer.extend([numpy_helper.from_array(W, "head.W"), numpy_helper.from_array(np.array([1, -1]), "s")])
+    m.graph.node.extend(
+        [
+            helper.make_node("Transpose", ["Y_h"], ["per_batch"], perm=[1, 0, 2]),
+            helper.make_node("Reshape", ["per_batch", "s"], ["h_n"]),  # (1, 2H) = [h_fwd ; h_bwd]
+            helper.make_node("MatMul", ["h_n", "head.W"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["probs"], axis=-1),
+        ]
+    )
+    m.graph.output.append(_vi("probs"))
+    x = np.random.default_rng(2).normal(size=(5, 2)).astype(np.float32)
+    (want,) = ReferenceEvaluator(m).run(["probs"], {"x": x[:, None]})
+    net = model.load(_save(m, tmp_path))
+    assert net.direction == "bidirectional" and net.head is not None and net.head.at == "last"
+    tr = net.trace(x)
+    assert tr.probs is not None and np.abs(tr.probs[-1] - want[0]).max() <= TOL
