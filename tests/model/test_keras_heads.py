@@ -48,6 +48,7 @@ CASES = [
     ("classifier", "classes"),  # Embedding → LSTM → Dense(2, softmax)
     ("regressor", "values"),  # vectors → GRU → Dense(1) (linear, compiled with mse)
     ("bi_classifier", "classes"),  # Bidirectional(LSTM) → Dense(2, softmax): [h_fwd after x_{T-1} ; h_bwd after x_0]
+    ("back_classifier", "classes"),  # GRU(go_backwards=True) → Dense(2, softmax): its h after x_0
 ]
 
 
