@@ -7,7 +7,17 @@
 
 ``head_at`` says which steps count: "every" (a prediction at each step: a language model, a tagger, a
 forecaster) or "last" (a sequence classifier or regressor: only the last step's output is the answer;
-the earlier ones are what it would answer if the input stopped there).
+in a forward network the earlier ones are what it would answer if the input stopped there).
+
+A network with a backward direction (bidirectional or reverse) reads, at the last row of a "last" head,
+each direction's final h, as PyTorch's ``fc(cat(h_n[-2], h_n[-1]))`` and Keras's
+Bidirectional(return_sequences=False) do:
+
+    y_{T-1} = [h_fwd_{T-1} ; h_bwd_0] @ W_head + b_head       # forward after x_{T-1}, backward after x_0
+
+Its earlier rows stay y_t = [h_fwd_t ; h_bwd_t] @ W_head + b_head: the head applied to each step's h, not
+the answer for the prefix x_0..x_t (the backward half has read the steps after t; that answer would
+need a backward run over each prefix).
 
 The kind comes from the model's spec (a file's metadata, an upload field, ``model.load(head=...)``);
 without it, ``resolve`` infers one and never fails: a head of the vocabulary's size predicts the next

@@ -4,6 +4,7 @@ recurrent layers of one cell type, and an optional output head (model/heads.py s
     x_0 = E[ids] (embedding), one_hot(ids), or the given vectors   # (T, D)
     x_{k+1} = h of layer k                                          # (T, H), or (T, 2H) bidirectional
     y = h_top @ W_head + b_head                                     # (T, K)
+                  (a "last" head with a backward direction: its last row reads [h_fwd_{T-1} ; h_bwd_0], heads.py)
     probs = softmax(y)  (next token, classes)  or  values = y  (regression)
 
 Directions (``Spec.direction``, every layer alike, as PyTorch's ``bidirectional``, Keras's
@@ -333,6 +334,8 @@ class Network:
             head, p, values = self.head, None, None
             if probs and head is not None:
                 y = self._outputs(layers[-1]["h"])  # (T, K)
+                if head.at == "last":
+                    self._answer(layers[-1]["h"], y)
                 p, values = (self._softmax(y), None) if head.softmax else (None, y)
         return Trace(
             cell=self.spec.cell,
@@ -479,10 +482,21 @@ class Network:
         return steps * per_step * self.dtype.itemsize
 
     def _outputs(self, h: np.ndarray) -> np.ndarray:
-        """The head's linear map of the top layer's h: y = h @ W + b."""
+        """The head's linear map of the top layer's h: y = h @ W + b, row t from [h_fwd_t ; h_bwd_t]."""
         y = h @ self.params["head.W"]  # (T, K)
         y += self.params["head.b"]
         return y
+
+    def _answer(self, h: np.ndarray, y: np.ndarray) -> None:
+        """A head whose answer is the last step's, on a network with a backward direction: y's last row made
+        the sequence's answer, as PyTorch's ``fc(cat(h_n[-2], h_n[-1]))`` and Keras's
+        Bidirectional(return_sequences=False) compute it: from each direction's final h, the forward one's at
+        row T-1 and the backward one's at row 0 (after it read x_{T-1} .. x_0). A forward network's is as it is."""
+        if not len(h) or "backward" not in self.spec.directions:
+            return
+        R = self.spec.out_size  # units of one direction's h
+        final = [h[0 if way == "backward" else -1, j * R : (j + 1) * R] for j, way in enumerate(self.spec.directions)]
+        y[-1] = np.concatenate(final) @ self.params["head.W"] + self.params["head.b"]  # (K,)
 
     @staticmethod
     def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -7,7 +7,8 @@ tr.directions        the direction of each block of H units: ("forward",), ("bac
                      network) or ("forward", "backward"); rows are in time order whatever the direction
 tr.probs             (T, K) probabilities of a softmax head (next token, or K classes), else None
 tr.values            (T, K) a regression head's outputs, else None
-tr.head_kind         "next" | "classes" | "values", or None without a head (model/heads.py)
+tr.head_kind         "next" | "classes" | "values", or None without a head (model/heads.py; with head_at
+                     "last" and a backward direction the last row is the answer from [h_fwd_{T-1} ; h_bwd_0])
 tr.labels, head_at   a name per output; "every" step's prediction counts, or only the "last" one's
 tr.unknown           positions whose token was not in the vocabulary
 tr.display           the tokens as text where they are subword pieces ("Ġthe" -> " the"), else None

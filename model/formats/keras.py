@@ -38,10 +38,17 @@ Refused, with a message: activations other than tanh (and
 sigmoid for the gates), mixed or differently sized recurrent layers, branches, and any
 layer but InputLayer, dropouts and noise (identities at inference) and an Activation
 ("softmax"/"linear") after the head. A Dense head is run as linear + softmax, so its
-activation must be softmax or linear (logits or values). A softmax head is a next-token head (its size
-the vocabulary's) or classes; a linear one is inferred (model/heads.py), or named by ``model.load(head=...)``
-(Keras files carry no head metadata gatescope reads). A weights-only file cannot tell activations
-or go_backwards: it is read as the defaults. Embedding(mask_zero=True) is read, but its
+activation must be softmax or linear (logits or values). What the head means is what the file says
+(``model.load(head=..., head_at=...)`` overrides it):
+    Dense(softmax)    probabilities: a next-token head when its size is the vocabulary's, else classes
+    Dense(linear)     what model.predict returns, values (regression), unless the model was compiled with a
+                      crossentropy loss ``from_logits=True`` (the config's compile_config, a legacy file's
+                      training_config): then logits, next-token or classes as for softmax; a linear head of
+                      the vocabulary's size (K > 1) on a text model predicts the next token
+    return_sequences=False on the top recurrent layer   the head reads the last step only: head_at "last"
+                      (a sequence classifier or regressor; the earlier steps show what it would answer there)
+A weights-only file cannot tell activations, return_sequences or go_backwards: it is read as the
+defaults, and its head's kind is inferred (model/heads.py). Embedding(mask_zero=True) is read, but its
 padding token 0 is run like any other token, where Keras would skip it.
 """
 
@@ -97,6 +104,7 @@ class Layer:
     direction: str = "forward"  # "forward" | "reverse" (go_backwards) | "bidirectional"
     backward: list[np.ndarray] = field(default_factory=list)  # a Bidirectional's backward_layer variables
     activation: str | None = None  # dense, activation
+    sequences: bool | None = None  # recurrent: return_sequences (None: a weights-only file cannot tell)
 
 
 def load(path: Path, vocab: dict[str, Any] | None) -> Network:
@@ -106,9 +114,11 @@ def load(path: Path, vocab: dict[str, Any] | None) -> Network:
     except ImportError:
         raise FormatError(f"{path.name}: reading Keras files needs h5py ({INSTALL})") from None
     name, kind = path.name, sniff(path)
+    loss: Any = None  # the compiled loss, where the file keeps it
     try:
         if kind == "zip":
             config, weights, version = _read_archive(path)
+            loss = (config.get("compile_config") or {}).get("loss") if isinstance(config, dict) else None
             with h5py.File(io.BytesIO(weights), "r") as f:
                 check_self_contained(f, name)  # no external storage, virtual datasets or links
                 layers = _from_config(config, _v3_fetch(f, config, name), name)
@@ -119,6 +129,8 @@ def load(path: Path, vocab: dict[str, Any] | None) -> Network:
                 if "model_config" in f.attrs:
                     config = json.loads(_text(f.attrs["model_config"]) or "null")
                     layers = _from_config(config, _legacy_fetch(f, name), name)
+                    training = json.loads(_text(f.attrs.get("training_config")) or "null")
+                    loss = training.get("loss") if isinstance(training, dict) else None
                 elif "layers" in f:
                     layers = _from_tree(f["layers"], name)
                 elif "layer_names" in f.attrs:
@@ -137,7 +149,7 @@ def load(path: Path, vocab: dict[str, Any] | None) -> Network:
         # h5py reports damaged files as OSError/RuntimeError/KeyError; json as ValueError; odd configs as the rest.
         raise FormatError(f"{name} is not a readable Keras file (truncated or damaged?): {e}") from None
     meta = {"format": "keras", "file": name} | ({"keras_version": version} if version else {})
-    return _build(layers, name, vocab, meta)
+    return _build(layers, name, vocab, meta, loss)
 
 
 def _text(v: Any) -> str | None:
@@ -263,7 +275,8 @@ def _config_layer(e: dict[str, Any], fetch: Callable[[str], list[np.ndarray]], n
         _check_recurrent(cls, cfg, lname, name)
         reset_after = bool(cfg.get("reset_after", False)) if cls == "GRU" else None
         way = "reverse" if cfg.get("go_backwards") else "forward"
-        return Layer(RECURRENT[cls], lname, fetch("cell"), reset_after=reset_after, direction=way)
+        seq = bool(cfg.get("return_sequences", False))
+        return Layer(RECURRENT[cls], lname, fetch("cell"), reset_after=reset_after, direction=way, sequences=seq)
     if cls == "Bidirectional":
         return _bidirectional(cfg, lname, fetch, name)
     if cls == "Embedding":
@@ -307,7 +320,10 @@ def _bidirectional(cfg: dict[str, Any], lname: str, fetch: Callable[[str], list[
             raise FormatError(f"{name}: {what}: its two directions differ in reset_after; gatescope runs one form")
     reset_after = bool(icfg.get("reset_after", False)) if cls == "GRU" else None
     fw, bw = fetch("forward_layer/cell"), fetch("backward_layer/cell")
-    return Layer(RECURRENT[cls], lname, fw, reset_after=reset_after, direction="bidirectional", backward=bw)
+    seq = bool(icfg.get("return_sequences", False))
+    return Layer(
+        RECURRENT[cls], lname, fw, reset_after=reset_after, direction="bidirectional", backward=bw, sequences=seq
+    )
 
 
 def _check_recurrent(cls: str, cfg: dict[str, Any], lname: str, name: str, backwards: bool | None = None) -> None:
@@ -425,18 +441,42 @@ def _holds_data(g: Any) -> bool:
 # From layers to a Network ------------------------------------------------------------
 
 
-def _build(layers: list[Layer], name: str, vocab: dict[str, Any] | None, source: dict[str, str]) -> Network:
-    """Check the layers' order and sizes and make the Network."""
+def _build(
+    layers: list[Layer], name: str, vocab: dict[str, Any] | None, source: dict[str, str], loss: Any = None
+) -> Network:
+    """Check the layers' order and sizes and make the Network (its head as the module docstring says)."""
     embedding, rec, head = _arrange(layers, name)
     spec, params = _stack(rec, name)
     E = _embedding_table(embedding, spec["input_size"], name) if embedding is not None else None
     width = spec["hidden_size"] * (2 if spec["direction"] == "bidirectional" else 1)
     dense = _dense(head, width, name) if head is not None else None
     heads: dict[str, Any] = {}
-    if head is not None and head.activation == "softmax" and dense is not None:  # probabilities, never values
-        K = dense[1].shape[0]
-        heads["head"] = "next" if vocab is not None and len(vocab["vocab"]) == K else "classes"
+    if head is not None and dense is not None:
+        K, V = dense[1].shape[0], len(vocab["vocab"]) if vocab is not None else None
+        if head.activation == "softmax" or (head.activation == "linear" and _from_logits(loss)):
+            heads["head"] = "next" if V == K else "classes"  # probabilities (or logits trained as such)
+        elif head.activation == "linear" and (V != K or K == 1):
+            heads["head"] = "values"  # what model.predict returns: the numbers themselves
+        if rec[-1].sequences is False:
+            heads["head_at"] = "last"  # return_sequences=False: Keras answers with the last step's output only
     return assemble(name, spec, params, source, vocab, E, dense, "Embedding", heads=heads)
+
+
+def _from_logits(loss: Any) -> bool:
+    """Whether a compiled loss (a name, a serialized loss object, or one per output) is a crossentropy over
+    logits: ``from_logits=True``, so a linear head's outputs are logits, not values."""
+    if isinstance(loss, list):
+        return len(loss) == 1 and _from_logits(loss[0])
+    if isinstance(loss, dict) and "class_name" not in loss and len(loss) == 1:
+        return _from_logits(next(iter(loss.values())))  # {output name: loss}
+    if not isinstance(loss, dict):
+        return False
+    cfg = loss.get("config")
+    return (
+        "crossentropy" in str(loss.get("class_name", "")).lower()
+        and isinstance(cfg, dict)
+        and cfg.get("from_logits") is True
+    )
 
 
 def _arrange(layers: list[Layer], name: str) -> tuple[Layer | None, list[Layer], Layer | None]:

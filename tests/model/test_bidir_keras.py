@@ -52,6 +52,8 @@ def test_keras_directions_match_keras(name, file, cell, layers, direction):
     if tr.probs is not None:
         out = flip(r["out"])
         errs["out"] = float(np.abs(tr.probs - (out if np.allclose(out.sum(-1), 1) else softmax(out))).max())
+    elif tr.values is not None:  # a linear head: values, what Keras returns
+        errs["out"] = float(np.abs(tr.values - flip(r["out"])).max())
     else:
         assert np.allclose(r["out"], r[f"h{layers - 1}"])  # no head: the output is the top layer's h
     bad = {k: f"{v:.2e}" for k, v in errs.items() if not v <= TOL}

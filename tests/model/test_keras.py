@@ -91,7 +91,10 @@ def check(net: model.Network, name: str) -> dict[str, float]:
             errs[f"c{k}"] = float(np.abs(gates["c"] - r[f"c{k}"]).max())
             errs[f"cT{k}"] = float(np.abs(state[k][1] - r[f"cT{k}"]).max())
     assert len(tr.layers) == sum(k.startswith("hT") for k in r)
-    if "probs" in r:
+    if "probs" in r and tr.values is not None:  # a linear head read as values: Keras's outputs themselves
+        assert net.head is not None and net.head.kind == "values"
+        errs["values"] = float(np.abs(tr.values - r["out"]).max())
+    elif "probs" in r:
         assert tr.probs is not None
         errs["probs"] = float(np.abs(tr.probs - r["probs"]).max())
         if r["out"].ndim == 1:  # return_sequences=False: Keras gave the last step only
