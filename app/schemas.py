@@ -19,7 +19,10 @@ class TellingUnit(BaseModel):
     feature: str | None = Field(default=None, description="the feature it tracks (code: in_string, indent, ...)")
     r: float | None = Field(default=None, description="its correlation with the feature (or depth)")
     separation: float | None = Field(default=None, description="recall: how well its cell state tells symbols apart")
-    mean_forget: float | None = Field(default=None, description="recall: its mean forget gate over the gap")
+    mean_forget: float | None = Field(
+        default=None, description="recall: its mean forget gate over the gap; adding: over the unmarked steps"
+    )
+    gate: str | None = Field(default=None, description="the gate r is of (c: the cell state; i: the input gate)")
 
 
 class Output(BaseModel):

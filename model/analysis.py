@@ -307,3 +307,50 @@ def memory_unit(net: Network, texts: Sequence[str]) -> dict[str, Any]:
         "separation": round(float(scores[k][j]), DIGITS),
         "mean_forget": None if kept is None else round(float(kept.astype(np.float64).mean()), DIGITS),
     }
+
+
+def gate_unit(net: Network, xs: Sequence[np.ndarray], feature: Sequence[np.ndarray], gate: str) -> dict[str, Any]:
+    """The unit whose ``gate`` correlates best (by |r|) with ``feature`` over every step of the series ``xs``.
+
+    Each (T, D) series is traced from the zero state; ``feature[n]`` gives a number per step of ``xs[n]``;
+    steps are pooled. Returns {"layer", "unit", "r", "gate"}, r Pearson's, signed, 4 digits.
+    """
+    if not xs:
+        raise InputError("no series to trace")
+    if gate not in net.gates:
+        raise InputError(f"a {net.cell} has no gate {gate!r}: it has {', '.join(net.gates)}")
+    traces = [net.trace(x, probs=False) for x in xs]
+    y = np.concatenate([np.asarray(f, np.float64) for f in feature])  # (sum T,)
+    if y.shape != (sum(len(tr) for tr in traces),):
+        raise InputError("the feature needs one number per step of every series")
+    columns = [(k, np.concatenate([tr.layers[k][gate] for tr in traces])) for k in range(net.num_layers)]
+    return _search(columns, y) | {"gate": gate}
+
+
+def store_unit(net: Network, xs: np.ndarray) -> dict[str, Any]:
+    """The adding problem's store: the unit whose input gate i opens at the marked steps (``xs`` (N, T, 2):
+    value, marker), as the r of i with the marker, and its forget gate f averaged over the unmarked steps
+    (``mean_forget``: near 1 when it holds what it stored)."""
+    found = gate_unit(net, list(xs), [x[:, 1] for x in xs], "i")
+    k, j = found["layer"], found["unit"]
+    f = np.concatenate([net.trace(x, probs=False).layers[k]["f"][x[:, 1] == 0, j] for x in xs])
+    return found | {"mean_forget": round(float(f.mean()), DIGITS)}
+
+
+def level_and_season(net: Network, x: np.ndarray, period: int) -> dict[str, Any]:
+    """For a seasonal series ``x`` (T, 1): the unit whose cell state follows its level (a centred moving
+    average over ``period`` steps) and the one that follows its season (the series less that level), each
+    as {"layer", "unit", "r", "gate"}; the half period at each end, where the average is cut short, is left out."""
+    v = x[:, 0].astype(np.float64)
+    if len(v) < 3 * period:
+        raise InputError(f"the series has {len(v)} steps: at least {3 * period} are needed for a period of {period}")
+    level = np.convolve(v, np.ones(period) / period, mode="same")  # (T,)
+    half = period // 2 + 1
+    gate = _state_gate(net)
+    tr = net.trace(x, probs=False)
+    keep = slice(half, len(v) - half)
+    columns = [(k, tr.layers[k][gate][keep]) for k in range(net.num_layers)]
+    return {
+        "level": _search(columns, level[keep]) | {"gate": gate},
+        "season": _search(columns, (v - level)[keep]) | {"gate": gate},
+    }

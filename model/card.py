@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .analysis import best_units, code_features, depth_unit, memory_unit
+from .analysis import best_units, code_features, depth_unit, level_and_season, memory_unit, store_unit
 from .errors import InputError
 from .network import Network
 from .tasks import Task, dyck_depth
@@ -22,11 +22,18 @@ CODE_CHARS = 20_000
 UNIT_SAMPLES = 200
 #: The seed of the held-out data the unit claims use.
 SEED = 1234
+#: Weeks in a year: the co2 card's level is the series' moving average over a year.
+YEAR = 52
 
 
 def telling_units(net: Network, task: Task) -> dict[str, Any]:
-    """The units that carry the task: feature cells for code, the counter for dyck, the memory for recall
-    (none are measured for the regression tasks yet)."""
+    """The units that carry the task: feature cells for code, the counter for dyck, the memory for recall,
+    the store for the adding problem (its input gate against the markers), the level and the season for co2."""
+    if task.name == "adding":
+        xs, _ = task.heldout(SEED)  # type: ignore[attr-defined]
+        return {"store": store_unit(net, xs[:UNIT_SAMPLES])}
+    if task.name == "co2":
+        return level_and_season(net, task.series[:, None], YEAR)  # type: ignore[attr-defined]
     if task.vocab is None:
         return {}
     if task.name == "code":

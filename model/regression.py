@@ -142,7 +142,8 @@ class Co2Task(_VectorTask):
         self.description = (
             "Atmospheric CO2 at Mauna Loa, weekly 1958-2001 (statsmodels' co2 dataset, public domain): the "
             "network reads a week's value (ppm) and forecasts the next week's. It has to follow both the rise "
-            "and the yearly cycle; look for units that track the season."
+            "and the yearly cycle: most units follow the level (the year's average), a few the season (the "
+            "rest); the known units name the unit that follows each best, with its r."
         )
         self.examples = ["co2\n" + "".join(f"{v:.2f}\n" for v in self.series[:156])]
         # the runs of consecutive training weeks, where windows are drawn

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
 import model
@@ -100,6 +101,25 @@ def test_the_lstm_holds_its_memory_with_a_forget_gate_near_one():
     net = model.load("recall-lstm")
     memory = telling_units(net, get_task("recall"))["memory"]
     assert memory["separation"] > 0.95 and memory["mean_forget"] > 0.95, memory
+
+
+def test_the_adding_lstm_stores_at_the_markers_and_holds_until_the_end():
+    """What adding-lstm's description says to look for, measured: an input gate that opens at the markers
+    (r with the marker) and a forget gate near 1 over the unmarked steps."""
+    card = json.loads((model.PRETRAINED / "adding-lstm" / "card.json").read_text())
+    store = telling_units(model.load("adding-lstm"), get_task("adding", **card["task_options"]))["store"]
+    assert store["gate"] == "i" and store["r"] > 0.9 and store["mean_forget"] > 0.95, store
+
+
+def test_the_co2_lstm_follows_the_level_closely_and_the_season_weakly():
+    """co2-lstm's description: most units follow the level, a few the season (weaker)."""
+    units = telling_units(model.load("co2-lstm"), get_task("co2"))
+    assert abs(units["level"]["r"]) > 0.95 > abs(units["season"]["r"]) > 0.3, units
+    net, x = model.load("co2-lstm"), get_task("co2").series[:, None]
+    c = net.trace(x).layers[0]["c"][30:-30].astype(float)
+    level = np.convolve(x[:, 0], np.ones(52) / 52, mode="same")[30:-30]
+    r = np.array([np.corrcoef(c[:, u], level)[0, 1] for u in range(net.hidden_size)])
+    assert (np.abs(r) > 0.9).mean() > 0.5, np.round(r, 2)  # "most units follow the level"
 
 
 def test_one_dyck_unit_counts_the_depth():
