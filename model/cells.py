@@ -112,6 +112,13 @@ class Cell:
         """Run the recurrence over xW (T, G*H), consumed in place; return gates (T, H) and final state."""
         raise NotImplementedError
 
+    def run_batch(self, xW: np.ndarray, state: State) -> tuple[dict[str, np.ndarray], State]:
+        """``run`` over B sequences at once: xW (T, B, G*H) time-major, consumed in place, state h (B, P) and
+        c (B, H); each step is one matrix-matrix product h (B, P) @ U (P, G*H). Returns gates (T, B, H) and
+        the final state (B, ·). Row b never reads another row: a sequence shorter than T reads padding after
+        its end, which only its own rows past its end see (the caller keeps rows t < T_b)."""
+        raise NotImplementedError
+
 
 class LSTM(Cell):
     kind = "lstm"
@@ -140,6 +147,31 @@ class LSTM(Cell):
             add(c_t, tmp, c_t)  # (H,) c = f*c_prev + i*c_tilde
             tanh(c_t, tmp)  # (H,)
             mul(o, tmp, h_t)  # (H,) h = o*tanh(c)
+            h, c = h_t, c_t
+        gates = {"f": F, "i": I, "c_tilde": G, "c": C, "o": O, "h": Hs}
+        return gates, (h.copy(), c.copy())
+
+    def run_batch(self, xW, state):
+        T, B, H = xW.shape[0], xW.shape[1], self.hidden_size
+        h, c = state  # (B, H), (B, H)
+        Z = xW  # (T, B, 4H)
+        C = np.empty((T, B, H), self.dtype)
+        Hs = np.empty((T, B, H), self.dtype)
+        zU = np.empty((B, 4 * H), self.dtype)
+        tmp = np.empty((B, H), self.dtype)
+        U, mul, add, tanh, dot = self.U, np.multiply, np.add, np.tanh, np.dot
+        S, F, I, O, G = Z[..., : 3 * H], Z[..., :H], Z[..., H : 2 * H], Z[..., 2 * H : 3 * H], Z[..., 3 * H :]
+        for z, s, f, i, o, g, c_t, h_t in zip(Z, S, F, I, O, G, C, Hs):
+            dot(h, U, zU)  # (B, 4H) recurrent share of every sequence
+            add(z, zU, z)
+            tanh(z, z)  # tanh(a/2) for f, i, o; tanh(a) = c_tilde
+            mul(s, 0.5, s)  # σ(a) = 0.5*tanh(a/2) + 0.5: f, i, o
+            add(s, 0.5, s)
+            mul(f, c, c_t)  # f*c_prev
+            mul(i, g, tmp)  # i*c_tilde
+            add(c_t, tmp, c_t)  # c
+            tanh(c_t, tmp)
+            mul(o, tmp, h_t)  # h = o*tanh(c)
             h, c = h_t, c_t
         gates = {"f": F, "i": I, "c_tilde": G, "c": C, "o": O, "h": Hs}
         return gates, (h.copy(), c.copy())
@@ -182,6 +214,33 @@ class ProjectedLSTM(LSTM):
             tanh(c_t, tmp)  # (H,)
             mul(o, tmp, m_t)  # (H,) m = o*tanh(c)
             dot(m_t, W_hr, h_t)  # (P,) h = W_hr m
+            h, c = h_t, c_t
+        gates = {"f": F, "i": I, "c_tilde": G, "c": C, "o": O, "m": M, "h": Hs}
+        return gates, (h.copy(), c.copy())
+
+    def run_batch(self, xW, state):
+        T, B, H, P = xW.shape[0], xW.shape[1], self.hidden_size, self.out_size
+        h, c = state  # (B, P), (B, H)
+        Z = xW  # (T, B, 4H)
+        C = np.empty((T, B, H), self.dtype)
+        M = np.empty((T, B, H), self.dtype)
+        Hs = np.empty((T, B, P), self.dtype)
+        zU = np.empty((B, 4 * H), self.dtype)
+        tmp = np.empty((B, H), self.dtype)
+        U, W_hr, mul, add, tanh, dot = self.U, self.W_hr, np.multiply, np.add, np.tanh, np.dot
+        S, F, I, O, G = Z[..., : 3 * H], Z[..., :H], Z[..., H : 2 * H], Z[..., 2 * H : 3 * H], Z[..., 3 * H :]
+        for z, s, f, i, o, g, c_t, m_t, h_t in zip(Z, S, F, I, O, G, C, M, Hs):
+            dot(h, U, zU)  # (B, 4H) from the projected h
+            add(z, zU, z)
+            tanh(z, z)
+            mul(s, 0.5, s)  # f, i, o as sigmoids
+            add(s, 0.5, s)
+            mul(f, c, c_t)
+            mul(i, g, tmp)
+            add(c_t, tmp, c_t)  # c = f*c_prev + i*c_tilde
+            tanh(c_t, tmp)
+            mul(o, tmp, m_t)  # m = o*tanh(c)
+            dot(m_t, W_hr, h_t)  # (B, P) h = W_hr m
             h, c = h_t, c_t
         gates = {"f": F, "i": I, "c_tilde": G, "c": C, "o": O, "m": M, "h": Hs}
         return gates, (h.copy(), c.copy())
@@ -238,6 +297,42 @@ class Peephole(Cell):
         gates = {"f": F, "i": I, "c_tilde": G, "c": C, "o": O, "h": Hs}
         return gates, (h.copy(), c.copy())
 
+    def run_batch(self, xW, state):
+        T, B, H = xW.shape[0], xW.shape[1], self.hidden_size
+        h, c = state
+        Z = xW  # (T, B, 4H)
+        C = np.empty((T, B, H), self.dtype)
+        Hs = np.empty((T, B, H), self.dtype)
+        zU = np.empty((B, 4 * H), self.dtype)
+        pc = np.empty((B, 2, H), self.dtype)
+        tmp = np.empty((B, H), self.dtype)
+        U, P_fi, p_o = self.U, self.P_fi, self.p_o
+        mul, add, tanh, dot = np.multiply, np.add, np.tanh, np.dot
+        Z4 = Z.reshape(T, B, 4, H)
+        FI, FIG, F, I = Z4[:, :, :2], Z[..., : 3 * H], Z[..., :H], Z[..., H : 2 * H]
+        G, O = Z[..., 2 * H : 3 * H], Z[..., 3 * H :]
+        for z, fi, fig, f, i, g, o, c_t, h_t in zip(Z, FI, FIG, F, I, G, O, C, Hs):
+            dot(h, U, zU)  # (B, 4H)
+            add(z, zU, z)  # pre-activations without peepholes
+            mul(P_fi, c[:, None], pc)  # (B, 2, H) peepholes from c_prev into f and i
+            add(fi, pc, fi)
+            tanh(fig, fig)
+            mul(fi, 0.5, fi)  # f, i as sigmoids
+            add(fi, 0.5, fi)
+            mul(f, c, c_t)
+            mul(i, g, tmp)
+            add(c_t, tmp, c_t)  # c = f*c_prev + i*c_tilde
+            mul(p_o, c_t, tmp)  # peephole from the new c into o
+            add(o, tmp, o)
+            tanh(o, o)
+            mul(o, 0.5, o)  # o as a sigmoid
+            add(o, 0.5, o)
+            tanh(c_t, tmp)
+            mul(o, tmp, h_t)  # h = o*tanh(c)
+            h, c = h_t, c_t
+        gates = {"f": F, "i": I, "c_tilde": G, "c": C, "o": O, "h": Hs}
+        return gates, (h.copy(), c.copy())
+
 
 class Coupled(Cell):
     kind = "coupled"
@@ -266,6 +361,31 @@ class Coupled(Cell):
             add(g, tmp, c_t)  # (H,) c = c_tilde + f*(c_prev - c_tilde) = f*c_prev + (1-f)*c_tilde
             tanh(c_t, tmp)  # (H,)
             mul(o, tmp, h_t)  # (H,) h = o*tanh(c)
+            h, c = h_t, c_t
+        gates = {"f": F, "i": 1 - F, "c_tilde": G, "c": C, "o": O, "h": Hs}
+        return gates, (h.copy(), c.copy())
+
+    def run_batch(self, xW, state):
+        T, B, H = xW.shape[0], xW.shape[1], self.hidden_size
+        h, c = state
+        Z = xW  # (T, B, 3H)
+        C = np.empty((T, B, H), self.dtype)
+        Hs = np.empty((T, B, H), self.dtype)
+        zU = np.empty((B, 3 * H), self.dtype)
+        tmp = np.empty((B, H), self.dtype)
+        U, mul, add, sub, tanh, dot = self.U, np.multiply, np.add, np.subtract, np.tanh, np.dot
+        S, F, O, G = Z[..., : 2 * H], Z[..., :H], Z[..., H : 2 * H], Z[..., 2 * H :]
+        for z, s, f, o, g, c_t, h_t in zip(Z, S, F, O, G, C, Hs):
+            dot(h, U, zU)  # (B, 3H)
+            add(z, zU, z)
+            tanh(z, z)
+            mul(s, 0.5, s)  # f, o as sigmoids
+            add(s, 0.5, s)
+            sub(c, g, tmp)  # c_prev - c_tilde
+            mul(f, tmp, tmp)
+            add(g, tmp, c_t)  # c = f*c_prev + (1-f)*c_tilde
+            tanh(c_t, tmp)
+            mul(o, tmp, h_t)  # h = o*tanh(c)
             h, c = h_t, c_t
         gates = {"f": F, "i": 1 - F, "c_tilde": G, "c": C, "o": O, "h": Hs}
         return gates, (h.copy(), c.copy())
@@ -333,6 +453,53 @@ class GRU(Cell):
         gates = {"z": Zg, "r": R, "h_tilde": Ht, "h": Hs}
         return gates, (h.copy(), None)
 
+    def run_batch(self, xW, state):
+        T, B, H = xW.shape[0], xW.shape[1], self.hidden_size
+        h, _ = state  # (B, H)
+        Z = xW  # (T, B, 3H)
+        Hs = np.empty((T, B, H), self.dtype)
+        tmp = np.empty((B, H), self.dtype)
+        mul, add, sub, tanh, dot = np.multiply, np.add, np.subtract, np.tanh, np.dot
+        S, Zg, R, Ht = Z[..., : 2 * H], Z[..., :H], Z[..., H : 2 * H], Z[..., 2 * H :]
+        if self.reset_after:
+            U, bU_h = self.U, self.bU_h
+            hU = np.empty((B, 3 * H), self.dtype)
+            hU_zr, hU_h = hU[:, : 2 * H], hU[:, 2 * H :]
+            for s, z, r, ht, h_t in zip(S, Zg, R, Ht, Hs):
+                dot(h, U, hU)  # (B, 3H) recurrent shares of z, r and the candidate
+                add(s, hU_zr, s)
+                tanh(s, s)
+                mul(s, 0.5, s)  # z, r as sigmoids
+                add(s, 0.5, s)
+                add(hU_h, bU_h, hU_h)  # U_h h + bU_h
+                mul(r, hU_h, hU_h)  # reset after the product
+                add(ht, hU_h, ht)
+                tanh(ht, ht)  # h_tilde
+                sub(ht, h, tmp)
+                mul(z, tmp, tmp)
+                add(h, tmp, h_t)  # h = (1-z)*h_prev + z*h_tilde
+                h = h_t
+        else:
+            U_zr, U_h = self.U_zr, self.U_h
+            hU = np.empty((B, 2 * H), self.dtype)
+            rh = np.empty((B, H), self.dtype)
+            for s, z, r, ht, h_t in zip(S, Zg, R, Ht, Hs):
+                dot(h, U_zr, hU)  # (B, 2H)
+                add(s, hU, s)
+                tanh(s, s)
+                mul(s, 0.5, s)  # z, r as sigmoids
+                add(s, 0.5, s)
+                mul(r, h, rh)  # reset before the product
+                dot(rh, U_h, tmp)  # (B, H)
+                add(ht, tmp, ht)
+                tanh(ht, ht)  # h_tilde
+                sub(ht, h, tmp)
+                mul(z, tmp, tmp)
+                add(h, tmp, h_t)  # h = (1-z)*h_prev + z*h_tilde
+                h = h_t
+        gates = {"z": Zg, "r": R, "h_tilde": Ht, "h": Hs}
+        return gates, (h.copy(), None)
+
 
 class RNN(Cell):
     kind = "rnn"
@@ -349,6 +516,18 @@ class RNN(Cell):
             dot(h, U, zU)  # (H,)
             add(z, zU, z)  # (H,)
             tanh(z, z)  # (H,) h = tanh(W x + U h + b)
+            h = z
+        return {"h": Z}, (h.copy(), None)
+
+    def run_batch(self, xW, state):
+        h, _ = state  # (B, H)
+        Z = xW  # (T, B, H): becomes the hidden states
+        zU = np.empty((xW.shape[1], self.hidden_size), self.dtype)
+        U, add, tanh, dot = self.U, np.add, np.tanh, np.dot
+        for z in Z:
+            dot(h, U, zU)  # (B, H)
+            add(z, zU, z)
+            tanh(z, z)  # h = tanh(W x + U h + b)
             h = z
         return {"h": Z}, (h.copy(), None)
 

@@ -22,7 +22,7 @@ Weights live in one flat dict of arrays, the form every file format is read into
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
@@ -353,6 +353,101 @@ class Network:
             head_at="every" if head is None else head.at,
             directions=self.spec.directions,
         )
+
+    def trace_batch(
+        self, xs: Sequence[str | np.ndarray | Encoded], probs: bool = True, *, stop: Callable[[], bool] | None = None
+    ) -> list[Trace]:
+        """``trace`` of several documents at once, each from the zero state: one Trace per document, equal to
+        ``self.trace(x)`` of that document alone (to float rounding: a step's product is matrix-matrix here).
+
+        The documents are padded to the longest and run together, time-major: each step is one product
+        h (B, P) @ U (P, G*H) for all B documents. A forward run is left-aligned (a document's padding comes
+        after its end, so nothing it computes reaches the document's own steps); a backward direction runs
+        each document reversed on its own (x_{T_b-1} first, padding after x_0), so it starts at the document's
+        own last step. Every cell and direction is supported. With ``stop``, it is asked before each chunk of
+        ``chunk_steps()`` steps of each layer and direction; True raises ``Cancelled``.
+
+        Refused with an InputError: no documents, or a document ``trace`` would refuse (its index named)."""
+        if isinstance(xs, (str, np.ndarray, Encoded)):
+            raise InputError("trace_batch takes a list of documents (texts or (T, D) arrays), not one document")
+        docs = list(xs)
+        if not docs:
+            raise InputError("no documents to trace: pass a list of at least one text or (T, D) array")
+        with step_threads():
+            encs, firsts = [], []
+            for n, x in enumerate(docs):
+                try:
+                    enc, xW = self._inputs(x)
+                except InputError as e:
+                    raise InputError(f"document {n}: {e}") from None
+                encs.append(enc)
+                firsts.append(xW)
+            lengths = np.array([len(a) for a in firsts])
+            B, T = len(docs), int(lengths.max())
+            xW = np.zeros((T, B, firsts[0].shape[1]), self.dtype)  # (T, B, n*G*H) left-aligned, zeros after the end
+            for b, a in enumerate(firsts):
+                xW[: len(a), b] = a
+            t = np.arange(T)[:, None]
+            flip = np.where(t < lengths, lengths - 1 - t, t)  # (T, B) row of x_t in a document reversed on its own
+            cols = np.arange(B)
+            size = self.chunk_steps() if stop is not None else T
+            layers: list[dict[str, np.ndarray]] = []  # per layer: gate -> (T, B, width), time order
+            for k in range(self.num_layers):
+                if k > 0:
+                    below = layers[-1]["h"]
+                    xW = self._project(k, below.reshape(T * B, -1)).reshape(T, B, -1)
+                runs = []
+                for j, (cell, way) in enumerate(zip(self._layer_cells(k), self.spec.directions)):
+                    GH = cell.W.shape[1]
+                    part = xW[..., j * GH : (j + 1) * GH]
+                    part = part[flip, cols] if way == "backward" else np.ascontiguousarray(part)  # a copy either way
+                    h0 = np.zeros((B, cell.out_size), self.dtype)
+                    st: State = (h0, np.zeros((B, cell.hidden_size), self.dtype) if cell.has_c else None)
+                    pieces = []
+                    for s in range(0, T, size):
+                        if stop is not None and stop():
+                            raise Cancelled(f"stopped in layer {k} ({way}) after {s} of {T} steps")
+                        gates, st = cell.run_batch(part[s : s + size], st)
+                        pieces.append(gates)
+                    run = {
+                        g: np.concatenate([p[g] for p in pieces]) if len(pieces) > 1 else pieces[0][g]
+                        for g in pieces[0]
+                    }
+                    if way == "backward":
+                        run = {g: a[flip, cols] for g, a in run.items()}  # back in time order (flip is its own inverse)
+                    runs.append(run)
+                layers.append(
+                    runs[0] if len(runs) == 1 else {g: np.concatenate([r[g] for r in runs], 2) for g in runs[0]}
+                )
+            traces = []
+            for b, enc in enumerate(encs):
+                n = int(lengths[b])
+                own = [{g: np.ascontiguousarray(a[:n, b]) for g, a in la.items()} for la in layers]
+                head, p, values = self.head, None, None
+                if probs and head is not None:
+                    y = self._outputs(own[-1]["h"])  # (T_b, K)
+                    if head.at == "last":
+                        self._answer(own[-1]["h"], y)
+                    p, values = (self._softmax(y), None) if head.softmax else (None, y)
+                traces.append(
+                    Trace(
+                        cell=self.spec.cell,
+                        gates=self.gates,
+                        tokens=enc.tokens,
+                        layers=own,
+                        probs=p,
+                        unknown=enc.unknown,
+                        display=enc.display,
+                        initial=self.zero_state(),
+                        reset_after=bool(self.spec.reset_after),
+                        head_kind=None if head is None else head.kind,
+                        values=values,
+                        labels=None if head is None else list(head.labels),
+                        head_at="every" if head is None else head.at,
+                        directions=self.spec.directions,
+                    )
+                )
+        return traces
 
     def _inputs(self, x: str | np.ndarray | Encoded) -> tuple[Encoded, np.ndarray]:
         """The tokens (ids, unknown positions, display) and layer 0's input share of every gate, (T, G*H)."""
