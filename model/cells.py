@@ -304,18 +304,18 @@ class Peephole(Cell):
         C = np.empty((T, B, H), self.dtype)
         Hs = np.empty((T, B, H), self.dtype)
         zU = np.empty((B, 4 * H), self.dtype)
-        pc = np.empty((B, 2, H), self.dtype)
         tmp = np.empty((B, H), self.dtype)
-        U, P_fi, p_o = self.U, self.P_fi, self.p_o
+        U, p_f, p_i, p_o = self.U, self.P_fi[0], self.P_fi[1], self.p_o
         mul, add, tanh, dot = np.multiply, np.add, np.tanh, np.dot
-        Z4 = Z.reshape(T, B, 4, H)
-        FI, FIG, F, I = Z4[:, :, :2], Z[..., : 3 * H], Z[..., :H], Z[..., H : 2 * H]
+        FI, FIG, F, I = Z[..., : 2 * H], Z[..., : 3 * H], Z[..., :H], Z[..., H : 2 * H]  # views: Z may be strided
         G, O = Z[..., 2 * H : 3 * H], Z[..., 3 * H :]
         for z, fi, fig, f, i, g, o, c_t, h_t in zip(Z, FI, FIG, F, I, G, O, C, Hs):
             dot(h, U, zU)  # (B, 4H)
             add(z, zU, z)  # pre-activations without peepholes
-            mul(P_fi, c[:, None], pc)  # (B, 2, H) peepholes from c_prev into f and i
-            add(fi, pc, fi)
+            mul(p_f, c, tmp)  # peepholes from c_prev into f and i
+            add(f, tmp, f)
+            mul(p_i, c, tmp)
+            add(i, tmp, i)
             tanh(fig, fig)
             mul(fi, 0.5, fi)  # f, i as sigmoids
             add(fi, 0.5, fi)

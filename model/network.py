@@ -382,16 +382,21 @@ class Network:
                     raise InputError(f"document {n}: {e}") from None
                 encs.append(enc)
                 firsts.append(xW)
-            lengths = np.array([len(a) for a in firsts])
-            B, T = len(docs), int(lengths.max())
+            order = sorted(range(len(docs)), key=lambda n: -len(firsts[n]))  # longest first: the active rows shrink
+            lengths = np.array([len(firsts[n]) for n in order])
+            B, T = len(docs), int(lengths[0])
             xW = np.zeros((T, B, firsts[0].shape[1]), self.dtype)  # (T, B, n*G*H) left-aligned, zeros after the end
-            for b, a in enumerate(firsts):
-                xW[: len(a), b] = a
+            for b, n in enumerate(order):
+                xW[: lengths[b], b] = firsts[n]
             t = np.arange(T)[:, None]
             flip = np.where(t < lengths, lengths - 1 - t, t)  # (T, B) row of x_t in a document reversed on its own
             cols = np.arange(B)
-            size = self.chunk_steps() if stop is not None else T
-            layers: list[dict[str, np.ndarray]] = []  # per layer: gate -> (T, B, width), time order
+            # Spans of steps over which the same documents are running (the first `active` of them, longest first),
+            # cut every chunk_steps() steps with ``stop``: an ended document's rows are not computed any more.
+            cuts = set(lengths.tolist()) | set(range(0, T, self.chunk_steps() if stop is not None else T))
+            edges = sorted(cuts | {T})
+            spans = [(a, b, int((lengths > a).sum())) for a, b in zip(edges, edges[1:])]
+            layers: list[dict[str, np.ndarray]] = []  # per layer: gate -> (T, B, width), time order, zeros past ends
             for k in range(self.num_layers):
                 if k > 0:
                     below = layers[-1]["h"]
@@ -400,28 +405,29 @@ class Network:
                 for j, (cell, way) in enumerate(zip(self._layer_cells(k), self.spec.directions)):
                     GH = cell.W.shape[1]
                     part = xW[..., j * GH : (j + 1) * GH]
-                    part = part[flip, cols] if way == "backward" else np.ascontiguousarray(part)  # a copy either way
+                    if way == "backward":
+                        part = part[flip, cols]  # each document reversed on its own: its x_{T_b-1} at row 0
                     h0 = np.zeros((B, cell.out_size), self.dtype)
                     st: State = (h0, np.zeros((B, cell.hidden_size), self.dtype) if cell.has_c else None)
-                    pieces = []
-                    for s in range(0, T, size):
+                    run: dict[str, np.ndarray] = {}
+                    for t0, t1, active in spans:
                         if stop is not None and stop():
-                            raise Cancelled(f"stopped in layer {k} ({way}) after {s} of {T} steps")
-                        gates, st = cell.run_batch(part[s : s + size], st)
-                        pieces.append(gates)
-                    run = {
-                        g: np.concatenate([p[g] for p in pieces]) if len(pieces) > 1 else pieces[0][g]
-                        for g in pieces[0]
-                    }
+                            raise Cancelled(f"stopped in layer {k} ({way}) after {t0} of {T} steps")
+                        h, c = st[0][:active], None if st[1] is None else st[1][:active]
+                        gates, st = cell.run_batch(part[t0:t1, :active], (h, c))  # a view of our own copy, consumed
+                        for g, a in gates.items():
+                            if g not in run:
+                                run[g] = np.zeros((T, B, a.shape[2]), self.dtype)
+                            run[g][t0:t1, :active] = a
                     if way == "backward":
                         run = {g: a[flip, cols] for g, a in run.items()}  # back in time order (flip is its own inverse)
                     runs.append(run)
                 layers.append(
                     runs[0] if len(runs) == 1 else {g: np.concatenate([r[g] for r in runs], 2) for g in runs[0]}
                 )
-            traces = []
-            for b, enc in enumerate(encs):
-                n = int(lengths[b])
+            traces: list[Trace | None] = [None] * B
+            for b, m in enumerate(order):
+                enc, n = encs[m], int(lengths[b])
                 own = [{g: np.ascontiguousarray(a[:n, b]) for g, a in la.items()} for la in layers]
                 head, p, values = self.head, None, None
                 if probs and head is not None:
@@ -429,25 +435,23 @@ class Network:
                     if head.at == "last":
                         self._answer(own[-1]["h"], y)
                     p, values = (self._softmax(y), None) if head.softmax else (None, y)
-                traces.append(
-                    Trace(
-                        cell=self.spec.cell,
-                        gates=self.gates,
-                        tokens=enc.tokens,
-                        layers=own,
-                        probs=p,
-                        unknown=enc.unknown,
-                        display=enc.display,
-                        initial=self.zero_state(),
-                        reset_after=bool(self.spec.reset_after),
-                        head_kind=None if head is None else head.kind,
-                        values=values,
-                        labels=None if head is None else list(head.labels),
-                        head_at="every" if head is None else head.at,
-                        directions=self.spec.directions,
-                    )
+                traces[m] = Trace(
+                    cell=self.spec.cell,
+                    gates=self.gates,
+                    tokens=enc.tokens,
+                    layers=own,
+                    probs=p,
+                    unknown=enc.unknown,
+                    display=enc.display,
+                    initial=self.zero_state(),
+                    reset_after=bool(self.spec.reset_after),
+                    head_kind=None if head is None else head.kind,
+                    values=values,
+                    labels=None if head is None else list(head.labels),
+                    head_at="every" if head is None else head.at,
+                    directions=self.spec.directions,
                 )
-        return traces
+        return [t for t in traces if t is not None]
 
     def _inputs(self, x: str | np.ndarray | Encoded) -> tuple[Encoded, np.ndarray]:
         """The tokens (ids, unknown positions, display) and layer 0's input share of every gate, (T, G*H)."""

@@ -163,6 +163,6 @@ def test_stop_cancels_before_running():
         return len(asked) > 1
 
     with pytest.raises(Cancelled, match="layer 1"):
-        net.trace_batch(vectors([3, 4]), stop=stop)
+        net.trace_batch(vectors([4, 4]), stop=stop)  # one span of steps a layer
     assert len(asked) == 2
     assert_same(net.trace_batch(vectors([3, 4]), stop=lambda: False), [net.trace(x) for x in vectors([3, 4])])
