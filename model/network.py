@@ -396,11 +396,13 @@ class Network:
             cuts = set(lengths.tolist()) | set(range(0, T, self.chunk_steps() if stop is not None else T))
             edges = sorted(cuts | {T})
             spans = [(a, b, int((lengths > a).sum())) for a, b in zip(edges, edges[1:])]
-            layers: list[dict[str, np.ndarray]] = []  # per layer: gate -> (T, B, width), time order, zeros past ends
+            layers: list[dict[str, np.ndarray]] = []  # per layer: gate -> (B, T, width), time order, zeros past ends
             for k in range(self.num_layers):
                 if k > 0:
                     below = layers[-1]["h"]
-                    xW = self._project(k, below.reshape(T * B, -1)).reshape(T, B, -1)
+                    xW = np.ascontiguousarray(
+                        self._project(k, below.reshape(B * T, -1)).reshape(B, T, -1).swapaxes(0, 1)
+                    )
                 runs = []
                 for j, (cell, way) in enumerate(zip(self._layer_cells(k), self.spec.directions)):
                     GH = cell.W.shape[1]
@@ -417,10 +419,12 @@ class Network:
                         gates, st = cell.run_batch(part[t0:t1, :active], (h, c))  # a view of our own copy, consumed
                         for g, a in gates.items():
                             if g not in run:
-                                run[g] = np.zeros((T, B, a.shape[2]), self.dtype)
-                            run[g][t0:t1, :active] = a
+                                run[g] = np.zeros((B, T, a.shape[2]), self.dtype)  # batch-major: a document's rows
+                            run[g][:active, t0:t1] = a.swapaxes(0, 1)  # are one block
                     if way == "backward":
-                        run = {g: a[flip, cols] for g, a in run.items()}  # back in time order (flip is its own inverse)
+                        run = {
+                            g: a[cols[:, None], flip.T] for g, a in run.items()
+                        }  # back in time order (an involution)
                     runs.append(run)
                 layers.append(
                     runs[0] if len(runs) == 1 else {g: np.concatenate([r[g] for r in runs], 2) for g in runs[0]}
@@ -428,7 +432,7 @@ class Network:
             traces: list[Trace | None] = [None] * B
             for b, m in enumerate(order):
                 enc, n = encs[m], int(lengths[b])
-                own = [{g: np.ascontiguousarray(a[:n, b]) for g, a in la.items()} for la in layers]
+                own = [{g: a[b, :n] for g, a in la.items()} for la in layers]  # contiguous views of the batch's arrays
                 head, p, values = self.head, None, None
                 if probs and head is not None:
                     y = self._outputs(own[-1]["h"])  # (T_b, K)
