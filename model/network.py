@@ -331,12 +331,16 @@ class Network:
                 layers = self._run(xW, state)
             else:
                 layers = self._run_chunks(xW, state, stop)
-            head, p, values = self.head, None, None
-            if probs and head is not None:
-                y = self._outputs(layers[-1]["h"])  # (T, K)
-                if head.at == "last":
-                    self._answer(layers[-1]["h"], y)
-                p, values = (self._softmax(y), None) if head.softmax else (None, y)
+            return self._trace_of(enc, layers, state, probs)
+
+    def _trace_of(self, enc: Encoded, layers: list[dict[str, np.ndarray]], state: list[State], probs: bool) -> Trace:
+        """The Trace of one run: its tokens, its layers' gates, and the head's outputs (when ``probs``)."""
+        head, p, values = self.head, None, None
+        if probs and head is not None:
+            y = self._outputs(layers[-1]["h"])  # (T, K)
+            if head.at == "last":
+                self._answer(layers[-1]["h"], y)
+            p, values = (self._softmax(y), None) if head.softmax else (None, y)
         return Trace(
             cell=self.spec.cell,
             gates=self.gates,
@@ -433,28 +437,7 @@ class Network:
             for b, m in enumerate(order):
                 enc, n = encs[m], int(lengths[b])
                 own = [{g: a[b, :n] for g, a in la.items()} for la in layers]  # contiguous views of the batch's arrays
-                head, p, values = self.head, None, None
-                if probs and head is not None:
-                    y = self._outputs(own[-1]["h"])  # (T_b, K)
-                    if head.at == "last":
-                        self._answer(own[-1]["h"], y)
-                    p, values = (self._softmax(y), None) if head.softmax else (None, y)
-                traces[m] = Trace(
-                    cell=self.spec.cell,
-                    gates=self.gates,
-                    tokens=enc.tokens,
-                    layers=own,
-                    probs=p,
-                    unknown=enc.unknown,
-                    display=enc.display,
-                    initial=self.zero_state(),
-                    reset_after=bool(self.spec.reset_after),
-                    head_kind=None if head is None else head.kind,
-                    values=values,
-                    labels=None if head is None else list(head.labels),
-                    head_at="every" if head is None else head.at,
-                    directions=self.spec.directions,
-                )
+                traces[m] = self._trace_of(enc, own, self.zero_state(), probs)
         return [t for t in traces if t is not None]
 
     def _inputs(self, x: str | np.ndarray | Encoded) -> tuple[Encoded, np.ndarray]:
