@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from model import Network, Spec
-from model.analysis import _scan_spans, best_units, code_features, correlate, depth_unit, memory_unit
+from model.analysis import best_units, code_features, correlate, depth_unit, memory_unit
+from model.analysis.code import _scan_spans
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -120,7 +121,7 @@ def test_a_chunk_cut_mid_expression_keeps_counting():
     check(code_features(text)["bracket_depth"], [0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1], text)
 
 
-@pytest.mark.parametrize("path", ["model/analysis.py", "model/cells.py", "model/network.py", "model/tokenizer.py"])
+@pytest.mark.parametrize("path", ["model/analysis/code.py", "model/cells.py", "model/network.py", "model/tokenizer.py"])
 def test_the_fallback_scanner_agrees_with_tokenize_on_real_source(path):
     text = (ROOT / path).read_text()
     feats = code_features(text)

@@ -1,0 +1,22 @@
+"""What units learned: features of the input, correlations and probes, and the units a model card names.
+
+code.py       features of Python source (in string, in comment, bracket depth, indent, line position)
+correlate.py  Pearson r of every unit with a feature; the unit that tracks it best
+units.py      the counter, memory, store, level and season units the bundled models' cards name
+"""
+
+from .code import code_features
+from .correlate import DIGITS, best_units, correlate
+from .units import depth_unit, gate_unit, level_and_season, memory_unit, store_unit
+
+__all__ = [
+    "DIGITS",
+    "best_units",
+    "code_features",
+    "correlate",
+    "depth_unit",
+    "gate_unit",
+    "level_and_season",
+    "memory_unit",
+    "store_unit",
+]
