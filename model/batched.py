@@ -38,10 +38,13 @@ except ImportError:  # pragma: no cover
 
 f32 = np.float32
 
+#: Whether ``trace_batch`` uses the compiled path where it can (False: the NumPy recurrence, as benches compare).
+COMPILED = True
+
 
 def available(dtype: np.dtype) -> bool:
     """Whether the compiled path runs networks of this dtype (float32, with numba importable)."""
-    return kernels is not None and dtype == np.float32
+    return COMPILED and kernels is not None and dtype == np.float32
 
 
 def run(

@@ -17,7 +17,7 @@ with exp(-2z) = 2^x, x = -2z·log2(e), split as 2^n · 2^f (n = round(x), |f| <=
 the float's exponent bits, 2^f a degree-5 minimax polynomial, relative error 2.3e-7 in float32).
 Absolute error: σ within 1e-7 of the exact value, tanh within 2e-7 (NumPy's float32 tanh: 6e-8) and
 for |z| < 0.625 Cephes' odd polynomial (relative error 1e-7, as small values keep their digits);
-both saturate exactly at ±1 / 0 and 1, and NaN passes through. Rows of the batch never meet: each
+tanh saturates at exactly ±1, σ at 1 and 1e-38, and NaN passes through. Rows of the batch never meet: each
 row's arithmetic is the same whatever else is in the batch.
 
 Kernel arguments, shared by every cell:
@@ -104,6 +104,13 @@ def tanh_array(x, out):
     """The kernels' tanh over a 1-d array (for tests and benches)."""
     for k in range(x.shape[0]):
         out[k] = tanh(x[k])
+
+
+@njit(**OPTS)
+def sigmoid_array(a, out):
+    """The kernels' σ(a) = s2(a/2) over a 1-d array (for tests and benches)."""
+    for k in range(a.shape[0]):
+        out[k] = s2(a[k] * f32(0.5))
 
 
 @njit(**OPTS)
