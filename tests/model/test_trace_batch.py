@@ -235,3 +235,11 @@ def test_a_large_batch_gives_each_document_its_trace_alone():
             ours = np.abs(batch[n].layers[0][g] - exact.layers[0][g]).max()
             numpy = np.abs(alone.layers[0][g] - exact.layers[0][g]).max()
             assert ours <= max(2 * numpy, 1e-6), (n, g, ours, numpy)  # as close to float64 as net.trace itself
+
+
+def test_the_layers_above_read_h_even_when_it_is_not_kept():
+    net = net_for("coupled", False, 3, direction="bidirectional")
+    xs = vectors(LENGTHS)
+    for a, b in zip(net.trace_batch(xs, probs=False, gates=("c",)), [net.trace(x, probs=False) for x in xs]):
+        assert [set(la) for la in a.layers] == [{"c"}] * 3
+        np.testing.assert_allclose(a.layers[2]["c"], b.layers[2]["c"], atol=2e-6, rtol=0)
