@@ -25,6 +25,7 @@ kept); the others are written into a small scratch row. The kernels exist for fl
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -56,18 +57,19 @@ def run(
     keep: list[set[str]],
     chunk: int,
     stop: Callable[[], bool] | None,
+    threads: int = 1,
 ) -> list[dict[str, np.ndarray]]:
     """Every layer over N documents: per layer, gate -> (N, T, width) float32, zeros past each document's end.
 
     net_cells[k]: layer k's cells in the order of ``directions``; project(k, x (R, D)) -> (R, n*G*H);
     lengths (N,); first: layer 0's input, either (table (V, n*G*H), ids (N, T)) or xW (N, T, n*G*H);
-    keep[k]: the gates kept of layer k; chunk: steps between two calls of ``stop``."""
+    keep[k]: the gates kept of layer k; chunk: steps between two calls of ``stop``; threads: how many threads
+    share the documents (each runs its share's recurrence, rows t, t + threads, ... of the sorted batch)."""
     N, T = len(lengths), int(lengths.max())
     order = np.argsort(-lengths, kind="stable")  # row b of the batch is document order[b]
     dest = order.astype(np.int64)
     L = lengths[order]
     steps = np.arange(T)
-    active = (L[None, :] > steps[:, None]).sum(1)  # (T,) documents still running at each step
     tpos = {
         "forward": np.broadcast_to(steps[:, None], (T, N)).astype(np.int64),
         "backward": np.where(steps[:, None] < L, L - 1 - steps[:, None], 0).astype(np.int64),
@@ -96,7 +98,18 @@ def run(
                 rows = read[np.arange(N)[None, :], tp]  # (T, N) the token id each row reads
             else:
                 rows = dest[None, :] * T + tp  # (T, N) its own row of xW
-            _direction(cell, X, rows, tp, dest, active, rec, col, chunk, stop, f"layer {k} ({way})")
+            where = f"layer {k} ({way})"
+            shares = [np.arange(t, N, threads) for t in range(min(threads, N))]  # each longest first still
+            work = [
+                (cell, X, rows[:, q], tp[:, q], dest[q], (L[q][None, :] > steps[:, None]).sum(1), rec, col, chunk, stop)
+                for q in shares
+            ]
+            if len(work) == 1:
+                _direction(*work[0], where)
+            else:  # the kernels and BLAS release the GIL: the shares run side by side, never waiting on each other
+                with ThreadPoolExecutor(len(work)) as pool:
+                    for done in [pool.submit(_direction, *w, where) for w in work]:
+                        done.result()
             col += cell.hidden_size  # a projected LSTM runs forward only: its h and m start at 0 too
         layers.append(rec)
     return layers
@@ -108,7 +121,7 @@ def _direction(
     rows: np.ndarray,
     tpos: np.ndarray,
     dest: np.ndarray,
-    active: np.ndarray,
+    active: np.ndarray,  # (T,) how many of the rows still run at each step
     rec: dict[str, np.ndarray],
     col: int,
     chunk: int,

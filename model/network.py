@@ -392,7 +392,9 @@ class Network:
 
         ``gates``: the gates kept, e.g. ``("h", "c")`` (default: every gate of ``self.gates``); the Traces hold
         only those (``Trace.gates`` names them), the others are never stored. ``probs=False`` skips the head.
-        ``threads``: BLAS threads for the products (default ``threads.BATCH_THREADS``, one).
+        ``threads``: how many threads share the documents (default ``threads.BATCH_THREADS``, one): each runs
+        its share's recurrence on one BLAS thread, so they never wait on each other (the NumPy path gives BLAS
+        that many threads instead).
 
         Refused with an InputError: no documents, a gate the model does not have, or a document ``trace``
         would refuse (its index named)."""
@@ -403,7 +405,10 @@ class Network:
             raise InputError("no documents to trace: pass a list of at least one text or (T, D) array")
         kept = self._kept_gates(gates)
         compiled = batched.available(self.dtype)
-        with blas_threads(_threads.BATCH_THREADS if threads is None else threads):
+        threads = _threads.BATCH_THREADS if threads is None else threads
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+            raise InputError(f"threads must be a positive integer, got {threads!r}")
+        with blas_threads(1 if compiled else threads):  # compiled: each thread its own share, on one BLAS thread
             encs, firsts = [], []
             for n, x in enumerate(docs):
                 try:
@@ -416,7 +421,7 @@ class Network:
             top = self.head is not None and probs  # the head reads the top layer's h
             keep = [set(kept) | ({"h"} if k < self.num_layers - 1 or top else set()) for k in range(self.num_layers)]
             if compiled:
-                layers = self._run_compiled(encs, firsts, lengths, keep, stop)
+                layers = self._run_compiled(encs, firsts, lengths, keep, stop, threads)
             else:
                 layers = self._run_batch_numpy(firsts, lengths, stop)
             traces = []
@@ -446,6 +451,7 @@ class Network:
         lengths: np.ndarray,
         keep: list[set[str]],
         stop: Callable[[], bool] | None,
+        threads: int,
     ) -> list[dict[str, np.ndarray]]:
         """The batched recurrence of model/batched.py: per layer, gate -> (N, T, width), zeros past the ends."""
         N, T = len(encs), int(lengths.max())
@@ -462,7 +468,7 @@ class Network:
                 first[m, : lengths[m]] = xW
         cells = [self._layer_cells(k) for k in range(self.num_layers)]
         chunk = self.chunk_steps() if stop is not None else T
-        return batched.run(cells, self.spec.directions, self._project, lengths, first, keep, chunk, stop)
+        return batched.run(cells, self.spec.directions, self._project, lengths, first, keep, chunk, stop, threads)
 
     def _run_batch_numpy(
         self, firsts: list[np.ndarray], lengths: np.ndarray, stop: Callable[[], bool] | None

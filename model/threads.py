@@ -56,10 +56,12 @@ def step_threads() -> Iterator[None]:
                 _saved = None
 
 
-#: BLAS threads for a batched trace's matrix-matrix products (``trace_batch(threads=None)``). One, as a
-#: process of a Dask cluster runs beside others on the same cores; a lone process on an idle machine can
-#: ask for 2: h (64, 128) @ U (128, 512) takes 1.3 µs a document on 2 threads against 2.2 µs on one.
-BATCH_THREADS: int | None = 1
+#: Threads that share a batched trace's documents (``trace_batch(threads=None)``), each on one BLAS thread.
+#: One, as a process of a Dask cluster runs beside others on the same cores; a lone process on an idle
+#: machine can ask for one a core. (Two BLAS threads on one product of h (64, 128) @ U (128, 512) wait for
+#: each other twice a step: 1.3 µs a document against 2.2 on one thread when the machine is idle, ten
+#: times slower than one thread when another program keeps a core busy.)
+BATCH_THREADS: int = 1
 
 
 @contextmanager
