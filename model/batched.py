@@ -130,6 +130,7 @@ def _direction(
 ) -> None:
     """One direction of one layer over every step, writing its gates into ``rec`` at units col, col + 1, ..."""
     N, T, H, P = len(dest), rows.shape[0], cell.hidden_size, cell.out_size
+    docs = int(dest.max()) + 1  # the records' first axis (this share's rows are some of the documents)
     K = kernels
     h = np.zeros((N, P), f32)
     c = np.zeros((N, H), f32)
@@ -143,8 +144,8 @@ def _direction(
             if g in rec:
                 outs.append(rec[g])
                 on.append(1)
-            else:  # a scratch row of its own (shared ones would alias: LLVM's vector loop checks that)
-                outs.append(np.empty((N, 1, rec_width(g)), f32))
+            else:  # a scratch row of its own (shared ones would alias: LLVM's vector loop checks that), indexed
+                outs.append(np.empty((docs, 1, rec_width(g)), f32))  # by document like the records
                 on.append(0)
         return tuple(outs), np.array(on, np.int64)
 
@@ -154,7 +155,7 @@ def _direction(
     outs, on = records(own)
     if isinstance(cell, ProjectedLSTM):
         m = np.zeros((N, H), f32)
-        h_rec = rec["h"] if "h" in rec else np.empty((N, 1, P), f32)
+        h_rec = rec["h"] if "h" in rec else np.empty((docs, 1, P), f32)
         h_on = 1 if "h" in rec else 0
     if isinstance(cell, GRU) and not cell.reset_after:
         zr = np.empty((N, 2 * H), f32)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -9,6 +14,7 @@ from model import batched, kernels
 
 from .test_trace_batch import assert_same, net_for, vectors
 
+ROOT = Path(__file__).resolve().parents[2]
 GRID = np.linspace(-30, 30, 600_001, dtype=np.float32)
 
 
@@ -64,3 +70,32 @@ def test_numpy_path_when_compiled_is_off(monkeypatch):
     net = net_for("lstm", False, 2, direction="bidirectional")
     xs = vectors([5, 1, 3])
     assert_same(net.trace_batch(xs), [net.trace(x) for x in xs])
+
+
+CHECKED = """
+import numpy as np
+from model import Network, Spec
+from tests.model.test_network import make_params
+spec = Spec("lstm", 3, 8, num_layers=2, direction="bidirectional")
+net = Network(spec, make_params(spec))
+xs = [np.full((n, 3), 0.1 * n, np.float32) for n in (7, 1, 5, 3, 6)]
+alone = [net.trace(x, probs=False) for x in xs]
+for threads in (1, 2, 3):
+    for gates in (("c",), ("h", "f")):
+        for a, b in zip(net.trace_batch(xs, probs=False, gates=gates, threads=threads), alone):
+            for la, lb in zip(a.layers, b.layers):
+                for g in gates:
+                    assert np.abs(la[g] - lb[g]).max() < 2e-6, (threads, gates, g)
+print("in bounds")
+"""
+
+
+def test_every_kernel_write_is_in_bounds(tmp_path):
+    """numba does not check indices: compiled again with NUMBA_BOUNDSCHECK=1 (its own cache), a write past a
+    record or a scratch row raises IndexError instead of corrupting the heap (as a share of the documents
+    once wrote document 4's scratch row into an array of 3)."""
+    env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", CHECKED], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0 and "in bounds" in done.stdout, done.stderr[-2000:]
