@@ -2,11 +2,15 @@
 
 code.py       features of Python source (in string, in comment, bracket depth, indent, line position)
 correlate.py  Pearson r of every unit with a feature; the unit that tracks it best
+features.py   built-in features of any text (and Python, Dyck), regular expressions, labels: a number per token
+probes.py     every unit ranked by its r with a feature (a trace or an index), linear probes (ridge, logistic)
 units.py      the counter, memory, store, level and season units the bundled models' cards name
 """
 
 from .code import code_features
 from .correlate import DIGITS, best_units, correlate
+from .features import features_for
+from .probes import probe, rank
 from .units import depth_unit, gate_unit, level_and_season, memory_unit, store_unit
 
 __all__ = [
@@ -15,8 +19,11 @@ __all__ = [
     "code_features",
     "correlate",
     "depth_unit",
+    "features_for",
     "gate_unit",
     "level_and_season",
     "memory_unit",
+    "probe",
+    "rank",
     "store_unit",
 ]
