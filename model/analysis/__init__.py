@@ -4,6 +4,10 @@ code.py       features of Python source (in string, in comment, bracket depth, i
 correlate.py  Pearson r of every unit with a feature; the unit that tracks it best
 features.py   built-in features of any text (and Python, Dyck), regular expressions, labels: a number per token
 probes.py     every unit ranked by its r with a feature (a trace or an index), linear probes (ridge, logistic)
+store.py      the corpus index's layout and its reader, Index
+index.py      build: a corpus through batched traces into a Zarr index, on Dask
+corpus.py     reading corpora: files, folders, globs, JSON Lines, series
+unitstats.py  exact per-unit statistics of float16 activations, mergeable across parts
 units.py      the counter, memory, store, level and season units the bundled models' cards name
 """
 
@@ -11,10 +15,13 @@ from .code import code_features
 from .correlate import DIGITS, best_units, correlate
 from .features import features_for
 from .probes import probe, rank
+from .store import Index, Stats
 from .units import depth_unit, gate_unit, level_and_season, memory_unit, store_unit
 
 __all__ = [
     "DIGITS",
+    "Index",
+    "Stats",
     "best_units",
     "code_features",
     "correlate",
