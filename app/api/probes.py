@@ -75,7 +75,7 @@ def known_units(request: Request) -> KnownUnits:
     return request.app.state.known
 
 
-@router.get("/{model_id}/features", response_model=FeaturesResponse, responses=errors(404))
+@router.get("/{model_id}/features", response_model=FeaturesResponse, responses=errors(404, 409))
 def list_features(model_id: str, registry: RegistryDep) -> dict[str, Any]:
     """The built-in features a model can be probed with, each with a one-line description."""
     entry = find_model(registry, model_id)
@@ -154,7 +154,7 @@ def _probe_text(body: ProbeRequest, checked: Any, stop: Any) -> dict[str, Any]:
     return {"model": checked.name, "over": "text", "feature": about, **result}
 
 
-@router.post("/{model_id}/probe", response_model=None, responses=errors(404, 409, 413, 422))
+@router.post("/{model_id}/probe", response_model=None, responses=errors(400, 403, 404, 409, 411, 413, 422, 429, 503))
 async def probe_units(
     model_id: str, body: ProbeRequest, request: Request, registry: RegistryDep, settings: SettingsDep, work: WorkDep
 ) -> Any:
@@ -219,7 +219,9 @@ async def _probe_index(model_id: str, body: ProbeRequest, entry: Entry, request:
     return StreamingResponse(job.stream(lines()), media_type="application/x-ndjson")
 
 
-@router.post("/{model_id}/known-units", status_code=201, responses=errors(404, 422, 503, 507))
+@router.post(
+    "/{model_id}/known-units", status_code=201, responses=errors(400, 403, 404, 409, 411, 413, 422, 429, 503, 507)
+)
 def save_known_unit(model_id: str, body: KnownUnitRequest, request: Request, registry: RegistryDep) -> dict[str, Any]:
     """Save a unit into the model's known units (listed in its card under telling_units.saved, kept across
     restarts, beside an uploaded model's files); one saved again at the same layer, unit and gate is replaced."""
