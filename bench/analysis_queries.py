@@ -11,6 +11,7 @@ Figures are printed, never asserted.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from typing import Any
@@ -36,7 +37,7 @@ def _text(index: Index, chars: int) -> str:
 
 def _feature_name(net: model.Network) -> str:
     names = F.features_for(net)
-    return "depth" if "depth" in names else "bracket_depth"
+    return "depth" if "depth" in names else "position_in_line"  # generic: vectorized over the whole index
 
 
 def probe_queries(index_path: str, model_id: str | None = None, progress: bool = True) -> dict[str, Any]:
@@ -59,21 +60,22 @@ def probe_queries(index_path: str, model_id: str | None = None, progress: bool =
             last[0] = now
             print(f"  probe: {done / total:6.1%} of {total:,} unit-gate steps read", file=sys.stderr)
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     ranking = P.rank(index, y, progress=show)
-    out["index_rank_s"] = time.perf_counter() - t0
+    out["index_rank_s"], out["index_rank_cpu_s"] = time.perf_counter() - t0, time.process_time() - c0
     out["index_total_s"] = out["index_feature_s"] + out["index_rank_s"]
-    out["index_steps_per_s"] = index.steps * len(index.gates) * index.layers / out["index_rank_s"]
+    values = sum(index.steps * index.gate_width(k, g) for k in range(index.layers) for g in index.gates)
+    out["index_values_per_s"] = values / out["index_rank_s"]  # one unit at one step of one gate: a value
     out["index_best"] = ranking[0]
 
     text = _text(index, TEXT_CHARS)
     t0 = time.perf_counter()
     tr = net.trace(text, probs=False)
     out["text_trace_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     ty = F.values(name, F.Tokens.of_trace(net, tr), python=F.task_of(net) == "code")
     ranked = P.rank(tr, ty)
-    out["text_probe_s"] = time.perf_counter() - t0
+    out["text_probe_s"], out["text_probe_cpu_s"] = time.perf_counter() - t0, time.process_time() - c0
     out["text_chars"], out["text_gates"], out["text_best"] = len(text), len(net.gates), ranked[0]
     t0 = time.perf_counter()
     P.linear(tr, ty, ranked)
@@ -84,7 +86,8 @@ def probe_queries(index_path: str, model_id: str | None = None, progress: bool =
         f"{out['index_total_s']:.2f} s (feature {out['index_feature_s']:.2f} s, ranking {out['index_rank_s']:.2f} s, "
         f"{out['index_steps_per_s'] / 1e6:.1f} M unit-gate steps/s; target <= 10 s); "
         f"text of {len(text):,} characters × {len(net.gates)} gates: {out['text_probe_s']:.3f} s "
-        f"(target <= 0.5 s; its trace {out['text_trace_s']:.2f} s, the linear probes {out['text_linear_s']:.2f} s)"
+        f"(target <= 0.5 s; its trace {out['text_trace_s']:.2f} s, the linear probes {out['text_linear_s']:.2f} s); "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
     return out
 
