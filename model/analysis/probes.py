@@ -139,10 +139,11 @@ def iter_rank(source: Any, y: Any, gate: str | None = None) -> Iterator[tuple[in
     pairs = [(k, g) for k in range(_n_layers(source)) for g in _gates_of(source, k, gate)]
     total = S * len(pairs)
     columns: list[np.ndarray] = []
-    if isinstance(source, Trace):
-        for n, (k, g) in enumerate(pairs):
-            columns.append(_unit_r(source.layers[k][g], y))  # (W,)
-            yield S * (n + 1), total
+    if isinstance(source, Trace):  # the gates in THREADS threads: numpy's reductions and products release the GIL
+        with ThreadPoolExecutor(THREADS) as pool:
+            for n, r in enumerate(pool.map(lambda kg: _unit_r(source.layers[kg[0]][kg[1]], y), pairs)):
+                columns.append(r)  # (W,)
+                yield S * (n + 1), total
     else:
         sums: dict[int, np.ndarray] = {}
         for item in _index_sums(source, pairs, yc.astype(np.float32)):

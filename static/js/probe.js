@@ -47,6 +47,9 @@ export class ProbeView {
       if (row) this._select(row.dataset);
     });
     state.subscribe((changed) => this._onChange(changed));
+    addEventListener("resize", () => {
+      if (hasPlotly() && !els.plot.hidden && this._result) window.Plotly.Plots.resize(els.plot);
+    });
     plotlyReady().then(() => this._drawCurve(), () => {});
     this._setState("idle");
   }
