@@ -3,7 +3,8 @@
 code.py       features of Python source (in string, in comment, bracket depth, indent, line position)
 correlate.py  Pearson r of every unit with a feature; the unit that tracks it best
 features.py   built-in features of any text (and Python, Dyck), regular expressions, labels: a number per token
-probes.py     every unit ranked by its r with a feature (a trace or an index), linear probes (ridge, logistic)
+probes.py     every unit ranked by its r with a feature (a trace or an index), linear probes of a layer
+linear.py     ridge and logistic regression (IRLS) in NumPy, for the linear probes
 store.py      the corpus index's layout and its reader, Index
 index.py      build: a corpus through batched traces into a Zarr index, on Dask
 corpus.py     reading corpora: files, folders, globs, JSON Lines, series

@@ -5,10 +5,9 @@ rank     Pearson r of every unit of every layer and gate with a feature (one num
          blocks in one pass a gate, memory bounded by a block; each unit's spread comes from the index's
          stats). r = Σ (x − x̄)(y − ȳ) / sqrt(Σ (x − x̄)² Σ (y − ȳ)²), formed by correlate.py's ``_r_of``
          (a constant unit has no r and is left out; a constant feature is refused).
-ridge    closed-form ridge regression: w = (XᵀX + αI)⁻¹ Xᵀ(y − ȳ) on standardized X (a continuous feature;
-         scored by R² = 1 − Σ (y − ŷ)² / Σ (y − ȳ)² on held-out steps).
-logistic L2-penalised logistic regression fit by Newton's method (IRLS) with a backtracking line search (a
-         binary feature; scored by accuracy and balanced accuracy, the mean of the two classes' recalls).
+linear   probes of a layer (linear.py's models): ridge for a continuous feature, scored by
+         R² = 1 − Σ (y − ŷ)² / Σ (y − ȳ)² on held-out steps; logistic for a 0/1 one, scored by accuracy and
+         balanced accuracy (the mean of the two classes' recalls).
 
 A linear probe is fit on one part of the documents and scored on the others (``split``: a document whose
 mix(n) = (n · 0x9E3779B97F4A7C15) mod 2⁶⁴ falls in the lowest fifth is held out; with fewer than five
@@ -32,6 +31,7 @@ import numpy as np
 from ..errors import Cancelled, InputError
 from ..trace import Trace
 from .correlate import DIGITS, _r_of, _unit_r
+from .linear import logistic, ridge
 
 #: Ranking entries returned by ``probe`` (``rank`` returns all).
 RANKED = 50
@@ -39,8 +39,6 @@ RANKED = 50
 MAX_FIT, MAX_SCORE = 30_000, 30_000
 #: The ridge penalty, per fitted step, on standardized units.
 RIDGE_ALPHA = 1e-3
-#: The logistic probe's L2 penalty on standardized units (keeps separable classes' weights finite).
-LOGISTIC_L2 = 1.0
 #: Units in the middle probe.
 TOP = 8
 #: Steps of the best unit's curve shown for an index (its top context: this many before its peak, half after).
@@ -188,61 +186,6 @@ def rank(
 # ---------------------------------------------------------------------------------------------------
 # linear probes
 # ---------------------------------------------------------------------------------------------------
-def _standardize(X: np.ndarray, mean: np.ndarray | None = None, std: np.ndarray | None = None) -> tuple:
-    X = np.asarray(X, np.float64)
-    if mean is None or std is None:
-        mean, std = X.mean(axis=0), X.std(axis=0)
-        std = np.where(std > 0, std, 1.0)
-    return (X - mean) / std, mean, std
-
-
-def ridge(X: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
-    """Ridge regression of y (n,) on X (n, W) with an unpenalised intercept: (w (W,), b) minimising
-    Σ (y − Xw − b)² + α Σ (w·std)² (the penalty on standardized columns); α = 0 is least squares."""
-    Z, mean, std = _standardize(X)  # (n, W)
-    yc = y - y.mean()  # (n,)
-    A = Z.T @ Z + alpha * np.eye(Z.shape[1])  # (W, W)
-    ws = np.linalg.lstsq(A, Z.T @ yc, rcond=None)[0] if alpha == 0 else np.linalg.solve(A, Z.T @ yc)  # (W,)
-    w = ws / std  # (W,) back to X's units
-    return w, float(y.mean() - mean @ w)
-
-
-def _loss(Z: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float) -> float:
-    z = Z @ w  # (n,)
-    return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * l2 * (w[1:] @ w[1:]))
-
-
-def logistic(X: np.ndarray, y: np.ndarray, l2: float = LOGISTIC_L2, iters: int = 100) -> tuple[np.ndarray, float]:
-    """L2-penalised logistic regression of y ∈ {0, 1} (n,) on X (n, W): (w (W,), b) minimising
-    Σ log(1 + e^z) − y z + l2/2 Σ (w·std)², z = Xw + b, by Newton steps (IRLS) with a backtracking
-    line search, from w = 0, until a step moves no weight by 1e-9."""
-    Zs, mean, std = _standardize(X)
-    Z = np.hstack([np.ones((len(Zs), 1)), Zs])  # (n, 1+W), column 0 the intercept
-    Z32 = Z.astype(np.float32)
-    pen = np.full(Z.shape[1], l2)  # (1+W,)
-    pen[0] = 0.0
-    w = np.zeros(Z.shape[1])  # (1+W,)
-    loss = _loss(Z, y, w, l2)
-    for _ in range(iters):
-        p = 1.0 / (1.0 + np.exp(-np.clip(Z @ w, -500, 500)))  # (n,) σ(z)
-        g = Z.T @ (p - y) + pen * w  # (1+W,) gradient
-        R = Z32 * np.sqrt(p * (1 - p)).astype(np.float32)[:, None]  # (n, 1+W) rows scaled by sqrt(σ'(z))
-        H = (R.T @ R).astype(np.float64) + np.diag(pen) + 1e-12 * np.eye(len(w))  # (1+W, 1+W) Hessian, summed
-        # in float32 (8x faster here; the gradient stays float64, so the optimum reached is the exact one)
-        step = np.linalg.solve(H, g)  # (1+W,)
-        t = 1.0
-        while t > 1e-8:
-            new = _loss(Z, y, w - t * step, l2)
-            if new <= loss + 1e-12 * abs(loss):
-                break
-            t /= 2
-        w, loss = w - t * step, new
-        if np.max(np.abs(t * step)) < 1e-9:
-            break
-    ws = w[1:] / std
-    return ws, float(w[0] - mean @ ws)
-
-
 def _binary(y: np.ndarray) -> bool:
     return bool(np.isin(y, (0.0, 1.0)).all())
 
