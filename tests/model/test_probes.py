@@ -256,18 +256,17 @@ def test_dyck_depth_probe_top_unit_and_linear_probe():
 
 def test_code_in_string_logistic_probe_over_all_units_on_held_out_files(tmp_path):
     """The in-string probe over all units of the code model's c, fit on held-out stdlib files and scored on
-    other held-out files (split by file). Measured: accuracy 0.87 (majority class 0.81), balanced 0.74; over
-    300,000 characters of 19 files 0.87 (h and c together 0.87, the fit's own training accuracy 0.88: the
-    units are not linearly separable to 0.9)."""
+    other held-out files (split by file). Measured here: accuracy 0.877 (the majority class 0.808), balanced 0.81;
+    over 300,000 characters of 19 files 0.87 (h and c together 0.87, the fit's own training accuracy 0.88: the
+    units are not linearly separable to the issue's 0.9)."""
+    from model.analysis.index import build
     from model.tasks import CodeTask
 
-    from model.analysis.index import build
-
     net, task = model.load("code"), CodeTask()
-    files = [task._text[p][:3000] for p in task.heldout_files[:10]]
+    files = [task._text[p][:2500] for p in task.heldout_files[:8]]
     index = build(net, files, tmp_path / "code.zarr", scheduler="sync")  # a small code index of held-out files
     y = F.values("in_string", F.Tokens.of_index(net, index), python=True)
-    assert y.shape == (index.steps,) and index.docs == 10
+    assert y.shape == (index.steps,) and index.docs == 8
     result = P.probe(index, y, gate="c", fit=True)
     lin = result["linear"]
     assert lin["metric"] == "accuracy" and lin["split"] == "documents" and lin["test_docs"] >= 1
