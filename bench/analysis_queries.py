@@ -84,7 +84,8 @@ def probe_queries(index_path: str, model_id: str | None = None, progress: bool =
     print(
         f"probe of every unit against {name!r}: index of {index.steps:,} steps × {len(index.gates)} gates: "
         f"{out['index_total_s']:.2f} s (feature {out['index_feature_s']:.2f} s, ranking {out['index_rank_s']:.2f} s, "
-        f"{out['index_steps_per_s'] / 1e6:.1f} M unit-gate steps/s; target <= 10 s); "
+        f"{out['index_rank_cpu_s']:.2f} s CPU, {out['index_values_per_s'] / 1e6:.0f} M values/s; "
+        "target <= 10 s at 10 M steps); "
         f"text of {len(text):,} characters × {len(net.gates)} gates: {out['text_probe_s']:.3f} s "
         f"(target <= 0.5 s; its trace {out['text_trace_s']:.2f} s, the linear probes {out['text_linear_s']:.2f} s); "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
