@@ -167,6 +167,12 @@ async def probe_units(
     if body.index:
         return await _probe_index(model_id, body, entry, request, work)
     checked = await run_in_threadpool(check_input, model_id, entry, body.text, None, settings)
+    if body.labels is not None and len(body.labels) != len(checked.tokens):  # before the trace: it would be wasted
+        raise HTTPException(
+            422,
+            f"the labels have {len(body.labels)} numbers but the text has {len(checked.tokens)} tokens: "
+            "give one per token",
+        )
     gone, watcher = watch_disconnect(request.receive)
     try:
         steps = len(checked.tokens)
