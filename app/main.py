@@ -24,16 +24,19 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import model
 from model.formats import SUFFIXES
 
+from .api import index as index_api
 from .api import live as live_api
 from .api import models as models_api
 from .api import series as series_api
 from .api import trace as trace_api
 from .api.deps import LiveSlots
+from .indexes import Indexes
 from .limits import BodyLimit, ClientLimit
 from .registry import Registry
 from .security import Guard, allow_inline_scripts
@@ -71,7 +74,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("gatescope: removed %s from the models folder (left by an interrupted upload)", name)
         registry.sync()  # models uploaded before a restart (and by the other workers, from now on)
         app.state.store, app.state.registry = store, registry
-        yield
+        app.state.indexes = Indexes(settings, registry)  # jobs and their Dask cluster start at the first ask
+        try:
+            yield
+        finally:
+            await run_in_threadpool(app.state.indexes.close)
 
     app = FastAPI(
         title="gatescope",
@@ -88,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(trace_api.router)
     app.include_router(live_api.router)
     app.include_router(series_api.router)
+    app.include_router(index_api.router)
     templates = Jinja2Templates(directory=str(settings.templates))
     app.mount("/static", StaticFiles(directory=str(settings.static)), name="static")
     app.add_middleware(BodyLimit, settings=settings)  # a body's size, before it is read
@@ -109,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "default_model": settings.default_model,
             "uploads": uploads_allowed(settings),
             "upload_suffixes": list(SUFFIXES),
+            "max_corpus_mb": settings.max_corpus_mb,
         }
         return templates.TemplateResponse(request, "index.html", context)
 

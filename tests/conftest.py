@@ -1,5 +1,6 @@
-"""Every test runs against a models folder of its own: models uploaded on this machine (kept in
-~/.local/share/gatescope/models) never leak into a test, and no test writes there."""
+"""Every test runs against a models folder and a data folder of its own: models uploaded on this machine (kept
+in ~/.local/share/gatescope/models) and its corpus indexes (~/.cache/gatescope) never leak into a test, and no
+test writes there."""
 
 from __future__ import annotations
 
@@ -9,4 +10,5 @@ import tempfile
 
 def pytest_configure(config) -> None:
     os.environ["GATESCOPE_MODELS"] = tempfile.mkdtemp(prefix="gatescope-test-models-")
+    os.environ["GATESCOPE_DATA_DIR"] = tempfile.mkdtemp(prefix="gatescope-test-data-")
     os.environ["GATESCOPE_ALLOWED_HOSTS"] = "testserver"  # the TestClient's host name

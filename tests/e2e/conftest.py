@@ -53,7 +53,14 @@ class ServerURL(str):
 def _running_server(tmp: Path, **env_extra: str) -> Iterator[ServerURL]:
     """The app under uvicorn in its own process (uploads kept in tmp/models), with extra GATESCOPE_* settings."""
     port = _free_port()
-    env = {**os.environ, "GATESCOPE_MODELS": str(tmp / "models"), "GATESCOPE_HOST": "127.0.0.1", **env_extra}
+    env = {
+        **os.environ,
+        "GATESCOPE_MODELS": str(tmp / "models"),
+        "GATESCOPE_DATA_DIR": str(tmp / "data"),  # its indexes
+        "GATESCOPE_HELDOUT_CHARS": "20000",  # the code model's held-out index, small: a few seconds
+        "GATESCOPE_HOST": "127.0.0.1",
+        **env_extra,
+    }
     log = open(tmp / "server.log", "wb")  # a file, not a pipe: a full pipe would stall the server
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]

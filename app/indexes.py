@@ -1,0 +1,471 @@
+"""Every model's corpus index, and the background jobs that build them (``app.state.indexes``).
+
+An index is a Zarr store (model/analysis/store.py) kept at ``<GATESCOPE_DATA_DIR>/indexes/<model>/<name>.zarr``,
+with ``<name>.json`` beside it (what the corpus was, for the page). A model has at most one: the newest
+built replaces the one before. After a restart a model's folder is opened again with its network, and an
+index whose fingerprint is not that network's (its weights changed) is removed, never served.
+
+- ``get(model)``: the ready Index, or None. ``status(model)``: ``{"state": "none" | "building" | "ready" |
+  "failed", "progress", "info", "error"}``. For a bundled model the first ``get`` or ``status`` starts
+  building its held-out index (app/corpora.py) when none is kept.
+- ``start(model, corpus)``: a job in a thread of its own, one per model at a time (``Busy``: a 409 saying how
+  far the running one is), at most ``JOBS_IN_FLIGHT`` waiting or running, ``index_jobs`` of them running at
+  once. The job calls ``model.analysis.index.build`` with ``progress=`` and ``stop=``; ``cancel(model)`` and
+  ``remove(model)`` (its model was deleted) stop it within a part. It builds into a hidden folder renamed into
+  place when done: a failed or stopped build leaves nothing behind, and says why in ``status``.
+- Dask: one cluster for the app's life, started at the first job (``index_workers`` processes on 127.0.0.1,
+  one thread each: the server and the browser keep the other core of a 2-core machine), or the scheduler of
+  GATESCOPE_DASK_SCHEDULER; ``close()`` (the lifespan's end) stops the jobs and closes it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import model
+
+from .corpora import Corpus, heldout
+from .registry import Registry
+from .settings import Settings
+from .uploads import slug
+
+log = logging.getLogger("gatescope")
+
+#: Jobs waiting or running at once, over all models; more are refused (503).
+JOBS_IN_FLIGHT = 8
+#: The name a bundled model's held-out index is kept under.
+HELDOUT = "heldout"
+
+
+class IndexRefused(Exception):
+    """An index job refused, with the HTTP status and a sentence a person can act on."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Job:
+    """One build: its corpus, its progress (updated by the build's thread), and how it ended."""
+
+    model_id: str
+    corpus: Corpus
+    state: str = "building"  # then "ready" | "failed" | "cancelled"
+    docs: int = 0
+    total_docs: int = 0
+    chars: int = 0
+    total_chars: int = 0
+    started: float = field(default_factory=time.monotonic)
+    ended: float | None = None
+    waiting: bool = True  # for a free slot (GATESCOPE_INDEX_JOBS)
+    error: str | None = None
+    version: int = 0  # moves with every change: a progress stream sends a line when it has
+    stop: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    cleanup: Callable[[], None] | None = None  # removes the job's uploaded files when it ends
+
+    def progress(self) -> dict[str, Any]:
+        seconds = (self.ended or time.monotonic()) - self.started
+        total = self.total_chars or self.corpus.size
+        eta = seconds * (total - self.chars) / self.chars if self.chars and total >= self.chars else None
+        return {
+            "docs": self.docs,
+            "total_docs": self.total_docs,
+            "chars": self.chars,
+            "total_chars": total,
+            "seconds": round(seconds, 2),
+            "eta": None if eta is None else round(eta, 1),
+            "percent": round(100 * self.chars / total, 1) if total else 0.0,
+        }
+
+
+def _default_builder(net: model.Network, corpus: Any, out: str, **kw: Any) -> Any:
+    from model.analysis.index import build
+
+    return build(net, corpus, out, **kw)
+
+
+def _default_opener(path: str, net: model.Network | None) -> Any:
+    from model.analysis.store import Index
+
+    return Index.open(path, net)
+
+
+class Indexes:
+    """The registry of indexes and index jobs (one per app, on ``app.state.indexes``)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        *,
+        builder: Callable[..., Any] = _default_builder,
+        opener: Callable[[str, Any], Any] = _default_opener,
+        scheduler: Any = None,
+    ) -> None:
+        self.settings, self.registry = settings, registry
+        self.root = Path(settings.data_dir) / "indexes"
+        self._build, self._open = builder, opener
+        self._scheduler = scheduler if scheduler is not None else settings.dask_scheduler  # None: the local cluster
+        self._ready: dict[str, Any] = {}  # model id -> its open Index
+        self._looked: set[str] = set()  # models whose folder was looked at since the start
+        self._jobs: dict[str, Job] = {}  # the last job of each model (running, or how it ended)
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(settings.index_jobs)
+        self._cluster: Any = None
+        self._client: Any = None
+        self._cluster_lock = threading.Lock()
+        self._closed = False
+        self._listeners: list[Callable[[], None]] = []
+
+    # ---- what a request reads
+
+    def get(self, model_id: str) -> Any | None:
+        """The ready index of ``model_id``, or None (a bundled model's held-out build starts if none is kept)."""
+        with self._lock:
+            index = self._ready.get(model_id)
+        if index is not None:
+            return index
+        self._find(model_id)
+        with self._lock:
+            return self._ready.get(model_id)
+
+    def looked(self, model_id: str) -> bool:
+        """Whether ``get`` answers from memory (no folder to open): a request can call it on the event loop."""
+        return model_id in self._looked
+
+    def status(self, model_id: str) -> dict[str, Any]:
+        """Where the model's index is: none, building (with progress), ready (with what it holds), failed (why)."""
+        index = self.get(model_id)
+        with self._lock:
+            job = self._jobs.get(model_id)
+        out: dict[str, Any] = {"model": model_id, "state": "none", "progress": None, "info": None, "error": None}
+        if job is not None and job.state == "building":
+            out.update(state="building", progress=job.progress(), waiting=job.waiting, corpus=job.corpus.title)
+        elif index is not None:
+            out.update(state="ready", info=self.info(model_id, index))
+        elif job is not None and job.state in ("failed", "cancelled"):
+            out.update(state="failed", error=job.error, progress=job.progress(), corpus=job.corpus.title)
+        if job is not None and job.corpus.notes:
+            out["notes"] = job.corpus.notes
+        out["version"] = job.version if job is not None else 0
+        return out
+
+    def info(self, model_id: str, index: Any) -> dict[str, Any]:
+        """What a ready index holds, for the page's status line."""
+        attrs = dict(getattr(index, "info", {}) or {})
+        side = _read_json(Path(str(index.path)).with_suffix(".json"))
+        return {
+            "corpus": side.get("title", attrs.get("model", "")),
+            "name": side.get("name"),
+            "docs": attrs.get("docs"),
+            "steps": attrs.get("steps"),
+            "chars": attrs.get("chars"),
+            "gates": attrs.get("gates"),
+            "layers": attrs.get("layers"),
+            "width": attrs.get("width"),
+            "kind": attrs.get("kind"),
+            "seconds": attrs.get("seconds"),
+            "created": attrs.get("created"),
+            "notes": side.get("notes", []),
+        }
+
+    def explain(self, model_id: str) -> str:
+        """Why ``model_id`` has no index to serve, and what to do: the 409 every index route answers."""
+        st = self.status(model_id)
+        if st["state"] == "building":
+            p = st["progress"]
+            return (
+                f"model {model_id!r} has no index yet: it is being built ({p['percent']:.0f}%, {st['corpus']}); "
+                f"follow it at GET /api/models/{model_id}/index/progress"
+            )
+        if st["state"] == "failed":
+            return (
+                f"model {model_id!r} has no index: its last build failed ({st['error']}); "
+                f"POST a corpus to /api/models/{model_id}/index"
+            )
+        how = f"POST a corpus (a .txt, .jsonl or .zip) to /api/models/{model_id}/index"
+        return f"model {model_id!r} has no index yet: {how}"
+
+    def put(self, model_id: str, index: Any) -> None:
+        """Serve ``index`` for ``model_id`` (tests, and a build that has just finished)."""
+        with self._lock:
+            self._ready[model_id] = index
+            self._looked.add(model_id)
+
+    def subscribe(self, fn: Callable[[], None]) -> None:
+        """Call ``fn()`` (from any thread) whenever a job's progress or state changes."""
+        self._listeners.append(fn)
+
+    def unsubscribe(self, fn: Callable[[], None]) -> None:
+        self._listeners.remove(fn)
+
+    # ---- jobs
+
+    def start(self, model_id: str, corpus: Corpus, cleanup: Callable[[], None] | None = None) -> Job:
+        """Build ``model_id``'s index of ``corpus`` in the background; IndexRefused (409 one is running for it,
+        503 too many jobs, 507 no room on disk)."""
+        entry = self.registry.get(model_id)
+        if entry is None or entry.net is None:
+            raise IndexRefused(f"no model {model_id!r}; GET /api/models lists them", 404)
+        with self._lock:
+            if self._closed:
+                raise IndexRefused("the server is shutting down", 503)
+            running = self._jobs.get(model_id)
+            if running is not None and running.state == "building":
+                p = running.progress()
+                raise IndexRefused(
+                    f"model {model_id!r} has an index being built already ({p['percent']:.0f}%, "
+                    f"{running.corpus.title}): DELETE /api/models/{model_id}/index cancels it",
+                    409,
+                )
+            busy = sum(j.state == "building" for j in self._jobs.values())
+            if busy >= JOBS_IN_FLIGHT:
+                raise IndexRefused(f"the server has {busy} index jobs under way; try again when one is done", 503)
+            self._check_room(entry.net, corpus)
+            job = Job(model_id, corpus, cleanup=cleanup)
+            self._jobs[model_id] = job
+        job.thread = threading.Thread(target=self._run, args=(job, entry.net), name=f"index-{model_id}", daemon=True)
+        job.thread.start()
+        return job
+
+    def refuse(self, model_id: str, name: str, message: str) -> None:
+        """Record a corpus refused before its job could start (sent with an upload): the index's state is failed."""
+        job = Job(model_id, Corpus([], name, name), state="failed", error=message, waiting=False)
+        job.ended = job.started
+        job.done.set()
+        with self._lock:
+            self._jobs[model_id] = job
+        self._changed(job)
+
+    def _check_room(self, net: model.Network, corpus: Corpus) -> None:
+        """507 when the corpus's index (about steps x units x layers x 2 gates x 2 bytes, at most a step a
+        character) would not fit in GATESCOPE_INDEX_MB beside the indexes kept."""
+        gates = 2 if "c" in net.gates else 1
+        need = corpus.size * net.width * net.num_layers * gates * 2
+        used = _du(self.root)
+        budget = self.settings.index_mb << 20
+        if used + need > budget:
+            raise IndexRefused(
+                f"this corpus's index would take up to {need / 2**20:,.0f} MB; the indexes may take "
+                f"{self.settings.index_mb:,} MB (GATESCOPE_INDEX_MB) and hold {used / 2**20:,.0f} MB: "
+                "send a smaller corpus or remove an index (DELETE /api/models/<id>/index)",
+                507,
+            )
+
+    def cancel(self, model_id: str) -> bool:
+        """Stop ``model_id``'s running job (True if there was one); it ends within a part."""
+        with self._lock:
+            job = self._jobs.get(model_id)
+        if job is None or job.state != "building":
+            return False
+        job.stop.set()
+        return True
+
+    def remove(self, model_id: str, wait: float = 30.0) -> None:
+        """Stop ``model_id``'s job and remove its indexes (its model is gone, or a person asked)."""
+        with self._lock:
+            job = self._jobs.pop(model_id, None)
+            self._ready.pop(model_id, None)
+            self._looked.add(model_id)  # nothing kept to find any more (a bundled model's next ask builds again)
+        if job is not None and job.state == "building":
+            job.stop.set()
+            job.done.wait(wait)
+        shutil.rmtree(self.root / model_id, ignore_errors=True)
+        self._changed(job)
+
+    def forget(self, model_id: str) -> None:
+        """Drop what this process knows of ``model_id`` (its model was replaced): the next ask looks again."""
+        with self._lock:
+            self._ready.pop(model_id, None)
+            self._looked.discard(model_id)
+
+    def wait(self, model_id: str, timeout: float) -> bool:
+        """Wait for ``model_id``'s job to end (tests, the CLI); True if it ended."""
+        with self._lock:
+            job = self._jobs.get(model_id)
+        return job is None or job.done.wait(timeout)
+
+    def _changed(self, job: Job | None) -> None:
+        if job is not None:
+            job.version += 1
+        for fn in self._listeners:
+            fn()
+
+    def _run(self, job: Job, net: model.Network) -> None:
+        """The job's thread: wait for a slot, build into a hidden folder, rename it into place."""
+        folder = self.root / job.model_id
+        tmp = folder / f".building-{uuid.uuid4().hex[:8]}.zarr"
+        try:
+            while not self._slots.acquire(timeout=0.2):
+                if job.stop.is_set():
+                    raise model.Cancelled("the index job was cancelled before it started")
+            try:
+                job.waiting, job.started = False, time.monotonic()
+                self._changed(job)
+                folder.mkdir(parents=True, exist_ok=True)
+                index = self._build(
+                    net,
+                    job.corpus.sources,
+                    str(tmp),
+                    name=job.model_id,
+                    per=job.corpus.per,
+                    carry=job.corpus.carry,
+                    scheduler=self._dask(),
+                    progress=lambda *p: self._progress(job, *p),
+                    stop=job.stop.is_set,
+                )
+            finally:
+                self._slots.release()
+            if job.stop.is_set():
+                raise model.Cancelled("the index job was cancelled")
+            final = self._keep(job, tmp)
+            index = self._open(str(final), net)
+        except model.Cancelled as e:
+            self._end(job, "cancelled", str(e) or "cancelled", tmp)
+        except (model.GatescopeError, OSError, ValueError) as e:  # the corpus's fault, or the disk's
+            log.warning("gatescope: indexing %s for %r failed: %s", job.corpus.title, job.model_id, e)
+            self._end(job, "failed", _sentence(e), tmp)
+        except Exception as e:  # a bug in gatescope: logged whole, and the job still ends
+            log.error("gatescope: indexing %s for %r failed", job.corpus.title, job.model_id, exc_info=e)
+            self._end(job, "failed", f"internal error ({type(e).__name__}: {e})", tmp)
+        else:
+            job.docs, job.chars = job.total_docs or index.docs, job.total_chars or job.chars
+            with self._lock:
+                if self._jobs.get(job.model_id) is job:  # not removed meanwhile
+                    self._ready[job.model_id] = index
+            self._end(job, "ready", None, None)
+
+    def _progress(self, job: Job, docs: int, total_docs: int, chars: int, total_chars: int) -> None:
+        job.docs, job.total_docs, job.chars, job.total_chars = docs, total_docs, chars, total_chars
+        self._changed(job)
+
+    def _keep(self, job: Job, tmp: Path) -> Path:
+        """Rename the built store into place, replacing the model's older index, and write its note."""
+        folder = tmp.parent
+        final = folder / f"{slug(Path(job.corpus.name).stem)}.zarr"
+        with self._lock:
+            self._ready.pop(job.model_id, None)
+        for old in folder.glob("*.zarr"):
+            if not old.name.startswith("."):
+                shutil.rmtree(old, ignore_errors=True)
+        for old in folder.glob("*.json"):
+            old.unlink(missing_ok=True)
+        tmp.rename(final)
+        note = {
+            "name": job.corpus.name,
+            "title": job.corpus.title,
+            "notes": job.corpus.notes,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        final.with_suffix(".json").write_text(json.dumps(note))
+        return final
+
+    def _end(self, job: Job, state: str, error: str | None, tmp: Path | None) -> None:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if job.cleanup is not None:
+            job.cleanup()
+        job.state, job.error, job.ended = state, error, time.monotonic()
+        job.done.set()
+        self._changed(job)
+
+    # ---- finding kept indexes
+
+    def _find(self, model_id: str) -> None:
+        """Open the model's kept index (once per process and model); a bundled model without one starts its
+        held-out build."""
+        with self._lock:
+            if model_id in self._looked or model_id in self._jobs:
+                return
+            self._looked.add(model_id)
+        entry = self.registry.get(model_id)
+        if entry is None or entry.net is None:
+            return
+        for path in sorted((self.root / model_id).glob("[!.]*.zarr")):
+            try:
+                index = self._open(str(path), entry.net)
+            except model.FormatError as e:  # another network's (its weights changed), or another version's
+                log.warning("gatescope: removed the index %s: %s", path, e)
+                shutil.rmtree(path, ignore_errors=True)
+                path.with_suffix(".json").unlink(missing_ok=True)
+                continue
+            with self._lock:
+                self._ready[model_id] = index
+            return
+        for stale in (self.root / model_id).glob(".building-*"):  # a build a crash interrupted
+            shutil.rmtree(stale, ignore_errors=True)
+        if entry.origin == "bundled" and self.settings.index_bundled:
+            corpus = heldout(model_id, entry.card, self.settings.heldout_chars)
+            if corpus is not None:
+                try:
+                    self.start(model_id, corpus)
+                except IndexRefused as e:
+                    log.warning("gatescope: the held-out index of %r was not started: %s", model_id, e)
+
+    # ---- the Dask cluster
+
+    def _dask(self) -> Any:
+        """The scheduler every job uses: the configured one, else the app's local cluster (started once)."""
+        if self._scheduler is not None:
+            return self._scheduler
+        with self._cluster_lock:
+            if self._client is None:
+                from distributed import Client, LocalCluster
+
+                self._cluster = LocalCluster(
+                    n_workers=self.settings.index_workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                    silence_logs=logging.WARNING,
+                )
+                self._client = Client(self._cluster)
+            return self._client
+
+    def close(self, wait: float = 30.0) -> None:
+        """Stop every job and close the local cluster (the lifespan's end)."""
+        with self._lock:
+            self._closed = True
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            job.stop.set()
+        for job in jobs:
+            job.done.wait(wait)
+        with self._cluster_lock:
+            if self._client is not None:
+                self._client.close()
+                self._cluster.close()
+                self._client = self._cluster = None
+
+
+def _sentence(e: BaseException) -> str:
+    return str(e) or type(e).__name__
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _du(folder: Path) -> int:
+    """Bytes the files under ``folder`` take."""
+    if not folder.is_dir():
+        return 0
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
