@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import sysconfig
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -103,32 +104,42 @@ def unzip(archive: Path, into: Path, max_bytes: int, max_files: int, suffixes: t
                 f"the zip unpacks to {declared / 2**20:,.0f} MB; a corpus may unpack to at most {max_bytes >> 20} MB",
                 413,
             )
-        written, binary, other = 0, [], []
-        root = into.resolve()
-        for m in members:
-            name = _safe_name(m.filename)
-            if name is None:
+        try:
+            return _extract(zf, members, into, max_bytes, suffixes)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as e:  # a member does not match its record
+            raise CorpusError(f"the zip is damaged ({e})", 422) from None
+
+
+def _extract(
+    zf: zipfile.ZipFile, members: list[zipfile.ZipInfo], into: Path, max_bytes: int, suffixes: tuple[str, ...] | None
+) -> list[str]:
+    """Write the members (see ``unzip``); the notes on what was skipped."""
+    written, binary, other = 0, [], []
+    root = into.resolve()
+    for m in members:
+        name = _safe_name(m.filename)
+        if name is None:
+            continue
+        if suffixes is not None and name.suffix.lower() not in suffixes:
+            other.append(str(name))
+            continue
+        target = (root / name).resolve()
+        if root not in target.parents:  # cannot happen with the safe name: kept as the last word
+            raise CorpusError(f"the zip member {m.filename!r} points outside the corpus", 422)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with zf.open(m) as src:
+            head = src.read(SNIFF)
+            if suffixes is None and is_binary(head):
+                binary.append(str(name))
                 continue
-            if suffixes is not None and name.suffix.lower() not in suffixes:
-                other.append(str(name))
-                continue
-            target = (root / name).resolve()
-            if root not in target.parents:  # cannot happen with the safe name: kept as the last word
-                raise CorpusError(f"the zip member {m.filename!r} points outside the corpus", 422)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(m) as src:
-                head = src.read(SNIFF)
-                if suffixes is None and is_binary(head):
-                    binary.append(str(name))
-                    continue
-                with open(target, "wb") as out:
-                    chunk = head
-                    while chunk:
-                        written += len(chunk)
-                        if written > max_bytes:  # the directory understated a member's size
-                            raise CorpusError(f"the zip unpacks to more than {max_bytes >> 20} MB", 413)
-                        out.write(chunk)
-                        chunk = src.read(1 << 20)
+            with open(target, "wb") as out:
+                chunk = head
+                while chunk:
+                    written += len(chunk)
+                    if written > max_bytes:  # the directory understated a member's size
+                        raise CorpusError(f"the zip unpacks to more than {max_bytes >> 20} MB", 413)
+                    out.write(chunk)
+                    chunk = src.read(1 << 20)
     notes = []
     if binary:
         notes.append(f"skipped {len(binary)} binary file{'s' if len(binary) > 1 else ''}: {_some(binary)}")

@@ -91,13 +91,15 @@ class Job:
         }
 
 
-def _default_builder(net: model.Network, corpus: Any, out: str, **kw: Any) -> Any:
+def build_index(net: model.Network, corpus: Any, out: str, **kw: Any) -> Any:
+    """model.analysis.index.build (imported at the first job: Dask and Zarr load only when an index is built)."""
     from model.analysis.index import build
 
     return build(net, corpus, out, **kw)
 
 
-def _default_opener(path: str, net: model.Network | None) -> Any:
+def open_index(path: str, net: model.Network | None) -> Any:
+    """model.analysis.store.Index.open: a kept index, checked against ``net``'s fingerprint (FormatError)."""
     from model.analysis.store import Index
 
     return Index.open(path, net)
@@ -111,13 +113,13 @@ class Indexes:
         settings: Settings,
         registry: Registry,
         *,
-        builder: Callable[..., Any] = _default_builder,
-        opener: Callable[[str, Any], Any] = _default_opener,
+        builder: Callable[..., Any] | None = None,
+        opener: Callable[[str, Any], Any] | None = None,
         scheduler: Any = None,
     ) -> None:
         self.settings, self.registry = settings, registry
         self.root = Path(settings.data_dir) / "indexes"
-        self._build, self._open = builder, opener
+        self._builder, self._opener = builder, opener  # None: build_index and open_index (tests may patch them)
         self._scheduler = scheduler if scheduler is not None else settings.dask_scheduler  # None: the local cluster
         self._ready: dict[str, Any] = {}  # model id -> its open Index
         self._looked: set[str] = set()  # models whose folder was looked at since the start
@@ -316,7 +318,7 @@ class Indexes:
                 job.waiting, job.started = False, time.monotonic()
                 self._changed(job)
                 folder.mkdir(parents=True, exist_ok=True)
-                index = self._build(
+                index = (self._builder or build_index)(
                     net,
                     job.corpus.sources,
                     str(tmp),
@@ -381,6 +383,9 @@ class Indexes:
         job.state, job.error, job.ended = state, error, time.monotonic()
         job.done.set()
         self._changed(job)
+
+    def _open(self, path: str, net: model.Network) -> Any:
+        return (self._opener or open_index)(path, net)
 
     # ---- finding kept indexes
 
