@@ -35,6 +35,7 @@ import numpy as np
 
 import model
 from model import tasks
+from model.analysis.corpus import Texts
 from model.regression import Co2Task
 
 #: The suffixes read as series (vector models); anything else is text (UTF-8) unless it is a zip.
@@ -179,7 +180,7 @@ def read_upload(
         size = _size_of(folder)
         if text_model and size == 0:
             raise CorpusError(f"{filename} holds only empty files: nothing to index")
-        _check_text(net, files, filename)
+        _check_text(net, files, filename, per)
         return Corpus([str(folder)], filename, filename, per, carry, size, notes)
     if not text_model:
         if suffix not in SERIES:
@@ -199,7 +200,7 @@ def read_upload(
     if suffix == ".jsonl":
         _check_jsonl(path, filename)
     else:
-        _check_text(net, [path], filename)
+        _check_text(net, [path], filename, per)
     return Corpus([str(path)], filename, filename, "line" if suffix == ".jsonl" else per, carry, path.stat().st_size)
 
 
@@ -219,9 +220,9 @@ def _check_jsonl(path: Path, filename: str) -> None:
 CHECK_CHARS = 100_000
 
 
-def _check_text(net: model.Network, files: list[Path], filename: str) -> None:
+def _check_text(net: model.Network, files: list[Path], filename: str, per: str) -> None:
     """Refuse a text corpus the model cannot read, from its first CHECK_CHARS characters (the tokenizer's own
-    message names the token)."""
+    message names the token); with ``per="line"`` each line is a document, its newline not part of it."""
     left = CHECK_CHARS
     for p in files:
         if left <= 0:
@@ -229,8 +230,11 @@ def _check_text(net: model.Network, files: list[Path], filename: str) -> None:
         with open(p, encoding="utf-8", errors="replace") as f:
             text = f.read(left)
         left -= len(text)
+        docs = text.splitlines() if per == "line" else [text]
         try:
-            net.tokenizer.encode(text).check()  # type: ignore[union-attr]
+            for doc in docs:
+                if doc:
+                    net.tokenizer.encode(doc).check()  # type: ignore[union-attr]
         except model.InputError as e:
             raise CorpusError(f"{filename}: {e}") from None
 
@@ -247,12 +251,12 @@ def heldout(name: str, card: dict[str, Any], max_chars: int) -> Corpus | None:
         return None
     task = tasks.TASKS[task_name](**options)
     if isinstance(task, tasks.DyckTask):
-        docs = task.heldout()
+        docs = Texts(task.heldout())
         title = f"held-out Dyck strings (up to {2 * task.max_len} symbols)"
         return Corpus(docs, "heldout", title, size=sum(map(len, docs)))
     if isinstance(task, tasks.RecallTask):
         usual, long = task.heldout()
-        docs = usual + long
+        docs = Texts(usual + long)
         return Corpus(docs, "heldout", "held-out recall sequences (usual and long gaps)", size=sum(map(len, docs)))
     if isinstance(task, tasks.CodeTask):
         return code_heldout(max_chars)

@@ -20,6 +20,7 @@ from starlette.requests import HTTPConnection
 
 import model
 from model import heads
+from model.analysis.store import Index
 
 from ..indexes import Indexes
 from ..registry import Entry, Registry
@@ -232,7 +233,7 @@ async def checked_trace(body: TraceRequest, registry: RegistryDep, settings: Set
 CheckedDep = Annotated[Checked, Depends(checked_trace)]
 
 
-async def model_index(model_id: str, registry: RegistryDep, indexes: IndexesDep) -> Any:
+async def model_index(model_id: str, registry: RegistryDep, indexes: IndexesDep) -> Index:
     """The ready index of the path's model; 404 no such model, 409 no index yet, saying its state and what to do
     (for a bundled model the first ask starts building its held-out index)."""
     find_model(registry, model_id)
@@ -242,5 +243,5 @@ async def model_index(model_id: str, registry: RegistryDep, indexes: IndexesDep)
     return index
 
 
-#: The ready corpus index (model.analysis.store.Index) of the model named by the path's ``{model_id}``.
-ModelIndex = Annotated[Any, Depends(model_index)]
+#: The ready corpus index of the model named by the path's ``{model_id}``.
+ModelIndex = Annotated[Index, Depends(model_index)]
