@@ -277,14 +277,16 @@ class Indexes:
         return True
 
     def remove(self, model_id: str, wait: float = 30.0) -> None:
-        """Stop ``model_id``'s job and remove its indexes (its model is gone, or a person asked)."""
+        """Stop ``model_id``'s job and remove its indexes (its model is gone, or a person asked); IndexRefused (503)
+        if the job did not stop within ``wait`` seconds."""
         with self._lock:
             job = self._jobs.pop(model_id, None)
             self._ready.pop(model_id, None)
             self._looked.add(model_id)  # nothing kept to find any more (a bundled model's next ask builds again)
         if job is not None and job.state == "building":
             job.stop.set()
-            job.done.wait(wait)
+            if not job.done.wait(wait):  # it stops within a part: a part longer than this is a surprise
+                raise IndexRefused(f"the index build of {model_id!r} did not stop within {wait:g} s; try again", 503)
         shutil.rmtree(self.root / model_id, ignore_errors=True)
         self._changed(job)
 

@@ -260,10 +260,13 @@ async def index_progress(model_id: str, entry: EntryDep, request: Request) -> St
 
 
 @router.delete(
-    "/{model_id}/index", status_code=204, responses=errors(403, 404), dependencies=[Depends(require_uploads)]
+    "/{model_id}/index", status_code=204, responses=errors(403, 404, 503), dependencies=[Depends(require_uploads)]
 )
 async def delete_index(model_id: str, entry: EntryDep, request: Request) -> Response:
     """Cancel the model's build under way and remove its index (a bundled model's is built again only when asked:
     POST .../index without a corpus)."""
-    await run_in_threadpool(get_indexes(request).remove, model_id)
+    try:
+        await run_in_threadpool(get_indexes(request).remove, model_id)
+    except IndexRefused as e:
+        raise HTTPException(e.status, str(e)) from None
     return Response(status_code=204)

@@ -4,6 +4,7 @@ DELETE /api/models/{id} removes an uploaded one."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -29,6 +30,7 @@ from ..work import ClientGone, watch_disconnect
 from .deps import EntryDep, IndexesDep, RegistryDep, SettingsDep, StoreDep, WorkDep, no_model, require_uploads
 from .index import prepare
 
+log = logging.getLogger("gatescope")
 router = APIRouter(prefix="/api/models", tags=["models"])
 
 
@@ -362,7 +364,10 @@ def delete_model(
     except UploadError as e:
         raise HTTPException(e.status, str(e)) from None
     registry.remove(model_id)
-    indexes.remove(model_id)  # its build stopped, its index removed
+    try:
+        indexes.remove(model_id)  # its build stopped, its index removed
+    except IndexRefused as e:  # the model is gone; its build stops on its own and its files stay until asked
+        log.warning("gatescope: %s", e)
     if not removed:  # another worker deleted it a moment ago
         raise no_model(model_id)
     return Response(status_code=204)
