@@ -24,7 +24,7 @@ GATESCOPE_INDEX_MB        the disk all indexes may take together (4096)
 GATESCOPE_INDEX_WORKERS   Dask worker processes of the server's local cluster (1)
 GATESCOPE_DASK_SCHEDULER  an existing Dask scheduler's address (tcp://...) instead of the local cluster
 GATESCOPE_INDEX_BUNDLED   1 or 0: build a bundled model's held-out index on first ask (1)
-GATESCOPE_HELDOUT_CHARS   the characters of held-out Python the code model's index reads (1000000)
+GATESCOPE_HELDOUT_CHARS   the characters of held-out Python the code model's index reads (300000)
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     )
     index_bundled: bool = Field(True, description="build a bundled model's held-out index when it is first asked for")
     heldout_chars: PositiveInt = Field(
-        1_000_000, description="characters of held-out Python the code model's index reads (whole files)"
+        300_000, description="characters of held-out Python the code model's index reads (whole files)"
     )
     templates: Path = ROOT / "templates"
 
