@@ -20,7 +20,7 @@ from starlette.datastructures import UploadFile
 from ..corpora import Corpus, CorpusError, heldout, read_upload
 from ..indexes import Indexes, IndexRefused
 from ..registry import Entry
-from ..schemas import errors
+from ..schemas import Detail
 from ..settings import Settings
 from .deps import EntryDep, SettingsDep, find_model, get_registry, require_uploads
 
@@ -70,6 +70,26 @@ class IndexStatus(BaseModel):
     version: int = Field(default=0, description="moves with every change of the build's progress or state")
 
 
+#: What each refusal of these routes means (the OpenAPI schema's descriptions).
+REFUSALS = {
+    400: "the upload is not a valid multipart form",
+    403: "uploads are switched off on this server (GATESCOPE_UPLOADS), or the request came from another web page",
+    404: "no such model (GET /api/models lists them)",
+    409: "the model has an index being built already (DELETE cancels it), or it is listed as unavailable",
+    411: "the corpus came without a Content-Length",
+    413: "the corpus is over GATESCOPE_MAX_CORPUS_MB, or a zip over GATESCOPE_MAX_CORPUS_UNZIPPED_MB or "
+    "GATESCOPE_MAX_CORPUS_FILES",
+    415: "the corpus is not of a kind the model reads (not UTF-8 text, not a zip, text for a vector model ...)",
+    422: "an empty corpus, one the model's tokenizer cannot read, a form field that takes other values, or none sent",
+    503: "too many index jobs under way, or a build that did not stop in time: try again",
+    507: "the corpus's index would not fit in GATESCOPE_INDEX_MB",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": Detail, "description": REFUSALS[code]} for code in codes}
+
+
 def get_indexes(request: Request) -> Indexes:
     return request.app.state.indexes
 
@@ -108,7 +128,7 @@ INDEX_BODY = {
 }
 
 
-@router.get("/{model_id}/index", response_model=IndexStatus, responses=errors(404))
+@router.get("/{model_id}/index", response_model=IndexStatus, responses=errors(404, 409, 422))
 def get_index(model_id: str, entry: EntryDep, request: Request) -> dict[str, Any]:
     """The model's index: none, building (with progress), ready (what it holds) or failed (why). A bundled
     model's first ask starts building its held-out index."""
@@ -131,7 +151,7 @@ def check_corpus_size(request: Request, settings: Settings, extra_mb: int = 0) -
     response_model=IndexStatus,
     status_code=202,
     openapi_extra=INDEX_BODY,
-    responses=errors(400, 403, 404, 409, 411, 413, 415, 503, 507),
+    responses=errors(400, 403, 404, 409, 411, 413, 415, 422, 503, 507),
     dependencies=[Depends(require_uploads)],
 )
 async def index_corpus(model_id: str, request: Request, settings: SettingsDep) -> Any:
@@ -169,7 +189,14 @@ def _started(request: Request, model_id: str, corpus: Corpus, cleanup: Any) -> J
     return JSONResponse(indexes.status(model_id), status_code=202)
 
 
+#: The form fields POST .../index reads.
+FIELDS = ("corpus", "per", "carry")
+
+
 def _options(form: Any) -> tuple[str, bool]:
+    unknown = sorted(set(form.keys()) - set(FIELDS))
+    if unknown:
+        raise HTTPException(422, f"the form takes {', '.join(FIELDS)}; not {', '.join(map(repr, unknown))}")
     per, carry = form.get("per") or "file", form.get("carry") or "0"
     if per not in ("file", "line"):
         shown = repr(per) if isinstance(per, str) else "a file"
@@ -223,7 +250,7 @@ PACE = 0.2
 
 @router.get(
     "/{model_id}/index/progress",
-    responses={**errors(404), 200: {"content": {"application/jsonl": {}}, "description": "a status a line"}},
+    responses={**errors(404, 422), 200: {"content": {"application/jsonl": {}}, "description": "a status a line"}},
 )
 async def index_progress(model_id: str, entry: EntryDep, request: Request) -> StreamingResponse:
     """The index's status as JSON Lines, a line whenever the build moves (at most five a second), until it is
@@ -260,7 +287,7 @@ async def index_progress(model_id: str, entry: EntryDep, request: Request) -> St
 
 
 @router.delete(
-    "/{model_id}/index", status_code=204, responses=errors(403, 404, 503), dependencies=[Depends(require_uploads)]
+    "/{model_id}/index", status_code=204, responses=errors(403, 404, 422, 503), dependencies=[Depends(require_uploads)]
 )
 async def delete_index(model_id: str, entry: EntryDep, request: Request) -> Response:
     """Cancel the model's build under way and remove its index (a bundled model's is built again only when asked:
