@@ -20,8 +20,10 @@ index whose fingerprint is not that network's (its weights changed) is removed, 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import shutil
 import threading
 import time
@@ -309,34 +311,28 @@ class Indexes:
             fn()
 
     def _run(self, job: Job, net: model.Network) -> None:
-        """The job's thread: wait for a slot, build into a hidden folder, rename it into place."""
+        """The job's thread: wait for a slot and the model's folder, build into a hidden folder, rename it into
+        place. A held-out build finds the store another worker process built meanwhile instead."""
         folder = self.root / job.model_id
         tmp = folder / f".building-{uuid.uuid4().hex[:8]}.zarr"
         try:
-            while not self._slots.acquire(timeout=0.2):
-                if job.stop.is_set():
-                    raise model.Cancelled("the index job was cancelled before it started")
+            _wait(lambda: self._slots.acquire(timeout=0.2), job, "the index job was cancelled before it started")
             try:
-                job.waiting, job.started = False, time.monotonic()
-                self._changed(job)
                 folder.mkdir(parents=True, exist_ok=True)
-                index = (self._builder or build_index)(
-                    net,
-                    job.corpus.sources,
-                    str(tmp),
-                    name=job.model_id,
-                    per=job.corpus.per,
-                    carry=job.corpus.carry,
-                    scheduler=self._dask(),
-                    progress=lambda *p: self._progress(job, *p),
-                    stop=job.stop.is_set,
-                )
+                held = os.open(folder, os.O_RDONLY)  # flock(2) on the folder: one build a model over all workers
+                try:
+                    _wait(lambda: _try_flock(held), job, "the index job was cancelled before it started")
+                    job.waiting, job.started = False, time.monotonic()
+                    self._changed(job)
+                    index = self._kept(job.model_id, net) if job.corpus.name == HELDOUT else None
+                    if index is None:
+                        self._build_into(job, net, tmp)
+                        final = self._keep(job, tmp)
+                        index = self._open(str(final), net)
+                finally:
+                    os.close(held)
             finally:
                 self._slots.release()
-            if job.stop.is_set():
-                raise model.Cancelled("the index job was cancelled")
-            final = self._keep(job, tmp)
-            index = self._open(str(final), net)
         except model.Cancelled as e:
             self._end(job, "cancelled", str(e) or "cancelled", tmp)
         except (model.GatescopeError, OSError, ValueError) as e:  # the corpus's fault, or the disk's
@@ -351,6 +347,21 @@ class Indexes:
                 if self._jobs.get(job.model_id) is job:  # not removed meanwhile
                     self._ready[job.model_id] = index
             self._end(job, "ready", None, None)
+
+    def _build_into(self, job: Job, net: model.Network, tmp: Path) -> None:
+        (self._builder or build_index)(
+            net,
+            job.corpus.sources,
+            str(tmp),
+            name=job.model_id,
+            per=job.corpus.per,
+            carry=job.corpus.carry,
+            scheduler=self._dask(),
+            progress=lambda *p: self._progress(job, *p),
+            stop=job.stop.is_set,
+        )
+        if job.stop.is_set():
+            raise model.Cancelled("the index job was cancelled")
 
     def _progress(self, job: Job, docs: int, total_docs: int, chars: int, total_chars: int) -> None:
         job.docs, job.total_docs, job.chars, job.total_chars = docs, total_docs, chars, total_chars
@@ -401,19 +412,12 @@ class Indexes:
         entry = self.registry.get(model_id)
         if entry is None or entry.net is None:
             return
-        for path in sorted((self.root / model_id).glob("[!.]*.zarr")):
-            try:
-                index = self._open(str(path), entry.net)
-            except model.FormatError as e:  # another network's (its weights changed), or another version's
-                log.warning("gatescope: removed the index %s: %s", path, e)
-                shutil.rmtree(path, ignore_errors=True)
-                path.with_suffix(".json").unlink(missing_ok=True)
-                continue
+        index = self._kept(model_id, entry.net)
+        if index is not None:
             with self._lock:
                 self._ready[model_id] = index
             return
-        for stale in (self.root / model_id).glob(".building-*"):  # a build a crash interrupted
-            shutil.rmtree(stale, ignore_errors=True)
+        self._clean(self.root / model_id)
         if entry.origin == "bundled" and self.settings.index_bundled:
             corpus = heldout(model_id, entry.card, self.settings.heldout_chars)
             if corpus is not None:
@@ -421,6 +425,35 @@ class Indexes:
                     self.start(model_id, corpus)
                 except IndexRefused as e:
                     log.warning("gatescope: the held-out index of %r was not started: %s", model_id, e)
+
+    @staticmethod
+    def _clean(folder: Path) -> None:
+        """Remove the half-built stores a crash left in ``folder``, unless a build (in any worker) holds it."""
+        if not folder.is_dir():
+            return
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return
+        try:
+            for stale in folder.glob(".building-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+        finally:
+            os.close(fd)
+
+    def _kept(self, model_id: str, net: model.Network) -> Any | None:
+        """The model's kept store, opened and checked against ``net``; a store of other weights (or another format
+        version) is removed."""
+        for path in sorted((self.root / model_id).glob("[!.]*.zarr")):
+            try:
+                return self._open(str(path), net)
+            except model.FormatError as e:  # another network's (its weights changed), or another version's
+                log.warning("gatescope: removed the index %s: %s", path, e)
+                shutil.rmtree(path, ignore_errors=True)
+                path.with_suffix(".json").unlink(missing_ok=True)
+        return None
 
     # ---- the Dask cluster
 
@@ -457,6 +490,22 @@ class Indexes:
                 self._client.close()
                 self._cluster.close()
                 self._client = self._cluster = None
+
+
+def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        time.sleep(0.2)  # another worker process builds this model's index: ask again, and see the stop meanwhile
+        return False
+    return True
+
+
+def _wait(take: Callable[[], bool], job: Job, why: str) -> None:
+    """Call ``take()`` until it says True; model.Cancelled once the job is stopped."""
+    while not take():
+        if job.stop.is_set():
+            raise model.Cancelled(why)
 
 
 def _sentence(e: BaseException) -> str:

@@ -204,6 +204,8 @@ def test_the_corpus_form_itself_is_checked(tmp_path):
     with TestClient(make_app(tmp_path, index_bundled=False, max_corpus_mb=1)) as client:
         r = client.post("/api/models/tiny/index", data={"per": "file"})
         assert r.status_code == 422 and "form field 'corpus'" in r.json()["detail"]
+        r = send(client, "tiny", "a.txt", b"ab", lines="1")
+        assert r.status_code == 422 and "the form takes corpus, per, carry; not 'lines'" in r.json()["detail"]
         r = send(client, "tiny", "a.txt", b"ab", per="word")
         assert r.status_code == 422 and "'per' takes file or line" in r.json()["detail"]
         r = send(client, "tiny", "big.txt", b"a" * (3 << 20))
@@ -244,3 +246,28 @@ def test_the_apps_own_dask_cluster_builds_and_closes_with_the_app(tmp_path):
         assert len(workers) == 1 and all(w.startswith("tcp://127.0.0.1:") for w in workers)
         assert client.get("/test/index/dyck").json()["docs"] == 50
     assert dask.status == "closed" and a.state.indexes._client is None
+
+
+def test_two_worker_processes_build_a_bundled_index_once(tmp_path, monkeypatch):
+    """Each worker of `gatescope serve --workers 2` has its own Indexes over one data folder: the first to ask
+    builds the held-out index, holding the model's folder (flock); the other waits for it and opens that store."""
+    from app.indexes import Indexes
+    from app.registry import Registry
+
+    builds, gate = [], Gate()
+    monkeypatch.setattr(app.indexes, "build_index", lambda *a, **kw: (builds.append(a[2]), gate(*a, **kw))[1])
+    registry = Registry()
+    registry.load_bundled()
+    settings = Settings(models_dir=tmp_path / "models", data_dir=tmp_path / "data", dask_scheduler="sync")
+    one, two = Indexes(settings, registry), Indexes(settings, registry)
+    try:
+        assert one.status("dyck")["state"] == "building"
+        assert gate.entered.wait(BUILD_TIMEOUT)  # the first holds the folder
+        assert two.status("dyck")["state"] == "building"  # the second's job waits for it
+        gate.open.set()
+        assert one.wait("dyck", BUILD_TIMEOUT) and two.wait("dyck", BUILD_TIMEOUT)
+        assert one.status("dyck")["state"] == two.status("dyck")["state"] == "ready"
+        assert len(builds) == 1 and one.get("dyck").path == two.get("dyck").path
+    finally:
+        one.close()
+        two.close()
