@@ -123,7 +123,7 @@ class Indexes:
         self.root = Path(settings.data_dir) / "indexes"
         self._builder, self._opener = builder, opener  # None: build_index and open_index (tests may patch them)
         self._scheduler = scheduler if scheduler is not None else settings.dask_scheduler  # None: the local cluster
-        self._ready: dict[str, Any] = {}  # model id -> its open Index
+        self._ready: dict[str, tuple[model.Network, Any]] = {}  # model id -> (the network it is of, its open Index)
         self._looked: set[str] = set()  # models whose folder was looked at since the start
         self._jobs: dict[str, Job] = {}  # the last job of each model (running, or how it ended)
         self._lock = threading.Lock()
@@ -137,14 +137,27 @@ class Indexes:
     # ---- what a request reads
 
     def get(self, model_id: str) -> Any | None:
-        """The ready index of ``model_id``, or None (a bundled model's held-out build starts if none is kept)."""
+        """The ready index of ``model_id``, or None (a bundled model's held-out build starts if none is kept). An
+        index is served only for the very network it was opened with: a model replaced since (another worker
+        deleted it and a new one took its name) is looked for again."""
+        entry = self.registry.get(model_id)
+        net = entry.net if entry is not None else None
         with self._lock:
-            index = self._ready.get(model_id)
-        if index is not None:
-            return index
+            held = self._ready.get(model_id)
+            if held is not None and held[0] is not net:
+                del self._ready[model_id]
+                self._looked.discard(model_id)
+                if model_id in self._jobs and self._jobs[model_id].state != "building":
+                    del self._jobs[model_id]  # how the old model's last build ended: not this one's
+                held = None
+        if held is not None:
+            return held[1]
+        if net is None:
+            return None
         self._find(model_id)
         with self._lock:
-            return self._ready.get(model_id)
+            held = self._ready.get(model_id)
+        return held[1] if held is not None else None
 
     def looked(self, model_id: str) -> bool:
         """Whether ``get`` answers from memory (no folder to open): a request can call it on the event loop."""
@@ -205,8 +218,11 @@ class Indexes:
 
     def put(self, model_id: str, index: Any) -> None:
         """Serve ``index`` for ``model_id`` (tests, and a build that has just finished)."""
+        entry = self.registry.get(model_id)
+        if entry is None or entry.net is None:
+            raise KeyError(f"no model {model_id!r} to serve an index for")
         with self._lock:
-            self._ready[model_id] = index
+            self._ready[model_id] = (entry.net, index)
             self._looked.add(model_id)
 
     def subscribe(self, fn: Callable[[], None]) -> None:
@@ -345,7 +361,7 @@ class Indexes:
             job.docs, job.chars = job.total_docs or index.docs, job.total_chars or job.chars
             with self._lock:
                 if self._jobs.get(job.model_id) is job:  # not removed meanwhile
-                    self._ready[job.model_id] = index
+                    self._ready[job.model_id] = (net, index)
             self._end(job, "ready", None, None)
 
     def _build_into(self, job: Job, net: model.Network, tmp: Path) -> None:
@@ -415,7 +431,7 @@ class Indexes:
         index = self._kept(model_id, entry.net)
         if index is not None:
             with self._lock:
-                self._ready[model_id] = index
+                self._ready[model_id] = (entry.net, index)
             return
         self._clean(self.root / model_id)
         if entry.origin == "bundled" and self.settings.index_bundled:

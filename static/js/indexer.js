@@ -30,7 +30,7 @@ function duration(s) {
 }
 
 /** The status line's words for a status. */
-export function describe(st) {
+export function describe(st, canIndex = true) {
   if (!st) return "";
   if (st.state === "ready") {
     const i = st.info || {};
@@ -43,7 +43,7 @@ export function describe(st) {
     return `Index: building ${Math.floor(p.percent || 0)}% of ${st.corpus}${left}…`;
   }
   if (st.state === "failed") return `Index: the last build failed: ${st.error}`;
-  return "No index yet: “Index a corpus…” builds one";
+  return canIndex ? "No index yet: “Index a corpus…” builds one" : "No index for this model on this server";
 }
 
 /** The dialog's progress line: documents, characters and time left. */
@@ -124,7 +124,7 @@ export class Indexer {
   _show() {
     const st = this.state.index;
     const { line, progress, submit } = this.els;
-    line.textContent = describe(st);
+    line.textContent = describe(st, !this.els.open.hidden);
     line.dataset.state = st?.state || "";
     line.classList.toggle("is-error", st?.state === "failed");
     if (!this._running || !st) return;

@@ -110,6 +110,25 @@ def test_a_model_whose_weights_changed_never_gets_its_old_index(tmp_path):
     assert stores(tmp_path / "data") == []  # the stale index was removed, not served
 
 
+def test_a_model_replaced_while_the_server_runs_never_gets_the_old_index(tmp_path):
+    """Another worker deleted the model and a new upload took its name: this worker's registry follows the folder,
+    and its index of the old network is not served for the new one."""
+    from app.registry import Entry
+
+    tiny_model(tmp_path / "models")
+    a = make_app(tmp_path)
+    with TestClient(a) as client:
+        assert send(client, "tiny", "c.txt", b"ab ab ba " * 50).status_code == 202
+        assert follow(client, "tiny")[-1]["state"] == "ready"
+        assert client.get("/test/index/tiny").status_code == 200
+        tiny_model(tmp_path / "other", seed=2)
+        a.state.registry.add("tiny", Entry(model.load(tmp_path / "other" / "tiny"), {}, "uploaded"))
+        r = client.get("/test/index/tiny")
+        assert r.status_code == 409 and "no index yet" in r.json()["detail"]
+        assert client.get("/api/models/tiny/index").json()["state"] == "none"
+    assert stores(tmp_path / "data") == []  # the old network's store is gone
+
+
 def test_a_build_streams_its_progress_line_by_line_until_ready(tmp_path, monkeypatch):
     monkeypatch.setattr(index_mod, "PART_BYTES", 32 * 400)  # dyck keeps 32 bytes a step: a part per 400 steps
     text = "\n".join(dyck_strings(200)).encode()
