@@ -428,12 +428,12 @@ class Indexes:
         entry = self.registry.get(model_id)
         if entry is None or entry.net is None:
             return
+        self._clean(self.root / model_id)  # what a build the process died in left
         index = self._kept(model_id, entry.net)
         if index is not None:
             with self._lock:
                 self._ready[model_id] = (entry.net, index)
             return
-        self._clean(self.root / model_id)
         if entry.origin == "bundled" and self.settings.index_bundled:
             corpus = heldout(model_id, entry.card, self.settings.heldout_chars)
             if corpus is not None:
@@ -492,15 +492,18 @@ class Indexes:
                 self._client = Client(self._cluster)
             return self._client
 
-    def close(self, wait: float = 30.0) -> None:
-        """Stop every job and close the local cluster (the lifespan's end)."""
+    def close(self, wait: float = 5.0) -> None:
+        """Stop every job and close the local cluster (the lifespan's end). A job still in a part after ``wait``
+        seconds is left to die with the process (its thread is a daemon): its half-built store is swept at the
+        next start."""
         with self._lock:
             self._closed = True
             jobs = list(self._jobs.values())
         for job in jobs:
             job.stop.set()
+        deadline = time.monotonic() + wait
         for job in jobs:
-            job.done.wait(wait)
+            job.done.wait(max(0.0, deadline - time.monotonic()))
         with self._cluster_lock:
             if self._client is not None:
                 self._client.close()

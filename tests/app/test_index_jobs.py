@@ -90,8 +90,11 @@ def test_a_bundled_model_builds_its_held_out_index_on_first_ask_and_a_restart_fi
         got = client.get("/test/index/dyck").json()
         assert got["docs"] == 500
     assert stores(tmp_path / "data") == ["indexes/dyck/heldout.zarr"]
+    dead = tmp_path / "data" / "indexes" / "dyck" / ".building-dead.zarr"
+    (dead / "act").mkdir(parents=True)  # what a build the server died in leaves
     with TestClient(make_app(tmp_path)) as client:  # a restart: the same store, no build
         again = client.get("/api/models/dyck/index").json()
+        assert not dead.exists()
         assert again["state"] == "ready" and again["info"]["created"] == info["created"]
         assert client.get("/test/index/dyck").json()["path"] == got["path"]
 
