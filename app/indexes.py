@@ -8,14 +8,15 @@ index whose fingerprint is not that network's (its weights changed) is removed, 
 - ``get(model)``: the ready Index, or None. ``status(model)``: ``{"state": "none" | "building" | "ready" |
   "failed", "progress", "info", "error"}``. For a bundled model the first ``get`` or ``status`` starts
   building its held-out index (app/corpora.py) when none is kept.
-- ``start(model, corpus)``: a job in a thread of its own, one per model at a time (``Busy``: a 409 saying how
-  far the running one is), at most ``JOBS_IN_FLIGHT`` waiting or running, ``index_jobs`` of them running at
+- ``start(model, corpus)``: a job in a thread of its own, one per model at a time (else IndexRefused, a 409
+  saying how far the running one is; the lock is the model's folder, flock(2), so it holds over every worker
+  process), at most ``JOBS_IN_FLIGHT`` waiting or running, ``index_jobs`` of them running at
   once. The job calls ``model.analysis.index.build`` with ``progress=`` and ``stop=``; ``cancel(model)`` and
   ``remove(model)`` (its model was deleted) stop it within a part. It builds into a hidden folder renamed into
   place when done: a failed or stopped build leaves nothing behind, and says why in ``status``.
-- Dask: one cluster for the app's life, started at the first job (``index_workers`` processes on 127.0.0.1,
-  one thread each: the server and the browser keep the other core of a 2-core machine), or the scheduler of
-  GATESCOPE_DASK_SCHEDULER; ``close()`` (the lifespan's end) stops the jobs and closes it.
+- Dask: one cluster for the app's life (app/cluster.py), started at the first job (``index_workers`` processes,
+  1 by default: the server and the browser keep the other core of a 2-core machine), or GATESCOPE_DASK_SCHEDULER's;
+  ``close()`` (the lifespan's end) stops the jobs and closes it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from typing import Any
 
 import model
 
+from .cluster import Cluster
 from .corpora import Corpus, heldout
 from .registry import Registry
 from .settings import Settings
@@ -122,15 +124,12 @@ class Indexes:
         self.settings, self.registry = settings, registry
         self.root = Path(settings.data_dir) / "indexes"
         self._builder, self._opener = builder, opener  # None: build_index and open_index (tests may patch them)
-        self._scheduler = scheduler if scheduler is not None else settings.dask_scheduler  # None: the local cluster
+        self.cluster = Cluster(scheduler or settings.dask_scheduler, settings.index_workers)
         self._ready: dict[str, tuple[model.Network, Any]] = {}  # model id -> (the network it is of, its open Index)
         self._looked: set[str] = set()  # models whose folder was looked at since the start
         self._jobs: dict[str, Job] = {}  # the last job of each model (running, or how it ended)
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(settings.index_jobs)
-        self._cluster: Any = None
-        self._client: Any = None
-        self._cluster_lock = threading.Lock()
         self._closed = False
         self._listeners: list[Callable[[], None]] = []
 
@@ -308,12 +307,6 @@ class Indexes:
         shutil.rmtree(self.root / model_id, ignore_errors=True)
         self._changed(job)
 
-    def forget(self, model_id: str) -> None:
-        """Drop what this process knows of ``model_id`` (its model was replaced): the next ask looks again."""
-        with self._lock:
-            self._ready.pop(model_id, None)
-            self._looked.discard(model_id)
-
     def wait(self, model_id: str, timeout: float) -> bool:
         """Wait for ``model_id``'s job to end (tests, the CLI); True if it ended."""
         with self._lock:
@@ -372,7 +365,7 @@ class Indexes:
             name=job.model_id,
             per=job.corpus.per,
             carry=job.corpus.carry,
-            scheduler=self._dask(),
+            scheduler=self.cluster.scheduler(),
             progress=lambda *p: self._progress(job, *p),
             stop=job.stop.is_set,
         )
@@ -471,27 +464,6 @@ class Indexes:
                 path.with_suffix(".json").unlink(missing_ok=True)
         return None
 
-    # ---- the Dask cluster
-
-    def _dask(self) -> Any:
-        """The scheduler every job uses: the configured one, else the app's local cluster (started once)."""
-        if self._scheduler is not None:
-            return self._scheduler
-        with self._cluster_lock:
-            if self._client is None:
-                from distributed import Client, LocalCluster
-
-                self._cluster = LocalCluster(
-                    n_workers=self.settings.index_workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    host="127.0.0.1",
-                    dashboard_address=None,
-                    silence_logs=logging.WARNING,
-                )
-                self._client = Client(self._cluster)
-            return self._client
-
     def close(self, wait: float = 5.0) -> None:
         """Stop every job and close the local cluster (the lifespan's end). A job still in a part after ``wait``
         seconds is left to die with the process (its thread is a daemon): its half-built store is swept at the
@@ -504,11 +476,7 @@ class Indexes:
         deadline = time.monotonic() + wait
         for job in jobs:
             job.done.wait(max(0.0, deadline - time.monotonic()))
-        with self._cluster_lock:
-            if self._client is not None:
-                self._client.close()
-                self._cluster.close()
-                self._client = self._cluster = None
+        self.cluster.close()
 
 
 def _try_flock(fd: int) -> bool:

@@ -263,11 +263,11 @@ def test_the_apps_own_dask_cluster_builds_and_closes_with_the_app(tmp_path):
     with TestClient(a) as client:
         assert send(client, "dyck", "s.txt", "\n".join(dyck_strings(50)).encode(), per="line").status_code == 202
         assert follow(client, "dyck")[-1]["state"] == "ready"
-        dask = a.state.indexes._client
+        dask = a.state.indexes.cluster.client
         workers = dask.scheduler_info()["workers"]
         assert len(workers) == 1 and all(w.startswith("tcp://127.0.0.1:") for w in workers)
         assert client.get("/test/index/dyck").json()["docs"] == 50
-    assert dask.status == "closed" and a.state.indexes._client is None
+    assert dask.status == "closed" and a.state.indexes.cluster.client is None
 
 
 def test_two_worker_processes_build_a_bundled_index_once(tmp_path, monkeypatch):

@@ -425,8 +425,13 @@ def click_cell(pg, panel: dict, t: int, unit: int, hover: bool = False) -> None:
     hit = pg.get_by_test_id(f"heatmap-{panel['gate']}").locator(".hm-hit")
     hit.scroll_into_view_if_needed()
     box = hit.bounding_box()
-    x = _pixel_in(box["x"] + t * panel["colW"], box["x"] + (t + 1) * panel["colW"])
     y = _pixel_in(box["y"] + unit * panel["rowH"], box["y"] + (unit + 1) * panel["rowH"])
+    height = pg.viewport_size["height"]
+    if not 0 <= y < height:  # a tall heatmap only partly in view: bring the cell's row in (a mouse event needs it)
+        pg.evaluate("(dy) => window.scrollBy(0, dy)", y - height // 2)
+        box = hit.bounding_box()
+        y = _pixel_in(box["y"] + unit * panel["rowH"], box["y"] + (unit + 1) * panel["rowH"])
+    x = _pixel_in(box["x"] + t * panel["colW"], box["x"] + (t + 1) * panel["colW"])
     pg.mouse.move(x, y)
     if not hover:
         pg.mouse.click(x, y)
