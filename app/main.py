@@ -33,10 +33,12 @@ from model.formats import SUFFIXES
 from .api import index as index_api
 from .api import live as live_api
 from .api import models as models_api
+from .api import probes as probes_api
 from .api import series as series_api
 from .api import trace as trace_api
 from .api.deps import LiveSlots
 from .indexes import Indexes
+from .known import KnownUnits
 from .limits import BodyLimit, ClientLimit
 from .registry import Registry
 from .security import Guard, allow_inline_scripts
@@ -74,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("gatescope: removed %s from the models folder (left by an interrupted upload)", name)
         registry.sync()  # models uploaded before a restart (and by the other workers, from now on)
         app.state.store, app.state.registry = store, registry
+        app.state.known = KnownUnits(settings.models_dir)  # units saved from probes, beside the uploads
         app.state.indexes = Indexes(settings, registry)  # jobs and their Dask cluster start at the first ask
         try:
             yield
@@ -96,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(live_api.router)
     app.include_router(series_api.router)
     app.include_router(index_api.router)
+    app.include_router(probes_api.router)
     templates = Jinja2Templates(directory=str(settings.templates))
     app.mount("/static", StaticFiles(directory=str(settings.static)), name="static")
     app.add_middleware(BodyLimit, settings=settings)  # a body's size, before it is read

@@ -11,4 +11,8 @@ import tempfile
 def pytest_configure(config) -> None:
     os.environ["GATESCOPE_MODELS"] = tempfile.mkdtemp(prefix="gatescope-test-models-")
     os.environ["GATESCOPE_DATA_DIR"] = tempfile.mkdtemp(prefix="gatescope-test-data-")
+    # a test app builds no held-out index unless its test asks (Settings(index_bundled=True)), and builds in its
+    # own process: no test starts a Dask cluster it did not ask for
+    os.environ["GATESCOPE_INDEX_BUNDLED"] = "0"
+    os.environ["GATESCOPE_DASK_SCHEDULER"] = "sync"
     os.environ["GATESCOPE_ALLOWED_HOSTS"] = "testserver"  # the TestClient's host name

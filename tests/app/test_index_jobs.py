@@ -34,6 +34,7 @@ def make_app(tmp_path: Path, **settings):
         "data_dir": tmp_path / "data",
         "uploads": True,
         "dask_scheduler": "sync",
+        "index_bundled": True,
         **settings,
     }
     a = create_app(Settings(**settings))
@@ -280,7 +281,9 @@ def test_two_worker_processes_build_a_bundled_index_once(tmp_path, monkeypatch):
     monkeypatch.setattr(app.indexes, "build_index", lambda *a, **kw: (builds.append(a[2]), gate(*a, **kw))[1])
     registry = Registry()
     registry.load_bundled()
-    settings = Settings(models_dir=tmp_path / "models", data_dir=tmp_path / "data", dask_scheduler="sync")
+    settings = Settings(
+        models_dir=tmp_path / "models", data_dir=tmp_path / "data", dask_scheduler="sync", index_bundled=True
+    )
     one, two = Indexes(settings, registry), Indexes(settings, registry)
     try:
         assert one.status("dyck")["state"] == "building"

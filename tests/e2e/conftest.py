@@ -59,6 +59,7 @@ def _running_server(tmp: Path, **env_extra: str) -> Iterator[ServerURL]:
         "GATESCOPE_DATA_DIR": str(tmp / "data"),  # its indexes
         "GATESCOPE_HELDOUT_CHARS": "20000",  # the code model's held-out index, small: a few seconds
         "GATESCOPE_DASK_SCHEDULER": "sync",  # built in the server's process: no cluster beside every test server
+        "GATESCOPE_INDEX_BUNDLED": "1",  # as a user's server: a bundled model's held-out index on first ask
         "GATESCOPE_HOST": "127.0.0.1",
         **env_extra,
     }
