@@ -3,7 +3,8 @@
 ``BodyLimit``: a size limit on every request body, enforced before a byte of it is read.
 
 Every request but an upload takes up to GATESCOPE_MAX_BODY_MB; POST /api/models checks its own
-Content-Length against GATESCOPE_MAX_UPLOAD_MB (app/api/models.py) before it reads the form. A body
+Content-Length against GATESCOPE_MAX_UPLOAD_MB (app/api/models.py) before it reads the form, and POST
+/api/models/{id}/index against GATESCOPE_MAX_CORPUS_MB (app/api/index.py). A body
 without a Content-Length (chunked) is refused with 411: browsers and HTTP libraries send the length
 of what they post.
 
@@ -34,8 +35,8 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in WITH_BODY:
             return await self.app(scope, receive, send)
-        if scope["path"] == "/api/models" and scope["method"] == "POST":
-            return await self.app(scope, receive, send)  # the upload handler checks its own limit
+        if scope["method"] == "POST" and (scope["path"] == "/api/models" or _is_index(scope["path"])):
+            return await self.app(scope, receive, send)  # the upload handlers check their own limits
         headers = dict(scope["headers"])
         length, limit = headers.get(b"content-length"), self.settings.max_body_mb
         if length is None:
@@ -48,6 +49,12 @@ class BodyLimit:
             size = f"{int(length) / 2**20:.1f} MB"
             return await refuse(scope, send, f"the body is {size}; this server takes at most {limit} MB a request", 413)
         await self.app(scope, receive, send)
+
+
+def _is_index(path: str) -> bool:
+    """POST /api/models/{id}/index: a corpus, checked against GATESCOPE_MAX_CORPUS_MB by its handler."""
+    parts = path.split("/")
+    return len(parts) == 5 and parts[:3] == ["", "api", "models"] and parts[4] == "index" and parts[3] != ""
 
 
 class ClientLimit:

@@ -24,17 +24,20 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import model
 from model.formats import SUFFIXES
 
+from .api import index as index_api
 from .api import live as live_api
 from .api import models as models_api
 from .api import probes as probes_api
 from .api import series as series_api
 from .api import trace as trace_api
 from .api.deps import LiveSlots
+from .indexes import Indexes
 from .known import KnownUnits
 from .limits import BodyLimit, ClientLimit
 from .registry import Registry
@@ -74,7 +77,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         registry.sync()  # models uploaded before a restart (and by the other workers, from now on)
         app.state.store, app.state.registry = store, registry
         app.state.known = KnownUnits(settings.models_dir)  # units saved from probes, beside the uploads
-        yield
+        app.state.indexes = Indexes(settings, registry)  # jobs and their Dask cluster start at the first ask
+        try:
+            yield
+        finally:
+            await run_in_threadpool(app.state.indexes.close)
 
     app = FastAPI(
         title="gatescope",
@@ -91,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(trace_api.router)
     app.include_router(live_api.router)
     app.include_router(series_api.router)
+    app.include_router(index_api.router)
     app.include_router(probes_api.router)
     templates = Jinja2Templates(directory=str(settings.templates))
     app.mount("/static", StaticFiles(directory=str(settings.static)), name="static")
@@ -113,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "default_model": settings.default_model,
             "uploads": uploads_allowed(settings),
             "upload_suffixes": list(SUFFIXES),
+            "max_corpus_mb": settings.max_corpus_mb,
         }
         return templates.TemplateResponse(request, "index.html", context)
 

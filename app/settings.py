@@ -15,6 +15,16 @@ GATESCOPE_MAX_CLIENT_REQUESTS  API requests one client address may have in progr
 GATESCOPE_BUSY_WAIT       seconds a job waits for memory before it is refused with 503 (10)
 GATESCOPE_WORKERS         worker processes serving together (1; ``gatescope serve --workers`` sets it):
                           a per-process budget is the server's divided by it
+GATESCOPE_DATA_DIR        where corpus indexes are kept, under indexes/<model>/ (~/.cache/gatescope)
+GATESCOPE_MAX_CORPUS_MB   largest corpus upload, as sent (50)
+GATESCOPE_MAX_CORPUS_UNZIPPED_MB  most text a zipped corpus may unpack to (200)
+GATESCOPE_MAX_CORPUS_FILES  most files a zipped corpus may hold (10000)
+GATESCOPE_INDEX_JOBS      index builds running at once (1); more wait their turn, up to 8 in all
+GATESCOPE_INDEX_MB        the disk all indexes may take together (4096)
+GATESCOPE_INDEX_WORKERS   Dask worker processes of the server's local cluster (1)
+GATESCOPE_DASK_SCHEDULER  an existing Dask scheduler's address (tcp://...) instead of the local cluster
+GATESCOPE_INDEX_BUNDLED   1 or 0: build a bundled model's held-out index on first ask (1)
+GATESCOPE_HELDOUT_CHARS   the characters of held-out Python the code model's index reads (300000)
 """
 
 from __future__ import annotations
@@ -28,6 +38,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "GATESCOPE_"
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "gatescope"
 
 
 def _default_models_dir() -> Path:
@@ -84,6 +99,24 @@ class Settings(BaseSettings):
     )
     token: str | None = Field(None, description="a token every request must carry; None: none needed")
     workers: PositiveInt = Field(1, description="worker processes serving together; per-process budgets divide by it")
+    data_dir: Path = Field(
+        default_factory=_default_data_dir, description="where corpus indexes are kept (indexes/<model id>/)"
+    )
+    max_corpus_mb: PositiveInt = Field(50, description="largest corpus upload (a .txt, .jsonl or .zip), in megabytes")
+    max_corpus_unzipped_mb: PositiveInt = Field(200, description="most megabytes a zipped corpus may unpack to")
+    max_corpus_files: PositiveInt = Field(10_000, description="most files a zipped corpus may hold")
+    index_jobs: PositiveInt = Field(1, description="index builds running at once; more wait their turn")
+    index_mb: PositiveInt = Field(4096, description="most megabytes all corpus indexes may take on disk together")
+    index_workers: PositiveInt = Field(
+        1, description="Dask worker processes of the local cluster that builds indexes (one core beside the server's)"
+    )
+    dask_scheduler: str | None = Field(
+        None, description="an existing Dask scheduler's address (tcp://host:8786); None: a local cluster"
+    )
+    index_bundled: bool = Field(True, description="build a bundled model's held-out index when it is first asked for")
+    heldout_chars: PositiveInt = Field(
+        300_000, description="characters of held-out Python the code model's index reads (whole files)"
+    )
     templates: Path = ROOT / "templates"
 
     @field_validator("allowed_hosts", mode="before")

@@ -20,7 +20,9 @@ from starlette.requests import HTTPConnection
 
 import model
 from model import heads
+from model.analysis.store import Index
 
+from ..indexes import Indexes
 from ..registry import Entry, Registry
 from ..schemas import TraceRequest
 from ..settings import Settings, uploads_allowed
@@ -76,6 +78,13 @@ WorkDep = Annotated[Work, Depends(get_work)]
 LiveSlotsDep = Annotated[LiveSlots, Depends(get_live_slots)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 StoreDep = Annotated[Store, Depends(get_store)]
+
+
+def get_indexes(conn: HTTPConnection) -> Indexes:
+    return conn.app.state.indexes
+
+
+IndexesDep = Annotated[Indexes, Depends(get_indexes)]
 
 
 def find_model(registry: Registry, name: Any, usable: bool = True) -> Entry:
@@ -222,3 +231,17 @@ async def checked_trace(body: TraceRequest, registry: RegistryDep, settings: Set
 
 #: A trace request that passed every check.
 CheckedDep = Annotated[Checked, Depends(checked_trace)]
+
+
+async def model_index(model_id: str, registry: RegistryDep, indexes: IndexesDep) -> Index:
+    """The ready index of the path's model; 404 no such model, 409 no index yet, saying its state and what to do
+    (for a bundled model the first ask starts building its held-out index)."""
+    find_model(registry, model_id)
+    index = indexes.get(model_id) if indexes.looked(model_id) else await run_in_threadpool(indexes.get, model_id)
+    if index is None:
+        raise HTTPException(409, await run_in_threadpool(indexes.explain, model_id))
+    return index
+
+
+#: The ready corpus index of the model named by the path's ``{model_id}``.
+ModelIndex = Annotated[Index, Depends(model_index)]

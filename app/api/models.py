@@ -4,6 +4,7 @@ DELETE /api/models/{id} removes an uploaded one."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -13,19 +14,23 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from model.formats import SUFFIXES
 from model.heads import AT, KINDS
 
 from ..encoding import output_of
+from ..indexes import IndexRefused
 from ..registry import Entry, Registry
 from ..schemas import ERRORS, ModelCard, ModuleChoice, errors
 from ..settings import Settings
 from ..uploads import ID, Store, UploadError, slug
 from ..work import ClientGone, watch_disconnect
-from .deps import EntryDep, RegistryDep, SettingsDep, StoreDep, WorkDep, no_model, require_uploads
+from .deps import EntryDep, IndexesDep, RegistryDep, SettingsDep, StoreDep, WorkDep, no_model, require_uploads
+from .index import prepare
 
+log = logging.getLogger("gatescope")
 router = APIRouter(prefix="/api/models", tags=["models"])
 
 
@@ -126,6 +131,12 @@ UPLOAD_BODY = {
                             "description": "which recurrent module to read, of a PyTorch file that holds several "
                             "(e.g. 'encoder.lstm'); without it such a file answers 422 listing 'modules'",
                         },
+                        "corpus": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "optional corpus to index once the model is accepted (as POST "
+                            "/api/models/{id}/index takes it; follow GET /api/models/{id}/index)",
+                        },
                     },
                 }
             }
@@ -156,13 +167,14 @@ class Upload:
     dependencies=[Depends(require_uploads)],
 )
 async def upload_model(
-    request: Request, settings: SettingsDep, registry: RegistryDep, store: StoreDep, work: WorkDep
+    request: Request, settings: SettingsDep, registry: RegistryDep, store: StoreDep, work: WorkDep, indexes: IndexesDep
 ) -> dict[str, Any]:
-    """Add a model from a weight file (PyTorch, Keras, ONNX or gatescope's own); it is kept across restarts."""
+    """Add a model from a weight file (PyTorch, Keras, ONNX or gatescope's own); it is kept across restarts. With a
+    corpus, its index is built once the model is accepted."""
     _check_size(request, settings)
     _check_room(settings, store)
     try:
-        form = await request.form(max_files=2, max_fields=8)  # on the event loop: starlette spools it to disk
+        form = await request.form(max_files=3, max_fields=9)  # on the event loop: starlette spools it to disk
     except Exception as e:  # starlette raises its own errors for a malformed form
         raise HTTPException(400, f"the upload is not a valid multipart form ({e})") from None
     upload = _read_form(form, registry, store)
@@ -182,7 +194,26 @@ async def upload_model(
         return Response(status_code=499)  # type: ignore[return-value]  # nobody reads it: the client has gone
     finally:
         watcher.cancel()
+    corpus = form.get("corpus")
+    if corpus is not None:
+        await _index_on_upload(model_id, entry, corpus, settings, indexes)
     return card_of(model_id, entry)
+
+
+async def _index_on_upload(model_id: str, entry: Entry, corpus: Any, settings: Settings, indexes: Any) -> None:
+    """Start indexing the corpus sent with a model: the model is kept whatever the corpus, and a corpus that
+    cannot be indexed is the index's failure (GET /api/models/{id}/index says why)."""
+    name = corpus.filename if isinstance(corpus, UploadFile) and corpus.filename else "corpus"
+    try:
+        prepared, cleanup = await run_in_threadpool(prepare, corpus, entry, settings, "file", False)
+    except HTTPException as e:
+        indexes.refuse(model_id, name, str(e.detail))
+        return
+    try:
+        indexes.start(model_id, prepared, cleanup=cleanup)
+    except IndexRefused as e:
+        cleanup()
+        indexes.refuse(model_id, name, str(e))
 
 
 def _check_size(request: Request, settings: Settings) -> None:
@@ -190,7 +221,7 @@ def _check_size(request: Request, settings: Settings) -> None:
     size = request.headers.get("content-length")
     if size is None or not size.isdigit():
         raise HTTPException(411, "send the upload with a Content-Length header")
-    if int(size) > (settings.max_upload_mb << 20) + (1 << 20):  # the form's own bytes aside
+    if int(size) > (settings.max_upload_mb << 20) + (1 << 20):  # the form's own bytes aside (a corpus sent along too)
         raise HTTPException(
             413, f"the upload is {int(size) / 2**20:.0f} MB; this server takes at most {settings.max_upload_mb} MB"
         )
@@ -324,8 +355,10 @@ class ChooseModule(Exception):
 
 
 @router.delete("/{model_id}", status_code=204, responses=errors(403, 404, 503), dependencies=[Depends(require_uploads)])
-def delete_model(model_id: str, entry: EntryDep, registry: RegistryDep, store: StoreDep) -> Response:
-    """Remove an uploaded model (bundled models stay)."""
+def delete_model(
+    model_id: str, entry: EntryDep, registry: RegistryDep, store: StoreDep, indexes: IndexesDep
+) -> Response:
+    """Remove an uploaded model and its index (bundled models stay)."""
     if entry.origin != "uploaded":
         raise HTTPException(403, f"{model_id!r} is a bundled model: only uploaded models can be deleted")
     try:
@@ -333,6 +366,10 @@ def delete_model(model_id: str, entry: EntryDep, registry: RegistryDep, store: S
     except UploadError as e:
         raise HTTPException(e.status, str(e)) from None
     registry.remove(model_id)
+    try:
+        indexes.remove(model_id)  # its build stopped, its index removed
+    except IndexRefused as e:  # the model is gone; its build stops on its own and its files stay until asked
+        log.warning("gatescope: %s", e)
     if not removed:  # another worker deleted it a moment ago
         raise no_model(model_id)
     return Response(status_code=204)

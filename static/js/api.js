@@ -1,5 +1,6 @@
 /**
- * The only module that talks to the server: GET /api/models, POST /api/trace (downloads), uploads, probes, and the
+ * The only module that talks to the server: GET /api/models, POST /api/trace (downloads), uploads, probes, corpus
+ * indexes (their status, a corpus sent, a build's progress as JSON Lines), and the
  * live socket WS /api/live (binary frames: the compact arrays without base64), with `LiveSync`, which keeps
  * a State's trace in step with its text over that socket. It also decodes the compact arrays into
  * Float32Array.
@@ -191,6 +192,97 @@ export async function saveKnownUnit(model, unit) {
   }
   if (!res.ok) throw new ApiError(await _detail(res), res.status);
   return res.json();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Corpus indexes
+
+const _indexUrl = (id) => `/api/models/${encodeURIComponent(id)}/index`;
+
+/** Where a model's index is (GET /api/models/{id}/index): {state, progress, info, error, ...}. */
+export async function indexStatus(id) {
+  let res;
+  try {
+    res = await fetch(_indexUrl(id));
+  } catch {
+    throw new ApiError("The server cannot be reached: the index status did not load.");
+  }
+  if (!res.ok) throw new ApiError(await _detail(res), res.status);
+  return res.json();
+}
+
+/**
+ * Send a corpus to index (POST /api/models/{id}/index, multipart): resolves to the job's first status (202).
+ * options: {per: "file" | "line", carry: boolean}; onProgress(sent, total) follows the upload.
+ */
+export function startIndex(id, file, { per = "file", carry = false } = {}, onProgress = () => {}) {
+  const form = new FormData();
+  form.append("corpus", file);
+  form.append("per", per);
+  form.append("carry", carry ? "1" : "0");
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", _indexUrl(id));
+    xhr.responseType = "json";
+    xhr.upload.onprogress = (ev) => onProgress(ev.loaded, ev.lengthComputable ? ev.total : file.size);
+    xhr.onerror = () => reject(new ApiError("The server cannot be reached: the corpus was not sent."));
+    xhr.onload = () => {
+      const body = xhr.response;
+      if (xhr.status === 202) return resolve(body);
+      const detail = typeof body?.detail === "string" ? body.detail : `${xhr.status} ${xhr.statusText}`;
+      return reject(new ApiError(detail, xhr.status));
+    };
+    xhr.send(form);
+  });
+}
+
+/**
+ * Follow a build (GET /api/models/{id}/index/progress, JSON Lines): onStatus(status) for every line; resolves
+ * to the last status once the build is ready, failed or gone (or when `signal` aborts: then to null).
+ */
+export async function followIndex(id, onStatus, signal = undefined) {
+  let res;
+  try {
+    res = await fetch(`${_indexUrl(id)}/progress`, { signal });
+  } catch (e) {
+    if (signal?.aborted) return null;
+    throw new ApiError(`The server cannot be reached: the index's progress stopped (${e.message}).`);
+  }
+  if (!res.ok) throw new ApiError(await _detail(res), res.status);
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buffered = "";
+  let last = null;
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffered += decoder.decode(value, { stream: true });
+      let nl;
+      while ((nl = buffered.indexOf("\n")) >= 0) {
+        const line = buffered.slice(0, nl).trim();
+        buffered = buffered.slice(nl + 1);
+        if (!line) continue;
+        last = JSON.parse(line);
+        onStatus(last);
+      }
+    }
+  } catch (e) {
+    if (signal?.aborted) return null;
+    throw new ApiError(`The index's progress stopped: ${e.message}`);
+  }
+  return last;
+}
+
+/** Cancel a build and remove the model's index (DELETE /api/models/{id}/index). */
+export async function deleteIndex(id) {
+  let res;
+  try {
+    res = await fetch(_indexUrl(id), { method: "DELETE" });
+  } catch {
+    throw new ApiError("The server cannot be reached: the index was not removed.");
+  }
+  if (res.status !== 204) throw new ApiError(await _detail(res), res.status);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import { LiveSync, listModels, readSeries } from "./api.js";
 import { Banner } from "./banner.js";
 import { Diagram } from "./diagram.js";
 import { Heatmaps } from "./heatmaps.js";
+import { Indexer } from "./indexer.js";
 import { Inspector } from "./inspector.js";
 import { Picker } from "./picker.js";
 import { loadPlotlyAfterFirstTrace } from "./plotting.js";
@@ -103,6 +104,15 @@ new Uploader(
   },
   state,
   { defaultModel: DEFAULT_MODEL, onMessage: say("upload") },
+);
+new Indexer(
+  {
+    open: $("index-open"), dialog: $("indexer"), form: $("indexer-form"), title: $("indexer-title"), file: $("indexer-file"),
+    per: $("indexer-per-line"), carry: $("indexer-carry"), progress: $("indexer-progress"), status: $("indexer-status"),
+    submit: $("indexer-submit"), cancel: $("indexer-cancel"), line: $("index-status"),
+  },
+  state,
+  { onMessage: say("index") },
 );
 new ProbeView(
   {

@@ -10,6 +10,7 @@
  *     "card"    the same model's card was replaced (its known units changed): state.card is the new one
  *     "trace"   steps arrived or were cut (state.trace.from: the first step that changed)
  *     "focus"   the selected unit's exact lines arrived (state.focus)
+ *     "index"   the server's word on the model's corpus index changed (state.index: {state, progress, info})
  *     "layer" | "unit" | "t" | "text"   a selection changed
  *
  * The selection round-trips through the URL hash (#model=code&layer=0&t=12&unit=118&text=...).
@@ -219,6 +220,8 @@ export class State {
     this.trace = new TraceStore();
     /** The selected unit's exact lines: {layer, unit, lines: {name: number[T]}} or null. */
     this.focus = null;
+    /** The model's corpus index as the server last said (GET /api/models/{id}/index), or null. */
+    this.index = null;
     this._subs = [];
     this._hashTimer = null;
   }
@@ -304,6 +307,7 @@ export class State {
     this.model = id;
     this.trace = new TraceStore(card);
     this.focus = null;
+    this.index = null; // the new model's is asked for (indexer.js)
     this.layer = _clamp(layer ?? this.layer, 0, card.layers - 1);
     this.unit = _clamp(unit ?? this.unit, 0, unitsOf(card) - 1);
     this.t = 0;
@@ -327,6 +331,13 @@ export class State {
       changed.add("trace").add("t");
     }
     this._notify(changed);
+  }
+
+  /** The server's word on the model's index ({model, state, progress, info, error}); notifies "index". */
+  setIndex(status) {
+    if (status && status.model !== this.model) return; // a late answer about the model shown before
+    this.index = status;
+    this._notify(new Set(["index"]));
   }
 
   /** Select a step (clamped to the steps shown). */

@@ -5,7 +5,9 @@ codes, bodies and headers that match, a correct Allow on 405. ``make fuzz`` runs
 
 One check is left out: positive_data_acceptance, which wants every schema-valid request accepted. An
 upload's bytes are schema-valid whatever they hold ("format: binary"), and gatescope must refuse the
-ones that are not weight files (415, 422): a schema cannot say what a weight file is.
+ones that are not weight files (415, 422): a schema cannot say what a weight file is. And use_after_free, which
+wants a GET after a DELETE of the same path to be a 404: GET /api/models/{id}/index answers where the model's
+index is, "none" (200) once it was deleted, as it does before one was ever built.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ EXAMPLES = int(os.environ.get("GATESCOPE_FUZZ_EXAMPLES", "12"))
 def test_every_generated_request_gets_a_documented_answer(tmp_path):
     with _running_server(tmp_path) as url:
         cmd = [str(Path(sys.executable).with_name("schemathesis")), "run", f"{url}/openapi.json"]
-        cmd += ["--checks", "all", "--exclude-checks", "positive_data_acceptance", "--max-examples", str(EXAMPLES)]
+        cmd += ["--checks", "all", "--exclude-checks", "positive_data_acceptance,use_after_free"]
+        cmd += ["--max-examples", str(EXAMPLES)]
         cmd += ["--seed", os.environ.get("GATESCOPE_FUZZ_SEED", "1"), "--no-color", "--request-timeout", "30"]
         limit = 600 + 2 * EXAMPLES  # make fuzz's 2,000 examples an operation outlast make test's 600 s
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=limit, cwd=tmp_path)

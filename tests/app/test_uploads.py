@@ -189,7 +189,7 @@ def test_the_upload_form_is_in_the_openapi_schema(tmp_path):
     with make_client(tmp_path) as client:
         schema = client.get("/openapi.json").json()
     form = schema["paths"]["/api/models"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
-    assert set(form["properties"]) == {"file", "vocab", "name", "head", "head_at", "labels", "module"}
+    assert set(form["properties"]) == {"file", "vocab", "name", "head", "head_at", "labels", "module", "corpus"}
     assert "delete" in schema["paths"]["/api/models/{model_id}"]
 
 

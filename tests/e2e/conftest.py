@@ -53,7 +53,16 @@ class ServerURL(str):
 def _running_server(tmp: Path, **env_extra: str) -> Iterator[ServerURL]:
     """The app under uvicorn in its own process (uploads kept in tmp/models), with extra GATESCOPE_* settings."""
     port = _free_port()
-    env = {**os.environ, "GATESCOPE_MODELS": str(tmp / "models"), "GATESCOPE_HOST": "127.0.0.1", **env_extra}
+    env = {
+        **os.environ,
+        "GATESCOPE_MODELS": str(tmp / "models"),
+        "GATESCOPE_DATA_DIR": str(tmp / "data"),  # its indexes
+        "GATESCOPE_HELDOUT_CHARS": "20000",  # the code model's held-out index, small: a few seconds
+        "GATESCOPE_DASK_SCHEDULER": "sync",  # built in the server's process: no cluster beside every test server
+        "GATESCOPE_INDEX_BUNDLED": "1",  # as a user's server: a bundled model's held-out index on first ask
+        "GATESCOPE_HOST": "127.0.0.1",
+        **env_extra,
+    }
     log = open(tmp / "server.log", "wb")  # a file, not a pipe: a full pipe would stall the server
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]
@@ -417,8 +426,13 @@ def click_cell(pg, panel: dict, t: int, unit: int, hover: bool = False) -> None:
     hit = pg.get_by_test_id(f"heatmap-{panel['gate']}").locator(".hm-hit")
     hit.scroll_into_view_if_needed()
     box = hit.bounding_box()
-    x = _pixel_in(box["x"] + t * panel["colW"], box["x"] + (t + 1) * panel["colW"])
     y = _pixel_in(box["y"] + unit * panel["rowH"], box["y"] + (unit + 1) * panel["rowH"])
+    height = pg.viewport_size["height"]
+    if not 0 <= y < height:  # a tall heatmap only partly in view: bring the cell's row in (a mouse event needs it)
+        pg.evaluate("(dy) => window.scrollBy(0, dy)", y - height // 2)
+        box = hit.bounding_box()
+        y = _pixel_in(box["y"] + unit * panel["rowH"], box["y"] + (unit + 1) * panel["rowH"])
+    x = _pixel_in(box["x"] + t * panel["colW"], box["x"] + (t + 1) * panel["colW"])
     pg.mouse.move(x, y)
     if not hover:
         pg.mouse.click(x, y)
