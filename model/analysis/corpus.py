@@ -8,7 +8,8 @@ What a corpus can be:
   line), or, for vector models, a ``.csv`` / ``.npy`` series (model/series.py reads them; a document a file);
 - a folder: every such file under it, recursively, sorted by path (binary files skipped), named relative to it;
 - a glob (``data/**/*.py``): the files it matches, sorted;
-- a list of texts (``Texts([...])``, or a list of strings none of which names a file) or of (T, D) arrays.
+- a list of texts (``Texts([...])``, or a list of strings none of which names a file, folder or matching glob)
+  or of (T, D) arrays. A single string or Path is always a path.
 
 ``per="file"``: a document per file; ``per="line"``: a document per line of a text file (its newline not
 included; empty lines skipped, line numbers counting them, from 0). Every refusal is an InputError naming the
@@ -88,8 +89,8 @@ def _expand(item: str | Path, vectors: bool) -> list[File]:
         return files
     if path.is_file():
         return [File(path, str(item))]
-    if isinstance(item, str) and _glob_chars(item):
-        matched = sorted(p for p in glob.glob(item, recursive=True) if Path(p).is_file())
+    if _glob_chars(str(item)):
+        matched = sorted(p for p in glob.glob(str(item), recursive=True) if Path(p).is_file())
         if not matched:
             raise InputError(f"{item}: no files matched")
         return [File(Path(p), p) for p in matched]

@@ -89,51 +89,83 @@ def _batches(lengths: np.ndarray, batch: int, step_bytes: int) -> list[list[int]
     return out
 
 
+def _step_bytes(net: Network) -> int:
+    """Bytes a step of trace_batch holds while it runs: every gate of every layer in float32, and the inputs."""
+    return 4 * net.num_layers * (len(net.gates) + 4) * net.width
+
+
+def _docs(job: Job, inp: np.ndarray, at: list[tuple[int, int]]) -> list[Any]:
+    """The runs at (start, length) within ``inp`` (ids or vectors) as documents trace_batch takes."""
+    if job.kind == "text":
+        return [Encoded(inp[s : s + n], [""] * n, []) for s, n in at]
+    return [inp[s : s + n] for s, n in at]
+
+
 def part_task(job: Job, part: int, runs: np.ndarray) -> dict[str, unitstats.Partial]:
-    """Trace one part (runs: (R+1,) global step offsets of its runs), write its activations, return its partials
-    keyed "<layer>/<gate>"."""
+    """Trace one part (runs: (R+1,) global step offsets of its runs), write act/<layer>/<gate>/<part> and return
+    the part's partial statistics keyed "<layer>/<gate>" (counts packed for the wire)."""
     import zarr
 
     net = _network(job)
     group: Any = zarr.open_group(job.path, mode="r+")
     a, b = int(runs[0]), int(runs[-1])
+    inp = np.asarray(group["tokens" if job.kind == "text" else "inputs"][a:b])
     if job.kind == "text":
-        ids = np.asarray(group["tokens"][a:b], np.int64)
-    else:
-        x = np.asarray(group["inputs"][a:b], np.float32)
-    lengths = np.diff(runs)
-    starts = runs[:-1] - a
+        inp = inp.astype(np.int64)
+    lengths, starts = np.diff(runs), runs[:-1] - a
+    step = _step_bytes(net)
+    if len(lengths) == 1 and lengths[0] * step > TRACE_BYTES and net.direction == "forward":
+        return _long_run(job, net, group, part, a, inp, step)
     bufs: dict[str, np.ndarray] = {}
-    step_bytes = 4 * net.num_layers * (len(net.gates) + 4) * net.width
-    for batch in _batches(lengths, job.batch, step_bytes):
-        if job.kind == "text":
-            docs: list[Any] = [
-                Encoded(ids[starts[r] : starts[r] + lengths[r]], [""] * int(lengths[r]), []) for r in batch
-            ]
-        else:
-            docs = [x[starts[r] : starts[r] + lengths[r]] for r in batch]
+    for batch in _batches(lengths, job.batch, step):
+        docs = _docs(job, inp, [(int(starts[r]), int(lengths[r])) for r in batch])
         for r, layers in zip(batch, _trace_part(net, docs)):
             for k, la in enumerate(layers):
                 for g in job.gates:
-                    rows: np.ndarray = la[g]
+                    rows: np.ndarray = la[g]  # (T_r, W)
                     key = f"{k}/{g}"
                     if key not in bufs:
                         bufs[key] = np.empty((b - a, rows.shape[1]), np.float16)
                     bufs[key][starts[r] : starts[r] + lengths[r]] = rows
     out = {}
     for key, buf in bufs.items():
-        arr = group.create_array(
-            f"act/{key}/{part}",
-            shape=buf.shape,
-            dtype="float16",
-            chunks=(min(CHUNK_ROWS, len(buf)), buf.shape[1]),
-            compressors=None,
-            fill_value=0,
-            overwrite=True,
-        )
+        arr = _act_array(group, key, part, buf.shape, min(CHUNK_ROWS, len(buf)))
         arr[:] = buf
-        out[key] = unitstats.partial(buf, a)
+        out[key] = unitstats.pack(unitstats.partial(buf, a))
     return out
+
+
+def _act_array(group: Any, key: str, part: int, shape: tuple[int, int], rows: int) -> Any:
+    return group.create_array(
+        f"act/{key}/{part}", shape=shape, dtype="float16", chunks=(rows, shape[1]), compressors=None, fill_value=0
+    )
+
+
+def _long_run(
+    job: Job, net: Network, group: Any, part: int, a: int, inp: np.ndarray, step: int
+) -> dict[str, unitstats.Partial]:
+    """A part of one run too long to trace at once (a forward network): traced a piece at a time, the state
+    carried from piece to piece (equal to one trace), each piece written and summed up as it comes."""
+    n = len(inp)
+    piece = max(1, TRACE_BYTES // step)
+    piece = piece // CHUNK_ROWS * CHUNK_ROWS or piece  # whole chunks when a piece holds one
+    arrays: dict[str, Any] = {}
+    out: dict[str, unitstats.Partial] = {}
+    state = None
+    for t0 in range(0, n, piece):
+        x = inp[t0 : t0 + piece]
+        enc: Any = Encoded(x, [""] * len(x), []) if job.kind == "text" else x
+        tr = net.trace(enc, state=state, probs=False)
+        state = tr.state
+        for k, la in enumerate(tr.layers):
+            for g in job.gates:
+                key = f"{k}/{g}"
+                rows = la[g].astype(np.float16)
+                if key not in arrays:
+                    arrays[key] = _act_array(group, key, part, (n, rows.shape[1]), min(piece, n))
+                arrays[key][t0 : t0 + len(rows)] = rows
+                out[key] = unitstats.merge(out.get(key), unitstats.partial(rows, a + t0))
+    return {key: unitstats.pack(p) for key, p in out.items()}
 
 
 def band_task(job: Job, part: int, a: int, deciles: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -343,16 +375,51 @@ def _read(
 
 
 class _Runner:
-    """Runs tasks in this process (``scheduler="sync"``) or on Dask, results in submission order."""
+    """Runs tasks in this process (``scheduler="sync"``) or on a Dask cluster: a LocalCluster of processes
+    started here and closed after (``scheduler=None``), or the cluster at an address or behind a Client. The job
+    (the network's spec and weights) goes to each worker once."""
 
     def __init__(self, scheduler: Any, workers: int | None, job: Job) -> None:
-        self.scheduler, self.workers, self.job = scheduler, workers, job
+        self.job = job
+        self._cluster: Any = None
+        self._client: Any = None
+        self._own_client = False
+        self._job: Any = job
+        if scheduler == "sync":
+            return
+        from distributed import Client, LocalCluster
+
+        if workers is not None and workers < 1:
+            raise InputError(f"workers must be at least 1, got {workers}")
+        if scheduler is None:
+            self._cluster = LocalCluster(
+                n_workers=workers or 2,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                host="127.0.0.1",
+            )
+            self._client, self._own_client = Client(self._cluster), True
+        elif isinstance(scheduler, Client):
+            self._client = scheduler
+        elif isinstance(scheduler, str):
+            try:
+                self._client, self._own_client = Client(scheduler, timeout=10), True
+            except (OSError, TimeoutError) as e:
+                raise InputError(f"no Dask scheduler answers at {scheduler}: {e}") from None
+        else:
+            raise InputError(f"scheduler must be a Dask address, a distributed.Client or 'sync', not {scheduler!r}")
 
     def __enter__(self) -> _Runner:
+        if self._client is not None:
+            self._job = self._client.scatter(self.job, broadcast=True, hash=False)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        pass
+        if self._own_client:
+            self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
 
     def map(
         self,
@@ -361,13 +428,31 @@ class _Runner:
         report: Callable[[list[int]], None] | None,
         stop: Callable[[], bool] | None,
     ) -> list[Any]:
-        out = []
+        """fn(job, *a) for each a, results in the order of ``args``; ``report(done parts)`` as each finishes."""
         done: list[int] = []
-        for p, a in enumerate(args):
-            if stop is not None and stop():
-                raise Cancelled(f"stopped after {p} of {len(args)} parts")
-            out.append(fn(self.job, *a))
-            done.append(p)
-            if report is not None:
-                report(done)
-        return out
+        if self._client is None:
+            out = []
+            for p, a in enumerate(args):
+                if stop is not None and stop():
+                    raise Cancelled(f"stopped after {p} of {len(args)} parts")
+                out.append(fn(self.job, *a))
+                done.append(p)
+                if report is not None:
+                    report(done)
+            return out
+        from distributed import as_completed
+
+        futures = [self._client.submit(fn, self._job, *a, pure=False) for a in args]
+        where = {f.key: p for p, f in enumerate(futures)}
+        try:
+            for f in as_completed(futures):
+                if f.status == "error":
+                    f.result()  # raises the task's own error
+                if stop is not None and stop():
+                    raise Cancelled(f"stopped after {len(done)} of {len(args)} parts")
+                done.append(where[f.key])
+                if report is not None:
+                    report(done)
+            return list(self._client.gather(futures))
+        finally:
+            self._client.cancel(futures)

@@ -102,6 +102,23 @@ def partial(rows: np.ndarray, offset: int, K: int = TOP_K) -> Partial:
     return Partial(counts, top_pos + offset, top_key, bottom_pos + offset, bottom_key)
 
 
+def pack(p: Partial) -> Partial:
+    """The same Partial with its counts as (n, 2): nonzero flat indices and their counts, for the wire: a part's
+    dense (W, 65536) counts are 0.5 MB a unit, its distinct values rarely more than a few thousand."""
+    flat = p.counts.ravel()
+    nz = np.flatnonzero(flat)
+    return Partial(np.stack([nz, flat[nz]], axis=1), p.top_pos, p.top_key, p.bottom_pos, p.bottom_key)
+
+
+def _dense(counts: np.ndarray, W: int) -> np.ndarray:
+    """Counts as (W, 65536), whether dense already or packed by ``pack`` ((n, 2): flat index, count)."""
+    if counts.shape == (W, 65536):
+        return counts
+    out = np.zeros(W << 16, np.int64)
+    out[counts[:, 0]] = counts[:, 1]
+    return out.reshape(W, 65536)
+
+
 def _best(pos: np.ndarray, key: np.ndarray, K: int, highest: bool) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the K best (key, pos) among candidates (-1 pads ignored): highest or lowest key, lower pos first."""
     W = pos.shape[0]
@@ -117,12 +134,17 @@ def _best(pos: np.ndarray, key: np.ndarray, K: int, highest: bool) -> tuple[np.n
 
 
 def merge(a: Partial | None, b: Partial, K: int = TOP_K) -> Partial:
-    """The Partial of two disjoint pieces together (``a`` None: ``b`` alone, padded to K)."""
+    """The Partial of two disjoint pieces together (``a`` None: ``b`` alone, padded to K); ``a`` is updated in
+    place, ``b`` may be packed."""
+    W = b.top_pos.shape[0]
     if a is None:
         top = _best(b.top_pos, b.top_key, K, True)
         bottom = _best(b.bottom_pos, b.bottom_key, K, False)
-        return Partial(b.counts.copy(), top[0], top[1], bottom[0], bottom[1])
-    a.counts += b.counts
+        return Partial(_dense(b.counts, W).copy(), top[0], top[1], bottom[0], bottom[1])
+    if b.counts.shape == (W, 65536):
+        a.counts += b.counts
+    else:
+        a.counts.ravel()[b.counts[:, 0]] += b.counts[:, 1]  # a packed part: its indices are distinct
     top = _best(np.hstack([a.top_pos, b.top_pos]), np.hstack([a.top_key, b.top_key]), K, True)
     bottom = _best(np.hstack([a.bottom_pos, b.bottom_pos]), np.hstack([a.bottom_key, b.bottom_key]), K, False)
     return Partial(a.counts, top[0], top[1], bottom[0], bottom[1])
