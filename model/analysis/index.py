@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import Cancelled, InputError
+from ..errors import Cancelled, InputError, UnknownTokenError
 from ..network import Network, Spec
-from ..tokenizer import Encoded
+from ..tokenizer import Encoded, Tokenizer
 from . import corpus as corpus_mod
 from . import unitstats
 from .store import ATTR, CHUNK_ROWS, VERSION, Index, fingerprint
@@ -237,6 +237,7 @@ def build(
     kind = "text" if net.input == "text" else "vector"
     files, items = corpus_mod.resolve(corpus, vectors=kind == "vector")
     group = zarr.open_group(str(out), mode="w")
+    group.attrs[ATTR] = {"version": VERSION, "state": "building"}  # replaced by the whole description at the end
     doc_starts, doc_src, doc_line, doc_chars = _read(net, kind, files, items, per, group)
     S, N = int(doc_starts[-1]), len(doc_src)
     runs = _segments(doc_starts, segment) if carry else doc_starts
@@ -315,14 +316,12 @@ def _array(group: Any, name: str, data: np.ndarray) -> None:
 
 
 def _check_gates(net: Network, gates: Iterable[str]) -> tuple[str, ...]:
-    """The gates to record, in the network's order: always h, and those asked that the cell has (c when
-    it has none is dropped silently only when it is the default; any other unknown gate is refused)."""
+    """The gates to record, in the network's order: always h, c when the cell has one (a GRU's or an RNN's
+    "c" is dropped: the default ("h", "c") fits every cell), and the others asked; an unknown gate is refused."""
     asked = [gates] if isinstance(gates, str) else list(gates)
     unknown = [g for g in asked if g not in net.gates and g != "c"]
     if unknown:
         raise InputError(f"no gate {unknown[0]!r} in a {net.cell} network: it has {', '.join(net.gates)}")
-    if "c" in asked and "c" not in net.gates and list(asked) != ["h", "c"]:
-        raise InputError(f"a {net.cell} network has no c: it has {', '.join(net.gates)}")
     want = set(asked) | {"h"}
     return tuple(g for g in net.gates if g in want)
 
@@ -336,6 +335,7 @@ def _read(
         arr = group.create_array("tokens", shape=(0,), dtype="int32", chunks=(FLUSH_STEPS,))
     else:
         arr = group.create_array("inputs", shape=(0, D), dtype="float32", chunks=(CHUNK_ROWS, D))
+    table = _char_table(net.tokenizer) if net.tokenizer is not None else None
     starts, src, line, size = [0], [], [], []
     pending: list[np.ndarray] = []
     held = 0
@@ -345,7 +345,9 @@ def _read(
                 raise InputError(f"{corpus_mod.where(files, doc)}: a text model needs text, not a series")
             assert net.tokenizer is not None
             try:
-                enc = net.tokenizer.encode(doc.text)
+                enc = _encode(net.tokenizer, doc.text, table)
+            except UnknownTokenError as e:
+                raise InputError(f"{corpus_mod.where(files, doc, e.positions[0])}: {e}") from None
             except InputError as e:
                 raise InputError(f"{corpus_mod.where(files, doc)}: {e}") from None
             if not len(enc.ids):
@@ -372,6 +374,28 @@ def _read(
     if len(src) == 0:
         raise InputError("the corpus holds no documents (every file or line is empty)")
     return np.asarray(starts, np.int64), np.asarray(src), np.asarray(line), np.asarray(size, np.int64)
+
+
+def _char_table(tok: Any) -> np.ndarray | None:
+    """For a plain character tokenizer: each code point's token id (-1: unknown), to encode with one gather."""
+    if type(tok) is not Tokenizer or tok.kind != "char" or not all(len(v) == 1 for v in tok.vocab):
+        return None
+    table = np.full(max(ord(v) for v in tok.vocab) + 1, -1, np.int64)
+    for k in reversed(range(len(tok.vocab))):  # the first entry of a repeated token wins, as the tokenizer's
+        table[ord(tok.vocab[k])] = k
+    return table
+
+
+def _encode(tok: Any, text: str, table: np.ndarray | None) -> Encoded:
+    """tok.encode(text), through the code-point table where there is one (the same ids and the same refusals)."""
+    if table is None:
+        return tok.encode(text)  # type: ignore[no-any-return]
+    codes = np.frombuffer(text.encode("utf-32-le"), np.uint32)
+    ids = table[np.minimum(codes, len(table) - 1)]
+    ids[codes >= len(table)] = -1
+    if (ids < 0).any():
+        return tok.encode(text)  # type: ignore[no-any-return]  # unknown characters: the tokenizer's own handling
+    return Encoded(ids, [], [])
 
 
 class _Runner:

@@ -86,20 +86,32 @@ class Partial:
 def partial(rows: np.ndarray, offset: int, K: int = TOP_K) -> Partial:
     """The Partial of float16 rows (n, W) standing at global steps offset .. offset+n-1."""
     n, W = rows.shape
-    k = keys(rows)  # (n, W) uint16
-    flat = k.astype(np.int64) + (np.arange(W, dtype=np.int64) << 16)  # (n, W) unit-major bins
-    counts = np.bincount(flat.ravel(), minlength=W << 16).reshape(W, 65536)
+    kT = np.ascontiguousarray(keys(rows).T)  # (W, n) uint16: a unit's steps contiguous
+    counts = np.empty((W, 65536), np.int64)
     m = min(K, n)
     top_pos = np.empty((W, m), np.int64)
     bottom_pos = np.empty((W, m), np.int64)
     for u in range(W):
-        col = k[:, u]
-        bottom_pos[u] = np.argsort(col, kind="stable")[:m]  # radix sort: ties keep the lower position first
-        top_pos[u] = np.argsort(np.uint16(0xFFFF) - col, kind="stable")[:m]
+        counts[u] = np.bincount(kT[u], minlength=65536)
+        top_pos[u] = _extreme(kT[u], counts[u], m, True)
+        bottom_pos[u] = _extreme(kT[u], counts[u], m, False)
     units = np.arange(W)[:, None]
-    top_key = k[top_pos, units].astype(np.int64)
-    bottom_key = k[bottom_pos, units].astype(np.int64)
+    top_key = kT[units, top_pos].astype(np.int64)
+    bottom_key = kT[units, bottom_pos].astype(np.int64)
     return Partial(counts, top_pos + offset, top_key, bottom_pos + offset, bottom_key)
+
+
+def _extreme(col: np.ndarray, counts: np.ndarray, m: int, highest: bool) -> np.ndarray:
+    """The m positions of the highest (lowest) keys of col, ties -> lower position first: the m-th key is read off
+    the counts, so only the steps beyond it and the first ties at it are sorted."""
+    c = counts[::-1] if highest else counts
+    edge = int(np.searchsorted(np.cumsum(c), m))  # the m-th value from that end, as an index into c
+    t = 65535 - edge if highest else edge
+    beyond = np.flatnonzero(col > t if highest else col < t)  # fewer than m
+    ties = np.flatnonzero(col == t)[: m - len(beyond)]
+    pos = np.concatenate([beyond, ties])
+    key = col[pos].astype(np.int64)
+    return pos[np.lexsort((pos, -key if highest else key))]
 
 
 def pack(p: Partial) -> Partial:
@@ -204,15 +216,19 @@ def _vals(k: np.ndarray) -> np.ndarray:
 
 def bands(rows: np.ndarray, offset: int, deciles: np.ndarray, s: int = BAND_SAMPLES) -> np.ndarray:
     """Per unit and band, the s positions of rows (n, W) with the smallest mix, in mix order: (W, 10, s), -1 pads.
-    Band j holds deciles[j] <= v < deciles[j+1], the last band closed."""
+    Band j holds deciles[j] <= v < deciles[j+1], the last band closed (deciles are float16 values, so the
+    comparisons are made exactly on their keys)."""
     n, W = rows.shape
     pos = np.arange(offset, offset + n, dtype=np.int64)
     order = np.argsort(mix(pos), kind="stable")  # the piece's steps by mix, smallest first
+    kT = np.ascontiguousarray(keys(rows[order]).T)  # (W, n) keys in mix order
+    edges = keys(deciles[:, 1:10].astype(np.float16))  # (W, 9)
+    every = np.arange(65536, dtype=np.uint16)
     out = np.full((W, 10, s), -1, np.int64)
     for u in range(W):
-        v = rows[order, u].astype(np.float64)  # (n,) in mix order
-        b = np.searchsorted(deciles[u, 1:10], v, side="right")  # band: how many of deciles[1..9] are <= v
-        by_band = np.argsort(b, kind="stable")  # grouped by band, each group in mix order
+        band_of = np.searchsorted(edges[u], every, side="right").astype(np.uint8)  # how many of deciles[1..9] <= v
+        b = band_of[kT[u]]  # (n,) each step's band, in mix order
+        by_band = np.argsort(b, kind="stable")  # grouped by band, each group in mix order (a radix sort)
         starts = np.searchsorted(b[by_band], np.arange(11))
         for j in range(10):
             take = by_band[starts[j] : min(starts[j + 1], starts[j] + s)]
