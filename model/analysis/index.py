@@ -378,11 +378,12 @@ def _read(
 
 def _char_table(tok: Any) -> np.ndarray | None:
     """For a plain character tokenizer: each code point's token id (-1: unknown), to encode with one gather."""
-    if type(tok) is not Tokenizer or tok.kind != "char" or not all(len(v) == 1 for v in tok.vocab):
+    if type(tok) is not Tokenizer or tok.kind != "char" or not any(len(v) == 1 for v in tok.vocab):
         return None
-    table = np.full(max(ord(v) for v in tok.vocab) + 1, -1, np.int64)
+    table = np.full(max(ord(v) for v in tok.vocab if len(v) == 1) + 1, -1, np.int64)
     for k in reversed(range(len(tok.vocab))):  # the first entry of a repeated token wins, as the tokenizer's
-        table[ord(tok.vocab[k])] = k
+        if len(tok.vocab[k]) == 1:  # a longer entry (the unknown one) is never a character
+            table[ord(tok.vocab[k])] = k
     return table
 
 
