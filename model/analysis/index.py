@@ -52,6 +52,7 @@ class Job:
     gates: tuple[str, ...]
     batch: int
     kind: str
+    trace_bytes: int = 0  # TRACE_BYTES as the driver had it (the workers' own module may differ)
 
 
 _NETS: dict[str, Network] = {}  # per worker process: the network of each job's fingerprint, built once
@@ -74,13 +75,13 @@ def _gate_widths(net: Network, gates: tuple[str, ...]) -> dict[str, int]:
     return {g: net.spec.width if g == "h" else net.width for g in gates}
 
 
-def _batches(lengths: np.ndarray, batch: int, step_bytes: int) -> list[list[int]]:
+def _batches(lengths: np.ndarray, batch: int, step_bytes: int, budget: int) -> list[list[int]]:
     """Runs (indices) grouped for trace_batch: by length, at most ``batch`` each, padded size under TRACE_BYTES."""
     order = np.argsort(lengths, kind="stable")
     out: list[list[int]] = []
     cur: list[int] = []
     for r in order.tolist():
-        if cur and (len(cur) >= batch or (len(cur) + 1) * int(lengths[r]) * step_bytes > TRACE_BYTES):
+        if cur and (len(cur) >= batch or (len(cur) + 1) * int(lengths[r]) * step_bytes > budget):
             out.append(cur)
             cur = []
         cur.append(r)
@@ -103,7 +104,7 @@ def _docs(job: Job, inp: np.ndarray, at: list[tuple[int, int]]) -> list[Any]:
 
 def part_task(job: Job, part: int, runs: np.ndarray) -> dict[str, unitstats.Partial]:
     """Trace one part (runs: (R+1,) global step offsets of its runs), write act/<layer>/<gate>/<part> and return
-    the part's partial statistics keyed "<layer>/<gate>" (counts packed for the wire)."""
+    the part's partial statistics keyed "<layer>/<gate>"."""
     import zarr
 
     net = _network(job)
@@ -114,10 +115,10 @@ def part_task(job: Job, part: int, runs: np.ndarray) -> dict[str, unitstats.Part
         inp = inp.astype(np.int64)
     lengths, starts = np.diff(runs), runs[:-1] - a
     step = _step_bytes(net)
-    if len(lengths) == 1 and lengths[0] * step > TRACE_BYTES and net.direction == "forward":
+    if len(lengths) == 1 and lengths[0] * step > job.trace_bytes and net.direction == "forward":
         return _long_run(job, net, group, part, a, inp, step)
     bufs: dict[str, np.ndarray] = {}
-    for batch in _batches(lengths, job.batch, step):
+    for batch in _batches(lengths, job.batch, step, job.trace_bytes):
         docs = _docs(job, inp, [(int(starts[r]), int(lengths[r])) for r in batch])
         for r, layers in zip(batch, _trace_part(net, docs)):
             for k, la in enumerate(layers):
@@ -131,7 +132,7 @@ def part_task(job: Job, part: int, runs: np.ndarray) -> dict[str, unitstats.Part
     for key, buf in bufs.items():
         arr = _act_array(group, key, part, buf.shape, min(CHUNK_ROWS, len(buf)))
         arr[:] = buf
-        out[key] = unitstats.pack(unitstats.partial(buf, a))
+        out[key] = unitstats.partial(buf, a)
     return out
 
 
@@ -147,7 +148,7 @@ def _long_run(
     """A part of one run too long to trace at once (a forward network): traced a piece at a time, the state
     carried from piece to piece (equal to one trace), each piece written and summed up as it comes."""
     n = len(inp)
-    piece = max(1, TRACE_BYTES // step)
+    piece = max(1, job.trace_bytes // step)
     piece = piece // CHUNK_ROWS * CHUNK_ROWS or piece  # whole chunks when a piece holds one
     arrays: dict[str, Any] = {}
     out: dict[str, unitstats.Partial] = {}
@@ -165,7 +166,7 @@ def _long_run(
                     arrays[key] = _act_array(group, key, part, (n, rows.shape[1]), min(piece, n))
                 arrays[key][t0 : t0 + len(rows)] = rows
                 out[key] = unitstats.merge(out.get(key), unitstats.partial(rows, a + t0))
-    return {key: unitstats.pack(p) for key, p in out.items()}
+    return out
 
 
 def band_task(job: Job, part: int, a: int, deciles: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -248,7 +249,7 @@ def build(
     for k in range(net.num_layers):
         for g in gates:
             group.require_group(f"act/{k}/{g}")
-    job = Job(str(out), net.spec.to_dict(), dict(net.params), fingerprint(net), gates, batch, kind)
+    job = Job(str(out), net.spec.to_dict(), dict(net.params), fingerprint(net), gates, batch, kind, TRACE_BYTES)
     part_runs = [runs[cuts[p] : cuts[p + 1] + 1] for p in range(len(cuts) - 1)]
     chars_at = np.concatenate([[0], np.cumsum(doc_chars)])
     docs_at = np.searchsorted(doc_starts, part_starts)
@@ -264,7 +265,7 @@ def build(
         merged: dict[str, unitstats.Partial] = {}
         for part in partials:  # in part order
             for key, pa in part.items():
-                merged[key] = unitstats.merge(merged.get(key), pa)
+                merged[key] = unitstats.merge(merged.get(key), pa, into_dense=True)
         bounded = net.spec.proj_size is None
         summary = {key: unitstats.summarize(pa, key.split("/")[1], bounded) for key, pa in merged.items()}
         deciles = {key: s["deciles"] for key, s in summary.items()}

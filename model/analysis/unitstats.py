@@ -6,7 +6,7 @@ counts, and counts from separate pieces (a part of a corpus, a chunk of a part) 
 order. Positions are kept only where order matters:
 
     key(v)       the pattern mapped to an order-preserving uint16 (-0 counted as +0): v < w  <=>  key(v) < key(w)
-    counts       (W, 65536) int64, counts[u, key] = steps where unit u took that value
+    counts       how many steps unit u took each key: sparse rows (u << 16 | key, count), summed across pieces
     top, bottom  the K highest / lowest (value, position) of each unit, ties -> the lower position first; the
                  K best of a union are among the K best of its pieces, so pieces merge exactly
     deciles      np.quantile(values, q, method="inverted_cdf") for q = 0, 0.1, ..., 1, read off the counts
@@ -74,9 +74,10 @@ def mix(pos: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Partial:
-    """What a piece of steps contributes: counts of every key and each unit's K best candidates both ways."""
+    """What a piece of steps contributes: how often each unit took each key, and each unit's K best candidates
+    both ways. The counts are sparse (only the keys that occur), so a piece costs in proportion to its steps."""
 
-    counts: np.ndarray  # (W, 65536) int64
+    counts: np.ndarray  # (n, 2) int64 rows (u << 16 | key, count), sorted, each (unit, key) once
     top_pos: np.ndarray  # (W, k) int64 best first, k <= K (-1 pads)
     top_key: np.ndarray  # (W, k) int64 the keys of top_pos (-1 pads)
     bottom_pos: np.ndarray  # (W, k) int64
@@ -87,26 +88,25 @@ def partial(rows: np.ndarray, offset: int, K: int = TOP_K) -> Partial:
     """The Partial of float16 rows (n, W) standing at global steps offset .. offset+n-1."""
     n, W = rows.shape
     kT = np.ascontiguousarray(keys(rows).T)  # (W, n) uint16: a unit's steps contiguous
-    counts = np.empty((W, 65536), np.int64)
     m = min(K, n)
     top_pos = np.empty((W, m), np.int64)
     bottom_pos = np.empty((W, m), np.int64)
+    pieces = []
     for u in range(W):
-        counts[u] = np.bincount(kT[u], minlength=65536)
-        top_pos[u] = _extreme(kT[u], counts[u], m, True)
-        bottom_pos[u] = _extreme(kT[u], counts[u], m, False)
+        col = kT[u]
+        ordered = np.sort(col, kind="stable")  # a radix sort of uint16
+        first = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])  # where each distinct key starts
+        pieces.append(np.stack([ordered[first].astype(np.int64) + (u << 16), np.diff(np.r_[first, n])], axis=1))
+        top_pos[u] = _extreme(col, int(ordered[n - m]), m, True)
+        bottom_pos[u] = _extreme(col, int(ordered[m - 1]), m, False)
     units = np.arange(W)[:, None]
     top_key = kT[units, top_pos].astype(np.int64)
     bottom_key = kT[units, bottom_pos].astype(np.int64)
-    return Partial(counts, top_pos + offset, top_key, bottom_pos + offset, bottom_key)
+    return Partial(np.concatenate(pieces), top_pos + offset, top_key, bottom_pos + offset, bottom_key)
 
 
-def _extreme(col: np.ndarray, counts: np.ndarray, m: int, highest: bool) -> np.ndarray:
-    """The m positions of the highest (lowest) keys of col, ties -> lower position first: the m-th key is read off
-    the counts, so only the steps beyond it and the first ties at it are sorted."""
-    c = counts[::-1] if highest else counts
-    edge = int(np.searchsorted(np.cumsum(c), m))  # the m-th value from that end, as an index into c
-    t = 65535 - edge if highest else edge
+def _extreme(col: np.ndarray, t: int, m: int, highest: bool) -> np.ndarray:
+    """The m positions of the highest (lowest) keys of col, whose m-th key is t; ties -> lower position first."""
     beyond = np.flatnonzero(col > t if highest else col < t)  # fewer than m
     ties = np.flatnonzero(col == t)[: m - len(beyond)]
     pos = np.concatenate([beyond, ties])
@@ -114,21 +114,12 @@ def _extreme(col: np.ndarray, counts: np.ndarray, m: int, highest: bool) -> np.n
     return pos[np.lexsort((pos, -key if highest else key))]
 
 
-def pack(p: Partial) -> Partial:
-    """The same Partial with its counts as (n, 2): nonzero flat indices and their counts, for the wire: a part's
-    dense (W, 65536) counts are 0.5 MB a unit, its distinct values rarely more than a few thousand."""
-    flat = p.counts.ravel()
-    nz = np.flatnonzero(flat)
-    return Partial(np.stack([nz, flat[nz]], axis=1), p.top_pos, p.top_key, p.bottom_pos, p.bottom_key)
-
-
-def _dense(counts: np.ndarray, W: int) -> np.ndarray:
-    """Counts as (W, 65536), whether dense already or packed by ``pack`` ((n, 2): flat index, count)."""
-    if counts.shape == (W, 65536):
-        return counts
-    out = np.zeros(W << 16, np.int64)
-    out[counts[:, 0]] = counts[:, 1]
-    return out.reshape(W, 65536)
+def _merge_counts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Two sorted sparse count tables summed: a stable sort of two sorted runs (a merge), then equal keys added."""
+    both = np.concatenate([a, b])
+    both = both[np.argsort(both[:, 0], kind="stable")]
+    first = np.flatnonzero(np.r_[True, both[1:, 0] != both[:-1, 0]])
+    return np.stack([both[first, 0], np.add.reduceat(both[:, 1], first)], axis=1) if len(both) else both
 
 
 def _best(pos: np.ndarray, key: np.ndarray, K: int, highest: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -145,28 +136,40 @@ def _best(pos: np.ndarray, key: np.ndarray, K: int, highest: bool) -> tuple[np.n
     return out_pos, out_key
 
 
-def merge(a: Partial | None, b: Partial, K: int = TOP_K) -> Partial:
-    """The Partial of two disjoint pieces together (``a`` None: ``b`` alone, padded to K); ``a`` is updated in
-    place, ``b`` may be packed."""
+def dense(counts: np.ndarray, W: int) -> np.ndarray:
+    """Counts as a dense (W, 65536) int64 table (0.5 MB a unit), from sparse rows or a dense table."""
+    if counts.shape == (W, 65536):
+        return counts
+    out = np.zeros(W << 16, np.int64)
+    out[counts[:, 0]] = counts[:, 1]
+    return out.reshape(W, 65536)
+
+
+def merge(a: Partial | None, b: Partial, K: int = TOP_K, into_dense: bool = False) -> Partial:
+    """The Partial of two disjoint pieces together (``a`` None: ``b`` alone, padded to K). ``into_dense``: the
+    counts accumulate in a dense table, updated in place (the driver's way: O(rows of b) a merge)."""
     W = b.top_pos.shape[0]
     if a is None:
         top = _best(b.top_pos, b.top_key, K, True)
         bottom = _best(b.bottom_pos, b.bottom_key, K, False)
-        return Partial(_dense(b.counts, W).copy(), top[0], top[1], bottom[0], bottom[1])
-    if b.counts.shape == (W, 65536):
-        a.counts += b.counts
-    else:
-        a.counts.ravel()[b.counts[:, 0]] += b.counts[:, 1]  # a packed part: its indices are distinct
+        counts = dense(b.counts, W).copy() if into_dense else b.counts
+        return Partial(counts, top[0], top[1], bottom[0], bottom[1])
     top = _best(np.hstack([a.top_pos, b.top_pos]), np.hstack([a.top_key, b.top_key]), K, True)
     bottom = _best(np.hstack([a.bottom_pos, b.bottom_pos]), np.hstack([a.bottom_key, b.bottom_key]), K, False)
-    return Partial(a.counts, top[0], top[1], bottom[0], bottom[1])
+    if a.counts.shape == (W, 65536):
+        a.counts.ravel()[b.counts[:, 0]] += b.counts[:, 1]  # each (unit, key) once in b: no collisions
+        counts = a.counts
+    else:
+        counts = _merge_counts(a.counts, b.counts)
+    return Partial(counts, top[0], top[1], bottom[0], bottom[1])
 
 
 def summarize(p: Partial, gate: str, bounded_h: bool = True, bins: int = BINS) -> dict[str, np.ndarray]:
     """Every statistic but the bands from merged counts: mean, std, min, max, low, high, edges, hist, deciles,
     top/bottom positions and values. float64 sums over the distinct values (exact counts, one fixed order)."""
-    W = p.counts.shape[0]
+    W = p.top_pos.shape[0]
     rng = gate_range(gate, bounded_h)
+    table = dense(p.counts, W)
     sat = saturation_bounds(gate, bounded_h)
     out = {name: np.full(W, np.nan) for name in ("mean", "std", "min", "max", "low", "high")} | {
         "edges": np.zeros((W, bins + 1)),
@@ -174,8 +177,8 @@ def summarize(p: Partial, gate: str, bounded_h: bool = True, bins: int = BINS) -
         "deciles": np.zeros((W, 11)),
     }
     for u in range(W):
-        nz = np.flatnonzero(p.counts[u])
-        c, v = p.counts[u, nz], VALUES[nz]  # distinct values ascending, and their counts
+        nz = np.flatnonzero(table[u])
+        c, v = table[u, nz], VALUES[nz]  # distinct values ascending, and their counts
         n = int(c.sum())
         if n == 0:
             continue
@@ -223,11 +226,9 @@ def bands(rows: np.ndarray, offset: int, deciles: np.ndarray, s: int = BAND_SAMP
     order = np.argsort(mix(pos), kind="stable")  # the piece's steps by mix, smallest first
     kT = np.ascontiguousarray(keys(rows[order]).T)  # (W, n) keys in mix order
     edges = keys(deciles[:, 1:10].astype(np.float16))  # (W, 9)
-    every = np.arange(65536, dtype=np.uint16)
     out = np.full((W, 10, s), -1, np.int64)
     for u in range(W):
-        band_of = np.searchsorted(edges[u], every, side="right").astype(np.uint8)  # how many of deciles[1..9] <= v
-        b = band_of[kT[u]]  # (n,) each step's band, in mix order
+        b = np.searchsorted(edges[u], kT[u], side="right").astype(np.uint8)  # how many of deciles[1..9] are <= v
         by_band = np.argsort(b, kind="stable")  # grouped by band, each group in mix order (a radix sort)
         starts = np.searchsorted(b[by_band], np.arange(11))
         for j in range(10):
