@@ -9,8 +9,9 @@
    each segment start (for stream-trained models such as ``code``). A run is traced as one sequence.
 3. Parts: consecutive runs whose activations fit PART_BYTES (a longer run is a part of its own). One task per part
    traces its runs in batches (sorted by length, at most ``batch`` runs and TRACE_BYTES of trace each), writes
-   act/<layer>/<gate>/<part> itself, and returns the part's exact partial statistics (unitstats.py), which the
-   driver merges; a second task per part samples the decile bands once the deciles are known.
+   act/<layer>/<gate>/<part> itself, and returns pass 1 of the part's exact statistics (unitstats.py: a few kB
+   a unit), which the driver merges in part order; passes 2 and 3 (fine decile counts, histogram, deviations;
+   decile-band samples) are a task per part each, reading the part back from the store.
    The parts depend on the corpus alone, so 1 or N workers write the same bytes.
 4. Dask: a LocalCluster of ``workers`` processes (default 2) started for the call and closed after, or the cluster
    of ``scheduler`` (an address or a distributed.Client). ``scheduler="sync"`` runs the same tasks in this process.
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,17 +170,33 @@ def _long_run(
     return out
 
 
-def band_task(job: Job, part: int, a: int, deciles: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """A part's decile-band samples per "<layer>/<gate>", read back from the store."""
+def _stored(job: Job, part: int, key: str) -> Iterator[tuple[int, np.ndarray]]:
+    """A part's stored rows of one layer and gate, a chunk at a time: (row offset in the part, (n, W) float16)."""
     import zarr
 
-    group: Any = zarr.open_group(job.path, mode="r")
+    arr: Any = zarr.open_group(job.path, mode="r")[f"act/{key}/{part}"]
+    for r0 in range(0, arr.shape[0], CHUNK_ROWS):
+        yield r0, np.asarray(arr[r0 : r0 + CHUNK_ROWS])
+
+
+def second_task(job: Job, part: int, plans: dict[str, unitstats.Plan]) -> dict[str, unitstats.Second]:
+    """Pass 2 of a part per "<layer>/<gate>", read back from the store."""
+    out: dict[str, unitstats.Second] = {}
+    for key, pl in plans.items():
+        got = None
+        for _, rows in _stored(job, part, key):
+            got = unitstats.merge_second(got, unitstats.second(rows, pl))
+        assert got is not None
+        out[key] = got
+    return out
+
+
+def band_task(job: Job, part: int, a: int, deciles: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Pass 3 of a part: its decile-band samples per "<layer>/<gate>", read back from the store."""
     out: dict[str, np.ndarray] = {}
     for key, d in deciles.items():
-        arr = group[f"act/{key}/{part}"]
         got = None
-        for r0 in range(0, arr.shape[0], CHUNK_ROWS):
-            rows = np.asarray(arr[r0 : r0 + CHUNK_ROWS])
+        for r0, rows in _stored(job, part, key):
             got = unitstats.merge_bands(got, unitstats.bands(rows, a + r0, d))
         assert got is not None
         out[key] = got
@@ -260,22 +277,26 @@ def build(
             c = int(sum(chars_at[docs_at[p + 1]] - chars_at[docs_at[p]] for p in done))
             progress(d, N, c, int(chars_at[-1]))
 
+    bounded = net.spec.proj_size is None
+    P = len(part_runs)
     with _Runner(scheduler, workers, job) as run:
-        partials = run.map(part_task, [(p, r) for p, r in enumerate(part_runs)], report, stop)
         merged: dict[str, unitstats.Partial] = {}
-        for part in partials:  # in part order
+        for part in run.map(part_task, [(p, r) for p, r in enumerate(part_runs)], report, stop):  # in part order
             for key, pa in part.items():
-                merged[key] = unitstats.merge(merged.get(key), pa, into_dense=True)
-        bounded = net.spec.proj_size is None
-        summary = {key: unitstats.summarize(pa, key.split("/")[1], bounded) for key, pa in merged.items()}
+                merged[key] = unitstats.merge(merged.get(key), pa)
+        plans = {key: unitstats.plan(pa, key.split("/")[1], bounded) for key, pa in merged.items()}
+        seconds: dict[str, unitstats.Second] = {}
+        for part2 in run.map(second_task, [(p, plans) for p in range(P)], None, stop):
+            for key, sec in part2.items():
+                seconds[key] = unitstats.merge_second(seconds.get(key), sec)
+        summary = {key: unitstats.finish(merged[key], plans[key], seconds[key]) for key in merged}
         deciles = {key: s["deciles"] for key, s in summary.items()}
-        bands_parts = run.map(band_task, [(p, int(part_starts[p]), deciles) for p in range(len(part_runs))], None, stop)
+        bands: dict[str, np.ndarray] = {}
+        for part3 in run.map(band_task, [(p, int(part_starts[p]), deciles) for p in range(P)], None, stop):
+            for key, got in part3.items():
+                bands[key] = unitstats.merge_bands(bands.get(key), got)
     for key, s in summary.items():
-        got = None
-        for bp in bands_parts:
-            got = unitstats.merge_bands(got, bp[key])
-        assert got is not None
-        s["band_pos"] = unitstats.sorted_bands(got)
+        s["band_pos"] = unitstats.sorted_bands(bands[key])
         for stat, value in s.items():
             group.create_array(f"stats/{key}/{stat}", data=np.ascontiguousarray(value), overwrite=True)
     _array(group, "docs/start", doc_starts)
