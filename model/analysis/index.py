@@ -281,20 +281,27 @@ def build(
     P = len(part_runs)
     with _Runner(scheduler, workers, job) as run:
         merged: dict[str, unitstats.Partial] = {}
-        for part in run.map(part_task, [(p, r) for p, r in enumerate(part_runs)], report, stop):  # in part order
+        seconds: dict[str, unitstats.Second] = {}
+        bands: dict[str, np.ndarray] = {}
+
+        def fold1(part: dict[str, unitstats.Partial]) -> None:
             for key, pa in part.items():
                 merged[key] = unitstats.merge(merged.get(key), pa)
-        plans = {key: unitstats.plan(pa, key.split("/")[1], bounded) for key, pa in merged.items()}
-        seconds: dict[str, unitstats.Second] = {}
-        for part2 in run.map(second_task, [(p, plans) for p in range(P)], None, stop):
-            for key, sec in part2.items():
+
+        def fold2(part: dict[str, unitstats.Second]) -> None:
+            for key, sec in part.items():
                 seconds[key] = unitstats.merge_second(seconds.get(key), sec)
+
+        def fold3(part: dict[str, np.ndarray]) -> None:
+            for key, got in part.items():
+                bands[key] = unitstats.merge_bands(bands.get(key), got)
+
+        run.map(part_task, [(p, r) for p, r in enumerate(part_runs)], fold1, report, stop)
+        plans = {key: unitstats.plan(pa, key.split("/")[1], bounded) for key, pa in merged.items()}
+        run.map(second_task, [(p, plans) for p in range(P)], fold2, None, stop)
         summary = {key: unitstats.finish(merged[key], plans[key], seconds[key]) for key in merged}
         deciles = {key: s["deciles"] for key, s in summary.items()}
-        bands: dict[str, np.ndarray] = {}
-        for part3 in run.map(band_task, [(p, int(part_starts[p]), deciles) for p in range(P)], None, stop):
-            for key, got in part3.items():
-                bands[key] = unitstats.merge_bands(bands.get(key), got)
+        run.map(band_task, [(p, int(part_starts[p]), deciles) for p in range(P)], fold3, None, stop)
     for key, s in summary.items():
         s["band_pos"] = unitstats.sorted_bands(bands[key])
         for stat, value in s.items():
@@ -472,34 +479,40 @@ class _Runner:
         self,
         fn: Callable[..., Any],
         args: list[tuple[Any, ...]],
+        fold: Callable[[Any], None],
         report: Callable[[list[int]], None] | None,
         stop: Callable[[], bool] | None,
-    ) -> list[Any]:
-        """fn(job, *a) for each a, results in the order of ``args``; ``report(done parts)`` as each finishes."""
+    ) -> None:
+        """fold(fn(job, *a)) for each a, in the order of ``args`` (a result waits only for those before it, and is
+        let go once folded); ``report(done parts)`` as each finishes."""
         done: list[int] = []
         if self._client is None:
-            out = []
             for p, a in enumerate(args):
                 if stop is not None and stop():
                     raise Cancelled(f"stopped after {p} of {len(args)} parts")
-                out.append(fn(self.job, *a))
+                fold(fn(self.job, *a))
                 done.append(p)
                 if report is not None:
                     report(done)
-            return out
+            return
         from distributed import as_completed
 
         futures = [self._client.submit(fn, self._job, *a, pure=False) for a in args]
         where = {f.key: p for p, f in enumerate(futures)}
+        waiting: dict[int, Any] = {}
+        nxt = 0
         try:
             for f in as_completed(futures):
-                if f.status == "error":
-                    f.result()  # raises the task's own error
                 if stop is not None and stop():
                     raise Cancelled(f"stopped after {len(done)} of {len(args)} parts")
-                done.append(where[f.key])
+                p = where[f.key]
+                waiting[p] = f.result()  # raises the task's own error
+                f.release()  # the worker lets go of the result
+                done.append(p)
                 if report is not None:
                     report(done)
-            return list(self._client.gather(futures))
+                while nxt in waiting:
+                    fold(waiting.pop(nxt))
+                    nxt += 1
         finally:
-            self._client.cancel(futures)
+            self._client.cancel([f for f in futures if f.status != "finished"])

@@ -52,10 +52,11 @@ def saturation_bounds(gate: str, bounded_h: bool = True) -> tuple[float, float] 
 
 def keys(rows: np.ndarray) -> np.ndarray:
     """Order-preserving uint16 keys of float16 values (n, W): negative patterns reversed below the positive ones."""
-    bits = np.ascontiguousarray(rows, np.float16).view(np.uint16)
-    bits = np.where(bits == 0x8000, np.uint16(0), bits)  # -0 is +0
-    neg = (bits & 0x8000) != 0
-    return np.where(neg, ~bits, bits | 0x8000).astype(np.uint16)
+    bits = np.array(rows, np.float16).view(np.uint16)  # a copy
+    bits[bits == 0x8000] = 0  # -0 is +0
+    flip = (bits >> 15) * np.uint16(0x7FFF) | np.uint16(0x8000)  # 0x8000 for a positive pattern, 0xFFFF negative
+    bits ^= flip
+    return bits
 
 
 def _values_of_keys() -> np.ndarray:
@@ -207,16 +208,25 @@ def second(rows: np.ndarray, pl: Plan) -> Second:
         inside = s >= 0
         fine = np.bincount(s[inside] * 256 + (col[inside] & 0xFF), minlength=len(wanted) * 256).reshape(-1, 256)
         out.fine[u] = fine[slot_of_q]
-        e = pl.edges[u]
-        b = np.searchsorted(e, v, side="right") - 1
-        b[v == e[-1]] = bins - 1  # the last bin is closed
-        ok = (b >= 0) & (b < bins)
-        out.hist[u] = np.bincount(b[ok], minlength=bins)
+        if u == 0 or not np.array_equal(pl.edges[u], pl.edges[u - 1]):
+            table = _bin_of_key(pl.edges[u])  # shared by every unit of a bounded gate
+        b = table[col]
+        out.hist[u] = np.bincount(b[b >= 0], minlength=bins)
         if pl.sat is not None:
             out.low[u] = np.count_nonzero(v < pl.sat[0])
             out.high[u] = np.count_nonzero(v > pl.sat[1])
         out.sq[u] = ((v - pl.mean[u]) ** 2).sum()
     return out
+
+
+def _bin_of_key(e: np.ndarray) -> np.ndarray:
+    """The histogram bin of every key's value for edges e (np.histogram's: [e_i, e_i+1), the last closed), -1
+    outside (NaN patterns included)."""
+    bins = len(e) - 1
+    b = np.searchsorted(e, VALUES, side="right") - 1
+    b[VALUES == e[-1]] = bins - 1
+    b[(b < 0) | (b >= bins) | np.isnan(VALUES)] = -1
+    return b.astype(np.int16)
 
 
 def merge_second(a: Second | None, b: Second) -> Second:
@@ -284,7 +294,9 @@ def bands(rows: np.ndarray, offset: int, deciles: np.ndarray, s: int = BAND_SAMP
     edges = keys(deciles[:, 1:10].astype(np.float16))  # (W, 9)
     out = np.full((W, 10, s), -1, np.int64)
     for u in range(W):
-        b = np.searchsorted(edges[u], kT[u], side="right").astype(np.uint8)  # how many of deciles[1..9] are <= v
+        b = np.zeros(n, np.uint8)  # how many of deciles[1..9] are <= v: the band
+        for e in edges[u]:
+            b += kT[u] >= e
         by_band = np.argsort(b, kind="stable")  # grouped by band, each group in mix order (a radix sort)
         starts = np.searchsorted(b[by_band], np.arange(11))
         for j in range(10):
