@@ -1,4 +1,5 @@
-"""The ``gatescope`` command: ``serve`` the page and the API, ``trace`` a text through a model, ``train`` a model."""
+"""The ``gatescope`` command: ``serve`` the page and the API, ``trace`` a text through a model, ``train`` a model,
+``index`` a corpus."""
 
 from __future__ import annotations
 
@@ -58,7 +59,40 @@ def main(argv: list[str] | None = None) -> int:
     _config_flags(tr)
     tr.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="a task option, e.g. min_gap=50")
     tr.add_argument("--out", type=Path, default=None, help="output folder (default runs/<task>-<cell>)")
+    ix = sub.add_parser(
+        "index",
+        help="index a corpus: every unit's h and C at every step, with its statistics, in a Zarr store",
+        description="Trace every document of a corpus in batches (on a local Dask cluster of processes, or the "
+        "cluster at --scheduler) and store h and C of every unit at every step (float16, Zarr) with each unit's "
+        "histogram, mean, std, saturation, top/bottom-k steps and decile samples. The state is reset at each "
+        "document; --carry carries it across documents inside segments of --segment steps (cut at document "
+        "boundaries, reset at each segment's start), for stream-trained models such as code.",
+    )
+    ix.add_argument("model", help="a bundled model's name or a weight file")
+    ix.add_argument(
+        "corpus",
+        nargs="+",
+        help="text files, folders (recursively), globs, .jsonl files (a 'text' field a line); "
+        ".csv/.npy series for a vector model",
+    )
+    ix.add_argument("--out", type=Path, required=True, help="the index's folder (a Zarr store; replaced if it exists)")
+    ix.add_argument("--per", choices=("file", "line"), default="file", help="a document per file (default) or per line")
+    ix.add_argument(
+        "--carry",
+        action="store_true",
+        help="carry the state across documents within segments of --segment steps (stream-trained models such as code)",
+    )
+    ix.add_argument("--segment", type=_workers, default=4096, help="steps per carry segment (default 4096)")
+    ix.add_argument("--gates", default="h,c", help="gates to record, comma-separated (default h,c; h always)")
+    ix.add_argument("--batch", type=_workers, default=64, help="documents traced together (default 64)")
+    ix.add_argument("--scheduler", default=None, metavar="ADDR", help="a Dask scheduler (tcp://host:8786)")
+    ix.add_argument("--workers", type=_workers, default=None, help="local worker processes (default 2)")
+    ix.add_argument("--name", default=None, help="the model's name recorded in the index (default: MODEL)")
+    ix.add_argument("--vocab", type=Path, default=None, help="its vocabulary or tokenizer.json, if not beside it")
+    ix.add_argument("--module", default=None, help="the recurrent module to read, of a PyTorch file holding several")
     args = parser.parse_args(argv)
+    if args.command == "index":
+        return _index(args)
     if args.command == "serve":
         import os
 
@@ -181,6 +215,60 @@ def _trace(args: argparse.Namespace) -> int:
         print(f"{len(tr)} steps x {len(tr.layers)} layers x {net.width} units -> {args.out}", file=sys.stderr)
     for line in _predictions(tr):
         print(line, file=sys.stderr)
+    return 0
+
+
+def _index(args: argparse.Namespace) -> int:
+    """``gatescope index``: a progress bar on stderr while parts finish, a one-line summary at the end."""
+    import time
+
+    from tqdm import tqdm
+
+    import model
+    from model.analysis.index import build
+
+    bar: Any = None
+
+    def progress(docs: int, total_docs: int, chars: int, total_chars: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total_chars, unit="char", unit_scale=True, file=sys.stderr, dynamic_ncols=True)
+        bar.set_description(f"{docs}/{total_docs} documents", refresh=False)
+        bar.update(chars - bar.n)
+
+    t0 = time.perf_counter()
+    try:
+        net = model.load(args.model, vocab=args.vocab, module=args.module)
+        gates = tuple(g.strip() for g in args.gates.split(",") if g.strip())
+        idx = build(
+            net,
+            [Path(c) for c in args.corpus],  # paths, never texts
+            args.out,
+            name=args.name or str(args.model),
+            per=args.per,
+            carry=args.carry,
+            segment=args.segment,
+            gates=gates,
+            batch=args.batch,
+            scheduler=args.scheduler,
+            workers=args.workers,
+            progress=progress,
+        )
+    except (model.GatescopeError, OSError) as e:  # the input's or a file's fault; anything else is a bug
+        if bar is not None:
+            bar.close()
+        print(f"gatescope index: {e}", file=sys.stderr)
+        return 2
+    if bar is not None:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    size = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
+    chars = idx.info["chars"]
+    print(
+        f"gatescope index: {idx.docs:,} documents, {idx.steps:,} steps in {seconds:.1f} s "
+        f"({chars / seconds:,.0f} chars/s), {size / 1e6:,.1f} MB -> {args.out}",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -8,7 +8,9 @@ What a corpus can be:
   line), or, for vector models, a ``.csv`` / ``.npy`` series (model/series.py reads them; a document a file);
 - a folder: every such file under it, recursively, sorted by path (binary files skipped), named relative to it;
 - a glob (``data/**/*.py``): the files it matches, sorted;
-- a list of texts (``Texts([...])``, or a list of strings none of which names a file) or of (T, D) arrays.
+- a list of texts (``Texts([...])``, or a list of strings none of which names a file, folder or matching glob,
+  unless every one looks like a path: no whitespace, and a "/", a glob or a suffix), or of (T, D) arrays.
+  A single string or Path is always a path.
 
 ``per="file"``: a document per file; ``per="line"``: a document per line of a text file (its newline not
 included; empty lines skipped, line numbers counting them, from 0). Every refusal is an InputError naming the
@@ -88,8 +90,8 @@ def _expand(item: str | Path, vectors: bool) -> list[File]:
         return files
     if path.is_file():
         return [File(path, str(item))]
-    if isinstance(item, str) and _glob_chars(item):
-        matched = sorted(p for p in glob.glob(item, recursive=True) if Path(p).is_file())
+    if _glob_chars(str(item)):
+        matched = sorted(p for p in glob.glob(str(item), recursive=True) if Path(p).is_file())
         if not matched:
             raise InputError(f"{item}: no files matched")
         return [File(Path(p), p) for p in matched]
@@ -111,8 +113,9 @@ def resolve(corpus: Any, vectors: bool = False) -> tuple[list[File] | None, list
         raise InputError("the corpus is empty: give at least one file, folder, glob or document")
     if isinstance(corpus, Texts) or all(isinstance(x, np.ndarray) for x in items):
         return None, items
-    if all(isinstance(x, str) for x in items) and not any(_names_files(x) for x in items):
-        return None, items  # texts: none of them names a file, a folder or a glob that matches
+    if all(isinstance(x, str) for x in items) and not any(map(_names_files, items)):
+        if not all(map(_looks_like_path, items)):
+            return None, items  # texts: none of them names a file, a folder or a glob that matches
     bad = [x for x in items if not isinstance(x, (str, Path))]
     if bad:
         raise InputError(f"a corpus mixes paths with {type(bad[0]).__name__}: give paths, or a list of documents")
@@ -120,6 +123,11 @@ def resolve(corpus: Any, vectors: bool = False) -> tuple[list[File] | None, list
     for x in items:
         files.extend(_expand(x, vectors))
     return files, None
+
+
+def _looks_like_path(s: str) -> bool:
+    """No whitespace, and a folder separator, a glob or a suffix: "data/*.txt", "notes.md" (a text rarely is)."""
+    return bool(s) and not any(c.isspace() for c in s) and ("/" in s or _glob_chars(s) or Path(s).suffix != "")
 
 
 def _names_files(s: str) -> bool:

@@ -9,8 +9,9 @@
    each segment start (for stream-trained models such as ``code``). A run is traced as one sequence.
 3. Parts: consecutive runs whose activations fit PART_BYTES (a longer run is a part of its own). One task per part
    traces its runs in batches (sorted by length, at most ``batch`` runs and TRACE_BYTES of trace each), writes
-   act/<layer>/<gate>/<part> itself, and returns the part's exact partial statistics (unitstats.py), which the
-   driver merges; a second task per part samples the decile bands once the deciles are known.
+   act/<layer>/<gate>/<part> itself, and returns pass 1 of the part's exact statistics (unitstats.py: a few kB
+   a unit), which the driver merges in part order; passes 2 and 3 (fine decile counts, histogram, deviations;
+   decile-band samples) are a task per part each, reading the part back from the store.
    The parts depend on the corpus alone, so 1 or N workers write the same bytes.
 4. Dask: a LocalCluster of ``workers`` processes (default 2) started for the call and closed after, or the cluster
    of ``scheduler`` (an address or a distributed.Client). ``scheduler="sync"`` runs the same tasks in this process.
@@ -20,15 +21,15 @@ from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..errors import Cancelled, InputError
+from ..errors import Cancelled, InputError, UnknownTokenError
 from ..network import Network, Spec
-from ..tokenizer import Encoded
+from ..tokenizer import Encoded, Tokenizer
 from . import corpus as corpus_mod
 from . import unitstats
 from .store import ATTR, CHUNK_ROWS, VERSION, Index, fingerprint
@@ -52,6 +53,7 @@ class Job:
     gates: tuple[str, ...]
     batch: int
     kind: str
+    trace_bytes: int = 0  # TRACE_BYTES as the driver had it (the workers' own module may differ)
 
 
 _NETS: dict[str, Network] = {}  # per worker process: the network of each job's fingerprint, built once
@@ -74,13 +76,13 @@ def _gate_widths(net: Network, gates: tuple[str, ...]) -> dict[str, int]:
     return {g: net.spec.width if g == "h" else net.width for g in gates}
 
 
-def _batches(lengths: np.ndarray, batch: int, step_bytes: int) -> list[list[int]]:
+def _batches(lengths: np.ndarray, batch: int, step_bytes: int, budget: int) -> list[list[int]]:
     """Runs (indices) grouped for trace_batch: by length, at most ``batch`` each, padded size under TRACE_BYTES."""
     order = np.argsort(lengths, kind="stable")
     out: list[list[int]] = []
     cur: list[int] = []
     for r in order.tolist():
-        if cur and (len(cur) >= batch or (len(cur) + 1) * int(lengths[r]) * step_bytes > TRACE_BYTES):
+        if cur and (len(cur) >= batch or (len(cur) + 1) * int(lengths[r]) * step_bytes > budget):
             out.append(cur)
             cur = []
         cur.append(r)
@@ -89,64 +91,112 @@ def _batches(lengths: np.ndarray, batch: int, step_bytes: int) -> list[list[int]
     return out
 
 
+def _step_bytes(net: Network) -> int:
+    """Bytes a step of trace_batch holds while it runs: every gate of every layer in float32, and the inputs."""
+    return 4 * net.num_layers * (len(net.gates) + 4) * net.width
+
+
+def _docs(job: Job, inp: np.ndarray, at: list[tuple[int, int]]) -> list[Any]:
+    """The runs at (start, length) within ``inp`` (ids or vectors) as documents trace_batch takes."""
+    if job.kind == "text":
+        return [Encoded(inp[s : s + n], [""] * n, []) for s, n in at]
+    return [inp[s : s + n] for s, n in at]
+
+
 def part_task(job: Job, part: int, runs: np.ndarray) -> dict[str, unitstats.Partial]:
-    """Trace one part (runs: (R+1,) global step offsets of its runs), write its activations, return its partials
-    keyed "<layer>/<gate>"."""
+    """Trace one part (runs: (R+1,) global step offsets of its runs), write act/<layer>/<gate>/<part> and return
+    the part's partial statistics keyed "<layer>/<gate>"."""
     import zarr
 
     net = _network(job)
     group: Any = zarr.open_group(job.path, mode="r+")
     a, b = int(runs[0]), int(runs[-1])
+    inp = np.asarray(group["tokens" if job.kind == "text" else "inputs"][a:b])
     if job.kind == "text":
-        ids = np.asarray(group["tokens"][a:b], np.int64)
-    else:
-        x = np.asarray(group["inputs"][a:b], np.float32)
-    lengths = np.diff(runs)
-    starts = runs[:-1] - a
+        inp = inp.astype(np.int64)
+    lengths, starts = np.diff(runs), runs[:-1] - a
+    step = _step_bytes(net)
+    if len(lengths) == 1 and lengths[0] * step > job.trace_bytes and net.direction == "forward":
+        return _long_run(job, net, group, part, a, inp, step)
     bufs: dict[str, np.ndarray] = {}
-    step_bytes = 4 * net.num_layers * (len(net.gates) + 4) * net.width
-    for batch in _batches(lengths, job.batch, step_bytes):
-        if job.kind == "text":
-            docs: list[Any] = [
-                Encoded(ids[starts[r] : starts[r] + lengths[r]], [""] * int(lengths[r]), []) for r in batch
-            ]
-        else:
-            docs = [x[starts[r] : starts[r] + lengths[r]] for r in batch]
+    for batch in _batches(lengths, job.batch, step, job.trace_bytes):
+        docs = _docs(job, inp, [(int(starts[r]), int(lengths[r])) for r in batch])
         for r, layers in zip(batch, _trace_part(net, docs)):
             for k, la in enumerate(layers):
                 for g in job.gates:
-                    rows: np.ndarray = la[g]
+                    rows: np.ndarray = la[g]  # (T_r, W)
                     key = f"{k}/{g}"
                     if key not in bufs:
                         bufs[key] = np.empty((b - a, rows.shape[1]), np.float16)
                     bufs[key][starts[r] : starts[r] + lengths[r]] = rows
     out = {}
     for key, buf in bufs.items():
-        arr = group.create_array(
-            f"act/{key}/{part}",
-            shape=buf.shape,
-            dtype="float16",
-            chunks=(min(CHUNK_ROWS, len(buf)), buf.shape[1]),
-            compressors=None,
-            fill_value=0,
-            overwrite=True,
-        )
+        arr = _act_array(group, key, part, buf.shape, min(CHUNK_ROWS, len(buf)))
         arr[:] = buf
         out[key] = unitstats.partial(buf, a)
     return out
 
 
-def band_task(job: Job, part: int, a: int, deciles: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """A part's decile-band samples per "<layer>/<gate>", read back from the store."""
+def _act_array(group: Any, key: str, part: int, shape: tuple[int, int], rows: int) -> Any:
+    return group.create_array(
+        f"act/{key}/{part}", shape=shape, dtype="float16", chunks=(rows, shape[1]), compressors=None, fill_value=0
+    )
+
+
+def _long_run(
+    job: Job, net: Network, group: Any, part: int, a: int, inp: np.ndarray, step: int
+) -> dict[str, unitstats.Partial]:
+    """A part of one run too long to trace at once (a forward network): traced a piece at a time, the state
+    carried from piece to piece (equal to one trace), each piece written and summed up as it comes."""
+    n = len(inp)
+    piece = max(1, job.trace_bytes // step)
+    piece = piece // CHUNK_ROWS * CHUNK_ROWS or piece  # whole chunks when a piece holds one
+    arrays: dict[str, Any] = {}
+    out: dict[str, unitstats.Partial] = {}
+    state = None
+    for t0 in range(0, n, piece):
+        x = inp[t0 : t0 + piece]
+        enc: Any = Encoded(x, [""] * len(x), []) if job.kind == "text" else x
+        tr = net.trace(enc, state=state, probs=False)
+        state = tr.state
+        for k, la in enumerate(tr.layers):
+            for g in job.gates:
+                key = f"{k}/{g}"
+                rows = la[g].astype(np.float16)
+                if key not in arrays:
+                    arrays[key] = _act_array(group, key, part, (n, rows.shape[1]), min(piece, n))
+                arrays[key][t0 : t0 + len(rows)] = rows
+                out[key] = unitstats.merge(out.get(key), unitstats.partial(rows, a + t0))
+    return out
+
+
+def _stored(job: Job, part: int, key: str) -> Iterator[tuple[int, np.ndarray]]:
+    """A part's stored rows of one layer and gate, a chunk at a time: (row offset in the part, (n, W) float16)."""
     import zarr
 
-    group: Any = zarr.open_group(job.path, mode="r")
+    arr: Any = zarr.open_group(job.path, mode="r")[f"act/{key}/{part}"]
+    for r0 in range(0, arr.shape[0], CHUNK_ROWS):
+        yield r0, np.asarray(arr[r0 : r0 + CHUNK_ROWS])
+
+
+def second_task(job: Job, part: int, plans: dict[str, unitstats.Plan]) -> dict[str, unitstats.Second]:
+    """Pass 2 of a part per "<layer>/<gate>", read back from the store."""
+    out: dict[str, unitstats.Second] = {}
+    for key, pl in plans.items():
+        got = None
+        for _, rows in _stored(job, part, key):
+            got = unitstats.merge_second(got, unitstats.second(rows, pl))
+        assert got is not None
+        out[key] = got
+    return out
+
+
+def band_task(job: Job, part: int, a: int, deciles: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Pass 3 of a part: its decile-band samples per "<layer>/<gate>", read back from the store."""
     out: dict[str, np.ndarray] = {}
     for key, d in deciles.items():
-        arr = group[f"act/{key}/{part}"]
         got = None
-        for r0 in range(0, arr.shape[0], CHUNK_ROWS):
-            rows = np.asarray(arr[r0 : r0 + CHUNK_ROWS])
+        for r0, rows in _stored(job, part, key):
             got = unitstats.merge_bands(got, unitstats.bands(rows, a + r0, d))
         assert got is not None
         out[key] = got
@@ -205,6 +255,7 @@ def build(
     kind = "text" if net.input == "text" else "vector"
     files, items = corpus_mod.resolve(corpus, vectors=kind == "vector")
     group = zarr.open_group(str(out), mode="w")
+    group.attrs[ATTR] = {"version": VERSION, "state": "building"}  # replaced by the whole description at the end
     doc_starts, doc_src, doc_line, doc_chars = _read(net, kind, files, items, per, group)
     S, N = int(doc_starts[-1]), len(doc_src)
     runs = _segments(doc_starts, segment) if carry else doc_starts
@@ -215,7 +266,7 @@ def build(
     for k in range(net.num_layers):
         for g in gates:
             group.require_group(f"act/{k}/{g}")
-    job = Job(str(out), net.spec.to_dict(), dict(net.params), fingerprint(net), gates, batch, kind)
+    job = Job(str(out), net.spec.to_dict(), dict(net.params), fingerprint(net), gates, batch, kind, TRACE_BYTES)
     part_runs = [runs[cuts[p] : cuts[p + 1] + 1] for p in range(len(cuts) - 1)]
     chars_at = np.concatenate([[0], np.cumsum(doc_chars)])
     docs_at = np.searchsorted(doc_starts, part_starts)
@@ -226,22 +277,33 @@ def build(
             c = int(sum(chars_at[docs_at[p + 1]] - chars_at[docs_at[p]] for p in done))
             progress(d, N, c, int(chars_at[-1]))
 
+    bounded = net.spec.proj_size is None
+    P = len(part_runs)
     with _Runner(scheduler, workers, job) as run:
-        partials = run.map(part_task, [(p, r) for p, r in enumerate(part_runs)], report, stop)
         merged: dict[str, unitstats.Partial] = {}
-        for part in partials:  # in part order
+        seconds: dict[str, unitstats.Second] = {}
+        bands: dict[str, np.ndarray] = {}
+
+        def fold1(part: dict[str, unitstats.Partial]) -> None:
             for key, pa in part.items():
                 merged[key] = unitstats.merge(merged.get(key), pa)
-        bounded = net.spec.proj_size is None
-        summary = {key: unitstats.summarize(pa, key.split("/")[1], bounded) for key, pa in merged.items()}
+
+        def fold2(part: dict[str, unitstats.Second]) -> None:
+            for key, sec in part.items():
+                seconds[key] = unitstats.merge_second(seconds.get(key), sec)
+
+        def fold3(part: dict[str, np.ndarray]) -> None:
+            for key, got in part.items():
+                bands[key] = unitstats.merge_bands(bands.get(key), got)
+
+        run.map(part_task, [(p, r) for p, r in enumerate(part_runs)], fold1, report, stop)
+        plans = {key: unitstats.plan(pa, key.split("/")[1], bounded) for key, pa in merged.items()}
+        run.map(second_task, [(p, plans) for p in range(P)], fold2, None, stop)
+        summary = {key: unitstats.finish(merged[key], plans[key], seconds[key]) for key in merged}
         deciles = {key: s["deciles"] for key, s in summary.items()}
-        bands_parts = run.map(band_task, [(p, int(part_starts[p]), deciles) for p in range(len(part_runs))], None, stop)
+        run.map(band_task, [(p, int(part_starts[p]), deciles) for p in range(P)], fold3, None, stop)
     for key, s in summary.items():
-        got = None
-        for bp in bands_parts:
-            got = unitstats.merge_bands(got, bp[key])
-        assert got is not None
-        s["band_pos"] = unitstats.sorted_bands(got)
+        s["band_pos"] = unitstats.sorted_bands(bands[key])
         for stat, value in s.items():
             group.create_array(f"stats/{key}/{stat}", data=np.ascontiguousarray(value), overwrite=True)
     _array(group, "docs/start", doc_starts)
@@ -283,14 +345,12 @@ def _array(group: Any, name: str, data: np.ndarray) -> None:
 
 
 def _check_gates(net: Network, gates: Iterable[str]) -> tuple[str, ...]:
-    """The gates to record, in the network's order: always h, and those asked that the cell has (c when
-    it has none is dropped silently only when it is the default; any other unknown gate is refused)."""
+    """The gates to record, in the network's order: always h, c when the cell has one (a GRU's or an RNN's
+    "c" is dropped: the default ("h", "c") fits every cell), and the others asked; an unknown gate is refused."""
     asked = [gates] if isinstance(gates, str) else list(gates)
     unknown = [g for g in asked if g not in net.gates and g != "c"]
     if unknown:
         raise InputError(f"no gate {unknown[0]!r} in a {net.cell} network: it has {', '.join(net.gates)}")
-    if "c" in asked and "c" not in net.gates and list(asked) != ["h", "c"]:
-        raise InputError(f"a {net.cell} network has no c: it has {', '.join(net.gates)}")
     want = set(asked) | {"h"}
     return tuple(g for g in net.gates if g in want)
 
@@ -304,6 +364,7 @@ def _read(
         arr = group.create_array("tokens", shape=(0,), dtype="int32", chunks=(FLUSH_STEPS,))
     else:
         arr = group.create_array("inputs", shape=(0, D), dtype="float32", chunks=(CHUNK_ROWS, D))
+    table = _char_table(net.tokenizer) if net.tokenizer is not None else None
     starts, src, line, size = [0], [], [], []
     pending: list[np.ndarray] = []
     held = 0
@@ -313,7 +374,9 @@ def _read(
                 raise InputError(f"{corpus_mod.where(files, doc)}: a text model needs text, not a series")
             assert net.tokenizer is not None
             try:
-                enc = net.tokenizer.encode(doc.text)
+                enc = _encode(net.tokenizer, doc.text, table)
+            except UnknownTokenError as e:
+                raise InputError(f"{corpus_mod.where(files, doc, e.positions[0])}: {e}") from None
             except InputError as e:
                 raise InputError(f"{corpus_mod.where(files, doc)}: {e}") from None
             if not len(enc.ids):
@@ -342,32 +405,114 @@ def _read(
     return np.asarray(starts, np.int64), np.asarray(src), np.asarray(line), np.asarray(size, np.int64)
 
 
+def _char_table(tok: Any) -> np.ndarray | None:
+    """For a plain character tokenizer: each code point's token id (-1: unknown), to encode with one gather."""
+    if type(tok) is not Tokenizer or tok.kind != "char" or not any(len(v) == 1 for v in tok.vocab):
+        return None
+    table = np.full(max(ord(v) for v in tok.vocab if len(v) == 1) + 1, -1, np.int64)
+    for k in reversed(range(len(tok.vocab))):  # the first entry of a repeated token wins, as the tokenizer's
+        if len(tok.vocab[k]) == 1:  # a longer entry (the unknown one) is never a character
+            table[ord(tok.vocab[k])] = k
+    return table
+
+
+def _encode(tok: Any, text: str, table: np.ndarray | None) -> Encoded:
+    """tok.encode(text), through the code-point table where there is one (the same ids and the same refusals)."""
+    if table is None:
+        return tok.encode(text)  # type: ignore[no-any-return]
+    codes = np.frombuffer(text.encode("utf-32-le"), np.uint32)
+    ids = table[np.minimum(codes, len(table) - 1)]
+    ids[codes >= len(table)] = -1
+    if (ids < 0).any():
+        return tok.encode(text)  # type: ignore[no-any-return]  # unknown characters: the tokenizer's own handling
+    return Encoded(ids, [], [])
+
+
 class _Runner:
-    """Runs tasks in this process (``scheduler="sync"``) or on Dask, results in submission order."""
+    """Runs tasks in this process (``scheduler="sync"``) or on a Dask cluster: a LocalCluster of processes
+    started here and closed after (``scheduler=None``), or the cluster at an address or behind a Client. The job
+    (the network's spec and weights) goes to each worker once."""
 
     def __init__(self, scheduler: Any, workers: int | None, job: Job) -> None:
-        self.scheduler, self.workers, self.job = scheduler, workers, job
+        self.job = job
+        self._cluster: Any = None
+        self._client: Any = None
+        self._own_client = False
+        self._job: Any = job
+        if scheduler == "sync":
+            return
+        from distributed import Client, LocalCluster
+
+        if workers is not None and workers < 1:
+            raise InputError(f"workers must be at least 1, got {workers}")
+        if scheduler is None:
+            self._cluster = LocalCluster(
+                n_workers=workers or 2,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                host="127.0.0.1",
+            )
+            self._client, self._own_client = Client(self._cluster), True
+        elif isinstance(scheduler, Client):
+            self._client = scheduler
+        elif isinstance(scheduler, str):
+            try:
+                self._client, self._own_client = Client(scheduler, timeout=10), True
+            except (OSError, TimeoutError) as e:
+                raise InputError(f"no Dask scheduler answers at {scheduler}: {e}") from None
+        else:
+            raise InputError(f"scheduler must be a Dask address, a distributed.Client or 'sync', not {scheduler!r}")
 
     def __enter__(self) -> _Runner:
+        if self._client is not None:
+            self._job = self._client.scatter(self.job, broadcast=True, hash=False)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        pass
+        if self._own_client:
+            self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
 
     def map(
         self,
         fn: Callable[..., Any],
         args: list[tuple[Any, ...]],
+        fold: Callable[[Any], None],
         report: Callable[[list[int]], None] | None,
         stop: Callable[[], bool] | None,
-    ) -> list[Any]:
-        out = []
+    ) -> None:
+        """fold(fn(job, *a)) for each a, in the order of ``args`` (a result waits only for those before it, and is
+        let go once folded); ``report(done parts)`` as each finishes."""
         done: list[int] = []
-        for p, a in enumerate(args):
-            if stop is not None and stop():
-                raise Cancelled(f"stopped after {p} of {len(args)} parts")
-            out.append(fn(self.job, *a))
-            done.append(p)
-            if report is not None:
-                report(done)
-        return out
+        if self._client is None:
+            for p, a in enumerate(args):
+                if stop is not None and stop():
+                    raise Cancelled(f"stopped after {p} of {len(args)} parts")
+                fold(fn(self.job, *a))
+                done.append(p)
+                if report is not None:
+                    report(done)
+            return
+        from distributed import as_completed
+
+        futures = [self._client.submit(fn, self._job, *a, pure=False) for a in args]
+        where = {f.key: p for p, f in enumerate(futures)}
+        waiting: dict[int, Any] = {}
+        nxt = 0
+        try:
+            for f in as_completed(futures):
+                if stop is not None and stop():
+                    raise Cancelled(f"stopped after {len(done)} of {len(args)} parts")
+                p = where[f.key]
+                waiting[p] = f.result()  # raises the task's own error
+                f.release()  # the worker lets go of the result
+                done.append(p)
+                if report is not None:
+                    report(done)
+                while nxt in waiting:
+                    fold(waiting.pop(nxt))
+                    nxt += 1
+        finally:
+            self._client.cancel([f for f in futures if f.status != "finished"])

@@ -102,8 +102,8 @@ class Index:
             raise FormatError(f"{path!s} is a Zarr group but not a gatescope index (no {ATTR} attribute)")
         if info.get("version") != VERSION:
             raise FormatError(f"{path!s} is a version {info.get('version')} index; this gatescope reads {VERSION}")
-        if "docs/start" not in group or "parts/start" not in group:
-            raise FormatError(f"{path!s} is an unfinished index (its build did not complete)")
+        if info.get("state") == "building" or "docs/start" not in group or "parts/start" not in group:
+            raise FormatError(f"{path!s} is an unfinished index (its build did not complete: build it again)")
         if net is not None and info.get("fingerprint") != fingerprint(net):
             raise FormatError(
                 f"{path!s} indexes other weights (fingerprint {info.get('fingerprint')}, this network's "

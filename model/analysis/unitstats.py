@@ -1,18 +1,19 @@
-"""Exact per-unit statistics of float16 activations, computed in pieces and merged in any grouping.
+"""Exact per-unit statistics of float16 activations, computed a piece at a time and merged in piece order.
 
-A float16 has 65,536 bit patterns, so a unit's values are summed up exactly by how often each pattern occurs:
-its histogram, mean, standard deviation, extremes, saturated fractions and exact deciles all follow from those
-counts, and counts from separate pieces (a part of a corpus, a chunk of a part) add up to the whole's, in any
-order. Positions are kept only where order matters:
+A float16 has 65,536 bit patterns; ``keys`` maps them to uint16 in value order (-0 counted as +0), so exact ranks
+need only counting. Three passes over the stored values, each returning a few kB a unit whatever the piece:
 
-    key(v)       the pattern mapped to an order-preserving uint16 (-0 counted as +0): v < w  <=>  key(v) < key(w)
-    counts       (W, 65536) int64, counts[u, key] = steps where unit u took that value
-    top, bottom  the K highest / lowest (value, position) of each unit, ties -> the lower position first; the
-                 K best of a union are among the K best of its pieces, so pieces merge exactly
-    deciles      np.quantile(values, q, method="inverted_cdf") for q = 0, 0.1, ..., 1, read off the counts
-    bands        per unit and band j (deciles[j] <= v < deciles[j+1], the last one closed), the s positions with
-                 the smallest mix(pos) = (pos * 0x9E3779B97F4A7C15) mod 2**64: a fixed pseudo-random sample
-                 that a union's pieces also merge exactly; sorted by position at the end
+    1 (partial)  per unit: counts in 256 coarse bins (a key's high byte), the sum, and the K highest / lowest
+                 (value, position), ties -> the lower position first (the K best of a union are among the K best
+                 of its pieces, so pieces merge exactly). Then ``plan``: mean, min, max, histogram edges, and for
+                 each decile the coarse bin holding its rank.
+    2 (second)   per unit: the 256 fine counts inside each decile's coarse bin (-> exact deciles, as
+                 np.quantile(values, q, method="inverted_cdf") for q = 0, 0.1, ..., 1), the histogram
+                 (np.histogram semantics), the saturated counts, the squared deviations from the mean.
+    3 (bands)    per unit and band j (deciles[j] <= v < deciles[j+1], the last one closed), the s positions with
+                 the smallest mix(pos) = (pos * 0x9E3779B97F4A7C15) mod 2**64: a fixed pseudo-random sample that
+                 pieces also merge exactly; sorted by position at the end.
+Sums (mean, std) are float64, added in piece order: the same pieces give the same bits.
 """
 
 from __future__ import annotations
@@ -51,10 +52,11 @@ def saturation_bounds(gate: str, bounded_h: bool = True) -> tuple[float, float] 
 
 def keys(rows: np.ndarray) -> np.ndarray:
     """Order-preserving uint16 keys of float16 values (n, W): negative patterns reversed below the positive ones."""
-    bits = np.ascontiguousarray(rows, np.float16).view(np.uint16)
-    bits = np.where(bits == 0x8000, np.uint16(0), bits)  # -0 is +0
-    neg = (bits & 0x8000) != 0
-    return np.where(neg, ~bits, bits | 0x8000).astype(np.uint16)
+    bits = np.array(rows, np.float16).view(np.uint16)  # a copy
+    bits[bits == 0x8000] = 0  # -0 is +0
+    flip = (bits >> 15) * np.uint16(0x7FFF) | np.uint16(0x8000)  # 0x8000 for a positive pattern, 0xFFFF negative
+    bits ^= flip
+    return bits
 
 
 def _values_of_keys() -> np.ndarray:
@@ -74,9 +76,11 @@ def mix(pos: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Partial:
-    """What a piece of steps contributes: counts of every key and each unit's K best candidates both ways."""
+    """Pass 1 over a piece of steps: per unit, how many steps fall in each of the 256 coarse bins (a key's high
+    byte), the sum of the values, and the K best candidates both ways. A few kB a unit, whatever the piece."""
 
-    counts: np.ndarray  # (W, 65536) int64
+    coarse: np.ndarray  # (W, 256) int64
+    total: np.ndarray  # (W,) float64, summed in piece order
     top_pos: np.ndarray  # (W, k) int64 best first, k <= K (-1 pads)
     top_key: np.ndarray  # (W, k) int64 the keys of top_pos (-1 pads)
     bottom_pos: np.ndarray  # (W, k) int64
@@ -84,22 +88,33 @@ class Partial:
 
 
 def partial(rows: np.ndarray, offset: int, K: int = TOP_K) -> Partial:
-    """The Partial of float16 rows (n, W) standing at global steps offset .. offset+n-1."""
+    """Pass 1 of float16 rows (n, W) standing at global steps offset .. offset+n-1."""
     n, W = rows.shape
-    k = keys(rows)  # (n, W) uint16
-    flat = k.astype(np.int64) + (np.arange(W, dtype=np.int64) << 16)  # (n, W) unit-major bins
-    counts = np.bincount(flat.ravel(), minlength=W << 16).reshape(W, 65536)
+    kT = np.ascontiguousarray(keys(rows).T)  # (W, n) uint16: a unit's steps contiguous
     m = min(K, n)
+    coarse = np.empty((W, 256), np.int64)
+    total = np.empty(W)
     top_pos = np.empty((W, m), np.int64)
     bottom_pos = np.empty((W, m), np.int64)
     for u in range(W):
-        col = k[:, u]
-        bottom_pos[u] = np.argsort(col, kind="stable")[:m]  # radix sort: ties keep the lower position first
-        top_pos[u] = np.argsort(np.uint16(0xFFFF) - col, kind="stable")[:m]
+        col = kT[u]
+        coarse[u] = np.bincount(col >> 8, minlength=256)
+        total[u] = VALUES[col].sum()
+        top_pos[u] = _extreme(col, int(np.partition(col, n - m)[n - m]), m, True)
+        bottom_pos[u] = _extreme(col, int(np.partition(col, m - 1)[m - 1]), m, False)
     units = np.arange(W)[:, None]
-    top_key = k[top_pos, units].astype(np.int64)
-    bottom_key = k[bottom_pos, units].astype(np.int64)
-    return Partial(counts, top_pos + offset, top_key, bottom_pos + offset, bottom_key)
+    top_key = kT[units, top_pos].astype(np.int64)
+    bottom_key = kT[units, bottom_pos].astype(np.int64)
+    return Partial(coarse, total, top_pos + offset, top_key, bottom_pos + offset, bottom_key)
+
+
+def _extreme(col: np.ndarray, t: int, m: int, highest: bool) -> np.ndarray:
+    """The m positions of the highest (lowest) keys of col, whose m-th key is t; ties -> lower position first."""
+    beyond = np.flatnonzero(col > t if highest else col < t)  # fewer than m
+    ties = np.flatnonzero(col == t)[: m - len(beyond)]
+    pos = np.concatenate([beyond, ties])
+    key = col[pos].astype(np.int64)
+    return pos[np.lexsort((pos, -key if highest else key))]
 
 
 def _best(pos: np.ndarray, key: np.ndarray, K: int, highest: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -117,53 +132,141 @@ def _best(pos: np.ndarray, key: np.ndarray, K: int, highest: bool) -> tuple[np.n
 
 
 def merge(a: Partial | None, b: Partial, K: int = TOP_K) -> Partial:
-    """The Partial of two disjoint pieces together (``a`` None: ``b`` alone, padded to K)."""
+    """Pass 1 of two disjoint pieces together, ``a``'s steps first (``a`` None: ``b`` alone, padded to K)."""
     if a is None:
         top = _best(b.top_pos, b.top_key, K, True)
         bottom = _best(b.bottom_pos, b.bottom_key, K, False)
-        return Partial(b.counts.copy(), top[0], top[1], bottom[0], bottom[1])
-    a.counts += b.counts
+        return Partial(b.coarse, b.total, top[0], top[1], bottom[0], bottom[1])
     top = _best(np.hstack([a.top_pos, b.top_pos]), np.hstack([a.top_key, b.top_key]), K, True)
     bottom = _best(np.hstack([a.bottom_pos, b.bottom_pos]), np.hstack([a.bottom_key, b.bottom_key]), K, False)
-    return Partial(a.counts, top[0], top[1], bottom[0], bottom[1])
+    return Partial(a.coarse + b.coarse, a.total + b.total, top[0], top[1], bottom[0], bottom[1])
 
 
-def summarize(p: Partial, gate: str, bounded_h: bool = True, bins: int = BINS) -> dict[str, np.ndarray]:
-    """Every statistic but the bands from merged counts: mean, std, min, max, low, high, edges, hist, deciles,
-    top/bottom positions and values. float64 sums over the distinct values (exact counts, one fixed order)."""
-    W = p.counts.shape[0]
+@dataclass
+class Plan:
+    """What pass 2 needs from pass 1: each unit's mean, histogram edges, and for each decile the coarse bin it
+    falls in and its rank inside that bin."""
+
+    mean: np.ndarray  # (W,)
+    edges: np.ndarray  # (W, bins+1)
+    sat: tuple[float, float] | None  # (lo, hi) of the saturated fractions, None for unbounded gates
+    bins_q: np.ndarray  # (W, 11) the coarse bin of each decile
+    rank_q: np.ndarray  # (W, 11) its rank among the steps of that bin
+
+
+def plan(p: Partial, gate: str, bounded_h: bool = True, bins: int = BINS) -> Plan:
+    """Pass 1's result read: the mean, the edges ([0,1], [-1,1], or [min,max] of an unbounded gate; a constant
+    unit's [v-0.5, v+0.5] as np.histogram takes), and where each decile lies."""
+    W = p.coarse.shape[0]
+    n = p.coarse.sum(1)  # (W,) the same for every unit: the steps
     rng = gate_range(gate, bounded_h)
-    sat = saturation_bounds(gate, bounded_h)
-    out = {name: np.full(W, np.nan) for name in ("mean", "std", "min", "max", "low", "high")} | {
-        "edges": np.zeros((W, bins + 1)),
-        "hist": np.zeros((W, bins), np.int64),
-        "deciles": np.zeros((W, 11)),
-    }
+    edges = np.zeros((W, bins + 1))
+    bins_q = np.zeros((W, 11), np.int64)
+    rank_q = np.zeros((W, 11), np.int64)
+    lo_v, hi_v = VALUES[np.maximum(p.bottom_key[:, 0], 0)], VALUES[np.maximum(p.top_key[:, 0], 0)]  # min, max
     for u in range(W):
-        nz = np.flatnonzero(p.counts[u])
-        c, v = p.counts[u, nz], VALUES[nz]  # distinct values ascending, and their counts
-        n = int(c.sum())
-        if n == 0:
-            continue
-        mean = float((c * v).sum() / n)
-        out["mean"][u], out["min"][u], out["max"][u] = mean, v[0], v[-1]
-        out["std"][u] = np.sqrt(float((c * (v - mean) ** 2).sum() / n))
-        if sat is not None:
-            out["low"][u] = c[v < sat[0]].sum() / n
-            out["high"][u] = c[v > sat[1]].sum() / n
         if rng is not None:
             lo, hi = rng
-        elif v[0] == v[-1]:
-            lo, hi = v[0] - 0.5, v[0] + 0.5  # as np.histogram does for a constant
+        elif lo_v[u] == hi_v[u]:
+            lo, hi = lo_v[u] - 0.5, lo_v[u] + 0.5
         else:
-            lo, hi = v[0], v[-1]
-        edges = np.linspace(lo, hi, bins + 1)
-        out["edges"][u] = edges
-        out["hist"][u] = np.rint(np.histogram(v, bins=edges, weights=c)[0]).astype(np.int64)
-        out["deciles"][u] = v[np.searchsorted(np.cumsum(c), quantile_ranks(n), side="right")]
-    out["top_pos"], out["top_val"] = p.top_pos, _vals(p.top_key)
-    out["bottom_pos"], out["bottom_val"] = p.bottom_pos, _vals(p.bottom_key)
+            lo, hi = lo_v[u], hi_v[u]
+        edges[u] = np.linspace(lo, hi, bins + 1)
+        cum = np.cumsum(p.coarse[u])
+        r = quantile_ranks(int(n[u]))
+        bins_q[u] = np.searchsorted(cum, r, side="right")  # the first bin whose cumulative count passes r
+        rank_q[u] = r - (cum[bins_q[u]] - p.coarse[u, bins_q[u]])
+    return Plan(p.total / np.maximum(n, 1), edges, saturation_bounds(gate, bounded_h), bins_q, rank_q)
+
+
+@dataclass
+class Second:
+    """Pass 2 over a piece: the fine counts inside each decile's coarse bin, the histogram, the saturated counts
+    and the sum of squared deviations from the mean."""
+
+    fine: np.ndarray  # (W, 11, 256) int64
+    hist: np.ndarray  # (W, bins) int64
+    low: np.ndarray  # (W,) int64
+    high: np.ndarray  # (W,) int64
+    sq: np.ndarray  # (W,) float64
+
+
+def second(rows: np.ndarray, pl: Plan) -> Second:
+    """Pass 2 of float16 rows (n, W)."""
+    n, W = rows.shape
+    bins = pl.edges.shape[1] - 1
+    kT = np.ascontiguousarray(keys(rows).T)
+    zeros = np.zeros(W, np.int64)
+    out = Second(np.zeros((W, 11, 256), np.int64), np.zeros((W, bins), np.int64), zeros, zeros.copy(), np.zeros(W))
+    for u in range(W):
+        col = kT[u]
+        v = VALUES[col]  # (n,) float64
+        wanted, slot_of_q = np.unique(pl.bins_q[u], return_inverse=True)
+        slot = np.full(256, -1, np.int64)
+        slot[wanted] = np.arange(len(wanted))
+        s = slot[col >> 8]
+        inside = s >= 0
+        fine = np.bincount(s[inside] * 256 + (col[inside] & 0xFF), minlength=len(wanted) * 256).reshape(-1, 256)
+        out.fine[u] = fine[slot_of_q]
+        if u == 0 or not np.array_equal(pl.edges[u], pl.edges[u - 1]):
+            table = _bin_of_key(pl.edges[u])  # shared by every unit of a bounded gate
+        b = table[col]
+        out.hist[u] = np.bincount(b[b >= 0], minlength=bins)
+        if pl.sat is not None:
+            out.low[u] = np.count_nonzero(v < pl.sat[0])
+            out.high[u] = np.count_nonzero(v > pl.sat[1])
+        out.sq[u] = ((v - pl.mean[u]) ** 2).sum()
     return out
+
+
+def _bin_of_key(e: np.ndarray) -> np.ndarray:
+    """The histogram bin of every key's value for edges e (np.histogram's: [e_i, e_i+1), the last closed), -1
+    outside (NaN patterns included)."""
+    bins = len(e) - 1
+    b = np.searchsorted(e, VALUES, side="right") - 1
+    b[VALUES == e[-1]] = bins - 1
+    b[(b < 0) | (b >= bins) | np.isnan(VALUES)] = -1
+    return b.astype(np.int16)
+
+
+def merge_second(a: Second | None, b: Second) -> Second:
+    """Pass 2 of two disjoint pieces, ``a``'s first."""
+    if a is None:
+        return b
+    return Second(a.fine + b.fine, a.hist + b.hist, a.low + b.low, a.high + b.high, a.sq + b.sq)
+
+
+def finish(p: Partial, pl: Plan, sec: Second) -> dict[str, np.ndarray]:
+    """Every statistic but the bands: mean, std, min, max, low, high, edges, hist, deciles, top/bottom-k."""
+    W = p.coarse.shape[0]
+    n = p.coarse.sum(1).astype(np.float64)
+    deciles = np.zeros((W, 11))
+    for u in range(W):
+        for q in range(11):
+            fine = np.searchsorted(np.cumsum(sec.fine[u, q]), pl.rank_q[u, q], side="right")
+            deciles[u, q] = VALUES[(pl.bins_q[u, q] << 8) | fine]
+    nan = np.full(W, np.nan)
+    return {
+        "mean": pl.mean,
+        "std": np.sqrt(sec.sq / n),
+        "min": VALUES[p.bottom_key[:, 0]],
+        "max": VALUES[p.top_key[:, 0]],
+        "low": nan if pl.sat is None else sec.low / n,
+        "high": nan.copy() if pl.sat is None else sec.high / n,
+        "edges": pl.edges,
+        "hist": sec.hist,
+        "deciles": deciles,
+        "top_pos": p.top_pos,
+        "top_val": _vals(p.top_key),
+        "bottom_pos": p.bottom_pos,
+        "bottom_val": _vals(p.bottom_key),
+    }
+
+
+def summarize(p: Partial, gate: str, rows: np.ndarray, bounded_h: bool = True) -> dict[str, np.ndarray]:
+    """Every statistic but the bands of rows held in memory at once (pass 1's ``p`` of them, then pass 2)."""
+    pl = plan(p, gate, bounded_h)
+    return finish(p, pl, second(rows, pl))
 
 
 def quantile_ranks(n: int) -> np.ndarray:
@@ -182,15 +285,19 @@ def _vals(k: np.ndarray) -> np.ndarray:
 
 def bands(rows: np.ndarray, offset: int, deciles: np.ndarray, s: int = BAND_SAMPLES) -> np.ndarray:
     """Per unit and band, the s positions of rows (n, W) with the smallest mix, in mix order: (W, 10, s), -1 pads.
-    Band j holds deciles[j] <= v < deciles[j+1], the last band closed."""
+    Band j holds deciles[j] <= v < deciles[j+1], the last band closed (deciles are float16 values, so the
+    comparisons are made exactly on their keys)."""
     n, W = rows.shape
     pos = np.arange(offset, offset + n, dtype=np.int64)
     order = np.argsort(mix(pos), kind="stable")  # the piece's steps by mix, smallest first
+    kT = np.ascontiguousarray(keys(rows[order]).T)  # (W, n) keys in mix order
+    edges = keys(deciles[:, 1:10].astype(np.float16))  # (W, 9)
     out = np.full((W, 10, s), -1, np.int64)
     for u in range(W):
-        v = rows[order, u].astype(np.float64)  # (n,) in mix order
-        b = np.searchsorted(deciles[u, 1:10], v, side="right")  # band: how many of deciles[1..9] are <= v
-        by_band = np.argsort(b, kind="stable")  # grouped by band, each group in mix order
+        b = np.zeros(n, np.uint8)  # how many of deciles[1..9] are <= v: the band
+        for e in edges[u]:
+            b += kT[u] >= e
+        by_band = np.argsort(b, kind="stable")  # grouped by band, each group in mix order (a radix sort)
         starts = np.searchsorted(b[by_band], np.arange(11))
         for j in range(10):
             take = by_band[starts[j] : min(starts[j + 1], starts[j] + s)]

@@ -104,22 +104,30 @@ def test_ties_are_real(built):
 
 
 def test_pieces_merge_exactly():
-    """Partials of any split merge to the whole's: top/bottom-k with heavy ties, counts, and bands (K = 5)."""
+    """Any split of the steps merges to the same statistics as brute force: top/bottom-k with heavy ties, deciles,
+    histogram, saturation, mean and std, and bands (K = 5)."""
     rng = np.random.default_rng(0)
     rows = rng.integers(-4, 5, size=(300, 3)).astype(np.float16) / 4  # 9 distinct values: ties everywhere
     rows[7, 1] = -0.0
-    whole = unitstats.merge(None, unitstats.partial(rows, 0, K=5), K=5)
+    rows[:, 2] *= 0.99  # -0.99 .. 0.99: saturated steps on both sides
+    cuts = ((0, 17), (17, 150), (150, 151), (151, 300))
     merged = None
-    for a, b in ((0, 17), (17, 150), (150, 151), (151, 300)):
+    for a, b in cuts:
         merged = unitstats.merge(merged, unitstats.partial(rows[a:b], a, K=5), K=5)
-    assert np.array_equal(whole.counts, merged.counts)
     v = rows.astype(np.float64)
     pos = np.arange(len(v))
     for u in range(3):
         assert merged.top_pos[u].tolist() == np.lexsort((pos, -v[:, u]))[:5].tolist()
         assert merged.bottom_pos[u].tolist() == np.lexsort((pos, v[:, u]))[:5].tolist()
-    s = unitstats.summarize(merged, "h")
+    pl = unitstats.plan(merged, "h")
+    sec = None
+    for a, b in cuts:
+        sec = unitstats.merge_second(sec, unitstats.second(rows[a:b], pl))
+    s = unitstats.finish(merged, pl, sec)
     assert np.array_equal(s["deciles"], np.quantile(v, QUANT, axis=0, method="inverted_cdf").T)
+    assert np.array_equal(s["hist"], np.array([np.histogram(v[:, u], np.linspace(-1, 1, 65))[0] for u in range(3)]))
+    assert np.array_equal(s["low"], (v < -0.9).mean(0)) and np.array_equal(s["high"], (v > 0.9).mean(0))
+    assert np.allclose(s["mean"], v.mean(0), atol=1e-12) and np.allclose(s["std"], v.std(0), atol=1e-12)
     d = s["deciles"]
     one = unitstats.bands(rows, 0, d)
     split = unitstats.merge_bands(unitstats.bands(rows[:100], 0, d), unitstats.bands(rows[100:], 100, d))
@@ -131,7 +139,7 @@ def test_minus_zero_ties_with_zero():
     rows = np.array([[0.0], [-0.0], [0.0], [-0.0]], np.float16)
     p = unitstats.partial(rows, 10, K=4)
     assert p.top_pos[0].tolist() == p.bottom_pos[0].tolist() == [10, 11, 12, 13]
-    assert np.count_nonzero(p.counts[0]) == 1
+    assert np.count_nonzero(p.coarse[0]) == 1 and p.top_key[0].tolist() == [p.top_key[0, 0]] * 4
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 10, 11, 19, 100, 101])
