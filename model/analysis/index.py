@@ -36,7 +36,7 @@ from .store import ATTR, CHUNK_ROWS, VERSION, Index, fingerprint
 
 #: A part's stored activations (float16, every recorded gate of every layer) stay under this.
 PART_BYTES = 64 << 20
-#: A batch's trace (every gate of every layer, float32, padded) stays under this.
+#: A batch's trace (the kept gates and the inputs of every layer, float32, padded) stays under this.
 TRACE_BYTES = 128 << 20
 #: Token ids buffered by the driver before they are appended to the store.
 FLUSH_STEPS = 1 << 20
@@ -66,9 +66,10 @@ def _network(job: Job) -> Network:
     return net
 
 
-def _trace_part(net: Network, docs: list[Any]) -> list[list[dict[str, np.ndarray]]]:
-    """The traces of a batch of runs, each a list of layers' {gate: (T, W)}: the one call that traces."""
-    return [tr.layers for tr in net.trace_batch(docs, probs=False)]
+def _trace_part(net: Network, docs: list[Any], gates: tuple[str, ...]) -> list[list[dict[str, np.ndarray]]]:
+    """The traces of a batch of runs, each a list of layers' {gate: (T, W)}, only ``gates`` kept: the one call
+    that traces (compiled, float32, on one thread: a Dask worker is one process a core)."""
+    return [tr.layers for tr in net.trace_batch(docs, probs=False, gates=gates)]
 
 
 def _gate_widths(net: Network, gates: tuple[str, ...]) -> dict[str, int]:
@@ -91,9 +92,10 @@ def _batches(lengths: np.ndarray, batch: int, step_bytes: int, budget: int) -> l
     return out
 
 
-def _step_bytes(net: Network) -> int:
-    """Bytes a step of trace_batch holds while it runs: every gate of every layer in float32, and the inputs."""
-    return 4 * net.num_layers * (len(net.gates) + 4) * net.width
+def _step_bytes(net: Network, gates: tuple[str, ...]) -> int:
+    """Bytes a step of trace_batch holds while it runs: the kept gates of every layer in float32 and each layer's
+    inputs (G*H wide)."""
+    return 4 * net.num_layers * (len(gates) + 4) * net.width
 
 
 def _docs(job: Job, inp: np.ndarray, at: list[tuple[int, int]]) -> list[Any]:
@@ -115,13 +117,13 @@ def part_task(job: Job, part: int, runs: np.ndarray) -> dict[str, unitstats.Part
     if job.kind == "text":
         inp = inp.astype(np.int64)
     lengths, starts = np.diff(runs), runs[:-1] - a
-    step = _step_bytes(net)
+    step = _step_bytes(net, tuple(job.gates))
     if len(lengths) == 1 and lengths[0] * step > job.trace_bytes and net.direction == "forward":
         return _long_run(job, net, group, part, a, inp, step)
     bufs: dict[str, np.ndarray] = {}
     for batch in _batches(lengths, job.batch, step, job.trace_bytes):
         docs = _docs(job, inp, [(int(starts[r]), int(lengths[r])) for r in batch])
-        for r, layers in zip(batch, _trace_part(net, docs)):
+        for r, layers in zip(batch, _trace_part(net, docs, tuple(job.gates))):
             for k, la in enumerate(layers):
                 for g in job.gates:
                     rows: np.ndarray = la[g]  # (T_r, W)
