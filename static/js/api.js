@@ -1,5 +1,6 @@
 /**
- * The only module that talks to the server: GET /api/models, POST /api/trace (downloads), uploads, and the
+ * The only module that talks to the server: GET /api/models, POST /api/trace (downloads), uploads, a unit's
+ * dashboard and the documents of the model's corpus index, and the
  * live socket WS /api/live (binary frames: the compact arrays without base64), with `LiveSync`, which keeps
  * a State's trace in step with its text over that socket. It also decodes the compact arrays into
  * Float32Array.
@@ -112,6 +113,44 @@ export async function deleteModel(id) {
     throw new ApiError("The server cannot be reached: the model was not removed.");
   }
   if (res.status !== 204) throw new ApiError(await _detail(res), res.status);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The corpus index: a unit's dashboard, the index's status, one indexed document
+
+/** A unit's dashboard over the model's index (GET /api/models/{id}/units/{layer}/{unit}?gate=..).
+ *  An ApiError with status 409 when the model has no index yet. */
+export async function unitDashboard(model, layer, unit, gate, { signal } = {}) {
+  const url = `/api/models/${encodeURIComponent(model)}/units/${layer}/${unit}?gate=${encodeURIComponent(gate)}`;
+  let res;
+  try {
+    res = await fetch(url, { signal });
+  } catch (e) {
+    if (e.name === "AbortError") throw e;
+    throw new ApiError("The server cannot be reached: the unit's dashboard did not load.");
+  }
+  if (!res.ok) throw new ApiError(await _detail(res), res.status);
+  return res.json();
+}
+
+/** The model's index status (GET /api/models/{id}/index): {state: "none" | "building" | "ready" | "failed", progress}. */
+export async function indexStatus(model, { signal } = {}) {
+  const res = await fetch(`/api/models/${encodeURIComponent(model)}/index`, { signal });
+  if (!res.ok) throw new ApiError(await _detail(res), res.status);
+  return res.json();
+}
+
+/** One indexed document's text (GET /api/models/{id}/docs/{doc}), or its steps [start, stop) only. */
+export async function indexDocument(model, doc, start = null, stop = null) {
+  const q = start === null ? "" : `?start=${start}&stop=${stop}`;
+  let res;
+  try {
+    res = await fetch(`/api/models/${encodeURIComponent(model)}/docs/${doc}${q}`);
+  } catch {
+    throw new ApiError("The server cannot be reached: the document did not load.");
+  }
+  if (!res.ok) throw new ApiError(await _detail(res), res.status);
+  return res.json();
 }
 
 // ---------------------------------------------------------------------------------------------
