@@ -64,11 +64,7 @@ def dashboard(
 ) -> dict[str, Any]:
     """The dashboard of one unit (layer, unit, gate) over an index; ``net`` gives the head for the pushes
     (None: no pushes). Raises InputError naming what exists for a layer, unit or gate the index lacks."""
-    _check(index, layer, gate, k, per_band)
-    st = index.stats(layer, gate)
-    width_units = int(np.asarray(st.mean).shape[0])  # a projected LSTM's h is narrower than its C
-    if not 0 <= unit < width_units:
-        raise InputError(f"unit {unit} is not in layer {layer}'s {gate}: it has units 0 to {width_units - 1}")
+    st = _checked_stats(index, layer, unit, gate, k, per_band)
     width = before + after + 1
     doc_starts = np.asarray(index.doc_starts)
 
@@ -118,6 +114,20 @@ def dashboard(
         "bands": bands,
         "pushes": pushes(net, layer, unit, gate) if net is not None else None,
     }
+
+
+def top_contexts(
+    index: Index, layer: int, unit: int, gate: str, k: int = 10, which: str = "top", before: int = BEFORE, after: int = AFTER
+) -> list[dict[str, Any]]:
+    """The k highest (``which="top"``) or lowest ("bottom") peaks of a unit, one per document region, as contexts:
+    the dashboard's lists alone."""
+    if which not in ("top", "bottom"):
+        raise InputError(f"which must be 'top' or 'bottom', got {which!r}")
+    st = _checked_stats(index, layer, unit, gate, k, 0)
+    cand = np.asarray((st.top_pos if which == "top" else st.bottom_pos)[unit])
+    kept = distinct(cand, index.doc_of(np.maximum(cand, 0)), k, before + after + 1)
+    doc_starts = np.asarray(index.doc_starts)
+    return [_context(index, int(p), layer, gate, unit, before, after, doc_starts) for p in kept]
 
 
 def distinct(pos: np.ndarray, doc: np.ndarray, k: int, width: int) -> list[int]:
@@ -220,7 +230,8 @@ def colour_range(gate: str, vmin: float, vmax: float) -> list[float]:
     return [-m, m]
 
 
-def _check(index: Index, layer: int, gate: str, k: int, per_band: int) -> None:
+def _checked_stats(index: Index, layer: int, unit: int, gate: str, k: int, per_band: int) -> Any:
+    """The layer and gate's statistics, once layer, gate, unit, k and per_band are known to be good."""
     if not 0 <= layer < index.layers:
         raise InputError(f"layer {layer} is not in the index: it holds layers 0 to {index.layers - 1}")
     if gate not in index.gates:
@@ -229,6 +240,11 @@ def _check(index: Index, layer: int, gate: str, k: int, per_band: int) -> None:
         raise InputError(f"k must be 1 to {MAX_K} (contexts listed each way), got {k}")
     if not 0 <= per_band <= MAX_PER_BAND:
         raise InputError(f"per_band must be 0 to {MAX_PER_BAND} (contexts per decile band), got {per_band}")
+    st = index.stats(layer, gate)
+    units = int(np.asarray(st.mean).shape[0])  # a projected LSTM's h is narrower than its C
+    if not 0 <= unit < units:
+        raise InputError(f"unit {unit} is not in layer {layer}'s {gate}: it has units 0 to {units - 1}")
+    return st
 
 
 def _thresholds(gate: str) -> tuple[float | None, float | None]:

@@ -428,8 +428,9 @@ export function bandOf(deciles, v) {
 /** A build's progress as a fraction (the status's own fraction, else characters or documents done), or null. */
 function progressOf(p) {
   if (!p) return null;
+  if (typeof p.percent === "number") return p.percent / 100;
   if (typeof p.fraction === "number") return p.fraction;
-  if (p.total_chars) return p.done_chars / p.total_chars;
-  if (p.total_docs) return p.done_docs / p.total_docs;
+  if (p.total_chars) return p.chars / p.total_chars;
+  if (p.total_docs) return p.docs / p.total_docs;
   return null;
 }
