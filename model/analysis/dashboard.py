@@ -117,7 +117,14 @@ def dashboard(
 
 
 def top_contexts(
-    index: Index, layer: int, unit: int, gate: str, k: int = 10, which: str = "top", before: int = BEFORE, after: int = AFTER
+    index: Index,
+    layer: int,
+    unit: int,
+    gate: str,
+    k: int = 10,
+    which: str = "top",
+    before: int = BEFORE,
+    after: int = AFTER,
 ) -> list[dict[str, Any]]:
     """The k highest (``which="top"``) or lowest ("bottom") peaks of a unit, one per document region, as contexts:
     the dashboard's lists alone."""

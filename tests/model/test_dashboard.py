@@ -133,14 +133,18 @@ def test_pushes_of_a_values_head_are_its_outputs():
     w = float(net.params["head.W"][3, 0])
     p = pushes(net, 0, 3, "h")
     assert p["title"] == "direct effect on the outputs" and p["kind"] == "values"
-    assert (p["up"], p["down"]) == (([{"label": "y", "weight": w}], []) if w > 0 else ([], [{"label": "y", "weight": w}]))
+    assert (p["up"], p["down"]) == (
+        ([{"label": "y", "weight": w}], []) if w > 0 else ([], [{"label": "y", "weight": w}])
+    )
 
 
 def test_a_classifier_pushes_its_labels_from_the_top_layer_only():
     spec = model.Spec("lstm", 3, 4, num_layers=2, vocab=["a", "b", "c"], tokenizer="char", output_size=3)
     spec.head, spec.labels = "classes", ["neg", "neu", "pos"]
     rng = np.random.default_rng(0)
-    net = model.Network(spec, {n: rng.normal(size=spec.expected_shape(n)).astype(np.float32) for n in spec.param_names()})
+    net = model.Network(
+        spec, {n: rng.normal(size=spec.expected_shape(n)).astype(np.float32) for n in spec.param_names()}
+    )
     w = net.params["head.W"][2].astype(np.float64)  # (3,)
     p = pushes(net, 1, 2, "c")
     labels = [spec.labels[j] for j in np.argsort(-w) if w[j] > 0]
