@@ -3,6 +3,11 @@
 index it built; run alone on any index:
 
     python bench/analysis_queries.py INDEX.zarr [--model code] [--units 8]
+    python bench/analysis_queries.py OUT.zarr --synthetic FILES... [--chars 10000000]   # build one, then time it
+
+--synthetic builds an index of the code model over real files (their tokens, documents and layout as
+model.index writes them) whose activations are random walks instead of the model's (h = tanh of one): the
+queries read the same arrays in the same layout, and the 10-million-step store takes a minute, not an hour.
 
 Each figure is the median over ``units`` units spread over the layer (each unit's first ask: nothing of that
 unit is cached; the layer and gate's statistics are read once, on the first ask, and timed apart as "cold").
@@ -70,12 +75,48 @@ def dashboard_queries(index_path: Any, net: model.Network | None = None, units: 
     return out
 
 
+def synthetic_index(out: Any, files: list[str], chars: int = 10_000_000, seed: int = 0) -> Index:
+    """An index of the code model over ``files`` (whole files, up to ``chars`` characters) whose activations are
+    random walks (c) and their tanh (h), written by model.index itself: the real layout, for timing queries."""
+    from model.analysis import index as index_mod
+
+    rng = np.random.default_rng(seed)
+    picked, total = [], 0
+    for f in files:
+        n = len(open(f, encoding="utf-8", errors="replace").read())
+        if n and total < chars:
+            picked.append(f)
+            total += n
+
+    def walks(net: model.Network, docs: list[Any]) -> list[list[dict[str, np.ndarray]]]:
+        out = []
+        for d in docs:
+            c = np.cumsum(rng.standard_normal((len(d), net.width), np.float32), axis=0)  # (T, W)
+            c *= np.float32(0.05)
+            out.append([{"c": c, "h": np.tanh(c)} for _ in range(net.num_layers)])
+        return out
+
+    real = index_mod._trace_part
+    index_mod._trace_part = walks  # the one call that traces (index.py): in this process (scheduler "sync")
+    try:
+        t0 = time.perf_counter()
+        idx = index_mod.build(model.load("code"), picked, out, name="code", scheduler="sync")
+    finally:
+        index_mod._trace_part = real
+    print(f"synthetic index: {idx.steps:,} steps of {len(picked)} files in {time.perf_counter() - t0:.0f} s")
+    return idx
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("index")
     ap.add_argument("--model", default=None, help="the model (default: the one the index names)")
     ap.add_argument("--units", type=int, default=8)
+    ap.add_argument("--synthetic", nargs="+", metavar="FILE", help="build a synthetic index over these files first")
+    ap.add_argument("--chars", type=int, default=10_000_000, help="--synthetic: characters to read")
     a = ap.parse_args()
+    if a.synthetic:
+        synthetic_index(a.index, a.synthetic, a.chars)
     dashboard_queries(a.index, model.load(a.model) if a.model else None, units=a.units)
 
 

@@ -5,7 +5,7 @@
  * unit, the peak outlined), and for the last layer of a model with a head the outputs it pushes up and
  * down (the head's weights: a direct effect). "Your text" colours the page's own trace around step t on
  * the same scale. Clicking a context opens its document in the main view at the peak, with the unit
- * selected (state.open). Without an index the panel says so and follows the index's status.
+ * selected (state.openContext). Without an index the panel says so and follows the index's status.
  *
  * Change costs: "model" | "layer" | "unit" | "gate" fetch a dashboard (debounced; the last few are kept);
  * "t" | "trace" | "focus" recolour the ~100 spans of "Your text".
@@ -40,6 +40,7 @@ export class Dashboard {
     this.state = state;
     this.data = null; // the dashboard shown
     this._kept = new Map(); // key -> dashboard
+    this._ready = new Set(); // models whose index was ready when last asked
     this._timer = 0;
     this._statusTimer = 0;
     this._abort = null;
@@ -117,49 +118,51 @@ export class Dashboard {
   }
 
   async _fetch() {
+    clearTimeout(this._statusTimer);
     const s = this.state;
     const key = this._key();
+    const model = s.model;
     this._want = key;
     this._abort?.abort();
     const abort = (this._abort = new AbortController());
     this.els.root.classList.add("is-loading");
     try {
-      const data = await unitDashboard(s.model, s.layer, s.unit, s.gate, { signal: abort.signal });
+      if (!this._ready.has(model)) {
+        // the status first: a model without an index is no error (and the browser logs no refusal)
+        const status = await indexStatus(model, { signal: abort.signal });
+        if (this._want !== key) return;
+        if (status.state !== "ready") return this._noIndex(model, status);
+        this._ready.add(model);
+      }
+      const data = await unitDashboard(model, s.layer, s.unit, s.gate, { signal: abort.signal });
       if (this._want !== key) return;
       this._kept.set(key, data);
       if (this._kept.size > KEPT) this._kept.delete(this._kept.keys().next().value);
       this._render(data);
     } catch (e) {
       if (e.name === "AbortError" || this._want !== key) return;
-      if (e.status === 409) this._noIndex(s.model, e.message);
-      else this._show(null, `The unit's dashboard did not load: ${e.message}`);
+      if (e.status === 409) this._ready.delete(model); // the index went away: its status says why
+      this._show(null, `The unit's dashboard did not load: ${e.message}`);
     } finally {
       if (this._abort === abort) this.els.root.classList.remove("is-loading");
     }
   }
 
-  /** No index yet: say so with its status, and ask again while it is being built. */
-  async _noIndex(model, detail) {
-    clearTimeout(this._statusTimer);
-    let status = null;
-    try {
-      status = await indexStatus(model);
-    } catch {
-      /* no status route, or the server is gone: the 409's detail says what there is to say */
-    }
-    if (this.state.model !== model) return;
+  /** No index yet: say so with its status (GET /api/models/{id}/index), and ask again while it is being built. */
+  _noIndex(model, status) {
     const st = status?.state;
+    const how = `index a corpus (“Index a corpus…”, or gatescope index ${model} CORPUS --out DIR)`;
     if (st === "building") {
       const done = progressOf(status.progress);
-      this._show(null, `This model has no index yet: one is being built${done === null ? "" : ` (${Math.floor(100 * done)}%)`}. The dashboard appears when it is ready.`, "building");
-      this._statusTimer = setTimeout(() => this._noIndex(model, detail), STATUS_EVERY_MS);
-    } else if (st === "ready") {
-      this._kept.clear();
-      this._fetch();
+      const shown = done === null ? "" : ` ${Math.floor(100 * done)}%`;
+      const what = status.corpus ? ` of ${status.corpus}` : "";
+      const wait = status.waiting ? " (waiting for another build to end)" : "";
+      this._show(null, `This model has no index yet: one${what} is being built${shown}${wait}. The dashboard appears when it is ready.`, "building");
+      this._statusTimer = setTimeout(() => this.state.model === model && this._fetch(), STATUS_EVERY_MS);
     } else if (st === "failed") {
-      this._show(null, `This model has no index: building it failed (${status.error || status.detail || "see the server's log"}).`, "failed");
+      this._show(null, `This model has no index: building it failed (${status.error || "see the server's log"}); ${how}.`, "failed");
     } else {
-      this._show(null, `${detail.replace(/\.?$/, ".")}`, "none");
+      this._show(null, `This model has no index yet: ${how}. Its dashboards appear when one is ready.`, "none");
     }
   }
 
@@ -223,7 +226,7 @@ export class Dashboard {
       yaxis: axis({ title: { text: "steps", standoff: 4, font: { size: 11 } }, nticks: 4, rangemode: "tozero" }),
       shapes: mean === null ? [] : [{ type: "line", xref: "x", yref: "paper", x0: mean, x1: mean, y0: 0, y1: 1, line: { color: "#111", width: 1, dash: "dot" } }],
     };
-    const data = [{ type: "bar", x, y: counts, width: widths, marker: { color: colours, line: { width: 0 } }, hovertemplate: "%{x:.3f}: %{y} steps<extra></extra>" }];
+    const data = [{ type: "bar", x, y: counts, width: widths, marker: { color: colours, line: { width: 0.6, color: "rgba(0, 0, 0, 0.3)" } }, hovertemplate: "%{x:.3f}: %{y} steps<extra></extra>" }];
     Plotly.react(this.hist, data, layout, CONFIG);
   }
 
@@ -406,7 +409,7 @@ export class Dashboard {
       return;
     }
     if (s.model !== model) return;
-    s.open({ text: doc.text, layer: d.layer, unit: d.unit, t: whole ? ctx.t : ctx.peak });
+    s.openContext({ text: doc.text, t: whole ? ctx.t : ctx.peak, unit: d.unit, layer: d.layer });
   }
 }
 

@@ -337,7 +337,7 @@ export class State {
    * Open a text at a step with a unit selected (a corpus context): layer and unit now, t once the text's
    * steps arrive (the same text: at once). One notification, so the edit sent asks for the unit's lines.
    */
-  open({ text, layer = this.layer, unit = this.unit, t = 0 }) {
+  openContext({ text, t = 0, unit = this.unit, layer = this.layer }) {
     if (text === this.text && this.trace.T) {
       this.select({ layer, unit, t });
       return;
