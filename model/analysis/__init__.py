@@ -2,6 +2,7 @@
 
 code.py       features of Python source (in string, in comment, bracket depth, indent, line position)
 correlate.py  Pearson r of every unit with a feature; the unit that tracks it best
+dashboard.py  a unit's dashboard over an index: histogram, contexts (top, bottom, decile bands), pushes
 store.py      the corpus index's layout and its reader, Index
 index.py      build: a corpus through batched traces into a Zarr index, on Dask
 corpus.py     reading corpora: files, folders, globs, JSON Lines, series
@@ -11,6 +12,7 @@ units.py      the counter, memory, store, level and season units the bundled mod
 
 from .code import code_features
 from .correlate import DIGITS, best_units, correlate
+from .dashboard import dashboard, top_contexts
 from .store import Index, Stats
 from .units import depth_unit, gate_unit, level_and_season, memory_unit, store_unit
 
@@ -21,9 +23,11 @@ __all__ = [
     "best_units",
     "code_features",
     "correlate",
+    "dashboard",
     "depth_unit",
     "gate_unit",
     "level_and_season",
     "memory_unit",
     "store_unit",
+    "top_contexts",
 ]
