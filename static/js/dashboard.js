@@ -7,7 +7,9 @@
  * the same scale. Clicking a context opens its document in the main view at the peak, with the unit
  * selected (state.openContext). Without an index the panel says so and follows the index's status.
  *
- * Change costs: "model" | "layer" | "unit" | "gate" fetch a dashboard (debounced; the last few are kept);
+ * The index's status comes from state.index (kept by indexer.js; asked for here when nothing keeps it).
+ *
+ * Change costs: "model" | "layer" | "unit" | "gate" | "index" fetch a dashboard (debounced; the last few are kept);
  * "t" | "trace" | "focus" recolour the ~100 spans of "Your text".
  */
 
@@ -86,7 +88,12 @@ export class Dashboard {
 
   _onChange(changed) {
     if (changed.has("model")) this._build();
-    if (["model", "layer", "unit", "gate"].some((k) => changed.has(k))) {
+    if (changed.has("index")) {
+      const now = this.state.index?.state ?? null;
+      if (now === "ready" && this._indexState !== "ready") this._kept.clear(); // a new index: new dashboards
+      this._indexState = now;
+    }
+    if (["model", "layer", "unit", "gate", "index"].some((k) => changed.has(k))) {
       this.els.gate.value = this.state.gate;
       this._schedule();
     }
@@ -127,11 +134,15 @@ export class Dashboard {
     const abort = (this._abort = new AbortController());
     this.els.root.classList.add("is-loading");
     try {
-      if (!this._ready.has(model)) {
-        // the status first: a model without an index is no error (and the browser logs no refusal)
+      if (s.index !== undefined) {
+        // the index's status is the state's (indexer.js keeps it in step with the server, progress included)
+        if (s.index === null) return this._show(null, "Looking for this model's corpus index…", "looking");
+        if (s.index.state !== "ready") return this._noIndex(model, s.index);
+      } else if (!this._ready.has(model)) {
+        // no one keeps the status: ask for it (a model without an index is no error, and no refusal is logged)
         const status = await indexStatus(model, { signal: abort.signal });
         if (this._want !== key) return;
-        if (status.state !== "ready") return this._noIndex(model, status);
+        if (status.state !== "ready") return this._noIndex(model, status, true);
         this._ready.add(model);
       }
       const data = await unitDashboard(model, s.layer, s.unit, s.gate, { signal: abort.signal });
@@ -148,8 +159,9 @@ export class Dashboard {
     }
   }
 
-  /** No index yet: say so with its status (GET /api/models/{id}/index), and ask again while it is being built. */
-  _noIndex(model, status) {
+  /** No index yet: say so with its status (GET /api/models/{id}/index); while it is being built, ask again
+   *  (``poll``: when the state does not follow the status itself). */
+  _noIndex(model, status, poll = false) {
     const st = status?.state;
     const how = `index a corpus (“Index a corpus…”, or gatescope index ${model} CORPUS --out DIR)`;
     if (st === "building") {
@@ -158,7 +170,7 @@ export class Dashboard {
       const what = status.corpus ? ` of ${status.corpus}` : "";
       const wait = status.waiting ? " (waiting for another build to end)" : "";
       this._show(null, `This model has no index yet: one${what} is being built${shown}${wait}. The dashboard appears when it is ready.`, "building");
-      this._statusTimer = setTimeout(() => this.state.model === model && this._fetch(), STATUS_EVERY_MS);
+      if (poll) this._statusTimer = setTimeout(() => this.state.model === model && this._fetch(), STATUS_EVERY_MS);
     } else if (st === "failed") {
       this._show(null, `This model has no index: building it failed (${status.error || "see the server's log"}); ${how}.`, "failed");
     } else {
@@ -183,7 +195,8 @@ export class Dashboard {
     this._show(d);
     const c = d.corpus;
     const files = c.n_sources > 1 ? ` (${count(c.n_sources)} files)` : c.sources.length ? ` (${c.sources[0]})` : "";
-    this.els.status.textContent = `Over ${count(c.docs)} documents, ${count(c.steps)} steps of ${c.name}${files}.`;
+    const title = this.state.index?.info?.corpus || c.name; // the server's title for it ("held-out Python"), else its name
+    this.els.status.textContent = `Over ${count(c.docs)} documents, ${count(c.steps)} steps of ${title}${files}.`;
     this.els.status.title = c.carry ? "indexed with the state carried across documents (--carry): a document opened here starts from zeros, so its values can differ a little" : "";
     this.els.root.dataset.unit = String(d.unit);
     this.els.root.dataset.layer = String(d.layer);
