@@ -118,7 +118,8 @@ export class Dashboard {
     const key = this._key();
     if (this._kept.has(key)) {
       this._want = key;
-      this._render(this._kept.get(key));
+      const kept = this._kept.get(key);
+      if (this.data !== kept || this.body.hidden) this._render(kept); // shown already: nothing to redraw
       return;
     }
     this._timer = setTimeout(() => this._fetch(), FETCH_DELAY_MS);
@@ -194,7 +195,8 @@ export class Dashboard {
     this.data = d;
     this._show(d);
     const c = d.corpus;
-    const files = c.n_sources > 1 ? ` (${count(c.n_sources)} files)` : c.sources.length ? ` (${c.sources[0]})` : "";
+    const one = c.sources.length === 1 && !/^<.*>$/.test(c.sources[0]) ? ` (${c.sources[0]})` : "";
+    const files = c.n_sources > 1 ? ` (${count(c.n_sources)} files)` : one;
     const title = this.state.index?.info?.corpus || c.name; // the server's title for it ("held-out Python"), else its name
     this.els.status.textContent = `Over ${count(c.docs)} documents, ${count(c.steps)} steps of ${title}${files}.`;
     this.els.status.title = c.carry ? "indexed with the state carried across documents (--carry): a document opened here starts from zeros, so its values can differ a little" : "";
@@ -273,7 +275,10 @@ export class Dashboard {
   /** A context as a list item: its snippet coloured by the unit, the peak outlined, where it comes from. */
   _contextItem(d, ctx, id) {
     const snippet = this._snippet(d, ctx.tokens, ctx.values, ctx.peak);
-    const where = `${ctx.source}${d.corpus.per === "line" ? `:${ctx.line + 1}` : ""} · step ${count(ctx.t)}`;
+    // a list of texts has no file names ("<texts>"): its documents are numbered
+    const named = !/^<.*>$/.test(ctx.source);
+    const from = named ? `${ctx.source}${d.corpus.per === "line" ? `:${ctx.line + 1}` : ""}` : `document ${ctx.doc}`;
+    const where = `${from} · step ${count(ctx.t)}`;
     return el(
       "li",
       {},
