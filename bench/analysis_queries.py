@@ -96,13 +96,16 @@ def synthetic_index(out: Any, files: list[str], chars: int = 10_000_000, seed: i
             out.append([{"c": c, "h": np.tanh(c)} for _ in range(net.num_layers)])
         return out
 
-    real = index_mod._trace_part
+    real, part_bytes = index_mod._trace_part, index_mod.PART_BYTES
     index_mod._trace_part = walks  # the one call that traces (index.py): in this process (scheduler "sync")
+    # parts of 1 GB (chunks stay CHUNK_ROWS rows): index v0 keeps every part's partial statistics (W x 65536
+    # counts, 64 MB a gate at W = 128) until the end, 12 GB at 64 MB parts over 10 M steps
+    index_mod.PART_BYTES = 1 << 30
     try:
         t0 = time.perf_counter()
         idx = index_mod.build(model.load("code"), picked, out, name="code", scheduler="sync")
     finally:
-        index_mod._trace_part = real
+        index_mod._trace_part, index_mod.PART_BYTES = real, part_bytes
     print(f"synthetic index: {idx.steps:,} steps of {len(picked)} files in {time.perf_counter() - t0:.0f} s")
     return idx
 

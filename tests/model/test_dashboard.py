@@ -151,3 +151,23 @@ def test_a_classifier_pushes_its_labels_from_the_top_layer_only():
     assert [x["label"] for x in p["up"]] == labels and p["title"] == "direct effect on the logits"
     assert len(p["up"]) + len(p["down"]) == int((w != 0).sum())
     assert pushes(net, 0, 2, "c") is None  # layer 0 reaches the head only through layer 1: no direct effect
+
+
+def test_contexts_read_together_equal_the_index_one_at_a_time(tmp_path, monkeypatch):
+    from model.analysis import index as index_mod
+    from model.analysis.dashboard import read_contexts
+
+    monkeypatch.setattr(index_mod, "PART_BYTES", 4096)  # many parts: the selections cross them
+    texts = ["(()" * k + ")" * (2 * k) for k in range(1, 12)] + ["()" * 40]
+    idx = index_mod.build(model.load("dyck"), texts, tmp_path / "d.zarr", scheduler="sync")
+    assert len(idx.part_starts) > 4
+    rng = np.random.default_rng(1)
+    ends = [int(s) for s in idx.doc_starts[1:-1]] + [int(s) - 1 for s in idx.doc_starts[1:]]  # documents' edges
+    pos = sorted(set(rng.integers(0, idx.steps, 30).tolist() + ends))
+    got = read_contexts(idx, pos, 0, "c", 5)
+    for p, ctx in zip(pos, got):
+        want = idx.context(p, 0, "c", 5)
+        assert {k: ctx[k] for k in want} == want
+        assert ctx["value"] == want["values"][want["peak"]]
+        assert ctx["t"] == p - idx.doc_starts[want["doc"]]
+    assert read_contexts(idx, [], 0, "c", 5) == []
