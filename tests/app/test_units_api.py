@@ -114,3 +114,17 @@ def test_bad_requests_say_what_exists(client, url, status, words):
     r = client.get(url)
     assert r.status_code == status, r.text
     assert words in r.json()["detail"]
+
+
+def test_a_vector_models_dashboard_and_documents_as_csv(client, tmp_path):
+    from model.series import read_csv
+
+    net = model.load("co2-lstm")  # one input column, a values head
+    rng = np.random.default_rng(0)
+    series = [rng.normal(size=(n, net.spec.input_size)).astype(np.float32) for n in (30, 50)]
+    client.app.state.indexes.put("co2-lstm", build(net, series, tmp_path / "co2.zarr", scheduler="sync"))
+    d = client.get("/api/models/co2-lstm/units/0/2?gate=h").json()
+    assert d["pushes"]["title"] == "direct effect on the outputs" and d["top"]
+    doc = client.get("/api/models/co2-lstm/docs/1").json()
+    x, _ = read_csv(doc["text"])  # the CSV the page's box takes reads back to the series
+    assert np.allclose(x, series[1], atol=1e-6) and doc["steps"] == 50
