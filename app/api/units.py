@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 import model
@@ -23,13 +24,16 @@ router = APIRouter(prefix="/api/models", tags=["units"])
 
 
 async def model_index(model_id: str, conn: HTTPConnection) -> Any:
-    """The ready index of the path's model, or 404 (no such model) / 409 naming how to get one."""
+    """The ready index of the path's model, or 404 (no such model) / 409 naming how to get one. (app/api/deps.py's
+    ModelIndex, once the index registry is merged, is the same check: use that one.)"""
     registry = await get_registry(conn)
     find_model(registry, model_id)
     indexes = getattr(conn.app.state, "indexes", None)
-    index = indexes.get(model_id) if indexes is not None else None
+    index = await run_in_threadpool(indexes.get, model_id) if indexes is not None else None  # may open a folder
     if index is not None:
         return index
+    if indexes is not None and hasattr(indexes, "explain"):
+        raise HTTPException(409, await run_in_threadpool(indexes.explain, model_id))
     status = indexes.status(model_id) if indexes is not None else {"state": "none"}
     raise HTTPException(409, _no_index(model_id, status))
 
@@ -38,11 +42,11 @@ def _no_index(model_id: str, status: dict[str, Any]) -> str:
     state = status.get("state", "none")
     how = f"index a corpus (`gatescope index {model_id} CORPUS --out DIR`, or 'Index a corpus…' on the page)"
     if state == "building":
-        done = status.get("progress", {}).get("fraction")
-        shown = f": {round(100 * done)}%" if isinstance(done, int | float) else ""
+        done = (status.get("progress") or {}).get("percent")
+        shown = f" ({done:.0f}%)" if isinstance(done, int | float) else ""
         return f"model {model_id!r} has no index yet: one is being built{shown}; ask again when it is ready"
     if state == "failed":
-        return f"model {model_id!r} has no index: building it failed ({status.get('error', 'see the log')}); {how}"
+        return f"model {model_id!r} has no index: building it failed ({status.get('error') or 'see the log'}); {how}"
     return f"model {model_id!r} has no index yet: {how}"
 
 
