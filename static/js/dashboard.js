@@ -88,6 +88,7 @@ export class Dashboard {
 
   _onChange(changed) {
     if (changed.has("model")) this._build();
+    if (changed.has("index") || changed.has("model")) this._markGates();
     if (changed.has("index")) {
       const now = this.state.index?.state ?? null;
       if (now === "ready" && this._indexState !== "ready") this._kept.clear(); // a new index: new dashboards
@@ -106,6 +107,15 @@ export class Dashboard {
     this.els.gate.value = this.state.gate;
     this._kept.clear();
     this._show(null, "Loading the unit's dashboard…");
+  }
+
+  /** Mark the gates the index did not record (it holds h and C unless asked for more). */
+  _markGates() {
+    const held = this.state.index?.info?.gates;
+    for (const option of this.els.gate.options) {
+      const missing = Array.isArray(held) && !held.includes(option.value);
+      option.textContent = `${PLAIN[option.value] || option.value}${missing ? " — not in the index" : ""}`;
+    }
   }
 
   _key() {
