@@ -72,6 +72,13 @@ class Context(BaseModel):
     doc_steps: int = Field(description="the document's length in steps")
 
 
+class Histogram(BaseModel):
+    """Every value the index stored for this unit, binned (np.histogram semantics)."""
+
+    edges: list[float] = Field(description="bins + 1 edges: [0, 1] sigmoid gates, [-1, 1] tanh-valued, [min, max] C")
+    counts: list[int] = Field(description="steps in each bin")
+
+
 class Band(BaseModel):
     """Contexts sampled from one decile band: lo <= value < hi (the last band closed)."""
 
@@ -108,7 +115,7 @@ class UnitDashboard(BaseModel):
     gate: str
     corpus: dict[str, Any] = Field(description="the index: name, docs, steps, sources (first 5), n_sources, per, carry")
     scale: dict[str, Any] = Field(description='the colour scale: kind ("gate" | "signed" | "cell") and its range')
-    histogram: dict[str, list[Any]] = Field(description="edges (bins + 1) and counts (bins) of every stored value")
+    histogram: Histogram
     stats: dict[str, Any] = Field(description="mean, std, min, max, deciles, low and high (shares saturated; C: null)")
     k: int
     before: int
