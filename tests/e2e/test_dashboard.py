@@ -70,7 +70,7 @@ def test_the_dashboard_shows_the_selected_unit_as_the_api_gives_it(page, indexed
     expect(top.first.locator(".db-value")).to_have_text(f"{api['top'][0]['value']:.3f}")
     expect(top.first.locator(".is-peak")).to_have_text(api["top"][0]["tokens"][api["top"][0]["peak"]])
     bars = board.get_by_test_id("dashboard-histogram").locator(".bars .point")
-    expect(bars).to_have_count(len(api["histogram"]["counts"]))  # plotly drew a bar per bin
+    expect(bars).to_have_count(len(api["histogram"]["counts"]), timeout=30_000)  # plotly (loaded late): a bar a bin
     expect(board.get_by_test_id("dashboard-pushes")).to_contain_text("Direct effect on the logits")
     bands = board.get_by_test_id("dashboard-bands").locator("[data-band]")
     expect(bands).to_have_count(10)
@@ -82,10 +82,10 @@ def test_the_gate_select_shows_another_gate_and_goes_into_the_link(page, indexed
     board = _open(page, indexed, f"model=dyck&unit={UNIT}&text=(()())")
     expect(board).to_have_attribute("data-gate", "c")  # the cell state by default
     page.get_by_test_id("dashboard-gate").select_option("h")
-    expect(board).to_have_attribute("data-gate", "h")
+    expect(board).to_have_attribute("data-gate", "h", timeout=30_000)  # a loaded 2-core machine
     api = _get(f"{indexed}/api/models/dyck/units/0/{UNIT}?gate=h")
     top = board.get_by_test_id("dashboard-top").get_by_test_id("dashboard-context")
-    expect(top.first.locator(".db-value")).to_have_text(f"{api['top'][0]['value']:.3f}")
+    expect(top.first.locator(".db-value")).to_have_text(f"{api['top'][0]['value']:.3f}", timeout=30_000)
     page.wait_for_function("() => location.hash.includes('gate=h')")
     assert_clean(page, indexed)
 
@@ -97,8 +97,8 @@ def test_clicking_a_top_context_opens_its_document_at_the_peak_with_the_unit(pag
     board = _open(page, indexed, f"model=dyck&unit={UNIT}&text=(()())&t=1")
     wait_diagram(page, "lstm", t=1, unit=UNIT)
     board.get_by_test_id("dashboard-top").get_by_test_id("dashboard-context").nth(1).click()
-    expect(page.get_by_test_id("input")).to_have_value(doc["text"])
-    expect(page.get_by_test_id("timestep")).to_have_attribute("data-t", str(ctx["t"]))
+    expect(page.get_by_test_id("input")).to_have_value(doc["text"], timeout=30_000)
+    expect(page.get_by_test_id("timestep")).to_have_attribute("data-t", str(ctx["t"]), timeout=30_000)
     expect(page.get_by_test_id("scrubber")).to_have_value(str(ctx["t"]))
     expect(page.get_by_test_id("unit")).to_have_value(str(UNIT))
     view = wait_diagram(page, "lstm", t=ctx["t"], unit=UNIT)  # the diagram follows: the new text at the peak
@@ -121,7 +121,7 @@ def test_screenshots(new_page, indexed, size):
     page = new_page(*size)
     board = _open(page, indexed, f"model=dyck&unit={UNIT}&gate=c&text=((()(())))")
     panel = page.get_by_test_id("dashboard")
-    expect(board.get_by_test_id("dashboard-histogram").locator(".bars .point").first).to_be_attached()
+    expect(board.get_by_test_id("dashboard-histogram").locator(".bars .point").first).to_be_attached(timeout=30_000)
     panel.evaluate("e => e.scrollIntoView({block: 'start'})")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"dashboard-{size[0]}x{size[1]}.png"))
