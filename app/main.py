@@ -31,10 +31,12 @@ from model.formats import SUFFIXES
 
 from .api import live as live_api
 from .api import models as models_api
+from .api import probes as probes_api
 from .api import series as series_api
 from .api import trace as trace_api
 from .api import units as units_api
 from .api.deps import LiveSlots
+from .known import KnownUnits
 from .limits import BodyLimit, ClientLimit
 from .registry import Registry
 from .security import Guard, allow_inline_scripts
@@ -72,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("gatescope: removed %s from the models folder (left by an interrupted upload)", name)
         registry.sync()  # models uploaded before a restart (and by the other workers, from now on)
         app.state.store, app.state.registry = store, registry
+        app.state.known = KnownUnits(settings.models_dir)  # units saved from probes, beside the uploads
         yield
 
     app = FastAPI(
@@ -90,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(live_api.router)
     app.include_router(series_api.router)
     app.include_router(units_api.router)
+    app.include_router(probes_api.router)
     templates = Jinja2Templates(directory=str(settings.templates))
     app.mount("/static", StaticFiles(directory=str(settings.static)), name="static")
     app.add_middleware(BodyLimit, settings=settings)  # a body's size, before it is read

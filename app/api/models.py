@@ -29,7 +29,8 @@ from .deps import EntryDep, RegistryDep, SettingsDep, StoreDep, WorkDep, no_mode
 router = APIRouter(prefix="/api/models", tags=["models"])
 
 
-def card_of(name: str, entry: Entry) -> dict[str, Any]:
+def card_of(name: str, entry: Entry, saved: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A model's card; ``saved``: the units saved for it (app/known.py), listed under telling_units["saved"]."""
     if entry.problem is not None and entry.net is None:
         return {"id": name, "origin": entry.origin, "available": False, "problem": entry.problem}
     net, card = entry.net, entry.card if entry.problem is None else {}
@@ -55,21 +56,22 @@ def card_of(name: str, entry: Entry) -> dict[str, Any]:
         "description": card.get("description", net.spec.meta.get("description", "")),
         "examples": card.get("examples", []),
         "metrics": card.get("heldout") or {},
-        "telling_units": card.get("telling_units", {}),
+        "telling_units": card.get("telling_units", {}) | ({"saved": saved} if saved else {}),
         "command": card.get("command"),
     }
 
 
 @router.get("", response_model=list[ModelCard])
-def list_models(registry: RegistryDep) -> list[dict[str, Any]]:
+def list_models(registry: RegistryDep, request: Request) -> list[dict[str, Any]]:
     """Every model the server can trace, with its card."""
-    return [card_of(n, entry) for n, entry in registry.entries()]
+    known = request.app.state.known
+    return [card_of(n, entry, known.saved(n, entry.origin)) for n, entry in registry.entries()]
 
 
 @router.get("/{model_id}", response_model=ModelCard, responses=errors(404))
-def get_model(model_id: str, entry: EntryDep) -> dict[str, Any]:
+def get_model(model_id: str, entry: EntryDep, request: Request) -> dict[str, Any]:
     """One model's card."""
-    return card_of(model_id, entry)
+    return card_of(model_id, entry, request.app.state.known.saved(model_id, entry.origin))
 
 
 def _suffix(filename: str) -> str:

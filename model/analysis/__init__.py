@@ -3,6 +3,9 @@
 code.py       features of Python source (in string, in comment, bracket depth, indent, line position)
 correlate.py  Pearson r of every unit with a feature; the unit that tracks it best
 dashboard.py  a unit's dashboard over an index: histogram, contexts (top, bottom, decile bands), pushes
+features.py   built-in features of any text (and Python, Dyck), regular expressions, labels: a number per token
+probes.py     every unit ranked by its r with a feature (a trace or an index), linear probes of a layer
+linear.py     ridge and logistic regression (IRLS) in NumPy, for the linear probes
 store.py      the corpus index's layout and its reader, Index
 index.py      build: a corpus through batched traces into a Zarr index, on Dask
 corpus.py     reading corpora: files, folders, globs, JSON Lines, series
@@ -13,6 +16,8 @@ units.py      the counter, memory, store, level and season units the bundled mod
 from .code import code_features
 from .correlate import DIGITS, best_units, correlate
 from .dashboard import dashboard, top_contexts
+from .features import features_for
+from .probes import probe, rank
 from .store import Index, Stats
 from .units import depth_unit, gate_unit, level_and_season, memory_unit, store_unit
 
@@ -25,9 +30,12 @@ __all__ = [
     "correlate",
     "dashboard",
     "depth_unit",
+    "features_for",
     "gate_unit",
     "level_and_season",
     "memory_unit",
+    "probe",
+    "rank",
     "store_unit",
     "top_contexts",
 ]

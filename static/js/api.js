@@ -1,5 +1,5 @@
 /**
- * The only module that talks to the server: GET /api/models, POST /api/trace (downloads), uploads, a unit's
+ * The only module that talks to the server: GET /api/models, POST /api/trace (downloads), uploads, probes, a unit's
  * dashboard and the documents of the model's corpus index, and the
  * live socket WS /api/live (binary frames: the compact arrays without base64), with `LiveSync`, which keeps
  * a State's trace in step with its text over that socket. It also decodes the compact arrays into
@@ -113,6 +113,85 @@ export async function deleteModel(id) {
     throw new ApiError("The server cannot be reached: the model was not removed.");
   }
   if (res.status !== 204) throw new ApiError(await _detail(res), res.status);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Probes: which unit tracks a feature
+
+/** The built-in features of a model (GET /api/models/{id}/features): {features: [{name, description}], python, regex}. */
+export async function listFeatures(model) {
+  let res;
+  try {
+    res = await fetch(`/api/models/${encodeURIComponent(model)}/features`);
+  } catch {
+    throw new ApiError("The server cannot be reached: the features did not load.");
+  }
+  if (!res.ok) throw new ApiError(await _detail(res), res.status);
+  return res.json();
+}
+
+/**
+ * Rank every unit against a feature (POST /api/models/{id}/probe). `body`: {feature | regex | labels, text |
+ * index: true, gate?, linear?}. An index probe answers JSON Lines: onProgress({stage, done, total}) for each
+ * progress line, and the last line is the result. Resolves to the result; `signal` aborts it.
+ */
+export async function probeUnits(model, body, onProgress = () => {}, signal = undefined) {
+  let res;
+  try {
+    res = await fetch(`/api/models/${encodeURIComponent(model)}/probe`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+      signal,
+    });
+  } catch (e) {
+    if (e.name === "AbortError") throw e;
+    throw new ApiError("The server cannot be reached: the probe did not run.");
+  }
+  if (!res.ok) throw new ApiError(await _detail(res), res.status);
+  if (!(res.headers.get("content-type") || "").includes("ndjson")) return res.json();
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buffered = "";
+  let last = null;
+  const take = (line) => {
+    if (!line.trim()) return;
+    const item = JSON.parse(line);
+    if (item.progress) onProgress(item.progress);
+    else if (item.error) throw new ApiError(item.error, item.status || 0);
+    else last = item;
+  };
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffered += decoder.decode(value, { stream: true });
+    const lines = buffered.split("\n");
+    buffered = lines.pop();
+    lines.forEach(take);
+  }
+  take(buffered);
+  if (!last) throw new ApiError("The probe's answer ended before its result.");
+  return last;
+}
+
+/** Save a unit into a model's known units (POST /api/models/{id}/known-units); resolves to the model's new card. */
+export async function saveKnownUnit(model, unit) {
+  const id = encodeURIComponent(model);
+  let res;
+  try {
+    res = await fetch(`/api/models/${id}/known-units`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(unit),
+    });
+    if (!res.ok) throw new ApiError(await _detail(res), res.status);
+    res = await fetch(`/api/models/${id}`);
+  } catch (e) {
+    if (e instanceof ApiError) throw e;
+    throw new ApiError("The server cannot be reached: the unit was not saved.");
+  }
+  if (!res.ok) throw new ApiError(await _detail(res), res.status);
+  return res.json();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import { Heatmaps } from "./heatmaps.js";
 import { Inspector } from "./inspector.js";
 import { Picker } from "./picker.js";
 import { loadPlotlyAfterFirstTrace } from "./plotting.js";
+import { ProbeView } from "./probe.js";
 import { Scrubber } from "./scrubber.js";
 import { SeriesView } from "./series.js";
 import { Share } from "./share.js";
@@ -104,6 +105,14 @@ new Uploader(
   },
   state,
   { defaultModel: DEFAULT_MODEL, onMessage: say("upload") },
+);
+new ProbeView(
+  {
+    root: $("probe"), feature: $("probe-feature"), regex: $("probe-regex"), regexBox: $("probe-regex-box"), labels: $("probe-labels"),
+    labelsBox: $("probe-labels-box"), over: $("probe-over"), linear: $("probe-linear"), run: $("probe-run"), save: $("probe-save"),
+    status: $("probe-status"), ranking: $("probe-ranking"), plot: $("probe-plot"), linearText: $("probe-linear-text"),
+  },
+  state,
 );
 window.gatescope = { state, lastDrawn: () => heatmaps.lastDrawn };
 

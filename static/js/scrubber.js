@@ -39,9 +39,9 @@ export class Scrubber {
   }
 
   _onChange(changed) {
-    if (changed.has("model")) this._build();
+    if (changed.has("model") || changed.has("card")) this._build();
     if (changed.has("trace") || changed.has("t") || changed.has("model")) this._showT();
-    if (changed.has("unit") || changed.has("layer") || changed.has("model")) this._showUnit();
+    if (changed.has("unit") || changed.has("layer") || changed.has("model") || changed.has("card")) this._showUnit();
   }
 
   _build() {

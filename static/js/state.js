@@ -7,6 +7,7 @@
  *     "cards"   the model list changed (state.listed: every card; state.cards: those the page can drive:
  *               text models that are available)
  *     "model"   the card changed (views rebuild their structure; the store was emptied)
+ *     "card"    the same model's card was replaced (its known units changed): state.card is the new one
  *     "trace"   steps arrived or were cut (state.trace.from: the first step that changed)
  *     "focus"   the selected unit's exact lines arrived (state.focus)
  *     "layer" | "unit" | "t" | "text"   a selection changed
@@ -252,6 +253,16 @@ export class State {
     this.listed = cards;
     this.cards = cards.filter((c) => c.available !== false); // text and series models alike
     this._notify(new Set(["cards"]));
+  }
+
+  /** Replace one model's card (a unit was saved into it, say): notifies "card" (the selection and the trace stay). */
+  updateCard(card) {
+    const swap = (list) => list.map((c) => (c.id === card.id ? card : c));
+    this.listed = swap(this.listed);
+    this.cards = swap(this.cards);
+    if (this.card?.id !== card.id) return;
+    this.card = card;
+    this._notify(new Set(["card"]));
   }
 
   /**

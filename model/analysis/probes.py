@@ -1,0 +1,349 @@
+"""Which unit tracks X? Every unit ranked by its correlation with a feature, and linear probes of a layer.
+
+rank     Pearson r of every unit of every layer and gate with a feature (one number per step), best |r|
+         first, over a Trace (the current text) or an Index (model/analysis/store.py: streamed over its
+         blocks in one pass a gate, memory bounded by a block; each unit's spread comes from the index's
+         stats). r = Σ (x − x̄)(y − ȳ) / sqrt(Σ (x − x̄)² Σ (y − ȳ)²), formed by correlate.py's ``_r_of``
+         (a constant unit has no r and is left out; a constant feature is refused).
+linear   probes of a layer (linear.py's models): ridge for a continuous feature, scored by
+         R² = 1 − Σ (y − ŷ)² / Σ (y − ȳ)² on held-out steps; logistic for a 0/1 one, scored by accuracy and
+         balanced accuracy (the mean of the two classes' recalls).
+
+A linear probe is fit on one part of the documents and scored on the others (``split``: a document whose
+mix(n) = (n · 0x9E3779B97F4A7C15) mod 2⁶⁴ falls in the lowest fifth is held out; with fewer than five
+documents, the text is cut into ten parts and parts 4 and 9 are held out), for the top-1 unit, the top-8
+units of its layer and gate, and all of them ("is X decodable from this layer, and from how few units").
+At most ``MAX_FIT`` steps are fit and ``MAX_SCORE`` scored: beyond, steps are kept by the smallest mix(pos),
+deterministically, and the result says so.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from ..errors import Cancelled, InputError
+from ..trace import Trace
+from .correlate import DIGITS, _r_of, _unit_r
+from .linear import logistic, ridge
+
+#: Ranking entries returned by ``probe`` (``rank`` returns all).
+RANKED = 50
+#: Most steps a linear probe is fit on, and scored on (beyond: a deterministic sample).
+MAX_FIT, MAX_SCORE = 30_000, 30_000
+#: The ridge penalty, per fitted step, on standardized units.
+RIDGE_ALPHA = 1e-3
+#: Units in the middle probe.
+TOP = 8
+#: Steps of the best unit's curve shown for an index (its top context: this many before its peak, half after).
+CURVE_BEFORE = 200
+#: Rows an index is read in.
+BLOCK = 65536
+#: Threads reading an index's gates at once (each reads and sums whole gates).
+THREADS = min(4, os.cpu_count() or 1)
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+Progress = Callable[[int, int], None]
+
+
+def mix(n: np.ndarray) -> np.ndarray:
+    """(n · 0x9E3779B97F4A7C15) mod 2⁶⁴, the contract's deterministic shuffle of positions."""
+    with np.errstate(over="ignore"):
+        return np.asarray(n).astype(np.uint64) * GOLDEN
+
+
+def _is_index(source: Any) -> bool:
+    return not isinstance(source, Trace) and hasattr(source, "blocks")
+
+
+def _gates_of(source: Any, layer: int, gate: str | None) -> list[str]:
+    have = list(source.layers[layer]) if isinstance(source, Trace) else list(source.gates)
+    if gate is None:
+        return have
+    if gate not in have:
+        raise InputError(f"gate {gate!r} is not recorded here: there are {', '.join(have)}")
+    return [gate]
+
+
+def _n_layers(source: Any) -> int:
+    return len(source.layers) if isinstance(source, Trace) else int(source.layers)
+
+
+def _check_feature(y: Any, steps: int) -> np.ndarray:
+    y = np.asarray(y, np.float64)
+    if y.shape != (steps,):
+        raise InputError(f"the feature has {y.size} values but there are {steps} steps")
+    if not np.isfinite(y).all():
+        raise InputError("the feature holds NaN or infinite values")
+    if steps < 2 or np.ptp(y) == 0:
+        shown = f"{y[0]:g}" if steps else "empty"
+        raise InputError(f"the feature is constant ({shown} at every step): no unit can be correlated with it")
+    return y
+
+
+def _steps(source: Any) -> int:
+    return len(source) if isinstance(source, Trace) else int(source.steps)
+
+
+def _index_sums(source: Any, pairs: list[tuple[int, str]], yc: np.ndarray) -> Iterator[int | dict[int, np.ndarray]]:
+    """Σ_t ỹ_t x_t (W,) of every (layer, gate) pair of an index, read block by block in ``THREADS`` threads (the
+    float16 → float32 reads release the GIL: two gates at once on two cores); yields the rows read so far as
+    blocks finish, then {pair number: sums}. Leaving early stops the threads after their current block."""
+    sums: dict[int, np.ndarray] = {}
+    rows: queue.Queue[int] = queue.Queue()
+    quit = threading.Event()
+
+    def work(n: int, k: int, g: str) -> None:
+        xy = None
+        for a, X in source.blocks(k, g, BLOCK):  # X (n, W) float32
+            if quit.is_set():
+                return
+            part = (yc[a : a + len(X)] @ X).astype(np.float64)  # (W,) Σ ỹ x = Σ ỹ (x − x̄), as Σ ỹ = 0
+            xy = part if xy is None else xy + part
+            rows.put(len(X))
+        sums[n] = xy if xy is not None else np.zeros(source.gate_width(k, g))
+
+    pool = ThreadPoolExecutor(THREADS)
+    try:
+        futures = [pool.submit(work, n, k, g) for n, (k, g) in enumerate(pairs)]
+        done = 0
+        while True:
+            try:
+                done += rows.get(timeout=0.05)
+                yield done
+            except queue.Empty:
+                if all(f.done() for f in futures) and rows.empty():
+                    break
+        for f in futures:
+            f.result()  # a reader's error, raised here
+    finally:
+        quit.set()
+        pool.shutdown(wait=True)
+    yield sums
+
+
+def iter_rank(source: Any, y: Any, gate: str | None = None) -> Iterator[tuple[int, int] | list[dict[str, Any]]]:
+    """``rank`` as a generator: (done, total) steps read as it goes, then the ranking (the last item)."""
+    S = _steps(source)
+    y = _check_feature(y, S)
+    yc = y - y.mean()  # (S,)
+    yy = float(yc @ yc)
+    pairs = [(k, g) for k in range(_n_layers(source)) for g in _gates_of(source, k, gate)]
+    total = S * len(pairs)
+    columns: list[np.ndarray] = []
+    if isinstance(source, Trace):  # the gates in THREADS threads: numpy's reductions and products release the GIL
+        with ThreadPoolExecutor(THREADS) as pool:
+            for n, r in enumerate(pool.map(lambda kg: _unit_r(source.layers[kg[0]][kg[1]], y), pairs)):
+                columns.append(r)  # (W,)
+                yield S * (n + 1), total
+    else:
+        sums: dict[int, np.ndarray] = {}
+        for item in _index_sums(source, pairs, yc.astype(np.float32)):
+            if isinstance(item, dict):
+                sums = item
+            else:
+                yield item, total
+        for n, (k, g) in enumerate(pairs):
+            stats = source.stats(k, g)
+            xx = np.asarray(stats.std, np.float64) ** 2 * S  # (W,) Σ (x − x̄)²
+            columns.append(_r_of(sums[n], xx, yy, np.asarray(stats.min) == np.asarray(stats.max)))
+        yield total, total
+    out: list[dict[str, Any]] = []
+    for (k, g), r in zip(pairs, columns):
+        for u in np.flatnonzero(~np.isnan(r)):
+            out.append({"layer": k, "unit": int(u), "gate": g, "r": round(float(r[u]), DIGITS)})
+    out.sort(key=lambda e: -abs(e["r"]))  # stable: ties keep layer, gate, unit order
+    yield out
+
+
+def rank(
+    source: Any,
+    y: Any,
+    gate: str | None = None,
+    progress: Progress | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> list[dict[str, Any]]:
+    """Every unit of every layer and gate (``gate``: only that one; None: every gate recorded) as
+    {"layer", "unit", "gate", "r"}, best |r| first (ties: layer, gate, unit order). ``source`` is a Trace
+    or an Index; ``y`` one number per step. ``progress(done, total)`` is called as the steps are read;
+    ``stop()`` True raises Cancelled."""
+    for item in iter_rank(source, y, gate):
+        if isinstance(item, list):
+            return item
+        if stop is not None and stop():
+            raise Cancelled("the probe was stopped")
+        if progress is not None:
+            progress(*item)
+    raise AssertionError("iter_rank ended without a ranking")
+
+
+# ---------------------------------------------------------------------------------------------------
+# linear probes
+# ---------------------------------------------------------------------------------------------------
+def _binary(y: np.ndarray) -> bool:
+    return bool(np.isin(y, (0.0, 1.0)).all())
+
+
+def split(starts: np.ndarray, steps: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]], str]:
+    """(train ranges, held-out ranges, how): by document (mix(n) in the lowest fifth held out) with five
+    documents or more, else the steps cut into ten parts with parts 4 and 9 held out."""
+    starts = np.asarray(starts, np.int64)
+    n = len(starts) - 1
+    if n >= 5:
+        held = mix(np.arange(n)) < np.uint64(2**64 // 5)  # (N,)
+        if held.all() or not held.any():
+            held = np.arange(n) % 5 == 4
+        ranges = [(int(starts[d]), int(starts[d + 1])) for d in range(n)]
+        return [r for r, h in zip(ranges, held) if not h], [r for r, h in zip(ranges, held) if h], "documents"
+    cuts = np.linspace(0, steps, 11).astype(np.int64)
+    parts = [(int(cuts[j]), int(cuts[j + 1])) for j in range(10)]
+    return [p for j, p in enumerate(parts) if j % 5 != 4], [p for j, p in enumerate(parts) if j % 5 == 4], "parts"
+
+
+def _positions(ranges: list[tuple[int, int]], most: int) -> tuple[np.ndarray, bool]:
+    """The steps of ``ranges``, or the ``most`` of them with the smallest mix(pos) (sorted), and whether sampled."""
+    pos = np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in ranges]) if ranges else np.zeros(0, np.int64)
+    if len(pos) <= most:
+        return pos, False
+    keep = np.argpartition(mix(pos), most - 1)[:most]
+    return np.sort(pos[keep]), True
+
+
+def _rows(source: Any, layer: int, gate: str, pos: np.ndarray) -> np.ndarray:
+    """The (len(pos), W) activations at sorted positions ``pos``, read block by block from an index."""
+    if isinstance(source, Trace):
+        return np.asarray(source.layers[layer][gate], np.float64)[pos]
+    out = None
+    for a, X in source.blocks(layer, gate, BLOCK):
+        i, j = np.searchsorted(pos, [a, a + len(X)])
+        if out is None:
+            out = np.empty((len(pos), X.shape[1]), np.float32)
+        out[i:j] = X[pos[i:j] - a]
+    return np.zeros((len(pos), 0)) if out is None else out.astype(np.float64)
+
+
+def _score(binary: bool, X: np.ndarray, y: np.ndarray, Xt: np.ndarray, yt: np.ndarray) -> dict[str, float | None]:
+    if binary:
+        w, b = logistic(X, y)
+        pred = (Xt @ w + b > 0).astype(np.float64)  # (m,)
+        recalls = [float((pred[yt == c] == c).mean()) for c in (0.0, 1.0) if (yt == c).any()]
+        return {
+            "accuracy": round(float((pred == yt).mean()), DIGITS),
+            "balanced": round(float(np.mean(recalls)), DIGITS),
+        }
+    w, b = ridge(X, y, RIDGE_ALPHA * len(X))
+    res, tot = yt - (Xt @ w + b), yt - yt.mean()
+    r2 = None if tot @ tot == 0 else round(float(1 - (res @ res) / (tot @ tot)), DIGITS)
+    return {"r2": r2}
+
+
+def linear(source: Any, y: Any, ranking: list[dict[str, Any]], starts: Any = None) -> dict[str, Any]:
+    """Linear probes of the best unit's layer and gate: fit on the training split, scored on the held-out
+    one, from its top-1 unit, its top-8 units (of that layer and gate, by |r|) and all its units. Logistic
+    for a 0/1 feature (metric "accuracy"; "balanced_accuracy" beside it), ridge otherwise (metric "r2").
+    ``starts``: the documents' first steps (N+1,); None: an Index's own, or one document for a Trace."""
+    S = _steps(source)
+    y = np.asarray(y, np.float64)
+    if not ranking:
+        raise InputError("no unit varies here: nothing to fit a probe on")
+    best = ranking[0]
+    k, g = best["layer"], best["gate"]
+    if starts is None:
+        starts = np.array([0, S]) if isinstance(source, Trace) else np.asarray(source.doc_starts)
+    train, test, how = split(np.asarray(starts), S)
+    tp, sampled = _positions(train, MAX_FIT)
+    sp, sampled_test = _positions(test, MAX_SCORE)
+    X, Xt = _rows(source, k, g, tp), _rows(source, k, g, sp)
+    yf, yt = y[tp], y[sp]
+    binary = _binary(y)
+    if binary and len(np.unique(yf)) < 2:
+        raise InputError("the feature takes one value on every training step: a logistic probe needs both 0 and 1")
+    order = [e["unit"] for e in ranking if e["layer"] == k and e["gate"] == g]
+    sets = {"top1": order[:1], "top8": order[:TOP], "all": list(range(X.shape[1]))}
+    scores = {name: _score(binary, X[:, u], yf, Xt[:, u], yt) for name, u in sets.items()}
+    key = "accuracy" if binary else "r2"
+    out: dict[str, Any] = {
+        "layer": k,
+        "gate": g,
+        "metric": key,
+        "model": "logistic" if binary else "ridge",
+        **{name: s[key] for name, s in scores.items()},
+        "units": {"top1": sets["top1"], "top8": sets["top8"], "all": X.shape[1]},
+        "split": how,
+        "train_docs": len(train) if how == "documents" else 0,
+        "test_docs": len(test) if how == "documents" else 0,
+        "train_steps": len(tp),
+        "test_steps": len(sp),
+        "sampled": None,
+    }
+    if binary:
+        out["balanced_accuracy"] = {name: s["balanced"] for name, s in scores.items()}
+    if sampled or sampled_test:
+        out["sampled"] = (
+            f"fit on {len(tp):,} and scored on {len(sp):,} steps chosen deterministically (smallest mix(position)) "
+            f"of {sum(b - a for a, b in train):,} and {sum(b - a for a, b in test):,}"
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# the whole probe, as the page asks for it
+# ---------------------------------------------------------------------------------------------------
+def curve(source: Any, y: np.ndarray, best: dict[str, Any]) -> dict[str, Any]:
+    """The best unit's values beside the feature's: the whole trace, or for an index the best unit's top
+    context (``CURVE_BEFORE`` steps before its peak, half as many after, within its document)."""
+    k, u, g = best["layer"], best["unit"], best["gate"]
+    if isinstance(source, Trace):
+        a, b = 0, len(source)
+        unit = np.asarray(source.layers[k][g][:, u], np.float64)
+        tokens = source.display if source.display is not None else source.tokens
+    else:
+        top = int(source.stats(k, g).top_pos[u][0])
+        ctx = source.context(max(top, 0), k, g, u, before=CURVE_BEFORE, after=CURVE_BEFORE // 2)
+        a, b = ctx["start"], ctx["stop"]
+        unit, tokens = np.asarray(ctx["values"], np.float64), ctx["tokens"]
+    return {
+        "start": a,
+        "tokens": list(tokens),
+        "feature": [round(float(v), DIGITS) for v in y[a:b]],
+        "unit": [round(float(v), DIGITS) for v in unit],
+    }
+
+
+def iter_probe(
+    source: Any, y: Any, gate: str | None = None, fit: bool = False, starts: Any = None
+) -> Iterator[dict[str, Any]]:
+    """The probe a page asks for, as a generator: {"progress": {"done", "total", "stage"}} items while it reads,
+    then {"result": {"ranking": the best ``RANKED``, "units": how many were ranked, "best": the top unit and
+    its ``curve``, "linear": ``linear``'s (with ``fit``) or None}}."""
+    y = _check_feature(y, _steps(source))
+    ranking: list[dict[str, Any]] = []
+    for item in iter_rank(source, y, gate):
+        if isinstance(item, list):
+            ranking = item
+        else:
+            yield {"progress": {"stage": "correlating", "done": item[0], "total": item[1]}}
+    if not ranking:
+        raise InputError("every unit is constant here: no unit can be correlated with the feature")
+    best = ranking[0] | {"curve": curve(source, y, ranking[0])}
+    lin = None
+    if fit:
+        yield {"progress": {"stage": "fitting", "done": 0, "total": 1}}
+        lin = linear(source, y, ranking, starts)
+    yield {"result": {"ranking": ranking[:RANKED], "units": len(ranking), "best": best, "linear": lin}}
+
+
+def probe(source: Any, y: Any, gate: str | None = None, fit: bool = False, progress: Progress | None = None) -> dict:
+    """``iter_probe``'s result (``progress(done, total)`` called as it reads)."""
+    for item in iter_probe(source, y, gate, fit):
+        if "result" in item:
+            return item["result"]
+        if progress is not None:
+            progress(item["progress"]["done"], item["progress"]["total"])
+    raise AssertionError("iter_probe ended without a result")
