@@ -36,6 +36,7 @@ from .api import models as models_api
 from .api import probes as probes_api
 from .api import series as series_api
 from .api import trace as trace_api
+from .api import units as units_api
 from .api.deps import LiveSlots
 from .indexes import Indexes
 from .known import KnownUnits
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(live_api.router)
     app.include_router(series_api.router)
     app.include_router(index_api.router)
+    app.include_router(units_api.router)
     app.include_router(probes_api.router)
     templates = Jinja2Templates(directory=str(settings.templates))
     app.mount("/static", StaticFiles(directory=str(settings.static)), name="static")

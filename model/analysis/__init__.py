@@ -2,6 +2,7 @@
 
 code.py       features of Python source (in string, in comment, bracket depth, indent, line position)
 correlate.py  Pearson r of every unit with a feature; the unit that tracks it best
+dashboard.py  a unit's dashboard over an index: histogram, contexts (top, bottom, decile bands), pushes
 features.py   built-in features of any text (and Python, Dyck), regular expressions, labels: a number per token
 probes.py     every unit ranked by its r with a feature (a trace or an index), linear probes of a layer
 linear.py     ridge and logistic regression (IRLS) in NumPy, for the linear probes
@@ -14,6 +15,7 @@ units.py      the counter, memory, store, level and season units the bundled mod
 
 from .code import code_features
 from .correlate import DIGITS, best_units, correlate
+from .dashboard import dashboard, top_contexts
 from .features import features_for
 from .probes import probe, rank
 from .store import Index, Stats
@@ -26,6 +28,7 @@ __all__ = [
     "best_units",
     "code_features",
     "correlate",
+    "dashboard",
     "depth_unit",
     "features_for",
     "gate_unit",
@@ -34,4 +37,5 @@ __all__ = [
     "probe",
     "rank",
     "store_unit",
+    "top_contexts",
 ]

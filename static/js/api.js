@@ -1,6 +1,7 @@
 /**
  * The only module that talks to the server: GET /api/models, POST /api/trace (downloads), uploads, probes, corpus
- * indexes (their status, a corpus sent, a build's progress as JSON Lines), and the
+ * indexes (their status, a corpus sent, a build's progress as JSON Lines), a unit's dashboard and the documents
+ * of the model's corpus index, and the
  * live socket WS /api/live (binary frames: the compact arrays without base64), with `LiveSync`, which keeps
  * a State's trace in step with its text over that socket. It also decodes the compact arrays into
  * Float32Array.
@@ -284,6 +285,41 @@ export async function deleteIndex(id) {
   }
   if (res.status !== 204) throw new ApiError(await _detail(res), res.status);
 }
+
+// ---------------------------------------------------------------------------------------------
+// A unit's dashboard over the index, and one indexed document
+
+/** A unit's dashboard over the model's index (GET /api/models/{id}/units/{layer}/{unit}?gate=..).
+ *  An ApiError with status 409 when the model has no index yet. */
+export async function unitDashboard(model, layer, unit, gate, { signal } = {}) {
+  const url = `/api/models/${encodeURIComponent(model)}/units/${layer}/${unit}?gate=${encodeURIComponent(gate)}`;
+  let res;
+  try {
+    res = await fetch(url, { signal });
+  } catch (e) {
+    if (e.name === "AbortError") throw e;
+    throw new ApiError("The server cannot be reached: the unit's dashboard did not load.");
+  }
+  if (!res.ok) throw new ApiError(await _detail(res), res.status);
+  return res.json();
+}
+
+/** The model's index status (GET /api/models/{id}/index): {state: "none" | "building" | "ready" | "failed", progress}. */
+
+
+/** One indexed document's text (GET /api/models/{id}/docs/{doc}), or its steps [start, stop) only. */
+export async function indexDocument(model, doc, start = null, stop = null) {
+  const q = start === null ? "" : `?start=${start}&stop=${stop}`;
+  let res;
+  try {
+    res = await fetch(`/api/models/${encodeURIComponent(model)}/docs/${doc}${q}`);
+  } catch {
+    throw new ApiError("The server cannot be reached: the document did not load.");
+  }
+  if (!res.ok) throw new ApiError(await _detail(res), res.status);
+  return res.json();
+}
+
 
 // ---------------------------------------------------------------------------------------------
 // Compact arrays

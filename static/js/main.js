@@ -8,6 +8,7 @@
 
 import { LiveSync, listModels, readSeries } from "./api.js";
 import { Banner } from "./banner.js";
+import { Dashboard } from "./dashboard.js";
 import { Diagram } from "./diagram.js";
 import { Heatmaps } from "./heatmaps.js";
 import { Indexer } from "./indexer.js";
@@ -92,6 +93,7 @@ new Inspector(
   state,
   { onError: say("export") },
 );
+new Dashboard({ root: $("dashboard-body"), gate: $("dashboard-gate"), status: $("dashboard-status") }, state);
 new Share({ copy: $("copy-link"), status: $("copy-status"), json: $("download-json"), csv: $("download-csv") }, state, {
   onMessage: say("export"),
 });

@@ -12,12 +12,13 @@
  *     "focus"   the selected unit's exact lines arrived (state.focus)
  *     "index"   the server's word on the model's corpus index changed (state.index: {state, progress, info})
  *     "layer" | "unit" | "t" | "text"   a selection changed
+ *     "gate"    the gate the unit's dashboard (and the other corpus views) look at changed
  *
- * The selection round-trips through the URL hash (#model=code&layer=0&t=12&unit=118&text=...).
+ * The selection round-trips through the URL hash (#model=code&layer=0&t=12&unit=118&gate=c&text=...).
  * Nothing here computes a gate: values come from the server; this module only stores and indexes.
  */
 
-import { defaultUnit, gateWidth, unitsOf } from "./cards.js";
+import { defaultTextGate, defaultUnit, gateWidth, unitsOf } from "./cards.js";
 
 /** Rows a Series reserves when it first grows. */
 const FIRST_CAPACITY = 256;
@@ -213,6 +214,8 @@ export class State {
     this.layer = 0;
     this.t = 0;
     this.unit = 0;
+    /** The gate the corpus views (the unit's dashboard) look at: C, or h for gru/rnn, unless chosen. */
+    this.gate = "c";
     /** Whether t follows the last step as steps arrive (true until the reader scrubs back). */
     this.follow = true;
     /** A step asked for before any step arrived (a shared link's t), applied with the first reply. */
@@ -235,7 +238,7 @@ export class State {
   _notify(changed) {
     if (changed.size === 0) return;
     for (const fn of this._subs) fn(changed, this);
-    if (["model", "text", "layer", "unit", "t"].some((k) => changed.has(k))) this._scheduleHash();
+    if (["model", "text", "layer", "unit", "t", "gate"].some((k) => changed.has(k))) this._scheduleHash();
   }
 
   /** Steps shown. */
@@ -282,7 +285,7 @@ export class State {
   }
 
   /**
-   * Show what a URL hash names (model, layer, t, unit, text); a model the server lacks gives way to
+   * Show what a URL hash names (model, layer, t, unit, gate, text); a model the server lacks gives way to
    * `fallback` (then the first card). Returns the hash's model id when it was not found, else null.
    */
   openHash(hash, fallback) {
@@ -295,12 +298,14 @@ export class State {
       layer: h.layer ?? start.layer,
       text: h.text ?? card.examples[0] ?? "",
       t: h.t ?? null,
+      gate: h.gate ?? null,
     });
     return h.model && h.model !== card.id ? h.model : null;
   }
 
-  /** Select a model: empties the store; layer and unit are clamped to the new size. */
-  setModel(id, { unit = null, layer = null, text = null, t = null } = {}) {
+  /** Select a model: empties the store; layer and unit are clamped to the new size; a gate it lacks gives way to
+   *  its default (C, or h for gru/rnn). */
+  setModel(id, { unit = null, layer = null, text = null, t = null, gate = null } = {}) {
     const card = this.cardOf(id);
     if (!card) throw new Error(`Unknown model '${id}'`);
     this.card = card;
@@ -310,11 +315,13 @@ export class State {
     this.index = null; // the new model's is asked for (indexer.js)
     this.layer = _clamp(layer ?? this.layer, 0, card.layers - 1);
     this.unit = _clamp(unit ?? this.unit, 0, unitsOf(card) - 1);
+    const g = gate ?? this.gate;
+    this.gate = card.gates.includes(g) ? g : defaultTextGate(card);
     this.t = 0;
     this.follow = true;
     this.pendingT = t;
     if (text !== null) this.text = text;
-    this._notify(new Set(["model", "text", "trace", "layer", "unit", "t", "focus"]));
+    this._notify(new Set(["model", "text", "trace", "layer", "unit", "t", "focus", "gate"]));
   }
 
   /** Change the text (the views learn of it; the data arrives later with "trace"). With `follow`, t goes
@@ -338,6 +345,36 @@ export class State {
     if (status && status.model !== this.model) return; // a late answer about the model shown before
     this.index = status;
     this._notify(new Set(["index"]));
+  }
+
+  /** Choose the gate the corpus views look at (one of the card's gates). */
+  setGate(gate) {
+    if (!this.card?.gates.includes(gate)) throw new Error(`Unknown gate '${gate}'`);
+    if (gate === this.gate) return;
+    this.gate = gate;
+    this._notify(new Set(["gate"]));
+  }
+
+  /**
+   * Open a text at a step with a unit selected (a corpus context): layer and unit now, t once the text's
+   * steps arrive (the same text: at once). One notification, so the edit sent asks for the unit's lines.
+   */
+  openContext({ text, t = 0, unit = this.unit, layer = this.layer }) {
+    if (text === this.text && this.trace.T) {
+      this.select({ layer, unit, t });
+      return;
+    }
+    const card = this.card;
+    if (!card) return;
+    const changed = new Set(["text"]);
+    const u = _clamp(Math.round(unit), 0, unitsOf(card) - 1);
+    const l = _clamp(Math.round(layer), 0, card.layers - 1);
+    if (u !== this.unit) changed.add("unit");
+    if (l !== this.layer) changed.add("layer");
+    [this.unit, this.layer, this.text] = [u, l, text];
+    this.pendingT = Math.max(0, Math.round(t));
+    this.follow = false;
+    this._notify(changed);
   }
 
   /** Select a step (clamped to the steps shown). */
@@ -448,6 +485,7 @@ export class State {
       `layer=${this.layer}`,
       `t=${this.t}`,
       `unit=${this.unit}`,
+      `gate=${encodeURIComponent(this.gate)}`,
       `text=${encodeURIComponent(this.text)}`,
     ];
     return "#" + p.join("&");
@@ -463,7 +501,7 @@ export class State {
   }
 }
 
-/** Parse a URL hash (#model=..&layer=..&t=..&unit=..&text=..) into {model, layer, t, unit, text}. */
+/** Parse a URL hash (#model=..&layer=..&t=..&unit=..&gate=..&text=..) into {model, layer, t, unit, gate, text}. */
 export function parseHash(hash) {
   const out = {};
   const body = hash.startsWith("#") ? hash.slice(1) : hash;
@@ -480,6 +518,7 @@ export function parseHash(hash) {
     }
     if (key === "model" || key === "text") out[key] = value;
     else if (["layer", "t", "unit"].includes(key) && /^\d+$/.test(value)) out[key] = Number(value);
+    else if (key === "gate" && /^[a-z_]{1,16}$/.test(value)) out.gate = value;
   }
   return out;
 }
