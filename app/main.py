@@ -33,6 +33,7 @@ from .api import live as live_api
 from .api import models as models_api
 from .api import series as series_api
 from .api import trace as trace_api
+from .api import views as views_api
 from .api.deps import LiveSlots
 from .limits import BodyLimit, ClientLimit
 from .registry import Registry
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(trace_api.router)
     app.include_router(live_api.router)
     app.include_router(series_api.router)
+    app.include_router(views_api.router)
     templates = Jinja2Templates(directory=str(settings.templates))
     app.mount("/static", StaticFiles(directory=str(settings.static)), name="static")
     app.add_middleware(BodyLimit, settings=settings)  # a body's size, before it is read
