@@ -41,11 +41,20 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
 # Requests and answers
 
 
+#: Where a view looks: true the model's corpus index (409 without one), false the text, "auto" the index when the
+#: model has one ready, else the text (the page asks so: it need not know whether an index exists).
+IndexChoice = bool | Literal["auto"]
+
+
 class SaturationRequest(BaseModel):
     """Over a text, or over the model's corpus index."""
 
     text: str | None = Field(default=None, description="the text to trace; or leave it out and send index: true")
-    index: bool = Field(default=False, description="true: over the model's corpus index (its stats' low and high)")
+    index: IndexChoice = Field(
+        default=False,
+        description="true: over the model's corpus index (its stats' low and high); \"auto\": the index when there is "
+        "one, else the text",
+    )
     layer: int = Field(default=0, ge=0, description="the layer")
 
 
@@ -67,9 +76,10 @@ class SaturationResponse(BaseModel):
 
 
 class OrderRequest(BaseModel):
-    """Cluster a layer's units by their correlations over this text."""
+    """Cluster a layer's units by their correlations over this text (or, with index, over the model's index)."""
 
-    text: str = Field(description="the text to trace")
+    text: str | None = Field(default=None, description="the text to trace")
+    index: IndexChoice = Field(default=False, description='true: over the index (as GET); "auto": the index if ready')
     layer: int = Field(default=0, ge=0)
     gate: str | None = Field(default=None, description="the gate whose activity is compared (default c, else h)")
     signed: bool = Field(default=False, description="distance 1 − r instead of 1 − |r| (a unit's mirror apart)")
@@ -103,7 +113,9 @@ class MatchRequest(BaseModel):
         default=1.0, gt=0, le=1, description="a corpus step matches when at least this share of the units is on"
     )
     top: int = Field(default=20, ge=1, le=100, description="matches returned, best first")
-    search: Literal["index", "text"] = Field(default="index", description="search the model's index, or this text")
+    search: Literal["index", "text", "auto"] = Field(
+        default="index", description='search the model\'s index, or this text; "auto": the index when there is one'
+    )
 
 
 class MatchResponse(BaseModel):
@@ -116,16 +128,22 @@ class MatchResponse(BaseModel):
     found: int = Field(description="runs found in all")
     steps: int = Field(description="the steps searched")
     note: str | None = Field(default=None, description="why there is nothing to show, when there is not")
+    source: Literal["text", "index"] = Field(description="where the matches were searched")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # What the routes share
 
 
+def ready_index(request: Request, model_id: str) -> Any:
+    """The model's ready corpus index, or None."""
+    indexes = getattr(request.app.state, "indexes", None)
+    return indexes.get(model_id) if indexes is not None else None
+
+
 def model_index(request: Request, model_id: str) -> Any:
     """The model's ready corpus index, or a 409 saying how to make one."""
-    indexes = getattr(request.app.state, "indexes", None)
-    index = indexes.get(model_id) if indexes is not None else None
+    index = ready_index(request, model_id)
     if index is None:
         raise HTTPException(
             409,
@@ -188,10 +206,8 @@ async def get_saturation(
 ) -> dict[str, Any]:
     """Each unit's fraction of steps left- and right-saturated, for every bounded gate of a layer, over a text
     or over the model's index."""
-    if body.index == (body.text is not None):
-        raise HTTPException(422, "give exactly one of 'text' (a text to trace) or 'index': true (the model's index)")
-    if body.index:
-        index = model_index(request, model_id)
+    index = _source(request, model_id, body.index, body.text)
+    if index is not None:
         out = await work_run(work, request, sat.index_saturation, index, body.layer)
         return {**out, "layer": body.layer, "source": "index"}
     tr = await traced(request, model_id, entry, body.text, settings, work)
@@ -228,7 +244,9 @@ async def order_units(
 async def order_units_of_text(
     model_id: str, body: OrderRequest, request: Request, entry: EntryDep, settings: SettingsDep, work: WorkDep
 ) -> dict[str, Any]:
-    """The same order computed over one text's trace."""
+    """The same order computed over one text's trace (or over the index: index true, or "auto" when it is ready)."""
+    if _source(request, model_id, body.index, body.text) is not None:
+        return await order_units(model_id, request, entry, work, body.layer, body.gate, body.signed)
     tr = await traced(request, model_id, entry, body.text, settings, work)
     g = body.gate or state_gate(entry.net)
     out = await work_run(work, request, ordering.trace_order, tr, body.layer, g, body.signed)
@@ -242,7 +260,7 @@ async def match_pattern(
     """The units on (>= threshold) during [start, stop) of the text, then the runs of the index (or of the text)
     where the same units are on, best first, as contexts."""
     matching.check_threshold(body.gate, body.threshold)
-    index = model_index(request, model_id) if body.search == "index" else None
+    index = {"index": model_index, "auto": ready_index}.get(body.search, lambda *_: None)(request, model_id)
     if index is not None and body.gate not in index.gates:
         raise HTTPException(422, f"the index did not record gate {body.gate!r}: it has {', '.join(index.gates)}")
     tr = await traced(request, model_id, entry, body.text, settings, work)
@@ -261,6 +279,7 @@ async def match_pattern(
     else:
         units = matching.units_on(X, body.start, body.stop, body.threshold, body.share)
     steps = int(index.steps) if index is not None else T
+    where = "text" if index is None else "index"
     if not units:
         span = f"[{body.start}, {body.stop})"
         every = "every step" if body.share == 1 else f"{body.share:.0%} of the steps"
@@ -268,23 +287,32 @@ async def match_pattern(
             f"no unit of layer {body.layer}'s {body.gate} is >= {body.threshold:g} on {every} of {span}: "
             "lower the threshold or select a shorter span"
         )
-        return {"units": [], "matches": [], "found": 0, "steps": steps, "note": note}
+        return {"units": [], "matches": [], "found": 0, "steps": steps, "note": note, "source": where}
     args = (units, body.threshold, body.stop - body.start, body.min_on, body.top)
     if index is None:
         runs, found = await work_run(work, request, matching.find_runs, [(0, X)], [0, T], *args)
         on = np.round((X[:, units] >= body.threshold).mean(axis=1), 4)  # (T,) the share of the units on
         matches = []
-        for r in runs:
+        for r in runs:  # contexts from the trace (the index's from index.context)
             ctx = _marked(matching.trace_context(tr.tokens, X[:, units[0]], r), r)
             matches.append({**ctx, "on": on[ctx["start"] : ctx["stop"]].tolist()})
     else:
         runs, found = await work_run(
             work, request, matching.find_runs, index.blocks(body.layer, body.gate), index.doc_starts, *args
         )
-        where = (body.layer, body.gate, units, body.threshold)
-        matches = await work_run(work, request, _index_contexts, index, runs, *where)
-    note = None if runs else f"the {len(units)} units are never on together in the {body.search}: try min_on below 1"
-    return {"units": units, "matches": matches, "found": found, "steps": steps, "note": note}
+        of = (body.layer, body.gate, units, body.threshold)
+        matches = await work_run(work, request, _index_contexts, index, runs, *of)
+    note = None if runs else f"the {len(units)} units are never on together in the {where}: try min_on below 1"
+    return {"units": units, "matches": matches, "found": found, "steps": steps, "note": note, "source": where}
+
+
+def _source(request: Request, model_id: str, choice: Any, text: str | None) -> Any:
+    """The index a request asks for (None: its text), checking that it names exactly one source."""
+    if (choice is True) == (text is not None):
+        raise HTTPException(422, "give exactly one of 'text' (a text to trace) or 'index': true (the model's index)")
+    if choice is True:
+        return model_index(request, model_id)
+    return ready_index(request, model_id) if choice == "auto" else None
 
 
 def _marked(ctx: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:

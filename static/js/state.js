@@ -10,8 +10,12 @@
  *     "trace"   steps arrived or were cut (state.trace.from: the first step that changed)
  *     "focus"   the selected unit's exact lines arrived (state.focus)
  *     "layer" | "unit" | "t" | "text"   a selection changed
+ *     "order"   the heatmaps' row order changed (state.order: "index" | "probe" | "similar"; state.orderRows:
+ *               the unit drawn in each row, a permutation of the layer's units, or null for index order)
+ *     "span"    the span of steps a pattern match starts from changed (state.span: {start, stop} or null)
  *
- * The selection round-trips through the URL hash (#model=code&layer=0&t=12&unit=118&text=...).
+ * The selection round-trips through the URL hash (#model=code&layer=0&t=12&unit=118&text=...&order=similar;
+ * a probe's order keeps its rows: order=probe&rows=118.3.54, the rest of the units following by id).
  * Nothing here computes a gate: values come from the server; this module only stores and indexes.
  */
 
@@ -218,6 +222,14 @@ export class State {
     this.trace = new TraceStore();
     /** The selected unit's exact lines: {layer, unit, lines: {name: number[T]}} or null. */
     this.focus = null;
+    /** How the heatmaps order their rows: "index" (by unit id), "probe" (a probe's ranking), "similar". */
+    this.order = "index";
+    /** The unit drawn in each heatmap row (a permutation of 0..units−1), or null: by id. */
+    this.orderRows = null;
+    /** Where orderRows came from, in words (the server's "method"), or "". */
+    this.orderNote = "";
+    /** The span [start, stop) of steps a pattern match starts from, or null. */
+    this.span = null;
     this._subs = [];
     this._hashTimer = null;
   }
@@ -231,7 +243,7 @@ export class State {
   _notify(changed) {
     if (changed.size === 0) return;
     for (const fn of this._subs) fn(changed, this);
-    if (["model", "text", "layer", "unit", "t"].some((k) => changed.has(k))) this._scheduleHash();
+    if (["model", "text", "layer", "unit", "t", "order"].some((k) => changed.has(k))) this._scheduleHash();
   }
 
   /** Steps shown. */
@@ -282,6 +294,8 @@ export class State {
       text: h.text ?? card.examples[0] ?? "",
       t: h.t ?? null,
     });
+    if (h.order === "similar") this.setOrder("similar", null);
+    else if (h.order === "probe" && h.rows) this.setOrder("probe", h.rows);
     return h.model && h.model !== card.id ? h.model : null;
   }
 
@@ -299,7 +313,12 @@ export class State {
     this.follow = true;
     this.pendingT = t;
     if (text !== null) this.text = text;
-    this._notify(new Set(["model", "text", "trace", "layer", "unit", "t", "focus"]));
+    // a probe's ranking was of the old model; "similar" is asked again for the new one
+    if (this.order === "probe") this.order = "index";
+    this.orderRows = null;
+    this.orderNote = "";
+    this.span = null;
+    this._notify(new Set(["model", "text", "trace", "layer", "unit", "t", "focus", "order", "span"]));
   }
 
   /** Change the text (the views learn of it; the data arrives later with "trace"). With `follow`, t goes
@@ -351,6 +370,70 @@ export class State {
         changed.add("t");
       }
     }
+    this._notify(changed);
+  }
+
+  /**
+   * Order the heatmaps' rows: "index" (by unit id), "probe" (a probe's ranking: `rows` its units, best first) or
+   * "similar" (`rows` the server's clustering order; null while it is on its way). `rows` may list only some units:
+   * the others follow by id. `note` says where the order came from.
+   */
+  setOrder(order, rows = null, note = "") {
+    if (!["index", "probe", "similar"].includes(order)) throw new Error(`Unknown order '${order}'`);
+    this.order = order;
+    this.orderRows = order === "index" || !rows ? null : completeRows(rows, unitsOf(this.card));
+    this.orderNote = order === "index" ? "" : note;
+    this._notify(new Set(["order"]));
+  }
+
+  /** The row each unit is drawn in (the inverse of orderRows), or null for index order. */
+  rowOf() {
+    const rows = this.orderRows;
+    if (!rows) return null;
+    if (this._rowOfKey !== rows) {
+      this._rowOfKey = rows;
+      this._rowOf = new Int32Array(rows.length);
+      rows.forEach((u, r) => (this._rowOf[u] = r));
+    }
+    return this._rowOf;
+  }
+
+  /** Select the span [start, stop) of steps a pattern match starts from (null clears it); clamped to the steps. */
+  setSpan(span) {
+    let next = null;
+    if (span) {
+      const T = this.trace.T;
+      const a = _clamp(Math.round(Math.min(span.start, span.stop - 1)), 0, Math.max(0, T - 1));
+      const b = _clamp(Math.round(Math.max(span.stop, span.start + 1)), a + 1, Math.max(1, T));
+      next = { start: a, stop: b };
+    }
+    const same = (next && this.span && next.start === this.span.start && next.stop === this.span.stop) || next === this.span;
+    if (same) return;
+    this.span = next;
+    this._notify(new Set(["span"]));
+  }
+
+  /** Open a context (a snippet of a corpus) in the main view: its text, with t and the unit selected once its
+   *  steps arrive. */
+  openContext({ text, t = 0, unit = this.unit, layer = this.layer }) {
+    const card = this.card;
+    if (!card) return;
+    if (text === this.text) {
+      this.select({ t, unit, layer }); // the same text: its steps are here already
+      return;
+    }
+    const changed = new Set(["text"]);
+    this.text = text;
+    this.pendingT = t;
+    this.follow = false;
+    const u = _clamp(Math.round(unit), 0, unitsOf(card) - 1);
+    const l = _clamp(Math.round(layer), 0, card.layers - 1);
+    if (u !== this.unit) changed.add("unit");
+    if (l !== this.layer) changed.add("layer");
+    this.unit = u;
+    this.layer = l;
+    this.span = null;
+    changed.add("span");
     this._notify(changed);
   }
 
@@ -428,6 +511,8 @@ export class State {
       `unit=${this.unit}`,
       `text=${encodeURIComponent(this.text)}`,
     ];
+    if (this.order === "similar") p.push("order=similar");
+    else if (this.order === "probe" && this.orderRows) p.push("order=probe", `rows=${this.orderRows.slice(0, HASH_ROWS).join(".")}`);
     return "#" + p.join("&");
   }
 
@@ -441,7 +526,25 @@ export class State {
   }
 }
 
-/** Parse a URL hash (#model=..&layer=..&t=..&unit=..&text=..) into {model, layer, t, unit, text}. */
+/** Rows of a probe's order the URL keeps (its best units; the rest follow by id after a reload). */
+const HASH_ROWS = 64;
+
+/** `rows` (unit ids, best first; duplicates and ids outside 0..n−1 dropped) followed by every other unit by id. */
+export function completeRows(rows, n) {
+  const seen = new Uint8Array(n);
+  const out = [];
+  for (const u of rows) {
+    if (Number.isInteger(u) && u >= 0 && u < n && !seen[u]) {
+      seen[u] = 1;
+      out.push(u);
+    }
+  }
+  for (let u = 0; u < n; u++) if (!seen[u]) out.push(u);
+  return out;
+}
+
+/** Parse a URL hash (#model=..&layer=..&t=..&unit=..&text=..&order=..&rows=..) into {model, layer, t, unit, text,
+ *  order, rows}. */
 export function parseHash(hash) {
   const out = {};
   const body = hash.startsWith("#") ? hash.slice(1) : hash;
@@ -457,6 +560,8 @@ export function parseHash(hash) {
       continue;
     }
     if (key === "model" || key === "text") out[key] = value;
+    else if (key === "order" && ["index", "probe", "similar"].includes(value)) out.order = value;
+    else if (key === "rows" && /^\d+(\.\d+)*$/.test(value)) out.rows = value.split(".").map(Number);
     else if (["layer", "t", "unit"].includes(key) && /^\d+$/.test(value)) out[key] = Number(value);
   }
   return out;
