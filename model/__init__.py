@@ -4,6 +4,7 @@
     net = model.load("code")                 # a bundled model, or a path to a weight file
     tr = net.trace("def f(x):")              # or a (T, D) array for vector models
     tr.layers[0]["f"]                        # (T, H) forget gate, float32
+    idx = model.index(net, ["src/"], "src.zarr")   # a corpus index (model/analysis/index.py); model.Index reads one
 
 Plain NumPy; usable from a notebook on its own.
 """
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from . import series, threads
+from .analysis.index import build as index
+from .analysis.store import Index
 from .cells import GATES
 from .errors import Cancelled, FormatError, GatescopeError, InputError, SeveralModules, UnknownTokenError
 from .formats import load_file
@@ -70,6 +73,7 @@ __all__ = [
     "FormatError",
     "GatescopeError",
     "Head",
+    "Index",
     "InputError",
     "Network",
     "Spec",
@@ -79,6 +83,7 @@ __all__ = [
     "SeveralModules",
     "UnknownTokenError",
     "available",
+    "index",
     "load",
     "save",
     "series",
