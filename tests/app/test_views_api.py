@@ -133,3 +133,81 @@ def test_c_takes_any_finite_threshold(client):
     out = client.post("/api/models/code/match", json=body).json()
     assert out["units"] == list(range(128))  # every C is above -40
     assert np.isfinite(out["found"])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Over a corpus index
+
+
+class _Indexes:
+    """The app's index registry as far as these routes use it (get), until JOBS's app/indexes.py provides one."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, object] = {}
+
+    def get(self, model_id: str):
+        return self.items.get(model_id)
+
+    def put(self, model_id: str, index) -> None:
+        self.items[model_id] = index
+
+
+DOCS = ["def f(x):\n    return x\n", "a = [1, 2]\n", "if a:\n    b = (a + 1)\n", "print('hi')\n"]
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory):
+    """A client whose app holds an index of DOCS for the code model."""
+    from model.analysis.index import build
+
+    idx = build(model.load("code"), DOCS, tmp_path_factory.mktemp("views-api") / "code.zarr", scheduler="sync")
+    with TestClient(create_app(Settings(max_tokens=500))) as c:
+        app = c.app
+        if getattr(app.state, "indexes", None) is None:
+            app.state.indexes = _Indexes()
+        app.state.indexes.put("code", idx)
+        yield c, idx
+
+
+def test_saturation_over_the_index_is_its_stats_low_and_high(indexed):
+    c, idx = indexed
+    body = c.post("/api/models/code/saturation", json={"index": True}).json()
+    assert body["source"] == "index" and body["steps"] == idx.steps and set(body["gates"]) == {"h"}
+    st = idx.stats(0, "h")
+    assert body["gates"]["h"]["left"] == pytest.approx(st.low.tolist(), abs=1e-6)
+    assert body["gates"]["h"]["right"] == pytest.approx(st.high.tolist(), abs=1e-6)
+    auto = c.post("/api/models/code/saturation", json={"text": TEXT, "index": "auto"}).json()
+    assert auto["source"] == "index"
+
+
+def test_order_over_the_index_is_the_clustering_of_its_activity(indexed):
+    c, idx = indexed
+    body = c.get("/api/models/code/order?layer=0&gate=c").json()
+    assert body["source"] == "index" and body["steps"] == idx.steps
+    assert body["order"] == order.index_order(idx, 0, "c")["order"]
+    assert c.get("/api/models/code/order?layer=0&gate=c").json() == body  # again: the same (kept) answer
+    auto = c.post("/api/models/code/order", json={"text": TEXT, "index": "auto"}).json()
+    assert auto == body
+    r = c.get("/api/models/code/order?gate=f")
+    assert r.status_code == 422 and "did not record gate 'f': it has" in r.json()["detail"]
+    r = c.get("/api/models/code/order?layer=4")
+    assert r.status_code == 422 and "layer 4" in r.json()["detail"]
+
+
+def test_match_over_the_index_lists_runs_as_contexts_with_the_run_marked(indexed):
+    c, idx = indexed
+    body = {"text": TEXT, "start": 10, "stop": 14, "threshold": 0.2}
+    out = c.post("/api/models/code/match", json=body).json()
+    assert out["source"] == "index" and out["steps"] == idx.steps and out["units"]
+    assert out["matches"] and out["found"] >= len(out["matches"])
+    h = idx.rows(0, "h", 0, idx.steps)[:, out["units"]]  # (S, k) what the index stores
+    for m in out["matches"]:
+        a, b = m["match"]
+        assert m["tokens"] == idx.tokens(m["start"], m["stop"]) and m["source"] in idx.info["sources"]
+        assert (h[m["pos"] : m["pos"] + m["length"]] >= 0.2).all()  # every unit on over the run
+        assert b - a == min(m["length"], m["stop"] - m["pos"]) and a == m["pos"] - m["start"]
+        assert all(s == 1.0 for s in m["on"][a:b]) and len(m["on"]) == len(m["tokens"])
+    r = c.post("/api/models/code/match", json={**body, "gate": "o"})
+    assert r.status_code == 422 and "did not record gate 'o'" in r.json()["detail"]
+    text = c.post("/api/models/code/match", json={**body, "search": "text"}).json()
+    assert text["source"] == "text" and text["units"] == out["units"]

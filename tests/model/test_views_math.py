@@ -56,12 +56,23 @@ def test_linkage_merges_four_points_as_average_linkage_does_by_hand():
     assert order.leaf_order(Z, D) == [0, 1, 2, 3]
 
 
-def test_leaf_order_turns_a_merge_so_the_closest_leaves_meet():
-    # points 0, 1 and 10, 11, 12: {10,11,12} must meet {0,1} at 10 next to 1 (not 12 next to 0)
+def test_leaf_order_turns_each_half_of_a_merge_so_the_closest_leaves_meet():
+    # units at 1, 0 (merged first, as [1, 0]), 5, 7: joining them must turn [1, 0] round so that 1 meets 5
+    x = np.array([1.0, 0.0, 5.0, 7.0])
+    D = np.abs(x[:, None] - x[None, :])
+    assert [x[u] for u in order.leaf_order(order.linkage(D), D)] in ([0, 1, 5, 7], [7, 5, 1, 0])
+    # and the right half: 12 meets 10 next to 1, never 0
     x = np.array([12.0, 0.0, 10.0, 1.0, 11.0])
     D = np.abs(x[:, None] - x[None, :])
-    got = order.leaf_order(order.linkage(D), D)
-    assert [x[u] for u in got] in ([0, 1, 10, 11, 12], [12, 11, 10, 1, 0])
+    assert [x[u] for u in order.leaf_order(order.linkage(D), D)] in ([0, 1, 10, 11, 12], [12, 11, 10, 1, 0])
+
+
+def test_correlations_stay_exact_for_units_far_from_zero():
+    # a cell state can sit at hundreds: sums of squares of raw values would cancel; the shifted sums do not
+    s = np.sin(np.arange(500) / 5.0)
+    X = np.stack([1e5 + s, 1e5 - 0.5 * s + 0.01 * np.cos(np.arange(500.0)), np.cos(np.arange(500) / 3.0)], axis=1)
+    r, _ = order.correlation([X[:100], X[100:]])
+    assert np.allclose(r, np.corrcoef(X.T), atol=1e-9)
 
 
 def test_similar_units_sit_together_and_a_random_one_apart():
