@@ -31,6 +31,13 @@ export class SaturationView {
     nodes.source.append(new Option("this text", "text"), new Option("the corpus index", "index"));
     nodes.source.addEventListener("change", () => this._ask());
     state.subscribe((changed) => this._onChange(changed));
+    this._width = 0;
+    new ResizeObserver(() => {
+      const w = nodes.plots.clientWidth;
+      if (!w || w === this._width) return;
+      this._width = w;
+      if (this.data && window.Plotly) requestAnimationFrame(() => this._draw()); // the charts fit their new cells
+    }).observe(nodes.plots);
   }
 
   _onChange(changed) {
@@ -105,7 +112,7 @@ export class SaturationView {
     const [lo, hi] = this.data.bounds[g];
     const units = left.map((_, u) => u);
     const u = this.state.unit;
-    const size = Math.max(150, Math.min(230, this.charts.get(g).clientWidth || 200));
+    const size = Math.max(150, Math.min(230, this.charts.get(g).clientWidth || 200)); // the chart's grid cell
     const data = [
       {
         // the triangle x + y <= 1 every unit lies in
@@ -124,11 +131,11 @@ export class SaturationView {
       },
     ];
     const layout = {
-      width: size, height: size, margin: { l: 40, r: 8, t: 26, b: 34 }, font: FONT, showlegend: false,
+      width: size, height: size, margin: { l: 52, r: 8, t: 26, b: 36 }, font: FONT, showlegend: false,
       paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", hovermode: "closest",
       title: { text: MATH[g] || g, x: 0, xref: "paper", y: 1, yref: "container", yanchor: "top", pad: { t: 6 }, font: { size: 13 } },
       xaxis: axis({ range: [-0.03, 1.03], title: { text: "left-saturated", standoff: 2, font: { size: 11 } }, tickformat: ".0%", nticks: 3 }),
-      yaxis: axis({ range: [-0.03, 1.03], title: { text: "right-saturated", standoff: 2, font: { size: 11 } }, tickformat: ".0%", nticks: 3 }),
+      yaxis: axis({ range: [-0.03, 1.03], title: { text: "right-saturated", standoff: 6, font: { size: 11 } }, tickformat: ".0%", nticks: 3 }),
     };
     return { data, layout };
   }
