@@ -32,7 +32,7 @@ router = APIRouter(prefix="/api/models", tags=["units"])
 #: Refusals of these routes: no model (404), no index yet or an unavailable model (409), a text too long (413),
 #: a bad layer, gate, span or threshold (422), a busy server (429, 503).
 REFUSALS: dict[int | str, dict[str, Any]] = {
-    **errors(404, 413, 422, 429, 503),
+    **errors(400, 403, 404, 411, 413, 422, 429, 503),
     409: {"description": "the model has no corpus index yet (the detail says how to make one), or is unavailable"},
 }
 

@@ -5,13 +5,14 @@
  * index (which records h and C: h, then). The server counts (POST /api/models/{id}/saturation); this view draws.
  * Hover names the unit, a click selects it, the selected unit is ringed in every chart.
  *
- * Change costs: "unit" restyles one marker a chart; "trace" asks again after the text has been still for
- * SETTLE_MS (the text source only); "layer"/"model" and the source ask at once.
+ * Change costs: "unit" restyles one marker a chart; "trace", "layer" and "model" ask again once the text has been
+ * still for SETTLE_MS and its steps are shown (so the page's first trace and plotly.js, loaded after it by
+ * plotting.js, never wait for this view); the source asks at once.
  */
 
 import { saturation } from "./api.js";
 import { MATH, SHORT, el, fmt } from "./format.js";
-import { AXIS_COLOUR, CONFIG, FONT, axis, loadPlotly } from "./plotting.js";
+import { AXIS_COLOUR, CONFIG, FONT, axis, plotlyReady } from "./plotting.js";
 
 /** How long the text must be still before the fractions are asked for again (ms). */
 const SETTLE_MS = 400;
@@ -47,10 +48,10 @@ export class SaturationView {
       this.nodes.root.hidden = !text;
       this._clear();
     }
-    if (changed.has("model") || changed.has("layer")) this._ask();
-    else if (changed.has("trace") && this.nodes.source.value === "text") {
+    const index = this.nodes.source.value === "index";
+    if (changed.has("model") || changed.has("layer") || (changed.has("trace") && !index)) {
       clearTimeout(this._timer);
-      this._timer = setTimeout(() => this._ask(), SETTLE_MS);
+      this._timer = setTimeout(() => s.T && this._ask(), SETTLE_MS); // after the steps are shown
     }
     if (changed.has("unit")) this._highlight();
   }
@@ -78,7 +79,7 @@ export class SaturationView {
     const key = `${s.model}|${s.layer}`;
     try {
       const source = fromIndex ? { index: true } : { text: s.text };
-      const [out] = await Promise.all([saturation(s.model, source, s.layer, ctl.signal), loadPlotly()]);
+      const [out] = await Promise.all([saturation(s.model, source, s.layer, ctl.signal), plotlyReady()]);
       if (ctl.signal.aborted || `${s.model}|${s.layer}` !== key) return;
       this.data = out;
       this._draw();

@@ -73,6 +73,19 @@ def test_a_click_on_a_saturation_point_selects_its_unit(page, server):
     assert_clean(page, server)
 
 
+#: A heatmap's column width and row height on screen, for click_cell.
+_CELL_JS = """(gate) => {
+  const f = document.querySelector(`[data-testid="heatmap-${gate}"]`);
+  const cv = f.querySelector("canvas");
+  const area = f.querySelector(".hm-area").getBoundingClientRect();
+  return { colW: cv.getBoundingClientRect().width / cv.width, rowH: area.height / cv.height };
+}"""
+
+
+def _panel(page, gate: str) -> dict:
+    return {"gate": gate, **page.evaluate(_CELL_JS, gate)}
+
+
 #: Per row of a heatmap's raster, the RGBA of one column (read from a copy: the page's canvas is left as it is).
 _ROWS_JS = """([gate, t]) => {
   const cv = document.querySelector(`[data-testid="heatmap-${gate}"] canvas`);
@@ -109,14 +122,7 @@ def test_similar_order_redraws_the_rows_keeps_them_in_the_url_and_a_click_still_
     ticks = page.locator('[data-testid="heatmap-c"] .ytick text').all_text_contents()
     assert ticks[0] == str(rows[0])
     # a click on row 5 selects the unit drawn there (by id), not unit 5
-    panel = {
-        "gate": "c",
-        **page.evaluate(
-            """() => { const f = document.querySelector('[data-testid="heatmap-c"]'); const cv = f.querySelector("canvas");
-        const area = f.querySelector(".hm-area").getBoundingClientRect();
-        return { colW: cv.getBoundingClientRect().width / cv.width, rowH: area.height / cv.height }; }"""
-        ),
-    }
+    panel = _panel(page, "c")
     click_cell(page, panel, t, 5)
     expect(page.get_by_test_id("unit")).to_have_attribute("data-unit", str(rows[5]))
     page.wait_for_function("() => location.hash.includes('order=similar')")
@@ -140,14 +146,7 @@ def test_similar_order_redraws_the_rows_keeps_them_in_the_url_and_a_click_still_
 
 def test_a_span_selected_on_the_heatmaps_finds_matches_and_a_click_opens_one(page, server):
     open_text(page, server)
-    panel = {
-        "gate": "h",
-        **page.evaluate(
-            """() => { const f = document.querySelector('[data-testid="heatmap-h"]'); const cv = f.querySelector("canvas");
-        const area = f.querySelector(".hm-area").getBoundingClientRect();
-        return { colW: cv.getBoundingClientRect().width / cv.width, rowH: area.height / cv.height }; }"""
-        ),
-    }
+    panel = _panel(page, "h")
     click_cell(page, panel, 10, 0)  # t = 10: the indentation "    " of line 2
     expect(page.get_by_test_id("timestep")).to_have_attribute("data-t", "10")
     page.keyboard.down("Shift")

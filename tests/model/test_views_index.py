@@ -54,6 +54,14 @@ def test_index_order_streams_the_correlation_over_blocks(idx, net):
     assert np.allclose(mom.corr(), r, atol=1e-9)
 
 
+def test_a_long_index_is_ordered_over_every_kth_step(idx, net):
+    out = order.index_order(idx, 0, "c", rows=7, max_steps=20)  # S = 71 steps: every 4th, from step 0
+    X = stored(net, "c")
+    k = -(-idx.steps // 20)
+    assert out["steps"] == len(X[::k]) and f"every {k}th" in out["method"]
+    assert out["order"] == order.similar_order(order.correlation([X[::k]])[0])
+
+
 def test_index_match_finds_the_same_runs_as_over_the_whole_array(idx, net):
     X = stored(net, "h")
     units = match.units_on(X, 4, 8, 0.2)
