@@ -193,6 +193,13 @@ def test_a_span_selected_on_the_heatmaps_finds_matches_and_a_click_opens_one(pag
     page.get_by_test_id("match-find").click()
     expect(page.get_by_test_id("match-status")).to_contain_text("lower the threshold")
     expect(page.get_by_test_id("match-result")).to_have_count(0)
+    # a match from an index opens its snippet as the text, at the run's first step with the first unit selected
+    page.evaluate("() => window.gatescope.state.openContext({text: 'x = [1, 2]\\n', t: 5, unit: 7})")
+    expect(page.get_by_test_id("input")).to_have_value("x = [1, 2]\n")
+    expect(page.get_by_test_id("timestep")).to_have_attribute("data-t", "5")
+    expect(page.get_by_test_id("unit")).to_have_attribute("data-unit", "7")
+    page.evaluate("() => window.gatescope.state.openContext({text: window.gatescope.state.text, t: 2, unit: 7})")
+    expect(page.get_by_test_id("timestep")).to_have_attribute("data-t", "2")  # the same text: t moves at once
     assert_clean(page, server)
 
 
