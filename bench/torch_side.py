@@ -1,6 +1,6 @@
 """The PyTorch baselines, each run as a worker process of its own (see sides.py) by core.py and train.py.
 
-    $TORCH_PYTHON bench/torch_side.py --side fused|loop|train
+    $TORCH_PYTHON bench/torch_side.py --side fused|loop|train|batch
 
 It imports only NumPy, PyTorch and sides.py (never gatescope), and sets nothing on torch: its
 thread count, OpenMP policy and allocator are whatever a user gets from ``import torch``.
@@ -9,6 +9,9 @@ thread count, OpenMP policy and allocator are whatever a user gets from ``import
   returns h only: it records none of the gates gatescope shows.
 - ``loop``: a step loop of torch ops that records what gatescope records, f, i, c̃, c, o and h at
   every step (T × H each).
+- ``batch``: ``torch.nn.LSTM`` over B sequences at once (batch_first, x (B, T, D)), under
+  ``torch.no_grad()``; ragged lengths go through ``pack_padded_sequence``, as a user batches
+  documents of different lengths. h only, as ``fused`` (bench/analysis_kernel.py).
 - ``train``: a CPU training loop of the model bench/train.py describes (nn.LSTM + nn.Linear,
   cross-entropy, Adam, gradient-norm clipping at 1).
 """
@@ -67,6 +70,29 @@ def fused_case(npz: Any) -> Case:
     return run, lambda out: {"h": out[-1].tolist()}, {}
 
 
+def batch_case(npz: Any) -> Case:
+    Wih, Whh, b = lstm_weights(npz)
+    x = torch.from_numpy(npz["x"])  # (B, T, D)
+    lengths = torch.from_numpy(npz["lengths"]).long()  # (B,)
+    lstm = torch.nn.LSTM(Wih.shape[1], Whh.shape[1], batch_first=True)
+    with torch.no_grad():
+        lstm.weight_ih_l0.copy_(Wih)
+        lstm.weight_hh_l0.copy_(Whh)
+        lstm.bias_ih_l0.copy_(b)
+        lstm.bias_hh_l0.zero_()
+    ragged = bool((lengths != x.shape[1]).any())
+    pack, unpack = torch.nn.utils.rnn.pack_padded_sequence, torch.nn.utils.rnn.pad_packed_sequence
+
+    def run() -> torch.Tensor:
+        with torch.no_grad():
+            if not ragged:
+                return lstm(x)[0]  # (B, T, H): h at every step of every sequence
+            out, _ = lstm(pack(x, lengths, batch_first=True, enforce_sorted=False))
+            return unpack(out, batch_first=True)[0]
+
+    return run, lambda out: {"h": out[0, int(lengths[0]) - 1].tolist()}, {}
+
+
 def loop_case(npz: Any) -> Case:
     Wih, Whh, b = lstm_weights(npz)
     x = torch.from_numpy(npz["x"])
@@ -110,8 +136,10 @@ def make(side: str, case: dict[str, Any]) -> Case:
         built = loop_case(npz)
     elif side == "train":
         built = train_case(npz, case["steps"])
+    elif side == "batch":
+        built = batch_case(npz)
     else:
-        raise ValueError(f"unknown side {side!r}: fused, loop or train")
+        raise ValueError(f"unknown side {side!r}: fused, loop, train or batch")
     for _ in range(case.get("warmup", 3)):
         built[0]()
     info = {"torch": torch.__version__, "threads": torch.get_num_threads(), "numpy": np.__version__}
@@ -120,7 +148,7 @@ def make(side: str, case: dict[str, Any]) -> Case:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--side", required=True, choices=("fused", "loop", "train"))
+    ap.add_argument("--side", required=True, choices=("fused", "loop", "train", "batch"))
     side = ap.parse_args().side
     serve(lambda case: make(side, case))
 

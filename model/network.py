@@ -29,11 +29,13 @@ from typing import Any
 
 import numpy as np
 
+from . import batched
+from . import threads as _threads
 from .cells import GATES, PARAMS, Cell, State, make_cell
 from .errors import Cancelled, FormatError, InputError
 from .heads import Head, resolve
 from .heads import check as check_head
-from .threads import step_threads
+from .threads import blas_threads, step_threads
 from .tokenizer import Encoded, Tokenizer, make_tokenizer
 from .trace import Trace
 
@@ -333,17 +335,27 @@ class Network:
                 layers = self._run_chunks(xW, state, stop)
             return self._trace_of(enc, layers, state, probs)
 
-    def _trace_of(self, enc: Encoded, layers: list[dict[str, np.ndarray]], state: list[State], probs: bool) -> Trace:
-        """The Trace of one run: its tokens, its layers' gates, and the head's outputs (when ``probs``)."""
+    def _trace_of(
+        self,
+        enc: Encoded,
+        layers: list[dict[str, np.ndarray]],
+        state: list[State],
+        probs: bool,
+        gates: tuple[str, ...] | None = None,
+    ) -> Trace:
+        """The Trace of one run: its tokens, its layers' gates (only ``gates``, when given), and the head's
+        outputs (when ``probs``)."""
         head, p, values = self.head, None, None
         if probs and head is not None:
             y = self._outputs(layers[-1]["h"])  # (T, K)
             if head.at == "last":
                 self._answer(layers[-1]["h"], y)
             p, values = (self._softmax(y), None) if head.softmax else (None, y)
+        if gates is not None and gates != self.gates:
+            layers = [{g: la[g] for g in gates} for la in layers]
         return Trace(
             cell=self.spec.cell,
-            gates=self.gates,
+            gates=self.gates if gates is None else gates,
             tokens=enc.tokens,
             layers=layers,
             probs=p,
@@ -359,89 +371,160 @@ class Network:
         )
 
     def trace_batch(
-        self, xs: Sequence[str | np.ndarray | Encoded], probs: bool = True, *, stop: Callable[[], bool] | None = None
+        self,
+        xs: Sequence[str | np.ndarray | Encoded],
+        probs: bool = True,
+        *,
+        stop: Callable[[], bool] | None = None,
+        gates: Sequence[str] | None = None,
+        threads: int | None = None,
     ) -> list[Trace]:
         """``trace`` of several documents at once, each from the zero state: one Trace per document, equal to
-        ``self.trace(x)`` of that document alone (to float rounding: a step's product is matrix-matrix here).
+        ``self.trace(x)`` of that document alone (to float rounding: a step's product is matrix-matrix here,
+        and a float32 network's gates come from compiled loops, model/kernels.py, within 2e-7 of NumPy's).
 
-        The documents are padded to the longest and run together, time-major: each step is one product
-        h (B, P) @ U (P, G*H) for all B documents. A forward run is left-aligned (a document's padding comes
-        after its end, so nothing it computes reaches the document's own steps); a backward direction runs
-        each document reversed on its own (x_{T_b-1} first, padding after x_0), so it starts at the document's
-        own last step. Every cell and direction is supported. With ``stop``, it is asked before each chunk of
-        ``chunk_steps()`` steps of each layer and direction; True raises ``Cancelled``.
+        The documents run together, longest first: each step is one product h (n, P) @ U (P, G*H) for the
+        n documents still running, then one compiled pass over their gates (model/batched.py; a float64
+        network runs ``Cell.run_batch``'s NumPy loop). A backward direction runs each document reversed on
+        its own, from the document's own last step. Every cell and direction is supported. With ``stop``, it
+        is asked before each chunk of ``chunk_steps()`` steps of each layer and direction; True raises
+        ``Cancelled``.
 
-        Refused with an InputError: no documents, or a document ``trace`` would refuse (its index named)."""
+        ``gates``: the gates kept, e.g. ``("h", "c")`` (default: every gate of ``self.gates``); the Traces hold
+        only those (``Trace.gates`` names them), the others are never stored. ``probs=False`` skips the head.
+        ``threads``: how many threads share the documents (default ``threads.BATCH_THREADS``, one): each runs
+        its share's recurrence on one BLAS thread, so they never wait on each other (the NumPy path gives BLAS
+        that many threads instead).
+
+        Refused with an InputError: no documents, a gate the model does not have, or a document ``trace``
+        would refuse (its index named)."""
         if isinstance(xs, (str, np.ndarray, Encoded)):
             raise InputError("trace_batch takes a list of documents (texts or (T, D) arrays), not one document")
         docs = list(xs)
         if not docs:
             raise InputError("no documents to trace: pass a list of at least one text or (T, D) array")
-        with step_threads():
+        kept = self._kept_gates(gates)
+        compiled = batched.available(self.dtype)
+        threads = _threads.BATCH_THREADS if threads is None else threads
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+            raise InputError(f"threads must be a positive integer, got {threads!r}")
+        with blas_threads(1 if compiled else threads):  # compiled: each thread its own share, on one BLAS thread
             encs, firsts = [], []
             for n, x in enumerate(docs):
                 try:
-                    enc, xW = self._inputs(x)
+                    enc, xW = self._inputs(x, gather=not compiled)
                 except InputError as e:
                     raise InputError(f"document {n}: {e}") from None
                 encs.append(enc)
                 firsts.append(xW)
-            order = sorted(range(len(docs)), key=lambda n: -len(firsts[n]))  # longest first: the active rows shrink
-            lengths = np.array([len(firsts[n]) for n in order])
-            B, T = len(docs), int(lengths[0])
-            xW = np.zeros((T, B, firsts[0].shape[1]), self.dtype)  # (T, B, n*G*H) left-aligned, zeros after the end
-            for b, n in enumerate(order):
-                xW[: lengths[b], b] = firsts[n]
-            t = np.arange(T)[:, None]
-            flip = np.where(t < lengths, lengths - 1 - t, t)  # (T, B) row of x_t in a document reversed on its own
-            cols = np.arange(B)
-            # Spans of steps over which the same documents are running (the first `active` of them, longest first),
-            # cut every chunk_steps() steps with ``stop``: an ended document's rows are not computed any more.
-            cuts = set(lengths.tolist()) | set(range(0, T, self.chunk_steps() if stop is not None else T))
-            edges = sorted(cuts | {T})
-            spans = [(a, b, int((lengths > a).sum())) for a, b in zip(edges, edges[1:])]
-            layers: list[dict[str, np.ndarray]] = []  # per layer: gate -> (B, T, width), time order, zeros past ends
-            for k in range(self.num_layers):
-                if k > 0:
-                    below = layers[-1]["h"]
-                    xW = np.ascontiguousarray(
-                        self._project(k, below.reshape(B * T, -1)).reshape(B, T, -1).swapaxes(0, 1)
-                    )
-                runs = []
-                for j, (cell, way) in enumerate(zip(self._layer_cells(k), self.spec.directions)):
-                    GH = cell.W.shape[1]
-                    part = xW[..., j * GH : (j + 1) * GH]
-                    if way == "backward":
-                        part = part[flip, cols]  # each document reversed on its own: its x_{T_b-1} at row 0
-                    h0 = np.zeros((B, cell.out_size), self.dtype)
-                    st: State = (h0, np.zeros((B, cell.hidden_size), self.dtype) if cell.has_c else None)
-                    run: dict[str, np.ndarray] = {}
-                    for t0, t1, active in spans:
-                        if stop is not None and stop():
-                            raise Cancelled(f"stopped in layer {k} ({way}) after {t0} of {T} steps")
-                        h, c = st[0][:active], None if st[1] is None else st[1][:active]
-                        gates, st = cell.run_batch(part[t0:t1, :active], (h, c))  # a view of our own copy, consumed
-                        for g, a in gates.items():
-                            if g not in run:
-                                run[g] = np.zeros((B, T, a.shape[2]), self.dtype)  # batch-major: a document's rows
-                            run[g][:active, t0:t1] = a.swapaxes(0, 1)  # are one block
-                    if way == "backward":
-                        run = {
-                            g: a[cols[:, None], flip.T] for g, a in run.items()
-                        }  # back in time order (an involution)
-                    runs.append(run)
-                layers.append(
-                    runs[0] if len(runs) == 1 else {g: np.concatenate([r[g] for r in runs], 2) for g in runs[0]}
-                )
-            traces: list[Trace | None] = [None] * B
-            for b, m in enumerate(order):
-                enc, n = encs[m], int(lengths[b])
-                own = [{g: a[b, :n] for g, a in la.items()} for la in layers]  # contiguous views of the batch's arrays
-                traces[m] = self._trace_of(enc, own, self.zero_state(), probs)
-        return [t for t in traces if t is not None]
+            lengths = np.array([len(e.tokens) for e in encs])
+            top = self.head is not None and probs  # the head reads the top layer's h
+            keep = [set(kept) | ({"h"} if k < self.num_layers - 1 or top else set()) for k in range(self.num_layers)]
+            if compiled:
+                layers = self._run_compiled(encs, firsts, lengths, keep, stop, threads)
+            else:
+                layers = self._run_batch_numpy(firsts, lengths, stop)
+            traces = []
+            for m, enc in enumerate(encs):
+                n = int(lengths[m])
+                own = [{g: a[m, :n] for g, a in la.items()} for la in layers]  # contiguous views of the batch's
+                traces.append(self._trace_of(enc, own, self.zero_state(), probs, kept))  # arrays
+        return traces
 
-    def _inputs(self, x: str | np.ndarray | Encoded) -> tuple[Encoded, np.ndarray]:
-        """The tokens (ids, unknown positions, display) and layer 0's input share of every gate, (T, G*H)."""
+    def _kept_gates(self, gates: Sequence[str] | None) -> tuple[str, ...]:
+        """The gates a batched trace keeps, in the diagram's order; InputError names the model's gates."""
+        if gates is None:
+            return self.gates
+        if isinstance(gates, str):
+            gates = [gates]
+        unknown = [g for g in gates if g not in self.gates]
+        if unknown:
+            raise InputError(f"unknown gate {unknown[0]!r}: a {self.spec.cell} layer records {', '.join(self.gates)}")
+        if not gates:
+            raise InputError(f"no gates to keep: name at least one of {', '.join(self.gates)}")
+        return tuple(g for g in self.gates if g in gates)
+
+    def _run_compiled(
+        self,
+        encs: list[Encoded],
+        firsts: Sequence[np.ndarray | None],
+        lengths: np.ndarray,
+        keep: list[set[str]],
+        stop: Callable[[], bool] | None,
+        threads: int,
+    ) -> list[dict[str, np.ndarray]]:
+        """The batched recurrence of model/batched.py: per layer, gate -> (N, T, width), zeros past the ends."""
+        N, T = len(encs), int(lengths.max())
+        first: tuple[np.ndarray, np.ndarray] | np.ndarray
+        if firsts[0] is None:  # a text model with a token table: layer 0 reads it by token id
+            assert self._table is not None
+            ids = np.zeros((N, T), np.int64)
+            for m, enc in enumerate(encs):
+                ids[m, : lengths[m]] = enc.ids
+            first = (self._table, ids)
+        else:
+            first = np.zeros((N, T, firsts[0].shape[1]), self.dtype)  # (N, T, n*G*H) zeros after the end
+            for m, xW in enumerate(firsts):
+                first[m, : lengths[m]] = xW
+        cells = [self._layer_cells(k) for k in range(self.num_layers)]
+        chunk = self.chunk_steps() if stop is not None else T
+        return batched.run(cells, self.spec.directions, self._project, lengths, first, keep, chunk, stop, threads)
+
+    def _run_batch_numpy(
+        self, firsts: list[np.ndarray], lengths: np.ndarray, stop: Callable[[], bool] | None
+    ) -> list[dict[str, np.ndarray]]:
+        """``Cell.run_batch`` over the documents padded to the longest, time-major: per layer, gate ->
+        (N, T, width) batch-major in the documents' order, zeros past each one's end. A forward run is
+        left-aligned (a document's padding comes after its end, so nothing it computes reaches the document's
+        own steps); a backward direction runs each document reversed on its own (x_{T_b-1} first, padding
+        after x_0)."""
+        order = sorted(range(len(firsts)), key=lambda n: -len(firsts[n]))  # longest first: the active rows shrink
+        L = lengths[order]
+        B, T = len(firsts), int(L[0])
+        xW = np.zeros((T, B, firsts[0].shape[1]), self.dtype)  # (T, B, n*G*H) left-aligned, zeros after the end
+        for b, n in enumerate(order):
+            xW[: L[b], b] = firsts[n]
+        t = np.arange(T)[:, None]
+        flip = np.where(t < L, L - 1 - t, t)  # (T, B) row of x_t in a document reversed on its own
+        cols = np.arange(B)
+        # Spans of steps over which the same documents are running (the first `active` of them, longest first),
+        # cut every chunk_steps() steps with ``stop``: an ended document's rows are not computed any more.
+        cuts = set(L.tolist()) | set(range(0, T, self.chunk_steps() if stop is not None else T))
+        edges = sorted(cuts | {T})
+        spans = [(a, b, int((L > a).sum())) for a, b in zip(edges, edges[1:])]
+        layers: list[dict[str, np.ndarray]] = []  # per layer: gate -> (B, T, width), time order, zeros past ends
+        for k in range(self.num_layers):
+            if k > 0:
+                below = layers[-1]["h"]
+                xW = np.ascontiguousarray(self._project(k, below.reshape(B * T, -1)).reshape(B, T, -1).swapaxes(0, 1))
+            runs = []
+            for j, (cell, way) in enumerate(zip(self._layer_cells(k), self.spec.directions)):
+                GH = cell.W.shape[1]
+                part = xW[..., j * GH : (j + 1) * GH]
+                if way == "backward":
+                    part = part[flip, cols]  # each document reversed on its own: its x_{T_b-1} at row 0
+                h0 = np.zeros((B, cell.out_size), self.dtype)
+                st: State = (h0, np.zeros((B, cell.hidden_size), self.dtype) if cell.has_c else None)
+                run: dict[str, np.ndarray] = {}
+                for t0, t1, active in spans:
+                    if stop is not None and stop():
+                        raise Cancelled(f"stopped in layer {k} ({way}) after {t0} of {T} steps")
+                    h, c = st[0][:active], None if st[1] is None else st[1][:active]
+                    gates, st = cell.run_batch(part[t0:t1, :active], (h, c))  # a view of our own copy, consumed
+                    for g, a in gates.items():
+                        if g not in run:
+                            run[g] = np.zeros((B, T, a.shape[2]), self.dtype)  # batch-major: a document's rows
+                        run[g][:active, t0:t1] = a.swapaxes(0, 1)  # are one block
+                if way == "backward":
+                    run = {g: a[cols[:, None], flip.T] for g, a in run.items()}  # back in time order (an involution)
+                runs.append(run)
+            layers.append(runs[0] if len(runs) == 1 else {g: np.concatenate([r[g] for r in runs], 2) for g in runs[0]})
+        inverse = np.argsort(order)
+        return [{g: a[inverse] for g, a in la.items()} for la in layers]  # rows back in the documents' order
+
+    def _inputs(self, x: str | np.ndarray | Encoded, gather: bool = True) -> tuple[Encoded, np.ndarray]:
+        """The tokens (ids, unknown positions, display) and layer 0's input share of every gate, (T, G*H)
+        (None instead with ``gather=False`` when the token table holds it: the caller reads the table)."""
         if not isinstance(x, (str, Encoded)):
             inp = self.check_vectors(x)  # (T, D)
             steps = np.arange(inp.shape[0])
@@ -453,6 +536,8 @@ class Network:
         if len(enc.tokens) == 0:
             raise InputError("the input is empty: nothing to trace")
         if self._table is not None:
+            if not gather:
+                return enc, None  # type: ignore[return-value]
             xW = self._table[enc.ids]  # (T, G*H) layer 0's projection, gathered (a copy)
         else:
             xW = self._project(0, self.params["embedding"][enc.ids])  # (T, n*G*H)

@@ -54,3 +54,27 @@ def step_threads() -> Iterator[None]:
             if _active == 0:
                 _saved.restore_original_limits()
                 _saved = None
+
+
+#: Threads that share a batched trace's documents (``trace_batch(threads=None)``), each on one BLAS thread.
+#: One, as a process of a Dask cluster runs beside others on the same cores; a lone process on an idle
+#: machine can ask for one a core. (Two BLAS threads on one product of h (64, 128) @ U (128, 512) wait for
+#: each other twice a step: 1.3 µs a document against 2.2 on one thread when the machine is idle, ten
+#: times slower than one thread when another program keeps a core busy.)
+BATCH_THREADS: int = 1
+
+
+@contextmanager
+def blas_threads(n: int | None) -> Iterator[None]:
+    """Run the enclosed work with ``n`` BLAS threads (``STEP_THREADS`` through its counter; None: as it is)."""
+    if n is None:
+        yield
+        return
+    if n == STEP_THREADS:
+        with step_threads():
+            yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=n, user_api="blas"):
+        yield

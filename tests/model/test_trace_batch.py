@@ -166,3 +166,84 @@ def test_stop_cancels_before_running():
         net.trace_batch(vectors([4, 4]), stop=stop)  # one span of steps a layer
     assert len(asked) == 2
     assert_same(net.trace_batch(vectors([3, 4]), stop=lambda: False), [net.trace(x) for x in vectors([3, 4])])
+
+
+@pytest.mark.parametrize("direction", ["forward", "bidirectional"])
+@pytest.mark.parametrize("cell,reset_after", CELLS, ids=CELL_IDS)
+def test_only_the_gates_asked_for_are_kept(cell, reset_after, direction):
+    net = net_for(cell, reset_after, 2, direction=direction, text=True)
+    docs = texts(LENGTHS)
+    asked = ("h", "c") if cell not in ("gru", "rnn") else ("h",)
+    kept = net.trace_batch(docs, probs=False, gates=asked)
+    alone = [net.trace(d, probs=False) for d in docs]
+    for a, b in zip(kept, alone):
+        assert a.gates == tuple(g for g in net.gates if g in asked) and a.probs is None
+        for la, lb in zip(a.layers, b.layers):
+            assert set(la) == set(asked)  # every layer, the ones below the top too
+            for g in asked:
+                np.testing.assert_allclose(la[g], lb[g], **TOL, err_msg=g)
+
+
+def test_a_gate_subset_without_h_still_gets_the_heads_outputs():
+    net = net_for("lstm", False, 2, text=True)
+    docs = texts([6, 2, 4])
+    kept = net.trace_batch(docs, gates=["f"])
+    for a, b in zip(kept, [net.trace(d) for d in docs]):
+        assert a.gates == ("f",) and [set(la) for la in a.layers] == [{"f"}, {"f"}]
+        np.testing.assert_allclose(a.probs, b.probs, atol=1e-6, rtol=1e-6)
+        np.testing.assert_allclose(a.layers[1]["f"], b.layers[1]["f"], **TOL)
+
+
+def test_projected_lstm_keeps_m_or_h():
+    net = net_for("lstm", False, 2, proj=4)
+    xs = vectors(LENGTHS)
+    alone = [net.trace(x) for x in xs]
+    for asked in (("m",), ("h", "c")):
+        for a, b in zip(net.trace_batch(xs, probs=False, gates=asked), alone):
+            for la, lb in zip(a.layers, b.layers):
+                assert set(la) == set(asked)
+                for g in asked:
+                    np.testing.assert_allclose(la[g], lb[g], **TOL)
+
+
+def test_unknown_or_no_gates_are_refused_naming_the_models_gates():
+    net = net_for("gru", False, 1)
+    with pytest.raises(InputError, match=r"unknown gate 'c': a gru layer records z, r, h_tilde, h"):
+        net.trace_batch(vectors([3]), gates=("h", "c"))
+    with pytest.raises(InputError, match=r"no gates to keep: name at least one of z, r, h_tilde, h"):
+        net.trace_batch(vectors([3]), gates=())
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_threads_sharing_the_documents_give_each_its_trace(threads):
+    net = net_for("lstm", False, 2, direction="bidirectional")
+    xs = vectors(LENGTHS)
+    shared = net.trace_batch(xs, threads=threads)
+    assert_same(shared, net.trace_batch(xs))  # the shares' products have other row counts: other rounding only
+    assert_same(shared, [net.trace(x) for x in xs], 2e-6)  # (c of layer 1 here: 1.04e-6 off with 2 threads)
+    with pytest.raises(InputError, match="threads must be a positive integer, got 0"):
+        net.trace_batch(xs, threads=0)
+
+
+def test_a_large_batch_gives_each_document_its_trace_alone():
+    """64 documents of up to 300 steps, 32 units: every row of the product, every block of the kernels."""
+    spec = Spec("lstm", 3, 32, output_size=2)
+    net = Network(spec, make_params(spec, 3))
+    xs = vectors(np.random.default_rng(5).integers(1, 300, 64).tolist(), seed=4)
+    batch = net.trace_batch(xs, probs=False, gates=("h", "c"))
+    n64 = net.astype(np.float64)
+    for n in (0, 17, 63):
+        exact = n64.trace(xs[n].astype(np.float64), probs=False)
+        alone = net.trace(xs[n], probs=False)
+        for g in ("h", "c"):
+            ours = np.abs(batch[n].layers[0][g] - exact.layers[0][g]).max()
+            numpy = np.abs(alone.layers[0][g] - exact.layers[0][g]).max()
+            assert ours <= max(2 * numpy, 1e-6), (n, g, ours, numpy)  # as close to float64 as net.trace itself
+
+
+def test_the_layers_above_read_h_even_when_it_is_not_kept():
+    net = net_for("coupled", False, 3, direction="bidirectional")
+    xs = vectors(LENGTHS)
+    for a, b in zip(net.trace_batch(xs, probs=False, gates=("c",)), [net.trace(x, probs=False) for x in xs]):
+        assert [set(la) for la in a.layers] == [{"c"}] * 3
+        np.testing.assert_allclose(a.layers[2]["c"], b.layers[2]["c"], atol=2e-6, rtol=0)
