@@ -1,5 +1,5 @@
-"""Saturation, unit order and pattern match over a corpus index equal the same over the documents' traces
-(the float16 values the index stores), streamed over the index's blocks across parts."""
+"""Saturation, unit order and pattern match over a corpus index, streamed over its blocks across parts, equal the
+same computed over all its stored values read at once."""
 
 from __future__ import annotations
 
@@ -30,22 +30,23 @@ def idx(net, tmp_path_factory):
         mp.undo()
 
 
-def stored(net, gate):
-    """(S, W) every document's trace of `gate`, concatenated, as the index stores it (float16)."""
-    return np.concatenate([net.trace(d).layers[0][gate] for d in DOCS]).astype(np.float16).astype(np.float32)
+def stored(idx, gate):
+    """(S, W) every stored step of `gate`, read at once (the reference the streamed passes must equal); the index's
+    own tests check these against the documents' traces."""
+    return idx.rows(0, gate, 0, idx.steps)
 
 
 def test_index_saturation_is_the_fraction_over_every_stored_step(idx, net):
     out = saturation.index_saturation(idx, 0)
     assert set(out["gates"]) == {"h"} and out["steps"] == sum(map(len, DOCS))  # c is recorded but unbounded
-    brute = saturation.fractions(stored(net, "h"), "h")
+    brute = saturation.fractions(stored(idx, "h"), "h")
     assert out["gates"]["h"]["left"] == pytest.approx(brute["left"].tolist(), abs=1e-6)
     assert out["gates"]["h"]["right"] == pytest.approx(brute["right"].tolist(), abs=1e-6)
 
 
 def test_index_order_streams_the_correlation_over_blocks(idx, net):
     out = order.index_order(idx, 0, "c", rows=7)  # blocks of 7 rows: many blocks, crossing parts' ends
-    r, n = order.correlation([stored(net, "c")])
+    r, n = order.correlation([stored(idx, "c")])
     assert out["steps"] == n == idx.steps
     assert out["order"] == order.similar_order(r)
     mom = order.Moments(idx.width)
@@ -56,14 +57,14 @@ def test_index_order_streams_the_correlation_over_blocks(idx, net):
 
 def test_a_long_index_is_ordered_over_every_kth_step(idx, net):
     out = order.index_order(idx, 0, "c", rows=7, max_steps=20)  # S = 71 steps: every 4th, from step 0
-    X = stored(net, "c")
+    X = stored(idx, "c")
     k = -(-idx.steps // 20)
     assert out["steps"] == len(X[::k]) and f"every {k}th" in out["method"]
     assert out["order"] == order.similar_order(order.correlation([X[::k]])[0])
 
 
 def test_index_match_finds_the_same_runs_as_over_the_whole_array(idx, net):
-    X = stored(net, "h")
+    X = stored(idx, "h")
     units = match.units_on(X, 4, 8, 0.2)
     assert units
     want = match.find_runs([(0, X)], idx.doc_starts, units, 0.2, 4, top=50)
