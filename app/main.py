@@ -37,6 +37,7 @@ from .api import probes as probes_api
 from .api import series as series_api
 from .api import trace as trace_api
 from .api import units as units_api
+from .api import views as views_api
 from .api.deps import LiveSlots
 from .indexes import Indexes
 from .known import KnownUnits
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(index_api.router)
     app.include_router(units_api.router)
     app.include_router(probes_api.router)
+    app.include_router(views_api.router)
     templates = Jinja2Templates(directory=str(settings.templates))
     app.mount("/static", StaticFiles(directory=str(settings.static)), name="static")
     app.add_middleware(BodyLimit, settings=settings)  # a body's size, before it is read

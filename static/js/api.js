@@ -322,6 +322,40 @@ export async function indexDocument(model, doc, start = null, stop = null) {
 
 
 // ---------------------------------------------------------------------------------------------
+// Saturation, unit order, pattern match (app/api/views.py)
+
+/** A JSON request to the API: the body it answers, or an ApiError with its detail (and status). */
+async function _json(path, body = undefined, signal = undefined) {
+  const init = body === undefined ? { signal } : { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal };
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch (e) {
+    if (e.name === "AbortError") throw e;
+    throw new ApiError("The server cannot be reached.");
+  }
+  if (!res.ok) throw new ApiError(await _detail(res), res.status);
+  return res.json();
+}
+
+/** Each unit's fraction of steps left- and right-saturated per bounded gate (POST /api/models/{id}/saturation):
+ *  `source` {text} or {index: true}. */
+export function saturation(model, source, layer, signal) {
+  return _json(`/api/models/${encodeURIComponent(model)}/saturation`, { ...source, layer }, signal);
+}
+
+/** The layer's units ordered by similar activity (POST /api/models/{id}/order): over the model's index when it has
+ *  one ready, else over `text` (the answer's `source` says which). */
+export function unitOrder(model, layer, gate, text, signal) {
+  return _json(`/api/models/${encodeURIComponent(model)}/order`, { text, layer, gate, index: "auto" }, signal);
+}
+
+/** The units on during a span of the text and the runs where they are on (POST /api/models/{id}/match). */
+export function matchPattern(model, body, signal) {
+  return _json(`/api/models/${encodeURIComponent(model)}/match`, body, signal);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Compact arrays
 
 let _f16Table = null;

@@ -13,6 +13,10 @@
  * of headroom, so once every ~T/25 keystrokes; every keystroke while each token is labelled);
  * "layer" or a new C range repaints all. plotly.js arrives after the first trace (plotting.js):
  * until then the cells show without their frames.
+ *
+ * Rows follow state.orderRows (the unit drawn in each row; null: by id), labelled with the unit ids; clicking
+ * still selects by id. "order" repaints every panel. Shift-click a cell to select the span from step t to the
+ * clicked step (state.setSpan: the pattern match's span), shown as a band over every heatmap.
  */
 
 import { directionsOf, gateWidth } from "./cards.js";
@@ -49,10 +53,11 @@ class Panel {
     this.canvas = el("canvas", { class: "hm-cells", "aria-hidden": "true" });
     this.cursorT = el("div", { class: "hm-cursor-t" });
     this.cursorU = el("div", { class: "hm-cursor-u" });
+    this.spanBand = el("div", { class: "hm-span", "data-testid": "heatmap-span" });
     this.hit = el("div", {
       class: "hm-hit",
       role: "img",
-      "aria-label": `Heatmap of ${ROLE[gate] || gate} ${SHORT[gate] || gate}: units by timesteps. Click a cell to select its step and unit.`,
+      "aria-label": `Heatmap of ${ROLE[gate] || gate} ${SHORT[gate] || gate}: units by timesteps. Click a cell to select its step and unit; shift-click to select the span from step t to it.`,
     });
     // a bidirectional layer: a rule between its forward and backward units, and their names
     this.splitLine = el("div", { class: "hm-split", hidden: true });
@@ -60,7 +65,7 @@ class Panel {
       el("span", { class: "hm-half", "data-testid": "heatmap-half", text: "forward →", hidden: true }),
       el("span", { class: "hm-half", "data-testid": "heatmap-half", text: "← backward", hidden: true }),
     ];
-    this.area.append(this.canvas, this.splitLine, ...this.splitNames, this.cursorU, this.cursorT, this.hit);
+    this.area.append(this.canvas, this.splitLine, ...this.splitNames, this.spanBand, this.cursorU, this.cursorT, this.hit);
     const png = el("button", { type: "button", class: "mini", text: "PNG", title: `Download the ${SHORT[gate]} heatmap as PNG` });
     const svg = el("button", { type: "button", class: "mini", text: "SVG", title: `Download the ${SHORT[gate]} heatmap as SVG` });
     png.addEventListener("click", () => hooks.onExport(this, "png"));
@@ -75,6 +80,8 @@ class Panel {
     this.T = 0;
     this.H = 0;
     this.split = 0; // a bidirectional layer's first backward unit (0: one direction)
+    this.rows = null; // the unit drawn in each row (state.orderRows when it fits this gate), or null: by id
+    this.rowOf = null; // its inverse
     this.width = 0;
     this.height = 0;
     this.axisKey = "";
@@ -136,7 +143,7 @@ class Panel {
       plot_bgcolor: "rgba(0,0,0,0)",
       title: { text: this.title(cellMax), x: 0, xref: "paper", xanchor: "left", y: 1, yref: "container", yanchor: "top", pad: { t: 8 }, font: { size: 13 } },
       xaxis: xa,
-      yaxis: axis({ range: [H - 0.5, -0.5], title: { text: "unit", standoff: 4, font: { size: 11 } }, nticks: Math.min(H, 6) }),
+      yaxis: axis({ range: [H - 0.5, -0.5], title: { text: "unit", standoff: 4, font: { size: 11 } }, nticks: Math.min(H, 6), ...this.rowTicks() }),
       showlegend: false,
     };
     const data = [
@@ -175,15 +182,43 @@ class Panel {
       ];
       layout.shapes = [
         { type: "rect", xref: "x", yref: "y", x0: t - 0.5, x1: t + 0.5, y0: -0.5, y1: H - 0.5, line: { color: "#111", width: 1.5 } },
-        { type: "rect", xref: "x", yref: "y", x0: -0.5, x1: T - 0.5, y0: unit - 0.5, y1: unit + 0.5, line: { color: "rgba(17,17,17,0.55)", width: 1 } },
+        { type: "rect", xref: "x", yref: "y", x0: -0.5, x1: T - 0.5, y0: this.rowFor(unit) - 0.5, y1: this.rowFor(unit) + 0.5, line: { color: "rgba(17,17,17,0.55)", width: 1 } },
       ];
     }
-    if (this.split) {
+    if (this.split && !this.rows) {
       const half = (y, text) => ({ xref: "paper", yref: "y", x: 0.005, y, xanchor: "left", yanchor: "top", text, showarrow: false, font: { size: 10, color: "#1f2328" }, bgcolor: "rgba(255,255,255,0.8)" });
       layout.annotations = [half(-0.5, "forward →"), half(this.split - 0.5, "← backward")];
       layout.shapes = [...(layout.shapes || []), { type: "line", xref: "paper", yref: "y", x0: 0, x1: 1, y0: this.split - 0.5, y1: this.split - 0.5, line: { color: "#111", width: 1.5, dash: "dot" } }];
     }
     return { data, layout };
+  }
+
+  /** The row unit u is drawn in. */
+  rowFor(u) {
+    return this.rowOf ? this.rowOf[u] : u;
+  }
+
+  /** The y axis's ticks when the rows are reordered: about six rows, labelled with their unit ids. */
+  rowTicks() {
+    if (!this.rows) return {};
+    const step = Math.max(1, Math.ceil(this.H / 6));
+    const vals = [];
+    for (let r = 0; r < this.H; r += step) vals.push(r);
+    return { tickmode: "array", tickvals: vals, ticktext: vals.map((r) => String(this.rows[r])) };
+  }
+
+  /** Draw rows in `rows` order (null: by id); returns whether it changed (the raster must be repainted). */
+  setRows(rows) {
+    const fits = rows && rows.length === this.H ? rows : null;
+    if (fits === this.rows) return false;
+    this.rows = fits;
+    this.rowOf = null;
+    if (fits) {
+      this.rowOf = new Int32Array(fits.length);
+      fits.forEach((u, r) => (this.rowOf[u] = r));
+    }
+    this.series = null; // repaint every column
+    return true;
   }
 
   /** Paint columns [from, T) of the raster (all of them when the range or buffer changed). */
@@ -213,14 +248,15 @@ class Panel {
       const k = top / (hi - lo || 1);
       const cell = this.scale === "cell";
       const a = cell ? (0.5 * top) / Math.asinh(hi / CELL_SOFT) : 0;
+      const rows = this.rows;
       for (let t = from; t < T; t++) {
         const base = t * H;
         const x = t - from;
-        for (let u = 0; u < H; u++) {
-          // the value's place on its scale (as colors.js positionOf), rounded to a shade
-          const v = data[base + u];
+        for (let r = 0; r < H; r++) {
+          // the value's place on its scale (as colors.js positionOf), rounded to a shade; row r shows unit rows[r]
+          const v = data[base + (rows ? rows[r] : r)];
           const q = cell ? 0.5 * top + a * Math.asinh(v / CELL_SOFT) : (v - lo) * k;
-          px[u * n + x] = lut[q <= 0 ? 0 : q >= top ? top : Math.round(q)];
+          px[r * n + x] = lut[q <= 0 ? 0 : q >= top ? top : Math.round(q)];
         }
       }
       this.ctx.putImageData(img, from, 0);
@@ -243,7 +279,7 @@ class Panel {
     this.canvas.style.height = `${h}px`;
     this.canvas.style.visibility = this.T > 0 ? "visible" : "hidden";
     this.canvas.classList.toggle("is-pixelated", R <= w);
-    const split = this.split > 0 && this.T > 0;
+    const split = this.split > 0 && this.T > 0 && !this.rows; // reordered rows mix the two directions
     this.splitLine.hidden = !split;
     for (const n of this.splitNames) n.hidden = !split;
     if (split) {
@@ -270,8 +306,9 @@ class Panel {
     this.cursorT.style.transform = `translateX(${x + cw / 2 - width / 2}px)`;
     this.cursorT.style.width = `${width}px`;
     const rh = h / this.H;
+    const row = this.rowFor(unit);
     this.cursorU.style.display = "block";
-    this.cursorU.style.transform = `translateY(${unit * rh + rh / 2 - Math.max(rh, 2) / 2}px)`;
+    this.cursorU.style.transform = `translateY(${row * rh + rh / 2 - Math.max(rh, 2) / 2}px)`;
     this.cursorU.style.height = `${Math.max(rh, 2)}px`;
   }
 
@@ -284,7 +321,20 @@ class Panel {
     if (x < 0 || x >= 1 || y < 0 || y >= 1) return null;
     const t = Math.floor(x * this.R);
     if (t >= this.T) return null;
-    return { t, unit: Math.min(this.H - 1, Math.floor(y * this.H)) };
+    const row = Math.min(this.H - 1, Math.floor(y * this.H));
+    return { t, unit: this.rows ? this.rows[row] : row };
+  }
+
+  /** Show the span [start, stop) as a band (null hides it). */
+  moveSpan(span) {
+    if (!span || !this.T) {
+      this.spanBand.style.display = "none";
+      return;
+    }
+    const cw = this.plotW / (this.R || 1);
+    this.spanBand.style.display = "block";
+    this.spanBand.style.transform = `translateX(${span.start * cw}px)`;
+    this.spanBand.style.width = `${Math.max(2, (span.stop - span.start) * cw)}px`;
   }
 
   /** The raster as a PNG data URL, cells enlarged to whole pixels (crisp in exports). */
@@ -335,7 +385,18 @@ export class Heatmaps {
       this._dirty.data = true;
       this._schedule();
     }
+    if (changed.has("order") || changed.has("model")) {
+      let moved = false;
+      for (const p of this.panels) moved = p.setRows(this.state.orderRows) || moved;
+      if (moved) {
+        this._from = 0;
+        this._dirty.data = true;
+        for (const p of this.panels) p.frameKey = ""; // new row labels
+        this._schedule();
+      }
+    }
     if (changed.has("t") || changed.has("unit")) this._moveCursors();
+    if (changed.has("span") || changed.has("trace")) for (const p of this.panels) p.moveSpan(this.state.span);
   }
 
   _build() {
@@ -389,13 +450,20 @@ export class Heatmaps {
     });
     p.hit.addEventListener("click", (ev) => {
       const cell = p.cellAt(ev);
-      if (cell) this.state.select({ t: cell.t, unit: cell.unit });
+      if (!cell) return;
+      if (ev.shiftKey) {
+        // the span from the selected step to this one, both included
+        const t = this.state.t;
+        this.state.setSpan({ start: Math.min(t, cell.t), stop: Math.max(t, cell.t) + 1 });
+        return;
+      }
+      this.state.select({ t: cell.t, unit: cell.unit });
     });
   }
 
   _showTip(p, cell, ev) {
     const s = this.state;
-    const v = p.series ? p.series.data[cell.t * p.H + cell.unit] : NaN;
+    const v = p.series ? p.series.data[cell.t * p.H + cell.unit] : NaN; // by id: the buffer is in unit order
     const tok = showToken(s.trace.tokens[cell.t]);
     this.tip.innerHTML =
       `<b>${MATH[p.gate]}</b> = <span class="num">${fmt(v, 3)}</span><br>` +
@@ -439,6 +507,7 @@ export class Heatmaps {
       if (dataDirty || p.T !== T) p.paint(series, T, cellMax, from);
       this._frameOf(p, T, cellMax);
       p.moveCursors(s.t, s.unit);
+      p.moveSpan(s.span);
     }
     this.lastDrawn = { version: s.trace.version, at: performance.now() };
   }
@@ -448,7 +517,7 @@ export class Heatmaps {
     const tokens = this.state.trace.tokens;
     const labelled = p.labelled(T);
     const [lo, hi] = p.colourRange(cellMax);
-    const frameKey = `${p.width}|${lo}|${hi}`;
+    const frameKey = `${p.width}|${lo}|${hi}|${p.rows ? "rows" : "id"}`;
     const axisKey = labelled ? `${T}|${tokens.slice(0, T).join("\u0000")}` : `${timeExtent(T)}`;
     if (p.drawn && frameKey === p.frameKey && axisKey === p.axisKey) return;
     if (!hasPlotly()) {

@@ -13,9 +13,12 @@ import { Diagram } from "./diagram.js";
 import { Heatmaps } from "./heatmaps.js";
 import { Indexer } from "./indexer.js";
 import { Inspector } from "./inspector.js";
+import { MatchView } from "./match.js";
+import { OrderControl } from "./order.js";
 import { Picker } from "./picker.js";
 import { loadPlotlyAfterFirstTrace } from "./plotting.js";
 import { ProbeView } from "./probe.js";
+import { SaturationView } from "./saturation.js";
 import { Scrubber } from "./scrubber.js";
 import { SeriesView } from "./series.js";
 import { Share } from "./share.js";
@@ -94,6 +97,16 @@ new Inspector(
   { onError: say("export") },
 );
 new Dashboard({ root: $("dashboard-body"), gate: $("dashboard-gate"), status: $("dashboard-status") }, state);
+new OrderControl({ select: $("row-order"), note: $("row-order-note") }, state, { onError: say("order") });
+new MatchView(
+  {
+    root: $("match"), form: $("match-form"), start: $("match-start"), stop: $("match-stop"), from: $("match-from"), to: $("match-to"),
+    gate: $("match-gate"), threshold: $("match-threshold"), search: $("match-search"), find: $("match-find"), span: $("match-span"),
+    status: $("match-status"), units: $("match-units"), results: $("match-results"),
+  },
+  state,
+);
+new SaturationView({ root: $("saturation"), plots: $("saturation-plots"), source: $("saturation-source"), note: $("saturation-note") }, state);
 new Share({ copy: $("copy-link"), status: $("copy-status"), json: $("download-json"), csv: $("download-csv") }, state, {
   onMessage: say("export"),
 });

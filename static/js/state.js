@@ -13,8 +13,12 @@
  *     "index"   the server's word on the model's corpus index changed (state.index: {state, progress, info})
  *     "layer" | "unit" | "t" | "text"   a selection changed
  *     "gate"    the gate the unit's dashboard (and the other corpus views) look at changed
+ *     "order"   the heatmaps' row order changed (state.order: "index" | "probe" | "similar"; state.orderRows:
+ *               the unit drawn in each row, a permutation of the layer's units, or null for index order)
+ *     "span"    the span of steps a pattern match starts from changed (state.span: {start, stop} or null)
  *
- * The selection round-trips through the URL hash (#model=code&layer=0&t=12&unit=118&gate=c&text=...).
+ * The selection round-trips through the URL hash (#model=code&layer=0&t=12&unit=118&gate=c&text=...&order=similar;
+ * a probe's order keeps its rows: order=probe&rows=118.3.54, the rest of the units following by id).
  * Nothing here computes a gate: values come from the server; this module only stores and indexes.
  */
 
@@ -225,6 +229,14 @@ export class State {
     this.focus = null;
     /** The model's corpus index as the server last said (GET /api/models/{id}/index), or null. */
     this.index = null;
+    /** How the heatmaps order their rows: "index" (by unit id), "probe" (a probe's ranking), "similar". */
+    this.order = "index";
+    /** The unit drawn in each heatmap row (a permutation of 0..units−1), or null: by id. */
+    this.orderRows = null;
+    /** Where orderRows came from, in words (the server's "method"), or "". */
+    this.orderNote = "";
+    /** The span [start, stop) of steps a pattern match starts from, or null. */
+    this.span = null;
     this._subs = [];
     this._hashTimer = null;
   }
@@ -238,7 +250,7 @@ export class State {
   _notify(changed) {
     if (changed.size === 0) return;
     for (const fn of this._subs) fn(changed, this);
-    if (["model", "text", "layer", "unit", "t", "gate"].some((k) => changed.has(k))) this._scheduleHash();
+    if (["model", "text", "layer", "unit", "t", "gate", "order"].some((k) => changed.has(k))) this._scheduleHash();
   }
 
   /** Steps shown. */
@@ -300,6 +312,8 @@ export class State {
       t: h.t ?? null,
       gate: h.gate ?? null,
     });
+    if (h.order === "similar") this.setOrder("similar", null);
+    else if (h.order === "probe" && h.rows) this.setOrder("probe", h.rows);
     return h.model && h.model !== card.id ? h.model : null;
   }
 
@@ -321,7 +335,12 @@ export class State {
     this.follow = true;
     this.pendingT = t;
     if (text !== null) this.text = text;
-    this._notify(new Set(["model", "text", "trace", "layer", "unit", "t", "focus", "gate"]));
+    // a probe's ranking was of the old model; "similar" is asked again for the new one
+    if (this.order === "probe") this.order = "index";
+    this.orderRows = null;
+    this.orderNote = "";
+    this.span = null;
+    this._notify(new Set(["model", "text", "trace", "layer", "unit", "t", "focus", "gate", "order", "span"]));
   }
 
   /** Change the text (the views learn of it; the data arrives later with "trace"). With `follow`, t goes
@@ -374,6 +393,8 @@ export class State {
     [this.unit, this.layer, this.text] = [u, l, text];
     this.pendingT = Math.max(0, Math.round(t));
     this.follow = false;
+    this.span = null; // a span of the text shown before
+    changed.add("span");
     this._notify(changed);
   }
 
@@ -411,6 +432,46 @@ export class State {
       }
     }
     this._notify(changed);
+  }
+
+  /**
+   * Order the heatmaps' rows: "index" (by unit id), "probe" (a probe's ranking: `rows` its units, best first) or
+   * "similar" (`rows` the server's clustering order; null while it is on its way). `rows` may list only some units:
+   * the others follow by id. `note` says where the order came from.
+   */
+  setOrder(order, rows = null, note = "") {
+    if (!["index", "probe", "similar"].includes(order)) throw new Error(`Unknown order '${order}'`);
+    this.order = order;
+    this.orderRows = order === "index" || !rows ? null : completeRows(rows, unitsOf(this.card));
+    this.orderNote = order === "index" ? "" : note;
+    this._notify(new Set(["order"]));
+  }
+
+  /** The row each unit is drawn in (the inverse of orderRows), or null for index order. */
+  rowOf() {
+    const rows = this.orderRows;
+    if (!rows) return null;
+    if (this._rowOfKey !== rows) {
+      this._rowOfKey = rows;
+      this._rowOf = new Int32Array(rows.length);
+      rows.forEach((u, r) => (this._rowOf[u] = r));
+    }
+    return this._rowOf;
+  }
+
+  /** Select the span [start, stop) of steps a pattern match starts from (null clears it); clamped to the steps. */
+  setSpan(span) {
+    let next = null;
+    if (span) {
+      const T = this.trace.T;
+      const a = _clamp(Math.round(Math.min(span.start, span.stop - 1)), 0, Math.max(0, T - 1));
+      const b = _clamp(Math.round(Math.max(span.stop, span.start + 1)), a + 1, Math.max(1, T));
+      next = { start: a, stop: b };
+    }
+    const same = (next && this.span && next.start === this.span.start && next.stop === this.span.stop) || next === this.span;
+    if (same) return;
+    this.span = next;
+    this._notify(new Set(["span"]));
   }
 
   /** Apply a decoded edit reply. Returns false when it cannot be applied (we lack its first steps). */
@@ -488,6 +549,8 @@ export class State {
       `gate=${encodeURIComponent(this.gate)}`,
       `text=${encodeURIComponent(this.text)}`,
     ];
+    if (this.order === "similar") p.push("order=similar");
+    else if (this.order === "probe" && this.orderRows) p.push("order=probe", `rows=${this.orderRows.slice(0, HASH_ROWS).join(".")}`);
     return "#" + p.join("&");
   }
 
@@ -501,7 +564,25 @@ export class State {
   }
 }
 
-/** Parse a URL hash (#model=..&layer=..&t=..&unit=..&gate=..&text=..) into {model, layer, t, unit, gate, text}. */
+/** Rows of a probe's order the URL keeps (its best units; the rest follow by id after a reload). */
+const HASH_ROWS = 64;
+
+/** `rows` (unit ids, best first; duplicates and ids outside 0..n−1 dropped) followed by every other unit by id. */
+export function completeRows(rows, n) {
+  const seen = new Uint8Array(n);
+  const out = [];
+  for (const u of rows) {
+    if (Number.isInteger(u) && u >= 0 && u < n && !seen[u]) {
+      seen[u] = 1;
+      out.push(u);
+    }
+  }
+  for (let u = 0; u < n; u++) if (!seen[u]) out.push(u);
+  return out;
+}
+
+/** Parse a URL hash (#model=..&layer=..&t=..&unit=..&gate=..&text=..&order=..&rows=..) into {model, layer, t,
+ *  unit, gate, text, order, rows}. */
 export function parseHash(hash) {
   const out = {};
   const body = hash.startsWith("#") ? hash.slice(1) : hash;
@@ -517,6 +598,8 @@ export function parseHash(hash) {
       continue;
     }
     if (key === "model" || key === "text") out[key] = value;
+    else if (key === "order" && ["index", "probe", "similar"].includes(value)) out.order = value;
+    else if (key === "rows" && /^\d+(\.\d+)*$/.test(value)) out.rows = value.split(".").map(Number);
     else if (["layer", "t", "unit"].includes(key) && /^\d+$/.test(value)) out[key] = Number(value);
     else if (key === "gate" && /^[a-z_]{1,16}$/.test(value)) out.gate = value;
   }
