@@ -24,18 +24,31 @@ kept); the others are written into a small scratch row. The kernels exist for fl
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
 
 import numpy as np
 
 from .cells import GATES, GRU, LSTM, RNN, Cell, Coupled, Peephole, ProjectedLSTM
 from .errors import Cancelled
 
-try:  # numba is a dependency; without it (a broken install) the NumPy path still traces
-    from . import kernels
-except ImportError:  # pragma: no cover
-    kernels = None  # type: ignore[assignment]
+_kernels: ModuleType | None = None  # model/kernels.py, imported at the first compiled batch: numba costs a
+_tried = False  # second and ~100 MB, which a server that never batches (or a notebook's import) need not pay
+
+
+def _load() -> ModuleType | None:
+    """model.kernels, or None when numba cannot be imported (a broken install: the NumPy path still traces)."""
+    global _kernels, _tried
+    if not _tried:
+        _tried = True
+        try:
+            _kernels = importlib.import_module(".kernels", __package__)
+        except ImportError:  # pragma: no cover
+            _kernels = None
+    return _kernels
+
 
 f32 = np.float32
 
@@ -45,7 +58,7 @@ COMPILED = True
 
 def available(dtype: np.dtype) -> bool:
     """Whether the compiled path runs networks of this dtype (float32, with numba importable)."""
-    return COMPILED and kernels is not None and dtype == np.float32
+    return COMPILED and dtype == np.float32 and _load() is not None
 
 
 def run(
@@ -131,7 +144,8 @@ def _direction(
     """One direction of one layer over every step, writing its gates into ``rec`` at units col, col + 1, ..."""
     N, T, H, P = len(dest), rows.shape[0], cell.hidden_size, cell.out_size
     docs = int(dest.max()) + 1  # the records' first axis (this share's rows are some of the documents)
-    K = kernels
+    K = _load()
+    assert K is not None  # available() said so
     h = np.zeros((N, P), f32)
     c = np.zeros((N, H), f32)
     zu = np.empty((N, cell.U.shape[1]), f32)

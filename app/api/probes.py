@@ -90,18 +90,11 @@ def list_features(model_id: str, registry: RegistryDep) -> dict[str, Any]:
 
 
 def _index_of(request: Request, model_id: str) -> Any:
-    """The model's ready index, or a 409 that says how to make one."""
-    indexes = getattr(request.app.state, "indexes", None)
-    found = indexes.get(model_id) if indexes is not None else None
+    """The model's ready index, or a 409 saying its state and how to make one (the index registry's words)."""
+    indexes = request.app.state.indexes
+    found = indexes.get(model_id)
     if found is None:
-        status = indexes.status(model_id) if indexes is not None and hasattr(indexes, "status") else {}
-        progress = status.get("progress") or {}
-        building = f" (building: {progress.get('percent', 0):.0f}%)" if status.get("state") == "building" else ""
-        raise HTTPException(
-            409,
-            f"model {model_id!r} has no index yet{building}: index a corpus with `gatescope index {model_id} "
-            "CORPUS --out DIR` or the page's 'Index a corpus…', or probe over a text",
-        )
+        raise HTTPException(409, indexes.explain(model_id) + "; or probe over a text")
     return found
 
 

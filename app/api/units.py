@@ -2,55 +2,26 @@
 (model/analysis/dashboard.py); GET /api/models/{id}/docs/{doc}: one indexed document's text, to open a
 context in the page.
 
-Both read the model's ready index (``model_index``): 409 with what to do when it has none yet.
+Both read the model's ready index (deps.ModelIndex): 409 with what to do when it has none yet.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import HTTPConnection
 
 import model
 from model.analysis.dashboard import MAX_K, MAX_PER_BAND, dashboard, document
 
 from ..schemas import errors
-from .deps import EntryDep, SettingsDep, find_model, get_registry
+from .deps import EntryDep, ModelIndex, SettingsDep
 
 router = APIRouter(prefix="/api/models", tags=["units"])
 
 
-async def model_index(model_id: str, conn: HTTPConnection) -> Any:
-    """The ready index of the path's model, or 404 (no such model) / 409 naming how to get one. (app/api/deps.py's
-    ModelIndex, once the index registry is merged, is the same check: use that one.)"""
-    registry = await get_registry(conn)
-    find_model(registry, model_id)
-    indexes = getattr(conn.app.state, "indexes", None)
-    index = await run_in_threadpool(indexes.get, model_id) if indexes is not None else None  # may open a folder
-    if index is not None:
-        return index
-    if indexes is not None and hasattr(indexes, "explain"):
-        raise HTTPException(409, await run_in_threadpool(indexes.explain, model_id))
-    status = indexes.status(model_id) if indexes is not None else {"state": "none"}
-    raise HTTPException(409, _no_index(model_id, status))
-
-
-def _no_index(model_id: str, status: dict[str, Any]) -> str:
-    state = status.get("state", "none")
-    how = f"index a corpus (`gatescope index {model_id} CORPUS --out DIR`, or 'Index a corpus…' on the page)"
-    if state == "building":
-        done = (status.get("progress") or {}).get("percent")
-        shown = f" ({done:.0f}%)" if isinstance(done, int | float) else ""
-        return f"model {model_id!r} has no index yet: one is being built{shown}; ask again when it is ready"
-    if state == "failed":
-        return f"model {model_id!r} has no index: building it failed ({status.get('error') or 'see the log'}); {how}"
-    return f"model {model_id!r} has no index yet: {how}"
-
-
-IndexDep = Annotated[Any, Depends(model_index)]
+IndexDep = ModelIndex  # the ready index of the path's model, or 409 saying its state and what to do
 
 
 class Context(BaseModel):

@@ -142,14 +142,10 @@ def ready_index(request: Request, model_id: str) -> Any:
 
 
 def model_index(request: Request, model_id: str) -> Any:
-    """The model's ready corpus index, or a 409 saying how to make one."""
+    """The model's ready corpus index, or a 409 saying its state and how to make one (the index registry's words)."""
     index = ready_index(request, model_id)
     if index is None:
-        raise HTTPException(
-            409,
-            f"model {model_id!r} has no index yet: index a corpus with `gatescope index {model_id} CORPUS --out DIR` "
-            'or "Index a corpus…" on the page',
-        )
+        raise HTTPException(409, request.app.state.indexes.explain(model_id))
     return index
 
 

@@ -43,7 +43,7 @@ def test_saturation_refuses_both_or_neither_source_a_bad_layer_and_an_index_it_l
     r = client.post("/api/models/code/saturation", json={"text": TEXT, "layer": 2})
     assert r.status_code == 422 and "layer 2 does not exist" in r.json()["detail"]
     r = client.post("/api/models/code/saturation", json={"index": True})
-    assert r.status_code == 409 and "gatescope index code" in r.json()["detail"]
+    assert r.status_code == 409 and "POST a corpus" in r.json()["detail"]
     assert client.post("/api/models/nope/saturation", json={"text": TEXT}).status_code == 404
 
 
@@ -125,7 +125,7 @@ def test_match_refuses_client_mistakes_with_a_sentence(client, change, words):
 
 def test_match_over_the_index_without_one_is_a_409_saying_how_to_make_one(client):
     r = client.post("/api/models/code/match", json={"text": TEXT, "start": 2, "stop": 6, "threshold": 0.5})
-    assert r.status_code == 409 and "gatescope index code" in r.json()["detail"]
+    assert r.status_code == 409 and "POST a corpus" in r.json()["detail"]
 
 
 def test_c_takes_any_finite_threshold(client):
