@@ -49,6 +49,14 @@ export class Dashboard {
     this._want = ""; // the key asked for last
     this._ownFrame = 0;
     this.hist = el("div", { class: "db-hist", "data-testid": "dashboard-histogram" });
+    this._width = 0;
+    new ResizeObserver(() => {
+      const w = els.root.clientWidth;
+      if (!w || w === this._width) return;
+      this._width = w;
+      // the histogram is drawn again at its new width (a phone turned, a window narrowed): its width is fixed
+      if (this.data && this.hist._fullLayout) requestAnimationFrame(() => this.data && this._drawHistogram(this.data));
+    }).observe(els.root);
     this.summary = el("p", { class: "db-summary", "data-testid": "dashboard-stats" });
     this.legend = el("div", { class: "db-legend", "data-testid": "dashboard-legend" });
     this.top = el("ol", { class: "db-contexts", "data-testid": "dashboard-top" });

@@ -143,15 +143,20 @@ window.gatescope = { state, lastDrawn: () => heatmaps.lastDrawn };
 
 const live = new LiveSync(state, {
   onTraced() {
+    state.setTextError(null);
     banner.set("server", null);
     picker.markInvalid(false);
   },
   onError(message) {
+    state.setTextError(message);
     const shown = state.T ? " The views show the last text the model could read." : "";
     banner.set("server", `Cannot trace this text with ${state.model}: ${message.replace(/\.?$/, ".")}${shown}`);
     picker.markInvalid(true);
   },
-  onCleared: () => banner.set("server", null),
+  onCleared: () => {
+    state.setTextError(null);
+    banner.set("server", null);
+  },
   onStatus({ state: st, retryIn }) {
     if (st === "open") return banner.set("socket", null);
     const secs = Math.max(1, Math.round(retryIn / 1000));

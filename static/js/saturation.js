@@ -68,6 +68,7 @@ export class SaturationView {
     clearTimeout(this._timer);
     if (!s.card || s.card.input === "vectors") return;
     const fromIndex = this.nodes.source.value === "index";
+    if (!fromIndex && s.textError) return; // the server cannot read this text: the banner says why
     if (!fromIndex && !s.text) {
       this._clear();
       this.nodes.note.textContent = "Type a text to count its saturated steps.";

@@ -227,6 +227,8 @@ export class State {
     this.trace = new TraceStore();
     /** The selected unit's exact lines: {layer, unit, lines: {name: number[T]}} or null. */
     this.focus = null;
+    /** Why the server cannot trace the text typed, or null (main.js keeps it from the live socket's replies). */
+    this.textError = null;
     /** The model's corpus index as the server last said (GET /api/models/{id}/index), or null. */
     this.index = null;
     /** How the heatmaps order their rows: "index" (by unit id), "probe" (a probe's ranking), "similar". */
@@ -357,6 +359,12 @@ export class State {
       changed.add("trace").add("t");
     }
     this._notify(changed);
+  }
+
+  /** Why the server cannot trace the text typed (its message), or null: views that send the text itself to the
+   *  server (saturation over this text) wait for a text it can read. No notification: nothing is drawn from it. */
+  setTextError(message) {
+    this.textError = message;
   }
 
   /** The server's word on the model's index ({model, state, progress, info, error}); notifies "index". */
