@@ -221,8 +221,9 @@ def test_screenshots_of_the_views(new_page, server):
         pg.wait_for_timeout(300)  # the heatmaps' ResizeObserver redraws their frames in the next frames
         width = pg.evaluate("() => document.documentElement.scrollWidth")
         wide = pg.evaluate(
-            f"""() => [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > {w} + 1
-            && !e.closest('.hm-scroll, .heatmaps')).slice(0, 5).map((e) => e.tagName + ' in #' + e.closest('section[id]')?.id + ' ' + e.closest('[id]')?.id)"""
+            f"""() => [...document.querySelectorAll('body *')]
+            .filter((e) => e.getBoundingClientRect().right > {w} + 1 && !e.closest('.hm-scroll, .heatmaps'))
+            .slice(0, 5).map((e) => e.tagName + ' in #' + e.closest('[id]')?.id)"""
         )
         assert width <= w, f"the page is {width} px wide in a {w} px window: {wide}"
         pg.get_by_test_id("heatmaps").screenshot(path=str(ARTIFACTS / f"views-heatmaps-{w}x{h}.png"))
