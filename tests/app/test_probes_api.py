@@ -27,22 +27,7 @@ def client(tmp_path_factory):
         yield c
 
 
-class Indexes:
-    """Stands in for app/indexes.py's registry until it is on main (its get/put)."""
-
-    def __init__(self) -> None:
-        self._ready: dict[str, Index] = {}
-
-    def get(self, model_id: str) -> Index | None:
-        return self._ready.get(model_id)
-
-    def put(self, model_id: str, index: Index) -> None:
-        self._ready[model_id] = index
-
-
 def register(app, model_id: str, index: Index) -> None:
-    if not hasattr(getattr(app.state, "indexes", None), "put"):
-        app.state.indexes = Indexes()
     app.state.indexes.put(model_id, index)
 
 

@@ -24,29 +24,10 @@ def client(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("units")
     net = model.load("dyck")
     index = build(net, TEXTS, tmp / "dyck.zarr", name="dyck", scheduler="sync")
-    jobs = "index_bundled" in Settings.model_fields  # the index registry (app/indexes.py) is on this branch
-    settings = Settings(max_tokens=LIMIT, **({"data_dir": tmp / "data", "index_bundled": False} if jobs else {}))
+    settings = Settings(max_tokens=LIMIT, data_dir=tmp / "data", index_bundled=False)
     with TestClient(create_app(settings)) as c:
-        if not hasattr(c.app.state, "indexes"):
-            c.app.state.indexes = _Indexes()
         c.app.state.indexes.put("dyck", index)
         yield c
-
-
-class _Indexes:
-    """The index registry's get/status/put, until app/indexes.py is merged."""
-
-    def __init__(self):
-        self.ready = {}
-
-    def get(self, model_id):
-        return self.ready.get(model_id)
-
-    def status(self, model_id):
-        return {"state": "ready" if model_id in self.ready else "none"}
-
-    def put(self, model_id, index):
-        self.ready[model_id] = index
 
 
 def test_a_dashboard_shows_the_units_values_where_the_model_has_them(client):

@@ -139,19 +139,6 @@ def test_c_takes_any_finite_threshold(client):
 # Over a corpus index
 
 
-class _Indexes:
-    """The app's index registry as far as these routes use it (get), until JOBS's app/indexes.py provides one."""
-
-    def __init__(self) -> None:
-        self.items: dict[str, object] = {}
-
-    def get(self, model_id: str):
-        return self.items.get(model_id)
-
-    def put(self, model_id: str, index) -> None:
-        self.items[model_id] = index
-
-
 DOCS = ["def f(x):\n    return x\n", "a = [1, 2]\n", "if a:\n    b = (a + 1)\n", "print('hi')\n"]
 
 
@@ -162,10 +149,7 @@ def indexed(tmp_path_factory):
 
     idx = build(model.load("code"), DOCS, tmp_path_factory.mktemp("views-api") / "code.zarr", scheduler="sync")
     with TestClient(create_app(Settings(max_tokens=500))) as c:
-        app = c.app
-        if getattr(app.state, "indexes", None) is None:
-            app.state.indexes = _Indexes()
-        app.state.indexes.put("code", idx)
+        c.app.state.indexes.put("code", idx)
         yield c, idx
 
 
