@@ -589,6 +589,7 @@ export class LiveSync {
     this._modelSeq = 0; // seq of the first edit sent for the model shown
     this._focusSeq = 0; // seq of the latest focus request
     this._errorSeq = 0; // seq of the latest refused message
+    this._sent = new Map(); // seq -> the text that edit sent, until a later edit's reply arrives
     this._live = new Live({
       onEdit: (reply) => this._onEdit(reply),
       onFocus: (reply) => state.applyFocus(reply.focus),
@@ -616,6 +617,7 @@ export class LiveSync {
       }
       const kind = s.card?.input === "vectors" ? "csv" : "text"; // the server reads a series' CSV itself
       const seq = this._live.edit(s.model, s.text, { layer: s.layer, unit: s.unit }, kind);
+      this._sent.set(seq, s.text);
       if (changed.has("model")) this._modelSeq = seq;
     } else if (changed.has("unit") || changed.has("layer")) {
       if (s.text) this._focusSeq = this._live.focus(s.layer, s.unit);
@@ -625,10 +627,14 @@ export class LiveSync {
   _onEdit(reply) {
     const s = this._state;
     if (reply.model !== s.model || reply.seq < this._modelSeq) return;
-    if (!s.applyEdit(reply)) {
+    // the text of the newest edit sent up to this reply (a reconnect resends the current edit under a newer seq)
+    let sent = 0;
+    for (const seq of this._sent.keys()) if (seq <= reply.seq && seq > sent) sent = seq;
+    if (!s.applyEdit(reply, sent ? this._sent.get(sent) : null)) {
       this._live.reset(); // we lack the steps the reply builds on: start a fresh session
       return;
     }
+    for (const seq of this._sent.keys()) if (seq < sent) this._sent.delete(seq);
     if (!s.currentLines() && s.T && reply.seq >= this._focusSeq) this._focusSeq = this._live.focus(s.layer, s.unit);
     if (reply.seq >= this._errorSeq) this._hooks.onTraced?.();
   }

@@ -143,18 +143,15 @@ window.gatescope = { state, lastDrawn: () => heatmaps.lastDrawn };
 
 const live = new LiveSync(state, {
   onTraced() {
-    state.setTextError(null);
     banner.set("server", null);
     picker.markInvalid(false);
   },
   onError(message) {
-    state.setTextError(message);
     const shown = state.T ? " The views show the last text the model could read." : "";
     banner.set("server", `Cannot trace this text with ${state.model}: ${message.replace(/\.?$/, ".")}${shown}`);
     picker.markInvalid(true);
   },
   onCleared: () => {
-    state.setTextError(null);
     banner.set("server", null);
   },
   onStatus({ state: st, retryIn }) {

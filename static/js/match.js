@@ -102,7 +102,7 @@ export class MatchView {
     const span = s.span;
     if (!span || !s.card) return;
     const body = {
-      text: s.text, start: span.start, stop: span.stop, threshold: Number(this.nodes.threshold.value),
+      text: s.tracedText, start: span.start, stop: span.stop, threshold: Number(this.nodes.threshold.value),
       gate: this.nodes.gate.value, layer: s.layer, search: this.nodes.search.value, top: 12,
     };
     this._asking?.abort();

@@ -37,6 +37,8 @@ export class OrderControl {
       this._sync();
       if (s.order === "similar" && !s.orderRows) this._ask();
       if (s.order !== "similar") this._cancel();
+    } else if ((changed.has("trace") || changed.has("index")) && s.order === "similar" && !s.orderRows && !this._asking) {
+      this._ask(); // it waited for a text the server has read, or for the index
     }
   }
 
@@ -61,13 +63,14 @@ export class OrderControl {
     if (!card) return;
     const key = `${s.model}|${s.layer}`;
     if (this._asked === key) return;
+    if (!s.tracedText && s.index?.state !== "ready") return; // nothing to order by yet: a trace or the index will come
     this._cancel();
     const ctl = new AbortController();
     this._asking = ctl;
     this._asked = key;
     const gate = defaultTextGate(card); // the state: C, or h
     try {
-      const out = await unitOrder(s.model, s.layer, gate, s.text, ctl.signal);
+      const out = await unitOrder(s.model, s.layer, gate, s.tracedText, ctl.signal);
       if (ctl.signal.aborted || s.order !== "similar" || `${s.model}|${s.layer}` !== key) return;
       const where = out.source === "index" ? `the index (${out.steps.toLocaleString("en")} steps)` : `this text (${out.steps} steps; the model has no index yet)`;
       s.setOrder("similar", out.order, `Rows: units whose ${SHORT[out.gate]} acts alike sit together, over ${where}.`);

@@ -117,7 +117,7 @@ export class ProbeView {
   /** The request body for the panel's choices, or null (with a message) when something is missing. */
   _body() {
     const { feature, regex, over, linear } = this.els;
-    const body = over.value === "index" ? { index: true } : { text: this.state.text };
+    const body = over.value === "index" ? { index: true } : { text: this.state.tracedText };
     if (linear.checked) body.linear = true;
     if (feature.value === "regex") {
       if (!regex.value) return this._status("Type a regular expression first.", "failed");
@@ -136,7 +136,7 @@ export class ProbeView {
     const s = this.state;
     const body = this._body();
     if (!body) return;
-    if (!body.index && !s.text) return this._status("There is no text to probe: type some first.", "failed");
+    if (!body.index && !s.tracedText) return this._status("There is no text to probe: type some first.", "failed");
     this._abort?.abort();
     const abort = (this._abort = new AbortController());
     const model = s.model;

@@ -68,8 +68,7 @@ export class SaturationView {
     clearTimeout(this._timer);
     if (!s.card || s.card.input === "vectors") return;
     const fromIndex = this.nodes.source.value === "index";
-    if (!fromIndex && s.textError) return; // the server cannot read this text: the banner says why
-    if (!fromIndex && !s.text) {
+    if (!fromIndex && !s.tracedText) {
       this._clear();
       this.nodes.note.textContent = "Type a text to count its saturated steps.";
       return;
@@ -79,7 +78,7 @@ export class SaturationView {
     this._asking = ctl;
     const key = `${s.model}|${s.layer}`;
     try {
-      const source = fromIndex ? { index: true } : { text: s.text };
+      const source = fromIndex ? { index: true } : { text: s.tracedText };
       const [out] = await Promise.all([saturation(s.model, source, s.layer, ctl.signal), plotlyReady()]);
       if (ctl.signal.aborted || `${s.model}|${s.layer}` !== key) return;
       this.data = out;

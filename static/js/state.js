@@ -329,6 +329,7 @@ export class State {
     this.trace = new TraceStore(card);
     this.focus = null;
     this.index = null; // the new model's is asked for (indexer.js)
+    this.tracedText = "";
     this.layer = _clamp(layer ?? this.layer, 0, card.layers - 1);
     this.unit = _clamp(unit ?? this.unit, 0, unitsOf(card) - 1);
     const g = gate ?? this.gate;
@@ -354,17 +355,12 @@ export class State {
     const changed = new Set(["text"]);
     if (!text && this.trace.T > 0) {
       this.trace.hide();
+      this.tracedText = "";
       this.t = 0;
       this.follow = true;
       changed.add("trace").add("t");
     }
     this._notify(changed);
-  }
-
-  /** Why the server cannot trace the text typed (its message), or null: views that send the text itself to the
-   *  server (saturation over this text) wait for a text it can read. No notification: nothing is drawn from it. */
-  setTextError(message) {
-    this.textError = message;
   }
 
   /** The server's word on the model's index ({model, state, progress, info, error}); notifies "index". */
@@ -483,10 +479,11 @@ export class State {
   }
 
   /** Apply a decoded edit reply. Returns false when it cannot be applied (we lack its first steps). */
-  applyEdit(reply) {
+  applyEdit(reply, text = null) {
     if (reply.model !== this.model) return true; // a reply for a model no longer shown
     if (!this.trace.canApply(reply.from)) return false;
     this.trace.apply(reply);
+    if (text !== null) this.tracedText = text;
     const changed = new Set(["trace"]);
     const T = this.trace.T;
     let t;
