@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import model
 from model.formats import SUFFIXES
 
+from .api import compare as compare_api
 from .api import index as index_api
 from .api import live as live_api
 from .api import models as models_api
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(units_api.router)
     app.include_router(probes_api.router)
     app.include_router(views_api.router)
+    app.include_router(compare_api.router)
     templates = Jinja2Templates(directory=str(settings.templates))
     app.mount("/static", StaticFiles(directory=str(settings.static)), name="static")
     app.add_middleware(BodyLimit, settings=settings)  # a body's size, before it is read

@@ -1,0 +1,118 @@
+"""POST /api/compare: two runs side by side (model/analysis/compare.py holds the math).
+
+Two models on one text ({"model": "recall-lstm", "model_b": "recall-rnn", "text": ...}), one model on two texts
+({"model", "text", "text_b"}), or two checkpoints of one architecture ({"model", "model_b", "text", "match": true}:
+b's units paired with a's by the correlation of their activity). The page draws each run from its own trace (the
+live socket, POST /api/trace); this route answers what only the pair has: the per-step likelihoods and their
+difference, the matching, and b − a for the gates asked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel, Field
+
+from model.analysis.compare import compare
+
+from ..schemas import errors
+from .deps import RegistryDep, SettingsDep, WorkDep, find_model
+from .views import traced, work_run
+
+router = APIRouter(prefix="/api", tags=["units"])
+
+#: Refusals: no such model (404), an unavailable one (409), a text too long (413), a bad layer or gate (422), busy.
+REFUSALS = errors(400, 403, 404, 409, 411, 413, 422, 429, 503)
+
+
+class CompareRequest(BaseModel):
+    """Run a (model, text) and b (model_b or the same model, text_b or the same text), and set them side by side."""
+
+    model: str = Field(description="run a's model")
+    text: str = Field(description="run a's text (and b's, without text_b)")
+    model_b: str | None = Field(default=None, description="run b's model (default: the same model)")
+    text_b: str | None = Field(default=None, description="run b's text (default: the same text)")
+    layer: int | None = Field(default=None, ge=0, description="the layer compared (default: the last both have)")
+    match: bool = Field(
+        default=False, description="pair b's units with a's by the correlation of their activity (two checkpoints)"
+    )
+    gates: list[str] | None = Field(
+        default=None, max_length=16, description="the gates whose b − a is sent (default: the state, c or else h)"
+    )
+
+
+class Pair(BaseModel):
+    a: int = Field(description="a unit of run a")
+    b: int = Field(description="its partner in run b")
+    r: float = Field(description="their Pearson r over the common steps (the pairing maximises the sum of |r|)")
+
+
+class Matching(BaseModel):
+    gate: str = Field(description="the gate whose activity was correlated (c, or h without a cell state)")
+    pairs: list[Pair]
+    mean_abs_r: float = Field(description="the pairs' mean |r|")
+    identity_abs_r: float | None = Field(description="the mean |r| of unit k with unit k: what the pairing improves on")
+    order: list[int] = Field(description="per unit of a, its partner in b (-1: none)")
+
+
+class Likelihoods(BaseModel):
+    a: list[float | None] = Field(description="per step, log p of the actual next token under run a (None: unknown)")
+    b: list[float | None]
+    difference: list[float | None] = Field(description="b − a per step")
+    mean_a: float | None
+    mean_b: float | None
+    mean_difference: float | None
+
+
+class CompareResponse(BaseModel):
+    steps: int = Field(description="the steps both runs have (the shorter run's length)")
+    steps_a: int
+    steps_b: int
+    same_tokens: bool = Field(description="whether both runs read the same tokens")
+    layer: int
+    gates: list[str] = Field(description="the gates both cells have")
+    logp: Likelihoods | None = Field(description="next-token models only")
+    matching: Matching | None = Field(description="with match, when the layers are equally wide")
+    difference: dict[str, list[list[float]]] | None = Field(
+        description="per gate asked, (steps, units) b − a, b's units in a's order when matched; None when the layers "
+        "differ in width"
+    )
+    change: dict[str, list[float]] | None = Field(description="per gate asked, per step the mean |b − a| over units")
+
+
+@router.post("/compare", response_model=CompareResponse, responses=REFUSALS)
+async def compare_runs(
+    body: CompareRequest, request: Request, registry: RegistryDep, settings: SettingsDep, work: WorkDep
+) -> dict[str, Any]:
+    """Two runs over their common steps: per-step likelihoods, the units paired by activity, and b − a."""
+    name_b = body.model_b or body.model
+    a_entry, b_entry = find_model(registry, body.model), find_model(registry, name_b)
+    text_b = body.text if body.text_b is None else body.text_b
+    a = await traced(request, body.model, a_entry, body.text, settings, work)
+    b = await traced(request, name_b, b_entry, text_b, settings, work)
+    shared = [g for g in a.gates if g in b.gates]
+    asked = body.gates or ["c" if "c" in shared else "h"]
+    missing = [g for g in asked if g not in shared]
+    if missing:
+        raise HTTPException(422, f"gate {missing[0]!r} is not a gate of both models: they share {', '.join(shared)}")
+    values = min(len(a), len(b)) * a_entry.net.width * len(asked)
+    if values > settings.max_plain_values:
+        raise HTTPException(
+            413,
+            f"the difference of {len(asked)} gate(s) over {min(len(a), len(b))} steps is {values:,} numbers; this "
+            f"server sends at most {settings.max_plain_values:,}: compare fewer gates or a shorter text",
+        )
+    out = await work_run(work, request, _compare, a_entry.net, a, b_entry.net, b, body.layer, body.match)
+    diff = out.pop("difference")
+    if diff is None:
+        out["difference"] = out["change"] = None
+    else:
+        out["difference"] = {g: np.round(diff[g], 5).tolist() for g in asked}
+        out["change"] = {g: np.round(np.abs(diff[g]).mean(axis=1), 5).tolist() for g in asked}
+    return out
+
+
+def _compare(net_a: Any, a: Any, net_b: Any, b: Any, layer: int | None, match: bool) -> dict[str, Any]:
+    return compare(net_a, a, net_b, b, layer=layer, match=match)

@@ -1,0 +1,65 @@
+"""POST /api/compare: two models on one text, one model on two texts, and what a client's mistakes get."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+import model
+from app.main import create_app
+from app.settings import Settings
+
+TEXT = "c1415926535897932384626433832795028841971693993751058209?"
+
+
+@pytest.fixture(scope="module")
+def client():
+    with TestClient(create_app(Settings(max_tokens=500, max_plain_values=20_000))) as c:
+        yield c
+
+
+def test_lstm_beside_rnn_gives_both_likelihoods_and_the_difference_of_h(client):
+    r = client.post("/api/compare", json={"model": "recall-lstm", "model_b": "recall-rnn", "text": TEXT})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    a, b = model.load("recall-lstm").trace(TEXT), model.load("recall-rnn").trace(TEXT)
+    assert body["steps"] == len(TEXT) and body["same_tokens"] and body["gates"] == ["h"]
+    want = b.layers[0]["h"] - a.layers[0]["h"]
+    np.testing.assert_allclose(body["difference"]["h"], want, atol=1e-5)
+    np.testing.assert_allclose(body["change"]["h"], np.abs(want).mean(axis=1), atol=1e-5)
+    t = 3  # read "1", next "5"
+    k = a.labels.index(TEXT[t + 1])
+    assert body["logp"]["a"][t] == pytest.approx(np.log(a.probs[t, k]), abs=1e-4)
+    assert body["logp"]["difference"][t] == pytest.approx(np.log(b.probs[t, k] / a.probs[t, k]), abs=2e-4)
+    assert body["matching"] is None
+
+
+def test_one_model_on_two_texts_and_a_matched_pair_of_models(client):
+    body = client.post("/api/compare", json={"model": "dyck", "text": "(()", "text_b": "(())", "gates": ["f", "c"]})
+    assert body.status_code == 200, body.text
+    out = body.json()
+    assert (out["steps"], out["steps_b"], out["same_tokens"]) == (3, 4, False)
+    assert np.abs(np.array(out["difference"]["c"])).max() == 0  # the first three steps read the same
+    m = client.post("/api/compare", json={"model": "recall-lstm", "model_b": "recall-gru", "text": TEXT, "match": True})
+    got = m.json()["matching"]
+    assert got["gate"] == "h" and sorted(got["order"]) == list(range(16))  # both 16 wide: a pairing of all
+    assert got["mean_abs_r"] >= got["identity_abs_r"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ({"model": "recall-lstm", "model_b": "nope", "text": TEXT}, 404, "no model 'nope'"),
+        ({"model": "recall-lstm", "model_b": "recall-rnn", "text": TEXT, "gates": ["c"]}, 422, "they share h"),
+        ({"model": "recall-lstm", "text": TEXT, "layer": 3}, 422, "layer 3 is not a layer of both models"),
+        ({"model": "recall-lstm", "text": "x" * 501}, 413, "at most 500"),
+        ({"model": "code", "text": "x = 1\n" * 30, "gates": ["c", "h"]}, 413, "compare fewer gates or a shorter text"),
+        ({"model": "recall-lstm", "text": TEXT, "text_b": ""}, 422, "empty"),
+        ({"model": "recall-lstm"}, 422, "text"),
+    ],
+)
+def test_a_clients_mistakes_get_a_4xx_that_names_them(client, body, status, words):
+    r = client.post("/api/compare", json=body)
+    assert r.status_code == status, r.text
+    assert words in str(r.json()["detail"])
