@@ -75,6 +75,9 @@ class Task:
     output_size: int | None = None  # K of a vector task's values head
     head: str | None = None  # "values" for a regression task; None: next token
     head_at: str = "every"  # "last": only each sequence's last step is scored
+    #: Which steps' next-token predictions training scored, in words, when not every step's (None: every step): a
+    #: likelihood over the other steps says nothing about what the model learned.
+    scored: str | None = None
     targets: dict[str, Any] | None = None  # a forecaster's meta: {"columns", "shift"} (model/heads.py targets)
 
     def export(self, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -245,6 +248,7 @@ _PI = "1415926535897932384626433832795028841971693993751058209749445923078164062
 
 class RecallTask(Task):
     name = "recall"
+    scored = f"the step after '{QUERY}' (the first symbol)"
     vocab = list(MEMORY + DISTRACTORS + QUERY)
     examples = ["a" + _PI[:50] + QUERY, "c" + _PI[:55] + QUERY, "b" + _PI[40:100] + QUERY, "d" + _PI + QUERY]
 

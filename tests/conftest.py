@@ -16,13 +16,3 @@ def pytest_configure(config) -> None:
     os.environ["GATESCOPE_INDEX_BUNDLED"] = "0"
     os.environ["GATESCOPE_DASK_SCHEDULER"] = "sync"
     os.environ["GATESCOPE_ALLOWED_HOSTS"] = "testserver"  # the TestClient's host name
-
-
-def pytest_collection_modifyitems(config, items) -> None:
-    """Under pytest-xdist (make test runs two workers), every browser test runs on one worker: its servers, their
-    held-out indexes and Chromium start once, and the other worker runs the core and API tests meanwhile."""
-    import pytest
-
-    for item in items:
-        if "/tests/e2e/" in str(item.path):
-            item.add_marker(pytest.mark.xdist_group("browser"))

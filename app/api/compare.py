@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from model.analysis.compare import compare
 
-from ..schemas import errors
+from ..schemas import Prediction, errors
 from .deps import RegistryDep, SettingsDep, WorkDep, find_model
 from .views import traced, work_run
 
@@ -58,6 +58,10 @@ class Matching(BaseModel):
 
 
 class Likelihoods(BaseModel):
+    scored: dict[str, str | None] = Field(
+        description="{a, b}: the steps each model's training scored, in words, when not every step (recall: only the "
+        "answer after '?': the digits' likelihood means nothing); null: every step"
+    )
     a: list[float | None] = Field(description="per step, log p of the actual next token under run a (None: unknown)")
     b: list[float | None]
     difference: list[float | None] = Field(description="b − a per step")
@@ -75,9 +79,13 @@ class CompareResponse(BaseModel):
     gates: list[str] = Field(description="the gates both cells have")
     logp: Likelihoods | None = Field(description="next-token models only")
     matching: Matching | None = Field(description="with match, when the layers are equally wide")
+    b: dict[str, list[list[float]]] = Field(description="per gate asked, (steps, units of b) run b's own values")
     difference: dict[str, list[list[float]]] | None = Field(
-        description="per gate asked, (steps, units) b − a, b's units in a's order when matched; None when the layers "
-        "differ in width"
+        description="per gate asked, (steps, units) b − a: one model on two texts unit by unit, two models once their "
+        "units are paired (match); else null (unit k of one model has nothing to do with unit k of another)"
+    )
+    top: dict[str, list[list[Prediction]] | None] = Field(
+        description="{a, b}: per step the 3 likeliest next tokens or classes of each run (null without a softmax head)"
     )
     change: dict[str, list[float]] | None = Field(description="per gate asked, per step the mean |b − a| over units")
 
@@ -97,7 +105,7 @@ async def compare_runs(
     missing = [g for g in asked if g not in shared]
     if missing:
         raise HTTPException(422, f"gate {missing[0]!r} is not a gate of both models: they share {', '.join(shared)}")
-    values = min(len(a), len(b)) * a_entry.net.width * len(asked)
+    values = 2 * min(len(a), len(b)) * max(a_entry.net.width, b_entry.net.width) * len(asked)  # b, and b − a
     if values > settings.max_plain_values:
         raise HTTPException(
             413,
@@ -105,7 +113,8 @@ async def compare_runs(
             f"server sends at most {settings.max_plain_values:,}: compare fewer gates or a shorter text",
         )
     out = await work_run(work, request, _compare, a_entry.net, a, b_entry.net, b, body.layer, body.match)
-    diff = out.pop("difference")
+    diff, own = out.pop("difference"), out.pop("b")
+    out["b"] = {g: np.round(own[g], 5).tolist() for g in asked}
     if diff is None:
         out["difference"] = out["change"] = None
     else:

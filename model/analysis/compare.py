@@ -21,6 +21,9 @@ import numpy as np
 from ..errors import InputError
 from .correlate import DIGITS
 
+#: Outputs listed per step and side ("top").
+TOP_K = 3
+
 if TYPE_CHECKING:
     from ..network import Network
     from ..trace import Trace
@@ -98,11 +101,15 @@ def compare(
 
     - "steps": the steps both have (the shorter run's length); "same_tokens": whether the two read the same tokens.
     - "logp": {"a", "b", "difference" (b − a)}: per step log p of the actual next token (next-token models only;
-      else None).
+      else None); "scored" {a, b}: the steps training scored when not every step (recall: only the answer after
+      "?", so the likelihood of the digits means nothing), else None.
+    - "top": {"a", "b"}: each step's 3 likeliest outputs [{"token", "p"}] on each side (None without a softmax head).
     - "gates": the gates both cells have (h always; c for two cells with a cell state; f, i, o for two LSTMs ...).
+    - "b": per gate b's own (steps, Wb) values at ``layer`` (a view of run b beside run a's).
     - "matching" (``match`` and the same width at ``layer``, default the last): ``match_units`` over the layer's h
       (C where both have it: the memory is what a checkpoint keeps), and "difference": per gate the (steps, W)
-      array b − a with b's units put in a's order when matched, else unit by unit (widths must agree).
+      array b − a, b's units put in a's order. Unit k of one model has nothing to do with unit k of another, so
+      two models get a difference only once matched; one model on two texts (``net_a is net_b``) unit by unit.
     """
     k = (min(net_a.num_layers, net_b.num_layers) - 1) if layer is None else layer
     if not (0 <= k < net_a.num_layers and k < net_b.num_layers):
@@ -125,6 +132,7 @@ def compare(
         diff = [None if x is None or y is None else round(y - x, DIGITS) for x, y in zip(la, lb)]
         known = [d for d in diff if d is not None]
         out["logp"] = {
+            "scored": {"a": _scored(net_a), "b": _scored(net_b)},
             "a": la,
             "b": lb,
             "difference": diff,
@@ -132,9 +140,11 @@ def compare(
             "mean_b": _mean([y for y in lb if y is not None]),
             "mean_difference": _mean(known),
         }
+    out["top"] = {"a": _top(a, T), "b": _top(b, T)}
+    out["b"] = {g: b.layers[k][g][:T] for g in gates}  # b's own activity, for a view of it beside a's
     wa, wb = a.layers[k]["h"].shape[1], b.layers[k]["h"].shape[1]
-    if wa != wb:
-        return out  # units cannot be set against each other
+    if wa != wb or not (match or net_a is net_b):
+        return out  # units of two models are set against each other only once paired
     order = np.arange(wa)
     if match:
         key = "c" if "c" in gates else "h"
@@ -142,6 +152,24 @@ def compare(
         order = np.asarray(out["matching"]["order"])
     out["difference"] = {g: b.layers[k][g][:T][:, order] - a.layers[k][g][:T] for g in gates}
     return out
+
+
+def _top(tr: Trace, T: int, k: int = TOP_K) -> list[list[dict[str, Any]]] | None:
+    """Each of the first T steps' k likeliest outputs [{"token", "p"}] (a softmax head), else None."""
+    if tr.probs is None or tr.labels is None:
+        return None
+    idx, p = tr.top(k)
+    labels = tr.labels
+    return [[{"token": labels[j], "p": round(float(q), DIGITS)} for j, q in zip(i, r)] for i, r in zip(idx[:T], p[:T])]
+
+
+def _scored(net: Network) -> str | None:
+    """The steps a bundled task's training scored, when not every step (recall: only the answer), else None."""
+    from ..tasks import TASKS
+    from .features import task_of
+
+    task = TASKS.get(task_of(net) or "")
+    return None if task is None else task.scored
 
 
 def _mean(xs: list[float]) -> float | None:

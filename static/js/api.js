@@ -344,6 +344,11 @@ export function saturation(model, source, layer, signal) {
   return _json(`/api/models/${encodeURIComponent(model)}/saturation`, { ...source, layer }, signal);
 }
 
+/** Two runs side by side (POST /api/compare): body {model, text, model_b, text_b, layer, match, gates}. */
+export function compareRuns(body, signal) {
+  return _json("/api/compare", body, signal);
+}
+
 /** The layer's units ordered by similar activity (POST /api/models/{id}/order): over the model's index when it has
  *  one ready, else over `text` (the answer's `source` says which). */
 export function unitOrder(model, layer, gate, text, signal) {

@@ -18,6 +18,7 @@ import { OrderControl } from "./order.js";
 import { Picker } from "./picker.js";
 import { loadPlotlyAfterFirstTrace } from "./plotting.js";
 import { ProbeView } from "./probe.js";
+import { CompareView } from "./compare.js";
 import { SaturationView } from "./saturation.js";
 import { Scrubber } from "./scrubber.js";
 import { SeriesView } from "./series.js";
@@ -107,6 +108,13 @@ new MatchView(
   state,
 );
 new SaturationView({ root: $("saturation"), plots: $("saturation-plots"), source: $("saturation-source"), note: $("saturation-note") }, state);
+new CompareView(
+  {
+    root: $("compare"), model: $("compare-model"), text: $("compare-text"), match: $("compare-match"), note: $("compare-note"),
+    at: $("compare-at"), logp: $("compare-logp"), diff: $("compare-diff"), pairs: $("compare-pairs"),
+  },
+  state,
+);
 new Share({ copy: $("copy-link"), status: $("copy-status"), json: $("download-json"), csv: $("download-csv") }, state, {
   onMessage: say("export"),
 });

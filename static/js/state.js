@@ -16,9 +16,11 @@
  *     "order"   the heatmaps' row order changed (state.order: "index" | "probe" | "similar"; state.orderRows:
  *               the unit drawn in each row, a permutation of the layer's units, or null for index order)
  *     "span"    the span of steps a pattern match starts from changed (state.span: {start, stop} or null)
+ *     "compare" the run set beside this one changed (state.compare: {model, text, match} or null)
  *
  * The selection round-trips through the URL hash (#model=code&layer=0&t=12&unit=118&gate=c&text=...&order=similar;
- * a probe's order keeps its rows: order=probe&rows=118.3.54, the rest of the units following by id).
+ * a probe's order keeps its rows: order=probe&rows=118.3.54, the rest of the units following by id; a comparison:
+ * vs=recall-rnn (another model), vs_text=... (another text), vs_match=1 (units paired by activity)).
  * Nothing here computes a gate: values come from the server; this module only stores and indexes.
  */
 
@@ -237,6 +239,9 @@ export class State {
     this.orderRows = null;
     /** Where orderRows came from, in words (the server's "method"), or "". */
     this.orderNote = "";
+    /** The run set beside this one (compare.js): {model: another model's id or null (this one), text: another
+     *  text or null (this one), match: pair the units by activity}, or null: no comparison. */
+    this.compare = null;
     /** The span [start, stop) of steps a pattern match starts from, or null. */
     this.span = null;
     this._subs = [];
@@ -252,7 +257,7 @@ export class State {
   _notify(changed) {
     if (changed.size === 0) return;
     for (const fn of this._subs) fn(changed, this);
-    if (["model", "text", "layer", "unit", "t", "gate", "order"].some((k) => changed.has(k))) this._scheduleHash();
+    if (["model", "text", "layer", "unit", "t", "gate", "order", "compare"].some((k) => changed.has(k))) this._scheduleHash();
   }
 
   /** Steps shown. */
@@ -316,6 +321,7 @@ export class State {
     });
     if (h.order === "similar") this.setOrder("similar", null);
     else if (h.order === "probe" && h.rows) this.setOrder("probe", h.rows);
+    this.setCompare(h.vs || h.vs_text !== undefined ? { model: h.vs ?? null, text: h.vs_text ?? null, match: h.vs_match } : null);
     return h.model && h.model !== card.id ? h.model : null;
   }
 
@@ -463,6 +469,15 @@ export class State {
     return this._rowOf;
   }
 
+  /** Set a run beside this one ({model, text, match}: model null is this model, text null this text), or null. */
+  setCompare(c) {
+    const other = c && (c.model || (c.text !== null && c.text !== undefined));
+    const next = other ? { model: c.model || null, text: c.text ?? null, match: !!c.match } : null;
+    if (JSON.stringify(next) === JSON.stringify(this.compare)) return;
+    this.compare = next;
+    this._notify(new Set(["compare"]));
+  }
+
   /** Select the span [start, stop) of steps a pattern match starts from (null clears it); clamped to the steps. */
   setSpan(span) {
     let next = null;
@@ -554,6 +569,9 @@ export class State {
       `gate=${encodeURIComponent(this.gate)}`,
       `text=${encodeURIComponent(this.text)}`,
     ];
+    if (this.compare?.model) p.push(`vs=${encodeURIComponent(this.compare.model)}`);
+    if (this.compare && this.compare.text !== null) p.push(`vs_text=${encodeURIComponent(this.compare.text)}`);
+    if (this.compare?.match) p.push("vs_match=1");
     if (this.order === "similar") p.push("order=similar");
     else if (this.order === "probe" && this.orderRows) p.push("order=probe", `rows=${this.orderRows.slice(0, HASH_ROWS).join(".")}`);
     return "#" + p.join("&");
@@ -602,7 +620,8 @@ export function parseHash(hash) {
     } catch {
       continue;
     }
-    if (key === "model" || key === "text") out[key] = value;
+    if (key === "model" || key === "text" || key === "vs" || key === "vs_text") out[key] = value;
+    else if (key === "vs_match") out.vs_match = value === "1";
     else if (key === "order" && ["index", "probe", "similar"].includes(value)) out.order = value;
     else if (key === "rows" && /^\d+(\.\d+)*$/.test(value)) out.rows = value.split(".").map(Number);
     else if (["layer", "t", "unit"].includes(key) && /^\d+$/.test(value)) out[key] = Number(value);

@@ -19,20 +19,25 @@ def client():
         yield c
 
 
-def test_lstm_beside_rnn_gives_both_likelihoods_and_the_difference_of_h(client):
+def test_lstm_beside_rnn_gives_both_likelihoods_predictions_and_the_rnns_own_h(client):
     r = client.post("/api/compare", json={"model": "recall-lstm", "model_b": "recall-rnn", "text": TEXT})
     assert r.status_code == 200, r.text
     body = r.json()
     a, b = model.load("recall-lstm").trace(TEXT), model.load("recall-rnn").trace(TEXT)
     assert body["steps"] == len(TEXT) and body["same_tokens"] and body["gates"] == ["h"]
-    want = b.layers[0]["h"] - a.layers[0]["h"]
-    np.testing.assert_allclose(body["difference"]["h"], want, atol=1e-5)
-    np.testing.assert_allclose(body["change"]["h"], np.abs(want).mean(axis=1), atol=1e-5)
+    np.testing.assert_allclose(body["b"]["h"], b.layers[0]["h"], atol=1e-5)  # run b's own h, to draw beside a's
+    # unit k of the LSTM has nothing to do with unit k of the RNN: no difference until they are paired
+    assert body["difference"] is None and body["change"] is None
     t = 3  # read "1", next "5"
     k = a.labels.index(TEXT[t + 1])
     assert body["logp"]["a"][t] == pytest.approx(np.log(a.probs[t, k]), abs=1e-4)
     assert body["logp"]["difference"][t] == pytest.approx(np.log(b.probs[t, k] / a.probs[t, k]), abs=2e-4)
     assert body["matching"] is None
+    # after "?", the answer: the first symbol; the LSTM gives it, the RNN's best guess is far less sure
+    top_a, top_b = body["top"]["a"][-1], body["top"]["b"][-1]
+    assert top_a[0]["token"] == TEXT[0] and top_a[0]["p"] == pytest.approx(float(a.probs[-1].max()), abs=1e-4)
+    assert top_b[0]["p"] == pytest.approx(float(b.probs[-1].max()), abs=1e-4) and top_b[0]["p"] < 0.9
+    assert len(top_a) == 3 and top_a[0]["p"] >= top_a[1]["p"] >= top_a[2]["p"]
 
 
 def test_one_model_on_two_texts_and_a_matched_pair_of_models(client):
@@ -41,10 +46,12 @@ def test_one_model_on_two_texts_and_a_matched_pair_of_models(client):
     out = body.json()
     assert (out["steps"], out["steps_b"], out["same_tokens"]) == (3, 4, False)
     assert np.abs(np.array(out["difference"]["c"])).max() == 0  # the first three steps read the same
+    assert out["change"]["f"] == [0.0, 0.0, 0.0]
     m = client.post("/api/compare", json={"model": "recall-lstm", "model_b": "recall-gru", "text": TEXT, "match": True})
     got = m.json()["matching"]
     assert got["gate"] == "h" and sorted(got["order"]) == list(range(16))  # both 16 wide: a pairing of all
     assert got["mean_abs_r"] >= got["identity_abs_r"]
+    assert len(m.json()["difference"]["h"]) == len(TEXT)  # paired: b − a, b's units in a's order
 
 
 @pytest.mark.parametrize(

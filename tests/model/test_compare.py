@@ -93,6 +93,7 @@ def test_lstm_beside_rnn_on_recall_the_rnn_forgets_the_first_symbol():
     lstm, rnn = model.load("recall-lstm"), model.load("recall-rnn")
     a, b = lstm.trace(TEXT), rnn.trace(TEXT)
     out = compare(lstm, a, rnn, b)
-    assert out["gates"] == ["h"] and out["matching"] is None
+    assert out["gates"] == ["h"] and out["matching"] is None and out["difference"] is None  # not paired
+    np.testing.assert_array_equal(out["b"]["h"], b.layers[0]["h"])
     answer = a.labels.index(TEXT[0])  # the task: after "?", the first symbol
     assert a.probs[-1, answer] > 0.9 and b.probs[-1, answer] < 0.5  # the aha the comparison shows
