@@ -32,8 +32,10 @@ lint: $(VENV)/.installed node_modules/.installed
 	$(VENV)/bin/mypy model app
 	npx --no-install eslint static/js
 
+# Two workers (pytest-xdist), one per core: a test file runs whole on one worker, so its module and session
+# fixtures (the browser tests' servers, Chromium) start once a worker.
 test: $(VENV)/.installed chromium lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 # The long API fuzz: schemathesis, 2,000 examples an operation, against a real server on 127.0.0.1
 # (make test runs the same test with 12). GATESCOPE_FUZZ_SEED picks another seed.
