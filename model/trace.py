@@ -39,6 +39,7 @@ from .errors import InputError
 from .tokenizer import Encoded
 
 if TYPE_CHECKING:
+    from .interventions import Intervention
     from .network import Network
 
 
@@ -72,6 +73,7 @@ class Trace:
     head_at: str = "every"  # "every": each step's prediction counts; "last": only the last step's
     directions: tuple[str, ...] = ("forward",)  # per block of H units: "forward" | "backward"
     display: list[str] | None = None  # per step, the text a subword piece stands for (None: tokens are text)
+    intervened: list[Intervention] = field(default_factory=list)  # what was held (model/interventions.py)
 
     def __len__(self) -> int:
         return len(self.tokens)
