@@ -108,10 +108,17 @@ def check(net: Network, items: Sequence[Mapping[str, Any] | Intervention]) -> li
         )
     if items and net.spec.proj_size is not None:
         raise InputError("interventions are not supported on a projected LSTM (proj_size) yet")
-    return [it if isinstance(it, Intervention) else _check_one(net, n, it) for n, it in enumerate(items)]
+    return [_check_one(net, n, it) for n, it in enumerate(items)]
 
 
 def _check_one(net: Network, n: int, item: Any) -> Intervention:
+    if isinstance(item, Intervention):  # checked like a dict; a resolved patch keeps its values
+        it = _check_one(net, n, {k: v for k, v in item.to_dict().items() if v is not None})
+        if item.values is not None:
+            if item.stop is None or item.values.shape != (item.stop - item.start, len(item.units)):
+                raise InputError(f"intervention {n}: its values do not fit its steps and units")
+            it = replace(it, values=item.values)
+        return it
     if not isinstance(item, Mapping):
         raise InputError(f"intervention {n}: must be an object {{'layer', 'unit', 'gate', 'op', ...}}, got {item!r}")
     extra = sorted(set(item) - set(FIELDS))
@@ -168,10 +175,13 @@ def _check_one(net: Network, n: int, item: Any) -> Intervention:
     return Intervention(layer, tuple(raw), gate, op, value, source, start, stop)
 
 
-def resolve(net: Network, items: Sequence[Intervention], T: int) -> list[Intervention]:
+def resolve(
+    net: Network, items: Sequence[Intervention], T: int, sources: dict[str, Trace] | None = None
+) -> list[Intervention]:
     """The interventions for a text of T steps: ``to`` filled in, each within the text, a patch's values
-    read from its source's trace (InputError: a window past the end, a source too short)."""
-    sources: dict[str, Trace] = {}
+    read from its source's plain trace (InputError: a window past the end, a source too short).
+    ``sources``: source traces by text, reused and filled in (a TraceBuffer's, across edits)."""
+    sources = {} if sources is None else sources
     out = []
     for n, it in enumerate(items):
         stop = T if it.stop is None else it.stop

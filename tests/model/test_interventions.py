@@ -299,3 +299,34 @@ def test_dyck_holding_the_depth_unit_at_depth_zero_lets_it_end_with_brackets_ope
     assert p0.max() < 0.01  # the plain model never ends with a bracket open
     assert p1[closes, END].min() > 0.2  # held at depth 0, it ends after each ')' (measured min 0.23, max 0.56)
     assert p1[closes, END].mean() > 30 * p0[closes].max()
+
+
+def test_a_trace_buffer_with_interventions_equals_whole_traces():
+    """Live typing: every update (text edits, interventions added, changed, removed) equals a whole trace."""
+    net = model.load("dyck")
+    buf = model.TraceBuffer(net)
+    hold = {"layer": 0, "unit": 4, "gate": "c", "op": "set", "value": 0.1, "from": 3}
+    patch = {"layer": 0, "units": [1, 2], "gate": "h", "op": "patch", "source_text": "(((((((((((((", "from": 1}
+    steps = [
+        ("(()(", []),
+        ("(()(()", [hold]),
+        ("(()(()))", [hold]),
+        ("(()(()))", [{**hold, "from": 5}]),
+        ("(()(()))(", [{**hold, "from": 5}, patch]),
+        ("(()((", [patch]),
+        ("(()((", [patch, {**hold, "to": 4}]),
+        ("(()((())", []),
+    ]
+    for text, its in steps:
+        k, new = buf.update(text, interventions=its)
+        whole = net.trace(text, interventions=its)
+        assert buf.trace is not None and len(new) == len(text) - k
+        for g in net.gates:
+            assert np.array_equal(buf.trace.layers[0][g], whole.layers[0][g]), (text, its, g)
+        assert np.array_equal(buf.trace.probs, whole.probs)
+        assert [it.to_dict() for it in buf.trace.intervened] == [it.to_dict() for it in whole.intervened]
+    k, _ = buf.update("(()((())", interventions=[{**hold, "from": 6}])
+    assert k == 6  # only the steps the new intervention touches are traced again
+    with pytest.raises(InputError, match="intervention 0: 'unit'"):
+        buf.update("(()((())", interventions=[{**hold, "unit": 99}])
+    assert len(buf.trace) == 8  # a refused update changes nothing
