@@ -182,27 +182,45 @@ def resolve(
     read from its source's plain trace (InputError: a window past the end, a source too short).
     ``sources``: source traces by text, reused and filled in (a TraceBuffer's, across edits)."""
     sources = {} if sources is None else sources
+    check_steps(net, items, T)
     out = []
-    for n, it in enumerate(items):
+    for it in items:
         stop = T if it.stop is None else it.stop
-        if stop > T or it.start >= T:
-            raise InputError(
-                f"intervention {n}: steps 'from' {it.start} 'to' {stop} go past the input's end: it has {T} steps "
-                "(0 to {T - 1}; 'to' is exclusive)".replace("{T - 1}", str(T - 1))
-            )
         values = it.values
         if it.op == "patch" and (values is None or it.stop != stop):
             assert it.source_text is not None
             src = sources.get(it.source_text)
             if src is None:
                 src = sources[it.source_text] = net.trace(it.source_text, probs=False)
-            if len(src) < stop:
-                raise InputError(
-                    f"intervention {n}: 'source_text' has {len(src)} steps, and the patch needs {stop} ('to')"
-                )
             values = np.ascontiguousarray(src.layers[it.layer][it.gate][it.start : stop, list(it.units)])
         out.append(replace(it, stop=stop, values=values))
     return out
+
+
+def check_steps(net: Network, items: Sequence[Intervention], T: int) -> dict[str, int]:
+    """The checks that need the input's length T, without running anything: each window within the input, each
+    patch's source readable and long enough. Returns each source text's number of tokens."""
+    lengths: dict[str, int] = {}
+    for n, it in enumerate(items):
+        stop = T if it.stop is None else it.stop
+        if stop > T or it.start >= T:
+            raise InputError(
+                f"intervention {n}: steps 'from' {it.start} 'to' {stop} go past the input's end: it has {T} steps "
+                f"(0 to {T - 1}; 'to' is exclusive)"
+            )
+        if it.source_text is not None:
+            if it.source_text not in lengths:
+                assert net.tokenizer is not None
+                try:
+                    lengths[it.source_text] = len(net.tokenizer.encode(it.source_text).check())
+                except InputError as e:
+                    raise InputError(f"intervention {n}: 'source_text': {e}") from None
+            if lengths[it.source_text] < stop:
+                raise InputError(
+                    f"intervention {n}: 'source_text' has {lengths[it.source_text]} steps, and the patch needs "
+                    f"{stop} ('to' is exclusive; without 'to', the input's length)"
+                )
+    return lengths
 
 
 def plan(net: Network, items: Sequence[Intervention], T: int) -> list[Edits]:
@@ -288,23 +306,28 @@ def effect(
     before: Trace | None = None,
     after: Trace | None = None,
     ids: np.ndarray | None = None,
+    start: int = 0,
 ) -> Effect:
-    """The plain and the intervened run of ``x`` compared (each traced unless given as ``before``/``after``).
-    ``ids``: the input's token ids (default: the tokenizer's), whose next one is "the actual next token"."""
+    """The plain and the intervened run of ``x`` compared (each traced unless given as ``before``/``after``),
+    from step ``start`` on (a live edit's new steps). ``ids``: the input's token ids (default: the tokenizer's),
+    whose next one is "the actual next token"."""
     if before is None:
         before = net.trace(x)
     if after is None:
         after = net.trace(x, interventions=interventions)
     if len(before) != len(after):
         raise InputError(f"before has {len(before)} steps and after {len(after)}: not runs of one input")
+    if ids is None and net.tokenizer is not None and isinstance(x, str):
+        ids = net.tokenizer.encode(x).ids
+    if start:
+        before, after = _tail(before, start), _tail(after, start)
+        ids = None if ids is None else np.asarray(ids)[start:]
     layers = [{g: la_a[g] - la_b[g] for g in la_b} for la_b, la_a in zip(before.layers, after.layers)]
     out = Effect(layers)
     if before.probs is not None and after.probs is not None:
         out.top_before, out.top_after = before.top(top_k), after.top(top_k)
         if before.head_kind == "next":
-            if ids is None and net.tokenizer is not None and isinstance(x, str):
-                ids = net.tokenizer.encode(x).ids
-            if ids is not None:
+            if ids is not None and len(before):
                 T = len(before)
                 nxt = np.asarray(ids)[1:T]  # (T-1,) the token each step should predict
                 p_b = np.full(T, np.nan, before.probs.dtype)
@@ -318,3 +341,11 @@ def effect(
     if before.values is not None and after.values is not None:
         out.values_before, out.values_after = before.values, after.values
     return out
+
+
+def _tail(tr: Trace, k: int) -> Trace:
+    """The steps of ``tr`` from k on (views; only what ``effect`` reads)."""
+    layers = [{g: a[k:] for g, a in la.items()} for la in tr.layers]
+    probs = None if tr.probs is None else tr.probs[k:]
+    values = None if tr.values is None else tr.values[k:]
+    return replace(tr, tokens=tr.tokens[k:], layers=layers, probs=probs, values=values)
