@@ -7,6 +7,10 @@ of holding a unit. It shares no code with gatescope's loops.
 
 from __future__ import annotations
 
+import importlib.util
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -330,3 +334,46 @@ def test_a_trace_buffer_with_interventions_equals_whole_traces():
     with pytest.raises(InputError, match="intervention 0: 'unit'"):
         buf.update("(()((())", interventions=[{**hold, "unit": 99}])
     assert len(buf.trace) == 8  # a refused update changes nothing
+
+
+TORCH = Path(__file__).parents[1] / "fixtures" / "torch_interventions"
+
+
+def torch_cases():
+    ref = np.load(TORCH / "lstm2.npz")
+    n = len([k for k in ref.files if k.endswith(".interventions")])
+    return ref, [json.loads(str(ref[f"case{j}.interventions"])) for j in range(n)]
+
+
+def test_pytorch_forward_hooks_on_the_imported_weights_agree():
+    """tests/fixtures/make_torch_interventions.py: nn.LSTMCell hooks holding h, and c (h recomputed from the cell's
+    own o), on a 2-layer nn.LSTM's weights; gatescope reads its state_dict and holds the same units (1e-5)."""
+    net = model.load(TORCH / "lstm2.safetensors")
+    ref, cases = torch_cases()
+    for j, its in enumerate(cases):
+        tr = net.trace(ref["x"], interventions=its)
+        for k in range(2):
+            for g in ("h", "c"):
+                np.testing.assert_allclose(tr.layers[k][g], ref[f"case{j}.l{k}.{g}"], atol=1e-5, err_msg=f"{j} {k} {g}")
+
+
+def test_pytorch_forward_hooks_live():
+    """The same hooks run now in torch (when it is installed), against gatescope on the same weights."""
+    pytest.importorskip("torch")
+    spec = importlib.util.spec_from_file_location("make_ti", TORCH.parent / "make_torch_interventions.py")
+    assert spec is not None and spec.loader is not None
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    import torch
+    from safetensors.torch import load_file
+
+    lstm = torch.nn.LSTM(make.D, make.H, num_layers=make.L)
+    lstm.load_state_dict(load_file(TORCH / "lstm2.safetensors"))
+    net = model.load(TORCH / "lstm2.safetensors")
+    ref, cases = torch_cases()
+    x = torch.from_numpy(ref["x"])
+    for its in cases + [[{"layer": 0, "units": [0, 3], "gate": "h", "op": "scale", "value": -0.5, "from": 4}]]:
+        want, tr = make.run(lstm, x, its), net.trace(ref["x"], interventions=its)
+        for k in range(2):
+            for g in ("h", "c"):
+                np.testing.assert_allclose(tr.layers[k][g], want[f"l{k}.{g}"], atol=1e-5)
