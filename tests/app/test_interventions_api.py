@@ -141,7 +141,8 @@ def test_the_live_socket_takes_interventions_and_sends_the_new_steps_effect(clie
         more = ws.receive_json()
         assert more["from"] == len(TEXT) and unpack(more["effect"]["layers"][0]["c"]).shape == (1, 8)
         ws.send_json({"seq": 4, "model": "dyck", "text": TEXT, "interventions": [{**HOLD, "unit": 9}]})
-        assert ws.receive_json() == {"seq": 4, "error": "intervention 0: 'unit' 9 is out of range: layer 0 has units 0 to 7"}
+        words = "intervention 0: 'unit' 9 is out of range: layer 0 has units 0 to 7"
+        assert ws.receive_json() == {"seq": 4, "error": words}
         ws.send_json({"seq": 5, "model": "dyck", "text": TEXT, "interventions": [{**HOLD, "layer": "x"}]})
         assert ws.receive_json()["error"] == "interventions.0.layer: input should be a valid integer"
         ws.send_json({"seq": 6, "model": "dyck", "text": TEXT, "interventions": []})
