@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -183,15 +184,26 @@ def resolve(
     ``sources``: source traces by text, reused and filled in (a TraceBuffer's, across edits)."""
     sources = {} if sources is None else sources
     check_steps(net, items, T)
+    need: dict[str, int] = {}  # each source's steps the patches read: only those are traced
+    for it in items:
+        if it.op == "patch" and it.source_text is not None and (it.values is None or it.stop is None):
+            need[it.source_text] = max(need.get(it.source_text, 0), T if it.stop is None else it.stop)
+    for text, n in need.items():
+        src = sources.get(text)
+        if src is None or len(src) < n:  # a forward run: the first n steps are those of the whole text's trace
+            assert net.tokenizer is not None
+            enc = net.tokenizer.encode(text)
+            if src is None:
+                sources[text] = net.trace(enc.tail(0, n), probs=False)
+            else:  # grown (a live text whose patch runs to its end): only the new steps
+                sources[text] = src.then(net.trace(enc.tail(len(src), n), state=src.state, probs=False))
     out = []
     for it in items:
         stop = T if it.stop is None else it.stop
         values = it.values
         if it.op == "patch" and (values is None or it.stop != stop):
             assert it.source_text is not None
-            src = sources.get(it.source_text)
-            if src is None:
-                src = sources[it.source_text] = net.trace(it.source_text, probs=False)
+            src = sources[it.source_text]
             values = np.ascontiguousarray(src.layers[it.layer][it.gate][it.start : stop, list(it.units)])
         out.append(replace(it, stop=stop, values=values))
     return out
@@ -225,37 +237,41 @@ def check_steps(net: Network, items: Sequence[Intervention], T: int) -> dict[str
 
 def plan(net: Network, items: Sequence[Intervention], T: int) -> list[Edits]:
     """Per layer, the edits model/held.py applies: point -> one entry per step (None: no edit). The
-    interventions on one point compose in list order into v -> a*v + b per unit and step; a step where
-    every a is 0 sets ``b`` outright."""
+    interventions on one point compose in list order into v -> a*v + b per unit and step; a span where
+    every a is 0 sets ``b`` outright. Between two window edges the same units are held: a span without a
+    patch shares one entry over its steps (no per-step arrays), a patch's steps are rows of one array."""
     out: list[Edits] = [{} for _ in range(net.num_layers)]
     by_point: dict[tuple[int, str], list[Intervention]] = {}
     for it in items:
         by_point.setdefault((it.layer, points(net.cells[it.layer])[it.gate][0]), []).append(it)
     for (k, point), its in by_point.items():
         where = points(net.cells[k])
-        width = max(off for p, off in where.values() if p == point) + net.hidden_size
-        A = np.ones((T, width), net.dtype)  # (T, width) v -> A*v + B
-        B = np.zeros((T, width), net.dtype)
-        held = np.zeros((T, width), bool)
-        for it in its:
-            assert it.stop is not None
-            cols = np.asarray(it.units) + where[it.gate][1]  # (n,) in the point's buffer
-            rows = slice(it.start, it.stop)
-            a = 0.0 if it.op in ("set", "zero", "patch") else float(it.value or 0.0)
-            b: Any = 0.0 if it.op in ("scale", "zero") else (it.value if it.op == "set" else it.values)
-            A[rows, cols] *= a
-            B[rows, cols] = B[rows, cols] * a + b
-            held[rows, cols] = True
-        cuts = sorted({0, T} | {it.start for it in its} | {it.stop for it in its if it.stop is not None})
+        cols = [np.asarray(it.units) + where[it.gate][1] for it in its]  # each one's units in the point's buffer
+        cuts = sorted({0, T} | {it.start for it in its} | {it.stop or T for it in its})
         steps: list[Edit] = [None] * T
         for t0, t1 in zip(cuts, cuts[1:]):
-            idx = np.flatnonzero(held[t0])  # the same units through the span
-            if not len(idx):
+            on = [j for j, it in enumerate(its) if it.start <= t0 and t1 <= (it.stop or T)]  # list order
+            if not on:
                 continue
-            a_rows, b_rows = A[t0:t1, idx], B[t0:t1, idx]  # (span, n)
-            outright = not a_rows.any()
-            for j in range(t1 - t0):
-                steps[t0 + j] = (idx, None if outright else a_rows[j], b_rows[j])
+            idx = np.unique(np.concatenate([cols[j] for j in on]))  # (n,) the units held through the span
+            varying = any(its[j].op == "patch" for j in on)
+            shape = (t1 - t0, len(idx)) if varying else (len(idx),)
+            A, B = np.ones(shape, net.dtype), np.zeros(shape, net.dtype)  # v -> A*v + B
+            for j in on:
+                it, pos = its[j], np.searchsorted(idx, cols[j])
+                a = 0.0 if it.op in ("set", "zero", "patch") else float(it.value or 0.0)
+                if it.op == "patch":
+                    assert it.values is not None
+                    b: Any = it.values[t0 - it.start : t1 - it.start]  # (span, n) the source's own steps
+                else:
+                    b = it.value if it.op == "set" else 0.0
+                A[..., pos] *= a
+                B[..., pos] = B[..., pos] * a + b
+            outright = not A.any()
+            if varying:
+                steps[t0:t1] = list(zip(repeat(idx), repeat(None) if outright else A, B))
+            else:
+                steps[t0:t1] = [(idx, None if outright else A, B)] * (t1 - t0)
         out[k][point] = steps
     return out
 
