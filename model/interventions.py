@@ -215,7 +215,11 @@ def check_steps(net: Network, items: Sequence[Intervention], T: int) -> dict[str
     lengths: dict[str, int] = {}
     for n, it in enumerate(items):
         stop = T if it.stop is None else it.stop
-        if stop > T or it.start >= T:
+        if it.start >= T:
+            raise InputError(
+                f"intervention {n}: 'from' {it.start} is past the input's end: it has {T} steps (0 to {T - 1})"
+            )
+        if stop > T:
             raise InputError(
                 f"intervention {n}: steps 'from' {it.start} 'to' {stop} go past the input's end: it has {T} steps "
                 f"(0 to {T - 1}; 'to' is exclusive)"

@@ -98,7 +98,17 @@ class Trace:
         unknown = [p for p in self.unknown if p < t]
         display = None if self.display is None else self.display[:t]
         tokens = self.tokens[:t]
-        return replace(self, tokens=tokens, layers=layers, probs=probs, values=values, unknown=unknown, display=display)
+        held = [replace(it, stop=min(it.stop or t, t)) for it in self.intervened if it.start < t]
+        return replace(
+            self,
+            tokens=tokens,
+            layers=layers,
+            probs=probs,
+            values=values,
+            unknown=unknown,
+            display=display,
+            intervened=held,
+        )
 
     def then(self, more: Trace) -> Trace:
         """This trace followed by ``more`` (which must have started from this trace's final state); a
@@ -111,7 +121,18 @@ class Trace:
         unknown = self.unknown + [p + len(self) for p in more.unknown]
         display = None if self.display is None or more.display is None else self.display + more.display
         tokens = self.tokens + more.tokens
-        return replace(self, tokens=tokens, layers=layers, probs=probs, values=values, unknown=unknown, display=display)
+        n = len(self)
+        held = self.intervened + [replace(it, start=it.start + n, stop=(it.stop or 0) + n) for it in more.intervened]
+        return replace(
+            self,
+            tokens=tokens,
+            layers=layers,
+            probs=probs,
+            values=values,
+            unknown=unknown,
+            display=display,
+            intervened=held,
+        )
 
     def top(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k likeliest outputs (next tokens, or classes) at every step: indices (T, k) into ``labels``

@@ -149,3 +149,23 @@ def test_the_live_socket_takes_interventions_and_sends_the_new_steps_effect(clie
         plain = ws.receive_json()  # back to plain from the first held step
         assert plain["from"] == 2 and "effect" not in plain
         np.testing.assert_allclose(plain["layers"][0]["c"], net.trace(TEXT).layers[0]["c"][2:], rtol=1e-6)
+
+
+MALFORMED = [
+    "x", 5, {"layer": 0}, [None], [[1]], [{**HOLD, "unit": True}], [{**HOLD, "units": [10**30]}],
+    [{**HOLD, "value": 10**400}], [{**HOLD, "from": 10**30}], [{**HOLD, "to": -(10**30)}],
+    [{**HOLD, "gate": ["c"]}], [{**HOLD, "op": "patch", "value": None, "source_text": ""}],
+    [{**HOLD, "op": "patch", "value": None, "source_text": 5}], [{**HOLD, "gate": "f", "value": 1e6}] * 3,
+]  # fmt: skip
+
+
+def test_no_malformed_intervention_is_a_server_error():
+    with TestClient(create_app(Settings(max_tokens=50)), raise_server_exceptions=False) as c:
+        for bad in MALFORMED:
+            r = c.post("/api/trace", json={"model": "dyck", "text": "(" * 30, "interventions": bad})
+            assert r.status_code == 422 and r.json()["detail"], (bad, r.text)
+        with c.websocket_connect("/api/live") as ws:
+            for n, bad in enumerate(MALFORMED):
+                ws.send_json({"seq": n, "model": "dyck", "text": "(" * 30, "interventions": bad})
+                reply = ws.receive_json()
+                assert reply["seq"] == n and reply["error"], (bad, reply)

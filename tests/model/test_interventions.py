@@ -194,6 +194,23 @@ def test_intervened_lists_what_was_held_and_its_mask():
     assert it.to_dict() == {"layer": 1, "units": [0, 2], "gate": "c", "op": "set", "value": 1.0, "from": 3, "to": T}
 
 
+def test_a_held_trace_cut_and_continued_keeps_its_steps():
+    net = net_of("lstm")
+    its = [{"layer": 0, "unit": 1, "gate": "c", "op": "set", "value": 1.0, "from": 2, "to": 6}]
+    a, b = net.trace(X[:4], interventions=its[:0]), net.trace(X[4:], interventions=[{**its[0], "from": 0, "to": 2}])
+    whole = net.trace(X[:4], interventions=[{**its[0], "to": 4}]).then(
+        net.trace(
+            X[4:],
+            state=net.trace(X[:4], interventions=[{**its[0], "to": 4}]).state,
+            interventions=[{**its[0], "from": 0, "to": 2}],
+        )
+    )
+    assert [(it.start, it.stop) for it in whole.intervened] == [(2, 4), (4, 6)]
+    assert [(it.start, it.stop) for it in whole.head(3).intervened] == [(2, 3)] and not whole.head(2).intervened
+    assert np.allclose(whole.layers[0]["c"], net.trace(X, interventions=its).layers[0]["c"])
+    assert not a.intervened and len(b.intervened) == 1
+
+
 def test_a_stoppable_run_in_chunks_equals_a_whole_run():
     net = net_of("gru", layers=2)
     x = np.random.default_rng(1).normal(0.0, 1.0, (100, D))
@@ -218,6 +235,7 @@ BAD = [
     ({"layer": 0, "unit": 0, "gate": "c", "op": "zero", "from": 5, "to": 5}, "'to' (5) must be after 'from' (5)"),
     ({"layer": 0, "unit": 0, "gate": "c", "op": "zero", "from": -1}, "'from' must be a step >= 0"),
     ({"layer": 0, "unit": 0, "gate": "c", "op": "zero", "to": T + 1}, f"go past the input's end: it has {T} steps"),
+    ({"layer": 0, "unit": 0, "gate": "c", "op": "zero", "from": T}, f"'from' {T} is past the input's end"),
     ({"layer": 0, "unit": 0, "gate": "c", "op": "zero", "to": 2.5}, "'to' must be an integer"),
     ({"layer": 0, "unit": 0, "gate": "c", "op": "patch"}, "op 'patch' needs 'source_text'"),
     ({"layer": 0, "unit": 0, "gate": "c", "op": "set", "value": 1, "source_text": "ab"}, "for op 'patch' only"),
