@@ -20,6 +20,7 @@ import binascii
 import csv
 import io
 import json
+import math
 import struct
 import zipfile
 from collections.abc import Iterator
@@ -465,8 +466,9 @@ def intervened_json(tr: Trace) -> list[dict[str, Any]]:
 
 
 def _nulls(a: np.ndarray | None) -> list[float | None] | None:
-    """A (T,) array as a list, NaN (not defined: the last step's next token) as null."""
-    return None if a is None else [None if v != v else v for v in a.tolist()]
+    """A (T,) array as a list, NaN (not defined: the last step's next token) and ±inf (the log of a probability
+    that underflowed to 0) as null: JSON has no such numbers (compact and binary keep them, as float32)."""
+    return None if a is None else [v if math.isfinite(v) else None for v in a.tolist()]
 
 
 def _predictions(net: Network, tr: Trace, top: tuple[np.ndarray, np.ndarray] | None) -> Any:

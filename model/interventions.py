@@ -347,7 +347,7 @@ def effect(
     if before.probs is not None and after.probs is not None:
         out.top_before, out.top_after = before.top(top_k), after.top(top_k)
         if before.head_kind == "next":
-            if ids is not None and len(before):
+            if ids is not None:
                 T = len(before)
                 nxt = np.asarray(ids)[1:T]  # (T-1,) the token each step should predict
                 p_b = np.full(T, np.nan, before.probs.dtype)

@@ -169,3 +169,12 @@ def test_no_malformed_intervention_is_a_server_error():
                 ws.send_json({"seq": n, "model": "dyck", "text": "(" * 30, "interventions": bad})
                 reply = ws.receive_json()
                 assert reply["seq"] == n and reply["error"], (bad, reply)
+
+
+def test_an_impossible_next_token_is_null_in_json_not_infinity(client):
+    """Held h of 1e6 drives the next token's probability to 0: log 0 is -inf, which JSON cannot carry."""
+    its = [{"layer": 0, "units": list(range(8)), "gate": "h", "op": "set", "value": 1e6}]
+    r = trace(client, text="(())", interventions=its)
+    assert r.status_code == 200 and "Infinity" not in r.text and "NaN" not in r.text
+    dloglik = r.json()["effect"]["dloglik"]
+    assert dloglik[-1] is None and any(v is None for v in dloglik[:-1]), dloglik
