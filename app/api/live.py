@@ -8,7 +8,10 @@ from the first one that changed are traced, and the reply also carries "inputs":
 forecaster whose meta names them, its "targets" (the input s steps on; null where not yet known),
 from step "targets_from" = k - s on (appending a row makes the last step's target known). With
 "focus": {"layer", "unit"} the reply also carries that unit's exact values (``Trace.unit``) from k
-on; a message with only "focus" asks for them over the whole text. A newer edit replaces an older
+on; a message with only "focus" asks for them over the whole text. With "interventions" (POST /api/trace's
+list, the same checks and words) the buffer traces the held run, and the reply adds "intervened" and the
+"effect" of its steps (from k) against the plain text's, kept in a second buffer while they last; a change
+of the list re-traces from the first step it touches. A newer edit replaces an older
 one still waiting. Every reply echoes the message's "seq". The client's mistakes (the same checks and
 words as POST /api/trace, from deps.py) come back as {"seq", "error"} and the socket stays open;
 anything else is a bug: logged, and the socket closes with 1011."""
