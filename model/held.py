@@ -5,6 +5,7 @@ it, so everything computed from it in that step and after follows (model/interve
 the user asks for; this module only runs it). Where each value is edited, in a step of each cell:
 
     lstm      f, i, o, c_tilde   then  c = f*c_prev + i*c_tilde   then  h = o*tanh(c)
+              (proj_size: then m = o*tanh(c), then h = W_hr m, P units)
     peephole  f, i, c_tilde      then  c   then  o = σ(... + p_o*c) (o sees the held c)   then  h
     coupled   f, o, c_tilde      then  c = f*c_prev + (1 - f)*c_tilde   then  h
     gru       z, r   then  h_tilde (from r*h_prev, or r*(U_h h + bU_h) reset_after)   then  h
@@ -34,6 +35,11 @@ Edits = dict[str, Sequence[Edit]]
 def points(cell: Cell) -> dict[str, tuple[str, int]]:
     """Where each gate key of ``cell`` is edited: gate -> (point, offset of its H units in the point's buffer)."""
     H = cell.hidden_size
+    if isinstance(cell, ProjectedLSTM):
+        return {
+            **{"f": ("z", 0), "i": ("z", H), "o": ("z", 2 * H), "c_tilde": ("z", 3 * H)},
+            **{"c": ("c", 0), "m": ("m", 0), "h": ("h", 0)},
+        }
     if isinstance(cell, Peephole):
         return {"f": ("z", 0), "i": ("z", H), "c_tilde": ("z", 2 * H), "o": ("o", 0), "c": ("c", 0), "h": ("h", 0)}
     if isinstance(cell, Coupled):
@@ -54,7 +60,7 @@ def run_held(cell: Cell, xW: np.ndarray, state: State, edits: Edits) -> tuple[di
     T = xW.shape[0]
     get = lambda p: edits.get(p) or _none(T)  # noqa: E731
     if isinstance(cell, ProjectedLSTM):
-        raise TypeError("a projected LSTM is refused before it gets here (interventions.check)")
+        return _projected(cell, xW, state, get("z"), get("c"), get("m"), get("h"))
     if isinstance(cell, Peephole):
         return _peephole(cell, xW, state, get("z"), get("o"), get("c"), get("h"))
     if isinstance(cell, Coupled):
@@ -97,6 +103,43 @@ def _lstm(cell: LSTM, xW, state, ez, ec, eh):
             h_t[e_h[0]] = e_h[2] if e_h[1] is None else h_t[e_h[0]] * e_h[1] + e_h[2]
         h, c = h_t, c_t
     gates = {"f": F, "i": I, "c_tilde": G, "c": C, "o": O, "h": Hs}
+    return gates, (h.copy(), c.copy())
+
+
+def _projected(cell: ProjectedLSTM, xW, state, ez, ec, em, eh):
+    T, H, P = xW.shape[0], cell.hidden_size, cell.out_size
+    h, c = state  # (P,), (H,)
+    Z = xW  # (T, 4H): pre-activations in, activations out
+    C = np.empty((T, H), cell.dtype)
+    M = np.empty((T, H), cell.dtype)  # m = o*tanh(c), before the projection
+    Hs = np.empty((T, P), cell.dtype)
+    zU = np.empty(4 * H, cell.dtype)
+    tmp = np.empty(H, cell.dtype)
+    half = np.full(3 * H, 0.5, cell.dtype)
+    U, W_hr, mul, add, tanh, dot = cell.U, cell.W_hr, np.multiply, np.add, np.tanh, np.dot
+    S, F, I, O, G = Z[:, : 3 * H], Z[:, :H], Z[:, H : 2 * H], Z[:, 2 * H : 3 * H], Z[:, 3 * H :]
+    for z, s, f, i, o, g, c_t, m_t, h_t, e_z, e_c, e_m, e_h in zip(Z, S, F, I, O, G, C, M, Hs, ez, ec, em, eh):
+        dot(h, U, zU)  # (4H,) recurrent share, from the projected h
+        add(z, zU, z)  # (4H,) pre-activations
+        tanh(z, z)  # (4H,)
+        mul(s, half, s)  # (3H,) σ(a) = 0.5*tanh(a/2) + 0.5 ...
+        add(s, half, s)  # (3H,) ... f, i, o
+        if e_z is not None:
+            z[e_z[0]] = e_z[2] if e_z[1] is None else z[e_z[0]] * e_z[1] + e_z[2]
+        mul(f, c, c_t)  # (H,)
+        mul(i, g, tmp)  # (H,)
+        add(c_t, tmp, c_t)  # (H,) c = f*c_prev + i*c_tilde
+        if e_c is not None:
+            c_t[e_c[0]] = e_c[2] if e_c[1] is None else c_t[e_c[0]] * e_c[1] + e_c[2]
+        tanh(c_t, tmp)  # (H,)
+        mul(o, tmp, m_t)  # (H,) m = o*tanh(c)
+        if e_m is not None:  # held m: the projection reads it
+            m_t[e_m[0]] = e_m[2] if e_m[1] is None else m_t[e_m[0]] * e_m[1] + e_m[2]
+        dot(m_t, W_hr, h_t)  # (P,) h = W_hr m
+        if e_h is not None:
+            h_t[e_h[0]] = e_h[2] if e_h[1] is None else h_t[e_h[0]] * e_h[1] + e_h[2]
+        h, c = h_t, c_t
+    gates = {"f": F, "i": I, "c_tilde": G, "c": C, "o": O, "m": M, "h": Hs}
     return gates, (h.copy(), c.copy())
 
 

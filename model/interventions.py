@@ -25,8 +25,9 @@ value the moment it is computed, and everything computed from it follows.
 Several interventions on one value at one step apply in list order (a "set" then a "scale" scales
 the set value). The trace records the values the model used (held ones included) and lists what was
 held in ``trace.intervened``. Forward networks only: a backward direction's step t depends on every
-later step, so "from t on" does not mean what it says there; reverse and bidirectional networks, and a
-projected LSTM (proj_size), are refused with an InputError that says so.
+later step, so "from t on" does not mean what it says there; reverse and bidirectional networks are refused
+with an InputError that says so. A projected LSTM (proj_size) also takes "m" (o * tanh C, before h = W_hr m);
+its h has P units.
 """
 
 from __future__ import annotations
@@ -107,8 +108,6 @@ def check(net: Network, items: Sequence[Mapping[str, Any] | Intervention]) -> li
             f"interventions run on forward networks only: this one is {net.spec.direction} (a backward direction's "
             "step t depends on every later step, so holding a unit 'from t on' is not defined)"
         )
-    if items and net.spec.proj_size is not None:
-        raise InputError("interventions are not supported on a projected LSTM (proj_size) yet")
     return [_check_one(net, n, it) for n, it in enumerate(items)]
 
 
@@ -141,10 +140,11 @@ def _check_one(net: Network, n: int, item: Any) -> Intervention:
     key = "unit" if "unit" in item else "units"
     if not isinstance(raw, list) or not raw:
         raise InputError(f"intervention {n}: 'units' must be a non-empty list of unit indices, got {raw!r}")
-    H = net.hidden_size
+    H = net.spec.out_size if gate == "h" else net.hidden_size  # a projected LSTM's h has P units
     for u in raw:
         if type(u) is not int or not 0 <= u < H:
-            raise InputError(f"intervention {n}: '{key}' {u!r} is out of range: layer {layer} has units 0 to {H - 1}")
+            what = "h units" if H != net.hidden_size else "units"
+            raise InputError(f"intervention {n}: '{key}' {u!r} is out of range: layer {layer} has {what} 0 to {H - 1}")
     if len(set(raw)) != len(raw):
         raise InputError(f"intervention {n}: 'units' lists a unit twice: {raw!r}")
     op = item.get("op")

@@ -21,9 +21,9 @@ from model.interventions import effect, mask
 D, H, T = 3, 5, 9
 
 
-def net_of(cell: str, layers: int = 1, reset_after: bool = False, seed: int = 0) -> Network:
+def net_of(cell: str, layers: int = 1, reset_after: bool = False, seed: int = 0, proj: int | None = None) -> Network:
     rng = np.random.default_rng(seed)
-    spec = Spec(cell, D, H, num_layers=layers, reset_after=reset_after, output_size=4, head="classes")
+    spec = Spec(cell, D, H, num_layers=layers, reset_after=reset_after, output_size=4, head="classes", proj_size=proj)
     params = {}
     for name in spec.param_names():
         shape = spec.expected_shape(name)
@@ -64,7 +64,7 @@ def hand_trace(net: Network, x: np.ndarray, interventions: list[dict]) -> list[d
     for k in range(net.num_layers):
         P = {n.split(".")[-1]: np.asarray(a, np.float64) for n, a in net.params.items() if n.startswith(f"layers.{k}.")}
         pre = lambda g, x_t, h, P=P: x_t @ P[f"W_{g}"] + h @ P[f"U_{g}"] + P[f"b_{g}"]  # noqa: E731
-        h, c = np.zeros(H), np.zeros(H)
+        h, c = np.zeros(net.spec.out_size), np.zeros(H)
         rec: dict[str, list] = {g: [] for g in net.gates}
         for t, x_t in enumerate(inp):
             g: dict[str, np.ndarray] = {}
@@ -85,7 +85,11 @@ def hand_trace(net: Network, x: np.ndarray, interventions: list[dict]) -> list[d
                     g["o"] = hold(k, "o", t, sig(pre("o", x_t, h) + P["p_o"] * c))  # o sees the held C_t
                 elif net.cell == "coupled":
                     g["o"] = hold(k, "o", t, sig(pre("o", x_t, h)))
-                h = hold(k, "h", t, g["o"] * np.tanh(c))
+                if net.spec.proj_size is None:
+                    h = hold(k, "h", t, g["o"] * np.tanh(c))
+                else:  # LSTMP: m = o*tanh(c), h = W_hr m
+                    g["m"] = hold(k, "m", t, g["o"] * np.tanh(c))
+                    h = hold(k, "h", t, g["m"] @ P["W_hr"])
             elif net.cell == "gru":
                 g["z"] = hold(k, "z", t, sig(pre("z", x_t, h)))
                 g["r"] = hold(k, "r", t, sig(pre("r", x_t, h)))
@@ -144,6 +148,25 @@ def test_held_trace_equals_the_hand_run_loop(cell, reset_after):
         y = want[1]["h"] @ net.params["head.W"] + net.params["head.b"]
         p = np.exp(y - y.max(1, keepdims=True))
         np.testing.assert_allclose(tr.probs, p / p.sum(1, keepdims=True), rtol=1e-9)
+
+
+def test_a_projected_lstm_held_equals_the_hand_run_loop():
+    net = net_of("lstm", layers=2, proj=3)
+    cases = [
+        [{"layer": 0, "unit": 4, "gate": "m", "op": "set", "value": 0.3, "from": 2}],
+        [{"layer": 1, "units": [0, 2], "gate": "h", "op": "scale", "value": 2.0, "to": 5}],
+        [
+            {"layer": 0, "unit": 1, "gate": "c", "op": "zero"},
+            {"layer": 1, "unit": 4, "gate": "f", "op": "set", "value": 1},
+        ],
+    ]
+    for its in cases:
+        tr, want = net.trace(X, interventions=its), hand_trace(net, X, its)
+        for k in range(2):
+            for g in net.gates:
+                np.testing.assert_allclose(tr.layers[k][g], want[k][g], rtol=1e-10, atol=1e-12, err_msg=f"{its} {g}")
+    with pytest.raises(InputError, match="'unit' 3 is out of range: layer 0 has h units 0 to 2"):
+        net.trace(X, interventions=[{"layer": 0, "unit": 3, "gate": "h", "op": "zero"}])
 
 
 @pytest.mark.parametrize("cell,reset_after", CELLS)
