@@ -231,8 +231,9 @@ ERRORS = {
     404: "no such model (GET /api/models lists them)",
     409: "a model with that name exists already, or the model is listed as unavailable (its files or card do not read)",
     411: "the body came without a Content-Length",
-    413: "the input has more tokens than GATESCOPE_MAX_TOKENS, its trace would not fit GATESCOPE_MAX_MEMORY_MB, the "
-    "body is over GATESCOPE_MAX_BODY_MB, or the upload is over GATESCOPE_MAX_UPLOAD_MB",
+    413: "the input (or the interventions' patch source texts together) has more tokens than GATESCOPE_MAX_TOKENS, its "
+    "trace would not fit GATESCOPE_MAX_MEMORY_MB, the body is over GATESCOPE_MAX_BODY_MB, or the upload is over "
+    "GATESCOPE_MAX_UPLOAD_MB",
     415: "the file type is not one gatescope reads",
     429: "this client has GATESCOPE_MAX_CLIENT_REQUESTS API requests in progress already: wait for one to end",
     503: "the models folder is read-only (or cannot be written) for this server: nothing was changed; or the server "
@@ -241,7 +242,9 @@ ERRORS = {
     "GATESCOPE_MAX_MODELS_MB, or the network would take more than half the memory left (GATESCOPE_MAX_MEMORY_MB): "
     "nothing was stored",
     422: "empty input, unknown characters (named, with positions), wrong vector shapes or NaN, both or neither of "
-    "text and vectors, targets of the wrong shape or for a model without a values head; for an upload: not a weight "
+    "text and vectors, targets of the wrong shape or for a model without a values head, an intervention that does "
+    "not fit the model or the input (its index and field named) or more than GATESCOPE_MAX_INTERVENTIONS of them; "
+    "for an upload: not a weight "
     "file, malformed, a vocabulary that does not fit, or a head, head_at or labels field that does not fit the model",
 }
 

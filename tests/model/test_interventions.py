@@ -317,6 +317,23 @@ def test_effect_before_and_after():
     assert eff.top_after[0].shape == (len(text), 2)
 
 
+def test_effect_of_a_classes_head_and_of_a_values_head():
+    net = net_of("gru", layers=2)  # a classes head at every step
+    its = [{"layer": 1, "unit": 0, "gate": "h", "op": "set", "value": 0.9, "from": 4}]
+    eff, before, after = effect(net, X, its), net.trace(X), net.trace(X, interventions=its)
+    assert np.array_equal(eff.probs_before, before.probs) and np.array_equal(eff.probs_after, after.probs)
+    assert eff.p_before is None and np.array_equal(eff.probs_before[:4], eff.probs_after[:4])
+    assert not np.allclose(eff.probs_before[4:], eff.probs_after[4:])
+    co2 = model.load("co2-lstm")
+    x = np.linspace(0.0, 1.0, 12)[:, None] * np.ones((1, co2.spec.input_size))
+    eff = effect(co2, x, [{"layer": 0, "units": [0, 1], "gate": "c", "op": "zero", "from": 6}])
+    assert eff.values_before.shape == eff.values_after.shape == (12, co2.spec.output_size)
+    assert (
+        np.array_equal(eff.values_before[:6], eff.values_after[:6])
+        and (eff.values_before[6:] != eff.values_after[6:]).any()
+    )
+
+
 def depth_of(text: str) -> np.ndarray:
     return np.cumsum([1 if ch == "(" else -1 if ch == ")" else 0 for ch in text])  # after each symbol
 
