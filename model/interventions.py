@@ -121,7 +121,7 @@ def _check_one(net: Network, n: int, item: Any) -> Intervention:
         return it
     if not isinstance(item, Mapping):
         raise InputError(f"intervention {n}: must be an object {{'layer', 'unit', 'gate', 'op', ...}}, got {item!r}")
-    extra = sorted(set(item) - set(FIELDS))
+    extra = sorted(set(item) - set(FIELDS), key=str)
     if extra:
         raise InputError(f"intervention {n}: unknown field {extra[0]!r}: the fields are {', '.join(FIELDS)}")
     layer = _int(n, item, "layer")
