@@ -20,6 +20,7 @@ import binascii
 import csv
 import io
 import json
+import math
 import struct
 import zipfile
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from model import Head, Network, Trace
+from model.interventions import Effect
 
 #: A classes head sends every class's probability at every step up to this many classes (else the top k).
 MAX_CLASSES = 64
@@ -156,8 +158,16 @@ def _rows(a: np.ndarray) -> Iterator[str]:
     yield "]"
 
 
-def iter_json(name: str, net: Network, tr: Trace, top_k: int, targets: np.ndarray | None = None) -> Iterator[str]:
-    """``json.dumps(trace_json(...))`` in pieces of about PIECE_VALUES numbers (a streamed response)."""
+def iter_json(
+    name: str,
+    net: Network,
+    tr: Trace,
+    top_k: int,
+    targets: np.ndarray | None = None,
+    effect: Effect | None = None,
+) -> Iterator[str]:
+    """``json.dumps(trace_json(...))`` in pieces of about PIECE_VALUES numbers (a streamed response); with
+    ``effect``, the trace's ``intervened`` and the effect follow (``effect_json``, its layers in pieces)."""
     fields = {"model": name, "tokens": tr.tokens, **display_of(tr), "unknown": tr.unknown}
     head = json.dumps({**fields, "directions": list(tr.directions)})
     yield head[:-1] + ', "layers": ['
@@ -184,6 +194,17 @@ def iter_json(name: str, net: Network, tr: Trace, top_k: int, targets: np.ndarra
             yield "null"
         else:  # small (K values a step): whole
             yield json.dumps(_rows_or_none(a))
+    if effect is not None:
+        yield ', "intervened": ' + json.dumps(intervened_json(tr))
+        small = effect_json(net, tr, effect, top_k, layers=False)
+        yield ', "effect": ' + json.dumps(small)[:-1] + ', "layers": ['
+        for k, layer in enumerate(effect.layers):
+            yield ", {" if k else "{"
+            for j, g in enumerate(tr.gates):
+                yield (", " if j else "") + json.dumps(g) + ": "
+                yield from _rows(layer[g])
+            yield "}"
+        yield "]}"
     yield "}"
 
 
@@ -338,6 +359,8 @@ def _skeleton(body: dict[str, Any], hold: Any) -> dict[str, Any]:
     for key in PACKED_OUTPUTS:
         if isinstance(body.get(key), dict):
             skeleton[key] = {**body[key], "data": hold(body[key]["data"])}
+    if isinstance(body.get("effect"), dict):
+        skeleton["effect"] = _held_arrays(body["effect"], lambda p: {**p, "data": hold(p["data"])})
     return skeleton
 
 
@@ -395,6 +418,8 @@ def loads_binary(raw: bytes) -> dict[str, Any]:
     for key in PACKED_OUTPUTS:
         if isinstance(body.get(key), dict):
             body[key] = grab(body[key])
+    if isinstance(body.get("effect"), dict):
+        body["effect"] = _held_arrays(body["effect"], grab)
     return body
 
 
@@ -433,3 +458,98 @@ def focus_json(tr: Trace, layer: int, unit: int, start: int) -> dict[str, Any]:
     """The exact values one unit carries through the diagram, from step ``start`` on (the page's numbers)."""
     lines = tr.unit(layer, unit)
     return {"layer": layer, "unit": unit, "from": start, "lines": {k: v[start:].tolist() for k, v in lines.items()}}
+
+
+def intervened_json(tr: Trace) -> list[dict[str, Any]]:
+    """What a trace's interventions held, as run (``from``/``to`` resolved, ``to`` exclusive)."""
+    return [it.to_dict() for it in tr.intervened]
+
+
+def _nulls(a: np.ndarray | None) -> list[float | None] | None:
+    """A (T,) array as a list, NaN (not defined: the last step's next token) and ±inf (the log of a probability
+    that underflowed to 0) as null: JSON has no such numbers (compact and binary keep them, as float32)."""
+    return None if a is None else [v if math.isfinite(v) else None for v in a.tolist()]
+
+
+def _predictions(net: Network, tr: Trace, top: tuple[np.ndarray, np.ndarray] | None) -> Any:
+    """Top-k (indices, probabilities) as the trace's ``probs`` lists them: [{"token", "p"}] per step."""
+    if top is None:
+        return None
+    labels = tr.labels or []
+    shown = _shown_vocab(net, tr)
+    shows = (lambda j: {"display": shown[j]}) if shown is not None else (lambda j: {})
+    return [
+        [{"token": labels[j], "p": float(q), **shows(j)} for j, q in zip(i, p)]
+        for i, p in zip(top[0].tolist(), top[1].tolist())
+    ]
+
+
+def effect_json(net: Network, tr: Trace, eff: Effect, top_k: int, layers: bool = True) -> dict[str, Any]:
+    """An intervention's effect (model.interventions.Effect) as plain JSON: a next-token head's ``p_before``,
+    ``p_after`` (the actual next token's probability; null at the last step), ``dloglik`` and the top-k before
+    and after; a classes head's ``probs_before``/``probs_after``; a values head's ``values_before``/``values_after``;
+    ``layers``: per layer, gate -> (T, H) after - before."""
+    out: dict[str, Any] = {
+        "p_before": _nulls(eff.p_before),
+        "p_after": _nulls(eff.p_after),
+        "dloglik": _nulls(eff.dloglik),
+        "top_before": _predictions(net, tr, eff.top_before) if tr.head_kind == "next" else None,
+        "top_after": _predictions(net, tr, eff.top_after) if tr.head_kind == "next" else None,
+        "probs_before": None if eff.probs_before is None else eff.probs_before.tolist(),
+        "probs_after": None if eff.probs_after is None else eff.probs_after.tolist(),
+        "values_before": None if eff.values_before is None else eff.values_before.tolist(),
+        "values_after": None if eff.values_after is None else eff.values_after.tolist(),
+    }
+    if layers:
+        out["layers"] = [{g: la[g].tolist() for g in tr.gates} for la in eff.layers]
+    return out
+
+
+def _pack_delta(g: str, a: np.ndarray) -> dict[str, Any]:
+    """A change after - before, 2 bytes a value: a gate in [0, 1] changes within [-1, 1], a tanh value within
+    [-2, 2] (uint16 steps: error <= 1.6e-5, 3.1e-5); C (unbounded) as float16, as ``pack`` sends it."""
+    if g in UNIT_GATES:
+        return pack_range(a, -1.0, 1.0)
+    if g in SIGNED_GATES:
+        return pack_range(a, -2.0, 2.0)
+    return pack(g, a)
+
+
+def _top_packed(net: Network, tr: Trace, top: tuple[np.ndarray, np.ndarray] | None) -> dict[str, Any] | None:
+    """Top-k (indices, probabilities) as ``top_compact`` sends the trace's."""
+    if top is None or tr.head_kind != "next":
+        return None
+    idx, p = top
+    labels = np.array(tr.labels or [], dtype=object)
+    out = {"k": idx.shape[1], "tokens": labels[idx].tolist(), "p": pack_range(p, 0.0, 1.0)}
+    shown = _shown_vocab(net, tr)
+    if shown is not None:
+        out["display"] = np.array(shown, dtype=object)[idx].tolist()
+    return out
+
+
+def effect_compact(net: Network, tr: Trace, eff: Effect, top_k: int) -> dict[str, Any]:
+    """``effect_json`` packed as the compact trace's arrays: the (T,) curves and head arrays float32 (NaN kept),
+    the top-k as ``top_compact``, the layers' changes 2 bytes a value (``_pack_delta``)."""
+    return {
+        **{key: pack_f32(getattr(eff, key)) for key in ("p_before", "p_after", "dloglik")},
+        "top_before": _top_packed(net, tr, eff.top_before),
+        "top_after": _top_packed(net, tr, eff.top_after),
+        **{key: pack_f32(getattr(eff, key)) for key in EFFECT_HEAD},
+        "layers": [{g: _pack_delta(g, la[g]) for g in tr.gates} for la in eff.layers],
+    }
+
+
+#: An effect's head arrays (a classes head's probabilities, a values head's outputs, before and after).
+EFFECT_HEAD = ("probs_before", "probs_after", "values_before", "values_after")
+
+
+def _held_arrays(effect: Any, hold: Any) -> Any:
+    """A compact effect with every packed array's data replaced by ``hold(packed)``'s result for it."""
+    if isinstance(effect, dict):
+        if "data" in effect and "dtype" in effect:
+            return hold(effect)
+        return {k: _held_arrays(v, hold) for k, v in effect.items()}
+    if isinstance(effect, list):
+        return [_held_arrays(v, hold) for v in effect]
+    return effect

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from .indexes import Indexes
 from .known import KnownUnits
 from .limits import BodyLimit, ClientLimit
 from .registry import Registry
+from .schemas import describe
 from .security import Guard, allow_inline_scripts
 from .settings import Settings, uploads_allowed
 from .uploads import Store
@@ -171,16 +172,6 @@ def _methods_of(app: FastAPI, scope: Any) -> set[str]:
         if re.fullmatch(re.sub(r"\{[^}/]+\}", "[^/]+", template), path):
             methods |= {m.upper() for m in item}
     return methods
-
-
-def describe(errors: Sequence[Any]) -> str:
-    """Pydantic's validation errors as one sentence: "body.model: field required; body.text: ..."."""
-    parts = []
-    for e in list(errors)[:5]:
-        where = ".".join(str(p) for p in e.get("loc", ()))
-        parts.append(f"{where}: {str(e.get('msg', 'invalid')).lower()}" if where else str(e.get("msg", "invalid")))
-    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
-    return "; ".join(parts) + more
 
 
 @functools.cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -86,6 +87,33 @@ class ModelCard(BaseModel):
     command: str | None = Field(default=None, description="the command that trained the model")
 
 
+class InterventionBody(BaseModel):
+    """Hold, scale, zero or patch units of one gate over a range of steps (model/interventions.py)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    layer: int = Field(strict=True, description="the layer, from 0")
+    unit: int | None = Field(default=None, strict=True, description="one unit (or give 'units')")
+    units: list[int] | None = Field(default=None, strict=True, description="several units (or give 'unit')")
+    gate: str = Field(description='"c" (the cell state), "h", or any gate key of the model (its card\'s "gates")')
+    op: Literal["set", "scale", "zero", "patch"] = Field(
+        description='"set": the value becomes "value"; "scale": multiplied by "value"; "zero": 0 (ablation); '
+        '"patch": its value at the same step of a plain trace of "source_text" (activation patching)'
+    )
+    value: float | None = Field(default=None, description="set, scale: a finite number (|value| <= 1e6)")
+    source_text: str | None = Field(default=None, description="patch: the text whose trace gives the values")
+    from_: int | None = Field(default=None, alias="from", strict=True, description="the first step held (default 0)")
+    to: int | None = Field(
+        default=None,
+        strict=True,
+        description="the step after the last one held: exclusive, like a Python slice (default: the end)",
+    )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The intervention as model/interventions.py reads it (fields left out stay out)."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
 class TraceRequest(BaseModel):
     """One input to trace: a text for text models, or vectors for vector models."""
 
@@ -97,6 +125,11 @@ class TraceRequest(BaseModel):
         description="(T, K) what a values head should output at each step (null: not known); sent back beside "
         "'values' so a client draws both",
     )
+    interventions: list[InterventionBody] | None = Field(
+        default=None,
+        description="units to hold, scale, zero or patch (at most GATESCOPE_MAX_INTERVENTIONS); the response then "
+        "also carries 'intervened' and 'effect'. An empty list is a plain trace",
+    )
 
 
 class Prediction(BaseModel):
@@ -105,6 +138,38 @@ class Prediction(BaseModel):
     token: str = Field(description="the token, or the class's label")
     display: str | None = Field(default=None, description="subword pieces: the text it stands for ('Ġthe': ' the')")
     p: float = Field(description="its probability")
+
+
+class Intervened(BaseModel):
+    """An intervention as the server ran it: its units, and its steps resolved ('to' exclusive)."""
+
+    layer: int
+    units: list[int]
+    gate: str
+    op: str
+    value: float | None = None
+    source_text: str | None = None
+    from_: int = Field(alias="from")
+    to: int
+
+
+class Effect(BaseModel):
+    """What the interventions changed (``encoding=json``; compact and binary pack the arrays as the layers)."""
+
+    p_before: list[float | None] | None = Field(
+        default=None, description="per step: the probability of the actual next token, plain (null at the last step)"
+    )
+    p_after: list[float | None] | None = Field(default=None, description="... with the interventions")
+    dloglik: list[float | None] | None = Field(default=None, description="per step: log p_after - log p_before")
+    top_before: list[list[Prediction]] | None = Field(default=None, description="per step: the plain top-k")
+    top_after: list[list[Prediction]] | None = Field(default=None, description="per step: the top-k with them")
+    probs_before: list[list[float]] | None = Field(default=None, description="a classes head: plain class probs")
+    probs_after: list[list[float]] | None = Field(default=None, description="a classes head: with them")
+    values_before: list[list[float]] | None = Field(default=None, description="a values head: plain outputs")
+    values_after: list[list[float]] | None = Field(default=None, description="a values head: with them")
+    layers: list[dict[str, list[list[float]]]] = Field(
+        description="per layer: gate -> T lists of H changes, after - before (0 where nothing changed)"
+    )
 
 
 class TraceResponse(BaseModel):
@@ -134,6 +199,10 @@ class TraceResponse(BaseModel):
         description="per step: what a values head should output (the request's targets, or the input column the "
         "model's meta names; null where not known); null when not known at all"
     )
+    intervened: list[Intervened] | None = Field(
+        default=None, description="with interventions: what was held, as run (the layers show the held values)"
+    )
+    effect: Effect | None = Field(default=None, description="with interventions: before and after, step by step")
 
 
 class Detail(BaseModel):
@@ -162,8 +231,9 @@ ERRORS = {
     404: "no such model (GET /api/models lists them)",
     409: "a model with that name exists already, or the model is listed as unavailable (its files or card do not read)",
     411: "the body came without a Content-Length",
-    413: "the input has more tokens than GATESCOPE_MAX_TOKENS, its trace would not fit GATESCOPE_MAX_MEMORY_MB, the "
-    "body is over GATESCOPE_MAX_BODY_MB, or the upload is over GATESCOPE_MAX_UPLOAD_MB",
+    413: "the input (or the interventions' patch source texts together) has more tokens than GATESCOPE_MAX_TOKENS, its "
+    "trace would not fit GATESCOPE_MAX_MEMORY_MB, the body is over GATESCOPE_MAX_BODY_MB, or the upload is over "
+    "GATESCOPE_MAX_UPLOAD_MB",
     415: "the file type is not one gatescope reads",
     429: "this client has GATESCOPE_MAX_CLIENT_REQUESTS API requests in progress already: wait for one to end",
     503: "the models folder is read-only (or cannot be written) for this server: nothing was changed; or the server "
@@ -172,6 +242,18 @@ ERRORS = {
     "GATESCOPE_MAX_MODELS_MB, or the network would take more than half the memory left (GATESCOPE_MAX_MEMORY_MB): "
     "nothing was stored",
     422: "empty input, unknown characters (named, with positions), wrong vector shapes or NaN, both or neither of "
-    "text and vectors, targets of the wrong shape or for a model without a values head; for an upload: not a weight "
+    "text and vectors, targets of the wrong shape or for a model without a values head, an intervention that does "
+    "not fit the model or the input (its index and field named) or more than GATESCOPE_MAX_INTERVENTIONS of them; "
+    "for an upload: not a weight "
     "file, malformed, a vocabulary that does not fit, or a head, head_at or labels field that does not fit the model",
 }
+
+
+def describe(errors: Sequence[Any]) -> str:
+    """Pydantic's validation errors as one sentence: "body.model: field required; body.text: ..."."""
+    parts = []
+    for e in list(errors)[:5]:
+        where = ".".join(str(p) for p in e.get("loc", ()))
+        parts.append(f"{where}: {str(e.get('msg', 'invalid')).lower()}" if where else str(e.get("msg", "invalid")))
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "; ".join(parts) + more

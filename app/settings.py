@@ -2,6 +2,7 @@
 
 GATESCOPE_DEFAULT_MODEL   the model the page opens with (code)
 GATESCOPE_MAX_TOKENS      most tokens one trace may have (20000)
+GATESCOPE_MAX_INTERVENTIONS  most interventions one trace or live edit may carry (64)
 GATESCOPE_MAX_SESSIONS    most live-typing sockets open at once, over all workers (64)
 GATESCOPE_MODELS          where uploaded models are kept (~/.local/share/gatescope/models)
 GATESCOPE_HOST            the address the server binds to (``gatescope serve`` sets it)
@@ -72,6 +73,9 @@ class Settings(BaseSettings):
         64, description="most live-typing connections (WS /api/live) open at once in each worker"
     )
     top_k: PositiveInt = Field(5, description="predictions per step in a trace's probs")
+    max_interventions: PositiveInt = Field(
+        64, description="most interventions one trace (or live edit) may carry; their patch sources count as text"
+    )
     models_dir: Path = Field(
         default_factory=_default_models_dir,
         validation_alias=AliasChoices("models_dir", f"{PREFIX}MODELS"),

@@ -30,11 +30,14 @@ from typing import Any
 import numpy as np
 
 from . import batched
+from . import interventions as intervene
 from . import threads as _threads
 from .cells import GATES, PARAMS, Cell, State, make_cell
 from .errors import Cancelled, FormatError, InputError
 from .heads import Head, resolve
 from .heads import check as check_head
+from .held import Edits, run_held
+from .interventions import Intervention
 from .threads import blas_threads, step_threads
 from .tokenizer import Encoded, Tokenizer, make_tokenizer
 from .trace import Trace
@@ -305,9 +308,14 @@ class Network:
         *,
         stop: Callable[[], bool] | None = None,
         reuse: Trace | None = None,
+        interventions: Sequence[Mapping[str, Any] | Intervention] | None = None,
     ) -> Trace:
         """Run the network over ``x`` (text, its ``tokenizer.encode``-d form, or a (T, D) array) from
         ``state`` and record every gate.
+
+        ``interventions``: units held, scaled, zeroed or patched over ranges of steps (model/interventions.py
+        says how and what they mean); the trace records the values used and lists them in ``intervened``.
+        None or an empty list is a plain trace, bit for bit.
 
         ``state`` holds per layer (h, c) of ``width`` units: a forward direction starts from its half
         before x_0, a backward direction from its half after x_{T-1} (there is no other place a
@@ -324,6 +332,8 @@ class Network:
         over the steps after it; every other direction and layer depends on the steps after it, so
         they run over the whole input. The result equals a trace without ``reuse`` exactly.
         """
+        if interventions is not None and len(interventions):
+            return self._trace_held(x, state, probs, stop, interventions)
         with step_threads():  # the head's product too: BLAS threads it woke would spin on the cores afterwards
             enc, xW = self._inputs(x)
             state = self._check_state(state)
@@ -334,6 +344,43 @@ class Network:
             else:
                 layers = self._run_chunks(xW, state, stop)
             return self._trace_of(enc, layers, state, probs)
+
+    def _trace_held(
+        self,
+        x: str | np.ndarray | Encoded,
+        state: list[State] | None,
+        probs: bool,
+        stop: Callable[[], bool] | None,
+        interventions: Sequence[Mapping[str, Any] | Intervention],
+    ) -> Trace:
+        """``trace`` with interventions: layers with edits run model/held.py's loops, the others cells.py's."""
+        checked = intervene.check(self, interventions)  # refused before any work
+        with step_threads(), np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below
+            enc, xW = self._inputs(x)
+            state = self._check_state(state)
+            T = xW.shape[0]
+            held = intervene.resolve(self, checked, T)
+            edits = intervene.plan(self, held, T)
+            size, now = (self.chunk_steps() if stop is not None else T), state
+            pieces: list[list[dict[str, np.ndarray]]] = []
+            for t in range(0, T, size):  # a chunk at a time with ``stop``, as _run_chunks
+                if stop is not None and stop():
+                    raise Cancelled(f"stopped after {t} of {T} steps")
+                layers = self._run(xW[t : t + size], now, intervene.window(edits, t, t + size))
+                now = [(g["h"][-1], g["c"][-1] if "c" in g else None) for g in layers]
+                pieces.append(layers)
+            if len(pieces) > 1:
+                layers = [{g: np.concatenate([p[k][g] for p in pieces]) for g in la} for k, la in enumerate(pieces[0])]
+            tr = self._trace_of(enc, layers, state, probs)
+        bad = [k for k, la in enumerate(tr.layers) if not all(np.isfinite(la[g]).all() for g in ("h", "c") if g in la)]
+        if bad or (tr.probs is not None and not np.isfinite(tr.probs).all()):
+            where = f"layer {bad[0]}" if bad else "the output"
+            raise InputError(
+                f"the interventions made {where} overflow (infinite or NaN values): "
+                "hold smaller values or scale by less"
+            )
+        tr.intervened = held
+        return tr
 
     def _trace_of(
         self,
@@ -543,13 +590,17 @@ class Network:
             xW = self._project(0, self.params["embedding"][enc.ids])  # (T, n*G*H)
         return enc, xW
 
-    def _run(self, xW: np.ndarray, state: list[State]) -> list[dict[str, np.ndarray]]:
-        """Every layer over every step: layer k's gates (T, H), from layer 0's input share xW."""
+    def _run(self, xW: np.ndarray, state: list[State], edits: list[Edits] | None = None) -> list[dict[str, np.ndarray]]:
+        """Every layer over every step: layer k's gates (T, H), from layer 0's input share xW; a layer with
+        ``edits`` (model/held.py) runs the loop that applies them."""
         layers: list[dict[str, np.ndarray]] = []
         for k, cell in enumerate(self.cells):
             if k > 0:
                 xW = cell.project(layers[-1]["h"])  # (T, G*H) from the layer below
-            gates, _ = cell.run(xW, state[k])
+            if edits is not None and edits[k]:
+                gates, _ = run_held(cell, xW, state[k], edits[k])
+            else:
+                gates, _ = cell.run(xW, state[k])
             layers.append(gates)
         return layers
 

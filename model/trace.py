@@ -28,17 +28,19 @@ changed (a network with a backward direction reruns the whole series).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import interventions as _interventions
 from .cells import State
 from .errors import InputError
 from .tokenizer import Encoded
 
 if TYPE_CHECKING:
+    from .interventions import Intervention
     from .network import Network
 
 
@@ -72,6 +74,7 @@ class Trace:
     head_at: str = "every"  # "every": each step's prediction counts; "last": only the last step's
     directions: tuple[str, ...] = ("forward",)  # per block of H units: "forward" | "backward"
     display: list[str] | None = None  # per step, the text a subword piece stands for (None: tokens are text)
+    intervened: list[Intervention] = field(default_factory=list)  # what was held (model/interventions.py)
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -95,7 +98,17 @@ class Trace:
         unknown = [p for p in self.unknown if p < t]
         display = None if self.display is None else self.display[:t]
         tokens = self.tokens[:t]
-        return replace(self, tokens=tokens, layers=layers, probs=probs, values=values, unknown=unknown, display=display)
+        held = [replace(it, stop=min(it.stop or t, t)) for it in self.intervened if it.start < t]
+        return replace(
+            self,
+            tokens=tokens,
+            layers=layers,
+            probs=probs,
+            values=values,
+            unknown=unknown,
+            display=display,
+            intervened=held,
+        )
 
     def then(self, more: Trace) -> Trace:
         """This trace followed by ``more`` (which must have started from this trace's final state); a
@@ -108,7 +121,18 @@ class Trace:
         unknown = self.unknown + [p + len(self) for p in more.unknown]
         display = None if self.display is None or more.display is None else self.display + more.display
         tokens = self.tokens + more.tokens
-        return replace(self, tokens=tokens, layers=layers, probs=probs, values=values, unknown=unknown, display=display)
+        n = len(self)
+        held = self.intervened + [replace(it, start=it.start + n, stop=(it.stop or 0) + n) for it in more.intervened]
+        return replace(
+            self,
+            tokens=tokens,
+            layers=layers,
+            probs=probs,
+            values=values,
+            unknown=unknown,
+            display=display,
+            intervened=held,
+        )
 
     def top(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k likeliest outputs (next tokens, or classes) at every step: indices (T, k) into ``labels``
@@ -231,6 +255,8 @@ class TraceBuffer:
         self.x: np.ndarray | None = None  # a vector model's (T, D) series the trace is of
         self._rows: dict[Any, np.ndarray] = {}
         self._capacity = 0  # rows each array has
+        self.interventions: list[Intervention] = []  # the trace's, as checked (``to`` None: the end)
+        self._sources: dict[str, Trace] = {}  # patch sources' plain traces, by text
 
     def rows_for(self, steps: int) -> int:
         """How many rows each array holds once the text has ``steps`` steps."""
@@ -257,8 +283,24 @@ class TraceBuffer:
             return 0 if self.x is None else common_rows(self.x, tokens)
         return common_prefix(self.trace.tokens, tokens)
 
+    def _held_from(self, items: Sequence[Any] | None, T: int) -> tuple[int, list[Intervention], list[Intervention]]:
+        """The interventions of an update, checked and resolved for T steps, and the first step a change of
+        them touches (T when they did not change): a changed entry (or every entry after it, since they apply
+        in list order) is re-run from its first step, in the old list and the new."""
+        checked = _interventions.check(self.net, list(items or []))
+        old = self.interventions
+        n = next((j for j, (a, b) in enumerate(zip(old, checked)) if a != b), min(len(old), len(checked)))
+        firsts = [it.start for it in old[n:] + checked[n:]]
+        sources = {it.source_text for it in checked if it.source_text is not None}
+        self._sources = {s: tr for s, tr in self._sources.items() if s in sources}
+        resolved = _interventions.resolve(self.net, checked, T, self._sources)
+        return min(firsts, default=T), checked, resolved
+
     def update(
-        self, text: str | Encoded | list[str] | np.ndarray, stop: Callable[[], bool] | None = None
+        self,
+        text: str | Encoded | list[str] | np.ndarray,
+        stop: Callable[[], bool] | None = None,
+        interventions: Sequence[Any] | None = None,
     ) -> tuple[int, Trace]:
         """Trace a text (or its ``net.tokenizer.encode``-d form, or its tokens as ``split`` gives them) after
         the last one: the first changed position k and the trace of the steps from k on (empty when only
@@ -268,9 +310,13 @@ class TraceBuffer:
         The whole new text is tokenized, and its pieces from the first one that differs are traced
         from the kept steps' state: a subword tokenizer may split an edited word (or the text after
         it) differently, so the new steps are exactly those of a fresh trace of the whole text.
-        Bad input, and a run ``stop`` cancels (``Network.trace``), raise before anything changes."""
+        Bad input, and a run ``stop`` cancels (``Network.trace``), raise before anything changes.
+
+        ``interventions`` (model/interventions.py; None or [] for none): the trace is that of
+        ``net.trace(text, interventions=...)``; when they change from the last update's, the steps from the
+        first one a changed intervention touches are traced again (or from the first changed token, if earlier)."""
         if isinstance(text, np.ndarray):
-            return self._update_rows(text, stop)
+            return self._update_rows(text, stop, interventions)
         tokenizer = self.net.tokenizer
         if tokenizer is None:
             raise InputError("this model takes vectors, not text: pass a (T, D) array")
@@ -280,25 +326,31 @@ class TraceBuffer:
             enc = tokenizer.encode(text) if isinstance(text, str) else text.check()
         if not len(enc):
             raise InputError("the text has no tokens: nothing to trace")
-        k = self.changed_from(enc.tokens)
+        changed, checked, held = self._held_from(interventions, len(enc))
+        k = min(self.changed_from(enc.tokens), changed)
         kept = None if self.trace is None else self.trace.head(k)
         if "backward" in self.net.spec.directions:
             return self._rerun(enc, k, kept, stop)
         if k == len(enc):  # a deletion at the end (or no change): nothing new to trace
             assert kept is not None
-            self.trace = kept
+            self.trace, self.interventions = replace(kept, intervened=held), checked
             return k, kept.head(0)
-        new = self.net.trace(enc.tail(k), state=None if kept is None or k == 0 else kept.state, stop=stop)
+        tail = [s for s in (it.shifted(k) for it in held) if s is not None]
+        state = None if kept is None or k == 0 else kept.state
+        new = self.net.trace(enc.tail(k), state=state, stop=stop, interventions=tail)
         self._capacity = self.rows_for(len(enc))
-        self.trace = self._splice(k, kept, new)
+        self.trace, self.interventions = replace(self._splice(k, kept, new), intervened=held), checked
         return k, new
 
-    def _update_rows(self, x: np.ndarray, stop: Callable[[], bool] | None) -> tuple[int, Trace]:
+    def _update_rows(
+        self, x: np.ndarray, stop: Callable[[], bool] | None, interventions: Sequence[Any] | None
+    ) -> tuple[int, Trace]:
         """``update`` for a vector model: the rows from the first one that changed are traced."""
         if self.net.tokenizer is not None:
             raise InputError("this model takes text, not vectors: pass the text")
         x = self.net.check_vectors(x)  # (T, D), refused before anything changes
-        k = self.changed_from(x)
+        changed, checked, held = self._held_from(interventions, len(x))
+        k = min(self.changed_from(x), changed)
         kept = None if self.trace is None else self.trace.head(k)
         if "backward" in self.net.spec.directions:  # every step may change: the whole series again
             if kept is not None and self.trace is not None and k == len(x) == len(self.trace):
@@ -310,12 +362,15 @@ class TraceBuffer:
             return 0, self.trace
         if k == len(x):  # rows deleted at the end (or no change)
             assert kept is not None
-            self.trace, self.x = kept, x.copy()
+            self.trace, self.x, self.interventions = replace(kept, intervened=held), x.copy(), checked
             return k, kept.head(0)
-        new = self.net.trace(x[k:], state=None if kept is None or k == 0 else kept.state, stop=stop)
+        tail = [s for s in (it.shifted(k) for it in held) if s is not None]
+        state = None if kept is None or k == 0 else kept.state
+        new = self.net.trace(x[k:], state=state, stop=stop, interventions=tail)
         new = replace(new, tokens=[str(t) for t in range(k, len(x))])  # steps numbered in the whole series
         self._capacity = self.rows_for(len(x))
-        self.trace, self.x = self._splice(k, kept, new), x.copy()
+        self.trace, self.x = replace(self._splice(k, kept, new), intervened=held), x.copy()
+        self.interventions = checked
         return k, new
 
     def _rerun(self, enc: Encoded, k: int, kept: Trace | None, stop: Callable[[], bool] | None) -> tuple[int, Trace]:

@@ -19,8 +19,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 import model
-from model import heads
+from model import heads, interventions
 from model.analysis.store import Index
+from model.interventions import Intervention
 
 from ..indexes import Indexes
 from ..registry import Entry, Registry
@@ -129,6 +130,8 @@ class Checked:
     tokens: list[str]
     top_k: int
     targets: Any = None  # (T, K) what a values head should output (NaN: not known), or None
+    interventions: list[Intervention] | None = None  # checked (model/interventions.py); None: a plain trace
+    source_tokens: int = 0  # tokens of the patch sources, traced beside the input
 
 
 def check_input(name: str, entry: Entry, text: Any, vectors: Any, settings: Settings, targets: Any = None) -> Checked:
@@ -221,11 +224,43 @@ async def check_input_soon(
         return await run_in_threadpool(check_input, name, entry, text, vectors, settings)
 
 
+def check_interventions(checked: Checked, items: Any, settings: Settings) -> Checked:
+    """``checked`` with its interventions checked against the model and the input (each refusal names the
+    intervention's index and the field, 422): at most ``max_interventions`` (422), their patch sources read as
+    text and together at most ``max_tokens`` tokens (413). ``items``: a list of dicts (None: none)."""
+    if items is None:
+        return checked
+    if not isinstance(items, list):
+        raise HTTPException(422, "'interventions' must be a list of {'layer', 'unit', 'gate', 'op', ...} objects")
+    if len(items) > settings.max_interventions:
+        raise HTTPException(
+            422, f"{len(items)} interventions; this server runs at most {settings.max_interventions} in one trace"
+        )
+    try:
+        its = interventions.check(checked.net, items)
+        lengths = interventions.check_steps(checked.net, its, len(checked.tokens))
+    except model.InputError as e:
+        raise HTTPException(422, str(e)) from None
+    n = sum(lengths.values())
+    if n > settings.max_tokens:
+        raise HTTPException(
+            413, f"the patch source texts have {n} tokens together; this server traces at most {settings.max_tokens}"
+        )
+    checked.interventions, checked.source_tokens = (its or None), n
+    return checked
+
+
 async def checked_trace(body: TraceRequest, registry: RegistryDep, settings: SettingsDep, work: WorkDep) -> Checked:
     """A trace request's model and input, checked before any work (and before a stream's first byte)."""
     entry = find_model(registry, body.model)
     checked = await check_input_soon(body.model, entry, body.text, body.vectors, settings, work.reading)
     checked.targets = _targets(body.model, checked, body.targets)
+    if body.interventions is not None:
+        items = [it.as_dict() for it in body.interventions]
+        if sum(len(it.get("source_text", "")) for it in items) <= LONG_INPUT:
+            return check_interventions(checked, items, settings)
+        async with work.reading:
+            return await run_in_threadpool(check_interventions, checked, items, settings)
     return checked
 
 

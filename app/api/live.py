@@ -8,7 +8,10 @@ from the first one that changed are traced, and the reply also carries "inputs":
 forecaster whose meta names them, its "targets" (the input s steps on; null where not yet known),
 from step "targets_from" = k - s on (appending a row makes the last step's target known). With
 "focus": {"layer", "unit"} the reply also carries that unit's exact values (``Trace.unit``) from k
-on; a message with only "focus" asks for them over the whole text. A newer edit replaces an older
+on; a message with only "focus" asks for them over the whole text. With "interventions" (POST /api/trace's
+list, the same checks and words) the buffer traces the held run, and the reply adds "intervened" and the
+"effect" of its steps (from k) against the plain text's, kept in a second buffer while they last; a change
+of the list re-traces from the first step it touches. A newer edit replaces an older
 one still waiting. Every reply echoes the message's "seq". The client's mistakes (the same checks and
 words as POST /api/trace, from deps.py) come back as {"seq", "error"} and the socket stays open;
 anything else is a bug: logged, and the socket closes with 1011."""
@@ -25,24 +28,30 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
+from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 import model
 from model.heads import targets as series_targets
+from model.interventions import Intervention, effect
 from model.series import read_csv
 
 from ..encoding import (
     dumps_binary,
     dumps_compact,
+    effect_compact,
+    effect_json,
     focus_json,
+    intervened_json,
     plain_values,
     trace_compact,
     trace_json,
 )
 from ..registry import Entry
+from ..schemas import InterventionBody, describe
 from ..settings import Settings
 from ..work import LIVE_SHARE, MB, ClientGone, Work
-from .deps import LiveSlotsDep, SettingsDep, WorkDep, check_input_soon, find_model, get_registry
+from .deps import LiveSlotsDep, SettingsDep, WorkDep, check_input_soon, check_interventions, find_model, get_registry
 from .trace import COST
 
 router = APIRouter(tags=["live"])
@@ -70,18 +79,40 @@ def _focus_of(msg: dict[str, Any], net: model.Network) -> tuple[int, int] | None
     return layer, unit
 
 
+#: An edit's "interventions", read as POST /api/trace reads them (the same words for the same mistakes).
+INTERVENTIONS = TypeAdapter(list[InterventionBody])
+
+
+def _interventions_of(msg: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """An edit's interventions as dicts (None: the message has none), or a LiveError in pydantic's words."""
+    raw = msg.get("interventions")
+    if raw is None:
+        return None
+    try:
+        return [it.as_dict() for it in INTERVENTIONS.validate_python(raw)]
+    except ValidationError as e:
+        raise LiveError(describe([{**err, "loc": ("interventions", *err["loc"])} for err in e.errors()])) from None
+
+
 class Session:
-    """One connection's cache: the model it last traced and a TraceBuffer of its current text."""
+    """One connection's cache: the model it last traced and a TraceBuffer of its current text (with the
+    edit's interventions, and beside it a plain one: the "before" of their effect)."""
 
     def __init__(self) -> None:
         self.name: str | None = None
         self.buffer: model.TraceBuffer | None = None
+        self.plain: model.TraceBuffer | None = None  # the text without interventions, while an edit has some
 
     def buffer_for(self, name: str, net: model.Network, max_steps: int | None) -> model.TraceBuffer:
         """The buffer to update for a text of model ``name`` (a new one when the model changed)."""
         if self.name != name or self.buffer is None or self.buffer.net is not net:
-            self.name, self.buffer = name, model.TraceBuffer(net, max_steps)
+            self.name, self.buffer, self.plain = name, model.TraceBuffer(net, max_steps), None
         return self.buffer
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the session's buffers hold."""
+        return sum(b.nbytes for b in (self.buffer, self.plain) if b is not None)
 
     def update(
         self,
@@ -93,17 +124,30 @@ class Session:
         stop: Any = None,
         max_steps: int | None = None,
         names: list[str] | None = None,
+        held: list[Intervention] | None = None,
     ) -> Any:
         """Trace only what changed; return the reply: a dict (json), JSON text (compact) or bytes (binary).
         ``encoded``: a text's ``tokenizer.encode`` (whole), or a vector model's (T, D) series (``names``: its
-        header's)."""
+        header's). ``held``: the edit's interventions, checked; the reply then carries "intervened" and the
+        "effect" of the new steps (from k on) against the plain text's."""
         encoding = msg.get("encoding", "json")
         net = entry.net
         focus = _focus_of(msg, net)  # every refusal comes before the buffer is touched
         self.buffer = self.buffer_for(name, net, max_steps)
-        k, new = self.buffer.update(encoded, stop=stop)
+        k, new = self.buffer.update(encoded, stop=stop, interventions=held or [])
         whole = self.buffer.trace
         assert whole is not None
+        eff = None
+        if held:
+            if self.plain is None:
+                self.plain = model.TraceBuffer(net, max_steps)
+            self.plain.update(encoded, stop=stop)
+            before = self.plain.trace
+            assert before is not None
+            ids = getattr(encoded, "ids", None)
+            eff = effect(net, encoded, before=before, after=whole, ids=ids, start=k, top_k=top_k)
+        else:
+            self.plain = None  # no interventions: nothing to compare with
         # a forecaster's targets (its meta: which input column, s steps on): step t's is row t + s, so an
         # edit from row k changes them from step k - s on; they travel from there ("targets_from")
         want, since = None, k
@@ -124,6 +168,9 @@ class Session:
             body["encoding"] = encoding
         if focus is not None:
             body["focus"] = focus_json(whole, *focus, start=k)
+        if eff is not None:
+            body["intervened"] = intervened_json(whole)
+            body["effect"] = (effect_json if encoding == "json" else effect_compact)(net, new, eff, top_k)
         if encoding == "binary":
             return dumps_binary(body)  # sent as a binary frame
         return dumps_compact(body).decode() if encoding == "compact" else body
@@ -188,7 +235,7 @@ class Connection:
     def close(self) -> None:
         """Give the session's memory back (to the budget, and the heap to the system)."""
         self.pending.clear()
-        self.session.buffer = None  # its rows have pages of their own (own_pages_for_big_arrays): freed at once
+        self.session.buffer = self.session.plain = None  # their rows have pages of their own: freed at once
         self.work.budget.adjust_live(-self.held)
         self.held = 0
 
@@ -240,25 +287,32 @@ class Connection:
                 raise LiveError(f"'csv' must be the series as CSV text, got {type(csv).__name__}")
             vectors, names = await run_in_threadpool(read_csv, csv)  # InputError: the row, column and problem
         checked = await check_input_soon(name, entry, text, vectors, self.settings, reading, self.gone)
+        items = _interventions_of(msg)
+        if items is not None:  # POST /api/trace's checks and words (the count, each field, the sources' size)
+            checked = await run_in_threadpool(check_interventions, checked, items, self.settings)
+        held = checked.interventions
         encoding = msg.get("encoding", "json")
         if encoding not in ENCODINGS:
             raise LiveError(f"encoding must be 'json', 'compact' or 'binary', got {encoding!r}")
         net, T = entry.net, len(checked.tokens)
         buffer = self.session.buffer_for(name, net, self.settings.max_tokens)
         new = T - buffer.changed_from(checked.x if vectors is not None else checked.tokens)
-        values = plain_values(net, new)
+        values = plain_values(net, new) * (2 if held else 1)  # with interventions, the effect's changes too
         if encoding == "json" and values > self.settings.max_plain_values:
             raise LiveError(
                 f"this edit's {new} new steps are {values:,} numbers as plain JSON; this server sends at most "
                 f"{self.settings.max_plain_values:,} that way: ask for encoding 'binary' or 'compact'"
             )
-        self._hold(buffer.nbytes_for(T), T)  # the rows the buffer will hold
-        job = await self.work.admit(self.gone, COST * net.trace_nbytes(new) + MB, f"an edit of {new} new steps")
+        self._hold(buffer.nbytes_for(T) * (2 if held else 1), T)  # the rows the buffers will hold
+        cost = COST * (net.trace_nbytes(new) * (3 if held else 1) + net.trace_nbytes(checked.source_tokens)) + MB
+        job = await self.work.admit(self.gone, cost, f"an edit of {new} new steps")
         try:
             top_k, most = self.settings.top_k, self.settings.max_tokens
             update = self.session.update
             x = checked.x  # a text's Encoded, or a series' checked (T, D) array
-            return await job.run(update, name, entry, msg, x, top_k, stop=job.stopped, max_steps=most, names=names)
+            return await job.run(
+                update, name, entry, msg, x, top_k, stop=job.stopped, max_steps=most, names=names, held=held
+            )
         finally:
             job.close()
             self._settle()
@@ -281,8 +335,7 @@ class Connection:
 
     def _settle(self) -> None:
         """Hold exactly what the buffer holds now."""
-        buffer = self.session.buffer
-        now = 0 if buffer is None else buffer.nbytes
+        now = self.session.nbytes
         self.work.budget.adjust_live(now - self.held)  # less: given back; more: rows it had already
         self.held = now
 

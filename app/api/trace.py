@@ -10,10 +10,15 @@ import numpy as np
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import StreamingResponse
 
+from model import Trace
+from model.interventions import Effect, effect
+
 from ..encoding import (
     display_of,
     dumps_binary,
     dumps_compact,
+    effect_compact,
+    intervened_json,
     iter_csv,
     iter_json,
     iter_npz,
@@ -24,7 +29,7 @@ from ..encoding import (
 )
 from ..schemas import TraceResponse, errors
 from ..work import MB, ClientGone, watch_disconnect
-from .deps import CheckedDep, SettingsDep, WorkDep
+from .deps import Checked, CheckedDep, SettingsDep, WorkDep
 
 router = APIRouter(prefix="/api", tags=["trace"])
 
@@ -65,8 +70,8 @@ async def trace_text(
     The request's memory is reserved before it starts (413 if it could never fit, 503 if the server
     stays busy); its work stops when the client leaves. JSON, CSV and NPZ bodies are streamed.
     """
-    steps = len(job.tokens)
-    values = plain_values(job.net, steps)
+    steps, held = len(job.tokens), job.interventions
+    values = plain_values(job.net, steps) * (2 if held else 1)  # with interventions, the effect's changes too
     if encoding in ("json", "csv") and values > settings.max_plain_values:  # a cost bound before any work
         raise HTTPException(
             413,
@@ -76,14 +81,20 @@ async def trace_text(
     gone, watcher = watch_disconnect(request.receive)
     streamed = False
     try:
-        run = await work.admit(gone, COST * job.net.trace_nbytes(steps) + MB, f"a trace of {steps} steps")
+        runs = 1 if not held else 2  # with interventions: the plain run and the held one (and the patch sources)
+        cost = COST * (runs * job.net.trace_nbytes(steps) + job.net.trace_nbytes(job.source_tokens)) + MB
+        run = await work.admit(gone, cost, f"a trace of {steps} steps")
         try:
-            tr = await run.run(job.net.trace, job.x, stop=run.stopped)  # the input was checked: errors are bugs
+            eff = None
+            if held:
+                tr, eff = await run.run(traced_effect, job, run.stopped)
+            else:
+                tr = await run.run(job.net.trace, job.x, stop=run.stopped)  # the input was checked: errors are bugs
             if encoding in ("json", "csv", "npz"):
                 run.computed()  # a slow reader must not hold a lane: the pieces need none
                 watcher.cancel()  # the streamed response watches for the client itself
                 pieces = {
-                    "json": lambda: iter_json(job.name, job.net, tr, job.top_k, job.targets),
+                    "json": lambda: iter_json(job.name, job.net, tr, job.top_k, job.targets, eff),
                     "csv": lambda: iter_csv(tr, job.targets),
                 }
                 body = run.stream(pieces.get(encoding, lambda: iter_npz(tr, job.targets))())
@@ -94,7 +105,14 @@ async def trace_text(
                 media = "text/csv" if encoding == "csv" else "application/octet-stream"
                 return StreamingResponse(body, media_type=media, headers=headers)
             dumps = dumps_compact if encoding == "compact" else dumps_binary
-            out = await run.run(lambda: dumps(trace_compact(job.name, job.net, tr, job.top_k, job.targets)))
+
+            def packed() -> dict[str, Any]:
+                out = trace_compact(job.name, job.net, tr, job.top_k, job.targets)
+                if eff is None:
+                    return out
+                return out | {"intervened": intervened_json(tr), "effect": effect_compact(job.net, tr, eff, job.top_k)}
+
+            out = await run.run(lambda: dumps(packed()))
             return Response(out, media_type="application/json" if encoding == "compact" else "application/octet-stream")
         finally:
             if not streamed:
@@ -103,6 +121,14 @@ async def trace_text(
         return Response(status_code=499)  # nobody reads it: the client has gone
     finally:
         watcher.cancel()
+
+
+def traced_effect(job: Checked, stop: Any) -> tuple[Trace, Effect]:
+    """The held trace of a checked input with interventions, and their effect against the plain one."""
+    ids = getattr(job.x, "ids", None)
+    before = job.net.trace(job.x, stop=stop)
+    after = job.net.trace(job.x, stop=stop, interventions=job.interventions)
+    return after, effect(job.net, job.x, before=before, after=after, ids=ids, top_k=job.top_k)
 
 
 @router.post("/trace/stream", responses=REFUSALS)
@@ -117,8 +143,8 @@ def stream_trace(job: CheckedDep) -> Iterator[dict[str, Any]]:
         "directions": list(net.spec.directions),
         "output": output_of(net.head),
     }
-    if "backward" in net.spec.directions:
-        yield from steps_json(net, net.trace(job.x), 0, job.top_k, job.targets)
+    if "backward" in net.spec.directions or job.interventions:  # held values: the whole run (no effect here)
+        yield from steps_json(net, net.trace(job.x, interventions=job.interventions), 0, job.top_k, job.targets)
         return
     while t < len(job.tokens):
         end = min(t + size, len(job.tokens))

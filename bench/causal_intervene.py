@@ -1,0 +1,68 @@
+"""What an intervention costs: ``net.trace(x, interventions=[...])`` against a plain ``net.trace(x)``, on the
+bundled ``code`` model over 1,000 characters of Python, in the same run (issue 13's target: <= 1.2x).
+
+    python bench/causal_intervene.py [--chars 1000] [--rounds 31]
+
+Cases: one unit's C held over every step; 8 units' C held over 100 steps (the page's "hold from t = 12");
+one unit's f zeroed and one h scaled over every step; a patch of 8 units' h from a second text over 100
+steps (the source's trace is part of its cost). The runs interleave (plain, then each case, then plain
+again, ...), so a neighbour's load falls on every side alike; each figure is a median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+import model
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--chars", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=31)
+    a = ap.parse_args()
+    net = model.load("code")
+    known = set(net.vocab or [])
+    source = "".join(ch for ch in (ROOT / "model" / "network.py").read_text() if ch in known)
+    text, other = source[: a.chars], source[a.chars : 2 * a.chars]
+    T = len(net.tokenizer.encode(text)) if net.tokenizer else 0
+    cases = {
+        "plain": None,
+        "1 unit's C, every step": [{"layer": 0, "unit": 118, "gate": "c", "op": "set", "value": 0.0}],
+        "8 units' C, 100 steps": [
+            {"layer": 0, "units": list(range(8)), "gate": "c", "op": "set", "value": 0.0, "from": 12, "to": 112}
+        ],
+        "f zeroed + h scaled, every step": [
+            {"layer": 0, "unit": 3, "gate": "f", "op": "zero"},
+            {"layer": 0, "unit": 9, "gate": "h", "op": "scale", "value": 0.5},
+        ],
+        "patch 8 units' h, 100 steps": [
+            {"layer": 0, "units": list(range(8)), "gate": "h", "op": "patch", "source_text": other, "to": 100}
+        ],
+    }
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(3):  # warm up
+        for its in cases.values():
+            net.trace(text, interventions=its)
+    for _ in range(a.rounds):
+        for name, its in cases.items():
+            t0 = time.perf_counter()
+            net.trace(text, interventions=its)
+            times[name].append(time.perf_counter() - t0)
+    plain = statistics.median(times["plain"])
+    load = os.getloadavg()[0]
+    print(f"code ({net.cell}, H = {net.hidden_size}), {T} steps, {a.rounds} interleaved rounds, load {load:.2f}")
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        ratio = "" if name == "plain" else f"  {med / plain:.2f}x plain (target <= 1.2x)"
+        print(f"  {name:34s} {med * 1e3:7.2f} ms{ratio}")
+
+
+if __name__ == "__main__":
+    main()
