@@ -344,6 +344,37 @@ export function saturation(model, source, layer, signal) {
   return _json(`/api/models/${encodeURIComponent(model)}/saturation`, { ...source, layer }, signal);
 }
 
+/**
+ * The text's trace with `interventions` held (POST /api/trace?encoding=binary, model/interventions.py): resolves to
+ * {tokens, intervened (each as run: units, from, to), effect}, the effect's arrays decoded as {rows, cols, data}:
+ * p_before, p_after, dloglik (T; NaN where not defined), top_before/top_after ({k, tokens, p}), layers (per layer,
+ * gate -> (T, H) after − before).
+ */
+export async function traceIntervened(model, text, interventions, signal) {
+  let res;
+  try {
+    res = await fetch("/api/trace?encoding=binary", {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model, text, interventions }), signal,
+    });
+  } catch (e) {
+    if (e.name === "AbortError") throw e;
+    throw new ApiError("The server cannot be reached.");
+  }
+  if (!res.ok) throw new ApiError(await _detail(res), res.status);
+  const { msg, payload } = parseFrame(await res.arrayBuffer());
+  const rows = (packed) => (packed ? { rows: packed.shape[0], cols: packed.shape[1] ?? 1, data: decode(packed, payload) } : null);
+  const top = (t) => (t ? { ...t, p: rows(t.p) } : null);
+  const e = msg.effect;
+  const effect = {
+    p_before: rows(e.p_before), p_after: rows(e.p_after), dloglik: rows(e.dloglik),
+    top_before: top(e.top_before), top_after: top(e.top_after),
+    probs_before: rows(e.probs_before), probs_after: rows(e.probs_after),
+    values_before: rows(e.values_before), values_after: rows(e.values_after),
+    layers: e.layers.map((la) => Object.fromEntries(Object.entries(la).map(([g, packed]) => [g, rows(packed)]))),
+  };
+  return { tokens: msg.tokens, intervened: msg.intervened, effect };
+}
+
 /** Two runs side by side (POST /api/compare): body {model, text, model_b, text_b, layer, match, gates}. */
 export function compareRuns(body, signal) {
   return _json("/api/compare", body, signal);

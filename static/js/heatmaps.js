@@ -54,6 +54,7 @@ class Panel {
     this.cursorT = el("div", { class: "hm-cursor-t" });
     this.cursorU = el("div", { class: "hm-cursor-u" });
     this.spanBand = el("div", { class: "hm-span", "data-testid": "heatmap-span" });
+    this.heldLayer = el("div", { class: "hm-held-layer" }); // the cells an intervention holds (intervene.js)
     this.hit = el("div", {
       class: "hm-hit",
       role: "img",
@@ -65,7 +66,7 @@ class Panel {
       el("span", { class: "hm-half", "data-testid": "heatmap-half", text: "forward →", hidden: true }),
       el("span", { class: "hm-half", "data-testid": "heatmap-half", text: "← backward", hidden: true }),
     ];
-    this.area.append(this.canvas, this.splitLine, ...this.splitNames, this.spanBand, this.cursorU, this.cursorT, this.hit);
+    this.area.append(this.canvas, this.splitLine, ...this.splitNames, this.spanBand, this.heldLayer, this.cursorU, this.cursorT, this.hit);
     const png = el("button", { type: "button", class: "mini", text: "PNG", title: `Download the ${SHORT[gate]} heatmap as PNG` });
     const svg = el("button", { type: "button", class: "mini", text: "SVG", title: `Download the ${SHORT[gate]} heatmap as SVG` });
     png.addEventListener("click", () => hooks.onExport(this, "png"));
@@ -337,6 +338,31 @@ class Panel {
     this.spanBand.style.width = `${Math.max(2, (span.stop - span.start) * cw)}px`;
   }
 
+  /** Outline the cells the interventions hold in this layer (each {layer, units, gate, from, to}); every gate's
+   *  panel marks them: a held value changes what every gate computes from it. */
+  markHeld(list, layer) {
+    this.heldLayer.replaceChildren();
+    if (!this.T) return;
+    const cw = this.plotW / (this.R || 1);
+    const rh = this.plotH / this.H;
+    for (const iv of list) {
+      if ((iv.layer ?? 0) !== layer) continue;
+      const units = iv.units ?? [iv.unit];
+      const from = iv.from ?? 0;
+      const to = Math.min(iv.to ?? this.T, this.T);
+      if (to <= from) continue;
+      for (const u of units) {
+        const row = this.rowFor(u);
+        if (row < 0 || row >= this.H) continue;
+        const box = el("div", { class: "hm-held", "data-testid": "heatmap-held", title: `unit ${u}'s ${SHORT[iv.gate] || iv.gate} held here` });
+        box.style.transform = `translate(${from * cw}px, ${row * rh}px)`;
+        box.style.width = `${Math.max(2, (to - from) * cw)}px`;
+        box.style.height = `${Math.max(2, rh)}px`;
+        this.heldLayer.append(box);
+      }
+    }
+  }
+
   /** The raster as a PNG data URL, cells enlarged to whole pixels (crisp in exports). */
   rasterURL() {
     const T = this.T;
@@ -397,6 +423,7 @@ export class Heatmaps {
     }
     if (changed.has("t") || changed.has("unit")) this._moveCursors();
     if (changed.has("span") || changed.has("trace")) for (const p of this.panels) p.moveSpan(this.state.span);
+    if (changed.has("interventions") || changed.has("layer")) this._markHeld();
   }
 
   _build() {
@@ -509,7 +536,12 @@ export class Heatmaps {
       p.moveCursors(s.t, s.unit);
       p.moveSpan(s.span);
     }
+    this._markHeld();
     this.lastDrawn = { version: s.trace.version, at: performance.now() };
+  }
+
+  _markHeld() {
+    for (const p of this.panels) p.markHeld(this.state.interventions, this.state.layer);
   }
 
   /** Draw or move the plotly frame of a panel when what it shows changed (T, tokens shown, range). */

@@ -19,6 +19,7 @@ import { Picker } from "./picker.js";
 import { loadPlotlyAfterFirstTrace } from "./plotting.js";
 import { ProbeView } from "./probe.js";
 import { CompareView } from "./compare.js";
+import { InterveneView } from "./intervene.js";
 import { SaturationView } from "./saturation.js";
 import { Scrubber } from "./scrubber.js";
 import { SeriesView } from "./series.js";
@@ -108,6 +109,15 @@ new MatchView(
   state,
 );
 new SaturationView({ root: $("saturation"), plots: $("saturation-plots"), source: $("saturation-source"), note: $("saturation-note") }, state);
+new InterveneView(
+  {
+    root: $("intervene"), form: $("intervene-form"), op: $("intervene-op"), gate: $("intervene-gate"), value: $("intervene-value"),
+    source: $("intervene-source"), from: $("intervene-from"), to: $("intervene-to"), fromT: $("intervene-from-t"),
+    toT: $("intervene-to-t"), add: $("intervene-add"), clear: $("intervene-clear"), list: $("intervene-list"),
+    status: $("intervene-status"), at: $("intervene-at"), curve: $("intervene-curve"), change: $("intervene-change"),
+  },
+  state,
+);
 new CompareView(
   {
     root: $("compare"), model: $("compare-model"), text: $("compare-text"), match: $("compare-match"), note: $("compare-note"),

@@ -17,6 +17,7 @@
  *               the unit drawn in each row, a permutation of the layer's units, or null for index order)
  *     "span"    the span of steps a pattern match starts from changed (state.span: {start, stop} or null)
  *     "compare" the run set beside this one changed (state.compare: {model, text, match} or null)
+ *     "interventions" the units held (state.interventions: the list POST /api/trace takes; [] none)
  *
  * The selection round-trips through the URL hash (#model=code&layer=0&t=12&unit=118&gate=c&text=...&order=similar;
  * a probe's order keeps its rows: order=probe&rows=118.3.54, the rest of the units following by id; a comparison:
@@ -242,6 +243,8 @@ export class State {
     /** The run set beside this one (compare.js): {model: another model's id or null (this one), text: another
      *  text or null (this one), match: pair the units by activity}, or null: no comparison. */
     this.compare = null;
+    /** What the intervention panel holds (intervene.js): a list as POST /api/trace's "interventions" takes it. */
+    this.interventions = [];
     /** The span [start, stop) of steps a pattern match starts from, or null. */
     this.span = null;
     this._subs = [];
@@ -349,7 +352,8 @@ export class State {
     this.orderRows = null;
     this.orderNote = "";
     this.span = null;
-    this._notify(new Set(["model", "text", "trace", "layer", "unit", "t", "focus", "gate", "order", "span"]));
+    this.interventions = []; // units of the old model
+    this._notify(new Set(["model", "text", "trace", "layer", "unit", "t", "focus", "gate", "order", "span", "interventions"]));
   }
 
   /** Change the text (the views learn of it; the data arrives later with "trace"). With `follow`, t goes
@@ -467,6 +471,12 @@ export class State {
       rows.forEach((u, r) => (this._rowOf[u] = r));
     }
     return this._rowOf;
+  }
+
+  /** Hold these units (a list of interventions as the server takes them; [] none): notifies "interventions". */
+  setInterventions(list) {
+    this.interventions = list;
+    this._notify(new Set(["interventions"]));
   }
 
   /** Set a run beside this one ({model, text, match}: model null is this model, text null this text), or null. */
