@@ -29,6 +29,7 @@ backpropagated here (model/backprop.py). ``net.astype(np.float64)`` for checks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +37,7 @@ import numpy as np
 
 from .backprop import _backward, _gates
 from .cells import has_cell_state
-from .errors import InputError
+from .errors import Cancelled, InputError
 from .network import Network
 from .threads import step_threads
 from .tokenizer import Encoded
@@ -144,6 +145,7 @@ def attribute(
     method: str = "grad_x_input",
     steps: int = 32,
     layer: int | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> Attribution:
     """How much each input x_s (s <= t) and each cell state C_s contributed to the prediction at step ``t``.
 
@@ -151,7 +153,8 @@ def attribute(
     for a classes head, an output index for a values head; default the actual next token x_{t+1} (the
     predicted one at the last step), the predicted class, or output 0. ``method``: "grad_x_input" or
     "integrated_gradients" (``steps`` midpoint points from the zero baseline). ``layer``: whose C_s (default
-    the last layer). Only steps 0 .. t are run, forward and back."""
+    the last layer). Only steps 0 .. t are run, forward and back. ``stop``: asked between batches of integrated
+    gradients' points; True ends the run with ``Cancelled``."""
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}: expected one of {', '.join(METHODS)}")
     check(net)
@@ -166,7 +169,7 @@ def attribute(
     ids, u = (None if ids is None else ids[: t + 1]), (None if u is None else u[: t + 1])
     share, fused0 = _input_share(net, ids, u), _fused_share(net, ids, u)
     alphas = np.concatenate([[1.0, 0.0], (np.arange(steps) + 0.5) / steps]).astype(net.dtype)  # x, x', the path
-    per_row = (t + 1) * sum(c.W.shape[1] + 6 * c.hidden_size for c in net.cells) * net.dtype.itemsize * 2
+    per_row = _row_bytes(net, t + 1)
     batch = int(max(2, IG_BATCH_BYTES // max(per_row, 1)))
     k, rule, keep = 0, "", dict[str, np.ndarray]()
     inputs: list[np.ndarray] = []
@@ -174,6 +177,8 @@ def attribute(
     feats: list[np.ndarray] = []
     with step_threads():
         for j in range(0, len(alphas), batch):
+            if stop is not None and stop():
+                raise Cancelled(f"stopped after {j} of {len(alphas)} points of integrated gradients")
             rows = alphas[j : j + batch]
             caches, top = _run(net, fused0, rows)
             if j == 0:
@@ -232,7 +237,6 @@ def _target(net: Network, enc: Encoded, t: int, target: Any, h_t: np.ndarray) ->
     """The output index to score at step t, and how it was chosen."""
     head = net.head
     assert head is not None
-    K = head.size
     if target is None:
         if head.kind == "values":
             return 0, "first output"
@@ -240,17 +244,42 @@ def _target(net: Network, enc: Encoded, t: int, target: Any, h_t: np.ndarray) ->
             return int(enc.ids[t + 1]), "next token"
         y = h_t @ net.params["head.W"] + net.params["head.b"]  # (K,) the prediction at t
         return int(np.argmax(y)), "predicted"
+    return target_index(net, target), "given"
+
+
+def target_index(net: Network, target: int | str) -> int:
+    """The output index a given ``target`` names: a token or class label (a string) or an index; an InputError
+    saying what fits if it names none."""
+    head = net.head
+    if head is None:
+        raise InputError("this model has no output head: there is no prediction to explain")
+    K = head.size
     if isinstance(target, str):
         names = list(head.labels)
         if target in names:
-            return names.index(target), "given"
+            return names.index(target)
         if head.kind == "next":
             raise InputError(f"the target {target!r} is not a token of this model's vocabulary")
         shown = ", ".join(repr(n) for n in names[:20]) + (", ..." if len(names) > 20 else "")
         raise InputError(f"the target {target!r} is not a label of this model's outputs ({shown})")
     if isinstance(target, bool) or not isinstance(target, (int, np.integer)) or not 0 <= target < K:
-        raise InputError(f"the target must be an output index from 0 to {K - 1} (or a label), got {target!r}")
-    return int(target), "given"
+        what = {"next": "a token id", "classes": "a class index", "values": "an output index"}[head.kind]
+        raise InputError(f"the target must be {what} from 0 to {K - 1} (or its label), got {target!r}")
+    return int(target)
+
+
+def _row_bytes(net: Network, steps: int) -> int:
+    """Bytes one row of a batch holds over ``steps`` steps: the forward's gates and states, the backward's
+    gradients and local derivatives (each about a layer's G*H + 6H numbers a step, twice)."""
+    return steps * sum(c.W.shape[1] + 6 * c.hidden_size for c in net.cells) * net.dtype.itemsize * 2
+
+
+def nbytes(net: Network, steps: int, method: str = "grad_x_input", points: int = 32) -> int:
+    """About the most bytes an attribution over ``steps`` steps holds at once (a cached ``Forward`` and one
+    backward pass; integrated gradients: a batch of its ``points`` + 2 rows)."""
+    per_row = _row_bytes(net, steps)
+    rows = 1 if method == "grad_x_input" else min(points + 2, max(2, IG_BATCH_BYTES // max(per_row, 1)))
+    return int(rows * per_row + 2 * steps * net.cells[0].W.shape[1] * net.dtype.itemsize)
 
 
 def _input_share(net: Network, ids: np.ndarray | None, u: np.ndarray | None) -> dict[str, np.ndarray]:
