@@ -365,9 +365,7 @@ def _back(
     keep: dict[str, np.ndarray] = {}
     for k in reversed(range(net.num_layers)):
         p = _params(net, k)
-        here = {"h": np.empty_like(dh_seq)} if k == layer else None
-        if here is not None and has_cell_state(spec.cell):
-            here["c"] = np.empty_like(dh_seq)
+        here: dict[str, np.ndarray] | None = {} if k == layer else None  # gets the running dh (and dC)
         dxW = _backward(spec, p, caches[k], dh_seq, None, f"layers.{k}.", here)
         if here is not None:
             keep = here

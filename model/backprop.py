@@ -202,15 +202,15 @@ def _backward(
     """Backpropagate dL/dh (T, B, H) through one layer's first T steps; add dU (and peepholes, bU_h) to grads
     (None: no weight gradients, as an attribution needs none); return dL/d(xW) (T, B, H) per gate.
 
-    ``keep`` (model/attribution.py): arrays (T, B, H) under "c" and "h" to fill with the running dL/dc_t and
-    dL/dh_t at every step (each the gradient through everything after it: the later steps and the layers above)."""
+    ``keep`` (model/attribution.py): a dict that gets the running dL/dh_t (and dL/dc_t) of every step, (T, B, H)
+    under "h" (and "c"): each the gradient through everything after it, the later steps and the layers above."""
     h, act = cache["h"], cache["act"]
     T, B, H = dh_seq.shape
     gates = list(act)
     dxW_all = np.empty((T, B, len(gates) * H), h.dtype)  # every gate's dL/d(xW) side by side
     dxW = {g: dxW_all[..., j * H : (j + 1) * H] for j, g in enumerate(gates)}  # (T, B, H) views
     U_T = np.concatenate([p[f"U_{g}"] for g in gates], axis=1).T  # (G*H, H): every gate's U, for one product a step
-    keep_c, keep_h = (None, None) if keep is None else (keep.get("c"), keep.get("h"))
+    dh_all = np.empty((T, B, H), h.dtype)  # dL/dh_t, the running total at each step
     dh_next = np.zeros((B, H), h.dtype)  # from step t+1 into h_t
     if has_cell_state(spec.cell):
         c, tc = cache["c"][: T + 1], cache["tanh_c"][:T]
@@ -221,27 +221,32 @@ def _backward(
         o_h = tc * o * (1 - o)  # d a_o / d h_t: through h = o*tanh(c), then o's sigmoid
         c_h = o * (1 - tc**2)  # d c_t / d h_t: through h = o*tanh(c)
         f_c = (c[:-1] - g if coupled else c[:-1]) * f * (1 - f)  # d a_f / d c_t: through f*c_prev (+ (1-f)*c_tilde)
-        i_c = None if coupled else g * i * (1 - i)  # d a_i / d c_t: through i*c_tilde, then i's sigmoid
+        i_c = np.zeros((T, B, 0), h.dtype) if coupled else g * i * (1 - i)  # d a_i / d c_t: through i*c_tilde
         g_c = i * (1 - g**2)  # d a_c / d c_t: into c_tilde, then its tanh
+        dc_all = np.empty((T, B, H), h.dtype)  # dL/dc_t, the running total at each step
         dc_next = np.zeros((B, H), h.dtype)
-        for t in reversed(range(T)):
-            dh = dh_seq[t] + dh_next  # h_t feeds the loss (or the layer above) and step t+1
-            da_o = np.multiply(dh, o_h[t], out=dxW["o"][t])  # through h = o*tanh(c), then o's sigmoid
-            dc = dc_next + dh * c_h[t]  # through h = o*tanh(c), into c_t
+        da_i = dxW["i"] if not coupled else i_c  # (T, B, H); a coupled cell has no input gate of its own
+        steps = zip(
+            *(a[::-1] for a in (dh_seq, dh_all, dc_all, dxW_all, o_h, c_h, f_c, i_c, g_c, f)),
+            *(a[::-1] for a in (dxW["o"], dxW["f"], da_i, dxW["c"])),
+        )  # step t's rows, from the last step back (views: no indexing in the loop)
+        for dh_t, dh, dc, dxW_t, oh, ch, fc, ic, gc, f_t, da_o, da_f, da_i_t, da_g in steps:
+            np.add(dh_t, dh_next, out=dh)  # h_t feeds the loss (or the layer above) and step t+1
+            np.multiply(dh, oh, out=da_o)  # through h = o*tanh(c), then o's sigmoid
+            np.multiply(dh, ch, out=dc)  # through h = o*tanh(c), into c_t ...
+            dc += dc_next  # ... which also feeds c_{t+1}
             if peephole:
                 dc += da_o * p["p_o"]  # o saw the new c
-            if keep_c is not None:
-                keep_c[t] = dc
-            if keep_h is not None:
-                keep_h[t] = dh
-            da_f = np.multiply(dc, f_c[t], out=dxW["f"][t])  # through f*c_prev, then f's sigmoid
-            if i_c is not None:
-                da_i = np.multiply(dc, i_c[t], out=dxW["i"][t])  # through i*c_tilde, then i's sigmoid
-            np.multiply(dc, g_c[t], out=dxW["c"][t])  # into c_tilde, then its tanh
-            dc_next = dc * f[t]  # through f*c_prev into c_{t-1}
+            np.multiply(dc, fc, out=da_f)  # through f*c_prev, then f's sigmoid
+            if not coupled:
+                np.multiply(dc, ic, out=da_i_t)  # through i*c_tilde, then i's sigmoid
+            np.multiply(dc, gc, out=da_g)  # into c_tilde, then its tanh
+            np.multiply(dc, f_t, out=dc_next)  # through f*c_prev into c_{t-1}
             if peephole:
-                dc_next += da_f * p["p_f"] + da_i * p["p_i"]  # f and i saw c_prev
-            dh_next = dxW_all[t] @ U_T  # through U into h_{t-1}
+                dc_next += da_f * p["p_f"] + da_i_t * p["p_i"]  # f and i saw c_prev
+            np.matmul(dxW_t, U_T, out=dh_next)  # through U into h_{t-1}
+        if keep is not None:
+            keep.update(c=dc_all, h=dh_all)
         if grads is not None and peephole:
             grads[pre + "p_o"] += (dxW["o"] * c[1:]).sum((0, 1))
             grads[pre + "p_f"] += (dxW["f"] * c[:-1]).sum((0, 1))
@@ -250,9 +255,7 @@ def _backward(
         q = cache["q"]
         for t in reversed(range(T)):
             z, r, ht = act["z"][t], act["r"][t], act["h"][t]
-            dh = dh_seq[t] + dh_next  # h_t feeds the loss and step t+1
-            if keep_h is not None:
-                keep_h[t] = dh
+            dh = np.add(dh_seq[t], dh_next, out=dh_all[t])  # h_t feeds the loss and step t+1
             da_z = dh * (ht - h[t]) * z * (1 - z)  # through h = (1-z)*h_prev + z*h_tilde, then z's sigmoid
             da_h = dh * z * (1 - ht**2)  # into h_tilde, then its tanh
             dh_prev = dh * (1 - z)  # the kept share of h_prev
@@ -267,11 +270,11 @@ def _backward(
             dh_next = dh_prev + da_z @ p["U_z"].T + da_r @ p["U_r"].T  # through U_z, U_r into h_prev
     else:  # rnn
         for t in reversed(range(T)):
-            dh = dh_seq[t] + dh_next
-            if keep_h is not None:
-                keep_h[t] = dh
+            dh = np.add(dh_seq[t], dh_next, out=dh_all[t])  # h_t feeds the loss (or the layer above) and step t+1
             da = dxW["h"][t] = dh * (1 - act["h"][t] ** 2)  # through h = tanh(a)
             dh_next = da @ p["U_h"].T  # through U into h_{t-1}
+    if keep is not None and "h" not in keep:
+        keep["h"] = dh_all
     if grads is not None:  # dU = the sum over steps of h_{t-1}^T da_t: one product for every step
         plain = gates[:2] if spec.cell == "gru" else gates  # a GRU's U_h sees r*h_prev, or sits inside the reset
         dU = np.tensordot(h[:T], dxW_all[..., : len(plain) * H], axes=([0, 1], [0, 1]))  # (H, G*H)
