@@ -221,29 +221,26 @@ def _backward(
         o_h = tc * o * (1 - o)  # d a_o / d h_t: through h = o*tanh(c), then o's sigmoid
         c_h = o * (1 - tc**2)  # d c_t / d h_t: through h = o*tanh(c)
         f_c = (c[:-1] - g if coupled else c[:-1]) * f * (1 - f)  # d a_f / d c_t: through f*c_prev (+ (1-f)*c_tilde)
-        i_c = np.zeros((T, B, 0), h.dtype) if coupled else g * i * (1 - i)  # d a_i / d c_t: through i*c_tilde
         g_c = i * (1 - g**2)  # d a_c / d c_t: into c_tilde, then its tanh
+        i_c = [] if coupled else [g * i * (1 - i)]  # d a_i / d c_t: through i*c_tilde, then i's sigmoid
+        n = len(gates) - 1  # the gates that c_t feeds, ahead of o in the fused order: f (i) c
+        from_c = np.stack([f_c, *i_c, g_c], axis=2)  # (T, B, n, H) in the gates' order
+        da_from_c = dxW_all.reshape(T, B, n + 1, H)[:, :, :n]  # (T, B, n, H) a view of dxW_all
         dc_all = np.empty((T, B, H), h.dtype)  # dL/dc_t, the running total at each step
         dc_next = np.zeros((B, H), h.dtype)
-        da_i = dxW["i"] if not coupled else i_c  # (T, B, H); a coupled cell has no input gate of its own
-        steps = zip(
-            *(a[::-1] for a in (dh_seq, dh_all, dc_all, dxW_all, o_h, c_h, f_c, i_c, g_c, f)),
-            *(a[::-1] for a in (dxW["o"], dxW["f"], da_i, dxW["c"])),
-        )  # step t's rows, from the last step back (views: no indexing in the loop)
-        for dh_t, dh, dc, dxW_t, oh, ch, fc, ic, gc, f_t, da_o, da_f, da_i_t, da_g in steps:
+        arrays = (dh_seq, dh_all, dc_all, dxW_all, o_h, c_h, from_c, da_from_c, dxW["o"], f)
+        steps = zip(*(a[::-1] for a in arrays))  # step t's rows, from the last step back (views: no indexing)
+        for dh_t, dh, dc, dxW_t, oh, ch, fc, da_c, da_o, f_t in steps:
             np.add(dh_t, dh_next, out=dh)  # h_t feeds the loss (or the layer above) and step t+1
             np.multiply(dh, oh, out=da_o)  # through h = o*tanh(c), then o's sigmoid
             np.multiply(dh, ch, out=dc)  # through h = o*tanh(c), into c_t ...
             dc += dc_next  # ... which also feeds c_{t+1}
             if peephole:
                 dc += da_o * p["p_o"]  # o saw the new c
-            np.multiply(dc, fc, out=da_f)  # through f*c_prev, then f's sigmoid
-            if not coupled:
-                np.multiply(dc, ic, out=da_i_t)  # through i*c_tilde, then i's sigmoid
-            np.multiply(dc, gc, out=da_g)  # into c_tilde, then its tanh
+            np.multiply(dc[:, None], fc, out=da_c)  # through f*c_prev, i*c_tilde and c_tilde's tanh, into f, i, c
             np.multiply(dc, f_t, out=dc_next)  # through f*c_prev into c_{t-1}
             if peephole:
-                dc_next += da_f * p["p_f"] + da_i_t * p["p_i"]  # f and i saw c_prev
+                dc_next += da_c[:, 0] * p["p_f"] + da_c[:, 1] * p["p_i"]  # f and i saw c_prev
             np.matmul(dxW_t, U_T, out=dh_next)  # through U into h_{t-1}
         if keep is not None:
             keep.update(c=dc_all, h=dh_all)
