@@ -217,14 +217,27 @@ def _backward(
         f, g, o = act["f"][:T], act["c"][:T], act["o"][:T]  # (T, B, H) each
         coupled, peephole = spec.cell == "coupled", spec.cell == "peephole"
         i = 1 - f if coupled else act["i"][:T]
-        # Each step's local derivatives, every step at once (none depends on the gradient):
-        o_h = tc * o * (1 - o)  # d a_o / d h_t: through h = o*tanh(c), then o's sigmoid
-        c_h = o * (1 - tc**2)  # d c_t / d h_t: through h = o*tanh(c)
-        f_c = (c[:-1] - g if coupled else c[:-1]) * f * (1 - f)  # d a_f / d c_t: through f*c_prev (+ (1-f)*c_tilde)
-        g_c = i * (1 - g**2)  # d a_c / d c_t: into c_tilde, then its tanh
-        i_c = [] if coupled else [g * i * (1 - i)]  # d a_i / d c_t: through i*c_tilde, then i's sigmoid
+        # Each step's local derivatives, every step at once (none depends on the gradient), in place:
+        o_h = 1 - o  # d a_o / d h_t = tanh(c)*o*(1-o): through h = o*tanh(c), then o's sigmoid
+        o_h *= o
+        o_h *= tc
+        c_h = tc * tc  # d c_t / d h_t = o*(1 - tanh(c)^2): through h = o*tanh(c)
+        np.subtract(1, c_h, out=c_h)
+        c_h *= o
         n = len(gates) - 1  # the gates that c_t feeds, ahead of o in the fused order: f (i) c
-        from_c = np.stack([f_c, *i_c, g_c], axis=2)  # (T, B, n, H) in the gates' order
+        from_c = np.empty((T, B, n, H), h.dtype)  # d a_g / d c_t for those gates
+        f_c, g_c = from_c[:, :, 0], from_c[:, :, n - 1]
+        np.subtract(1, f, out=f_c)  # through f*c_prev (+ (1-f)*c_tilde), then f's sigmoid
+        f_c *= f
+        f_c *= c[:-1] - g if coupled else c[:-1]
+        if not coupled:
+            i_c = from_c[:, :, 1]  # through i*c_tilde, then i's sigmoid
+            np.subtract(1, i, out=i_c)
+            i_c *= i
+            i_c *= g
+        np.multiply(g, g, out=g_c)  # into c_tilde, then its tanh: i*(1 - c_tilde^2)
+        np.subtract(1, g_c, out=g_c)
+        g_c *= i
         da_from_c = dxW_all.reshape(T, B, n + 1, H)[:, :, :n]  # (T, B, n, H) a view of dxW_all
         dc_all = np.empty((T, B, H), h.dtype)  # dL/dc_t, the running total at each step
         dc_next = np.zeros((B, H), h.dtype)
