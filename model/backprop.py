@@ -224,37 +224,41 @@ def _backward(
         c_h = tc * tc  # d c_t / d h_t = o*(1 - tanh(c)^2): through h = o*tanh(c)
         np.subtract(1, c_h, out=c_h)
         c_h *= o
-        n = len(gates) - 1  # the gates that c_t feeds, ahead of o in the fused order: f (i) c
-        from_c = np.empty((T, B, n, H), h.dtype)  # d a_g / d c_t for those gates
-        f_c, g_c = from_c[:, :, 0], from_c[:, :, n - 1]
+        n = len(gates) - 1  # the gates c_t feeds besides o: f, (i,) c
+        from_c = np.empty((n, T, B, H), h.dtype)  # d a_g / d c_t for those gates
+        f_c, g_c = from_c[0], from_c[n - 1]
         np.subtract(1, f, out=f_c)  # through f*c_prev (+ (1-f)*c_tilde), then f's sigmoid
         f_c *= f
         f_c *= c[:-1] - g if coupled else c[:-1]
         if not coupled:
-            i_c = from_c[:, :, 1]  # through i*c_tilde, then i's sigmoid
+            i_c = from_c[1]  # through i*c_tilde, then i's sigmoid
             np.subtract(1, i, out=i_c)
             i_c *= i
             i_c *= g
         np.multiply(g, g, out=g_c)  # into c_tilde, then its tanh: i*(1 - c_tilde^2)
         np.subtract(1, g_c, out=g_c)
         g_c *= i
-        da_from_c = dxW_all.reshape(T, B, n + 1, H)[:, :, :n]  # (T, B, n, H) a view of dxW_all
+        i_c = from_c[1] if not coupled else f_c  # (a coupled cell has no input gate: never read)
         dc_all = np.empty((T, B, H), h.dtype)  # dL/dc_t, the running total at each step
         dc_next = np.zeros((B, H), h.dtype)
-        arrays = (dh_seq, dh_all, dc_all, dxW_all, o_h, c_h, from_c, da_from_c, dxW["o"], f)
+        da_i = dxW["i"] if not coupled else dxW["f"]
+        arrays = (dh_seq, dh_all, dc_all, dxW_all, o_h, c_h, f_c, i_c, g_c, f, dxW["o"], dxW["f"], da_i, dxW["c"])
         steps = zip(*(a[::-1] for a in arrays))  # step t's rows, from the last step back (views: no indexing)
-        for dh_t, dh, dc, dxW_t, oh, ch, fc, da_c, da_o, f_t in steps:
+        for dh_t, dh, dc, dxW_t, oh, ch, fc, ic, gc, f_t, da_o, da_f, da_i_t, da_g in steps:
             np.add(dh_t, dh_next, out=dh)  # h_t feeds the loss (or the layer above) and step t+1
             np.multiply(dh, oh, out=da_o)  # through h = o*tanh(c), then o's sigmoid
             np.multiply(dh, ch, out=dc)  # through h = o*tanh(c), into c_t ...
             dc += dc_next  # ... which also feeds c_{t+1}
             if peephole:
                 dc += da_o * p["p_o"]  # o saw the new c
-            np.multiply(dc[:, None], fc, out=da_c)  # through f*c_prev, i*c_tilde and c_tilde's tanh, into f, i, c
+            np.multiply(dc, fc, out=da_f)  # through f*c_prev, then f's sigmoid
+            if not coupled:
+                np.multiply(dc, ic, out=da_i_t)  # through i*c_tilde, then i's sigmoid
+            np.multiply(dc, gc, out=da_g)  # into c_tilde, then its tanh
             np.multiply(dc, f_t, out=dc_next)  # through f*c_prev into c_{t-1}
             if peephole:
-                dc_next += da_c[:, 0] * p["p_f"] + da_c[:, 1] * p["p_i"]  # f and i saw c_prev
-            np.matmul(dxW_t, U_T, out=dh_next)  # through U into h_{t-1}
+                dc_next += da_f * p["p_f"] + da_i_t * p["p_i"]  # f and i saw c_prev
+            np.dot(dxW_t, U_T, out=dh_next)  # through U into h_{t-1}
         if keep is not None:
             keep.update(c=dc_all, h=dh_all)
         if grads is not None and peephole:
