@@ -8,6 +8,7 @@ the memory budget), so each further step of gradient x input costs one backward 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import OrderedDict
 from typing import Any
 
@@ -109,8 +110,8 @@ def _response(name: str, net: model.Network, tokens: list[str], a: model.Attribu
 
 @router.post(
     "/attribute",
-    response_model=AttributeResponse,
-    responses=errors(400, 403, 404, 409, 411, 413, 422, 429, 503),
+    response_model=None,
+    responses={200: {"model": AttributeResponse}, **errors(400, 403, 404, 409, 411, 413, 422, 429, 503)},
 )
 async def attribute_step(
     body: AttributeRequest, request: Request, registry: RegistryDep, settings: SettingsDep, work: WorkDep
@@ -135,24 +136,25 @@ async def attribute_step(
     try:
         job = await work.admit(gone, max(need, 0) + MB, f"an attribution over {body.t + 1} of {T} steps")
         try:
-            if body.method == "integrated_gradients":
-                a = await job.run(
-                    A.attribute,
-                    net,
-                    checked.x,
-                    body.t,
-                    target=body.target,
-                    method=body.method,
-                    steps=points,
-                    layer=body.layer,
-                    stop=job.stopped,
-                )
-            else:
-                if fw is None:
-                    fw = await job.run(model.Forward, net, checked.x)  # the whole input: the next steps reuse it
-                    cache.put(key, fw)
-                a = await job.run(fw.attribute, body.t, body.target, body.layer)
-            return _response(body.model, net, checked.tokens, a)
+            kept = fw
+
+            def compute() -> tuple[bytes, model.Forward | None]:
+                """The attribution and its JSON, in one worker thread (each hop to the event loop waits its turn)."""
+                made = None
+                if body.method == "integrated_gradients":
+                    x, target, layer, stop = checked.x, body.target, body.layer, job.stopped
+                    a = A.attribute(
+                        net, x, body.t, target=target, method=body.method, steps=points, layer=layer, stop=stop
+                    )
+                else:
+                    made = kept or model.Forward(net, checked.x)  # the whole input: the next steps reuse it
+                    a = made.attribute(body.t, body.target, body.layer)
+                return json.dumps(_response(body.model, net, checked.tokens, a)).encode(), made
+
+            out, made = await job.run(compute)
+            if made is not None and kept is None:
+                cache.put(key, made)  # on the event loop, as every other touch of the cache
+            return Response(out, media_type="application/json")  # as AttributeResponse documents it, unvalidated
         finally:
             job.close()
     except ClientGone:
