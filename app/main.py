@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import model
 from model.formats import SUFFIXES
 
+from .api import attribute as attribute_api
 from .api import compare as compare_api
 from .api import index as index_api
 from .api import live as live_api
@@ -74,7 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         registry.load_bundled()  # in the lifespan, never at import
         base = process_rss()  # the interpreter, the libraries and the bundled models
         bound = settings.max_memory_mb * MB // settings.workers  # this worker's share
-        budget = Budget(lambda: bound - base - registry.uploaded_nbytes(), settings.busy_wait)
+        kept = app.state.attributions = attribute_api.ForwardCache(settings.attribution_cache_mb * MB)
+        budget = Budget(lambda: bound - base - registry.uploaded_nbytes() - kept.nbytes, settings.busy_wait)
         app.state.work = Work(budget, settings.heavy_jobs)
         for name in store.clean():  # what a crash during an upload or delete left behind (not another worker's)
             log.warning("gatescope: removed %s from the models folder (left by an interrupted upload)", name)
@@ -107,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(probes_api.router)
     app.include_router(views_api.router)
     app.include_router(compare_api.router)
+    app.include_router(attribute_api.router)
     templates = Jinja2Templates(directory=str(settings.templates))
     app.mount("/static", StaticFiles(directory=str(settings.static)), name="static")
     app.add_middleware(BodyLimit, settings=settings)  # a body's size, before it is read

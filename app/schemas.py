@@ -132,6 +132,73 @@ class TraceRequest(BaseModel):
     )
 
 
+class AttributeRequest(BaseModel):
+    """One prediction to explain: the input (as for /api/trace), its step t, and how."""
+
+    model: str = Field(description="a model id from /api/models")
+    text: str | None = Field(default=None, description="input text, for text models")
+    vectors: list[list[float]] | None = Field(default=None, description="(T, D) input vectors, for vector models")
+    t: int = Field(description="the step whose prediction is explained, from 0 to T - 1")
+    target: str | int | None = Field(
+        default=None,
+        description="what to explain: a token (next-token head), a class label or index, an output index (values "
+        "head); default the actual next token (the predicted one at the last step), the predicted class, output 0",
+    )
+    method: Literal["grad_x_input", "integrated_gradients"] = Field(
+        default="grad_x_input", description="gradient x input, or integrated gradients from the zero input"
+    )
+    steps: int | None = Field(
+        default=None,
+        description="integrated gradients: the midpoint rule's points (32; at most GATESCOPE_MAX_IG_STEPS)",
+    )
+    layer: int | None = Field(default=None, description="whose cell states C_s: a layer from 0 (default: the last)")
+
+
+class AttributionTarget(BaseModel):
+    """The output explained."""
+
+    index: int = Field(description="its index: the token id, the class, or the values head's output")
+    label: str = Field(description="the token, the class's label, or the output's label")
+    display: str | None = Field(default=None, description="subword pieces: the text the token stands for")
+    rule: Literal["given", "next token", "predicted", "first output"] = Field(
+        description="how it was chosen: given in the request, the actual next token x_{t+1}, the prediction at t "
+        "(the last step of a text, or a classes head), or a values head's output 0"
+    )
+
+
+class Completeness(BaseModel):
+    """Integrated gradients' check: the attributions add up to the score's change from the baseline."""
+
+    sum: float = Field(description="the sum of the attributions over the steps")
+    difference: float = Field(description="f(x) - f(baseline): the score at the input less at the zero input")
+
+
+class AttributeResponse(BaseModel):
+    """What the prediction at step t depends on: a number per step s = 0 .. t."""
+
+    model: str = Field(description="the model's id")
+    t: int = Field(description="the step explained")
+    tokens: list[str] = Field(description="the input's tokens up to t (steps' indices for vectors)")
+    inputs: list[float] = Field(description="each input x_s's contribution to the score: gradient x input or IG")
+    features: list[list[float]] | None = Field(
+        default=None, description="vector models: each feature's share of inputs[s] (t+1 rows of D)"
+    )
+    cell: list[float] = Field(
+        description="the norm over the layer's units of d score / d C_s (d h_s for GRU and RNN): the gradient "
+        "flowing back through the cell state"
+    )
+    hidden: list[float] | None = Field(default=None, description="cells with C: the norm of d score / d h_s too")
+    gate: Literal["c", "h"] = Field(description="what 'cell' is the gradient of: C_s, or h_s for cells without C")
+    layer: int = Field(description="whose C_s (h_s): the request's layer, or the last")
+    target: AttributionTarget
+    score: float = Field(description="log p_t(target) (next-token and classes heads) or the value (values head)")
+    score_kind: Literal["log_p", "value"] = Field(description="what the score is")
+    method: Literal["grad_x_input", "integrated_gradients"]
+    steps: int | None = Field(default=None, description="integrated gradients: the points of the midpoint rule")
+    baseline: str | None = Field(default=None, description="integrated gradients: the baseline input")
+    completeness: Completeness | None = Field(default=None, description="integrated gradients only")
+
+
 class Prediction(BaseModel):
     """One candidate for the next token, or one class."""
 
@@ -244,8 +311,9 @@ ERRORS = {
     422: "empty input, unknown characters (named, with positions), wrong vector shapes or NaN, both or neither of "
     "text and vectors, targets of the wrong shape or for a model without a values head, an intervention that does "
     "not fit the model or the input (its index and field named) or more than GATESCOPE_MAX_INTERVENTIONS of them; "
-    "for an upload: not a weight "
-    "file, malformed, a vocabulary that does not fit, or a head, head_at or labels field that does not fit the model",
+    "an attribution's t out of range, a target the model cannot output, steps or layer out of bounds, a model "
+    "without a head or with a backward direction; for an upload: not a weight file, malformed, a vocabulary that "
+    "does not fit, or a head, head_at or labels field that does not fit the model",
 }
 
 

@@ -26,6 +26,8 @@ GATESCOPE_INDEX_WORKERS   Dask worker processes of the server's local cluster (1
 GATESCOPE_DASK_SCHEDULER  an existing Dask scheduler's address (tcp://...) instead of the local cluster
 GATESCOPE_INDEX_BUNDLED   1 or 0: build a bundled model's held-out index on first ask (1)
 GATESCOPE_HELDOUT_CHARS   the characters of held-out Python the code model's index reads (300000)
+GATESCOPE_MAX_IG_STEPS    most points integrated gradients may take in POST /api/attribute (256)
+GATESCOPE_ATTRIBUTION_CACHE_MB  forward passes kept for POST /api/attribute's scrubbing, in MB (64)
 """
 
 from __future__ import annotations
@@ -120,6 +122,12 @@ class Settings(BaseSettings):
     index_bundled: bool = Field(True, description="build a bundled model's held-out index when it is first asked for")
     heldout_chars: PositiveInt = Field(
         300_000, description="characters of held-out Python the code model's index reads (whole files)"
+    )
+    max_ig_steps: PositiveInt = Field(
+        256, description="most points integrated gradients may take (POST /api/attribute)"
+    )
+    attribution_cache_mb: int = Field(
+        64, ge=0, description="megabytes of forward passes kept so a scrubbed attribution costs one backward pass"
     )
     templates: Path = ROOT / "templates"
 

@@ -5,6 +5,7 @@
     tr = net.trace("def f(x):")              # or a (T, D) array for vector models
     tr.layers[0]["f"]                        # (T, H) forget gate, float32
     idx = model.index(net, ["src/"], "src.zarr")   # a corpus index (model/analysis/index.py); model.Index reads one
+    a = model.attribute(net, "def f(x):", t=8)     # what the prediction at step 8 depends on (model/attribution.py)
 
 Plain NumPy; usable from a notebook on its own.
 """
@@ -17,6 +18,7 @@ from typing import Any
 from . import series, threads
 from .analysis.index import build as index
 from .analysis.store import Index
+from .attribution import Attribution, Forward, attribute
 from .cells import GATES
 from .errors import Cancelled, FormatError, GatescopeError, InputError, SeveralModules, UnknownTokenError
 from .formats import load_file
@@ -70,6 +72,8 @@ def load(
 
 __all__ = [
     "GATES",
+    "Attribution",
+    "Forward",
     "FormatError",
     "GatescopeError",
     "Head",
@@ -82,6 +86,7 @@ __all__ = [
     "Cancelled",
     "SeveralModules",
     "UnknownTokenError",
+    "attribute",
     "available",
     "index",
     "load",

@@ -147,7 +147,7 @@ def _forward(spec: Spec, p: dict[str, np.ndarray], xW: dict[str, np.ndarray], st
     h = np.empty((T + 1, B, H), h0.dtype)
     h[0] = h0
     cache: dict[str, Any] = {"h": h}
-    gates = [g for g in _gates(spec)]
+    gates = list(_gates(spec))
     act = {g: np.empty((T, B, H), h0.dtype) for g in gates}
     cache["act"] = act
     if has_cell_state(spec.cell):
@@ -190,70 +190,116 @@ def _forward(spec: Spec, p: dict[str, np.ndarray], xW: dict[str, np.ndarray], st
     return cache
 
 
-def _backward(spec: Spec, p, cache, dh_seq, grads, pre: str) -> dict[str, np.ndarray]:
-    """Backpropagate dL/dh (T, B, H) through one layer; add dU (and peepholes, bU_h) to grads; return dL/d(xW)."""
+def _backward(
+    spec: Spec,
+    p: dict[str, np.ndarray],
+    cache: dict[str, Any],
+    dh_seq: np.ndarray,
+    grads: dict[str, np.ndarray] | None,
+    pre: str,
+    keep: dict[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """Backpropagate dL/dh (T, B, H) through one layer's first T steps; add dU (and peepholes, bU_h) to grads
+    (None: no weight gradients, as an attribution needs none); return dL/d(xW) (T, B, H) per gate.
+
+    ``keep`` (model/attribution.py): a dict that gets the running dL/dh_t (and dL/dc_t) of every step, (T, B, H)
+    under "h" (and "c"): each the gradient through everything after it, the later steps and the layers above."""
     h, act = cache["h"], cache["act"]
     T, B, H = dh_seq.shape
     gates = list(act)
-    dxW = {g: np.empty((T, B, H), h.dtype) for g in gates}
+    dxW_all = np.empty((T, B, len(gates) * H), h.dtype)  # every gate's dL/d(xW) side by side
+    dxW = {g: dxW_all[..., j * H : (j + 1) * H] for j, g in enumerate(gates)}  # (T, B, H) views
+    U_T = np.concatenate([p[f"U_{g}"] for g in gates], axis=1).T  # (G*H, H): every gate's U, for one product a step
+    dh_all = np.empty((T, B, H), h.dtype)  # dL/dh_t, the running total at each step
     dh_next = np.zeros((B, H), h.dtype)  # from step t+1 into h_t
     if has_cell_state(spec.cell):
-        c, tc = cache["c"], cache["tanh_c"]
+        c, tc = cache["c"][: T + 1], cache["tanh_c"][:T]
+        f, g, o = act["f"][:T], act["c"][:T], act["o"][:T]  # (T, B, H) each
+        coupled, peephole = spec.cell == "coupled", spec.cell == "peephole"
+        i = 1 - f if coupled else act["i"][:T]
+        # Each step's local derivatives, every step at once (none depends on the gradient), in place:
+        o_h = 1 - o  # d a_o / d h_t = tanh(c)*o*(1-o): through h = o*tanh(c), then o's sigmoid
+        o_h *= o
+        o_h *= tc
+        c_h = tc * tc  # d c_t / d h_t = o*(1 - tanh(c)^2): through h = o*tanh(c)
+        np.subtract(1, c_h, out=c_h)
+        c_h *= o
+        n = len(gates) - 1  # the gates c_t feeds besides o: f, (i,) c
+        from_c = np.empty((n, T, B, H), h.dtype)  # d a_g / d c_t for those gates
+        f_c, g_c = from_c[0], from_c[n - 1]
+        np.subtract(1, f, out=f_c)  # through f*c_prev (+ (1-f)*c_tilde), then f's sigmoid
+        f_c *= f
+        f_c *= c[:-1] - g if coupled else c[:-1]
+        if not coupled:
+            i_c = from_c[1]  # through i*c_tilde, then i's sigmoid
+            np.subtract(1, i, out=i_c)
+            i_c *= i
+            i_c *= g
+        np.multiply(g, g, out=g_c)  # into c_tilde, then its tanh: i*(1 - c_tilde^2)
+        np.subtract(1, g_c, out=g_c)
+        g_c *= i
+        i_c = from_c[1] if not coupled else f_c  # (a coupled cell has no input gate: never read)
+        dc_all = np.empty((T, B, H), h.dtype)  # dL/dc_t, the running total at each step
         dc_next = np.zeros((B, H), h.dtype)
-        for t in reversed(range(T)):
-            f, g, o = act["f"][t], act["c"][t], act["o"][t]
-            i = 1 - f if spec.cell == "coupled" else act["i"][t]
-            dh = dh_seq[t] + dh_next  # h_t feeds the loss (or the layer above) and step t+1
-            da_o = dh * tc[t] * o * (1 - o)  # through h = o*tanh(c), then o's sigmoid
-            dc = dc_next + dh * o * (1 - tc[t] ** 2)  # through h = o*tanh(c), into c_t
-            if spec.cell == "peephole":
+        da_i = dxW["i"] if not coupled else dxW["f"]
+        arrays = (dh_seq, dh_all, dc_all, dxW_all, o_h, c_h, f_c, i_c, g_c, f, dxW["o"], dxW["f"], da_i, dxW["c"])
+        steps = zip(*(a[::-1] for a in arrays))  # step t's rows, from the last step back (views: no indexing)
+        for dh_t, dh, dc, dxW_t, oh, ch, fc, ic, gc, f_t, da_o, da_f, da_i_t, da_g in steps:
+            np.add(dh_t, dh_next, out=dh)  # h_t feeds the loss (or the layer above) and step t+1
+            np.multiply(dh, oh, out=da_o)  # through h = o*tanh(c), then o's sigmoid
+            np.multiply(dh, ch, out=dc)  # through h = o*tanh(c), into c_t ...
+            dc += dc_next  # ... which also feeds c_{t+1}
+            if peephole:
                 dc += da_o * p["p_o"]  # o saw the new c
-                grads[pre + "p_o"] += (da_o * c[t + 1]).sum(0)
-            dxW["o"][t] = da_o
-            if spec.cell == "coupled":
-                da_f = dc * (c[t] - g) * f * (1 - f)  # through c = f*c_prev + (1-f)*c_tilde
-                dxW["c"][t] = dc * (1 - f) * (1 - g**2)  # into c_tilde, then its tanh
-            else:
-                da_f = dc * c[t] * f * (1 - f)  # through f*c_prev, then f's sigmoid
-                da_i = dc * g * i * (1 - i)  # through i*c_tilde, then i's sigmoid
-                dxW["i"][t] = da_i
-                dxW["c"][t] = dc * i * (1 - g**2)  # into c_tilde, then its tanh
-            dxW["f"][t] = da_f
-            dc_next = dc * f  # through f*c_prev into c_{t-1}
-            if spec.cell == "peephole":
-                dc_next += da_f * p["p_f"] + da_i * p["p_i"]  # f and i saw c_prev
-                grads[pre + "p_f"] += (da_f * c[t]).sum(0)
-                grads[pre + "p_i"] += (da_i * c[t]).sum(0)
-            dh_next = sum(dxW[g_][t] @ p[f"U_{g_}"].T for g_ in gates)  # through U into h_{t-1}
-            for g_ in gates:
-                grads[pre + f"U_{g_}"] += h[t].T @ dxW[g_][t]  # (H, H)
+            np.multiply(dc, fc, out=da_f)  # through f*c_prev, then f's sigmoid
+            if not coupled:
+                np.multiply(dc, ic, out=da_i_t)  # through i*c_tilde, then i's sigmoid
+            np.multiply(dc, gc, out=da_g)  # into c_tilde, then its tanh
+            np.multiply(dc, f_t, out=dc_next)  # through f*c_prev into c_{t-1}
+            if peephole:
+                dc_next += da_f * p["p_f"] + da_i_t * p["p_i"]  # f and i saw c_prev
+            np.dot(dxW_t, U_T, out=dh_next)  # through U into h_{t-1}
+        if keep is not None:
+            keep.update(c=dc_all, h=dh_all)
+        if grads is not None and peephole:
+            grads[pre + "p_o"] += (dxW["o"] * c[1:]).sum((0, 1))
+            grads[pre + "p_f"] += (dxW["f"] * c[:-1]).sum((0, 1))
+            grads[pre + "p_i"] += (dxW["i"] * c[:-1]).sum((0, 1))
     elif spec.cell == "gru":
         q = cache["q"]
         for t in reversed(range(T)):
             z, r, ht = act["z"][t], act["r"][t], act["h"][t]
-            dh = dh_seq[t] + dh_next  # h_t feeds the loss and step t+1
+            dh = np.add(dh_seq[t], dh_next, out=dh_all[t])  # h_t feeds the loss and step t+1
             da_z = dh * (ht - h[t]) * z * (1 - z)  # through h = (1-z)*h_prev + z*h_tilde, then z's sigmoid
             da_h = dh * z * (1 - ht**2)  # into h_tilde, then its tanh
             dh_prev = dh * (1 - z)  # the kept share of h_prev
             if spec.reset_after:
                 da_r = da_h * q[t] * r * (1 - r)  # through r*(U_h h + bU_h), then r's sigmoid
-                dq = da_h * r  # into U_h h + bU_h
-                grads[pre + "bU_h"] += dq.sum(0)
-                grads[pre + "U_h"] += h[t].T @ dq
-                dh_prev += dq @ p["U_h"].T  # through U_h into h_prev
+                dh_prev += (da_h * r) @ p["U_h"].T  # into U_h h + bU_h, through U_h into h_prev
             else:
                 drh = da_h @ p["U_h"].T  # into r*h_prev
-                grads[pre + "U_h"] += (r * h[t]).T @ da_h
                 da_r = drh * h[t] * r * (1 - r)  # through r*h_prev, then r's sigmoid
                 dh_prev += drh * r  # through r*h_prev into h_prev
             dxW["z"][t], dxW["r"][t], dxW["h"][t] = da_z, da_r, da_h
-            grads[pre + "U_z"] += h[t].T @ da_z
-            grads[pre + "U_r"] += h[t].T @ da_r
             dh_next = dh_prev + da_z @ p["U_z"].T + da_r @ p["U_r"].T  # through U_z, U_r into h_prev
     else:  # rnn
         for t in reversed(range(T)):
-            dh = dh_seq[t] + dh_next
+            dh = np.add(dh_seq[t], dh_next, out=dh_all[t])  # h_t feeds the loss (or the layer above) and step t+1
             da = dxW["h"][t] = dh * (1 - act["h"][t] ** 2)  # through h = tanh(a)
-            grads[pre + "U_h"] += h[t].T @ da
             dh_next = da @ p["U_h"].T  # through U into h_{t-1}
+    if keep is not None and "h" not in keep:
+        keep["h"] = dh_all
+    if grads is not None:  # dU = the sum over steps of h_{t-1}^T da_t: one product for every step
+        plain = gates[:2] if spec.cell == "gru" else gates  # a GRU's U_h sees r*h_prev, or sits inside the reset
+        dU = np.tensordot(h[:T], dxW_all[..., : len(plain) * H], axes=([0, 1], [0, 1]))  # (H, G*H)
+        for j, g_ in enumerate(plain):
+            grads[pre + f"U_{g_}"] += dU[:, j * H : (j + 1) * H]
+        if spec.cell == "gru":
+            r_all = act["r"][:T]  # (T, B, H)
+            if spec.reset_after:
+                dq = dxW["h"] * r_all  # into U_h h + bU_h
+                grads[pre + "U_h"] += np.tensordot(h[:T], dq, axes=([0, 1], [0, 1]))
+                grads[pre + "bU_h"] += dq.sum((0, 1))
+            else:
+                grads[pre + "U_h"] += np.tensordot(r_all * h[:T], dxW["h"], axes=([0, 1], [0, 1]))  # U_h saw r*h_prev
     return dxW

@@ -1,0 +1,163 @@
+"""POST /api/attribute: what the prediction at step t depends on (model/attribution.py): each earlier input's
+contribution (gradient x input, or integrated gradients) and the gradient flowing back through each cell state.
+
+A scrubber asks for one step after another of the same text: the forward pass over the whole input is kept
+(``ForwardCache``, least recently used first out, bounded by GATESCOPE_ATTRIBUTION_CACHE_MB and counted against
+the memory budget), so each further step of gradient x input costs one backward pass over steps 0 .. t."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Request, Response
+
+import model
+from model import attribution as A
+
+from ..registry import Entry
+from ..schemas import AttributeRequest, AttributeResponse, errors
+from ..work import MB, ClientGone, watch_disconnect
+from .deps import RegistryDep, SettingsDep, WorkDep, check_input_soon, find_model
+
+router = APIRouter(prefix="/api", tags=["attribute"])
+
+#: Points of integrated gradients when the request names none.
+DEFAULT_STEPS = 32
+
+
+class ForwardCache:
+    """Forward passes (``model.Forward``) by (model, its network, the input's hash), least recently used out
+    first, at most ``limit`` bytes in all (0: none kept). Touched on the event loop only."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.nbytes = limit, 0
+        self._items: OrderedDict[tuple[str, int, str], model.Forward] = OrderedDict()
+
+    @staticmethod
+    def key(name: str, entry: Entry, x: Any) -> tuple[str, int, str]:
+        """The cache key of an input: its ids (text) or its vectors' bytes, hashed; the network's identity (a
+        model uploaded again under the same name is another network)."""
+        data = np.asarray(x.ids if hasattr(x, "ids") else x)
+        digest = hashlib.blake2b(data.tobytes() + str(data.dtype).encode(), digest_size=16).hexdigest()
+        return name, id(entry.net), digest
+
+    def get(self, key: tuple[str, int, str]) -> model.Forward | None:
+        fw = self._items.get(key)
+        if fw is not None:
+            self._items.move_to_end(key)
+        return fw
+
+    def put(self, key: tuple[str, int, str], fw: model.Forward) -> None:
+        """Keep ``fw`` if it fits the limit at all, dropping the least recently used ones to make room."""
+        size = fw.nbytes
+        if size > self.limit or key in self._items:
+            return
+        while self._items and self.nbytes + size > self.limit:
+            _, old = self._items.popitem(last=False)
+            self.nbytes -= old.nbytes
+        self._items[key] = fw
+        self.nbytes += size
+
+
+def _refuse(body: AttributeRequest, net: model.Network, T: int, max_steps: int) -> None:
+    """422s before any work: a model that cannot be backpropagated, t, steps, layer or target out of bounds."""
+    try:
+        A.check(net)
+        if not 0 <= body.t < T:
+            raise model.InputError(f"t must be a step from 0 to {T - 1}: the input has T = {T} steps, got t = {body.t}")
+        if body.steps is not None:
+            if body.method != "integrated_gradients":
+                raise model.InputError("steps are for method 'integrated_gradients'; gradient x input takes none")
+            if not 1 <= body.steps <= max_steps:
+                raise model.InputError(
+                    f"steps must be from 1 to {max_steps} (GATESCOPE_MAX_IG_STEPS), got {body.steps}"
+                )
+        if body.layer is not None and not 0 <= body.layer < net.num_layers:
+            L = net.num_layers
+            raise model.InputError(f"layer must be from 0 to {L - 1} (the model has {L} layers), got {body.layer}")
+        if body.target is not None:
+            A.target_index(net, body.target)
+    except model.InputError as e:
+        raise HTTPException(422, str(e)) from None
+
+
+def _response(name: str, net: model.Network, tokens: list[str], a: model.Attribution) -> dict[str, Any]:
+    shown = net.tokenizer.vocab_display() if net.tokenizer is not None and a.score_kind == "log_p" else None
+    display = shown[a.target] if shown is not None and net.head is not None and net.head.kind == "next" else None
+    return {
+        "model": name,
+        "t": a.t,
+        "tokens": tokens[: a.t + 1],
+        "inputs": a.inputs.tolist(),
+        "features": None if a.features is None else a.features.tolist(),
+        "cell": a.cell.tolist(),
+        "hidden": None if a.hidden is None else a.hidden.tolist(),
+        "gate": a.gate,
+        "layer": a.layer,
+        "target": {"index": a.target, "label": a.label, "display": display, "rule": a.target_rule},
+        "score": a.score,
+        "score_kind": a.score_kind,
+        "method": a.method,
+        "steps": a.steps,
+        "baseline": a.baseline,
+        "completeness": a.completeness,
+    }
+
+
+@router.post(
+    "/attribute",
+    response_model=None,
+    responses={200: {"model": AttributeResponse}, **errors(400, 403, 404, 409, 411, 413, 422, 429, 503)},
+)
+async def attribute_step(
+    body: AttributeRequest, request: Request, registry: RegistryDep, settings: SettingsDep, work: WorkDep
+) -> Any:
+    """Explain the prediction at step ``t``: each earlier input's contribution (``inputs``: gradient x input, or
+    integrated gradients from the zero input with ``steps`` midpoint points and their completeness) and the norm of
+    d score / d C_s at every step s <= t (``cell``; d h_s for GRU and RNN cells), exact backpropagation through time.
+    Repeated requests over the same input reuse its forward pass: a scrub step costs one backward pass."""
+    entry = find_model(registry, body.model)
+    checked = await check_input_soon(body.model, entry, body.text, body.vectors, settings, work.reading)
+    net, T = checked.net, len(checked.tokens)
+    _refuse(body, net, T, settings.max_ig_steps)
+    cache: ForwardCache = request.app.state.attributions
+    key = cache.key(body.model, entry, checked.x)
+    fw = cache.get(key) if body.method == "grad_x_input" else None
+    points = body.steps or DEFAULT_STEPS
+    if fw is not None:
+        need = A.nbytes(net, body.t + 1) - fw.nbytes  # the backward pass only
+    else:
+        need = A.nbytes(net, T if body.method == "grad_x_input" else body.t + 1, body.method, points)
+    gone, watcher = watch_disconnect(request.receive)
+    try:
+        job = await work.admit(gone, max(need, 0) + MB, f"an attribution over {body.t + 1} of {T} steps")
+        try:
+            kept = fw
+
+            def compute() -> tuple[bytes, model.Forward | None]:
+                """The attribution and its JSON, in one worker thread (each hop to the event loop waits its turn)."""
+                made = None
+                if body.method == "integrated_gradients":
+                    x, target, layer, stop = checked.x, body.target, body.layer, job.stopped
+                    a = A.attribute(
+                        net, x, body.t, target=target, method=body.method, steps=points, layer=layer, stop=stop
+                    )
+                else:
+                    made = kept or model.Forward(net, checked.x)  # the whole input: the next steps reuse it
+                    a = made.attribute(body.t, body.target, body.layer)
+                return json.dumps(_response(body.model, net, checked.tokens, a)).encode(), made
+
+            out, made = await job.run(compute)
+            if made is not None and kept is None:
+                cache.put(key, made)  # on the event loop, as every other touch of the cache
+            return Response(out, media_type="application/json")  # as AttributeResponse documents it, unvalidated
+        finally:
+            job.close()
+    except ClientGone:
+        return Response(status_code=499)
+    finally:
+        watcher.cancel()
