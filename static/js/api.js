@@ -375,6 +375,11 @@ export async function traceIntervened(model, text, interventions, signal) {
   return { tokens: msg.tokens, intervened: msg.intervened, effect };
 }
 
+/** What the prediction at step t depends on (POST /api/attribute): body {model, text, t, method, steps, layer}. */
+export function attribute(body, signal) {
+  return _json("/api/attribute", body, signal);
+}
+
 /** Two runs side by side (POST /api/compare): body {model, text, model_b, text_b, layer, match, gates}. */
 export function compareRuns(body, signal) {
   return _json("/api/compare", body, signal);

@@ -18,6 +18,7 @@ import { OrderControl } from "./order.js";
 import { Picker } from "./picker.js";
 import { loadPlotlyAfterFirstTrace } from "./plotting.js";
 import { ProbeView } from "./probe.js";
+import { AttributeView } from "./attribute.js";
 import { CompareView } from "./compare.js";
 import { InterveneView } from "./intervene.js";
 import { SaturationView } from "./saturation.js";
@@ -116,6 +117,10 @@ new InterveneView(
     toT: $("intervene-to-t"), add: $("intervene-add"), clear: $("intervene-clear"), list: $("intervene-list"),
     status: $("intervene-status"), at: $("intervene-at"), curve: $("intervene-curve"), change: $("intervene-change"),
   },
+  state,
+);
+new AttributeView(
+  { root: $("attribute"), method: $("attribute-method"), status: $("attribute-status"), text: $("attribute-text"), curve: $("attribute-curve") },
   state,
 );
 new CompareView(

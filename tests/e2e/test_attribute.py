@@ -1,0 +1,56 @@
+"""Attribution in a real Chromium: the text up to t coloured by each input's contribution and the curve of
+‖∂ score/∂C_s‖ follow the scrubber; every number is the server's (POST /api/attribute)."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+import urllib.request
+
+import pytest
+from playwright.sync_api import expect
+
+from .conftest import ARTIFACTS, api_card, assert_clean, wait_drawn
+
+pytestmark = pytest.mark.e2e
+
+TEXT = "c1415926535897932384626433832795028841971693993751058209?"
+
+
+def _attribute(server: str, body: dict) -> dict:
+    req = urllib.request.Request(
+        server + "/api/attribute", data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.load(r)
+
+
+def test_scrubbing_moves_the_attribution_and_the_state_gradient_with_t(new_page, server):
+    pg = new_page(1280, 720)
+    pg.goto(f"{server}/#model=recall-lstm&text={urllib.parse.quote(TEXT)}")
+    wait_drawn(pg, api_card(server, "recall-lstm")["gates"], len(TEXT))
+    panel = pg.get_by_test_id("attribute")
+    last = len(TEXT) - 1
+    expect(panel).to_have_attribute("data-t", str(last), timeout=15_000)  # t follows the text to its end
+    want = _attribute(server, {"model": "recall-lstm", "text": TEXT, "t": last})
+    assert want["target"]["label"] == "c"  # after "?": the model's own answer, the first symbol
+    spans = pg.get_by_test_id("attribute-text").locator("span")
+    expect(spans).to_have_count(last + 1)
+    big = max(range(last + 1), key=lambda s: abs(want["inputs"][s]))
+    expect(pg.get_by_test_id("attribute-status")).to_contain_text(f"The input that moves it most: t = {big}")
+    expect(pg.get_by_test_id("attribute-curve").locator(".scatterlayer .trace")).to_have_count(1)
+    # scrub back: the panel asks for that step and redraws the text up to it
+    pg.evaluate("() => window.gatescope.state.setT(10)")
+    expect(panel).to_have_attribute("data-t", "10")
+    expect(spans).to_have_count(11)
+    at10 = _attribute(server, {"model": "recall-lstm", "text": TEXT, "t": 10})
+    expect(pg.get_by_test_id("attribute-status")).to_contain_text(f"log p({at10['target']['label']})")
+    # the keyboard scrubs too: each step's attribution follows
+    for _ in range(3):
+        pg.keyboard.press("ArrowRight")
+    expect(panel).to_have_attribute("data-t", "13")
+    panel.screenshot(path=str(ARTIFACTS / "attribute-1280x720.png"))
+    pg.set_viewport_size({"width": 390, "height": 844})
+    pg.wait_for_function("() => document.documentElement.scrollWidth <= 390", timeout=3_000)
+    panel.screenshot(path=str(ARTIFACTS / "attribute-390x844.png"))
+    assert_clean(pg, server)
