@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import model
 from model import InputError, Network, Spec
@@ -435,3 +437,34 @@ def test_pytorch_forward_hooks_live():
         for k in range(2):
             for g in ("h", "c"):
                 np.testing.assert_allclose(tr.layers[k][g], want[f"l{k}.{g}"], atol=1e-5)
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**20), 10**20) | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=5,
+)
+SANE = {
+    "layer": st.integers(-1, 2),
+    "unit": st.integers(-1, 9),
+    "units": st.lists(st.integers(-1, 9), max_size=3),
+    "gate": st.sampled_from(["c", "h", "f", "z", "i", "m"]),
+    "op": st.sampled_from(["set", "scale", "zero", "patch"]),
+    "value": st.floats(-2, 2) | st.none(),
+    "source_text": st.sampled_from(["(()", "((((((((((", "", "x"]) | st.none(),
+    "from": st.integers(-1, 12) | st.none(),
+    "to": st.integers(-1, 12) | st.none(),
+}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.fixed_dictionaries({}, optional={k: v | JSONISH for k, v in SANE.items()}), max_size=3))
+def test_any_intervention_list_is_run_or_refused_in_words(items):
+    """Whatever the fields hold, a trace runs (and records what it held) or an InputError says what is wrong."""
+    net = model.load("dyck")
+    try:
+        tr = net.trace("(()(()()", interventions=items)
+    except InputError as e:
+        assert str(e)
+    else:
+        assert len(tr.intervened) == len(items)
