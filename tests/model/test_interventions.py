@@ -7,6 +7,7 @@ of holding a unit. It shares no code with gatescope's loops.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 from pathlib import Path
@@ -457,11 +458,14 @@ SANE = {
 }
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+DYCK = functools.cache(lambda: model.load("dyck"))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.fixed_dictionaries({}, optional={k: v | JSONISH for k, v in SANE.items()}), max_size=3))
 def test_any_intervention_list_is_run_or_refused_in_words(items):
     """Whatever the fields hold, a trace runs (and records what it held) or an InputError says what is wrong."""
-    net = model.load("dyck")
+    net = DYCK()
     try:
         tr = net.trace("(()(()()", interventions=items)
     except InputError as e:
