@@ -375,7 +375,7 @@ class Network:
         # only a held layer can leave the finite numbers (a held |value| <= 1e6 compounds through C); those above
         # it and the head read a bounded h from it
         held_layers = sorted({it.layer for it in held})
-        bad = [k for k in held_layers if not all(np.isfinite(a).all() for g, a in tr.layers[k].items() if g in ("c", "h"))]
+        bad = [k for k in held_layers if not all(np.isfinite(tr.layers[k][g]).all() for g in ("c", "h") if g in tr.gates)]
         if bad:
             raise InputError(
                 f"the interventions made layer {bad[0]} overflow (infinite or NaN values): "
