@@ -374,8 +374,8 @@ class Network:
             tr = self._trace_of(enc, layers, state, probs)
         # only a held layer can leave the finite numbers (a held |value| <= 1e6 compounds through C); those above
         # it and the head read a bounded h from it
-        held_layers = sorted({it.layer for it in held})
-        bad = [k for k in held_layers if not all(np.isfinite(tr.layers[k][g]).all() for g in ("c", "h") if g in tr.gates)]
+        sums = {k: [tr.layers[k][g] for g in ("c", "h") if g in tr.gates] for k in sorted({it.layer for it in held})}
+        bad = [k for k, arrays in sums.items() if not all(np.isfinite(a).all() for a in arrays)]
         if bad:
             raise InputError(
                 f"the interventions made layer {bad[0]} overflow (infinite or NaN values): "
