@@ -23,12 +23,13 @@ buffer, 1 and 0 where nothing is held: a scale costs one multiplication of the b
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from .cells import GRU, LSTM, RNN, Cell, Coupled, Peephole, ProjectedLSTM, State
 
-Edit = tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None] | None  # (idx, a, b) at one step (_apply)
+Edit = tuple[Any, np.ndarray | None, Any] | None  # (idx, a, b) at one step (see _apply), or no edit
 #: Per edit point: one entry per step.
 Edits = dict[str, Sequence[Edit]]
 
@@ -56,8 +57,9 @@ def _none(T: int) -> list[Edit]:
     return [None] * T
 
 
-def _apply(v: np.ndarray, e: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]) -> None:
-    """One edit of a point's buffer ``v``, in place: ``(idx, None, b)`` sets units idx to b; ``(None, a, b)``
+def _apply(v: np.ndarray, e: tuple[Any, np.ndarray | None, Any]) -> None:
+    """One edit of a point's buffer ``v``, in place: ``(idx, None, b)`` sets units idx (an array, or one int)
+    to b; ``(None, a, b)``
     multiplies the whole buffer by a (1 where nothing is held) and adds b (None: nothing to add), two calls
     whatever the units; ``(idx, a, b)`` makes units idx a*v + b."""
     idx, a, b = e

@@ -184,15 +184,16 @@ def test_patching_from_a_second_text(cell, reset_after):
     )
     source = "dcbaddcb"
     gate = "c" if cell in ("lstm", "peephole", "coupled") else "h"
-    its = [{"layer": 1, "units": [1, 3], "gate": gate, "op": "patch", "source_text": source, "from": 2, "to": 6}]
-    tr = vocab_net.trace(text, interventions=its)
     src = vocab_net.trace(source)
-    assert np.array_equal(tr.layers[1][gate][2:6, [1, 3]], src.layers[1][gate][2:6, [1, 3]])
-    assert not np.allclose(tr.layers[1][gate][6:, [1, 3]], vocab_net.trace(text).layers[1][gate][6:, [1, 3]])
-    ids = vocab_net.tokenizer.encode(text).ids
-    want = hand_trace(vocab_net, X[:4][ids], [{**its[0], "_source": src.layers}])
-    for g in vocab_net.gates:
-        np.testing.assert_allclose(tr.layers[1][g], want[1][g], rtol=1e-10, atol=1e-12)
+    for units in ([1, 3], [2]):  # several units (rows of an array a step), and one (a scalar a step)
+        its = [{"layer": 1, "units": units, "gate": gate, "op": "patch", "source_text": source, "from": 2, "to": 6}]
+        tr = vocab_net.trace(text, interventions=its)
+        assert np.array_equal(tr.layers[1][gate][2:6, units], src.layers[1][gate][2:6, units])
+        assert not np.allclose(tr.layers[1][gate][6:, units], vocab_net.trace(text).layers[1][gate][6:, units])
+        ids = vocab_net.tokenizer.encode(text).ids
+        want = hand_trace(vocab_net, X[:4][ids], [{**its[0], "_source": src.layers}])
+        for g in vocab_net.gates:
+            np.testing.assert_allclose(tr.layers[1][g], want[1][g], rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("cell,reset_after", CELLS)
