@@ -16,18 +16,20 @@ The recorded gates are the edited values: a trace shows what the model used. A s
 exactly the calls cells.py's loop makes, in the same order, so it gives the same bits.
 
 An edit of a point at a step is ``(idx, a, b)``: units ``idx`` of the point's buffer become
-``a * value + b`` (``a`` None: ``b`` outright, the usual "set").
+``a * value + b`` (``a`` None: ``b`` outright, the usual "set"; ``idx`` None: ``a`` and ``b`` span the whole
+buffer, 1 and 0 where nothing is held: a scale costs one multiplication of the buffer, see ``_apply``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from .cells import GRU, LSTM, RNN, Cell, Coupled, Peephole, ProjectedLSTM, State
 
-Edit = tuple[np.ndarray, np.ndarray | None, np.ndarray] | None  # (idx, a or None, b) at one step, or no edit
+Edit = tuple[Any, np.ndarray | None, Any] | None  # (idx, a, b) at one step (see _apply), or no edit
 #: Per edit point: one entry per step.
 Edits = dict[str, Sequence[Edit]]
 
@@ -53,6 +55,22 @@ def points(cell: Cell) -> dict[str, tuple[str, int]]:
 
 def _none(T: int) -> list[Edit]:
     return [None] * T
+
+
+def _apply(v: np.ndarray, e: tuple[Any, np.ndarray | None, Any]) -> None:
+    """One edit of a point's buffer ``v``, in place: ``(idx, None, b)`` sets units idx (an array, or one int)
+    to b; ``(None, a, b)``
+    multiplies the whole buffer by a (1 where nothing is held) and adds b (None: nothing to add), two calls
+    whatever the units; ``(idx, a, b)`` makes units idx a*v + b."""
+    idx, a, b = e
+    if a is None:
+        v[idx] = b
+    elif idx is None:
+        np.multiply(v, a, v)
+        if b is not None:
+            np.add(v, b, v)
+    else:
+        v[idx] = v[idx] * a + b
 
 
 def run_held(cell: Cell, xW: np.ndarray, state: State, edits: Edits) -> tuple[dict[str, np.ndarray], State]:
@@ -91,16 +109,16 @@ def _lstm(cell: LSTM, xW, state, ez, ec, eh):
         mul(s, half, s)  # (3H,) σ(a) = 0.5*tanh(a/2) + 0.5 ...
         add(s, half, s)  # (3H,) ... f, i, o
         if e_z is not None:  # held f, i, o, c_tilde: [f | i | o | c_tilde]
-            z[e_z[0]] = e_z[2] if e_z[1] is None else z[e_z[0]] * e_z[1] + e_z[2]
+            _apply(z, e_z)
         mul(f, c, c_t)  # (H,) keep: f*c_prev
         mul(i, g, tmp)  # (H,) write: i*c_tilde
         add(c_t, tmp, c_t)  # (H,) c = f*c_prev + i*c_tilde
         if e_c is not None:  # held c: h and the next step read it
-            c_t[e_c[0]] = e_c[2] if e_c[1] is None else c_t[e_c[0]] * e_c[1] + e_c[2]
+            _apply(c_t, e_c)
         tanh(c_t, tmp)  # (H,)
         mul(o, tmp, h_t)  # (H,) h = o*tanh(c)
         if e_h is not None:  # held h: the layer above, the head and the next step read it
-            h_t[e_h[0]] = e_h[2] if e_h[1] is None else h_t[e_h[0]] * e_h[1] + e_h[2]
+            _apply(h_t, e_h)
         h, c = h_t, c_t
     gates = {"f": F, "i": I, "c_tilde": G, "c": C, "o": O, "h": Hs}
     return gates, (h.copy(), c.copy())
@@ -125,19 +143,19 @@ def _projected(cell: ProjectedLSTM, xW, state, ez, ec, em, eh):
         mul(s, half, s)  # (3H,) σ(a) = 0.5*tanh(a/2) + 0.5 ...
         add(s, half, s)  # (3H,) ... f, i, o
         if e_z is not None:
-            z[e_z[0]] = e_z[2] if e_z[1] is None else z[e_z[0]] * e_z[1] + e_z[2]
+            _apply(z, e_z)
         mul(f, c, c_t)  # (H,)
         mul(i, g, tmp)  # (H,)
         add(c_t, tmp, c_t)  # (H,) c = f*c_prev + i*c_tilde
         if e_c is not None:
-            c_t[e_c[0]] = e_c[2] if e_c[1] is None else c_t[e_c[0]] * e_c[1] + e_c[2]
+            _apply(c_t, e_c)
         tanh(c_t, tmp)  # (H,)
         mul(o, tmp, m_t)  # (H,) m = o*tanh(c)
         if e_m is not None:  # held m: the projection reads it
-            m_t[e_m[0]] = e_m[2] if e_m[1] is None else m_t[e_m[0]] * e_m[1] + e_m[2]
+            _apply(m_t, e_m)
         dot(m_t, W_hr, h_t)  # (P,) h = W_hr m
         if e_h is not None:
-            h_t[e_h[0]] = e_h[2] if e_h[1] is None else h_t[e_h[0]] * e_h[1] + e_h[2]
+            _apply(h_t, e_h)
         h, c = h_t, c_t
     gates = {"f": F, "i": I, "c_tilde": G, "c": C, "o": O, "m": M, "h": Hs}
     return gates, (h.copy(), c.copy())
@@ -166,23 +184,23 @@ def _peephole(cell: Peephole, xW, state, ez, eo, ec, eh):
         mul(fi, half2, fi)  # (2, H) σ(a) = 0.5*tanh(a/2) + 0.5 ...
         add(fi, half2, fi)  # (2, H) ... f, i
         if e_z is not None:  # held f, i, c_tilde: [f | i | c_tilde]
-            fig[e_z[0]] = e_z[2] if e_z[1] is None else fig[e_z[0]] * e_z[1] + e_z[2]
+            _apply(fig, e_z)
         mul(f, c, c_t)  # (H,)
         mul(i, g, tmp)  # (H,)
         add(c_t, tmp, c_t)  # (H,) c = f*c_prev + i*c_tilde
         if e_c is not None:  # held c: o's peephole, h and the next step read it
-            c_t[e_c[0]] = e_c[2] if e_c[1] is None else c_t[e_c[0]] * e_c[1] + e_c[2]
+            _apply(c_t, e_c)
         mul(p_o, c_t, tmp)  # (H,) peephole from the new c into o
         add(o, tmp, o)  # (H,)
         tanh(o, o)  # (H,)
         mul(o, half, o)  # (H,) ...
         add(o, half, o)  # (H,) ... o
         if e_o is not None:  # held o
-            o[e_o[0]] = e_o[2] if e_o[1] is None else o[e_o[0]] * e_o[1] + e_o[2]
+            _apply(o, e_o)
         tanh(c_t, tmp)  # (H,)
         mul(o, tmp, h_t)  # (H,) h = o*tanh(c)
         if e_h is not None:
-            h_t[e_h[0]] = e_h[2] if e_h[1] is None else h_t[e_h[0]] * e_h[1] + e_h[2]
+            _apply(h_t, e_h)
         h, c = h_t, c_t
     gates = {"f": F, "i": I, "c_tilde": G, "c": C, "o": O, "h": Hs}
     return gates, (h.copy(), c.copy())
@@ -206,16 +224,16 @@ def _coupled(cell: Coupled, xW, state, ez, ec, eh):
         mul(s, half, s)  # (2H,) f, o ...
         add(s, half, s)  # (2H,) ... as sigmoids
         if e_z is not None:  # held f (and so i = 1 - f), o, c_tilde
-            z[e_z[0]] = e_z[2] if e_z[1] is None else z[e_z[0]] * e_z[1] + e_z[2]
+            _apply(z, e_z)
         sub(c, g, tmp)  # (H,) c_prev - c_tilde
         mul(f, tmp, tmp)  # (H,)
         add(g, tmp, c_t)  # (H,) c = f*c_prev + (1-f)*c_tilde
         if e_c is not None:
-            c_t[e_c[0]] = e_c[2] if e_c[1] is None else c_t[e_c[0]] * e_c[1] + e_c[2]
+            _apply(c_t, e_c)
         tanh(c_t, tmp)  # (H,)
         mul(o, tmp, h_t)  # (H,) h = o*tanh(c)
         if e_h is not None:
-            h_t[e_h[0]] = e_h[2] if e_h[1] is None else h_t[e_h[0]] * e_h[1] + e_h[2]
+            _apply(h_t, e_h)
         h, c = h_t, c_t
     gates = {"f": F, "i": 1 - F, "c_tilde": G, "c": C, "o": O, "h": Hs}
     return gates, (h.copy(), c.copy())
@@ -246,7 +264,7 @@ def _gru(cell: GRU, xW, state, es, et, eh):
         mul(s, half, s)  # (2H,) z, r ...
         add(s, half, s)  # (2H,) ... as sigmoids
         if e_s is not None:  # held z, r: [z | r]
-            s[e_s[0]] = e_s[2] if e_s[1] is None else s[e_s[0]] * e_s[1] + e_s[2]
+            _apply(s, e_s)
         if after:
             add(hU_h, bU_h, hU_h)  # (H,) U_h h + bU_h
             mul(r, hU_h, hU_h)  # (H,) reset after the product
@@ -257,12 +275,12 @@ def _gru(cell: GRU, xW, state, es, et, eh):
             add(ht, tmp, ht)  # (H,)
         tanh(ht, ht)  # (H,) h_tilde
         if e_t is not None:  # held h_tilde
-            ht[e_t[0]] = e_t[2] if e_t[1] is None else ht[e_t[0]] * e_t[1] + e_t[2]
+            _apply(ht, e_t)
         sub(ht, h, tmp)  # (H,) h_tilde - h_prev
         mul(z, tmp, tmp)  # (H,)
         add(h, tmp, h_t)  # (H,) h = (1-z)*h_prev + z*h_tilde
         if e_h is not None:
-            h_t[e_h[0]] = e_h[2] if e_h[1] is None else h_t[e_h[0]] * e_h[1] + e_h[2]
+            _apply(h_t, e_h)
         h = h_t
     gates = {"z": Zg, "r": R, "h_tilde": Ht, "h": Hs}
     return gates, (h.copy(), None)
@@ -278,6 +296,6 @@ def _rnn(cell: RNN, xW, state, eh):
         add(z, zU, z)  # (H,)
         tanh(z, z)  # (H,) h = tanh(W x + U h + b)
         if e_h is not None:
-            z[e_h[0]] = e_h[2] if e_h[1] is None else z[e_h[0]] * e_h[1] + e_h[2]
+            _apply(z, e_h)
         h = z
     return {"h": Z}, (h.copy(), None)

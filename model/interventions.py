@@ -251,6 +251,10 @@ def plan(net: Network, items: Sequence[Intervention], T: int) -> list[Edits]:
     for (k, point), its in by_point.items():
         where = points(net.cells[k])
         cols = [np.asarray(it.units) + where[it.gate][1] for it in its]  # each one's units in the point's buffer
+        sizes = [
+            off + (net.spec.out_size if g == "h" else net.hidden_size) for g, (p, off) in where.items() if p == point
+        ]
+        width = max(sizes)  # the point's buffer
         cuts = sorted({0, T} | {it.start for it in its} | {it.stop or T for it in its})
         steps: list[Edit] = [None] * T
         for t0, t1 in zip(cuts, cuts[1:]):
@@ -272,10 +276,16 @@ def plan(net: Network, items: Sequence[Intervention], T: int) -> list[Edits]:
                 A[..., pos] *= a
                 B[..., pos] = B[..., pos] * a + b
             outright = not A.any()
+            one: Any = int(idx[0]) if len(idx) == 1 and outright else None  # one unit set: a scalar store, 3x faster
             if varying:
-                steps[t0:t1] = list(zip(repeat(idx), repeat(None) if outright else A, B))
-            else:
-                steps[t0:t1] = [(idx, None if outright else A, B)] * (t1 - t0)
+                rows = B[:, 0] if one is not None else B  # (span,) scalars, or (span, n) rows
+                steps[t0:t1] = list(zip(repeat(idx if one is None else one), repeat(None) if outright else A, rows))
+            elif outright:
+                steps[t0:t1] = [(idx, None, B) if one is None else (one, None, B[0])] * (t1 - t0)
+            else:  # a scale: the whole buffer times a (1 where nothing is held), plus b where a set is mixed in
+                a_all, b_all = np.ones(width, net.dtype), np.zeros(width, net.dtype)
+                a_all[idx], b_all[idx] = A, B
+                steps[t0:t1] = [(None, a_all, b_all if B.any() else None)] * (t1 - t0)
         out[k][point] = steps
     return out
 

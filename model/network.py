@@ -372,11 +372,13 @@ class Network:
             if len(pieces) > 1:
                 layers = [{g: np.concatenate([p[k][g] for p in pieces]) for g in la} for k, la in enumerate(pieces[0])]
             tr = self._trace_of(enc, layers, state, probs)
-        bad = [k for k, la in enumerate(tr.layers) if not all(np.isfinite(la[g]).all() for g in ("h", "c") if g in la)]
-        if bad or (tr.probs is not None and not np.isfinite(tr.probs).all()):
-            where = f"layer {bad[0]}" if bad else "the output"
+        # only a held layer can leave the finite numbers (a held |value| <= 1e6 compounds through C); those above
+        # it and the head read a bounded h from it
+        sums = {k: [tr.layers[k][g] for g in ("c", "h") if g in tr.gates] for k in sorted({it.layer for it in held})}
+        bad = [k for k, arrays in sums.items() if not all(np.isfinite(a).all() for a in arrays)]
+        if bad:
             raise InputError(
-                f"the interventions made {where} overflow (infinite or NaN values): "
+                f"the interventions made layer {bad[0]} overflow (infinite or NaN values): "
                 "hold smaller values or scale by less"
             )
         tr.intervened = held

@@ -7,12 +7,15 @@ of holding a unit. It shares no code with gatescope's loops.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import model
 from model import InputError, Network, Spec
@@ -181,15 +184,16 @@ def test_patching_from_a_second_text(cell, reset_after):
     )
     source = "dcbaddcb"
     gate = "c" if cell in ("lstm", "peephole", "coupled") else "h"
-    its = [{"layer": 1, "units": [1, 3], "gate": gate, "op": "patch", "source_text": source, "from": 2, "to": 6}]
-    tr = vocab_net.trace(text, interventions=its)
     src = vocab_net.trace(source)
-    assert np.array_equal(tr.layers[1][gate][2:6, [1, 3]], src.layers[1][gate][2:6, [1, 3]])
-    assert not np.allclose(tr.layers[1][gate][6:, [1, 3]], vocab_net.trace(text).layers[1][gate][6:, [1, 3]])
-    ids = vocab_net.tokenizer.encode(text).ids
-    want = hand_trace(vocab_net, X[:4][ids], [{**its[0], "_source": src.layers}])
-    for g in vocab_net.gates:
-        np.testing.assert_allclose(tr.layers[1][g], want[1][g], rtol=1e-10, atol=1e-12)
+    for units in ([1, 3], [2]):  # several units (rows of an array a step), and one (a scalar a step)
+        its = [{"layer": 1, "units": units, "gate": gate, "op": "patch", "source_text": source, "from": 2, "to": 6}]
+        tr = vocab_net.trace(text, interventions=its)
+        assert np.array_equal(tr.layers[1][gate][2:6, units], src.layers[1][gate][2:6, units])
+        assert not np.allclose(tr.layers[1][gate][6:, units], vocab_net.trace(text).layers[1][gate][6:, units])
+        ids = vocab_net.tokenizer.encode(text).ids
+        want = hand_trace(vocab_net, X[:4][ids], [{**its[0], "_source": src.layers}])
+        for g in vocab_net.gates:
+            np.testing.assert_allclose(tr.layers[1][g], want[1][g], rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("cell,reset_after", CELLS)
@@ -435,3 +439,37 @@ def test_pytorch_forward_hooks_live():
         for k in range(2):
             for g in ("h", "c"):
                 np.testing.assert_allclose(tr.layers[k][g], want[f"l{k}.{g}"], atol=1e-5)
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**20), 10**20) | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=5,
+)
+SANE = {
+    "layer": st.integers(-1, 2),
+    "unit": st.integers(-1, 9),
+    "units": st.lists(st.integers(-1, 9), max_size=3),
+    "gate": st.sampled_from(["c", "h", "f", "z", "i", "m"]),
+    "op": st.sampled_from(["set", "scale", "zero", "patch"]),
+    "value": st.floats(-2, 2) | st.none(),
+    "source_text": st.sampled_from(["(()", "((((((((((", "", "x"]) | st.none(),
+    "from": st.integers(-1, 12) | st.none(),
+    "to": st.integers(-1, 12) | st.none(),
+}
+
+
+DYCK = functools.cache(lambda: model.load("dyck"))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.fixed_dictionaries({}, optional={k: v | JSONISH for k, v in SANE.items()}), max_size=3))
+def test_any_intervention_list_is_run_or_refused_in_words(items):
+    """Whatever the fields hold, a trace runs (and records what it held) or an InputError says what is wrong."""
+    net = DYCK()
+    try:
+        tr = net.trace("(()(()()", interventions=items)
+    except InputError as e:
+        assert str(e)
+    else:
+        assert len(tr.intervened) == len(items)
