@@ -48,7 +48,8 @@ def start_server(tmp: str) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "GATESCOPE_MODELS": tmp}
+    bundled = os.environ.get("GATESCOPE_INDEX_BUNDLED", "0")  # no held-out index built beside what is timed
+    env = {**os.environ, "GATESCOPE_MODELS": tmp, "GATESCOPE_INDEX_BUNDLED": bundled}
     cmd = [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--log-level", "warning"]
     cmd += ["--ws-per-message-deflate", "false"]  # as `gatescope serve` runs it
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
