@@ -12,7 +12,6 @@
 import { attribute } from "./api.js";
 import { colourOf, darkTextOn } from "./colors.js";
 import { el, fmt, showToken } from "./format.js";
-import { CONFIG, FONT, axis, plotlyReady } from "./plotting.js";
 
 const SETTLE_MS = 300;
 /** Integrated gradients' points (the server's default). */
@@ -29,7 +28,7 @@ export class AttributeView {
     nodes.method.append(new Option("gradient × input", "grad_x_input"), new Option(`integrated gradients (${IG_STEPS} points)`, "integrated_gradients"));
     nodes.method.addEventListener("change", () => this._ask());
     state.subscribe((changed) => this._onChange(changed));
-    new ResizeObserver(() => this.data && window.Plotly && this._curve()).observe(nodes.curve);
+    new ResizeObserver(() => this.data && this._curve()).observe(nodes.curve);
   }
 
   _onChange(changed) {
@@ -48,7 +47,7 @@ export class AttributeView {
 
   _clear(note) {
     this._asking?.abort();
-    if (window.Plotly) window.Plotly.purge(this.nodes.curve);
+    this.nodes.curve.replaceChildren();
     this.data = null;
     this.nodes.text.replaceChildren();
     this.nodes.status.textContent = note;
@@ -67,7 +66,7 @@ export class AttributeView {
     const ctl = new AbortController();
     this._asking = ctl;
     try {
-      const [out] = await Promise.all([attribute(body, ctl.signal), plotlyReady()]);
+      const out = await attribute(body, ctl.signal);
       if (ctl.signal.aborted) return;
       this.data = out;
       this._text();
@@ -112,21 +111,70 @@ export class AttributeView {
     box.append(frag);
   }
 
-  /** ‖∂ score_t / ∂C_s‖ over s: how much each earlier cell state matters to the prediction at t. */
+  /** ‖∂ score_t / ∂C_s‖ over s: how much each earlier cell state matters to the prediction at t. Drawn as SVG by
+   *  hand, not by plotly: a scrub redraws it, and plotly's react of one 1,000-point line took 43-62 ms here. */
   _curve() {
     const d = this.data;
-    if (!d || !window.Plotly) return;
-    const s = [...Array(d.cell.length).keys()];
+    if (!d) return;
+    const box = this.nodes.curve;
+    const W = Math.max(240, box.clientWidth || 600);
+    const H = 170;
+    const m = { l: 60, r: 12, t: 26, b: 30 };
+    const n = d.cell.length;
+    const ys = d.cell.filter((v) => v > 0);
     const name = d.gate === "c" ? "C" : "h";
-    const layout = {
-      width: this.nodes.curve.clientWidth || 600, height: 170, margin: { l: 60, r: 12, t: 26, b: 30 }, font: FONT,
-      paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
-      title: { text: `‖∂ score / ∂${name}<sub>s</sub>‖: the gradient back through the state`, x: 0, xref: "paper", font: { size: 13 } },
-      xaxis: axis({ range: [-0.5, Math.max(d.t, 1) + 0.5], title: { text: "step s", standoff: 2, font: { size: 11 } } }),
-      yaxis: axis({ type: "log", title: { text: "norm (log)", standoff: 4, font: { size: 11 } }, exponentformat: "power" }),
-    };
-    const y = d.cell.map((v) => (v > 0 ? v : null));
-    const data = [{ type: "scatter", mode: "lines+markers", x: s, y, marker: { size: 4 }, line: { color: "#1f5fbf", width: 1.5 }, hovertemplate: "s = %{x}: %{y:.3g}<extra></extra>" }];
-    window.Plotly.react(this.nodes.curve, data, layout, CONFIG);
+    const svg = svgEl("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: "img", class: "at-svg" });
+    svg.append(svgEl("text", { x: 0, y: 15, class: "at-title" }, `‖∂ score / ∂${name}ₛ‖: the gradient back through the state, s = 0 … ${d.t}`));
+    const label = ys.length ? `from ${fmt(Math.min(...ys), 3)} to ${fmt(Math.max(...ys), 3)}` : "zero everywhere";
+    svg.setAttribute("aria-label", `The norm of the gradient of the prediction at t = ${d.t} with respect to each earlier ${name}, ${label}.`);
+    if (ys.length) {
+      let lo = Math.log10(Math.min(...ys));
+      let hi = Math.log10(Math.max(...ys));
+      if (hi - lo < 1e-9) [lo, hi] = [lo - 0.5, hi + 0.5];
+      const X = (s) => m.l + ((s + 0.5) / Math.max(n, 1)) * (W - m.l - m.r);
+      const Y = (v) => m.t + (1 - (Math.log10(v) - lo) / (hi - lo)) * (H - m.t - m.b);
+      const axes = svgEl("g", { class: "at-axes" });
+      axes.append(svgEl("line", { x1: m.l, x2: W - m.r, y1: H - m.b, y2: H - m.b }), svgEl("line", { x1: m.l, x2: m.l, y1: m.t, y2: H - m.b }));
+      for (const s of ticks(0, n - 1, Math.max(2, Math.floor((W - m.l - m.r) / 70)))) {
+        axes.append(svgEl("text", { x: X(s), y: H - m.b + 14, "text-anchor": "middle" }, String(s)));
+      }
+      axes.append(svgEl("text", { x: (m.l + W - m.r) / 2, y: H - 2, "text-anchor": "middle" }, "step s"));
+      const decades = [];
+      for (let e = Math.ceil(lo); e <= Math.floor(hi); e++) decades.push(e);
+      const yTicks = decades.length >= 2 ? decades.map((e) => [10 ** e, `1e${e}`]) : [[10 ** lo, fmt(10 ** lo, 3)], [10 ** hi, fmt(10 ** hi, 3)]];
+      for (const [v, text] of yTicks) axes.append(svgEl("text", { x: m.l - 6, y: Y(v) + 4, "text-anchor": "end" }, text));
+      svg.append(axes);
+      const pts = [];
+      const dots = svgEl("g", { class: "at-dots" });
+      d.cell.forEach((v, s) => {
+        if (!(v > 0)) return;
+        pts.push(`${X(s).toFixed(1)},${Y(v).toFixed(1)}`);
+        const dot = svgEl("circle", { cx: X(s).toFixed(1), cy: Y(v).toFixed(1), r: 2 });
+        dot.append(svgEl("title", {}, `s = ${s} ${showToken(d.tokens[s])}: ${v.toPrecision(3)}`));
+        dots.append(dot);
+      });
+      svg.append(svgEl("polyline", { points: pts.join(" "), class: "at-line" }), dots);
+    }
+    box.replaceChildren(svg);
   }
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function svgEl(tag, attrs = {}, text = null) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  if (text !== null) node.textContent = text;
+  return node;
+}
+
+/** About `count` round steps from lo to hi (1, 2 or 5 times a power of ten apart). */
+function ticks(lo, hi, count) {
+  if (hi <= lo) return [lo];
+  const raw = (hi - lo) / count;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((k) => k * p).find((k) => k >= raw);
+  const out = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi; v += step) out.push(v);
+  return out;
 }
