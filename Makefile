@@ -54,6 +54,7 @@ bench: $(VENV)/.installed chromium
 	$(PY) bench/browser.py
 	$(PY) bench/load.py
 	$(PY) bench/analysis.py
+	$(PY) bench/causal_attribute.py
 
 # Retrain the two bundled regression models with the commands their cards record (a few minutes each on
 # this 2-core machine; never run by `make test`). The CO2 series is committed (tests/fixtures/make_co2.py

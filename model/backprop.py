@@ -147,7 +147,7 @@ def _forward(spec: Spec, p: dict[str, np.ndarray], xW: dict[str, np.ndarray], st
     h = np.empty((T + 1, B, H), h0.dtype)
     h[0] = h0
     cache: dict[str, Any] = {"h": h}
-    gates = list(_gates(spec))
+    gates = [g for g in _gates(spec)]
     act = {g: np.empty((T, B, H), h0.dtype) for g in gates}
     cache["act"] = act
     if has_cell_state(spec.cell):
