@@ -147,7 +147,7 @@ def _forward(spec: Spec, p: dict[str, np.ndarray], xW: dict[str, np.ndarray], st
     h = np.empty((T + 1, B, H), h0.dtype)
     h[0] = h0
     cache: dict[str, Any] = {"h": h}
-    gates = list(_gates(spec))
+    gates = [g for g in _gates(spec)]
     act = {g: np.empty((T, B, H), h0.dtype) for g in gates}
     cache["act"] = act
     if has_cell_state(spec.cell):
@@ -207,9 +207,12 @@ def _backward(
     h, act = cache["h"], cache["act"]
     T, B, H = dh_seq.shape
     gates = list(act)
-    dxW_all = np.empty((T, B, len(gates) * H), h.dtype)  # every gate's dL/d(xW) side by side
-    dxW = {g: dxW_all[..., j * H : (j + 1) * H] for j, g in enumerate(gates)}  # (T, B, H) views
-    U_T = np.concatenate([p[f"U_{g}"] for g in gates], axis=1).T  # (G*H, H): every gate's U, for one product a step
+    if has_cell_state(spec.cell):  # every gate's dL/d(xW) side by side: one product a step through all their U
+        dxW_all = np.empty((T, B, len(gates) * H), h.dtype)
+        dxW = {g: dxW_all[..., j * H : (j + 1) * H] for j, g in enumerate(gates)}  # (T, B, H) views
+        U_T = np.concatenate([p[f"U_{g}"] for g in gates], axis=1).T  # (G*H, H)
+    else:
+        dxW = {g: np.empty((T, B, H), h.dtype) for g in gates}
     dh_all = np.empty((T, B, H), h.dtype)  # dL/dh_t, the running total at each step
     dh_next = np.zeros((B, H), h.dtype)  # from step t+1 into h_t
     if has_cell_state(spec.cell):
@@ -290,10 +293,13 @@ def _backward(
     if keep is not None and "h" not in keep:
         keep["h"] = dh_all
     if grads is not None:  # dU = the sum over steps of h_{t-1}^T da_t: one product for every step
-        plain = gates[:2] if spec.cell == "gru" else gates  # a GRU's U_h sees r*h_prev, or sits inside the reset
-        dU = np.tensordot(h[:T], dxW_all[..., : len(plain) * H], axes=([0, 1], [0, 1]))  # (H, G*H)
-        for j, g_ in enumerate(plain):
-            grads[pre + f"U_{g_}"] += dU[:, j * H : (j + 1) * H]
+        if has_cell_state(spec.cell):
+            dU = np.tensordot(h[:T], dxW_all, axes=([0, 1], [0, 1]))  # (H, G*H)
+            for j, g_ in enumerate(gates):
+                grads[pre + f"U_{g_}"] += dU[:, j * H : (j + 1) * H]
+        else:  # a GRU's U_h sees r*h_prev, or sits inside the reset: below
+            for g_ in gates[:2] if spec.cell == "gru" else gates:
+                grads[pre + f"U_{g_}"] += np.tensordot(h[:T], dxW[g_], axes=([0, 1], [0, 1]))  # (H, H)
         if spec.cell == "gru":
             r_all = act["r"][:T]  # (T, B, H)
             if spec.reset_after:
