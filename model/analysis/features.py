@@ -118,8 +118,9 @@ class Tokens:
     def of(cls, net: Network, tokens: Sequence[str], display: Sequence[str] | None = None) -> Tokens:
         """One document's tokens (a trace's ``tokens`` and ``display``) as the model reads them."""
         shown = list(display if display is not None else tokens)
-        texts, ids = np.unique(np.asarray(shown, dtype=object).astype(str), return_inverse=True)
-        return cls(ids.ravel(), _as_text(net, [str(t) for t in texts]), np.array([0, len(shown)]), _sep(net))
+        seen: dict[str, int] = {}  # each distinct token's id, in order of first appearance (a dict, not a sort)
+        ids = np.fromiter((seen.setdefault(str(t), len(seen)) for t in shown), np.int64, len(shown))  # (S,)
+        return cls(ids, _as_text(net, list(seen)), np.array([0, len(shown)]), _sep(net))
 
     @classmethod
     def of_trace(cls, net: Network, tr: Trace) -> Tokens:
