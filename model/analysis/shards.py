@@ -19,6 +19,7 @@ Zarr itself: the same values.
 
 from __future__ import annotations
 
+import mmap
 import os
 from typing import Any
 
@@ -55,6 +56,31 @@ class Rows:
                 continue
             out[lo - a : hi - a] = self._chunk(c)[lo - c0 : hi - c0]
         return out
+
+    def view(self, a: int, b: int) -> np.ndarray:
+        """Rows a..b-1 as ``read`` gives them, but without a copy where they can be: when they lie in one shard
+        whose inner chunks sit in order in its file, a read-only array over the file mapped into memory (the page
+        cache's own pages: a whole-store pass reads each value once, from there)."""
+        if self._direct is None:
+            return self.read(a, b)
+        _, shard_rows, inner = self._direct
+        s = a // shard_rows
+        if b <= a or (b - 1) // shard_rows != s:
+            return self.read(a, b)
+        idx = self._shard_index(s)
+        c0, c1 = (a - s * shard_rows) // inner, -(-(b - s * shard_rows) // inner)  # inner chunks, in the shard
+        if idx is None:
+            return self.read(a, b)
+        size = self._size()
+        want = idx[c0, 0] + np.arange(c1 - c0, dtype=np.uint64) * np.uint64(size)  # (n,) offsets if in order
+        if (idx[c0:c1, 0] != want).any() or (idx[c0:c1, 1] != size).any():
+            return self.read(a, b)  # absent (fill) or out of order: read chunk by chunk
+        with open(self._path(s), "rb") as f:
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        rows = (c1 - c0) * inner
+        data = np.frombuffer(mapped, self.dtype, rows * (size // inner // self.dtype.itemsize), int(idx[c0, 0]))
+        first = a - s * shard_rows - c0 * inner
+        return data.reshape(rows, *self.shape[1:])[first : first + b - a]
 
     def take(self, rows: np.ndarray, col: int | None = None) -> np.ndarray:
         """The rows at sorted indices ``rows`` ((n, *row shape)), or their column ``col`` ((n,))."""

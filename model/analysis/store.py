@@ -277,7 +277,7 @@ class Index:
             arr = self._act(layer, gate, p)
             for a in range(s0, s1, rows):
                 b = min(a + rows, s1)
-                yield a, arr.read(a - s0, b - s0)
+                yield a, arr.view(a - s0, b - s0)  # read-only, straight from the mapped file where it can be
 
     # Inputs --------------------------------------------------------------------------------------
     def ids(self, a: int, b: int) -> np.ndarray:

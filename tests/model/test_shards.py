@@ -31,6 +31,7 @@ def test_rows_read_from_the_files_equal_zarrs(sharded):
     assert rows.direct
     for a, b in [(0, 5000), (0, 1), (255, 257), (500, 800), (2040, 4100), (4095, 5000), (4999, 5000)]:
         np.testing.assert_array_equal(rows.read(a, b), values[a:b])
+        np.testing.assert_array_equal(rows.view(a, b), values[a:b])  # mapped where it can be (not across shards)
     at = np.sort(np.random.default_rng(1).choice(5000, 300, replace=False))
     np.testing.assert_array_equal(rows.take(at), values[at])
     np.testing.assert_array_equal(rows.take(at, 2), values[at, 2])
