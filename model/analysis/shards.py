@@ -162,7 +162,7 @@ class Rows:
             out[...] = 0
             return True
         path, off, nbytes = where
-        if nbytes != self._size() or not out.flags.c_contiguous:
+        if nbytes != self._size() or not out.flags.c_contiguous or not hasattr(os, "preadv"):
             return False
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -200,6 +200,6 @@ def _layout(array: Any) -> tuple[str, int, int] | None:
         and little
         and float(np.asarray(meta.fill_value, np.float64)) == 0.0
     )
-    if not ok:
+    if not ok or not hasattr(os, "pread"):  # pread: POSIX (gatescope's server needs Linux or macOS anyway)
         return None
     return os.path.join(str(store.root), array.path), int(shard[0]), int(inner[0])
