@@ -15,7 +15,10 @@ moments(X, y)        per column of a float32/float64 trace gate: the mean, M2 = 
                      max in one pass: each block of ``ROWS`` rows is summed, then centred on its own mean while
                      it is still in cache, and the blocks are merged in float64 (Chan, Golub & LeVeque 1979:
                      M2 = M2_a + M2_b + δ² n_a n_b / n, δ = x̄_b − x̄_a), so a unit far from 0 with a tiny
-                     spread keeps its digits.
+                     spread keeps its digits. A gate that is a view of a wider array is read in place.
+shared, group_moments  a trace's f, i, c̃ and o are column ranges of one (T, 4H) array: ``moments`` over that
+                     array once costs about what one view's pass costs (every fourth stretch of memory, 2-3x
+                     slower a value than a contiguous gate), so they are summed together.
 """
 
 from __future__ import annotations
