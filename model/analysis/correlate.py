@@ -31,8 +31,8 @@ def _unit_r(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Pearson r of each column of X (T, H) with y (T,), NaN for constant columns; y is not constant.
     One pass over a float32 X, summed in float64 (sums.py's ``moments``), no centred copy of X."""
     yc = np.asarray(y, np.float64) - np.mean(y)  # (T,)
-    _, xx, xy, lo, hi = moments(X, yc)  # (H,) each; Σ ỹ x = Σ ỹ (x − x̄) as Σ ỹ = 0
-    return _r_of(xy, xx, float(yc @ yc), lo == hi)  # constant: an exact test, a mean can miss one by rounding
+    _, xx, xy = moments(X, yc)  # (H,) each; Σ ỹ x = Σ ỹ (x − x̄) as Σ ỹ = 0
+    return _r_of(xy, xx, float(yc @ yc), xx == 0)  # constant: exactly where Σ (x − x̄)² is 0 (sums.py)
 
 
 def _r_of(xy: np.ndarray, xx: np.ndarray, yy: float, constant: np.ndarray) -> np.ndarray:

@@ -147,8 +147,8 @@ def iter_rank(source: Any, y: Any, gate: str | None = None) -> Iterator[tuple[in
         by_gate: dict[int, np.ndarray] = {}
         with ThreadPoolExecutor(THREADS) as pool:
             for group, got in zip(groups, pool.map(lambda grp: group_moments(gates, grp, yc), groups)):
-                for n, (_, xx, xy, lo, hi) in zip(group, got):
-                    by_gate[n] = _r_of(xy, xx, yy, lo == hi)  # (W,)
+                for n, (_, xx, xy) in zip(group, got):
+                    by_gate[n] = _r_of(xy, xx, yy, xx == 0)  # (W,) a constant unit: Σ (x − x̄)² exactly 0
                 yield S * len(by_gate), total
         columns = [by_gate[n] for n in range(len(pairs))]
     else:

@@ -11,11 +11,15 @@ weighted_sum(X, y)   Σ_t y_t X[t] (W,) for the stored float16 rows of an index 
                      rows and those sums in float64 (the rounding of float32 BLAS over a block, not over the
                      whole store). ~1.2 G values/s on one core; without numba, ``ROWS`` rows at a time are
                      widened into one cache-sized buffer and summed by BLAS.
-moments(X, y)        per column of a float32/float64 trace gate: the mean, M2 = Σ (x − x̄)², Σ y x, min and
-                     max in one pass: each block of ``ROWS`` rows is summed, then centred on its own mean while
+moments(X, y)        per column of a float32/float64 trace gate: the mean, M2 = Σ (x − x̄)² and Σ y x in one
+                     pass: each block of ``ROWS`` rows is summed, then centred on its own mean while
                      it is still in cache, and the blocks are merged in float64 (Chan, Golub & LeVeque 1979:
                      M2 = M2_a + M2_b + δ² n_a n_b / n, δ = x̄_b − x̄_a), so a unit far from 0 with a tiny
-                     spread keeps its digits. A gate that is a view of a wider array is read in place.
+                     spread keeps its digits, and M2 is exactly 0 for a constant column and only for one (a
+                     block of 512 equal float32 values has its mean exactly: their float64 sum is exact; a
+                     float64 column is tested for it by its min and max),
+                     the test for "no r" (a running min and max took twice the sums' time). A gate that is a
+                     view of a wider array is read in place.
 shared, group_moments  a trace's f, i, c̃ and o are column ranges of one (T, 4H) array: ``moments`` over that
                      array once costs about what one view's pass costs (every fourth stretch of memory, 2-3x
                      slower a value than a contiguous gate), so they are summed together.
@@ -66,7 +70,6 @@ def _compiled() -> dict[str, Any]:
         ) -> tuple[np.ndarray, ...]:
             # X[t, w] = flat[t * stride + w]: a gate that is a view of a wider trace array is read in place
             mean, m2, sy = np.zeros(W), np.zeros(W), np.zeros(W)  # (W,) over the blocks merged so far
-            lo, hi = np.full(W, np.inf), np.full(W, -np.inf)
             bs, bsy, bm2 = np.zeros(W), np.zeros(W), np.zeros(W)  # (W,) the block's
             n = 0
             for t0 in range(0, T, rows):
@@ -82,8 +85,6 @@ def _compiled() -> dict[str, Any]:
                         x = np.float64(flat[at + w])
                         bs[w] += x
                         bsy[w] += yt * x
-                        lo[w] = x if x < lo[w] else lo[w]
-                        hi[w] = x if x > hi[w] else hi[w]
                 for w in range(W):
                     bs[w] /= nb  # the block's mean
                 for t in range(t0, t1):  # the block again, from cache: its own M2
@@ -97,7 +98,7 @@ def _compiled() -> dict[str, Any]:
                     m2[w] += bm2[w] + delta * delta * n * nb / (n + nb)
                     sy[w] += bsy[w]
                 n += nb
-            return mean, m2, sy, lo, hi
+            return mean, m2, sy
 
         _kernels = {"weighted": weighted, "moments": moments}
     return _kernels
@@ -123,8 +124,9 @@ def weighted_sum(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     return out
 
 
-def moments(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per column of X (T, W), T >= 1: (mean, Σ (x − x̄)², Σ y x, min, max), each (W,) float64; y (T,)."""
+def moments(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per column of X (T, W), T >= 1: (mean, Σ (x − x̄)², Σ y x), each (W,) float64; y (T,). Σ (x − x̄)² is 0
+    exactly where the column is constant, and only there."""
     X = np.asarray(X)
     X = X if X.dtype in (np.float32, np.float64) else X.astype(np.float64)
     y64 = np.ascontiguousarray(y, np.float64)
@@ -135,15 +137,19 @@ def moments(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
         T, W = X.shape
         stride = X.strides[0] // X.itemsize  # a gate's rows may sit inside a wider (T, 4H) array: read in place
         flat = np.lib.stride_tricks.as_strided(X, shape=((T - 1) * stride + W,), strides=(X.itemsize,))
-        return kernel(flat, stride, T, W, y64, ROWS)  # type: ignore[no-any-return]
+        mean, m2, sy = kernel(flat, stride, T, W, y64, ROWS)
+        if X.dtype == np.float64:  # a sum of equal float64 values may round: their mean is not theirs exactly
+            m2[X.max(axis=0) == X.min(axis=0)] = 0.0
+        return mean, m2, sy
     mean = X.mean(axis=0, dtype=np.float64)  # (W,)
     Xc = X - mean.astype(X.dtype)  # (T, W)
     m2 = np.einsum("th,th->h", Xc, Xc, dtype=np.float64)
     sy = np.asarray(y64.astype(X.dtype) @ X, np.float64)
-    return mean, m2, sy, X.min(axis=0).astype(np.float64), X.max(axis=0).astype(np.float64)
+    m2[X.max(axis=0) == X.min(axis=0)] = 0.0  # exact, as the compiled pass's
+    return mean, m2, sy
 
 
-Moments = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+Moments = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def shared(gates: list[np.ndarray]) -> list[list[int]]:
