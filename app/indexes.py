@@ -132,6 +132,7 @@ class Indexes:
         self._slots = threading.BoundedSemaphore(settings.index_jobs)
         self._closed = False
         self._listeners: list[Callable[[], None]] = []
+        self._stale: dict[str, str] = {}  # model id -> why its kept index was removed (another layout version)
 
     # ---- what a request reads
 
@@ -423,6 +424,7 @@ class Indexes:
             return
         self._clean(self.root / model_id)  # what a build the process died in left
         index = self._kept(model_id, entry.net)
+        stale = self._stale.pop(model_id, None)
         if index is not None:
             with self._lock:
                 self._ready[model_id] = (entry.net, index)
@@ -432,8 +434,11 @@ class Indexes:
             if corpus is not None:
                 try:
                     self.start(model_id, corpus)
+                    return  # built again: the page follows the build
                 except IndexRefused as e:
                     log.warning("gatescope: the held-out index of %r was not started: %s", model_id, e)
+        if stale is not None:  # an older gatescope's index, removed: the status says so and how to build one
+            self.refuse(model_id, "index", stale)
 
     @staticmethod
     def _clean(folder: Path) -> None:
@@ -462,6 +467,13 @@ class Indexes:
                 log.warning("gatescope: removed the index %s: %s", path, e)
                 shutil.rmtree(path, ignore_errors=True)
                 path.with_suffix(".json").unlink(missing_ok=True)
+                from model.analysis.store import VERSION, VersionError
+
+                if isinstance(e, VersionError):
+                    self._stale[model_id] = (
+                        f"the index kept for it ({path.name}) was written by another gatescope in format version "
+                        f"{e.found} (this one reads version {VERSION}) and was removed: index the corpus again"
+                    )
         return None
 
     def close(self, wait: float = 5.0) -> None:

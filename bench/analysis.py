@@ -157,7 +157,7 @@ def main() -> None:
         except ImportError:
             print("query timings: bench/analysis_queries.py is not there yet")
         else:
-            analysis_queries.main(model.Index.open(out, net), net)
+            analysis_queries.run(out, net)
 
 
 if __name__ == "__main__":

@@ -7,23 +7,30 @@ dashboard_queries(index_path)  a unit's dashboard (target <= 200 ms) and its top
                             over units spread over the layer (each unit's first ask; the layer and gate's
                             statistics read once, on the first ask, timed apart as "cold")
 
---synthetic FILES... builds OUT (the index argument) first: an index of the code model over real files (their
-tokens, documents and layout as model.index writes them) whose activations are random walks instead of the
-model's (h = tanh of one): the queries read the same arrays in the same layout, and a 10-million-step store takes
-half an hour on this machine, not hours (then only the dashboard's figures are taken: a probe of random walks
-would time nothing meaningful).
+--tile SRC K builds INDEX first from a real index SRC (model.index of the code model, e.g. over its held-out
+files: 1.17 M steps) repeated K times: its documents, tokens and statistics as they are (the statistics of K
+copies are the copy's; positions point into the first), each part's shard files copied K times (copies, not
+links: the page cache must hold every byte, as it would a real index's). Nine copies of the held-out index are
+10.5 M steps of the model's real activations in a few minutes, where indexing 10 M characters takes ~40 min
+here. --synthetic FILES... builds INDEX as model.index writes it over real files but with random walks for
+activations (h = tanh of one): the dashboard's reads are the same; a probe of random walks times nothing
+meaningful, so only the dashboard is timed then.
 
 Run alone: ``python -m bench.analysis_queries INDEX [--model ID]`` (the model defaults to the index's own).
-Figures are printed, never asserted.
+Figures are printed, never asserted. The compiled sums (model/analysis/sums.py) are loaded from numba's cache
+(or compiled, the first time) before the timings: a server does that once.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,6 +38,7 @@ import numpy as np
 import model
 from model.analysis import features as F
 from model.analysis import probes as P
+from model.analysis import sums
 from model.analysis.dashboard import dashboard, top_contexts
 from model.analysis.store import Index
 
@@ -59,6 +67,11 @@ def probe_queries(index_path: str, model_id: str | None = None, progress: bool =
     index = Index.open(index_path)
     net = model.load(model_id or index.info["model"])
     name = _feature_name(net)
+    t0 = time.perf_counter()
+    sums.weighted_sum(np.zeros((2, 2), np.float16), np.ones(2, np.float32))  # the compiled sums, loaded once
+    sums.moments(np.zeros((2, 4), np.float32)[:, :2], np.ones(2))
+    sums.moments(np.zeros((2, 2), np.float32), np.ones(2))
+    print(f"  compiled sums loaded in {time.perf_counter() - t0:.2f} s", file=sys.stderr)
     out: dict[str, Any] = {"steps": index.steps, "docs": index.docs, "gates": list(index.gates), "feature": name}
 
     t0 = time.perf_counter()
@@ -87,8 +100,14 @@ def probe_queries(index_path: str, model_id: str | None = None, progress: bool =
     out["text_trace_s"] = time.perf_counter() - t0
     t0, c0 = time.perf_counter(), time.process_time()
     ty = F.values(name, F.Tokens.of_trace(net, tr), python=F.task_of(net) == "code")
-    ranked = P.rank(tr, ty)
+    t1 = time.perf_counter()
+    result = P.probe(tr, ty)  # the ranking and the best unit's curve, as POST /api/models/{id}/probe answers
+    t2 = time.perf_counter()
+    body = json.dumps(result, ensure_ascii=False, allow_nan=False, separators=(",", ":"))  # as the route encodes
     out["text_probe_s"], out["text_probe_cpu_s"] = time.perf_counter() - t0, time.process_time() - c0
+    out["text_feature_s"], out["text_rank_s"], out["text_json_s"] = t1 - t0, t2 - t1, time.perf_counter() - t2
+    out["text_json_bytes"] = len(body)
+    ranked = P.rank(tr, ty)
     out["text_chars"], out["text_gates"], out["text_best"] = len(text), len(net.gates), ranked[0]
     t0 = time.perf_counter()
     P.linear(tr, ty, ranked)
@@ -99,8 +118,10 @@ def probe_queries(index_path: str, model_id: str | None = None, progress: bool =
         f"{out['index_total_s']:.2f} s (feature {out['index_feature_s']:.2f} s, ranking {out['index_rank_s']:.2f} s, "
         f"{out['index_rank_cpu_s']:.2f} s CPU, {out['index_values_per_s'] / 1e6:.0f} M values/s; "
         "target <= 10 s at 10 M steps); "
-        f"text of {len(text):,} characters × {len(net.gates)} gates: {out['text_probe_s']:.3f} s "
-        f"(target <= 0.5 s; its trace {out['text_trace_s']:.2f} s, the linear probes {out['text_linear_s']:.2f} s); "
+        f"text of {len(text):,} characters × {len(net.gates)} gates: {out['text_probe_s']:.3f} s, "
+        f"{out['text_probe_cpu_s']:.3f} s CPU (feature {out['text_feature_s']:.3f} s, ranking and curve "
+        f"{out['text_rank_s']:.3f} s, JSON of {out['text_json_bytes'] / 1e6:.1f} MB {out['text_json_s']:.3f} s; "
+        f"target <= 0.5 s; its trace {out['text_trace_s']:.2f} s, the linear probes {out['text_linear_s']:.2f} s); "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
     return out
@@ -190,6 +211,58 @@ def synthetic_index(out: Any, files: list[str], chars: int = 10_000_000, seed: i
     return idx
 
 
+def tile_index(src: Any, out: Any, times: int) -> Index:
+    """The index at ``src`` repeated ``times`` times into ``out`` (see the module's docstring), in its layout."""
+    import zarr
+
+    from model.analysis import index as index_mod
+    from model.analysis.store import ATTR
+
+    t0 = time.perf_counter()
+    src, out = Path(src), Path(out)
+    shutil.rmtree(out, ignore_errors=True)
+    g = zarr.open_group(str(src), mode="r")
+    info = dict(g.attrs[ATTR])
+    S, P_, sources = int(info["steps"]), int(info["parts"]), list(info["sources"])
+    docs, parts = np.asarray(g["docs/start"][:]), np.asarray(g["parts/start"][:])
+    new = zarr.open_group(str(out), mode="w")
+    new.attrs[ATTR] = info | {
+        "steps": S * times,
+        "docs": int(info["docs"]) * times,
+        "parts": P_ * times,
+        "chars": int(info["chars"]) * times,
+        "sources": sources * times,
+    }
+    starts = lambda a: np.concatenate([a[:-1] + k * S for k in range(times)] + [[S * times]]).astype(np.int64)  # noqa: E731
+    index_mod._array(new, "docs/start", starts(docs))
+    index_mod._array(new, "parts/start", starts(parts))
+    src_of = np.asarray(g["docs/source"][:], np.int64)
+    index_mod._array(
+        new, "docs/source", np.concatenate([src_of + k * len(sources) for k in range(times)]).astype(np.int32)
+    )
+    index_mod._array(new, "docs/line", np.tile(np.asarray(g["docs/line"][:]), times))
+    tok = index_mod._sharded(new, "tokens", (S * times,), "int32", index_mod.TOKEN_SHARD, index_mod.TOKEN_INNER)
+    tok[:] = np.tile(np.asarray(g["tokens"][:]), times)
+    shutil.copytree(src / "stats", out / "stats")
+    for k in range(int(info["layers"])):
+        for gate in info["gates"]:
+            new.require_group(f"act/{k}/{gate}")
+            folder_src, folder = src / "act" / str(k) / gate, out / "act" / str(k) / gate
+            for p in range(P_):
+                for c in range(times):
+                    shutil.copytree(folder_src / str(p), folder / str(p + c * P_))
+    idx = Index.open(out)
+    print(f"tiled index: {idx.steps:,} steps ({times} copies of {src}) in {time.perf_counter() - t0:.0f} s")
+    return idx
+
+
+def run(index_path: Any, net: model.Network | None = None) -> dict[str, Any]:
+    """Every query's figures on the index at ``index_path`` (bench/analysis.py calls this)."""
+    figures = probe_queries(str(index_path))
+    figures["dashboard"] = dashboard_queries(index_path, net)
+    return figures
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("index")
@@ -197,7 +270,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--units", type=int, default=8, help="units the dashboard is timed on")
     ap.add_argument("--synthetic", nargs="+", metavar="FILE", help="build a synthetic index over these files first")
     ap.add_argument("--chars", type=int, default=10_000_000, help="--synthetic: characters to read")
+    ap.add_argument("--tile", nargs=2, metavar=("SRC", "K"), help="build INDEX as K copies of the index SRC first")
     args = ap.parse_args(argv)
+    if args.tile:
+        tile_index(args.tile[0], args.index, int(args.tile[1]))
     if args.synthetic:
         synthetic_index(args.index, args.synthetic, args.chars)
     else:

@@ -262,13 +262,12 @@ def read_contexts(
     index: Index, positions: list[int], layer: int, gate: str, unit: int, before: int = BEFORE, after: int = AFTER
 ) -> list[dict[str, Any]]:
     """``Index.context`` of each position (plus "value", "t", "doc_steps"), read together: every step the snippets
-    cover in one selection per part of the store (and one of the tokens) instead of two reads a snippet, each of
-    which reads a whole chunk (65,536 rows: 16 MB at W = 128). A reader without parts (another Index-like
-    object) is asked one context at a time."""
+    cover gathered once (``Index.unit_at``, ``Index.inputs_at``: each inner chunk of 1,024 steps read once, not
+    once per snippet). Another Index-like reader (without those) is asked one context at a time."""
     if not positions:
         return []
     doc_starts = np.asarray(index.doc_starts)
-    if not all(hasattr(index, n) for n in ("part_starts", "_act", "_group")):
+    if not all(hasattr(index, n) for n in ("unit_at", "inputs_at")):
         one = [index.context(p, layer, gate, unit, before=before, after=after) for p in positions]
         return [_described(ctx, doc_starts) for ctx in one]
     pos = np.asarray(positions, np.int64)  # (n,)
@@ -288,27 +287,21 @@ def read_contexts(
 
 
 def _unit_at(index: Any, layer: int, gate: str, unit: int, rows: np.ndarray) -> np.ndarray:
-    """One unit's values at sorted global steps ``rows``: one orthogonal selection per part they fall in."""
+    """One unit's values at sorted global steps ``rows`` (each inner chunk they fall in read once)."""
     W = index.gate_width(layer, gate)
     if not 0 <= unit < W:
         raise InputError(f"unit {unit} is not in layer {layer}'s {gate}: it has units 0 to {W - 1}")
-    starts = np.asarray(index.part_starts)
-    parts = np.searchsorted(starts, rows, side="right") - 1  # (R,)
-    out = np.empty(len(rows), np.float32)
-    for part in np.unique(parts).tolist():
-        m = parts == part
-        out[m] = index._act(layer, gate, part).oindex[rows[m] - starts[part], unit]
-    return out
+    return np.asarray(index.unit_at(layer, gate, unit, rows), np.float32)
 
 
 def _tokens_at(index: Any, rows: np.ndarray) -> list[str]:
-    """The display strings of sorted global steps ``rows`` (one selection of the store's tokens or inputs)."""
+    """The display strings of sorted global steps ``rows`` (each inner chunk of the tokens or inputs read once)."""
     if index.kind == "text":
         vocab = index.vocab or []
-        return [vocab[i] for i in np.asarray(index._group["tokens"].oindex[rows]).tolist()]
+        return [vocab[i] for i in index.inputs_at(rows).tolist()]
     from ..network import vector_labels
 
-    x = np.asarray(index._group["inputs"].oindex[rows, :], np.float32)  # (R, D)
+    x = index.inputs_at(rows)  # (R, D)
     return vector_labels(x) if len(x) else []
 
 

@@ -118,8 +118,9 @@ class Tokens:
     def of(cls, net: Network, tokens: Sequence[str], display: Sequence[str] | None = None) -> Tokens:
         """One document's tokens (a trace's ``tokens`` and ``display``) as the model reads them."""
         shown = list(display if display is not None else tokens)
-        texts, ids = np.unique(np.asarray(shown, dtype=object).astype(str), return_inverse=True)
-        return cls(ids.ravel(), _as_text(net, [str(t) for t in texts]), np.array([0, len(shown)]), _sep(net))
+        seen: dict[str, int] = {}  # each distinct token's id, in order of first appearance (a dict, not a sort)
+        ids = np.fromiter((seen.setdefault(str(t), len(seen)) for t in shown), np.int64, len(shown))  # (S,)
+        return cls(ids, _as_text(net, list(seen)), np.array([0, len(shown)]), _sep(net))
 
     @classmethod
     def of_trace(cls, net: Network, tr: Trace) -> Tokens:
@@ -160,10 +161,13 @@ def _punct(t: str) -> bool:
 
 
 def _since(reset: np.ndarray) -> np.ndarray:
-    """Steps since the last True of ``reset`` (0 where it is True), (S,) float64; reset[0] must be True."""
-    t = np.arange(len(reset))  # (S,)
-    last = np.maximum.accumulate(np.where(reset, t, 0))  # (S,) the last reset at or before t
-    return (t - last).astype(np.float64)
+    """Steps since the last True of ``reset`` (0 where it is True), (S,) float64; reset[0] must be True.
+    A running sum of +1 a step that drops back to 0 at each reset (one array: 10 M steps in ~0.1 s)."""
+    at = np.flatnonzero(reset)  # (R,) the resets, at[0] == 0
+    d = np.ones(len(reset), np.float64)  # (S,) the step from t-1 to t
+    d[0] = 0.0
+    d[at[1:]] = 1.0 - np.diff(at)  # back to 0 from the run before: -(at[j] - 1 - at[j-1])
+    return np.cumsum(d, out=d)  # exact: integers below 2**53
 
 
 def _doc_first(tokens: Tokens) -> np.ndarray:

@@ -32,14 +32,14 @@ from ..network import Network, Spec
 from ..tokenizer import Encoded, Tokenizer
 from . import corpus as corpus_mod
 from . import unitstats
-from .store import ATTR, CHUNK_ROWS, VERSION, Index, fingerprint
+from .store import ATTR, CHUNK_ROWS, INNER_ROWS, TOKEN_INNER, TOKEN_SHARD, VERSION, Index, fingerprint
 
 #: A part's stored activations (float16, every recorded gate of every layer) stay under this.
 PART_BYTES = 64 << 20
 #: A batch's trace (the kept gates and the inputs of every layer, float32, padded) stays under this.
 TRACE_BYTES = 128 << 20
-#: Token ids buffered by the driver before they are appended to the store.
-FLUSH_STEPS = 1 << 20
+#: Token ids buffered by the driver before they are appended to the store (whole token shards, bar the last).
+FLUSH_STEPS = TOKEN_SHARD
 
 
 @dataclass
@@ -140,8 +140,23 @@ def part_task(job: Job, part: int, runs: np.ndarray) -> dict[str, unitstats.Part
 
 
 def _act_array(group: Any, key: str, part: int, shape: tuple[int, int], rows: int) -> Any:
+    """act/<key>/<part>: shards of ``rows`` rows (what a task writes at once), inner chunks of INNER_ROWS."""
+    return _sharded(group, f"act/{key}/{part}", shape, "float16", rows, INNER_ROWS)
+
+
+def _sharded(group: Any, name: str, shape: tuple[int, ...], dtype: str, rows: int, inner: int) -> Any:
+    """An uncompressed array of shards of ``rows`` rows made of inner chunks of ``inner`` rows (fewer when a shard
+    is smaller; a shard is a whole number of inner chunks)."""
+    inner = max(1, min(inner, rows))
+    rows = -(-rows // inner) * inner
     return group.create_array(
-        f"act/{key}/{part}", shape=shape, dtype="float16", chunks=(rows, shape[1]), compressors=None, fill_value=0
+        name,
+        shape=shape,
+        dtype=dtype,
+        chunks=(inner, *shape[1:]),
+        shards=(rows, *shape[1:]),
+        compressors=None,
+        fill_value=0,
     )
 
 
@@ -166,7 +181,7 @@ def _long_run(
                 key = f"{k}/{g}"
                 rows = la[g].astype(np.float16)
                 if key not in arrays:
-                    arrays[key] = _act_array(group, key, part, (n, rows.shape[1]), min(piece, n))
+                    arrays[key] = _act_array(group, key, part, (n, rows.shape[1]), min(CHUNK_ROWS, piece, n))
                 arrays[key][t0 : t0 + len(rows)] = rows
                 out[key] = unitstats.merge(out.get(key), unitstats.partial(rows, a + t0))
     return out
@@ -363,9 +378,9 @@ def _read(
     """Stream the corpus into ``tokens`` (or ``inputs``): the documents' step offsets, sources, lines and sizes."""
     D = net.spec.input_size
     if kind == "text":
-        arr = group.create_array("tokens", shape=(0,), dtype="int32", chunks=(FLUSH_STEPS,))
+        arr = _sharded(group, "tokens", (0,), "int32", TOKEN_SHARD, TOKEN_INNER)
     else:
-        arr = group.create_array("inputs", shape=(0, D), dtype="float32", chunks=(CHUNK_ROWS, D))
+        arr = _sharded(group, "inputs", (0, D), "float32", CHUNK_ROWS, INNER_ROWS)
     table = _char_table(net.tokenizer) if net.tokenizer is not None else None
     starts, src, line, size = [0], [], [], []
     pending: list[np.ndarray] = []
@@ -398,8 +413,10 @@ def _read(
         line.append(doc.line)
         size.append(doc.size)
         if held >= FLUSH_STEPS:
-            arr.append(np.concatenate(pending))
-            pending, held = [], 0
+            buf = np.concatenate(pending)
+            n = len(buf) // FLUSH_STEPS * FLUSH_STEPS  # whole shards: none is read back and written again
+            arr.append(buf[:n])
+            pending, held = [buf[n:]], len(buf) - n
     if pending:
         arr.append(np.concatenate(pending))
     if len(src) == 0:

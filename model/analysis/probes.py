@@ -30,8 +30,9 @@ import numpy as np
 
 from ..errors import Cancelled, InputError
 from ..trace import Trace
-from .correlate import DIGITS, _r_of, _unit_r
+from .correlate import DIGITS, _r_of
 from .linear import logistic, ridge
+from .sums import group_moments, shared, weighted_sum
 
 #: Ranking entries returned by ``probe`` (``rank`` returns all).
 RANKED = 50
@@ -93,18 +94,21 @@ def _steps(source: Any) -> int:
 
 def _index_sums(source: Any, pairs: list[tuple[int, str]], yc: np.ndarray) -> Iterator[int | dict[int, np.ndarray]]:
     """Σ_t ỹ_t x_t (W,) of every (layer, gate) pair of an index, read block by block in ``THREADS`` threads (the
-    float16 → float32 reads release the GIL: two gates at once on two cores); yields the rows read so far as
-    blocks finish, then {pair number: sums}. Leaving early stops the threads after their current block."""
+    reads and sums.py's sums over the float16 rows release the GIL: two gates at once on two cores); yields the
+    rows read so far as blocks finish, then {pair number: sums}. Leaving early stops the threads after their
+    current block."""
     sums: dict[int, np.ndarray] = {}
     rows: queue.Queue[int] = queue.Queue()
     quit = threading.Event()
 
+    blocks = getattr(source, "stored_blocks", source.blocks)  # float16 as stored (sums.py), or float32
+
     def work(n: int, k: int, g: str) -> None:
         xy = None
-        for a, X in source.blocks(k, g, BLOCK):  # X (n, W) float32
+        for a, X in blocks(k, g, BLOCK):  # X (n, W)
             if quit.is_set():
                 return
-            part = (yc[a : a + len(X)] @ X).astype(np.float64)  # (W,) Σ ỹ x = Σ ỹ (x − x̄), as Σ ỹ = 0
+            part = weighted_sum(X, yc[a : a + len(X)])  # (W,) Σ ỹ x = Σ ỹ (x − x̄), as Σ ỹ = 0
             xy = part if xy is None else xy + part
             rows.put(len(X))
         sums[n] = xy if xy is not None else np.zeros(source.gate_width(k, g))
@@ -137,11 +141,16 @@ def iter_rank(source: Any, y: Any, gate: str | None = None) -> Iterator[tuple[in
     pairs = [(k, g) for k in range(_n_layers(source)) for g in _gates_of(source, k, gate)]
     total = S * len(pairs)
     columns: list[np.ndarray] = []
-    if isinstance(source, Trace):  # the gates in THREADS threads: numpy's reductions and products release the GIL
+    if isinstance(source, Trace):  # the gates in THREADS threads (sums.py's passes release the GIL)
+        gates = [source.layers[k][g] for k, g in pairs]
+        groups = shared(gates)  # a layer's f, i, c̃, o summed in one pass over the array they are views of
+        by_gate: dict[int, np.ndarray] = {}
         with ThreadPoolExecutor(THREADS) as pool:
-            for n, r in enumerate(pool.map(lambda kg: _unit_r(source.layers[kg[0]][kg[1]], y), pairs)):
-                columns.append(r)  # (W,)
-                yield S * (n + 1), total
+            for group, got in zip(groups, pool.map(lambda grp: group_moments(gates, grp, yc), groups)):
+                for n, (_, xx, xy) in zip(group, got):
+                    by_gate[n] = _r_of(xy, xx, yy, xx == 0)  # (W,) a constant unit: Σ (x − x̄)² exactly 0
+                yield S * len(by_gate), total
+        columns = [by_gate[n] for n in range(len(pairs))]
     else:
         sums: dict[int, np.ndarray] = {}
         for item in _index_sums(source, pairs, yc.astype(np.float32)):
@@ -311,8 +320,8 @@ def curve(source: Any, y: np.ndarray, best: dict[str, Any]) -> dict[str, Any]:
     return {
         "start": a,
         "tokens": list(tokens),
-        "feature": [round(float(v), DIGITS) for v in y[a:b]],
-        "unit": [round(float(v), DIGITS) for v in unit],
+        "feature": np.round(np.asarray(y[a:b], np.float64), DIGITS).tolist(),  # whole arrays: 100,000 steps in ms
+        "unit": np.round(unit, DIGITS).tolist(),
     }
 
 

@@ -11,8 +11,11 @@ steps S, docs N, parts P, chars, carry, segment, per, sources, vocab, bins, top_
     docs/start (N+1,) int64   global step of each document's first step; start[N] == S
     docs/source (N,) int32    its file, an index into attrs sources;  docs/line (N,) int64  its line (per="line")
     parts/start (P+1,) int64  global step of each part's first step (a part: whole consecutive documents)
-    tokens (S,) int32         token ids (text models)  |  inputs (S, D) float32 (vector models)
-    act/<layer>/<gate>/<part> (S_p, W) float16, uncompressed, chunks of up to 65536 rows
+    tokens (S,) int32         token ids (text models)  |  inputs (S, D) float32 (vector models); shards of
+                              2**20 steps (inputs: 65536) of inner chunks of 4096 (inputs: 1024)
+    act/<layer>/<gate>/<part> (S_p, W) float16, uncompressed: shards of up to 65536 rows (a file each), each
+        holding inner chunks of up to 1024 rows (the sharding codec): a snippet reads a 256 kB chunk (W = 128),
+        not the whole 16 MB shard; a whole-store pass (a probe, the build's passes 2 and 3) reads shards
     stats/<layer>/<gate>/<name>  per unit, from the stored float16 values (model/analysis/unitstats.py):
         mean std min max low high (W,) · edges (W, bins+1) · hist (W, bins) · top_pos bottom_pos (W, K) int64
         top_val bottom_val (W, K) float32 · deciles (W, 11) · band_pos (W, 10, band_samples) int64
@@ -29,16 +32,29 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import FormatError, InputError
+from .shards import Rows
 
 if TYPE_CHECKING:
     from ..network import Network
 
-#: The layout's version; a reader refuses any other.
-VERSION = 1
+#: The layout's version; a reader refuses any other (2: activations and tokens sharded into small inner chunks).
+VERSION = 2
 #: The attribute that marks a Zarr group as a gatescope index.
 ATTR = "gatescope_index"
-#: Rows of an activation chunk.
+#: Rows of an activation shard (a file; what a whole-store pass reads at once).
 CHUNK_ROWS = 65536
+#: Rows of an activation's inner chunk (what a snippet reads: the dashboard's ~40 contexts read ~40 of them).
+INNER_ROWS = 1024
+#: Steps of a token shard, and of its inner chunk.
+TOKEN_SHARD, TOKEN_INNER = 1 << 20, 4096
+
+
+class VersionError(FormatError):
+    """An index written in another layout version (``found``; an older gatescope's): it must be built again."""
+
+    def __init__(self, message: str, found: Any) -> None:
+        super().__init__(message)
+        self.found = found
 
 
 def fingerprint(net: Network) -> str:
@@ -84,7 +100,8 @@ class Index:
         self._sources: np.ndarray = np.asarray(group["docs/source"][:], np.int64)
         self._lines: np.ndarray = np.asarray(group["docs/line"][:], np.int64)
         self.part_starts: np.ndarray = np.asarray(group["parts/start"][:], np.int64)
-        self._arrays: dict[tuple[int, str, int], Any] = {}
+        self._arrays: dict[tuple[int, str, int], Rows] = {}
+        self._inputs: Rows | None = None
         self._stats: dict[tuple[int, str], Stats] = {}
 
     @classmethod
@@ -101,7 +118,11 @@ class Index:
         if not isinstance(info, dict):
             raise FormatError(f"{path!s} is a Zarr group but not a gatescope index (no {ATTR} attribute)")
         if info.get("version") != VERSION:
-            raise FormatError(f"{path!s} is a version {info.get('version')} index; this gatescope reads {VERSION}")
+            raise VersionError(
+                f"{path!s} is a version {info.get('version')} index; this gatescope reads version {VERSION} "
+                "only: build it again (gatescope index MODEL CORPUS... --out DIR, or model.index(net, corpus, out))",
+                info.get("version"),
+            )
         if info.get("state") == "building" or "docs/start" not in group or "parts/start" not in group:
             raise FormatError(f"{path!s} is an unfinished index (its build did not complete: build it again)")
         if net is not None and info.get("fingerprint") != fingerprint(net):
@@ -177,11 +198,18 @@ class Index:
         return {"source": self.info["sources"][int(self._sources[d])], "line": int(self._lines[d])}
 
     # Activations -------------------------------------------------------------------------------
-    def _act(self, layer: int, gate: str, part: int) -> Any:
+    def _act(self, layer: int, gate: str, part: int) -> Rows:
+        """act/<layer>/<gate>/<part>'s rows (shards.py: read from the files of a local store)."""
         key = (layer, gate, part)
         if key not in self._arrays:
-            self._arrays[key] = self._group[f"act/{layer}/{gate}/{part}"]
+            self._arrays[key] = Rows(self._group[f"act/{layer}/{gate}/{part}"])
         return self._arrays[key]
+
+    def _input_rows(self) -> Rows:
+        """The rows of ``tokens`` (text models) or ``inputs`` (vector models)."""
+        if self._inputs is None:
+            self._inputs = Rows(self._group["tokens" if self.kind == "text" else "inputs"])
+        return self._inputs
 
     def gate_width(self, layer: int, gate: str) -> int:
         """Units of a gate's rows (``width``; a projected LSTM's c and m are wider than its h)."""
@@ -198,7 +226,7 @@ class Index:
         while at < b:
             s0, s1 = int(self.part_starts[p]), int(self.part_starts[p + 1])
             stop = min(b, s1)
-            out[at - a : stop - a] = self._act(layer, gate, p)[at - s0 : stop - s0]
+            out[at - a : stop - a] = self._act(layer, gate, p).read(at - s0, stop - s0)
             at, p = stop, p + 1
         return out
 
@@ -214,12 +242,33 @@ class Index:
         while at < b:
             s0, s1 = int(self.part_starts[p]), int(self.part_starts[p + 1])
             stop = min(b, s1)
-            out[at - a : stop - a] = self._act(layer, gate, p)[at - s0 : stop - s0, unit]
+            out[at - a : stop - a] = self._act(layer, gate, p).read(at - s0, stop - s0)[:, unit]
             at, p = stop, p + 1
+        return out
+
+    def unit_at(self, layer: int, gate: str, unit: int, steps: Any) -> np.ndarray:
+        """(n,) float32: one unit's values at sorted global steps ``steps`` (the inner chunks they fall in, each
+        read once)."""
+        W = self.gate_width(layer, gate)
+        if not isinstance(unit, (int, np.integer)) or not 0 <= unit < W:
+            raise InputError(f"no unit {unit!r}: layer {layer}'s {gate} has units 0..{W - 1}")
+        pos = np.asarray(steps, np.int64)
+        if pos.size and (pos.min() < 0 or pos.max() >= self.steps):
+            raise InputError(f"steps outside the index's 0..{self.steps - 1}")
+        parts = np.searchsorted(self.part_starts, pos, side="right") - 1  # (n,)
+        out = np.empty(len(pos), np.float32)
+        for p in np.unique(parts).tolist():
+            m = parts == p
+            out[m] = self._act(layer, gate, p).take(pos[m] - self.part_starts[p], int(unit))
         return out
 
     def blocks(self, layer: int, gate: str, rows: int = CHUNK_ROWS) -> Iterator[tuple[int, np.ndarray]]:
         """(a, (n, W) float32) over every step in order, n <= rows, never crossing a part."""
+        for a, X in self.stored_blocks(layer, gate, rows):
+            yield a, X.astype(np.float32)
+
+    def stored_blocks(self, layer: int, gate: str, rows: int = CHUNK_ROWS) -> Iterator[tuple[int, np.ndarray]]:
+        """``blocks`` as stored: (a, (n, W) float16), no float32 copy (model/analysis/sums.py sums over them)."""
         self._check(layer, gate)
         if rows < 1:
             raise InputError(f"rows must be at least 1, got {rows}")
@@ -228,7 +277,7 @@ class Index:
             arr = self._act(layer, gate, p)
             for a in range(s0, s1, rows):
                 b = min(a + rows, s1)
-                yield a, np.asarray(arr[a - s0 : b - s0], np.float32)
+                yield a, arr.view(a - s0, b - s0)  # read-only, straight from the mapped file where it can be
 
     # Inputs --------------------------------------------------------------------------------------
     def ids(self, a: int, b: int) -> np.ndarray:
@@ -236,14 +285,21 @@ class Index:
         if self.kind != "text":
             raise InputError("this index holds vectors, not tokens: use inputs(a, b)")
         a, b = self._range(a, b)
-        return np.asarray(self._group["tokens"][a:b], np.int32)
+        return np.asarray(self._input_rows().read(a, b), np.int32)
 
     def inputs(self, a: int, b: int) -> np.ndarray:
         """(b-a, D) float32 input vectors of steps a..b-1 (vector models)."""
         if self.kind != "vector":
             raise InputError("this index holds tokens, not vectors: use ids(a, b) or tokens(a, b)")
         a, b = self._range(a, b)
-        return np.asarray(self._group["inputs"][a:b], np.float32)
+        return np.asarray(self._input_rows().read(a, b), np.float32)
+
+    def inputs_at(self, steps: Any) -> np.ndarray:
+        """The token ids ((n,) int32) or input vectors ((n, D) float32) at sorted global steps ``steps``."""
+        pos = np.asarray(steps, np.int64)
+        if pos.size and (pos.min() < 0 or pos.max() >= self.steps):
+            raise InputError(f"steps outside the index's 0..{self.steps - 1}")
+        return np.asarray(self._input_rows().take(pos), np.int32 if self.kind == "text" else np.float32)
 
     def tokens(self, a: int, b: int) -> list[str]:
         """The display strings of steps a..b-1: each token's text, or a vector's first values."""

@@ -114,6 +114,28 @@ def test_a_model_whose_weights_changed_never_gets_its_old_index(tmp_path):
     assert stores(tmp_path / "data") == []  # the stale index was removed, not served
 
 
+def test_an_index_an_older_gatescope_wrote_is_removed_and_the_page_told_to_index_again(tmp_path):
+    import zarr
+
+    from model.analysis.store import ATTR, VERSION
+
+    tiny_model(tmp_path / "models")
+    with TestClient(make_app(tmp_path)) as client:
+        assert send(client, "tiny", "c.txt", b"ab ab ba " * 50).status_code == 202
+        assert follow(client, "tiny")[-1]["state"] == "ready"
+    (kept,) = stores(tmp_path / "data")
+    group = zarr.open_group(str(tmp_path / "data" / kept), mode="r+")
+    group.attrs[ATTR] = {**group.attrs[ATTR], "version": VERSION - 1}  # what the gatescope before this one wrote
+    with TestClient(make_app(tmp_path)) as client:
+        st = client.get("/api/models/tiny/index").json()
+        assert st["state"] == "failed" and f"format version {VERSION - 1}" in st["error"]
+        assert "index the corpus again" in st["error"]
+        r = client.get("/test/index/tiny")
+        assert r.status_code == 409 and "index the corpus again" in r.json()["detail"]
+        assert client.get("/api/models/tiny/units/0/0?gate=c").status_code == 409
+    assert stores(tmp_path / "data") == []
+
+
 def test_a_model_replaced_while_the_server_runs_never_gets_the_old_index(tmp_path):
     """Another worker deleted the model and a new upload took its name: this worker's registry follows the folder,
     and its index of the old network is not served for the new one."""

@@ -205,3 +205,16 @@ def test_open_refuses_what_is_not_this_index(built, tmp_path):
         Index.open(tmp_path / "plain.zarr")
     with pytest.raises(FormatError, match="not a gatescope index"):
         Index.open(tmp_path / "nothing")
+
+
+def test_an_index_of_an_older_layout_is_refused_with_how_to_build_it_again(built, tmp_path):
+    import shutil
+
+    from model.analysis.store import ATTR, VERSION
+
+    old = tmp_path / "old.zarr"
+    shutil.copytree(built.path, old)
+    group = zarr.open_group(str(old), mode="r+")
+    group.attrs[ATTR] = {**group.attrs[ATTR], "version": VERSION - 1}
+    with pytest.raises(FormatError, match=f"version {VERSION - 1} index.*reads version {VERSION} only: build it again"):
+        Index.open(old)

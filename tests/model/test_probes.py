@@ -274,3 +274,41 @@ def test_code_in_string_logistic_probe_over_all_units_on_held_out_files(tmp_path
     majority = max(held.mean(), 1 - held.mean())
     assert lin["all"] >= 0.8 and lin["all"] > majority, (lin, majority)
     assert lin["all"] >= lin["top1"] and lin["balanced_accuracy"]["all"] >= 0.7
+
+
+# --------------------------------------------------------------------------------------------
+# the compiled sums the rankings are formed from (model/analysis/sums.py)
+# --------------------------------------------------------------------------------------------
+def test_the_float16_sums_equal_float64_ones():
+    from model.analysis.sums import weighted_sum
+
+    rng = np.random.default_rng(0)
+    X = (rng.standard_normal((3000, 7)) * 40).astype(np.float16)  # (T, W) as an index stores them
+    X[:50, 0] = np.float16(3e-6)  # subnormal
+    X[50:90, 1] = -0.0
+    X[:, 2] = 60000  # near float16's largest
+    y = rng.standard_normal(3000).astype(np.float32)
+    exact = y.astype(np.float64) @ X.astype(np.float64)  # (W,)
+    scale = np.abs(y).astype(np.float64) @ np.abs(X).astype(np.float64)  # (W,) what float32 sums round against
+    assert (np.abs(weighted_sum(X, y) - exact) <= 1e-6 * scale).all()
+
+
+def test_the_one_pass_moments_equal_numpy_in_float64_also_for_a_view_of_a_wider_array():
+    from model.analysis.sums import group_moments, moments, shared
+
+    rng = np.random.default_rng(1)
+    wide = rng.standard_normal((1500, 12)).astype(np.float32)  # (T, 4H) as a trace's pre-activations
+    wide[:, 5] = 1000.0 + 1e-3 * rng.standard_normal(1500).astype(np.float32)  # far from 0, a tiny spread
+    wide[:, 7] = 0.3  # constant: no r
+    wide[:1024, 10], wide[1024:, 10] = 0.2, 0.7  # two constant stretches, whole blocks each: not constant
+    gates = [wide[:, 0:3], wide[:, 3:6], np.ascontiguousarray(wide[:, 6:9]), wide[:, 9:12]]
+    y = rng.standard_normal(1500)
+    assert shared(gates) == [[0, 1, 3], [2]]
+    got = [m for group in shared(gates) for m in group_moments(gates, group, y)]
+    for X, (mean, m2, sy) in zip([gates[0], gates[1], gates[3], gates[2]], got):
+        x = X.astype(np.float64)
+        np.testing.assert_allclose(mean, x.mean(0), rtol=1e-12)
+        np.testing.assert_allclose(m2, ((x - x.mean(0)) ** 2).sum(0), rtol=1e-9)
+        np.testing.assert_allclose(sy, y @ x, rtol=1e-9, atol=1e-9)
+        np.testing.assert_array_equal(m2 == 0, x.max(0) == x.min(0))  # the test for a constant unit
+    np.testing.assert_allclose(moments(gates[1], y)[1], got[1][1], rtol=1e-12)
