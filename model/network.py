@@ -425,15 +425,7 @@ class Network:
             lengths = np.array([len(e.tokens) for e in encs])
             top = self.head is not None and probs  # the head reads the top layer's h
             keep = [set(kept) | ({"h"} if k < self.num_layers - 1 or top else set()) for k in range(self.num_layers)]
-            init = None
-            if states is not None:  # per layer: (h (N, width), c (N, C) or None), the documents' starting states
-                init = [
-                    (
-                        np.stack([st[k][0] for st in starts]),
-                        None if starts[0][k][1] is None else np.stack([st[k][1] for st in starts]),
-                    )  # type: ignore[misc]
-                    for k in range(self.num_layers)
-                ]
+            init = None if states is None else [_stacked(starts, k) for k in range(self.num_layers)]
             if compiled:
                 layers = self._run_compiled(encs, firsts, lengths, keep, stop, threads, init)
             else:
@@ -774,3 +766,9 @@ def vector_labels(x: np.ndarray, shown: int = 3) -> list[str]:
     comma (the page marks a token's plain spaces as visible ␣)."""
     more = ",\u2009…" if x.shape[1] > shown else ""
     return [",\u2009".join(f"{v:.4g}" for v in row) + more for row in x[:, :shown].tolist()]
+
+
+def _stacked(states: list[list[State]], k: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Layer k's starting states of N documents side by side: (h (N, width), c (N, C) or None)."""
+    cs = [st[k][1] for st in states]
+    return np.stack([st[k][0] for st in states]), None if cs[0] is None else np.stack(cs)  # type: ignore[arg-type]
