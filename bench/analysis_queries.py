@@ -189,7 +189,7 @@ def synthetic_index(out: Any, files: list[str], chars: int = 10_000_000, seed: i
             picked.append(f)
             total += n
 
-    def walks(net: model.Network, docs: list[Any]) -> list[list[dict[str, np.ndarray]]]:
+    def walks(net: model.Network, docs: list[Any], *_: Any) -> list[list[dict[str, np.ndarray]]]:
         out = []
         for d in docs:
             c = np.cumsum(rng.standard_normal((len(d), net.width), np.float32), axis=0)  # (T, W)

@@ -52,6 +52,9 @@ def _load() -> ModuleType | None:
 
 f32 = np.float32
 
+#: At most this many sequences left: a plain LSTM's remaining steps run in one compiled loop (kernels.lstm_steps).
+ALONE = 1
+
 #: Whether ``trace_batch`` uses the compiled path where it can (False: the NumPy recurrence, as benches compare).
 COMPILED = True
 
@@ -71,14 +74,18 @@ def run(
     chunk: int,
     stop: Callable[[], bool] | None,
     threads: int = 1,
+    init: Sequence[tuple[np.ndarray, np.ndarray | None]] | None = None,
 ) -> list[dict[str, np.ndarray]]:
     """Every layer over N documents: per layer, gate -> (N, T, width) float32, zeros past each document's end.
 
     net_cells[k]: layer k's cells in the order of ``directions``; project(k, x (R, D)) -> (R, n*G*H);
     lengths (N,); first: layer 0's input, either (table (V, n*G*H), ids (N, T)) or xW (N, T, n*G*H);
     keep[k]: the gates kept of layer k; chunk: steps between two calls of ``stop``; threads: how many threads
-    share the documents (each runs its share's recurrence, rows t, t + threads, ... of the sorted batch)."""
+    share the documents (each runs its share's recurrence, rows t, t + threads, ... of the sorted batch);
+    init[k]: layer k's starting state of each document, (h (N, width), c (N, H) or None), forward networks only
+    (None: zeros; a document traced in pieces carries its state from piece to piece: model/analysis/index.py)."""
     N, T = len(lengths), int(lengths.max())
+    assert init is None or all(way == "forward" for way in directions)
     order = np.argsort(-lengths, kind="stable")  # row b of the batch is document order[b]
     dest = order.astype(np.int64)
     L = lengths[order]
@@ -113,19 +120,24 @@ def run(
                 rows = dest[None, :] * T + tp  # (T, N) its own row of xW
             where = f"layer {k} ({way})"
             shares = [np.arange(t, N, threads) for t in range(min(threads, N))]  # each longest first still
+            start = [None if init is None else (init[k][0][dest[q]], _c0(init[k][1], dest[q])) for q in shares]
             work = [
                 (cell, X, rows[:, q], tp[:, q], dest[q], (L[q][None, :] > steps[:, None]).sum(1), rec, col, chunk, stop)
                 for q in shares
             ]
             if len(work) == 1:
-                _direction(*work[0], where)
+                _direction(*work[0], where, start[0])
             else:  # the kernels and BLAS release the GIL: the shares run side by side, never waiting on each other
                 with ThreadPoolExecutor(len(work)) as pool:
-                    for done in [pool.submit(_direction, *w, where) for w in work]:
+                    for done in [pool.submit(_direction, *w, where, s0) for w, s0 in zip(work, start)]:
                         done.result()
             col += cell.hidden_size  # a projected LSTM runs forward only: its h and m start at 0 too
         layers.append(rec)
     return layers
+
+
+def _c0(c: np.ndarray | None, dest: np.ndarray) -> np.ndarray | None:
+    return None if c is None else c[dest]
 
 
 def _direction(
@@ -140,14 +152,16 @@ def _direction(
     chunk: int,
     stop: Callable[[], bool] | None,
     where: str,
+    start: tuple[np.ndarray, np.ndarray | None] | None = None,
 ) -> None:
-    """One direction of one layer over every step, writing its gates into ``rec`` at units col, col + 1, ..."""
+    """One direction of one layer over every step, writing its gates into ``rec`` at units col, col + 1, ...;
+    from ``start`` = (h (N, P), c (N, H) or None), this share's rows' starting state (None: zeros)."""
     N, T, H, P = len(dest), rows.shape[0], cell.hidden_size, cell.out_size
     docs = int(dest.max()) + 1  # the records' first axis (this share's rows are some of the documents)
     K = _load()
     assert K is not None  # available() said so
-    h = np.zeros((N, P), f32)
-    c = np.zeros((N, H), f32)
+    h = np.zeros((N, P), f32) if start is None else np.array(start[0], f32)  # copies: updated in place
+    c = np.zeros((N, H), f32) if start is None or start[1] is None else np.array(start[1], f32)
     zu = np.empty((N, cell.U.shape[1]), f32)
     U, dot = cell.U, np.dot
     own = GATES[cell.kind] if not isinstance(cell, ProjectedLSTM) else ("f", "i", "c_tilde", "c", "o", "m")
@@ -176,7 +190,10 @@ def _direction(
         rh = np.empty((N, H), f32)
         hu = np.empty((N, H), f32)
         zu = np.empty((N, 2 * H), f32)
-    for s in range(T):
+    alone = T  # from this step on one sequence is left: a plain LSTM runs those steps in one compiled loop
+    if type(cell) is LSTM:
+        alone = int(np.searchsorted(-active, -ALONE))  # active never grows
+    for s in range(alone):
         if stop is not None and s % chunk == 0 and stop():
             raise Cancelled(f"stopped in {where} after {s} of {T} steps")
         n = int(active[s])
@@ -208,3 +225,10 @@ def _direction(
             K.rnn(X, r, t, dest, zu, h, n, outs, on, col)
         else:  # pragma: no cover
             raise TypeError(f"no batched kernel for {type(cell).__name__}")
+    s = alone
+    while s < T:
+        if stop is not None and stop():
+            raise Cancelled(f"stopped in {where} after {s} of {T} steps")
+        s1 = min(T, (s // chunk + 1) * chunk)  # the same chunks as above: stop() before each
+        K.lstm_steps(X, rows, tpos, dest, active, s, s1, U, h, c, zu, outs, on, col)
+        s = s1

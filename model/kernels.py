@@ -141,6 +141,17 @@ def lstm(X, rows, tpos, dest, zu, h, c, n, rec, on, col):
 
 
 @njit(**OPTS)
+def lstm_steps(X, rows, tpos, dest, active, s0, s1, U, h, c, zu, rec, on, col):
+    """Steps s0 .. s1-1 of ``lstm``, the product h @ U in the loop (numba's np.dot, the same BLAS): for the steps
+    where one sequence is left (a long document), whose step would otherwise cost as much in Python and in
+    dispatching the kernel (~6 us) as in arithmetic. rows, tpos: (T, B), active: (T,)."""
+    for s in range(s0, s1):
+        n = active[s]
+        zu[:n] = np.dot(h[:n], U)
+        lstm(X, rows[s], tpos[s], dest, zu, h, c, n, rec, on, col)
+
+
+@njit(**OPTS)
 def coupled(X, rows, tpos, dest, zu, h, c, n, rec, on, col):
     """f, o = σ; c_tilde = tanh; c = c_tilde + f*(c_prev - c_tilde); i = 1 - f. Layout [f | o | c_tilde]."""
     H = h.shape[1]

@@ -427,9 +427,11 @@ class Network:
         stop: Callable[[], bool] | None = None,
         gates: Sequence[str] | None = None,
         threads: int | None = None,
+        states: Sequence[list[State] | None] | None = None,
     ) -> list[Trace]:
-        """``trace`` of several documents at once, each from the zero state: one Trace per document, equal to
-        ``self.trace(x)`` of that document alone (to float rounding: a step's product is matrix-matrix here,
+        """``trace`` of several documents at once, each from the zero state (or its ``states`` entry): one Trace
+        per document, equal to ``self.trace(x, state)`` of that document alone (to float rounding: a step's
+        product is matrix-matrix here,
         and a float32 network's gates come from compiled loops, model/kernels.py, within 2e-7 of NumPy's).
 
         The documents run together, longest first: each step is one product h (n, P) @ U (P, G*H) for the
@@ -443,7 +445,9 @@ class Network:
         only those (``Trace.gates`` names them), the others are never stored. ``probs=False`` skips the head.
         ``threads``: how many threads share the documents (default ``threads.BATCH_THREADS``, one): each runs
         its share's recurrence on one BLAS thread, so they never wait on each other (the NumPy path gives BLAS
-        that many threads instead).
+        that many threads instead). ``states``: each document's starting state as ``trace`` takes it (None: zeros),
+        a forward network's only; a document traced in pieces continues from the piece before's ``Trace.state``
+        (which needs h and, for a cell with a c, c kept).
 
         Refused with an InputError: no documents, a gate the model does not have, or a document ``trace``
         would refuse (its index named)."""
@@ -453,6 +457,7 @@ class Network:
         if not docs:
             raise InputError("no documents to trace: pass a list of at least one text or (T, D) array")
         kept = self._kept_gates(gates)
+        starts = self._batch_states(states, len(docs))
         compiled = batched.available(self.dtype)
         threads = _threads.BATCH_THREADS if threads is None else threads
         if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
@@ -469,16 +474,34 @@ class Network:
             lengths = np.array([len(e.tokens) for e in encs])
             top = self.head is not None and probs  # the head reads the top layer's h
             keep = [set(kept) | ({"h"} if k < self.num_layers - 1 or top else set()) for k in range(self.num_layers)]
+            init = None if states is None else [_stacked(starts, k) for k in range(self.num_layers)]
             if compiled:
-                layers = self._run_compiled(encs, firsts, lengths, keep, stop, threads)
+                layers = self._run_compiled(encs, firsts, lengths, keep, stop, threads, init)
             else:
-                layers = self._run_batch_numpy(firsts, lengths, stop)
+                layers = self._run_batch_numpy(firsts, lengths, stop, init)
             traces = []
             for m, enc in enumerate(encs):
                 n = int(lengths[m])
                 own = [{g: a[m, :n] for g, a in la.items()} for la in layers]  # contiguous views of the batch's
-                traces.append(self._trace_of(enc, own, self.zero_state(), probs, kept))  # arrays
+                traces.append(self._trace_of(enc, own, starts[m], probs, kept))  # arrays
         return traces
+
+    def _batch_states(self, states: Sequence[list[State] | None] | None, n: int) -> list[list[State]]:
+        """Each document's checked starting state (zeros where None); InputError for a network with a backward
+        direction or a count that is not the documents'."""
+        if states is None:
+            return [self.zero_state() for _ in range(n)]
+        if self.spec.direction != "forward":
+            raise InputError("states= continues forward networks only: a backward direction starts at the end")
+        if len(states) != n:
+            raise InputError(f"states holds {len(states)} entries for {n} documents: one each (None for zeros)")
+        out = []
+        for m, st in enumerate(states):
+            try:
+                out.append(self._check_state(st))
+            except InputError as e:
+                raise InputError(f"document {m}: {e}") from None
+        return out
 
     def _kept_gates(self, gates: Sequence[str] | None) -> tuple[str, ...]:
         """The gates a batched trace keeps, in the diagram's order; InputError names the model's gates."""
@@ -501,6 +524,7 @@ class Network:
         keep: list[set[str]],
         stop: Callable[[], bool] | None,
         threads: int,
+        init: list[tuple[np.ndarray, np.ndarray | None]] | None = None,
     ) -> list[dict[str, np.ndarray]]:
         """The batched recurrence of model/batched.py: per layer, gate -> (N, T, width), zeros past the ends."""
         N, T = len(encs), int(lengths.max())
@@ -517,10 +541,14 @@ class Network:
                 first[m, : lengths[m]] = xW
         cells = [self._layer_cells(k) for k in range(self.num_layers)]
         chunk = self.chunk_steps() if stop is not None else T
-        return batched.run(cells, self.spec.directions, self._project, lengths, first, keep, chunk, stop, threads)
+        return batched.run(cells, self.spec.directions, self._project, lengths, first, keep, chunk, stop, threads, init)
 
     def _run_batch_numpy(
-        self, firsts: list[np.ndarray], lengths: np.ndarray, stop: Callable[[], bool] | None
+        self,
+        firsts: list[np.ndarray],
+        lengths: np.ndarray,
+        stop: Callable[[], bool] | None,
+        init: list[tuple[np.ndarray, np.ndarray | None]] | None = None,
     ) -> list[dict[str, np.ndarray]]:
         """``Cell.run_batch`` over the documents padded to the longest, time-major: per layer, gate ->
         (N, T, width) batch-major in the documents' order, zeros past each one's end. A forward run is
@@ -554,6 +582,9 @@ class Network:
                     part = part[flip, cols]  # each document reversed on its own: its x_{T_b-1} at row 0
                 h0 = np.zeros((B, cell.out_size), self.dtype)
                 st: State = (h0, np.zeros((B, cell.hidden_size), self.dtype) if cell.has_c else None)
+                if init is not None:  # a forward network: one direction, the documents' own states in batch order
+                    c0 = init[k][1]
+                    st = (init[k][0][order].astype(self.dtype), None if c0 is None else c0[order].astype(self.dtype))
                 run: dict[str, np.ndarray] = {}
                 for t0, t1, active in spans:
                     if stop is not None and stop():
@@ -788,3 +819,9 @@ def vector_labels(x: np.ndarray, shown: int = 3) -> list[str]:
     comma (the page marks a token's plain spaces as visible ␣)."""
     more = ",\u2009…" if x.shape[1] > shown else ""
     return [",\u2009".join(f"{v:.4g}" for v in row) + more for row in x[:, :shown].tolist()]
+
+
+def _stacked(states: list[list[State]], k: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Layer k's starting states of N documents side by side: (h (N, width), c (N, C) or None)."""
+    cs = [st[k][1] for st in states]
+    return np.stack([st[k][0] for st in states]), None if cs[0] is None else np.stack(cs)  # type: ignore[arg-type]

@@ -66,10 +66,38 @@ def _network(job: Job) -> Network:
     return net
 
 
-def _trace_part(net: Network, docs: list[Any], gates: tuple[str, ...]) -> list[list[dict[str, np.ndarray]]]:
-    """The traces of a batch of runs, each a list of layers' {gate: (T, W)}, only ``gates`` kept: the one call
-    that traces (compiled, float32, on one thread: a Dask worker is one process a core)."""
-    return [tr.layers for tr in net.trace_batch(docs, probs=False, gates=gates)]
+def _trace_part(
+    net: Network, docs: list[Any], gates: tuple[str, ...], states: list[Any] | None = None
+) -> list[list[dict[str, np.ndarray]]]:
+    """The traces of a batch of runs, each a list of layers' {gate: (T, W)}, only ``gates`` kept, each run from
+    its ``states`` entry (None: zeros): the one call that traces (compiled, float32, on one thread: a Dask worker
+    is one process a core)."""
+    return [tr.layers for tr in net.trace_batch(docs, probs=False, gates=gates, states=states)]
+
+
+def _end_state(layers: list[dict[str, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """The state after a piece's last step (a forward network's, h and c kept): where its run's next piece starts."""
+    return [(la["h"][-1], la["c"][-1] if "c" in la else None) for la in layers]
+
+
+def _rounds(lengths: np.ndarray, batch: int, step_bytes: int, budget: int) -> list[list[tuple[int, int, int]]]:
+    """Runs traced in pieces (a forward network), a round of pieces a trace_batch: (run, t0, t1) each. A round
+    holds at most ``batch`` runs, each run's next piece of at most S steps (S: the padded round stays under
+    ``budget``); a run keeps its row from round to round, its state carried, and a run that ends frees its row for
+    the next (longest first). So a batch stays ``batch`` wide however long the runs: a run of 10,000 steps is not a
+    batch of its own, and the order depends on the part alone (1 or N workers trace the same rounds)."""
+    width = max(1, min(batch, len(lengths)))
+    S = max(1, budget // (width * step_bytes))
+    queue = np.argsort(-lengths, kind="stable").tolist()[::-1]  # popped from the end: longest first
+    slots: list[tuple[int, int]] = []  # (run, its next step)
+    rounds = []
+    while queue or slots:
+        while len(slots) < width and queue:
+            slots.append((queue.pop(), 0))
+        piece = [(r, t, min(t + S, int(lengths[r]))) for r, t in slots]
+        rounds.append(piece)
+        slots = [(r, t1) for r, _, t1 in piece if t1 < lengths[r]]
+    return rounds
 
 
 def _gate_widths(net: Network, gates: tuple[str, ...]) -> dict[str, int]:
@@ -121,16 +149,24 @@ def part_task(job: Job, part: int, runs: np.ndarray) -> dict[str, unitstats.Part
     if len(lengths) == 1 and lengths[0] * step > job.trace_bytes and net.direction == "forward":
         return _long_run(job, net, group, part, a, inp, step)
     bufs: dict[str, np.ndarray] = {}
-    for batch in _batches(lengths, job.batch, step, job.trace_bytes):
-        docs = _docs(job, inp, [(int(starts[r]), int(lengths[r])) for r in batch])
-        for r, layers in zip(batch, _trace_part(net, docs, tuple(job.gates))):
+    if net.direction == "forward":  # runs in pieces, their states carried: batches stay job.batch wide
+        rounds = _rounds(lengths, job.batch, step, job.trace_bytes)
+    else:  # a backward direction starts at a run's end: whole runs
+        rounds = [[(r, 0, int(lengths[r])) for r in bt] for bt in _batches(lengths, job.batch, step, job.trace_bytes)]
+    states: dict[int, Any] = {}
+    for rnd in rounds:
+        docs = _docs(job, inp, [(int(starts[r]) + t0, t1 - t0) for r, t0, t1 in rnd])
+        pieces = _trace_part(net, docs, tuple(job.gates), [states.pop(r, None) for r, t0, _ in rnd] if states else None)
+        for (r, t0, t1), layers in zip(rnd, pieces):
+            if t1 < lengths[r]:
+                states[r] = _end_state(layers)
             for k, la in enumerate(layers):
                 for g in job.gates:
-                    rows: np.ndarray = la[g]  # (T_r, W)
+                    rows: np.ndarray = la[g]  # (t1 - t0, W)
                     key = f"{k}/{g}"
                     if key not in bufs:
                         bufs[key] = np.empty((b - a, rows.shape[1]), np.float16)
-                    bufs[key][starts[r] : starts[r] + lengths[r]] = rows
+                    bufs[key][starts[r] + t0 : starts[r] + t1] = rows
     out = {}
     for key, buf in bufs.items():
         arr = _act_array(group, key, part, buf.shape, min(CHUNK_ROWS, len(buf)))
@@ -174,9 +210,9 @@ def _long_run(
     for t0 in range(0, n, piece):
         x = inp[t0 : t0 + piece]
         enc: Any = Encoded(x, [""] * len(x), []) if job.kind == "text" else x
-        tr = net.trace(enc, state=state, probs=False)
-        state = tr.state
-        for k, la in enumerate(tr.layers):
+        layers = _trace_part(net, [enc], tuple(job.gates), None if state is None else [state])[0]
+        state = _end_state(layers)
+        for k, la in enumerate(layers):
             for g in job.gates:
                 key = f"{k}/{g}"
                 rows = la[g].astype(np.float16)

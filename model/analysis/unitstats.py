@@ -14,11 +14,16 @@ need only counting. Three passes over the stored values, each returning a few kB
                  the smallest mix(pos) = (pos * 0x9E3779B97F4A7C15) mod 2**64: a fixed pseudo-random sample that
                  pieces also merge exactly; sorted by position at the end.
 Sums (mean, std) are float64, added in piece order: the same pieces give the same bits.
+
+Each pass runs compiled (statkernels.py, imported at the first pass) where numba imports, else in NumPy here;
+the two agree bit for bit but for the float64 sums' last bits (tests/model/test_index.py checks both).
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
@@ -31,6 +36,25 @@ SIGMOID_GATES = ("f", "i", "o", "z", "r")
 TANH_GATES = ("h", "c_tilde", "h_tilde", "m")
 #: Fibonacci hashing's multiplier: mix(pos) orders positions pseudo-randomly but reproducibly.
 MIX = np.uint64(0x9E3779B97F4A7C15)
+
+#: Whether the passes run compiled where numba imports (False: the NumPy passes, as tests and benches compare).
+COMPILED = True
+_kernels: ModuleType | None = None
+_tried = False
+
+
+def _compiled() -> ModuleType | None:
+    """statkernels, or None when it is switched off or numba cannot be imported."""
+    global _kernels, _tried
+    if not COMPILED:
+        return None
+    if not _tried:
+        _tried = True
+        try:
+            _kernels = importlib.import_module(".statkernels", __package__)
+        except ImportError:  # pragma: no cover
+            _kernels = None
+    return _kernels
 
 
 def gate_range(gate: str, bounded_h: bool = True) -> tuple[float, float] | None:
@@ -57,6 +81,11 @@ def keys(rows: np.ndarray) -> np.ndarray:
     flip = (bits >> 15) * np.uint16(0x7FFF) | np.uint16(0x8000)  # 0x8000 for a positive pattern, 0xFFFF negative
     bits ^= flip
     return bits
+
+
+def _bits(rows: np.ndarray) -> np.ndarray:
+    """The bit patterns of float16 rows (n, W) as uint16, C-contiguous (a view when they already are)."""
+    return np.ascontiguousarray(rows, np.float16).view(np.uint16)
 
 
 def _values_of_keys() -> np.ndarray:
@@ -90,6 +119,10 @@ class Partial:
 def partial(rows: np.ndarray, offset: int, K: int = TOP_K) -> Partial:
     """Pass 1 of float16 rows (n, W) standing at global steps offset .. offset+n-1."""
     n, W = rows.shape
+    K_ = _compiled()
+    if K_ is not None:
+        coarse, total, tp, tk, bp, bk = K_.partial_kernel(_bits(rows), K, VALUES)
+        return Partial(coarse, total, tp + offset, tk, bp + offset, bk)
     kT = np.ascontiguousarray(keys(rows).T)  # (W, n) uint16: a unit's steps contiguous
     m = min(K, n)
     coarse = np.empty((W, 256), np.int64)
@@ -195,6 +228,13 @@ def second(rows: np.ndarray, pl: Plan) -> Second:
     """Pass 2 of float16 rows (n, W)."""
     n, W = rows.shape
     bins = pl.edges.shape[1] - 1
+    K_ = _compiled()
+    if K_ is not None:
+        lo, hi = pl.sat if pl.sat is not None else (-np.inf, np.inf)
+        fine, hist, low, high, sq = K_.second_kernel(
+            _bits(rows), pl.mean, pl.edges, pl.sat is not None, lo, hi, pl.bins_q, VALUES
+        )
+        return Second(fine, hist, low, high, sq)
     kT = np.ascontiguousarray(keys(rows).T)
     zeros = np.zeros(W, np.int64)
     out = Second(np.zeros((W, 11, 256), np.int64), np.zeros((W, bins), np.int64), zeros, zeros.copy(), np.zeros(W))
@@ -290,6 +330,10 @@ def bands(rows: np.ndarray, offset: int, deciles: np.ndarray, s: int = BAND_SAMP
     n, W = rows.shape
     pos = np.arange(offset, offset + n, dtype=np.int64)
     order = np.argsort(mix(pos), kind="stable")  # the piece's steps by mix, smallest first
+    K_ = _compiled()
+    if K_ is not None:
+        first = keys(deciles[:, :1].astype(np.float16))[:, 0]
+        return K_.bands_kernel(_bits(rows), pos, order, keys(deciles[:, 1:10].astype(np.float16)), first, s)
     kT = np.ascontiguousarray(keys(rows[order]).T)  # (W, n) keys in mix order
     edges = keys(deciles[:, 1:10].astype(np.float16))  # (W, 9)
     out = np.full((W, 10, s), -1, np.int64)

@@ -218,3 +218,33 @@ def test_an_index_of_an_older_layout_is_refused_with_how_to_build_it_again(built
     group.attrs[ATTR] = {**group.attrs[ATTR], "version": VERSION - 1}
     with pytest.raises(FormatError, match=f"version {VERSION - 1} index.*reads version {VERSION} only: build it again"):
         Index.open(old)
+
+
+@pytest.mark.parametrize("gate", ["h", "c", "f"])
+def test_compiled_passes_equal_the_numpy_passes(gate, monkeypatch):
+    """statkernels.py's three passes give unitstats' NumPy passes' results bit for bit (the float64 sums to
+    1e-12): ties, -0, a constant unit, saturated and unbounded values, NaN, pieces of one step."""
+    rng = np.random.default_rng(1)
+    rows = rng.standard_normal((700, 6)) * (3 if gate == "c" else 1)
+    rows = np.tanh(rows) if gate == "h" else 1 / (1 + np.exp(-4 * rows)) if gate == "f" else rows
+    rows = rows.astype(np.float16)
+    rows[:, 0] = np.round(rows[:, 0] * 2) / 2  # a handful of values: ties everywhere
+    rows[:, 1] = 0.5  # constant
+    rows[::7, 2] = -0.0
+    rows[5, 3] = np.nan
+    got = {}
+    for compiled in (False, True):
+        monkeypatch.setattr(unitstats, "COMPILED", compiled)
+        merged = None
+        for a, b in ((0, 1), (1, 300), (300, 700)):
+            merged = unitstats.merge(merged, unitstats.partial(rows[a:b], a, K=40), K=40)
+        pl = unitstats.plan(merged, gate)
+        sec = unitstats.merge_second(unitstats.second(rows[:250], pl), unitstats.second(rows[250:], pl))
+        s = unitstats.finish(merged, pl, sec)
+        s["bands"] = unitstats.merge_bands(
+            unitstats.bands(rows[:100], 0, s["deciles"]), unitstats.bands(rows[100:], 100, s["deciles"])
+        )
+        got[compiled] = s
+    for stat, ref in got[False].items():
+        close = stat in ("mean", "std")
+        np.testing.assert_allclose(got[True][stat], ref, rtol=0, atol=1e-12 if close else 0, err_msg=stat)

@@ -209,3 +209,38 @@ def test_the_code_point_table_encodes_as_the_tokenizer():
     assert table is not None
     text = 'def f(x):\n    return x  # ok\t"é"' + "".join(tok.vocab)
     assert np.array_equal(index_mod._encode(tok, text, table).ids, tok.encode(text).ids)
+
+
+def test_rounds_keep_the_batch_wide_and_cover_every_run_in_order():
+    """Runs traced in pieces: each round at most ``batch`` runs and under the budget, as wide as the runs left
+    allow, each run's pieces back to back from step 0 to its end (a long run does not narrow the batch)."""
+    lengths = np.array([1000, 3, 40, 7, 250, 1, 90, 12])
+    rounds = index_mod._rounds(lengths, 3, 8, 8 * 3 * 50)  # 50 steps a piece at width 3
+    assert rounds[0][0][0] == 0  # the longest first
+    seen = {r: 0 for r in range(len(lengths))}
+    for n, rnd in enumerate(rounds):
+        assert len({r for r, _, _ in rnd}) == len(rnd) <= 3
+        assert max(t1 - t0 for _, t0, t1 in rnd) * len(rnd) * 8 <= 8 * 3 * 50
+        left = sum(1 for r in seen if seen[r] < lengths[r])
+        assert len(rnd) == min(3, left), f"round {n} narrower than the runs left"
+        for r, t0, t1 in rnd:
+            assert t0 == seen[r] < t1
+            seen[r] = t1
+    assert all(seen[r] == lengths[r] for r in seen)
+
+
+def test_long_and_short_documents_in_one_part_equal_their_traces(dyck, tmp_path, monkeypatch):
+    """A part of long and short documents traced in rounds of 7-step pieces, states carried: every stored value
+    within a float16 step of the document's own trace, and the same bytes at batch 2 and 64."""
+    monkeypatch.setattr(index_mod, "TRACE_BYTES", 4 * 10 * 8 * 7 * 2)  # 7 steps a piece at width 2
+    docs = dyck_docs(9, seed=3, lo=2, hi=80)
+    stores = {b: build(dyck, docs, tmp_path / f"r{b}.zarr", batch=b, scheduler="sync") for b in (2, 64)}
+    idx = stores[2]
+    assert idx.info["parts"] == 1
+    for d, doc in enumerate(docs):
+        a, b = int(idx.doc_starts[d]), int(idx.doc_starts[d + 1])
+        for g in ("h", "c"):
+            whole = dyck.trace(doc).layers[0][g]
+            assert np.all(np.abs(idx.rows(0, g, a, b) - whole) <= ulp16(whole) + 1e-5), f"document {d} gate {g}"
+    x, y = stores[2].rows(0, "c", 0, idx.steps), stores[64].rows(0, "c", 0, idx.steps)
+    assert np.all(np.abs(x - y) <= np.maximum(ulp16(x), ulp16(y)))

@@ -247,3 +247,38 @@ def test_the_layers_above_read_h_even_when_it_is_not_kept():
     for a, b in zip(net.trace_batch(xs, probs=False, gates=("c",)), [net.trace(x, probs=False) for x in xs]):
         assert [set(la) for la in a.layers] == [{"c"}] * 3
         np.testing.assert_allclose(a.layers[2]["c"], b.layers[2]["c"], atol=2e-6, rtol=0)
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
+@pytest.mark.parametrize("L", [1, 2])
+@pytest.mark.parametrize("cell,reset_after", CELLS, ids=CELL_IDS)
+def test_states_continue_documents_traced_in_pieces(cell, reset_after, L, compiled, monkeypatch):
+    """A document traced in pieces, each piece from the state the one before left (``states``), in batches with
+    other documents from zero: each piece equals ``trace(piece, state)``, and the pieces together the whole trace
+    (the longest document runs alone for its last steps: the compiled one-row loop)."""
+    from model import batched
+
+    monkeypatch.setattr(batched, "COMPILED", compiled)
+    net = net_for(cell, reset_after, L)
+    (whole,), others = vectors([23]), vectors([4, 9, 2], seed=2)
+    ref = net.trace(whole)
+    state, pieces = None, []
+    for t0, t1 in ((0, 6), (6, 7), (7, 23)):
+        got = net.trace_batch([others[0], whole[t0:t1], *others[1:]], states=[None, state, None, None])
+        assert_same(got, [net.trace(others[0]), net.trace(whole[t0:t1], state), *map(net.trace, others[1:])])
+        pieces.append(got[1])
+        state = got[1].state
+    for k in range(L):
+        for g in net.gates:
+            np.testing.assert_allclose(np.concatenate([p.layers[k][g] for p in pieces]), ref.layers[k][g], **TOL)
+
+
+def test_states_are_refused_for_a_backward_direction_or_the_wrong_count():
+    net = net_for("lstm", False, 1, direction="bidirectional")
+    with pytest.raises(InputError, match="forward networks only"):
+        net.trace_batch(vectors([3, 4]), states=[None, None])
+    fwd = net_for("lstm", False, 1)
+    with pytest.raises(InputError, match="states holds 1 entries for 2 documents"):
+        fwd.trace_batch(vectors([3, 4]), states=[None])
+    with pytest.raises(InputError, match="document 1: .*state"):
+        fwd.trace_batch(vectors([3, 4]), states=[None, [(np.zeros(2, np.float32), np.zeros(2, np.float32))]])

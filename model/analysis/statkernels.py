@@ -1,0 +1,230 @@
+"""Compiled passes of unitstats.py: the same three passes over float16 activations, a loop over memory each.
+
+unitstats.py's NumPy passes make a dozen passes over a piece's values (keys, a transpose, bincounts, partitions,
+a histogram table per unit of an unbounded gate, a sort of every band); these make one to three (numba, as
+model/kernels.py), with results equal to the NumPy passes' bit for bit but for the float64 sums (here added in
+step order, there pairwise: both within 1e-12 of the exact mean of a piece this size).
+
+    partial_kernel   keys transposed once (a unit's steps contiguous, in cache), then per unit: the 256 coarse
+                     counts and the sum; the coarse bin of the m-th highest (lowest) key; the fine counts inside
+                     it -> the exact m-th key t; the positions beyond t and the first ties at t, in step order;
+                     a stable sort by key (ties keep the lower position first, as np.lexsort((pos, -key))).
+    second_kernel    per unit, one scan: fine counts in the deciles' coarse bins, the histogram (a guess from the
+                     uniform edges, moved to np.searchsorted(edges, v, "right") - 1; the last edge closed), the
+                     saturated counts and the squared deviations.
+    bands_kernel     the rows in mix order (no transpose), every unit's band counted from its 9 decile keys, the
+                     first s positions of each band kept; it stops once every band that can fill is full.
+
+Imported by unitstats.py at its first pass (numba costs the importing process ~100 MB: a server that never
+builds an index need not pay it); unitstats keeps the NumPy passes for an install without numba.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..kernels import OPTS
+
+
+@njit(inline="always", **OPTS)
+def _key(b):
+    """The order-preserving key of a float16 bit pattern (unitstats.keys): -0 is +0, negatives reversed below."""
+    if b == 0x8000:
+        return np.uint16(0x8000)
+    if b & 0x8000:
+        return np.uint16(b ^ 0xFFFF)
+    return np.uint16(b ^ 0x8000)
+
+
+@njit(**OPTS)
+def keys_t(bits):
+    """(W, n) keys of bits (n, W) uint16, transposed in blocks of rows (a unit's steps contiguous)."""
+    n, W = bits.shape
+    out = np.empty((W, n), np.uint16)
+    for r0 in range(0, n, 64):
+        r1 = min(n, r0 + 64)
+        for u in range(W):
+            o = out[u]
+            for r in range(r0, r1):
+                o[r] = _key(bits[r, u])
+    return out
+
+
+@njit(**OPTS)
+def _extreme(col, coarse, m, highest):
+    """The m positions of col's highest (lowest) keys, ties -> lower position first, best first; and their keys."""
+    n = col.shape[0]
+    # the coarse bin holding the m-th key, and how many keys lie beyond that bin
+    beyond = 0
+    cb = 0
+    for step in range(256):
+        cb = 255 - step if highest else step
+        if beyond + coarse[cb] >= m:
+            break
+        beyond += coarse[cb]
+    fine = np.zeros(256, np.int64)
+    for r in range(n):
+        k = col[r]
+        if (k >> 8) == cb:
+            fine[k & 0xFF] += 1
+    t = 0
+    for step in range(256):
+        lo = 255 - step if highest else step
+        if beyond + fine[lo] >= m:
+            t = (cb << 8) | lo
+            break
+        beyond += fine[lo]
+    ties = m - beyond  # keys equal to t that make the m (beyond: keys strictly past t)
+    pos = np.empty(m, np.int64)
+    key = np.empty(m, np.int64)
+    got = 0
+    for r in range(n):
+        k = np.int64(col[r])
+        if (k > t) if highest else (k < t):
+            pos[got] = r
+            key[got] = k
+            got += 1
+        elif k == t and ties > 0:
+            pos[got] = r
+            key[got] = k
+            got += 1
+            ties -= 1
+    order = np.argsort(-key if highest else key, kind="mergesort")  # stable: ties keep step order
+    return pos[order], key[order]
+
+
+@njit(**OPTS)
+def partial_kernel(bits, K, values):
+    """Pass 1 of bits (n, W) (float16 patterns as uint16): coarse (W, 256), total (W,), top/bottom pos and keys
+    (W, m), m = min(K, n), positions relative to the piece."""
+    n, W = bits.shape
+    m = min(K, n)
+    kT = keys_t(bits)
+    coarse = np.zeros((W, 256), np.int64)
+    total = np.zeros(W)
+    top_pos = np.empty((W, m), np.int64)
+    top_key = np.empty((W, m), np.int64)
+    bottom_pos = np.empty((W, m), np.int64)
+    bottom_key = np.empty((W, m), np.int64)
+    for u in range(W):
+        col = kT[u]
+        cu = coarse[u]
+        s = 0.0
+        for r in range(n):
+            k = col[r]
+            cu[k >> 8] += 1
+            s += values[k]
+        total[u] = s
+        p, k = _extreme(col, cu, m, True)
+        top_pos[u] = p
+        top_key[u] = k
+        p, k = _extreme(col, cu, m, False)
+        bottom_pos[u] = p
+        bottom_key[u] = k
+    return coarse, total, top_pos, top_key, bottom_pos, bottom_key
+
+
+@njit(inline="always", **OPTS)
+def _bin(v, e, bins, scale):
+    """np.histogram's bin of v for edges e (np.searchsorted(e, v, "right") - 1, the last edge closed), -1
+    outside or NaN."""
+    lo, hi = e[0], e[bins]
+    if not (v >= lo and v <= hi):
+        return -1
+    if v == hi:
+        return bins - 1
+    b = 0
+    g = (v - lo) * scale
+    if g == g and g < bins:  # finite: start from the uniform guess
+        b = max(0, min(bins - 1, int(g)))
+    else:  # pragma: no cover  (an infinite edge)
+        b = bins - 1
+    while b > 0 and v < e[b]:
+        b -= 1
+    while b < bins - 1 and v >= e[b + 1]:
+        b += 1
+    return b
+
+
+@njit(**OPTS)
+def second_kernel(bits, mean, edges, sat_on, sat_lo, sat_hi, bins_q, values):
+    """Pass 2 of bits (n, W): fine (W, 11, 256), hist (W, bins), low, high (W,), sq (W,)."""
+    n, W = bits.shape
+    bins = edges.shape[1] - 1
+    kT = keys_t(bits)
+    fine = np.zeros((W, 11, 256), np.int64)
+    hist = np.zeros((W, bins), np.int64)
+    low = np.zeros(W, np.int64)
+    high = np.zeros(W, np.int64)
+    sq = np.zeros(W)
+    slot = np.empty(256, np.int64)
+    for u in range(W):
+        col, e, mu = kT[u], edges[u], mean[u]
+        slot[:] = -1
+        for q in range(11):
+            if slot[bins_q[u, q]] < 0:
+                slot[bins_q[u, q]] = q  # the first decile in that coarse bin counts for all of them
+        span = e[bins] - e[0]
+        scale = bins / span if span > 0 else 0.0
+        f, hu = fine[u], hist[u]
+        lo_n, hi_n, s = 0, 0, 0.0
+        for r in range(n):
+            k = col[r]
+            v = values[k]
+            q = slot[k >> 8]
+            if q >= 0:
+                f[q, k & 0xFF] += 1
+            b = _bin(v, e, bins, scale)
+            if b >= 0:
+                hu[b] += 1
+            if v < sat_lo:
+                lo_n += 1
+            if v > sat_hi:
+                hi_n += 1
+            s += (v - mu) ** 2
+        for q in range(11):
+            first = slot[bins_q[u, q]]
+            if first != q:
+                f[q] = f[first]
+        if sat_on:
+            low[u], high[u] = lo_n, hi_n
+        sq[u] = s
+    return fine, hist, low, high, sq
+
+
+@njit(**OPTS)
+def bands_kernel(bits, pos, order, edges, first, s):
+    """Pass 3 of bits (n, W): per unit and band, the first s positions in ``order`` (the steps by mix) whose key
+    lies in the band (band = how many of edges (W, 9), the keys of deciles 1..9, are <= the key); (W, 10, s), -1
+    pads. ``first`` (W,): the keys of deciles 0 (the minimum): band 0 is empty when edges[:, 0] equals it, band j
+    (1..8) when edges[:, j-1] equals edges[:, j]; such bands never fill, every other band stops the scan once full."""
+    n, W = bits.shape
+    out = np.full((W, 10, s), -1, np.int64)
+    cnt = np.zeros((W, 10), np.int64)
+    open_ = 0
+    for u in range(W):
+        for j in range(10):
+            empty = (edges[u, 0] == first[u]) if j == 0 else (j < 9 and edges[u, j - 1] == edges[u, j])
+            if empty:
+                cnt[u, j] = s  # never filled: do not wait for it
+            else:
+                open_ += 1
+    for i in range(n):
+        if open_ == 0:
+            break
+        r = order[i]
+        p = pos[r]
+        for u in range(W):
+            k = _key(bits[r, u])
+            eu = edges[u]
+            j = 0
+            for q in range(9):
+                j += k >= eu[q]
+            c = cnt[u, j]
+            if c < s:
+                out[u, j, c] = p
+                cnt[u, j] = c + 1
+                if c + 1 == s:
+                    open_ -= 1
+    return out
