@@ -298,9 +298,9 @@ ERRORS = {
     404: "no such model (GET /api/models lists them)",
     409: "a model with that name exists already, or the model is listed as unavailable (its files or card do not read)",
     411: "the body came without a Content-Length",
-    413: "the input (or the interventions' patch source texts together) has more tokens than GATESCOPE_MAX_TOKENS, its "
-    "trace would not fit GATESCOPE_MAX_MEMORY_MB, the body is over GATESCOPE_MAX_BODY_MB, or the upload is over "
-    "GATESCOPE_MAX_UPLOAD_MB",
+    413: "the input has more tokens than GATESCOPE_MAX_TOKENS (the interventions' patch source texts count "
+    "together), its trace would not fit GATESCOPE_MAX_MEMORY_MB, the body is over GATESCOPE_MAX_BODY_MB, or the "
+    "upload is over GATESCOPE_MAX_UPLOAD_MB",
     415: "the file type is not one gatescope reads",
     429: "this client has GATESCOPE_MAX_CLIENT_REQUESTS API requests in progress already: wait for one to end",
     503: "the models folder is read-only (or cannot be written) for this server: nothing was changed; or the server "

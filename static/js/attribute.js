@@ -34,8 +34,10 @@ export class AttributeView {
   _onChange(changed) {
     const s = this.state;
     if (changed.has("model")) {
-      const usable = s.card?.head && s.card?.direction === "forward";
-      this.nodes.root.hidden = !usable; // no head: nothing predicted; a backward direction: not backpropagated here
+      // what the server backpropagates: a forward network with a head, not projected (proj_size), over typed text
+      const c = s.card;
+      const usable = c?.head && c.direction === "forward" && !c.proj_size && c.input !== "vectors";
+      this.nodes.root.hidden = !usable;
       this._clear("");
     }
     if (changed.has("t") && !changed.has("trace")) return this._ask();

@@ -86,9 +86,11 @@ def test_a_depth_probe_ranks_the_counter_first_and_clicking_it_selects_it(browse
         expect(known.locator("option", has_text="depth")).to_have_count(depth + 1)  # the card's own, and the saved one
         expect(pg.get_by_test_id("probe-status")).to_contain_text("Saved unit")
 
+        # dyck's held-out index is built on the page's first ask: wait until the page says it is ready (a loaded
+        # machine takes longer than 15 s), then probe over it
+        pg.wait_for_function("() => window.gatescope.state.index?.state === 'ready'", timeout=120_000)
         pg.get_by_test_id("probe-over").select_option("index")
         pg.get_by_test_id("probe-run").click()
-        # dyck's held-out index is built on the first ask (500 strings): the probe runs over it
         expect(pg.get_by_test_id("probe")).to_have_attribute("data-state", "done", timeout=60_000)
         status = pg.get_by_test_id("probe-status")
         expect(status).to_contain_text("units ranked over the index")
