@@ -62,7 +62,7 @@ def test_swagger_ui_shows_each_schemas_field_types(page, server):
     expect(page.locator(".opblock").first).to_be_visible()
     request = _fields(_schema(page, "TraceRequest"))
     assert set(request) == {"model", "text", "vectors", "targets", "interventions"}, request
-    assert "array<" in request["interventions"] and "InterventionBody" in request["interventions"]
+    assert "array<object> | null" in request["interventions"] and "units to hold" in request["interventions"]
     assert "string" in request["model"] and "a model id from /api/models" in request["model"]
     assert "string | null" in request["text"]
     assert "array<array<number>>" in request["vectors"]  # list[list[float]]: typed, never "any"
