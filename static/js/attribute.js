@@ -93,7 +93,7 @@ export class AttributeView {
       `The prediction at t = ${d.t}: ${what} (${rule}). The input that moves it most: t = ${big}, ${showToken(d.tokens[big])} (${fmt(d.inputs[big], 3)}).${ig}`;
   }
 
-  /** The text up to t, each token's background its contribution (blue for, red against; the largest |·| is full). */
+  /** The text up to t, each token's background its contribution (red for, blue against, as h is coloured; the largest |·| is full). */
   _text() {
     const d = this.data;
     const box = this.nodes.text;

@@ -38,6 +38,14 @@ def test_scrubbing_moves_the_attribution_and_the_state_gradient_with_t(new_page,
     expect(spans).to_have_count(last + 1)
     big = max(range(last + 1), key=lambda s: abs(want["inputs"][s]))
     expect(pg.get_by_test_id("attribute-status")).to_contain_text(f"The input that moves it most: t = {big}")
+    # the panel says "red raised it, blue lowered it": the largest push up is red, the largest push down blue
+    up = max(range(last + 1), key=lambda s: want["inputs"][s])
+    down = min(range(last + 1), key=lambda s: want["inputs"][s])
+    rgb = "(s) => getComputedStyle(document.querySelectorAll('[data-testid=attribute-text] span')[s]).backgroundColor"
+    r, g, b = (int(v) for v in pg.evaluate(rgb, up)[4:-1].split(","))
+    assert want["inputs"][up] > 0 and r > b, (up, r, g, b)
+    r, g, b = (int(v) for v in pg.evaluate(rgb, down)[4:-1].split(","))
+    assert want["inputs"][down] < 0 and b > r, (down, r, g, b)
     expect(pg.get_by_test_id("attribute-curve").locator("circle")).to_have_count(sum(v > 0 for v in want["cell"]))
     # scrub back: the panel asks for that step and redraws the text up to it
     pg.evaluate("() => window.gatescope.state.setT(10)")
