@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from model.analysis.compare import compare
 
 from ..schemas import Prediction, errors
-from .deps import RegistryDep, SettingsDep, WorkDep, find_model
+from .deps import RegistryDep, SettingsDep, WorkDep, check_input, find_model
 from .views import traced, work_run
 
 router = APIRouter(prefix="/api", tags=["units"])
@@ -98,20 +98,24 @@ async def compare_runs(
     name_b = body.model_b or body.model
     a_entry, b_entry = find_model(registry, body.model), find_model(registry, name_b)
     text_b = body.text if body.text_b is None else body.text_b
-    a = await traced(request, body.model, a_entry, body.text, settings, work)
-    b = await traced(request, name_b, b_entry, text_b, settings, work)
-    shared = [g for g in a.gates if g in b.gates]
+    # every refusal before any work: the inputs (as /api/trace checks them), the gates, the size of the answer
+    job_a = check_input(body.model, a_entry, body.text, None, settings)
+    job_b = check_input(name_b, b_entry, text_b, None, settings)
+    shared = [g for g in a_entry.net.gates if g in b_entry.net.gates]
     asked = body.gates or ["c" if "c" in shared else "h"]
     missing = [g for g in asked if g not in shared]
     if missing:
         raise HTTPException(422, f"gate {missing[0]!r} is not a gate of both models: they share {', '.join(shared)}")
-    values = 2 * min(len(a), len(b)) * max(a_entry.net.width, b_entry.net.width) * len(asked)  # b, and b − a
+    steps = min(len(job_a.tokens), len(job_b.tokens))
+    values = 2 * steps * max(a_entry.net.width, b_entry.net.width) * len(asked)  # b, and b − a
     if values > settings.max_plain_values:
         raise HTTPException(
             413,
-            f"the difference of {len(asked)} gate(s) over {min(len(a), len(b))} steps is {values:,} numbers; this "
+            f"the difference of {len(asked)} gate(s) over {steps} steps is {values:,} numbers; this "
             f"server sends at most {settings.max_plain_values:,}: compare fewer gates or a shorter text",
         )
+    a = await traced(request, body.model, a_entry, body.text, settings, work, job_a)
+    b = await traced(request, name_b, b_entry, text_b, settings, work, job_b)
     out = await work_run(work, request, _compare, a_entry.net, a, b_entry.net, b, body.layer, body.match)
     diff, own = out.pop("difference"), out.pop("b")
     out["b"] = {g: np.round(own[g], 5).tolist() for g in asked}

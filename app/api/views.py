@@ -149,9 +149,12 @@ def model_index(request: Request, model_id: str) -> Any:
     return index
 
 
-async def traced(request: Request, model_id: str, entry: Any, text: Any, settings: Any, work: Any) -> Any:
-    """The trace of a text, checked as /api/trace checks it, its memory reserved."""
-    job = check_input(model_id, entry, text, None, settings)
+async def traced(
+    request: Request, model_id: str, entry: Any, text: Any, settings: Any, work: Any, job: Any = None
+) -> Any:
+    """The trace of a text, checked as /api/trace checks it (unless ``job``, its check, is given), its memory
+    reserved."""
+    job = job or check_input(model_id, entry, text, None, settings)
     gone, watcher = watch_disconnect(request.receive)
     try:
         run = await work.admit(gone, 2 * job.net.trace_nbytes(len(job.tokens)) + MB, f"a trace of {len(job.tokens)}")

@@ -341,6 +341,7 @@ class Panel {
   /** Outline the cells the interventions hold in this layer (each {layer, units, gate, from, to}); every gate's
    *  panel marks them: a held value changes what every gate computes from it. */
   markHeld(list, layer) {
+    if (!list.length && !this.heldLayer.firstChild) return; // the common case, on every draw: nothing held
     this.heldLayer.replaceChildren();
     if (!this.T) return;
     const cw = this.plotW / (this.R || 1);
