@@ -114,6 +114,8 @@ export class Dashboard {
     this.els.gate.replaceChildren(...card.gates.map((g) => el("option", { value: g, text: PLAIN[g] || g })));
     this.els.gate.value = this.state.gate;
     this._kept.clear();
+    this._abort?.abort(); // the last model's dashboard is no use now (and that model may be going away)
+    clearTimeout(this._statusTimer);
     this._show(null, "Loading the unit's dashboard…");
   }
 

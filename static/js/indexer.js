@@ -93,6 +93,7 @@ export class Indexer {
       if (this.state.model === id) this.els.line.textContent = `Index: ${e.message}`;
       return;
     }
+    if (this.state.model !== id) return; // a late answer: following it would stop following the model shown
     this.state.setIndex(st);
     if (st.state === "building") this._followBuild(id);
   }

@@ -46,6 +46,7 @@ export class SaturationView {
     if (changed.has("model")) {
       const text = s.card?.input !== "vectors";
       this.nodes.root.hidden = !text;
+      this._asking?.abort(); // an answer about the last model is no use (and that model may be going away)
       this._clear();
     }
     const index = this.nodes.source.value === "index";

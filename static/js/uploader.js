@@ -103,15 +103,21 @@ export class Uploader {
     const card = this.state.card;
     if (!card || card.origin !== "uploaded") return;
     if (!confirm(`Remove the uploaded model '${card.id}' from this server?`)) return;
+    // leave it first: every view drops (aborts) what it was asking about it, so nothing asks after it is gone
+    const others = this.state.cards.filter((c) => c.id !== card.id);
+    if (others.length) this.state.choose(others.find((c) => c.id === this._defaultModel)?.id || others[0].id);
     try {
       await deleteModel(card.id);
-      this.state.setCards(await listModels());
     } catch (e) {
-      this._message(e.message);
+      this._message(`'${card.id}' was not removed: ${e.message}`);
       return;
     }
-    const cards = this.state.cards;
-    this.state.choose(cards.find((c) => c.id === this._defaultModel)?.id || cards[0].id);
+    try {
+      this.state.setCards(await listModels());
+    } catch (e) {
+      this._message(`Removed '${card.id}', but the model list did not reload: ${e.message}`);
+      return;
+    }
     this._message(`Removed '${card.id}'.`, "info");
   }
 

@@ -157,6 +157,8 @@ def _recorded(pg):
     pg.console_errors = []
     pg.page_errors = []
     pg.requested = []
+    pg.refused = []  # "404 GET url" for every answer over 399: the console's own line names no URL
+    pg.on("response", lambda r: r.status >= 400 and pg.refused.append(f"{r.status} {r.request.method} {r.url}"))
     pg.on("console", lambda m: m.type == "error" and pg.console_errors.append(m.text))
     pg.on("pageerror", lambda e: (pg.console_errors.append(str(e)), pg.page_errors.append(str(e))))
     pg.on("request", lambda r: pg.requested.append(r.url))
@@ -194,7 +196,7 @@ def new_page(browser):
 
 def assert_clean(pg, server: str) -> None:
     """No console error, and no request to any host but the server."""
-    assert pg.console_errors == [], f"console errors: {pg.console_errors}"
+    assert pg.console_errors == [], f"console errors: {pg.console_errors}; refused requests: {pg.refused}"
     hosts = {urlparse(u).netloc for u in pg.requested if not u.startswith(("data:", "blob:"))}
     assert hosts == {urlparse(server).netloc}, f"requests went to {hosts}"
 
