@@ -164,6 +164,9 @@ window.gatescope = { state, lastDrawn: () => heatmaps.lastDrawn };
 
 // ---- the server
 
+const BACK_SAID_MS = 4000; // how long "Connected to the server again." stays
+let socketCountdown = 0; // the reconnect banner's one-second countdown
+let socketBack = 0;
 const live = new LiveSync(state, {
   onTraced() {
     banner.set("server", null);
@@ -178,15 +181,27 @@ const live = new LiveSync(state, {
     banner.set("server", null);
   },
   onStatus({ state: st, retryIn }) {
-    if (st === "open") return banner.set("socket", null);
-    const secs = Math.max(1, Math.round(retryIn / 1000));
-    return banner.set(
-      "socket",
-      st === "lost"
-        ? `Lost the connection to the server. Reconnecting in ${secs} s…`
-        : `The server's live connection cannot be reached. Retrying in ${secs} s…`,
-      "warning",
-    );
+    clearInterval(socketCountdown);
+    clearTimeout(socketBack);
+    if (st === "open") {
+      if (banner.messages.get("socket")?.level !== "warning") return banner.set("socket", null);
+      banner.set("socket", "Connected to the server again.", "info"); // said, then gone
+      socketBack = setTimeout(() => banner.set("socket", null), BACK_SAID_MS);
+      return;
+    }
+    const until = performance.now() + retryIn;
+    const say = () => {
+      const secs = Math.ceil((until - performance.now()) / 1000);
+      const when = secs > 0 ? `in ${secs} s…` : "now…";
+      banner.set(
+        "socket",
+        st === "lost" ? `Lost the connection to the server. Reconnecting ${when}` : `The server's live connection cannot be reached. Retrying ${when}`,
+        "warning",
+      );
+      if (secs <= 0) clearInterval(socketCountdown);
+    };
+    say();
+    socketCountdown = setInterval(say, 1000); // the banner counts down
   },
 });
 loadPlotlyAfterFirstTrace(state, say("plotly"));

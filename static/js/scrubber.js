@@ -74,9 +74,10 @@ export class Scrubber {
       timestep.textContent = "t = –";
     } else {
       const tok = showToken(s.trace.tokens[s.t]);
-      timestep.replaceChildren(`t = ${s.t} / ${T - 1}  `, el("span", { class: "tok", text: `'${tok}'` }));
+      // t counts from 0 as the equations do; in words, steps count from 1 ("t = 81, step 82 of 82")
+      timestep.replaceChildren(`t = ${s.t}, step ${s.t + 1} of ${T}  `, el("span", { class: "tok", text: `'${tok}'` }));
     }
-    range.setAttribute("aria-valuetext", T ? `step ${s.t} of ${T - 1}, token ${showToken(s.trace.tokens[s.t])}` : "no steps");
+    range.setAttribute("aria-valuetext", T ? `t = ${s.t}, step ${s.t + 1} of ${T}, token ${showToken(s.trace.tokens[s.t])}` : "no steps");
   }
 
   _showUnit() {

@@ -50,9 +50,10 @@ class ServerURL(str):
 
 
 @contextmanager
-def _running_server(tmp: Path, **env_extra: str) -> Iterator[ServerURL]:
-    """The app under uvicorn in its own process (uploads kept in tmp/models), with extra GATESCOPE_* settings."""
-    port = _free_port()
+def _running_server(tmp: Path, port: int | None = None, **env_extra: str) -> Iterator[ServerURL]:
+    """The app under uvicorn in its own process (uploads kept in tmp/models), with extra GATESCOPE_* settings, on
+    `port` (default: a free one)."""
+    port = port or _free_port()
     env = {
         **os.environ,
         "GATESCOPE_MODELS": str(tmp / "models"),

@@ -8,7 +8,18 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import ARTIFACTS, SMALL_MAX_TOKENS, UNK_MODEL, api_card, api_trace, assert_clean, wait_drawn
+from .conftest import (
+    ARTIFACTS,
+    SMALL_MAX_TOKENS,
+    UNK_MODEL,
+    _free_port,
+    _recorded,
+    _running_server,
+    api_card,
+    api_trace,
+    assert_clean,
+    wait_drawn,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -97,3 +108,29 @@ def test_unknown_characters_are_marked_where_they_are_as_the_text_grows(page, se
     expect(alert).to_be_hidden()
     assert marked_unknown(page) == []
     assert_clean(page, server)
+
+
+def test_the_reconnect_banner_counts_down_and_says_when_the_server_is_back(browser, tmp_path):
+    """The server goes away under an open page: the banner counts the seconds to the next try (it used to stay at
+    "8 s"), says when the connection is back and then goes; typing traces again."""
+    port = _free_port()
+    ctx = browser.new_context(viewport={"width": 1280, "height": 720})
+    try:
+        pg = _recorded(ctx.new_page())
+        for d in ("before", "after"):
+            (tmp_path / d).mkdir()
+        with _running_server(tmp_path / "before", port=port) as url:
+            pg.goto(url + "/")
+            pg.wait_for_function("() => window.gatescope.state.T > 0", timeout=15_000)
+        alert = pg.get_by_test_id("alert")
+        expect(alert).to_contain_text(re.compile(r"Reconnecting in [2-9] s…"), timeout=20_000)
+        first = int(re.search(r"Reconnecting in (\d+) s", alert.inner_text()).group(1))
+        expect(alert).to_contain_text(f"Reconnecting in {first - 1} s…", timeout=3_000)  # a second later, one less
+        with _running_server(tmp_path / "after", port=port):
+            expect(alert).to_contain_text("Connected to the server again.", timeout=15_000)
+            expect(alert).not_to_contain_text("Connected to the server again.", timeout=10_000)  # said, then gone
+            pg.get_by_test_id("input").fill("x = (1)")
+            pg.wait_for_function("() => window.gatescope.state.tracedText === 'x = (1)'", timeout=15_000)
+        assert pg.page_errors == []  # the failed connects are the browser's own log lines, not the page's errors
+    finally:
+        ctx.close()

@@ -63,6 +63,8 @@ def test_typing_draws_every_heatmap_to_T_columns(page, server):
     T = len(trace["tokens"])
     assert T == len(text)
     expect(page.get_by_test_id("timestep")).to_have_attribute("data-t", str(T - 1))  # t follows the last step
+    # 0-based t as in the equations, and in words the step's 1-based count of all T (it read "t = 33 / 33")
+    expect(page.get_by_test_id("timestep")).to_contain_text(f"t = {T - 1}, step {T} of {T}")
     wait_frames(page)
     page.screenshot(path=str(ARTIFACTS / "code-1280x720.png"))
 
