@@ -17,6 +17,7 @@ from its main thread instead (app/work.py: ``one_blas_thread``).
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,22 +29,27 @@ STEP_THREADS: int | None = 1
 _lock = threading.Lock()
 _active = 0
 _controller: Any = None
+_modules = 0  # len(sys.modules) when the controller listed the loaded BLAS libraries
 _saved: Any = None
 
 
 @contextmanager
 def step_threads() -> Iterator[None]:
     """Run the enclosed recurrence with ``STEP_THREADS`` BLAS threads."""
-    global _active, _controller, _saved
+    global _active, _controller, _modules, _saved
     if STEP_THREADS is None:
         yield
         return
     with _lock:
         if _active == 0:
-            if _controller is None:
+            # a controller knows the BLAS libraries loaded when it was made: one loaded since (SciPy brings its
+            # own OpenBLAS) would keep its threads. An import is what loads one, so list them again after any
+            # (making a controller takes about 1 ms; len(sys.modules) is free)
+            if _controller is None or len(sys.modules) != _modules:
                 from threadpoolctl import ThreadpoolController
 
                 _controller = ThreadpoolController()
+                _modules = len(sys.modules)
             _saved = _controller.limit(limits=STEP_THREADS, user_api="blas")
         _active += 1
     try:

@@ -31,8 +31,9 @@ def ulp16(x):
 
 
 def test_batch_sizes_agree_to_float16_rounding(dyck, tmp_path):
-    """batch 1, 7, 64: the same documents, tokens and parts; every stored value within one float16 ulp; the
-    statistics that a last-ulp change cannot move (counts of steps, document layout) identical, the rest close."""
+    """batch 1, 7, 64: the same documents, tokens and parts; every stored value within one float16 ulp (or 1e-6
+    near 0); the statistics that a last-ulp change cannot move (counts of steps, document layout) identical, the
+    rest close."""
     docs = dyck_docs(80)
     idx = {b: build(dyck, docs, tmp_path / f"{b}.zarr", batch=b, scheduler="sync") for b in (1, 7, 64)}
     ref = idx[1]
@@ -42,7 +43,10 @@ def test_batch_sizes_agree_to_float16_rounding(dyck, tmp_path):
         assert np.array_equal(other.ids(0, other.steps), ref.ids(0, ref.steps))
         for g in ("h", "c"):
             a, x = ref.rows(0, g, 0, ref.steps), other.rows(0, g, 0, other.steps)
-            assert np.all(np.abs(a - x) <= np.maximum(ulp16(a), ulp16(x)))
+            # one float16 ulp, or the issue's 1e-6 between batched and single float32 traces: near 0 a cell state
+            # is a cancellation of O(1) terms, and float32's absolute error there is more than float16's spacing
+            # (c = -1.3161e-4 against -1.3185e-4 at one step: 2 ulps of float16, 2.4e-7 apart)
+            assert np.all(np.abs(a - x) <= np.maximum(np.maximum(ulp16(a), ulp16(x)), 1e-6))
             sa, sx = ref.stats(0, g), other.stats(0, g)
             assert np.array_equal(sa.hist.sum(1), sx.hist.sum(1))
             moved = (a != x).sum(0)  # values that changed, per unit: each moves at most one step between bins

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 
@@ -85,3 +90,30 @@ def test_every_product_of_a_trace_runs_on_one_blas_thread(monkeypatch):
 
 def _blas_threads(info: list[dict]) -> int:
     return max((i["num_threads"] for i in info if i.get("user_api") == "blas"), default=1)
+
+
+def test_a_blas_library_loaded_after_the_first_trace_is_held_to_one_thread_too():
+    """SciPy brings its own OpenBLAS; loaded after the first trace (the compare view imports it on first use), it
+    kept two threads during traces, and a process that had run a comparison traced and indexed on two (in a fresh
+    interpreter, so that SciPy is not loaded before the first trace)."""
+    script = textwrap.dedent(
+        """
+        import sys, model
+        from threadpoolctl import threadpool_info
+        net = model.load("dyck")
+        net.trace("(())$")
+        assert "scipy" not in sys.modules
+        import scipy.optimize  # noqa: F401  its OpenBLAS loads now
+        seen = []
+        outputs = type(net)._outputs
+        def counted(self, h):
+            seen.append([i["num_threads"] for i in threadpool_info()])
+            return outputs(self, h)
+        type(net)._outputs = counted
+        net.trace("(()())$")
+        print(seen[0])
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    threads = json.loads(out.stdout)
+    assert len(threads) >= 2 and set(threads) == {1}, threads  # NumPy's OpenBLAS and SciPy's, one thread each
