@@ -34,6 +34,10 @@ def every_array(path):
     return out
 
 
+#: About 500 steps a part: a dozen parts, two workers busy.
+SMALL_PART = 32 * 500
+
+
 def test_one_and_two_workers_write_identical_stores(tmp_path, monkeypatch):
     from distributed import Client, LocalCluster
 
@@ -41,7 +45,7 @@ def test_one_and_two_workers_write_identical_stores(tmp_path, monkeypatch):
 
     net = model.load("dyck")
     docs = dyck_docs(60, lo=20, hi=120)
-    monkeypatch.setattr(index_mod, "PART_BYTES", 32 * 500)  # about 500 steps a part: a dozen parts, two workers busy
+    monkeypatch.setattr(index_mod, "PART_BYTES", SMALL_PART)
     kw = dict(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1")
     with LocalCluster(**kw) as cluster, Client(cluster) as client:
         one = build(net, docs, tmp_path / "one.zarr", carry=True, segment=300, scheduler=client)
@@ -65,7 +69,7 @@ def test_one_and_two_workers_write_identical_stores(tmp_path, monkeypatch):
         f"""
         import json, model
         from model.analysis import index as index_mod
-        index_mod.PART_BYTES = 32 * 500
+        index_mod.PART_BYTES = {SMALL_PART}
         docs = json.load(open({str(tmp_path / "docs.json")!r}))
         index_mod.build(model.load("dyck"), docs, {str(tmp_path / "sync.zarr")!r}, carry=True, segment=300,
                         scheduler="sync")
