@@ -142,12 +142,14 @@ def lstm(X, rows, tpos, dest, zu, h, c, n, rec, on, col):
 
 @njit(**OPTS)
 def lstm_steps(X, rows, tpos, dest, active, s0, s1, U, h, c, zu, rec, on, col):
-    """Steps s0 .. s1-1 of ``lstm``, the product h @ U in the loop (numba's np.dot, the same BLAS): for the steps
-    where one sequence is left (a long document), whose step would otherwise cost as much in Python and in
-    dispatching the kernel (~6 us) as in arithmetic. rows, tpos: (T, B), active: (T,)."""
+    """Steps s0 .. s1-1 of ``lstm``, the product h @ U in the loop (numba's np.dot, a BLAS matrix-vector product a
+    row): for the steps where a few sequences are left (the long documents), whose step would otherwise cost as
+    much in Python, in dispatching the kernel (~6 us) and in BLAS's small matrix-matrix product as in arithmetic
+    (batched.NARROW). rows, tpos: (T, B), active: (T,)."""
     for s in range(s0, s1):
         n = active[s]
-        zu[:n] = np.dot(h[:n], U)
+        for b in range(n):  # a matrix-vector product a row: BLAS's matrix-matrix product is slow on 2..8 rows
+            zu[b : b + 1] = np.dot(h[b : b + 1], U)  # (1, G*H)
         lstm(X, rows[s], tpos[s], dest, zu, h, c, n, rec, on, col)
 
 

@@ -8,8 +8,9 @@
    segments of ``segment`` steps cut at document boundaries (a longer document is a segment of its own), reset at
    each segment start (for stream-trained models such as ``code``). A run is traced as one sequence.
 3. Parts: consecutive runs whose activations fit PART_BYTES (a longer run is a part of its own). One task per part
-   traces its runs in batches (sorted by length, at most ``batch`` runs and TRACE_BYTES of trace each), writes
-   act/<layer>/<gate>/<part> itself, and returns pass 1 of the part's exact statistics (unitstats.py: a few kB
+   traces its runs together in rounds (``_rounds``: at most ``batch`` runs at once, a piece of each, TRACE_BYTES of
+   trace a round, the states carried), spills the rows to disk as they come (spill.py), then writes
+   act/<layer>/<gate>/<part> a shard at a time, and returns pass 1 of the part's exact statistics (unitstats.py: a few kB
    a unit), which the driver merges in part order; passes 2 and 3 (fine decile counts, histogram, deviations;
    decile-band samples) are a task per part each, reading the part back from the store.
    The parts depend on the corpus alone, so 1 or N workers write the same bytes.
@@ -32,10 +33,13 @@ from ..network import Network, Spec
 from ..tokenizer import Encoded, Tokenizer
 from . import corpus as corpus_mod
 from . import unitstats
+from .spill import Spill
 from .store import ATTR, CHUNK_ROWS, INNER_ROWS, TOKEN_INNER, TOKEN_SHARD, VERSION, Index, fingerprint
 
-#: A part's stored activations (float16, every recorded gate of every layer) stay under this.
-PART_BYTES = 64 << 20
+#: A part's stored activations (float16, every recorded gate of every layer) stay under this. They wait on disk
+#: (spill.py), not in memory, so a part can be large: it must hold many runs for its batches to be wide (the
+#: standard library's .py files average 15,800 characters: a part of code's h and c holds ~64 of them).
+PART_BYTES = 512 << 20
 #: A batch's trace (the kept gates and the inputs of every layer, float32, padded) stays under this.
 TRACE_BYTES = 128 << 20
 #: Token ids buffered by the driver before they are appended to the store (whole token shards, bar the last).
@@ -146,32 +150,28 @@ def part_task(job: Job, part: int, runs: np.ndarray) -> dict[str, unitstats.Part
         inp = inp.astype(np.int64)
     lengths, starts = np.diff(runs), runs[:-1] - a
     step = _step_bytes(net, tuple(job.gates))
-    if len(lengths) == 1 and lengths[0] * step > job.trace_bytes and net.direction == "forward":
-        return _long_run(job, net, group, part, a, inp, step)
-    bufs: dict[str, np.ndarray] = {}
     if net.direction == "forward":  # runs in pieces, their states carried: batches stay job.batch wide
         rounds = _rounds(lengths, job.batch, step, job.trace_bytes)
     else:  # a backward direction starts at a run's end: whole runs
         rounds = [[(r, 0, int(lengths[r])) for r in bt] for bt in _batches(lengths, job.batch, step, job.trace_bytes)]
     states: dict[int, Any] = {}
-    for rnd in rounds:
-        docs = _docs(job, inp, [(int(starts[r]) + t0, t1 - t0) for r, t0, t1 in rnd])
-        pieces = _trace_part(net, docs, tuple(job.gates), [states.pop(r, None) for r, t0, _ in rnd] if states else None)
-        for (r, t0, t1), layers in zip(rnd, pieces):
-            if t1 < lengths[r]:
-                states[r] = _end_state(layers)
-            for k, la in enumerate(layers):
-                for g in job.gates:
-                    rows: np.ndarray = la[g]  # (t1 - t0, W)
-                    key = f"{k}/{g}"
-                    if key not in bufs:
-                        bufs[key] = np.empty((b - a, rows.shape[1]), np.float16)
-                    bufs[key][starts[r] + t0 : starts[r] + t1] = rows
-    out = {}
-    for key, buf in bufs.items():
-        arr = _act_array(group, key, part, buf.shape, min(CHUNK_ROWS, len(buf)))
-        arr[:] = buf
-        out[key] = unitstats.partial(buf, a)
+    with Spill(b - a) as spill:  # the part's rows on disk until every run is traced (spill.py)
+        for rnd in rounds:
+            docs = _docs(job, inp, [(int(starts[r]) + t0, t1 - t0) for r, t0, t1 in rnd])
+            given = [states.pop(r, None) for r, _, _ in rnd] if states else None
+            pieces = _trace_part(net, docs, tuple(job.gates), given)
+            for (r, t0, t1), layers in zip(rnd, pieces):
+                if t1 < lengths[r]:
+                    states[r] = _end_state(layers)
+                for k, la in enumerate(layers):
+                    for g in job.gates:
+                        spill.write(f"{k}/{g}", int(starts[r]) + t0, la[g])  # (t1 - t0, W)
+        out: dict[str, unitstats.Partial] = {}
+        for key in spill.keys():
+            arr = _act_array(group, key, part, (b - a, spill.width(key)), min(CHUNK_ROWS, b - a))
+            for r0, rows in spill.blocks(key, CHUNK_ROWS):  # a shard a write
+                arr[r0 : r0 + len(rows)] = rows
+                out[key] = unitstats.merge(out.get(key), unitstats.partial(rows, a + r0))
     return out
 
 
@@ -194,33 +194,6 @@ def _sharded(group: Any, name: str, shape: tuple[int, ...], dtype: str, rows: in
         compressors=None,
         fill_value=0,
     )
-
-
-def _long_run(
-    job: Job, net: Network, group: Any, part: int, a: int, inp: np.ndarray, step: int
-) -> dict[str, unitstats.Partial]:
-    """A part of one run too long to trace at once (a forward network): traced a piece at a time, the state
-    carried from piece to piece (equal to one trace), each piece written and summed up as it comes."""
-    n = len(inp)
-    piece = max(1, job.trace_bytes // step)
-    piece = piece // CHUNK_ROWS * CHUNK_ROWS or piece  # whole chunks when a piece holds one
-    arrays: dict[str, Any] = {}
-    out: dict[str, unitstats.Partial] = {}
-    state = None
-    for t0 in range(0, n, piece):
-        x = inp[t0 : t0 + piece]
-        enc: Any = Encoded(x, [""] * len(x), []) if job.kind == "text" else x
-        layers = _trace_part(net, [enc], tuple(job.gates), None if state is None else [state])[0]
-        state = _end_state(layers)
-        for k, la in enumerate(layers):
-            for g in job.gates:
-                key = f"{k}/{g}"
-                rows = la[g].astype(np.float16)
-                if key not in arrays:
-                    arrays[key] = _act_array(group, key, part, (n, rows.shape[1]), min(CHUNK_ROWS, piece, n))
-                arrays[key][t0 : t0 + len(rows)] = rows
-                out[key] = unitstats.merge(out.get(key), unitstats.partial(rows, a + t0))
-    return out
 
 
 def _stored(job: Job, part: int, key: str) -> Iterator[tuple[int, np.ndarray]]:

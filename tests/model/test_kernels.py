@@ -53,7 +53,8 @@ def test_nan_and_infinities():
 @pytest.mark.parametrize("cell,reset_after", [("lstm", False), ("gru", False), ("gru", True), ("rnn", False)])
 def test_float32_batches_run_the_kernels(cell, reset_after, monkeypatch):
     """The equality tests of test_trace_batch.py would pass on the NumPy path too: this one sees the kernels run
-    (a plain LSTM's steps with one document left run in one call of lstm_steps: steps 2 and 3 here)."""
+    (a plain LSTM's steps with at most batched.NARROW documents left run in one call of lstm_steps: steps 2..5
+    here, 3 documents of 10 left)."""
     calls = []
     names = {
         "lstm": ["lstm", "lstm_steps"],
@@ -64,12 +65,12 @@ def test_float32_batches_run_the_kernels(cell, reset_after, monkeypatch):
         real = getattr(kernels, name)
         monkeypatch.setattr(kernels, name, lambda *a, _real=real, _n=name: (calls.append(_n), _real(*a))[1])
     net = net_for(cell, reset_after, 1)
-    xs = vectors([4, 2])
+    xs = vectors([6, 6, 6] + [2] * (batched.NARROW - 1))
     assert_same(net.trace_batch(xs), [net.trace(x) for x in xs])
     if cell == "lstm":
         assert calls == ["lstm", "lstm", "lstm_steps"]
     else:
-        assert sorted(set(calls)) == sorted(names[cell]) and len(calls) == 4 * len(names[cell])  # one call a step
+        assert sorted(set(calls)) == sorted(names[cell]) and len(calls) == 6 * len(names[cell])  # one call a step
 
 
 def test_numpy_path_when_compiled_is_off(monkeypatch):
