@@ -10,8 +10,8 @@
 3. Parts: consecutive runs whose activations fit PART_BYTES (a longer run is a part of its own). One task per part
    traces its runs together in rounds (``_rounds``: at most ``batch`` runs at once, a piece of each, TRACE_BYTES of
    trace a round, the states carried), spills the rows to disk as they come (spill.py), then writes
-   act/<layer>/<gate>/<part> a shard at a time, and returns pass 1 of the part's exact statistics (unitstats.py: a few kB
-   a unit), which the driver merges in part order; passes 2 and 3 (fine decile counts, histogram, deviations;
+   act/<layer>/<gate>/<part> a shard at a time, and returns pass 1 of the part's exact statistics (unitstats.py: a
+   few kB a unit), which the driver merges in part order; passes 2 and 3 (fine decile counts, histogram, deviations;
    decile-band samples) are a task per part each, reading the part back from the store.
    The parts depend on the corpus alone, so 1 or N workers write the same bytes.
 4. Dask: a LocalCluster of ``workers`` processes (default 2) started for the call and closed after, or the cluster
