@@ -1,17 +1,18 @@
 /**
  * Sharing and downloading what the page shows: "Copy link" puts the view's address (its URL hash:
  * model, layer, t, unit, text) on the clipboard; "Trace JSON" / "Trace CSV" download the server's
- * whole trace of the text, or of a vector model's series (POST /api/trace).
+ * whole trace of the text, or of a vector model's series (POST /api/trace); "Save as page" downloads the view as one
+ * HTML file that opens offline (POST /api/page: the trace and the views, at this layer, unit and step).
  */
 
-import { traceBlob } from "./api.js";
+import { savePage, traceBlob } from "./api.js";
 import { saveBlob, slug } from "./export.js";
 
 /** How long the copy status stays (ms). */
 const STATUS_MS = 2500;
 
 export class Share {
-  /** els: {copy, status, json, csv}; hooks.onMessage(text | null, level) for the page's banner. */
+  /** els: {copy, status, json, csv, page}; hooks.onMessage(text | null, level) for the page's banner. */
   constructor(els, state, hooks = {}) {
     this.els = els;
     this.state = state;
@@ -19,6 +20,31 @@ export class Share {
     els.json.addEventListener("click", () => this._download("json"));
     els.csv.addEventListener("click", () => this._download("csv"));
     els.copy.addEventListener("click", () => this._copyLink());
+    els.page.addEventListener("click", () => this._savePage());
+    // a saved page holds a text's trace: vector models (a series) have none to save
+    state.subscribe((changed) => {
+      if (changed.has("model")) els.page.hidden = state.card?.input === "vectors";
+    });
+  }
+
+  async _savePage() {
+    const s = this.state;
+    if (!s.text || !s.T) return this._message("There is no trace to save yet.", "info");
+    const { page, status } = this.els;
+    page.disabled = true;
+    status.textContent = "Saving the page…";
+    try {
+      const blob = await savePage(s.model, s.text, { layer: s.layer, unit: s.unit, t: s.t });
+      saveBlob(blob, `${slug(`gatescope-${s.model}-t${s.t}-unit${s.unit}`)}.html`);
+      status.textContent = "Page saved";
+      this._message(null);
+    } catch (e) {
+      status.textContent = "";
+      this._message(e.message);
+    } finally {
+      page.disabled = false;
+      setTimeout(() => (status.textContent = ""), STATUS_MS);
+    }
   }
 
   async _download(encoding) {
