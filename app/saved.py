@@ -25,7 +25,10 @@ from .encoding import dumps_binary, focus_json, trace_compact
 #: The saved page's entry module (in static/js).
 ENTRY = "saved.js"
 #: The stylesheets the saved page inlines, in the live page's order (static/css).
-STYLES = ("main.css", "banner.css", "scrubber.css", "diagram.css", "steps.css", "heatmaps.css", "inspector.css", "saved.css")
+STYLES = (
+    *("main.css", "banner.css", "scrubber.css", "diagram.css", "steps.css", "heatmaps.css", "inspector.css"),
+    "saved.css",
+)
 #: A relative import or re-export of a sibling module: `from "./x.js"`, `import "./x.js"`.
 _IMPORT = re.compile(r"""(\bfrom\s*|\bimport\s*)(["'])\./([A-Za-z0-9_-]+\.js)\2""")
 
@@ -76,7 +79,9 @@ def unit_lines(tr: Trace) -> list[dict[str, Any]]:
     return out
 
 
-def page_data(name: str, net: Network, tr: Trace, card: dict[str, Any], top_k: int, select: dict[str, Any]) -> dict[str, Any]:
+def page_data(
+    name: str, net: Network, tr: Trace, card: dict[str, Any], top_k: int, select: dict[str, Any]
+) -> dict[str, Any]:
     """What the saved page embeds: the model's card, the text, the selection, the trace as the live socket's
     binary reply (from step 0) and every unit's lines."""
     layer, unit = select["layer"], select["unit"]
