@@ -21,7 +21,7 @@
 
 import { directionsOf, gateWidth } from "./cards.js";
 import { CELL_SOFT, SHADES, cellTicks, plotlyScale, rangeOf, scaleOf } from "./colors.js";
-import { downloadFigure, slug } from "./export.js";
+import { captionOf, downloadFigure, slug } from "./export.js";
 import { MATH, SHORT, el, esc, fmt, showToken } from "./format.js";
 import { AXIS_COLOUR, CONFIG, FONT, MONO, axis, hasPlotly, loadPlotly, lutOf, plotlyReady, timeExtent } from "./plotting.js";
 
@@ -589,10 +589,10 @@ export class Heatmaps {
     if (!T) return;
     const cellMax = s.trace.cellMax(s.layer);
     const fig = p.figure(s.trace.tokens.slice(0, T), T, cellMax, s.t, s.unit, p.rasterURL());
-    const name = slug(`gatescope-${s.model}-layer${s.layer}-${p.gate}`);
+    const name = slug(`gatescope-${s.model}-layer${s.layer}-${p.gate}-t${s.t}-unit${s.unit}`);
     try {
       await loadPlotly();
-      await downloadFigure(fig, format, name);
+      await downloadFigure(fig, format, name, captionOf(s));
     } catch (e) {
       this.hooks.onError?.(`The ${SHORT[p.gate]} heatmap could not be saved: ${e.message}`);
     }

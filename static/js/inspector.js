@@ -12,7 +12,7 @@
 
 import { defaultTextGate, directionOf, directionsOf, knownUnitAt } from "./cards.js";
 import { CELL_SOFT, colourOf, darkTextOn, rangeOf, scaleOf } from "./colors.js";
-import { downloadFigure, slug } from "./export.js";
+import { captionOf, downloadFigure, slug } from "./export.js";
 import { MATH, PLAIN, el, fmt, showToken } from "./format.js";
 import { CONFIG, FONT, axis, hasPlotly, loadPlotly, plotlyReady, timeExtent } from "./plotting.js";
 
@@ -440,7 +440,7 @@ export class Inspector {
     fig.layout.height += 22;
     try {
       await loadPlotly();
-      await downloadFigure(fig, format, slug(`gatescope-${s.model}-layer${s.layer}-unit${s.unit}`));
+      await downloadFigure(fig, format, slug(`gatescope-${s.model}-layer${s.layer}-unit${s.unit}-t${s.t}`), captionOf(s));
     } catch (e) {
       this.hooks.onError?.(`The curves could not be saved: ${e.message}`);
     }

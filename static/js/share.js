@@ -1,12 +1,13 @@
 /**
  * Sharing and downloading what the page shows: "Copy link" puts the view's address (its URL hash:
  * model, layer, t, unit, text) on the clipboard; "Trace JSON" / "Trace CSV" download the server's
- * whole trace of the text, or of a vector model's series (POST /api/trace); "Save as page" downloads the view as one
+ * whole trace of the text, or of a vector model's series (POST /api/trace), captioned with the view (the JSON's
+ * "view": {caption, model, text, layer, t, unit}; the CSV's first line, a "# " comment); "Save as page" downloads the view as one
  * HTML file that opens offline (POST /api/page: the trace and the views, at this layer, unit and step).
  */
 
 import { savePage, traceBlob } from "./api.js";
-import { saveBlob, slug } from "./export.js";
+import { captionOf, saveBlob, slug } from "./export.js";
 
 /** How long the copy status stays (ms). */
 const STATUS_MS = 2500;
@@ -53,11 +54,22 @@ export class Share {
     const vectors = s.trace.inputs ? s.trace.inputs.rows : null; // a series: the rows the server read from its CSV
     try {
       const blob = await traceBlob(s.model, s.text, encoding, vectors);
-      saveBlob(blob, `${slug(`gatescope-${s.model}-trace`)}.${encoding}`);
+      saveBlob(await this._captioned(blob, encoding), `${slug(`gatescope-${s.model}-trace-t${s.t}-unit${s.unit}`)}.${encoding}`);
       return this._message(null);
     } catch (e) {
       return this._message(e.message);
     }
+  }
+
+  /** The server's trace with the view it was saved from: a "view" key first in the JSON, a "# " line atop the CSV. */
+  async _captioned(blob, encoding) {
+    const s = this.state;
+    const caption = captionOf(s);
+    const body = await blob.text();
+    if (encoding === "csv") return new Blob([`# gatescope: ${caption}\n`, body], { type: "text/csv" });
+    const view = { caption, model: s.model, text: s.text, layer: s.layer, t: s.t, unit: s.unit };
+    const rest = body.replace(/^\s*\{/, "");
+    return new Blob([`{"view": ${JSON.stringify(view)}, `, rest], { type: "application/json" });
   }
 
   async _copyLink() {

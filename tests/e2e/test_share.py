@@ -4,7 +4,9 @@ cursors, the unit's curves and coloured text)."""
 
 from __future__ import annotations
 
+import json
 import urllib.parse
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -103,3 +105,43 @@ def test_a_saved_page_opens_from_disk_offline_and_scrubs_to_the_live_pages_numbe
     assert refused == [], f"the saved page asked the network for {refused}"
     others = [u for u in off.requested if u != saved.as_uri() and not u.startswith("data:")]
     assert others == [], f"the saved page asked for {others}"
+
+
+def _captions(svg: str) -> list[str]:
+    """Every <text> of an SVG as one line: its lines (tspans) joined with " · ", as a caption wraps."""
+    ns = "{http://www.w3.org/2000/svg}"
+    out = []
+    for node in ET.fromstring(svg).iter(f"{ns}text"):
+        spans = [s.text or "" for s in node.iter(f"{ns}tspan")]
+        out.append(" · ".join(spans) if spans else node.text or "")
+    return out
+
+
+def _download(pg, locator) -> Path:
+    with pg.expect_download() as dl:
+        locator.click()
+    return Path(dl.value.path())
+
+
+def test_exports_are_captioned_with_the_model_the_text_t_and_the_unit(page, server):
+    text = "(()((())))(()())(((())))" * 2 + "$"  # longer than the caption quotes: shortened with "…"
+    gates = api_card(server, MODEL)["gates"]
+    steps = len(api_trace(server, MODEL, text)["tokens"])
+    page.goto(f"{server}/#model={MODEL}&layer=0&t={T1}&unit={UNIT}&text={urllib.parse.quote(text)}")
+    wait_drawn(page, gates, steps)
+    wait_frames(page)
+    wait_diagram(page, api_card(server, MODEL)["cell"], t=T1, unit=UNIT)
+    token = api_trace(server, MODEL, text)["tokens"][T1]
+    at = f"t = {T1} (step {T1 + 1} of {steps}, '{token}')"
+    caption = f"model {MODEL} · layer 0 · unit {UNIT} · {at} · text “{text[:40]}…”"
+    diagram = _download(page, page.locator("#diagram-svg")).read_text()
+    assert caption in _captions(diagram), "the diagram's SVG has no caption"
+    heatmap = page.get_by_test_id("heatmap-c").get_by_role("button", name="SVG")
+    assert caption in _captions(_download(page, heatmap).read_text()), "the C heatmap's SVG has no caption"
+    assert caption in _captions(_download(page, page.locator("#curves-svg")).read_text()), "the curves' SVG: no caption"
+    body = json.loads(_download(page, page.locator("#download-json")).read_text())
+    assert body["view"] == {"caption": caption, "model": MODEL, "text": text, "layer": 0, "t": T1, "unit": UNIT}
+    assert len(body["tokens"]) == steps  # the trace itself is whole
+    csv = _download(page, page.locator("#download-csv")).read_text().splitlines()
+    assert csv[0] == f"# gatescope: {caption}"
+    assert_clean(page, server)
