@@ -21,6 +21,7 @@ from .conftest import (
     wait_drawn,
     wait_frames,
 )
+from .test_a11y import _report, axe_violations
 
 pytestmark = pytest.mark.e2e
 
@@ -101,6 +102,7 @@ def test_a_saved_page_opens_from_disk_offline_and_scrubs_to_the_live_pages_numbe
     off.get_by_test_id("unit").fill(str(UNIT + 2))
     off.get_by_test_id("unit").press("Enter")
     assert_numbers_match_api(wait_diagram(off, cell, t=T1, unit=UNIT + 2), api_trace(server, MODEL, TEXT), cell)
+    assert not (found := axe_violations(off)), _report("on the saved page", found)
     assert off.console_errors == [], off.console_errors
     assert refused == [], f"the saved page asked the network for {refused}"
     others = [u for u in off.requested if u != saved.as_uri() and not u.startswith("data:")]
