@@ -25,10 +25,8 @@ from .encoding import dumps_binary, focus_json, trace_compact
 #: The saved page's entry module (in static/js).
 ENTRY = "saved.js"
 #: The stylesheets the saved page inlines, in the live page's order (static/css).
-STYLES = (
-    *("main.css", "banner.css", "scrubber.css", "diagram.css", "steps.css", "heatmaps.css", "inspector.css"),
-    "saved.css",
-)
+STYLES: tuple[str, ...] = ("main.css", "picker.css", "banner.css", "scrubber.css", "diagram.css", "steps.css")
+STYLES += ("heatmaps.css", "inspector.css", "saved.css")
 #: A relative import or re-export of a sibling module: `from "./x.js"`, `import "./x.js"`.
 _IMPORT = re.compile(r"""(\bfrom\s*|\bimport\s*)(["'])\./([A-Za-z0-9_-]+\.js)\2""")
 
