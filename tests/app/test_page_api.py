@@ -84,3 +84,12 @@ def test_a_saved_page_of_a_vector_model_is_refused(client):
     vector = next(k for k, c in cards.items() if c.get("input") == "vectors")
     r = client.post("/api/page", json={"model": vector, "vectors": [[0.0] * cards[vector]["input_size"]] * 3})
     assert r.status_code == 422 and "text models only" in r.json()["detail"], r.text
+
+
+def test_a_saved_page_too_big_to_open_well_is_refused_with_its_size(client, monkeypatch):
+    from app.api import page
+
+    monkeypatch.setattr(page, "MAX_PAGE_MB", 0.001)
+    r = client.post("/api/page", json={"model": "dyck", "text": TEXT})
+    assert r.status_code == 413, r.text
+    assert "save a shorter text" in r.json()["detail"]
