@@ -30,12 +30,13 @@ export class Share {
 
   async _savePage() {
     const s = this.state;
-    if (!s.text || !s.T) return this._message("There is no trace to save yet.", "info");
+    if (!s.tracedText || !s.T) return this._message("There is no trace to save yet.", "info");
     const { page, status } = this.els;
     page.disabled = true;
     status.textContent = "Saving the page…";
     try {
-      const blob = await savePage(s.model, s.text, { layer: s.layer, unit: s.unit, t: s.t });
+      // the text whose trace the views show (typing may be ahead of it), at the step they show
+      const blob = await savePage(s.model, s.tracedText, { layer: s.layer, unit: s.unit, t: s.t });
       saveBlob(blob, `${slug(`gatescope-${s.model}-t${s.t}-unit${s.unit}`)}.html`);
       status.textContent = "Page saved";
       this._message(null);
