@@ -11,6 +11,7 @@ import { Banner } from "./banner.js";
 import { Diagram } from "./diagram.js";
 import { Heatmaps } from "./heatmaps.js";
 import { Inspector } from "./inspector.js";
+import { loadPlotlyAfterFirstTrace } from "./plotting.js";
 import { Scrubber } from "./scrubber.js";
 import { State, parseHash } from "./state.js";
 import { Steps } from "./steps.js";
@@ -50,6 +51,7 @@ new Inspector(
   { onError: say("export") },
 );
 window.gatescope = { state, lastDrawn: () => heatmaps.lastDrawn };
+loadPlotlyAfterFirstTrace(state, say("plotly")); // the file's own plotly.js (script[data-plotly]), as the live page does
 
 try {
   const saved = savedPage();
