@@ -680,3 +680,89 @@ export class LiveSync {
     if (reply.seq >= this._errorSeq) this._hooks.onTraced?.();
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Saved pages: the view as one HTML file, and that file read without a server
+
+/**
+ * The page of `model` on `text` as one self-contained HTML file (POST /api/page): a Blob to save. `select`:
+ * {layer, unit, t}, what the saved page shows when it opens.
+ */
+export async function savePage(model, text, { layer = 0, unit = 0, t = 0 } = {}) {
+  let res;
+  try {
+    res = await fetch(`/api/page?layer=${layer}&unit=${unit}&t=${t}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model, text }),
+    });
+  } catch {
+    throw new ApiError("The server cannot be reached: the page was not saved.");
+  }
+  if (!res.ok) throw new ApiError(`The page was not saved: ${await _detail(res)}`, res.status);
+  return res.blob();
+}
+
+/** A base64 string's bytes as an ArrayBuffer. */
+function _bytes(b64) {
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let k = 0; k < bin.length; k++) out[k] = bin.charCodeAt(k);
+  return out.buffer;
+}
+
+/** What a saved page carries (its <script id="gatescope-saved">, app/saved.py): {card, text, select, reply, lines}. */
+export function savedPage(doc = document) {
+  const node = doc.getElementById("gatescope-saved");
+  if (!node) throw new Error("no embedded trace (#gatescope-saved) in this page");
+  return JSON.parse(node.textContent);
+}
+
+/**
+ * A saved page's LiveSync: the state's trace from the embedded reply (the live socket's binary frame, from step 0)
+ * and each unit's exact lines from the embedded columns, as the socket's focus replies would bring them. It opens
+ * the saved selection and answers every unit or layer chosen.
+ */
+export class SavedSync {
+  constructor(state, saved) {
+    this._state = state;
+    this._saved = saved;
+    const { msg, payload } = parseFrame(_bytes(saved.reply));
+    this._reply = decodeReply(msg, payload);
+    this._lines = saved.lines.map((layer) =>
+      Object.fromEntries(Object.entries(layer).map(([name, col]) => [name, { units: col.units, data: new Float32Array(_bytes(col.data)) }])),
+    );
+    state.subscribe((changed) => this._onChange(changed));
+  }
+
+  /** Show the saved view: its text, with the saved {layer, unit, t} unless `select` names others (a reload's hash). */
+  open(select = {}) {
+    const s = this._saved;
+    const pick = { layer: select.layer ?? s.select.layer, unit: select.unit ?? s.select.unit, t: select.t ?? s.select.t };
+    this._state.setCards([s.card]);
+    this._state.setModel(s.card.id, { text: s.text, layer: pick.layer, unit: pick.unit, t: pick.t });
+  }
+
+  _onChange(changed) {
+    const s = this._state;
+    if (changed.has("model") || changed.has("text")) {
+      if (s.text !== this._saved.text) return;
+      queueMicrotask(() => s.applyEdit({ ...this._reply, focus: this._focusOf(s.layer, s.unit) }, s.text));
+    } else if (changed.has("unit") || changed.has("layer")) {
+      queueMicrotask(() => s.applyFocus(this._focusOf(s.layer, s.unit)));
+    }
+  }
+
+  /** Unit `unit` of layer `layer`'s lines over the whole text, as a focus reply. */
+  _focusOf(layer, unit) {
+    const lines = {};
+    for (const [name, col] of Object.entries(this._lines[layer] || {})) {
+      if (unit >= col.units) continue;
+      const T = col.data.length / col.units;
+      const out = new Array(T);
+      for (let t = 0; t < T; t++) out[t] = col.data[t * col.units + unit];
+      lines[name] = out;
+    }
+    return { layer, unit, from: 0, lines };
+  }
+}

@@ -15,7 +15,7 @@
  */
 import { directionOf, directionsOf, gateWidth, unitsOf } from "./cards.js";
 import { colourOf } from "./colors.js";
-import { downloadSvg, slug } from "./export.js";
+import { captionOf, downloadSvg, slug } from "./export.js";
 import { showToken } from "./format.js";
 import {
   GAP, STUB, NEIGHBOUR_MIN, NEIGHBOUR_MAX, NEIGHBOUR_SHARE, MAX_SCALE, OP_R, ELL_RX, ELL_RY, BOX_W, BOX_H,
@@ -230,7 +230,7 @@ export class Diagram {
   _export(format) {
     const s = this._state;
     if (!this._svg) return;
-    downloadSvg(this._svg, format, slug(`gatescope-${s.model}-diagram-t${s.t}-unit${s.unit}`)).catch((e) =>
+    downloadSvg(this._svg, format, slug(`gatescope-${s.model}-diagram-t${s.t}-unit${s.unit}`), captionOf(s)).catch((e) =>
       this._hooks.onError?.(`The diagram could not be saved: ${e.message}`),
     );
   }

@@ -21,7 +21,7 @@
 
 import { directionsOf, gateWidth } from "./cards.js";
 import { CELL_SOFT, SHADES, cellTicks, plotlyScale, rangeOf, scaleOf } from "./colors.js";
-import { downloadFigure, slug } from "./export.js";
+import { captionOf, downloadFigure, slug } from "./export.js";
 import { MATH, SHORT, el, esc, fmt, showToken } from "./format.js";
 import { AXIS_COLOUR, CONFIG, FONT, MONO, axis, hasPlotly, loadPlotly, lutOf, plotlyReady, timeExtent } from "./plotting.js";
 
@@ -313,6 +313,17 @@ class Panel {
     this.cursorU.style.height = `${Math.max(rh, 2)}px`;
   }
 
+  /** The heatmap in words, for a screen reader (its text alternative): size, colour range, and the selected unit's
+   *  value at step t (`value`: the store's, or undefined when this gate has no such unit). */
+  describe(t, unit, token, value, cellMax) {
+    const name = `${ROLE[this.gate] || this.gate} ${SHORT[this.gate] || this.gate}`;
+    const [lo, hi] = rangeOf(this.scale, cellMax || 1);
+    const range = this.scale === "cell" ? `from ${fmt(lo)} to ${fmt(hi)} on an asinh scale` : `from ${fmt(lo)} to ${fmt(hi)}`;
+    const at = !this.T ? "No steps yet." : value === undefined ? `Unit ${unit} has no ${name}.` : `At t = ${t} (${token}), unit ${unit}: ${fmt(value, 3)}.`;
+    const label = `Heatmap of ${name}: ${this.H} units by ${this.T} steps, coloured ${range}. ${at} Click a cell to select its step and unit; shift-click to select the span from step t to it.`;
+    if (this.hit.getAttribute("aria-label") !== label) this.hit.setAttribute("aria-label", label);
+  }
+
   /** The (t, unit) under a mouse event, or null. */
   cellAt(ev) {
     if (!this.T) return null;
@@ -538,6 +549,7 @@ export class Heatmaps {
       p.moveSpan(s.span);
     }
     this._markHeld();
+    this._describe();
     this.lastDrawn = { version: s.trace.version, at: performance.now() };
   }
 
@@ -581,6 +593,20 @@ export class Heatmaps {
   _moveCursors() {
     const s = this.state;
     for (const p of this.panels) p.moveCursors(s.t, s.unit);
+    this._describe();
+  }
+
+  /** Each heatmap's text alternative at the selected step and unit (the values as the store holds them). */
+  _describe() {
+    const s = this.state;
+    const T = s.trace.T;
+    const token = T ? `'${showToken(s.trace.tokens[s.t])}'` : "";
+    const cellMax = T ? s.trace.cellMax(s.layer) : 1;
+    for (const p of this.panels) {
+      const series = s.trace.layers[s.layer]?.[p.gate];
+      const value = T && series && s.unit < series.width && s.t < series.T ? series.row(s.t)[s.unit] : undefined;
+      p.describe(s.t, s.unit, token, value, cellMax);
+    }
   }
 
   async _export(p, format) {
@@ -589,10 +615,10 @@ export class Heatmaps {
     if (!T) return;
     const cellMax = s.trace.cellMax(s.layer);
     const fig = p.figure(s.trace.tokens.slice(0, T), T, cellMax, s.t, s.unit, p.rasterURL());
-    const name = slug(`gatescope-${s.model}-layer${s.layer}-${p.gate}`);
+    const name = slug(`gatescope-${s.model}-layer${s.layer}-${p.gate}-t${s.t}-unit${s.unit}`);
     try {
       await loadPlotly();
-      await downloadFigure(fig, format, name);
+      await downloadFigure(fig, format, name, captionOf(s));
     } catch (e) {
       this.hooks.onError?.(`The ${SHORT[p.gate]} heatmap could not be saved: ${e.message}`);
     }

@@ -12,7 +12,7 @@
 
 import { defaultTextGate, directionOf, directionsOf, knownUnitAt } from "./cards.js";
 import { CELL_SOFT, colourOf, darkTextOn, rangeOf, scaleOf } from "./colors.js";
-import { downloadFigure, slug } from "./export.js";
+import { captionOf, downloadFigure, slug } from "./export.js";
 import { MATH, PLAIN, el, fmt, showToken } from "./format.js";
 import { CONFIG, FONT, axis, hasPlotly, loadPlotly, plotlyReady, timeExtent } from "./plotting.js";
 
@@ -45,7 +45,16 @@ export class Inspector {
     /** Which step's prediction counts, for a head whose answer is its last step's. */
     this.predsNote = el("p", { class: "preds-note", "data-testid": "predictions-note", hidden: true });
     els.predsTitle.after(this.predsNote);
-    els.gate.addEventListener("change", () => this._colourText());
+    // text alternatives: the curves are an image described in words; the coloured text's colour at t is said in a
+    // visually hidden line (polite: a reader hears the value at the step it stops on)
+    els.curves.setAttribute("role", "img");
+    this.said = el("p", { class: "sr-only", id: "coloured-text-said", "aria-live": "polite", "data-testid": "coloured-text-said" });
+    els.text.after(this.said);
+    els.text.setAttribute("aria-describedby", "coloured-text-said");
+    els.gate.addEventListener("change", () => {
+      this._colourText();
+      this._describe();
+    });
     els.text.addEventListener("click", (ev) => {
       const t = ev.target?.dataset?.t;
       if (t !== undefined) state.setT(Number(t));
@@ -75,6 +84,25 @@ export class Inspector {
       this._showPredictions();
     }
     if (["unit", "layer", "model"].some((k) => changed.has(k))) this._showTitle();
+    if (["t", "trace", "focus", "unit", "layer", "model"].some((k) => changed.has(k))) this._describe();
+  }
+
+  /** The curves and the coloured text in words at step t: the selected unit's exact values (the server's lines). */
+  _describe() {
+    const s = this.state;
+    const lines = s.currentLines();
+    const T = s.T;
+    const tok = T ? `'${showToken(s.trace.tokens[s.t])}'` : "";
+    const gates = (s.card?.gates || []).filter((g) => lines?.[g]);
+    const values = gates.map((g) => `${PLAIN[g] || g} ${fmt(lines[g][s.t], 3)}`).join(", ");
+    const curves = !T ? "No steps yet." : !lines ? `Unit ${s.unit}'s values are on their way.` : `At t = ${s.t} (${tok}): ${values}.`;
+    const label = `Curves of unit ${s.unit}'s gates over ${T} steps, layer ${s.layer}. ${curves}`;
+    if (this.els.curves.getAttribute("aria-label") !== label) this.els.curves.setAttribute("aria-label", label);
+    const gate = this.els.gate.value;
+    const v = lines?.[gate]?.[s.t];
+    const range = this._textRange ? `, on a colour scale from ${fmt(this._textRange[0])} to ${fmt(this._textRange[1])}` : "";
+    const said = v === undefined ? "" : `At t = ${s.t}, token ${tok}: unit ${s.unit}'s ${PLAIN[gate] || gate} is ${fmt(v, 3)}${range}.`;
+    if (this.said.textContent !== said) this.said.textContent = said;
   }
 
   _build() {
@@ -176,6 +204,7 @@ export class Inspector {
   _legend(gate, cellMax) {
     const { legend } = this.els;
     const [lo, hi] = rangeOf(scaleOf(gate), cellMax);
+    this._textRange = [lo, hi];
     const cell = scaleOf(gate) === "cell";
     const A = Math.asinh(cellMax / CELL_SOFT);
     const valueAt = (x) => (cell ? CELL_SOFT * Math.sinh((2 * x - 1) * A) : lo + (hi - lo) * x); // evenly along the ramp
@@ -440,7 +469,7 @@ export class Inspector {
     fig.layout.height += 22;
     try {
       await loadPlotly();
-      await downloadFigure(fig, format, slug(`gatescope-${s.model}-layer${s.layer}-unit${s.unit}`));
+      await downloadFigure(fig, format, slug(`gatescope-${s.model}-layer${s.layer}-unit${s.unit}-t${s.t}`), captionOf(s));
     } catch (e) {
       this.hooks.onError?.(`The curves could not be saved: ${e.message}`);
     }

@@ -130,7 +130,7 @@ new CompareView(
   },
   state,
 );
-new Share({ copy: $("copy-link"), status: $("copy-status"), json: $("download-json"), csv: $("download-csv") }, state, {
+new Share({ copy: $("copy-link"), status: $("copy-status"), json: $("download-json"), csv: $("download-csv"), page: $("save-page") }, state, {
   onMessage: say("export"),
 });
 new Uploader(

@@ -92,13 +92,14 @@ export class Picker {
     examples.replaceChildren(
       ...card.examples.map((text, k) => {
         const shown = showToken(text.length > EXAMPLE_CHARS ? `${text.slice(0, EXAMPLE_CHARS)}` : text);
+        const visible = text.length > EXAMPLE_CHARS ? `${shown}…` : shown;
         return el("button", {
           type: "button",
           class: "example",
           "data-testid": "example",
-          title: text,
-          "aria-label": `Example ${k + 1}: ${text}`,
-          text: text.length > EXAMPLE_CHARS ? `${shown}…` : shown,
+          title: text, // the whole text (its description); the name holds what the button shows, as speech input needs
+          "aria-label": `Example ${k + 1}: ${visible}`,
+          text: visible,
           onclick: () => this.state.setText(text, { follow: true }),
         });
       }),

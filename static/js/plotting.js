@@ -75,7 +75,8 @@ _ready.catch(() => {});
 let _asked = false;
 
 /**
- * Load plotly.js once, as a classic script (global Plotly) from the server's /vendor copy.
+ * Load plotly.js once, as a classic script (global Plotly) from the server's /vendor copy (a saved page's own
+ * script[data-plotly], async, when the page carries one).
  * It is 4.8 MB: its first compile takes ~1 s on a small machine, so the page asks for it after the
  * first trace is drawn (loadPlotlyAfterFirstTrace: the cells, the diagram and the numbers need no
  * plotly; the charts' frames do).
@@ -83,8 +84,12 @@ let _asked = false;
 export function loadPlotly() {
   if (!_asked) {
     _asked = true;
+    const carried = document.querySelector("script[data-plotly]"); // a saved page carries plotly.js itself
     if (window.Plotly) _resolve(window.Plotly);
-    else {
+    else if (carried) {
+      carried.addEventListener("load", () => _resolve(window.Plotly));
+      carried.addEventListener("error", () => _reject(new Error("the plotly.js this page carries did not load")));
+    } else {
       const script = document.createElement("script");
       script.src = "/vendor/plotly.min.js";
       script.onload = () => _resolve(window.Plotly);

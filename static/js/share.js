@@ -1,17 +1,19 @@
 /**
  * Sharing and downloading what the page shows: "Copy link" puts the view's address (its URL hash:
  * model, layer, t, unit, text) on the clipboard; "Trace JSON" / "Trace CSV" download the server's
- * whole trace of the text, or of a vector model's series (POST /api/trace).
+ * whole trace of the text, or of a vector model's series (POST /api/trace), captioned with the view (the JSON's
+ * "view": {caption, model, text, layer, t, unit}; the CSV's first line, a "# " comment); "Save as page" downloads the view as one
+ * HTML file that opens offline (POST /api/page: the trace and the views, at this layer, unit and step).
  */
 
-import { traceBlob } from "./api.js";
-import { saveBlob, slug } from "./export.js";
+import { savePage, traceBlob } from "./api.js";
+import { captionOf, saveBlob, slug } from "./export.js";
 
 /** How long the copy status stays (ms). */
 const STATUS_MS = 2500;
 
 export class Share {
-  /** els: {copy, status, json, csv}; hooks.onMessage(text | null, level) for the page's banner. */
+  /** els: {copy, status, json, csv, page}; hooks.onMessage(text | null, level) for the page's banner. */
   constructor(els, state, hooks = {}) {
     this.els = els;
     this.state = state;
@@ -19,6 +21,32 @@ export class Share {
     els.json.addEventListener("click", () => this._download("json"));
     els.csv.addEventListener("click", () => this._download("csv"));
     els.copy.addEventListener("click", () => this._copyLink());
+    els.page.addEventListener("click", () => this._savePage());
+    // a saved page holds a text's trace: vector models (a series) have none to save
+    state.subscribe((changed) => {
+      if (changed.has("model")) els.page.hidden = state.card?.input === "vectors";
+    });
+  }
+
+  async _savePage() {
+    const s = this.state;
+    if (!s.tracedText || !s.T) return this._message("There is no trace to save yet.", "info");
+    const { page, status } = this.els;
+    page.disabled = true;
+    status.textContent = "Saving the page…";
+    try {
+      // the text whose trace the views show (typing may be ahead of it), at the step they show
+      const blob = await savePage(s.model, s.tracedText, { layer: s.layer, unit: s.unit, t: s.t });
+      saveBlob(blob, `${slug(`gatescope-${s.model}-t${s.t}-unit${s.unit}`)}.html`);
+      status.textContent = "Page saved";
+      this._message(null);
+    } catch (e) {
+      status.textContent = "";
+      this._message(e.message);
+    } finally {
+      page.disabled = false;
+      setTimeout(() => (status.textContent = ""), STATUS_MS);
+    }
   }
 
   async _download(encoding) {
@@ -27,11 +55,22 @@ export class Share {
     const vectors = s.trace.inputs ? s.trace.inputs.rows : null; // a series: the rows the server read from its CSV
     try {
       const blob = await traceBlob(s.model, s.text, encoding, vectors);
-      saveBlob(blob, `${slug(`gatescope-${s.model}-trace`)}.${encoding}`);
+      saveBlob(await this._captioned(blob, encoding), `${slug(`gatescope-${s.model}-trace-t${s.t}-unit${s.unit}`)}.${encoding}`);
       return this._message(null);
     } catch (e) {
       return this._message(e.message);
     }
+  }
+
+  /** The server's trace with the view it was saved from: a "view" key first in the JSON, a "# " line atop the CSV. */
+  async _captioned(blob, encoding) {
+    const s = this.state;
+    const caption = captionOf(s);
+    const body = await blob.text();
+    if (encoding === "csv") return new Blob([`# gatescope: ${caption}\n`, body], { type: "text/csv" });
+    const view = { caption, model: s.model, text: s.text, layer: s.layer, t: s.t, unit: s.unit };
+    const rest = body.replace(/^\s*\{/, "");
+    return new Blob([`{"view": ${JSON.stringify(view)}, `, rest], { type: "application/json" });
   }
 
   async _copyLink() {

@@ -1,0 +1,95 @@
+"""POST /api/page: the saved page is one file that needs nothing from a server (no src or href into it), carries the
+model's trace as the live socket's reply and every unit's exact lines, and refuses a bad selection with a sentence."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+import model
+from app.encoding import loads_binary, unpack
+from app.main import create_app
+from app.saved import module_graph
+from app.settings import Settings
+
+TEXT = "(()(()))$"
+
+
+@pytest.fixture(scope="module")
+def client():
+    with TestClient(create_app(Settings(max_tokens=500))) as c:
+        yield c
+
+
+def _embedded(html: str) -> dict:
+    raw = re.search(r'<script type="application/json" id="gatescope-saved">(.*?)</script>', html, re.S)
+    assert raw, "no embedded trace"
+    return json.loads(raw.group(1))
+
+
+def test_a_saved_page_is_one_file_with_the_trace_and_every_units_lines(client):
+    r = client.post("/api/page?layer=0&unit=2&t=4", json={"model": "dyck", "text": TEXT})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/html")
+    assert 'filename="gatescope-dyck-t4-unit2.html"' in r.headers["content-disposition"]
+    html = r.text
+    # nothing is fetched: every src / href is a data: URL or an anchor, every module in the import map
+    links = re.findall(r'\b(?:src|href)="([^"]*)"', html)
+    assert all(u.startswith(("data:", "#")) for u in links), [u for u in links if not u.startswith("data:")]
+    imports = json.loads(re.search(r'<script type="importmap">(.*?)</script>', html, re.S).group(1))["imports"]
+    assert set(imports) == {f"gatescope/{m}" for m in module_graph(client.app.state.settings.static / "js")}
+    assert {"gatescope/saved.js", "gatescope/api.js", "gatescope/diagram.js", "gatescope/heatmaps.js"} <= set(imports)
+    saved_js = base64.b64decode(imports["gatescope/saved.js"].split(",", 1)[1]).decode()
+    assert 'from "./' not in saved_js and 'from "gatescope/api.js"' in saved_js
+    data = _embedded(html)
+    assert data["card"]["id"] == "dyck" and data["text"] == TEXT
+    assert data["select"] == {"layer": 0, "unit": 2, "t": 4}
+    # the reply is the model's trace (packed as the socket packs it), the lines each unit's exact values
+    tr = model.load("dyck").trace(TEXT)
+    reply = loads_binary(base64.b64decode(data["reply"]))
+    assert reply["from"] == 0 and reply["length"] == len(tr)
+    for g, packed in reply["layers"][0].items():
+        np.testing.assert_allclose(unpack(packed), tr.layers[0][g], atol=2e-3, rtol=1e-3)
+    T, H = tr.layers[0]["c"].shape
+    for name, col in data["lines"][0].items():
+        a = np.frombuffer(base64.b64decode(col["data"]), "<f4").reshape(T, col["units"])
+        for u in (0, H - 1):
+            np.testing.assert_array_equal(a[:, u], tr.unit(0, u)[name].astype(np.float32))
+
+
+@pytest.mark.parametrize(
+    ("query", "body", "status", "words"),
+    [
+        ("t=9", {"model": "dyck", "text": TEXT}, 422, "t = 9 is outside the text's 9 steps"),
+        ("unit=99", {"model": "dyck", "text": TEXT}, 422, "unit 99 does not exist"),
+        ("layer=1", {"model": "dyck", "text": TEXT}, 422, "layer 1 does not exist"),
+        ("", {"model": "nope", "text": TEXT}, 404, "nope"),
+        ("", {"model": "dyck", "text": "abc"}, 422, ""),
+        ("t=x", {"model": "dyck", "text": TEXT}, 422, "t"),
+    ],
+)
+def test_a_saved_page_refuses_a_bad_selection_with_a_sentence(client, query, body, status, words):
+    r = client.post(f"/api/page?{query}", json=body)
+    assert r.status_code == status, r.text
+    assert words in r.json()["detail"]
+
+
+def test_a_saved_page_of_a_vector_model_is_refused(client):
+    cards = {c["id"]: c for c in client.get("/api/models").json()}
+    vector = next(k for k, c in cards.items() if c.get("input") == "vectors")
+    r = client.post("/api/page", json={"model": vector, "vectors": [[0.0] * cards[vector]["input_size"]] * 3})
+    assert r.status_code == 422 and "text models only" in r.json()["detail"], r.text
+
+
+def test_a_saved_page_too_big_to_open_well_is_refused_with_its_size(client, monkeypatch):
+    from app.api import page
+
+    monkeypatch.setattr(page, "MAX_PAGE_MB", 0.001)
+    r = client.post("/api/page", json={"model": "dyck", "text": TEXT})
+    assert r.status_code == 413, r.text
+    assert "save a shorter text" in r.json()["detail"]
