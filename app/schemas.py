@@ -180,6 +180,10 @@ class AttributeResponse(BaseModel):
     t: int = Field(description="the step explained")
     tokens: list[str] = Field(description="the input's tokens up to t (steps' indices for vectors)")
     inputs: list[float] = Field(description="each input x_s's contribution to the score: gradient x input or IG")
+    share: list[float] = Field(
+        description="each input's share of the attribution: |inputs[s]| / sum over s of |inputs[s]| (zeros if all 0)"
+    )
+    largest: int = Field(description="the step s of the largest |inputs[s]| (the earliest of ties)")
     features: list[list[float]] | None = Field(
         default=None, description="vector models: each feature's share of inputs[s] (t+1 rows of D)"
     )

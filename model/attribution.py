@@ -69,6 +69,8 @@ class Attribution:
     baseline: str | None = None  # integrated gradients: what x' is
     completeness: dict[str, float] | None = None  # {"sum": sum of IG, "difference": f(x) - f(x')}
     token: str | None = field(default=None)  # the input token at step t (text models)
+    share: np.ndarray | None = None  # (t+1,) |inputs[s]| / sum_s |inputs[s]| (zeros when every input is 0)
+    largest: int = 0  # the step whose |inputs[s]| is largest (the earliest of ties)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain numbers and lists."""
@@ -412,6 +414,9 @@ def _result(
     def norm(a: np.ndarray) -> np.ndarray:
         return np.linalg.norm(a[:, 0].astype(np.float64), axis=-1)  # (t+1,) over the units
 
+    size = np.abs(np.asarray(inputs, np.float64))  # (t+1,)
+    total = float(size.sum())
+
     return Attribution(
         t=t,
         method=method,
@@ -428,4 +433,6 @@ def _result(
         hidden=norm(keep["h"]) if has_c else None,
         features=None if feats is None else feats[:, 0].astype(np.float64),
         token=enc.tokens[t] if net.tokenizer is not None else None,
+        share=size / total if total > 0 else np.zeros_like(size),
+        largest=int(np.argmax(size)),
     )

@@ -93,6 +93,8 @@ def _response(name: str, net: model.Network, tokens: list[str], a: model.Attribu
         "t": a.t,
         "tokens": tokens[: a.t + 1],
         "inputs": a.inputs.tolist(),
+        "share": None if a.share is None else a.share.tolist(),
+        "largest": a.largest,
         "features": None if a.features is None else a.features.tolist(),
         "cell": a.cell.tolist(),
         "hidden": None if a.hidden is None else a.hidden.tolist(),

@@ -13,6 +13,14 @@ import { attribute } from "./api.js";
 import { colourOf, darkTextOn } from "./colors.js";
 import { el, fmt, showToken } from "./format.js";
 
+/** A share (0..1) as a percentage: one decimal from 0.1% up, else two significant digits in e-notation (a plain
+ *  RNN's first input can hold 1e-17 % of an answer: small is not zero). */
+function percent(x) {
+  const p = 100 * x;
+  if (p === 0) return "0%";
+  return p >= 0.1 ? `${p.toFixed(1)}%` : `${p.toExponential(1)}%`;
+}
+
 const SETTLE_MS = 300;
 /** Integrated gradients' points (the server's default). */
 const IG_STEPS = 32;
@@ -86,11 +94,12 @@ export class AttributeView {
     const target = d.target.display ?? d.target.label;
     const what = d.score_kind === "log_p" ? `log p(${showToken(String(target))}) = ${fmt(d.score, 3)}` : `output ${target} = ${fmt(d.score, 3)}`;
     const rule = { "next token": "the token that came next", predicted: "the model's own choice", given: "as asked", "first output": "the first output" }[d.target.rule] || d.target.rule;
-    let big = 0;
-    for (let s = 1; s <= d.t; s++) if (Math.abs(d.inputs[s]) > Math.abs(d.inputs[big])) big = s;
+    const big = d.largest;
     const ig = d.completeness ? ` Completeness: the attributions sum to ${fmt(d.completeness.sum, 3)}, f(x) − f(0) = ${fmt(d.completeness.difference, 3)}.` : "";
+    const first = d.t > 0 && big !== 0 ? ` The first input (t = 0, ${showToken(d.tokens[0])}) holds ${percent(d.share[0])}.` : "";
     this.nodes.status.textContent =
-      `The prediction at t = ${d.t}: ${what} (${rule}). The input that moves it most: t = ${big}, ${showToken(d.tokens[big])} (${fmt(d.inputs[big], 3)}).${ig}`;
+      `The prediction at t = ${d.t}: ${what} (${rule}). The input that moves it most: t = ${big}, ${showToken(d.tokens[big])} ` +
+      `(${fmt(d.inputs[big], 3)}, ${percent(d.share[big])} of all the inputs' |attribution|).${first}${ig}`;
   }
 
   /** The text up to t, each token's background its contribution (red for, blue against, as h is coloured; the largest |·| is full). */

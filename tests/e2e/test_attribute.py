@@ -17,6 +17,12 @@ pytestmark = pytest.mark.e2e
 TEXT = "c1415926535897932384626433832795028841971693993751058209?"
 
 
+def percent(x: float) -> str:
+    """A share as the panel writes it: one decimal from 0.1%, else e-notation."""
+    p = 100 * x
+    return "0%" if p == 0 else f"{p:.1f}%" if p >= 0.1 else f"{p:.1e}%"
+
+
 def _attribute(server: str, body: dict) -> dict:
     req = urllib.request.Request(
         server + "/api/attribute", data=json.dumps(body).encode(), headers={"content-type": "application/json"}
@@ -37,7 +43,11 @@ def test_scrubbing_moves_the_attribution_and_the_state_gradient_with_t(new_page,
     spans = pg.get_by_test_id("attribute-text").locator("span")
     expect(spans).to_have_count(last + 1)
     big = max(range(last + 1), key=lambda s: abs(want["inputs"][s]))
-    expect(pg.get_by_test_id("attribute-status")).to_contain_text(f"The input that moves it most: t = {big}")
+    assert want["largest"] == big and abs(sum(want["share"]) - 1) < 1e-9
+    status = pg.get_by_test_id("attribute-status")
+    expect(status).to_contain_text(f"The input that moves it most: t = {big}")
+    expect(status).to_contain_text(f"{percent(want['share'][big])} of all the inputs' |attribution|")
+    assert big == 0  # recall-lstm's answer rests on the first symbol most (the long-term dependency)
     # the panel says "red raised it, blue lowered it": the largest push up is red, the largest push down blue
     up = max(range(last + 1), key=lambda s: want["inputs"][s])
     down = min(range(last + 1), key=lambda s: want["inputs"][s])
@@ -58,6 +68,13 @@ def test_scrubbing_moves_the_attribution_and_the_state_gradient_with_t(new_page,
         pg.keyboard.press("ArrowRight")
     expect(panel).to_have_attribute("data-t", "13")
     panel.screenshot(path=str(ARTIFACTS / "attribute-1280x720.png"))
+    # the plain RNN on the same text: the first symbol holds next to nothing of its answer, and the panel says so
+    pg.goto(f"{server}/#model=recall-rnn&text={urllib.parse.quote(TEXT)}")
+    wait_drawn(pg, api_card(server, "recall-rnn")["gates"], len(TEXT))
+    expect(panel).to_have_attribute("data-t", str(last), timeout=15_000)
+    rnn = _attribute(server, {"model": "recall-rnn", "text": TEXT, "t": last})
+    assert rnn["largest"] != 0 and rnn["share"][0] < 1e-3 * want["share"][0], (rnn["share"][0], want["share"][0])
+    expect(status).to_contain_text(f"The first input (t = 0, c) holds {percent(rnn['share'][0])}.")
     pg.set_viewport_size({"width": 390, "height": 844})
     pg.wait_for_function("() => document.documentElement.scrollWidth <= 390", timeout=3_000)
     panel.screenshot(path=str(ARTIFACTS / "attribute-390x844.png"))

@@ -221,7 +221,10 @@ def recall_texts(n: int = 12) -> list[str]:
 
 def first_share(net: Network, text: str) -> float:
     """The first symbol's share of the attribution of the answer (the symbol itself) predicted at the '?'."""
-    a = np.abs(attribute(net, text, len(text) - 1, target=text[0]).inputs)
+    got = attribute(net, text, len(text) - 1, target=text[0])
+    a = np.abs(got.inputs)
+    assert got.share is not None and got.largest == int(np.argmax(a))  # what the page quotes, as computed here
+    np.testing.assert_allclose(got.share, a / a.sum(), rtol=1e-12)
     return float(a[0] / a.sum())
 
 
