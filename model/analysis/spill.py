@@ -54,7 +54,7 @@ class Spill:
         f, W = self._files[key]
         assert values.shape[1] == W and 0 <= row and row + len(values) <= self.rows
         data = np.ascontiguousarray(values, f16)
-        os.pwrite(f.fileno(), memoryview(data).cast("B"), row * W * 2)
+        os.pwrite(f.fileno(), data.data.cast("B"), row * W * 2)  # contiguous: its bytes as they lie
 
     def blocks(self, key: str, rows: int) -> Iterator[tuple[int, np.ndarray]]:
         """The rows of ``key`` in order, ``rows`` at a time: (first row, (n, W) float16)."""
