@@ -51,7 +51,10 @@ const heatmaps = new Heatmaps($("heatmaps"), state, {
   onError: say("export"),
 });
 const diagram = new Diagram({ root: $("diagram"), tools: { png: $("diagram-png"), svg: $("diagram-svg") }, direction: $("diagram-direction") }, state, {
-  onGate: (gate) => heatmaps.highlight(gate),
+  onGate: (gate) => {
+    heatmaps.highlight(gate);
+    steps.highlight(gate); // both ways: a box or op lights the card of its step
+  },
   onError: say("export"),
 });
 const picker = new Picker(
@@ -78,9 +81,9 @@ new Scrubber(
   { range: $("scrubber"), timestep: $("timestep"), play: $("play"), speed: $("speed"), unit: $("unit"), known: $("known"), layer: $("layer") },
   state,
 );
-new Steps($("steps"), state, {
-  onGate: (gate) => {
-    diagram.highlight(gate);
+const steps = new Steps($("steps"), state, {
+  onGate: (gate, lights) => {
+    diagram.highlight(lights ?? gate); // the whole step: every box, op and line of it
     heatmaps.highlight(gate);
   },
 });
