@@ -155,27 +155,28 @@ function equation(template, slots) {
 
 const SLOT = /\{\(?([a-z_]+)\)?\}/g;
 
-/** The arithmetic a template states: [left, right] pairs of sums of products (each a list of lists of keys)
- *  for each pair of neighbouring "=" sides made only of numbers, and the results of a sum of single numbers
- *  ({key: the keys summed}: such a result is shown to no more decimals than its terms). */
+/** The arithmetic a template states, as relations {left, right}: `left` a sum of products (lists of keys) that
+ *  the number `right` equals, for each pair of neighbouring "=" sides made only of numbers. A side of several
+ *  products next to the same count of single numbers is read term by term (f·C + i·C̃ = f·C_prev + i·C̃), as a
+ *  reader checks it. */
 function arithmeticOf(template) {
   const sides = template.split(" = ").map((side) => {
     const numeric = side.includes("{") && /^[\s·+]*$/.test(side.replace(SLOT, ""));
     return numeric ? side.split(" + ").map((term) => [...term.matchAll(SLOT)].map((m) => m[1])) : null;
   });
-  const pairs = [];
-  const sums = {};
+  const out = [];
   for (let k = 1; k < sides.length; k++) {
     const [a, b] = [sides[k - 1], sides[k]];
     if (!a || !b) continue;
-    pairs.push([a, b]);
-    if (b.length === 1 && b[0].length === 1 && a.length > 1 && a.every((term) => term.length === 1)) sums[b[0][0]] = a.map((term) => term[0]);
+    if (b.length === 1 && b[0].length === 1) out.push({ left: a, right: b[0][0] });
+    else if (a.length === b.length && b.every((term) => term.length === 1)) a.forEach((term, n) => out.push({ left: [term], right: b[n][0] }));
+    else throw new Error(`Cannot read the arithmetic of '${template}'`);
   }
-  return { pairs, sums };
+  return out;
 }
 
-/** Fewest and most significant digits a card's numbers are shown with. */
-const DIGITS = [2, 7];
+/** Significant digits a card number starts with (at least 2 decimals, 1 from 100, 0 from 1,000). */
+const DIGITS = 2;
 /** Most decimals a card number gets. */
 const MAX_DECIMALS = 6;
 
@@ -191,32 +192,37 @@ function decimalsOf(v, s) {
 const evaluate = (side, shown) => side.reduce((sum, term) => sum + term.reduce((p, k) => p * shown[k], 1), 0);
 
 /**
- * Decimals for each key so that every stated equality holds between the shown numbers: the left side,
- * rounded to the right side's decimals, is the right side. The fewest significant digits (DIGITS) for which
- * all hold.
+ * Decimals for each key (values: {key: number}) so that every relation holds between the shown numbers: the
+ * left side worked out from the shown operands, rounded to the right side's decimals, is the shown right
+ * side. Results keep their usual digits; in a relation that fails, the operand whose rounding moves it most
+ * gets one more decimal, until all hold (or MAX_DECIMALS).
  */
-export function digitsFor(values, arithmetic) {
-  let out = {};
-  for (let s = DIGITS[0]; s <= DIGITS[1]; s++) {
-    const dec = {};
-    for (const [k, v] of Object.entries(values)) dec[k] = decimalsOf(v, s);
-    for (const { sums } of arithmetic) {
-      for (const [k, terms] of Object.entries(sums)) if (k in dec) dec[k] = Math.min(dec[k], ...terms.map((u) => dec[u] ?? MAX_DECIMALS));
-    }
+export function digitsFor(values, relations) {
+  const dec = {};
+  for (const [k, v] of Object.entries(values)) dec[k] = decimalsOf(v, DIGITS);
+  const live = relations.filter((r) => r.right in values && r.left.flat().every((k) => k in values));
+  for (let round = 0; round < 4 * MAX_DECIMALS; round++) {
     const shown = {};
     for (const [k, v] of Object.entries(values)) shown[k] = Number(v.toFixed(dec[k]));
-    out = dec;
-    const holds = arithmetic.every(({ pairs }) =>
-      pairs.every(([a, b]) => {
-        const keys = [...a.flat(), ...b.flat()];
-        if (keys.some((k) => !(k in shown))) return true; // a line this model does not send: the row is hidden
-        const unit = 10 ** -Math.min(...b.flat().map((k) => dec[k]));
-        return Math.abs(evaluate(a, shown) - evaluate(b, shown)) <= unit * (0.5 + 1e-9);
-      }),
-    );
-    if (holds) break;
+    const failing = live.filter((r) => Math.abs(evaluate(r.left, shown) - shown[r.right]) > 10 ** -dec[r.right] * (0.5 + 1e-9));
+    // in each failing relation, the operand whose rounding moves the left side most gets a decimal
+    const more = new Set();
+    for (const r of failing) {
+      let best = null;
+      let worst = -1;
+      for (const term of r.left) {
+        for (const [n, k] of term.entries()) {
+          const others = term.reduce((p, u, m) => (m === n ? p : p * Math.abs(shown[u])), 1);
+          const moves = others * 10 ** -dec[k];
+          if (dec[k] < MAX_DECIMALS && moves > worst) [best, worst] = [k, moves];
+        }
+      }
+      if (best !== null) more.add(best);
+    }
+    if (!more.size) break;
+    for (const k of more) dec[k] += 1;
   }
-  return out;
+  return dec;
 }
 
 /** v with `d` decimals and a true minus sign (no "−0.00"). */
@@ -327,7 +333,7 @@ export class Steps {
         card.slots.push(...slots);
         const keys = slots.map((s) => s.key).concat(onlyWith ? [onlyWith] : []);
         this.rows.push({ eq, keys, showWhenMissing: onlyWithout });
-        card.arithmetic.push(arithmeticOf(tpl));
+        card.arithmetic.push(...arithmeticOf(tpl));
         li.append(eq);
       }
       if (step.resetAfter) {
