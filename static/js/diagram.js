@@ -415,15 +415,16 @@ export class Diagram {
     this._parts = new Map();
     this._keyed = new Map();
     this._bus = [];
-    const carry = (key, e) => {
+    /** e carries key's value; `parts`: the parts a line leads to or from (null: a number, strip or circle). */
+    const carry = (key, e, parts = null) => {
       if (!this._keyed.has(key)) this._keyed.set(key, []);
-      this._keyed.get(key).push(e);
+      this._keyed.get(key).push({ e, parts });
     };
     const lineEls = [];
     for (const ln of ordered) {
       const g = el("g", { class: "dg-ln", "data-key": ln.key ?? "xh" }, gLines);
       lineEls.push([ln, g]);
-      if (ln.key) carry(ln.key, g);
+      if (ln.key) carry(ln.key, g, ln.parts);
       else this._bus.push({ g, parts: ln.parts });
       for (const [x, y, dir] of ln.over) {
         const d = dir === "v" ? `M${x},${y - CASING} L${x},${y + CASING}` : `M${x - CASING},${y} L${x + CASING},${y}`;
@@ -598,16 +599,19 @@ export class Diagram {
     this._svg.classList.toggle("dg-focusing", this._lit.length > 0);
   }
 
-  /** The elements a step lights (entries as in highlight()): parts, what carries their keys, the bus feeding
-   *  a learned layer, x_t when the bus is lit, and every fork dot a lit line passes through. */
+  /** The elements a step lights (entries as in highlight()): its parts, the numbers and strips of its keys and
+   *  the lines carrying them that lead to or from one of its own entries (C_{t−1}'s peephole into i is not the
+   *  forget step's), the bus feeding a learned layer, x_t when the bus is lit, and every fork dot a lit line
+   *  passes through. */
   _stepElements(entries) {
     const lit = new Set();
+    const own = new Set(entries.filter((k) => !k.startsWith("line:")));
     for (const entry of entries) {
       const lineOnly = entry.startsWith("line:");
       const key = lineOnly ? entry.slice(5) : entry;
       const part = lineOnly ? null : this._parts.get(key);
       if (part) lit.add(part.e);
-      for (const e of this._keyed.get(key) || []) lit.add(e);
+      for (const { e, parts } of this._keyed.get(key) || []) if (!parts || parts.some((p) => own.has(p))) lit.add(e);
       if (part?.layer) for (const b of this._bus) if (b.parts.includes(key)) lit.add(b.g);
     }
     if (this._bus.some((b) => lit.has(b.g))) lit.add(this._xIo);

@@ -13,6 +13,7 @@ import { Diagram } from "./diagram.js";
 import { Heatmaps } from "./heatmaps.js";
 import { Indexer } from "./indexer.js";
 import { Inspector } from "./inspector.js";
+import { mountLegend } from "./legend.js";
 import { MatchView } from "./match.js";
 import { OrderControl } from "./order.js";
 import { Picker } from "./picker.js";
@@ -163,6 +164,7 @@ new ProbeView(
   },
   state,
 );
+for (const id of ["diagram", "unit", "heatmaps"]) mountLegend($(`${id}-legend`), id);
 window.gatescope = { state, lastDrawn: () => heatmaps.lastDrawn };
 
 // ---- the server

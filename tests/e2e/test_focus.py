@@ -88,7 +88,24 @@ _LIT_JS = """() => {
       return Math.abs(end.x - (r.x + r.width / 2)) < 2 && Math.abs(end.y - (r.y + r.height)) < 2;
     });
   }).map((box) => box.dataset.part);
+  // no lit line floats: at least one of its ends reaches a lit box, op, circle or dot, another lit line, or leaves
+  // the module (a step's lines may start at an earlier step's box or carry its result on into a later step's op)
+  const module = svg.querySelector(".dg-module").getBBox();
+  const anchors = lit.filter((e) => e.matches(".dg-part, .dg-io, .dg-dot")).map((e) => e.getBBox());
+  const strokes = lit.filter((e) => e.classList.contains("dg-ln")).map((g) => g.querySelector("path:not(.dg-casing)"));
+  const near = (p, b, d) => p.x >= b.x - d && p.x <= b.x + b.width + d && p.y >= b.y - d && p.y <= b.y + b.height + d;
+  const loose = [];
+  for (const path of strokes) {
+    const head = path.parentNode.querySelector(".dg-head");
+    const ends = [path.getPointAtLength(0), head ? head.points[0] : path.getPointAtLength(path.getTotalLength())];
+    const out = (p) => p.x < module.x || p.x > module.x + module.width;
+    const reached = ends.some((p) => out(p) || anchors.some((b) => near(p, b, 2.5))
+      || strokes.some((q) => q !== path && q.isPointInStroke(new DOMPoint(p.x, p.y))));
+    const [x0, y0] = [Math.round(ends[0].x), Math.round(ends[0].y)];
+    if (!reached) loose.push(`${path.parentNode.dataset.key} from (${x0}, ${y0})`);
+  }
   return {
+    loose,
     focusing: svg.classList.contains("dg-focusing"),
     parts: [...new Set(lit.filter((e) => e.dataset.part).map((e) => e.dataset.part))],
     lines: [...new Set(lit.filter((e) => e.classList.contains("dg-ln")).map((e) => e.dataset.key))],
@@ -101,7 +118,7 @@ _LIT_JS = """() => {
 
 def lit_now(page) -> dict:
     got = page.evaluate(_LIT_JS)
-    return {k: set(v) if isinstance(v, list) else v for k, v in got.items()}
+    return {k: set(v) if isinstance(v, list) and k != "loose" else v for k, v in got.items()}
 
 
 @pytest.mark.parametrize("model_id", list(LIGHTS))
@@ -120,6 +137,7 @@ def test_each_card_lights_its_whole_step_and_each_box_lights_its_card(page, serv
                 f"{model_id} card {k} lights {what} {sorted(got[what])}: "
                 f"missing {sorted(want[what] - got[what])}, extra {sorted(got[what] - want[what])}"
             )
+        assert not got["loose"], f"{model_id} card {k}: lit lines that touch nothing lit: {got['loose']}"
         # the input bus lights exactly the stretches that feed the lit learned layers
         assert got["fed"] == got["boxes"], f"{model_id} card {k}: bus feeds {got['fed']}, boxes lit {got['boxes']}"
     page.mouse.move(1, 1)
