@@ -10,21 +10,19 @@ const KEY = (id) => `gatescope.legend.${id}`;
 
 /** What each legend says (HTML; static text). */
 export const LEGENDS = {
-  diagram: `<b>colah's notation.</b> <span class="lg-box">yellow box</span> a learned layer: a weight matrix applied to its inputs, then σ or tanh.
-    <span class="lg-op">pink circle</span> a pointwise operation (×, +, tanh, 1−). A line carries a vector, one number per unit; lines
-    merging are concatenated, a fork copies. The number on a line is the selected unit's value; the
-    <span class="lg-strip" aria-hidden="true"><i></i><i></i><i class="lg-tick"></i><i></i><i></i></span> strip beside it is the whole vector at t,
-    one cell per unit, with the selected unit outlined. Colours: σ gates 0 <span class="lg-ramp lg-gate" aria-hidden="true"></span> 1 (viridis);
-    tanh values −1 <span class="lg-ramp lg-signed" aria-hidden="true"></span> +1; the cell state C on the same blue–red ramp over ±its largest |C| in the text.`,
-  unit: `<b>A unit</b> is one of the cell's H numbers: every vector in the diagram (f, i, C, h, …) has one value per unit, and
-    unit u's values are the u-th of each. The heatmaps show every unit as a row; the diagram, the cards and the curves show the
-    selected one. <b>Known units</b> are the ones the model card found: <b>r</b> is the Pearson correlation, over held-out data, between the
-    unit's value and a feature (±1: it follows the feature exactly, 0: not at all; the sign says which way);
-    <b>separation</b> is the share of the unit's variance, after the distractors, that lies between the remembered symbols
-    (1: its value alone tells them apart, 0: it does not).`,
-  heatmaps: `<b>Colour scales.</b> σ gates run 0 <span class="lg-ramp lg-gate" aria-hidden="true"></span> 1; tanh values −1
-    <span class="lg-ramp lg-signed" aria-hidden="true"></span> +1. C is unbounded: its title's <b>±m, asinh</b> says the colours span
-    ±m, the largest |C| in this text, on an asinh scale (linear within ±1, logarithmic beyond), so small and large values both show. The box marks step t, the shaded band the selected unit.`,
+  diagram: `<b>colah's notation:</b> <span class="lg-box">yellow box</span> a learned layer (weights, then σ or tanh);
+    <span class="lg-op">pink circle</span> a pointwise op; a line carries a vector (merging lines concatenate, a fork copies).
+    On a line: the selected unit's value, and a strip <span class="lg-strip" aria-hidden="true"><i></i><i></i><i class="lg-tick"></i><i></i><i></i></span>
+    of the whole vector at t, a square per unit, the selected one outlined. Colours: σ 0 <span class="lg-ramp lg-gate" aria-hidden="true"></span> 1 ·
+    tanh −1 <span class="lg-ramp lg-signed" aria-hidden="true"></span> +1 · C the same ramp over ± its largest |C| in the text.`,
+  unit: `<b>A unit</b> is one of the cell's H numbers: each vector (f, i, C, h, …) holds one value per unit.
+    <b>Known units</b>: <b>r</b> is the Pearson correlation of the unit's value with a feature over held-out data (±1: follows it
+    exactly, 0: not at all); <b>separation</b> is the share of its variance after the distractors that lies between the remembered
+    symbols (1: its value alone tells them apart).`,
+  heatmaps: `σ 0 <span class="lg-ramp lg-gate" aria-hidden="true"></span> 1 · tanh −1
+    <span class="lg-ramp lg-signed" aria-hidden="true"></span> +1 · C: <b>±m, asinh</b> in its title means the colours span ±m,
+    the largest |C| in this text, linear within ±1 and logarithmic beyond. The box marks step t; the outlined band with
+    end tabs, the selected unit.`,
 };
 
 /** Put legend `id` (LEGENDS[id]) into host, with its × (hide) and ? (show again) buttons. Returns the element. */

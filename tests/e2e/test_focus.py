@@ -273,3 +273,25 @@ def test_keyboard_reaches_the_diagrams_explanations_and_the_walk_lights_each_ste
     expect(page.locator(".step.step-lit")).to_have_count(0)
     assert not lit_now(page)["focusing"]
     assert_clean(page, server)
+
+
+def test_legends_sit_beside_what_they_explain_and_stay_hidden_once_dismissed(page, server):
+    page.goto(f"{server}/#model=recall-lstm")
+    wait_diagram(page, "lstm")
+    beside = {"diagram": ".diagram-panel", "unit": "#unit-legend", "heatmaps": ".heatmaps-panel"}
+    for legend_id, where in beside.items():
+        legend = page.locator(f'{where} [data-testid="legend-{legend_id}"] .legend-body')
+        expect(legend).to_be_visible()
+    expect(page.locator('[data-testid="legend-diagram"]')).to_contain_text("yellow box")
+    expect(page.locator('[data-testid="legend-unit"]')).to_contain_text("separation")
+    expect(page.locator('[data-testid="legend-heatmaps"]')).to_contain_text("asinh")
+    # hidden with ×, still hidden after a reload, back with ?
+    page.locator('[data-testid="legend-diagram"] .legend-hide').click()
+    expect(page.locator('[data-testid="legend-diagram"] .legend-body')).to_be_hidden()
+    page.reload()
+    wait_diagram(page, "lstm")
+    expect(page.locator('[data-testid="legend-diagram"] .legend-body')).to_be_hidden()
+    expect(page.locator('[data-testid="legend-unit"] .legend-body')).to_be_visible()
+    page.locator('[data-testid="legend-diagram"] .legend-show').click()
+    expect(page.locator('[data-testid="legend-diagram"] .legend-body')).to_be_visible()
+    assert_clean(page, server)
