@@ -74,7 +74,7 @@ class AddingTask(_VectorTask):
         self.length, self.eval_sequences = length, eval_sequences
         self.description = (
             f"The adding problem (Hochreiter & Schmidhuber 1997): {length} steps of (value, marker); two values "
-            "are marked, and at the last step the network must answer their sum. A cell must store each marked "
+            "are marked, and at the last step the network must answer their sum. A unit must store each marked "
             "value when its marker comes and hold it to the end: look for an input gate that opens at the "
             "markers and a forget gate held near 1 between them."
         )

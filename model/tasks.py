@@ -170,7 +170,7 @@ class DyckTask(Task):
             f"A small network reading balanced brackets (Dyck-1) one symbol at a time and predicting which "
             f"symbols may come next: '(' always, ')' only while a bracket is open, '$' (the end) only when "
             f"none is. Trained on strings of at most {max_len} symbols (cut there if unfinished); scored on "
-            f"held-out strings up to {2 * max_len}, nested deeper. To get it right it has to count: watch for a cell "
+            f"held-out strings up to {2 * max_len}, nested deeper. To get it right it has to count: watch for a unit "
             f"whose value steps one way with each '(' and back with each ')'."
         )
 
@@ -260,7 +260,7 @@ class RecallTask(Task):
         self.min_gap, self.max_gap, self.eval_sequences, self.ramp = min_gap, max_gap, eval_sequences, ramp
         self.description = (
             f"The first symbol (one of {', '.join(MEMORY)}) must be named at the end, after {min_gap} to "
-            f"{max_gap} random digits that carry no information, when the query '{QUERY}' arrives. A cell has "
+            f"{max_gap} random digits that carry no information, when the query '{QUERY}' arrives. A unit has "
             f"to store the symbol at step one and keep it unchanged through the digits: look for a forget "
             f"gate held near 1 and an input gate that opens once."
         )
@@ -374,7 +374,7 @@ class CodeTask(Task):
         self.description = (
             f"A character-level LSTM language model of Python source, trained on the Python {version} standard "
             f"library ({len(self.train_files)} files; {len(self.heldout_files)} more held out, never seen in "
-            f"training). It reads code a character at a time and predicts the next one. Look for cells that track "
+            f"training). It reads code a character at a time and predicts the next one. Look for units that track "
             f"indentation, whether the text is inside a string or a comment, and how deep the brackets go."
         )
         self._train_ids: np.ndarray | None = None

@@ -132,6 +132,18 @@ function ioLabel(parent, x, y, name, sub) {
   return text;
 }
 
+/** True when the polyline passes through (x, y) (its turns and straight runs; within half a unit). */
+function passesThrough(pts, x, y) {
+  for (let k = 1; k < pts.length; k++) {
+    const [[x0, y0], [x1, y1]] = [pts[k - 1], pts[k]];
+    const inX = Math.min(x0, x1) - 0.5 <= x && x <= Math.max(x0, x1) + 0.5;
+    const inY = Math.min(y0, y1) - 0.5 <= y && y <= Math.max(y0, y1) + 0.5;
+    const cross = (x1 - x0) * (y - y0) - (y1 - y0) * (x - x0);
+    if (inX && inY && Math.abs(cross) <= 0.5 * Math.hypot(x1 - x0, y1 - y0)) return true;
+  }
+  return false;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 
 /** What changes redraw the numbers (a new card also rebuilds the SVG). */
@@ -173,7 +185,11 @@ export class Diagram {
     state.subscribe((changed) => this._onChange(changed));
   }
 
-  /** Light one key's path from outside (a box/op part or a line key); null clears. */
+  /**
+   * Light from outside: one key's path (a box/op part or a line key), or a step's elements (an array of
+   * entries: "k" is the box or op k, the lines and numbers carrying k and, for a learned layer, the input
+   * that feeds it; "line:k" only the lines and numbers carrying k); null clears.
+   */
   highlight(key) {
     this._external = key;
     if (this._svg && this._hovered === null) this._focus(key);
@@ -395,8 +411,21 @@ export class Diagram {
 
     const gLines = el("g", { class: "dg-lines" }, svg);
     const ordered = [...spec.lines].sort((a, b) => a.over.length - b.over.length);
+    // what a step lights: the part elements, what carries each key, the input bus (a concatenation, key null)
+    this._parts = new Map();
+    this._keyed = new Map();
+    this._bus = [];
+    /** e carries key's value; `parts`: the parts a line leads to or from (null: a number, strip or circle). */
+    const carry = (key, e, parts = null) => {
+      if (!this._keyed.has(key)) this._keyed.set(key, []);
+      this._keyed.get(key).push({ e, parts });
+    };
+    const lineEls = [];
     for (const ln of ordered) {
-      const g = el("g", { class: "dg-ln" }, gLines);
+      const g = el("g", { class: "dg-ln", "data-key": ln.key ?? "xh" }, gLines);
+      lineEls.push([ln, g]);
+      if (ln.key) carry(ln.key, g, ln.parts);
+      else this._bus.push({ g, parts: ln.parts });
       for (const [x, y, dir] of ln.over) {
         const d = dir === "v" ? `M${x},${y - CASING} L${x},${y + CASING}` : `M${x - CASING},${y} L${x + CASING},${y}`;
         el("path", { class: "dg-casing", d }, g);
@@ -406,10 +435,18 @@ export class Diagram {
       // lines carrying a key also light when that key is highlighted from outside
       join(g, ln.key ? [...ln.parts, `line:${ln.key}`] : ln.parts);
     }
-    for (const d of spec.dots) join(el("circle", { class: "dg-dot", cx: d.x, cy: d.y, r: DOT_R }, svg), d.parts);
+    // a fork dot lights with any line through it
+    this._dots = spec.dots.map((d) => {
+      const e = el("circle", { class: "dg-dot", cx: d.x, cy: d.y, r: DOT_R }, svg);
+      join(e, d.parts);
+      return { e, through: lineEls.filter(([ln]) => passesThrough(ln.pts, d.x, d.y)).map(([, g]) => g) };
+    });
 
     const gStrips = el("g", { class: "dg-strips" }, svg);
-    for (const s of spec.strips) this._strips.push(this._makeStrip(gStrips, s, partsOfKey(s.key), join));
+    for (const s of spec.strips) {
+      this._strips.push(this._makeStrip(gStrips, s, partsOfKey(s.key), join));
+      carry(s.key, this._strips[this._strips.length - 1].g);
+    }
 
     for (const b of spec.boxes) {
       const g = el("g", { class: "dg-part dg-box", "data-part": b.part }, svg);
@@ -418,8 +455,9 @@ export class Diagram {
       el("rect", { x: b.x - bw / 2, y: b.y, width: bw, height: BOX_H, rx: 2 }, g);
       const cls = b.label === "tanh" ? "dg-sym dg-sym-tanh" : "dg-sym";
       el("text", { class: cls, x: b.x, y: b.y + BOX_H / 2 }, g).textContent = b.label;
-      this._hoverable(g, b.part);
+      this._hoverable(g, b.part, b.title);
       join(g, [b.part]);
+      this._parts.set(b.part, { e: g, layer: true });
     }
     for (const o of spec.ops) {
       const g = el("g", { class: `dg-part dg-op dg-op-${o.kind}`, "data-part": o.part }, svg);
@@ -429,8 +467,9 @@ export class Diagram {
       else el("circle", { cx: o.x, cy: o.y, r: OP_R }, g);
       const sym = { mul: "×", add: "+", tanh: "tanh", one: "1−" }[o.kind];
       el("text", { class: `dg-sym dg-sym-${o.kind}`, x: o.x, y: o.y }, g).textContent = sym;
-      this._hoverable(g, o.part);
+      this._hoverable(g, o.part, o.title);
       join(g, [o.part]);
+      this._parts.set(o.part, { e: g, layer: false });
     }
 
     const gNums = el("g", { class: "dg-nums" }, svg);
@@ -438,6 +477,7 @@ export class Diagram {
       const [pad, val] = labelled(gNums, { x: n.x, y: n.y, "text-anchor": n.anchor, class: "dg-num" }, n.name, n.sub);
       const text = val.parentNode;
       join(text, [...partsOfKey(n.key), `line:${n.key}`]);
+      carry(n.key, text);
       text.style.display = "none"; // until update() has a value for it
       this._nums.push({ key: n.key, text, val, pad: n.anchor === "end" ? pad : null, padded: false, shown: false, last: undefined });
     }
@@ -450,12 +490,20 @@ export class Diagram {
     this._xToken = el("text", { class: "dg-token", x: spec.xIn.x + IO_R + 7, y: spec.xIn.y + 5 }, gx);
     this._xStrip = this._card.input === "vectors" ? this._makeXStrip(gx, spec.xIn.x + IO_R + 7 + X_STRIP_GAP, spec.xIn.y - 6) : null;
     join(gx, xParts);
+    this._xIo = gx;
     const gh = el("g", { class: "dg-io dg-h" }, svg);
     el("circle", { cx: spec.hOut.x, cy: spec.hOut.y, r: IO_R }, gh);
     ioLabel(gh, spec.hOut.x - 7, spec.hOut.y, "h", "t");
     join(gh, ["h", "line:h"]);
+    carry("h", gh);
 
-    this._root.replaceChildren(svg);
+    // the explanation of the hovered or focused box (keyboard users tab to it; Escape leaves)
+    this._explain = document.createElement("p");
+    Object.assign(this._explain, { className: "dg-explain", id: "diagram-explain" });
+    this._explain.dataset.testid = "diagram-explain";
+    this._explain.setAttribute("aria-live", "polite");
+    this._explainAbout(null);
+    this._root.replaceChildren(svg, this._explain);
     this._nbWidth = 0;
     this._fit(true);
     this._focus(this._external);
@@ -504,28 +552,71 @@ export class Diagram {
     };
   }
 
-  _hoverable(g, part) {
-    g.addEventListener("pointerenter", () => {
+  /** A box or op: hovering or focusing it (Tab) lights its path, says its equation, and tells the hooks. */
+  _hoverable(g, part, title) {
+    g.setAttribute("tabindex", "0");
+    g.setAttribute("role", "button");
+    g.setAttribute("aria-label", title);
+    g.setAttribute("aria-describedby", "diagram-explain");
+    const enter = () => {
       this._hovered = part;
       this._focus(part);
+      this._explainAbout(title);
       this._hooks.onGate?.(part);
-    });
-    g.addEventListener("pointerleave", () => {
+    };
+    const leave = () => {
       if (this._hovered !== part) return;
       this._hovered = null;
       this._focus(this._external);
+      this._explainAbout(null);
       this._hooks.onGate?.(null);
+    };
+    g.addEventListener("pointerenter", enter);
+    g.addEventListener("pointerleave", () => document.activeElement !== g && leave());
+    g.addEventListener("focus", enter);
+    g.addEventListener("blur", leave);
+    g.addEventListener("keydown", (ev) => {
+      if (ev.key === "Escape") g.blur();
     });
   }
 
-  /** Light a part's path (or, for a key with no part, the line carrying it) and fade the rest. */
+  /** The line under the diagram: the hovered or focused part's equation, else how to get one. */
+  _explainAbout(title) {
+    if (!this._explain) return;
+    this._explain.classList.toggle("dg-explain-idle", !title);
+    this._explain.textContent = title || "Hover or Tab to a yellow box or pink circle for its equation (Escape leaves).";
+  }
+
+  /** Light a part's path (or, for a key with no part, the line carrying it; or a step's elements) and fade the rest. */
   _focus(key) {
-    if (key === this._litKey) return;
+    const id = Array.isArray(key) ? key.join(",") : key;
+    if (id === this._litKey) return;
     for (const e of this._lit) e.classList.remove("dg-lit");
-    this._litKey = key;
-    this._lit = (key && (this._members.get(key) || this._members.get(`line:${key}`))) || [];
+    this._litKey = id;
+    if (Array.isArray(key)) this._lit = this._stepElements(key);
+    else this._lit = (key && (this._members.get(key) || this._members.get(`line:${key}`))) || [];
     for (const e of this._lit) e.classList.add("dg-lit");
     this._svg.classList.toggle("dg-focusing", this._lit.length > 0);
+  }
+
+  /** The elements a step lights (entries as in highlight()): its parts, the numbers and strips of its keys and
+   *  the lines carrying them that lead to or from one of its own entries (C_{t−1}'s peephole into i is not the
+   *  forget step's), the bus feeding a learned layer, x_t when the bus is lit, and every fork dot a lit line
+   *  passes through. */
+  _stepElements(entries) {
+    const lit = new Set();
+    const own = new Set(entries.filter((k) => !k.startsWith("line:")));
+    for (const entry of entries) {
+      const lineOnly = entry.startsWith("line:");
+      const key = lineOnly ? entry.slice(5) : entry;
+      const part = lineOnly ? null : this._parts.get(key);
+      if (part) lit.add(part.e);
+      for (const { e, parts } of this._keyed.get(key) || []) if (!parts || parts.some((p) => own.has(p))) lit.add(e);
+      if (part?.layer) for (const b of this._bus) if (b.parts.includes(key)) lit.add(b.g);
+    }
+    if (this._bus.some((b) => lit.has(b.g))) lit.add(this._xIo);
+    for (const d of this._dots) if (d.through.some((g) => lit.has(g))) lit.add(d.e);
+    return [...lit];
   }
 
   /** Size the closed neighbours to the page width and set the viewBox (on build and on resize only). */

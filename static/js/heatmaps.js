@@ -37,6 +37,9 @@ const MARGIN = { l: 46, r: 64, t: 30, b: 34 };
 const PX_PER_TOKEN_LABEL = 11;
 
 /** Plot height for H units: two px a unit within [90, 200]. */
+/** Least height of the selected unit's band, in CSS px. */
+const UNIT_BAND = 4;
+
 function plotHeight(H) {
   return Math.max(90, Math.min(200, 2 * H));
 }
@@ -309,8 +312,9 @@ class Panel {
     const rh = h / this.H;
     const row = this.rowFor(unit);
     this.cursorU.style.display = "block";
-    this.cursorU.style.transform = `translateY(${row * rh + rh / 2 - Math.max(rh, 2) / 2}px)`;
-    this.cursorU.style.height = `${Math.max(rh, 2)}px`;
+    const band = Math.max(rh, UNIT_BAND); // the selected unit's band: visible even when a row is under a pixel
+    this.cursorU.style.transform = `translateY(${row * rh + rh / 2 - band / 2}px)`;
+    this.cursorU.style.height = `${band}px`;
   }
 
   /** The heatmap in words, for a screen reader (its text alternative): size, colour range, and the selected unit's

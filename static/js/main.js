@@ -13,6 +13,7 @@ import { Diagram } from "./diagram.js";
 import { Heatmaps } from "./heatmaps.js";
 import { Indexer } from "./indexer.js";
 import { Inspector } from "./inspector.js";
+import { mountLegend } from "./legend.js";
 import { MatchView } from "./match.js";
 import { OrderControl } from "./order.js";
 import { Picker } from "./picker.js";
@@ -51,7 +52,10 @@ const heatmaps = new Heatmaps($("heatmaps"), state, {
   onError: say("export"),
 });
 const diagram = new Diagram({ root: $("diagram"), tools: { png: $("diagram-png"), svg: $("diagram-svg") }, direction: $("diagram-direction") }, state, {
-  onGate: (gate) => heatmaps.highlight(gate),
+  onGate: (gate) => {
+    heatmaps.highlight(gate);
+    steps.highlight(gate); // both ways: a box or op lights the card of its step
+  },
   onError: say("export"),
 });
 const picker = new Picker(
@@ -78,9 +82,9 @@ new Scrubber(
   { range: $("scrubber"), timestep: $("timestep"), play: $("play"), speed: $("speed"), unit: $("unit"), known: $("known"), layer: $("layer") },
   state,
 );
-new Steps($("steps"), state, {
-  onGate: (gate) => {
-    diagram.highlight(gate);
+const steps = new Steps($("steps"), state, {
+  onGate: (gate, lights) => {
+    diagram.highlight(lights ?? gate); // the whole step: every box, op and line of it
     heatmaps.highlight(gate);
   },
 });
@@ -160,6 +164,7 @@ new ProbeView(
   },
   state,
 );
+for (const id of ["diagram", "unit", "heatmaps"]) mountLegend($(`${id}-legend`), id);
 window.gatescope = { state, lastDrawn: () => heatmaps.lastDrawn };
 
 // ---- the server
