@@ -399,9 +399,15 @@ export class Heatmaps {
     new ResizeObserver(() => this._resize()).observe(this.grid);
   }
 
-  /** Light one gate's heatmap (the diagram's hover); null clears. */
+  /** Light one gate's heatmap (the diagram's hover); null clears. Where the heatmaps are a scroll box (a wide
+   *  page: beside the diagram), it scrolls to the lit one. */
   highlight(gate) {
     for (const p of this.panels) p.root.classList.toggle("is-highlit", p.gate === gate);
+    const lit = this.panels.find((p) => p.gate === gate);
+    const box = this.root;
+    if (!lit || box.scrollHeight <= box.clientHeight + 1) return;
+    const top = lit.root.offsetTop - 4;
+    if (top < box.scrollTop || top + lit.root.offsetHeight > box.scrollTop + box.clientHeight) box.scrollTo({ top, behavior: "smooth" });
   }
 
   _onChange(changed) {
