@@ -15,6 +15,7 @@ import { Indexer } from "./indexer.js";
 import { Inspector } from "./inspector.js";
 import { MatchView } from "./match.js";
 import { OrderControl } from "./order.js";
+import { Presenter } from "./present.js";
 import { Picker } from "./picker.js";
 import { loadPlotlyAfterFirstTrace } from "./plotting.js";
 import { ProbeView } from "./probe.js";
@@ -160,6 +161,7 @@ new ProbeView(
   },
   state,
 );
+new Presenter({ toggle: $("present") }, state);
 window.gatescope = { state, lastDrawn: () => heatmaps.lastDrawn };
 
 // ---- the server
