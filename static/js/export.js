@@ -4,6 +4,8 @@
  * Plotly is the global from /vendor/plotly.min.js.
  */
 
+import { PAPER } from "./plotting.js";
+
 /** Save a Blob under a file name. */
 export function saveBlob(blob, filename) {
   const url = URL.createObjectURL(blob);
@@ -34,7 +36,7 @@ export async function downloadFigure(figure, format, filename) {
   document.body.append(host);
   try {
     const { width, height } = figure.layout;
-    await Plotly.newPlot(host, figure.data, { ...figure.layout, paper_bgcolor: "#ffffff" }, { staticPlot: true });
+    await Plotly.newPlot(host, figure.data, { ...figure.layout, paper_bgcolor: PAPER }, { staticPlot: true });
     await Plotly.downloadImage(host, { format, width, height, scale: format === "png" ? PNG_SCALE : 1, filename });
   } finally {
     Plotly.purge(host);
