@@ -123,6 +123,10 @@ const X_STRIP_CELLS = 32;
 const X_STRIP_W = 96;
 /** Where the x_t strip starts, right of the start of the x_t label (px); a longer label pushes it further. */
 const X_STRIP_GAP = 37;
+/** The smallest font size in the diagram, in SVG units (diagram.css: subscripts, tanh, 1−). */
+const SMALLEST_TEXT = 13;
+/** Screen pixels the smallest diagram text never goes under. */
+const MIN_TEXT_PX = 11;
 
 /** The name with its subscript, as the x_t / h_t circles show it. */
 function ioLabel(parent, x, y, name, sub) {
@@ -631,6 +635,10 @@ export class Diagram {
     this._nbWidth = nb;
     const width = Math.max(spec.w + 2 * (GAP + nb + STUB), px / MAX_SCALE);
     this._svg.setAttribute("viewBox", `${(spec.w - width) / 2} 0 ${width} ${spec.height}`);
+    // never drawn so small that its smallest text is under MIN_TEXT_PX on screen: a narrow page scrolls the
+    // diagram sideways inside its panel, centred on the open module
+    this._svg.style.minWidth = `${Math.ceil((width * MIN_TEXT_PX) / SMALLEST_TEXT)}px`;
+    if (this._root.scrollWidth > this._root.clientWidth) this._root.scrollLeft = (this._root.scrollWidth - this._root.clientWidth) / 2;
     this._drawNeighbour(this._nbPrev, -GAP - nb, nb, "prev");
     this._drawNeighbour(this._nbNext, spec.w + GAP, nb, "next");
     this._showTokens();

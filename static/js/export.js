@@ -6,6 +6,7 @@
  */
 
 import { showToken } from "./format.js";
+import { FONT, PAPER } from "./plotting.js";
 
 /** Characters of the text a caption quotes (then "…"). */
 const CAPTION_TEXT = 40;
@@ -67,7 +68,7 @@ export async function downloadFigure(figure, format, filename, caption = "") {
   host.style.cssText = "position:fixed;left:-20000px;top:0;visibility:hidden";
   document.body.append(host);
   try {
-    const layout = { ...figure.layout, paper_bgcolor: "#ffffff" };
+    const layout = { ...figure.layout, paper_bgcolor: PAPER };
     if (caption) {
       const margin = layout.margin || {};
       const lines = _lines(caption, layout.width - (margin.l ?? 80)).map((l) => l.replace(/[<>&]/g, (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;" })[c]));
@@ -76,7 +77,7 @@ export async function downloadFigure(figure, format, filename, caption = "") {
       layout.margin = { ...margin, b: (margin.b ?? 80) + band };
       const note = {
         text: lines.join("<br>"), align: "left", xref: "paper", yref: "paper", x: 0, y: 0, xanchor: "left", yanchor: "top",
-        yshift: -((margin.b ?? 80) + 4), showarrow: false, font: { size: 11, color: "#2b3137" },
+        yshift: -((margin.b ?? 80) + 4), showarrow: false, font: { size: 11, color: FONT.color },
       };
       layout.annotations = [...(layout.annotations || []), note];
     }

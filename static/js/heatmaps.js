@@ -23,7 +23,7 @@ import { directionsOf, gateWidth } from "./cards.js";
 import { CELL_SOFT, SHADES, cellTicks, plotlyScale, rangeOf, scaleOf } from "./colors.js";
 import { captionOf, downloadFigure, slug } from "./export.js";
 import { MATH, SHORT, el, esc, fmt, showToken } from "./format.js";
-import { AXIS_COLOUR, CONFIG, FONT, MONO, axis, hasPlotly, loadPlotly, lutOf, plotlyReady, timeExtent } from "./plotting.js";
+import { AXIS_COLOUR, CONFIG, FONT, INK, MONO, MUTED, TICK_COLOUR, axis, hasPlotly, loadPlotly, lutOf, plotlyReady, timeExtent } from "./plotting.js";
 
 /** What each gate is called beside its math name. */
 const ROLE = {
@@ -101,9 +101,9 @@ class Panel {
   }
 
   title(cellMax) {
-    const name = `${MATH[this.gate] || this.gate}  <span style="color:#5b646d">${ROLE[this.gate] || ""}</span>`;
+    const name = `${MATH[this.gate] || this.gate}  <span style="color:${MUTED}">${ROLE[this.gate] || ""}</span>`;
     if (this.scale === "cell" && cellMax > 0) {
-      return `${name}  <span style="color:#5b646d">(±${fmt(cellMax)}, asinh)</span>`;
+      return `${name}  <span style="color:${MUTED}">(±${fmt(cellMax)}, asinh)</span>`;
     }
     return name;
   }
@@ -124,13 +124,13 @@ class Panel {
     const H = this.H;
     const labelled = this.labelled(T);
     const R = timeExtent(T, labelled);
-    const xa = axis({ range: [-0.5, R - 0.5], tickfont: { size: 11, color: "#4a535c" } });
+    const xa = axis({ range: [-0.5, R - 0.5], tickfont: { size: 11, color: TICK_COLOUR } });
     if (labelled) {
       Object.assign(xa, {
         tickmode: "array",
         tickvals: tokens.map((_, k) => k),
         ticktext: tokens.map(showToken),
-        tickfont: { size: 11, family: MONO, color: "#2b3137" },
+        tickfont: { size: 11, family: MONO, color: FONT.color },
         tickangle: 0,
       });
     } else if (T > 0) {
@@ -185,14 +185,14 @@ class Panel {
         { source: withRaster, xref: "x", yref: "y", x: -0.5, y: -0.5, sizex: T, sizey: H, sizing: "stretch", xanchor: "left", yanchor: "top", layer: "below" },
       ];
       layout.shapes = [
-        { type: "rect", xref: "x", yref: "y", x0: t - 0.5, x1: t + 0.5, y0: -0.5, y1: H - 0.5, line: { color: "#111", width: 1.5 } },
+        { type: "rect", xref: "x", yref: "y", x0: t - 0.5, x1: t + 0.5, y0: -0.5, y1: H - 0.5, line: { color: INK, width: 1.5 } },
         { type: "rect", xref: "x", yref: "y", x0: -0.5, x1: T - 0.5, y0: this.rowFor(unit) - 0.5, y1: this.rowFor(unit) + 0.5, line: { color: "rgba(17,17,17,0.55)", width: 1 } },
       ];
     }
     if (this.split && !this.rows) {
       const half = (y, text) => ({ xref: "paper", yref: "y", x: 0.005, y, xanchor: "left", yanchor: "top", text, showarrow: false, font: { size: 10, color: "#1f2328" }, bgcolor: "rgba(255,255,255,0.8)" });
       layout.annotations = [half(-0.5, "forward →"), half(this.split - 0.5, "← backward")];
-      layout.shapes = [...(layout.shapes || []), { type: "line", xref: "paper", yref: "y", x0: 0, x1: 1, y0: this.split - 0.5, y1: this.split - 0.5, line: { color: "#111", width: 1.5, dash: "dot" } }];
+      layout.shapes = [...(layout.shapes || []), { type: "line", xref: "paper", yref: "y", x0: 0, x1: 1, y0: this.split - 0.5, y1: this.split - 0.5, line: { color: INK, width: 1.5, dash: "dot" } }];
     }
     return { data, layout };
   }
@@ -414,9 +414,15 @@ export class Heatmaps {
     new ResizeObserver(() => this._resize()).observe(this.grid);
   }
 
-  /** Light one gate's heatmap (the diagram's hover); null clears. */
+  /** Light one gate's heatmap (the diagram's hover); null clears. Where the heatmaps are a scroll box (a wide
+   *  page: beside the diagram), it scrolls to the lit one. */
   highlight(gate) {
     for (const p of this.panels) p.root.classList.toggle("is-highlit", p.gate === gate);
+    const lit = this.panels.find((p) => p.gate === gate);
+    const box = this.root;
+    if (!lit || box.scrollHeight <= box.clientHeight + 1) return;
+    const top = lit.root.offsetTop - 4;
+    if (top < box.scrollTop || top + lit.root.offsetHeight > box.scrollTop + box.clientHeight) box.scrollTo({ top, behavior: "smooth" });
   }
 
   _onChange(changed) {

@@ -14,7 +14,7 @@ import { defaultTextGate, directionOf, directionsOf, knownUnitAt } from "./cards
 import { CELL_SOFT, colourOf, darkTextOn, rangeOf, scaleOf } from "./colors.js";
 import { captionOf, downloadFigure, slug } from "./export.js";
 import { MATH, PLAIN, el, fmt, showToken } from "./format.js";
-import { CONFIG, FONT, axis, hasPlotly, loadPlotly, plotlyReady, timeExtent } from "./plotting.js";
+import { CONFIG, FONT, INK, axis, cssColour, hasPlotly, loadPlotly, plotlyReady, timeExtent } from "./plotting.js";
 
 /** Height of one gate's strip in the curves chart (px). */
 const STRIP = 46;
@@ -23,7 +23,7 @@ const MARGIN = { l: 64, r: 14, t: 8, b: 30 };
 /** Least time between two redraws of the curves while steps stream in (ms; a redraw costs ~25 ms at 1,000 steps). */
 const CHART_EVERY_MS = 250;
 /** Colour of the curves (neutral: the strips' scales give the meaning). */
-const LINE = "#2f3a45";
+const LINE = cssColour("--chart-line", "#2f3a45");
 
 export class Inspector {
   /** els: {title, curves, curveTools, gate (select), text, preds, predsBox} */
@@ -396,7 +396,7 @@ export class Inspector {
         tickvals: ticks,
         ticktext: ticks.map((v) => fmt(v, Math.abs(v) >= 10 || Number.isInteger(v) ? 0 : 1)),
         zeroline: scale !== "gate",
-        zerolinecolor: "#d0d5da",
+        zerolinecolor: cssColour("--line-strong", "#d0d5da"),
         title: { text: MATH[g], standoff: 6, font: { size: 12 } },
         showline: true,
       });
@@ -463,7 +463,7 @@ export class Inspector {
     const lines = s.currentLines();
     if (!lines || !s.T) return;
     const fig = this._figure(lines, s.T);
-    fig.layout.shapes = [{ type: "line", xref: "x", yref: "paper", x0: s.t, x1: s.t, y0: 0, y1: 1, line: { color: "#111", width: 1.2 } }];
+    fig.layout.shapes = [{ type: "line", xref: "x", yref: "paper", x0: s.t, x1: s.t, y0: 0, y1: 1, line: { color: INK, width: 1.2 } }];
     fig.layout.title = { text: `${s.model} · layer ${s.layer} · unit ${s.unit}`, x: 0, xref: "paper", xanchor: "left", font: { size: 13 } };
     fig.layout.margin = { ...fig.layout.margin, t: 30 };
     fig.layout.height += 22;

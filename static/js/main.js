@@ -16,6 +16,7 @@ import { Inspector } from "./inspector.js";
 import { mountLegend } from "./legend.js";
 import { MatchView } from "./match.js";
 import { OrderControl } from "./order.js";
+import { Presenter } from "./present.js";
 import { Picker } from "./picker.js";
 import { loadPlotlyAfterFirstTrace } from "./plotting.js";
 import { ProbeView } from "./probe.js";
@@ -165,6 +166,7 @@ new ProbeView(
   state,
 );
 for (const id of ["diagram", "unit", "heatmaps"]) mountLegend($(`${id}-legend`), id);
+new Presenter({ toggle: $("present") }, state);
 window.gatescope = { state, lastDrawn: () => heatmaps.lastDrawn };
 
 // ---- the server

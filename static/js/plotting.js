@@ -5,12 +5,26 @@
 
 import { SHADES, colourOf, rangeOf, scaleOf } from "./colors.js";
 
+/** A colour the page's CSS defines (main.css :root, light or dark as the system says), else `fallback`. */
+export function cssColour(name, fallback) {
+  const v = typeof document === "undefined" ? "" : getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  return v || fallback;
+}
+
 /** Font of chart text (the page's). */
-export const FONT = { family: "system-ui, -apple-system, 'Segoe UI', sans-serif", size: 12, color: "#2b3137" };
+export const FONT = { family: "system-ui, -apple-system, 'Segoe UI', sans-serif", size: 12, color: cssColour("--chart-text", "#2b3137") };
+/** Colour of secondary chart text (a title's role, a scale's range). */
+export const MUTED = cssColour("--muted", "#5b646d");
+/** Colour of tick labels. */
+export const TICK_COLOUR = cssColour("--chart-tick", "#4a535c");
+/** Colour of cursors and outlines drawn in a chart (the current step, the selected unit). */
+export const INK = cssColour("--ink", "#111");
+/** Background of an exported chart: the panel's. */
+export const PAPER = cssColour("--panel", "#ffffff");
 /** Font of tokens on axes. */
 export const MONO = "ui-monospace, 'SFMono-Regular', Menlo, Consolas, 'DejaVu Sans Mono', monospace";
 /** Colour of axis lines and ticks. */
-export const AXIS_COLOUR = "#8a939c";
+export const AXIS_COLOUR = cssColour("--chart-axis", "#8a939c");
 
 /** Plotly config for every chart: no mode bar (the page has its own export buttons), no logo. */
 export const CONFIG = { displayModeBar: false, displaylogo: false, responsive: false, doubleClick: false, showTips: false };
@@ -25,7 +39,7 @@ export function axis(extra = {}) {
     tickcolor: AXIS_COLOUR,
     ticks: "outside",
     ticklen: 3,
-    tickfont: { size: 11, color: "#4a535c" },
+    tickfont: { size: 11, color: TICK_COLOUR },
     ...extra,
   };
 }

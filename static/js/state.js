@@ -18,10 +18,11 @@
  *     "span"    the span of steps a pattern match starts from changed (state.span: {start, stop} or null)
  *     "compare" the run set beside this one changed (state.compare: {model, text, match} or null)
  *     "interventions" the units held (state.interventions: the list POST /api/trace takes; [] none)
+ *     "present" presentation mode turned on or off (state.present)
  *
  * The selection round-trips through the URL hash (#model=code&layer=0&t=12&unit=118&gate=c&text=...&order=similar;
  * a probe's order keeps its rows: order=probe&rows=118.3.54, the rest of the units following by id; a comparison:
- * vs=recall-rnn (another model), vs_text=... (another text), vs_match=1 (units paired by activity)).
+ * vs=recall-rnn (another model), vs_text=... (another text), vs_match=1 (units paired by activity); present=1: presentation mode).
  * Nothing here computes a gate: values come from the server; this module only stores and indexes.
  */
 
@@ -247,6 +248,8 @@ export class State {
     this.interventions = [];
     /** The span [start, stop) of steps a pattern match starts from, or null. */
     this.span = null;
+    /** Presentation mode (present.js): large type, the diagram, one heatmap, the predictions and the scrubber. */
+    this.present = false;
     this._subs = [];
     this._hashTimer = null;
   }
@@ -260,7 +263,7 @@ export class State {
   _notify(changed) {
     if (changed.size === 0) return;
     for (const fn of this._subs) fn(changed, this);
-    if (["model", "text", "layer", "unit", "t", "gate", "order", "compare"].some((k) => changed.has(k))) this._scheduleHash();
+    if (["model", "text", "layer", "unit", "t", "gate", "order", "compare", "present"].some((k) => changed.has(k))) this._scheduleHash();
   }
 
   /** Steps shown. */
@@ -325,6 +328,7 @@ export class State {
     if (h.order === "similar") this.setOrder("similar", null);
     else if (h.order === "probe" && h.rows) this.setOrder("probe", h.rows);
     this.setCompare(h.vs || h.vs_text !== undefined ? { model: h.vs ?? null, text: h.vs_text ?? null, match: h.vs_match } : null);
+    this.setPresent(h.present);
     return h.model && h.model !== card.id ? h.model : null;
   }
 
@@ -479,6 +483,13 @@ export class State {
     this._notify(new Set(["interventions"]));
   }
 
+  /** Turn presentation mode on or off; notifies "present". */
+  setPresent(on) {
+    if (!!on === this.present) return;
+    this.present = !!on;
+    this._notify(new Set(["present"]));
+  }
+
   /** Set a run beside this one ({model, text, match}: model null is this model, text null this text), or null. */
   setCompare(c) {
     const other = c && (c.model || (c.text !== null && c.text !== undefined));
@@ -582,6 +593,7 @@ export class State {
     if (this.compare?.model) p.push(`vs=${encodeURIComponent(this.compare.model)}`);
     if (this.compare && this.compare.text !== null) p.push(`vs_text=${encodeURIComponent(this.compare.text)}`);
     if (this.compare?.match) p.push("vs_match=1");
+    if (this.present) p.push("present=1");
     if (this.order === "similar") p.push("order=similar");
     else if (this.order === "probe" && this.orderRows) p.push("order=probe", `rows=${this.orderRows.slice(0, HASH_ROWS).join(".")}`);
     return "#" + p.join("&");
@@ -632,6 +644,7 @@ export function parseHash(hash) {
     }
     if (key === "model" || key === "text" || key === "vs" || key === "vs_text") out[key] = value;
     else if (key === "vs_match") out.vs_match = value === "1";
+    else if (key === "present") out.present = value === "1";
     else if (key === "order" && ["index", "probe", "similar"].includes(value)) out.order = value;
     else if (key === "rows" && /^\d+(\.\d+)*$/.test(value)) out.rows = value.split(".").map(Number);
     else if (["layer", "t", "unit"].includes(key) && /^\d+$/.test(value)) out[key] = Number(value);
