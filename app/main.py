@@ -37,6 +37,7 @@ from .api import live as live_api
 from .api import models as models_api
 from .api import probes as probes_api
 from .api import series as series_api
+from .api import story as story_api
 from .api import trace as trace_api
 from .api import units as units_api
 from .api import views as views_api
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(views_api.router)
     app.include_router(compare_api.router)
     app.include_router(attribute_api.router)
+    app.include_router(story_api.router)
     templates = Jinja2Templates(directory=str(settings.templates))
     app.mount("/static", StaticFiles(directory=str(settings.static)), name="static")
     app.add_middleware(BodyLimit, settings=settings)  # a body's size, before it is read
