@@ -101,7 +101,7 @@ def _dyck(models: Models) -> list[dict[str, Any]]:
     words = (
         f"Unit {u['unit']}'s C steps {way} with every '(' and {back} with every ')': on this string it follows the "
         f"depth with r = {m['r']:.3f}, reaching {m['at_deepest']:.1f} at the deepest point, {m['max_depth']} open "
-        f"(t = {m['t_deepest']}). That count is what lets the model allow ')' exactly while a bracket is open "
+        f"(t = {m['t_deepest']}). The model needs that count to allow ')' exactly while a bracket is open "
         f"and '$' only when none is."
     )
     return [_chapter("dyck-counter", "A counter", "dyck", text, u["unit"], m["t_deepest"], "c", words, m, u["layer"])]
