@@ -14,7 +14,7 @@ from typing import Any
 
 from .network import Network
 from .tasks import dyck_depth
-from .teach import bracket_depth, depth_run, hold, lesson
+from .teach import bracket_depth, depth_run, hold, lesson, sci
 
 Models = Mapping[str, tuple[Network, dict[str, Any]]]
 
@@ -79,8 +79,8 @@ def _recall(models: Models) -> list[dict[str, Any]]:
                 rmem["unit"],
                 len(text) - 1,
                 "h",
-                f"The plain RNN has no gates: h_t = tanh(W·[h_{{t−1}}, x_t] + b) is rewritten at every digit, and at "
-                f"'?' it says {said}: chance. The gradient of its answer reaching step 1 is {r['grad_ratio']:.0e} of "
+                f"The plain RNN has no gates: hₜ = tanh(W·[hₜ₋₁, xₜ] + b) is rewritten at every digit, and at "
+                f"'?' it says {said}: chance. The gradient of its answer reaching step 1 is {sci(r['grad_ratio'])} of "
                 f"its size at '?' (the LSTM's: {m['grad_ratio']:.2f}), so training never taught it to store the "
                 "symbol.",
                 r | {"lstm_grad_ratio": m["grad_ratio"]},

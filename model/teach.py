@@ -101,6 +101,15 @@ def _deepest_first(examples: list[str], depth: Any) -> list[str]:
     return [examples[k], *examples[:k], *examples[k + 1 :]]
 
 
+_SUPER = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def sci(x: float) -> str:
+    """A tiny or huge number as a person writes it, one digit: 9e-21 as "9 × 10⁻²¹" (no line break inside it)."""
+    mantissa, exponent = f"{x:.0e}".split("e")
+    return f"{mantissa}\u00a0×\u00a010{str(int(exponent)).translate(_SUPER)}"
+
+
 def _pct(p: float) -> str:
     return f"{100 * p:.1f}%"
 
@@ -134,7 +143,7 @@ def _recall(net: Network, card: dict[str, Any]) -> dict[str, Any]:
         )
     elif net.cell == "gru":
         text = (
-            f"A GRU has no forget gate and no C: h = (1 − z)·h_{{t−1}} + z·h̃. Unit {j} holds the symbol in h, "
+            f"A GRU has no forget gate and no C: h = (1 − z)·hₜ₋₁ + z·h̃. Unit {j} holds the symbol in h, "
             f"keeping on average {m['keep_mean']:.2f} of it a digit (1 − z; {mem['mean_forget']:.2f} {over}), far "
             f"from a held gate: h̃ has h's sign on {_pct(m['same_sign'])} of the {n} digits, so h goes from "
             f"{m['start']:.2f} to {m['end']:.2f} and at '?' the model names '{s}' at {_pct(p)}.{right}"
@@ -143,11 +152,11 @@ def _recall(net: Network, card: dict[str, Any]) -> dict[str, Any]:
         chance = 1 / len(m["answer"])
         said = ", ".join(f"{c} {_pct(q)}" for c, q in m["answer"].items())
         text = (
-            f"This model fails the task. A plain RNN has no gates (h_t = tanh(W·[h_{{t−1}}, x_t] + b)): at '?' it "
+            f"This model fails the task. A plain RNN has no gates (hₜ = tanh(W·[hₜ₋₁, xₜ] + b)): at '?' it "
             f"says {said}, chance ({_pct(chance)} each).{right} Its best memory unit, {j}, keeps only "
             f"{mem['separation']:.2f} of its variance between the four symbols after the digits. Why: "
             f"the gradient that should teach it to store the symbol passes through a tanh and W at each of the "
-            f"{n} digits and vanishes: at step 1 it is {m['grad_ratio']:.0e} of its size at '?'."
+            f"{n} digits and vanishes: at step 1 it is {sci(m['grad_ratio'])} of its size at '?'."
         )
     return {"description": f"{task} {text}", "examples": examples, "measured": m}
 

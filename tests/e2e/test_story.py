@@ -44,7 +44,7 @@ _LIT_JS = """(gate) => {
 def _assert_chapter(pg, server: str, ch: dict, k: int, n: int) -> None:
     """The page shows chapter ch: the panel, the state in the controls and the URL, the description, the lit gate."""
     story = pg.get_by_test_id("story")
-    expect(story).to_have_attribute("data-chapter", ch["id"])
+    expect(story).to_have_attribute("data-chapter", ch["id"], timeout=15_000)  # a loaded 2-core machine
     expect(pg.get_by_test_id("story-words")).to_have_text(ch["words"])
     expect(story).to_contain_text(f"chapter {k + 1} of {n}")
     expect(pg.get_by_test_id("model")).to_have_value(ch["model"])
@@ -103,10 +103,11 @@ def test_the_tour_walks_every_chapter_and_each_sets_the_page(page, server):
 
 def test_a_link_opens_on_its_chapter(new_page, server):
     chapters = {c["id"]: c for c in _story(server)}
-    only = new_page()  # a link naming only the chapter takes the chapter's state
+    only = new_page(1024, 768)  # a link naming only the chapter takes the chapter's state (on a projector)
     only.goto(server + "/#chapter=rnn-fails")
     ids = list(chapters)
     _assert_chapter(only, server, chapters["rnn-fails"], ids.index("rnn-fails"), len(ids))
+    only.screenshot(path=str(SHOTS / "chapter-rnn-fails-1024x768.png"))
     assert "fails" in only.get_by_test_id("description").inner_text()
     shared = new_page(390, 844)  # the link the page itself wrote, on a phone
     shared.goto(server + "/" + only.evaluate("location.hash"))
