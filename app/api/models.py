@@ -98,10 +98,12 @@ class ReadsRequest(BaseModel):
     text: str = Field(description="the text the page holds")
 
 
-@router.post("/{model_id}/reads", responses=errors(404, 413))
+@router.post("/{model_id}/reads", responses=errors(400, 403, 404, 411, 413, 422))
 def check_text(model_id: str, body: ReadsRequest, entry: EntryDep, settings: SettingsDep) -> dict[str, Any]:
     """Whether the model can read a text (every token in its vocabulary, within the server's limit): the page keeps
     the text on a model switch when it can, and asks first when not ("why" says what it cannot read)."""
+    if entry.problem is not None:
+        return {"reads": False, "why": f"model {model_id!r} is unavailable: {entry.problem}"}
     try:
         check_input(model_id, entry, body.text, None, settings)
     except HTTPException as e:
