@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .card import CODE_CHARS
 from .network import Network
 from .tasks import dyck_depth
 from .teach import bracket_depth, depth_run, hold, lesson, sci
@@ -116,7 +117,8 @@ def _code(models: Models) -> list[dict[str, Any]]:
     m = depth_run(net, text, b["unit"], bracket_depth(text), "c")
     words = (
         f"Among {net.hidden_size} units, unit {b['unit']}'s C follows how many brackets are open: r = {m['r']:.2f} "
-        f"with the depth over this line ({b['r']:.2f} over 20,000 held-out characters of the standard library). "
+        f"with the depth over this line ({b['r']:.2f} over {CODE_CHARS:,} held-out characters of the standard "
+        f"library). "
         f"At t = {m['t_deepest']}, {m['max_depth']} brackets deep, it is {m['at_deepest']:.2f}; outside them it "
         f"averages {m['at_zero']:.2f}."
     )

@@ -21,7 +21,7 @@ import numpy as np
 
 from .analysis import code_features
 from .attribution import attribute
-from .card import UNIT_SAMPLES
+from .card import CODE_CHARS, UNIT_SAMPLES
 from .network import Network
 from .tasks import dyck_depth
 
@@ -188,7 +188,7 @@ def _code(net: Network, card: dict[str, Any]) -> dict[str, Any]:
     s = feats.get("in_string")
     string = f", unit {s['unit']} whether it is inside a string (r = {s['r']:.2f})" if s else ""
     text = (
-        f"The known units, measured over 20,000 held-out characters: unit {b['unit']}'s C follows how deep the "
+        f"The known units, measured over {CODE_CHARS:,} held-out characters: unit {b['unit']}'s C follows how deep the "
         f"brackets go (r = {b['r']:.2f}){string}. On the first example, {m['max_depth']} brackets deep, unit "
         f"{b['unit']} follows the depth with r = {m['r']:.2f}."
     )
