@@ -126,7 +126,7 @@ def test_a_model_switch_keeps_a_text_the_new_model_reads_and_asks_otherwise(page
     box.fill("b31415926?")
     page.get_by_test_id("model").select_option("code")  # code's characters include these: kept
     expect(page.get_by_test_id("model")).to_have_value("code")
-    page.wait_for_function("location.hash.includes('model=code')")
+    page.wait_for_function("() => location.hash.includes('model=code')")
     expect(box).to_have_value("b31415926?")
     expect(page.get_by_test_id("switch-ask")).to_be_hidden()
     page.get_by_test_id("model").select_option("dyck")  # dyck reads only ( ) $: asked first
