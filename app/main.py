@@ -38,6 +38,7 @@ from .api import models as models_api
 from .api import page as page_api
 from .api import probes as probes_api
 from .api import series as series_api
+from .api import story as story_api
 from .api import trace as trace_api
 from .api import units as units_api
 from .api import views as views_api
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(compare_api.router)
     app.include_router(attribute_api.router)
     app.include_router(page_api.router)
+    app.include_router(story_api.router)
     templates = Jinja2Templates(directory=str(settings.templates))
     app.mount("/static", StaticFiles(directory=str(settings.static)), name="static")
     app.add_middleware(BodyLimit, settings=settings)  # a body's size, before it is read

@@ -356,6 +356,8 @@ class CodeTask(Task):
         "for i, line in enumerate(lines):\n    if line.startswith('#'):\n        continue\n",
         "import os\nimport sys\n\n\ndef main(argv=None):\n    args = parse_args(argv)\n    return 0\n",
         'class Point:\n    """A point in the plane."""\n\n    def __repr__(self):\n        return f"Point({self.x})"\n',
+        # nested brackets (depth 4): the bracket unit's walk
+        "print(sorted(set(len(w) for w in words), key=lambda n: (abs(n - 4), n))[:3])\n",
     ]
 
     def __init__(self, max_chars: int = 8_000_000, eval_chars: int = 100_000):

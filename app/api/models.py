@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -27,8 +28,19 @@ from ..schemas import ERRORS, ModelCard, ModuleChoice, errors
 from ..settings import Settings
 from ..uploads import ID, Store, UploadError, slug
 from ..work import ClientGone, watch_disconnect
-from .deps import EntryDep, IndexesDep, RegistryDep, SettingsDep, StoreDep, WorkDep, no_model, require_uploads
+from .deps import (
+    EntryDep,
+    IndexesDep,
+    RegistryDep,
+    SettingsDep,
+    StoreDep,
+    WorkDep,
+    check_input,
+    no_model,
+    require_uploads,
+)
 from .index import prepare
+from .story import lesson_of
 
 log = logging.getLogger("gatescope")
 router = APIRouter(prefix="/api/models", tags=["models"])
@@ -39,6 +51,7 @@ def card_of(name: str, entry: Entry, saved: list[dict[str, Any]] | None = None) 
     if entry.problem is not None and entry.net is None:
         return {"id": name, "origin": entry.origin, "available": False, "problem": entry.problem}
     net, card = entry.net, entry.card if entry.problem is None else {}
+    taught = lesson_of(name, entry) or {}  # a bundled model's description and examples, measured on it
     return {
         "available": entry.problem is None,
         "problem": entry.problem,
@@ -58,8 +71,8 @@ def card_of(name: str, entry: Entry, saved: list[dict[str, Any]] | None = None) 
         "head": net.head is not None,
         "output": output_of(net.head),
         "origin": entry.origin,
-        "description": card.get("description", net.spec.meta.get("description", "")),
-        "examples": card.get("examples", []),
+        "description": taught.get("description") or card.get("description", net.spec.meta.get("description", "")),
+        "examples": taught.get("examples") or card.get("examples", []),
         "metrics": card.get("heldout") or {},
         "telling_units": card.get("telling_units", {}) | ({"saved": saved} if saved else {}),
         "command": card.get("command"),
@@ -77,6 +90,27 @@ def list_models(registry: RegistryDep, request: Request) -> list[dict[str, Any]]
 def get_model(model_id: str, entry: EntryDep, request: Request) -> dict[str, Any]:
     """One model's card."""
     return card_of(model_id, entry, request.app.state.known.saved(model_id, entry.origin))
+
+
+class ReadsRequest(BaseModel):
+    """A text to try on a model's tokenizer."""
+
+    text: str = Field(description="the text the page holds")
+
+
+@router.post("/{model_id}/reads", responses=errors(400, 403, 404, 411, 413, 422))
+def check_text(model_id: str, body: ReadsRequest, entry: EntryDep, settings: SettingsDep) -> dict[str, Any]:
+    """Whether the model can read a text (every token in its vocabulary, within the server's limit): the page keeps
+    the text on a model switch when it can, and asks first when not ("why" says what it cannot read)."""
+    if entry.problem is not None:
+        return {"reads": False, "why": f"model {model_id!r} is unavailable: {entry.problem}"}
+    try:
+        check_input(model_id, entry, body.text, None, settings)
+    except HTTPException as e:
+        if e.status_code not in (413, 422):
+            raise
+        return {"reads": False, "why": e.detail}
+    return {"reads": True, "why": None}
 
 
 def _suffix(filename: str) -> str:

@@ -43,6 +43,29 @@ export async function listModels() {
   return res.json();
 }
 
+/** The guided story's chapters (GET /api/story): [{id, title, model, text, layer, unit, t, highlight, words}]. */
+export async function getStory() {
+  let res;
+  try {
+    res = await fetch("/api/story");
+  } catch {
+    throw new ApiError("The server cannot be reached: the tour did not load.");
+  }
+  if (!res.ok) throw new ApiError(`The tour did not load: ${await _detail(res)}`, res.status);
+  return (await res.json()).chapters;
+}
+
+/** Whether model `id` can read `text` (POST /api/models/{id}/reads): {reads, why}. */
+export async function readsText(id, text) {
+  const res = await fetch(`/api/models/${encodeURIComponent(id)}/reads`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ text }),
+  });
+  if (!res.ok) throw new ApiError(await _detail(res), res.status);
+  return res.json();
+}
+
 /** A series file (.csv or .npy) read by the server: {csv, steps, features, names}, csv the text to edit. */
 export async function readSeries(file) {
   const r = await fetch(`/api/series?name=${encodeURIComponent(file.name)}`, {

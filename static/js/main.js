@@ -29,6 +29,7 @@ import { SeriesView } from "./series.js";
 import { Share } from "./share.js";
 import { State } from "./state.js";
 import { Steps } from "./steps.js";
+import { Story } from "./story.js";
 import { Uploader } from "./uploader.js";
 
 const $ = (id) => {
@@ -49,12 +50,12 @@ const say = (key) => (text, level) => banner.set(key, text, level);
 
 // the hover hooks refer to each other's view: they run only on pointer events, after every view exists
 const heatmaps = new Heatmaps($("heatmaps"), state, {
-  onGate: (gate) => diagram.highlight(gate),
+  onGate: (gate) => diagram.highlight(gate ?? state.highlight), // the story's gate stays lit when the pointer leaves
   onError: say("export"),
 });
 const diagram = new Diagram({ root: $("diagram"), tools: { png: $("diagram-png"), svg: $("diagram-svg") }, direction: $("diagram-direction") }, state, {
   onGate: (gate) => {
-    heatmaps.highlight(gate);
+    heatmaps.highlight(gate ?? state.highlight);
     steps.highlight(gate); // both ways: a box or op lights the card of its step
   },
   onError: say("export"),
@@ -63,6 +64,7 @@ const picker = new Picker(
   {
     model: $("model"), description: $("description"), more: $("description-more"), examples: $("examples"), input: $("input"),
     label: $("input-label"), file: $("series-file"), fileBox: $("series-file-box"),
+    ask: { root: $("switch-ask"), text: $("switch-ask-text"), replace: $("switch-replace"), stay: $("switch-stay") },
   },
   state,
   {
@@ -85,9 +87,22 @@ new Scrubber(
 );
 const steps = new Steps($("steps"), state, {
   onGate: (gate, lights) => {
-    diagram.highlight(lights ?? gate); // the whole step: every box, op and line of it
-    heatmaps.highlight(gate);
+    diagram.highlight(lights ?? gate ?? state.highlight); // the whole step: every box, op and line of it
+    heatmaps.highlight(gate ?? state.highlight);
   },
+});
+new Story(
+  {
+    root: $("story"), start: $("story-start"), count: $("story-count"), title: $("story-title"), words: $("story-words"),
+    prev: $("story-prev"), next: $("story-next"), close: $("story-close"), target: $("diagram-title"), input: $("input"),
+  },
+  state,
+);
+// what the story lights (state.highlight), in the diagram and the heatmaps (after they rebuild for a new model)
+state.subscribe((changed) => {
+  if (!changed.has("highlight") && !changed.has("model")) return;
+  diagram.highlight(state.highlight);
+  heatmaps.highlight(state.highlight);
 });
 new Inspector(
   {

@@ -4,6 +4,7 @@
  * model options follow the state's card list.
  */
 
+import { readsText } from "./api.js";
 import { CELL_NAME, directionNote, tokenizerText } from "./cards.js";
 import { el, showToken } from "./format.js";
 
@@ -12,7 +13,8 @@ const EXAMPLE_CHARS = 18;
 
 export class Picker {
   /** els: {model (select), description, more (button), examples, input (textarea), label (the input's),
-   *  file (a series file's input), fileBox (its wrapper)}; hooks: {onFile(file)} for a chosen or dropped file */
+   *  file (a series file's input), fileBox (its wrapper), ask: {root, text, replace, stay} (the prompt before a
+   *  model switch replaces the text)}; hooks: {onFile(file)} for a chosen or dropped file */
   constructor(els, state, hooks = {}) {
     this.els = els;
     this.state = state;
@@ -29,7 +31,9 @@ export class Picker {
       ev.preventDefault();
       hooks.onFile?.(ev.dataTransfer.files[0]);
     });
-    model.addEventListener("change", () => state.choose(model.value));
+    model.addEventListener("change", () => this._choose(model.value));
+    els.ask.replace.addEventListener("click", () => this._answer(true));
+    els.ask.stay.addEventListener("click", () => this._answer(false));
     input.addEventListener("input", () => state.setText(input.value));
     more.addEventListener("click", () => {
       const open = description.classList.toggle("is-open");
@@ -37,6 +41,40 @@ export class Picker {
       more.setAttribute("aria-expanded", String(open));
     });
     state.subscribe((changed) => this._onChange(changed));
+  }
+
+  /**
+   * Switch to model `id`, keeping the text typed when the server says the new model reads it; when it cannot,
+   * ask in the page before replacing it with the new model's example (an example of the old model is replaced).
+   */
+  async _choose(id) {
+    const s = this.state;
+    this.els.ask.root.hidden = true;
+    const card = s.cardOf(id);
+    const own = s.text && !s.card?.examples.includes(s.text) && card?.input === "text" && s.card?.input === "text";
+    if (!own) return s.choose(id, { keep: false });
+    let reads;
+    try {
+      reads = await readsText(id, s.text);
+    } catch {
+      reads = { reads: false, why: "the server could not say whether it reads it" };
+    }
+    if (this.els.model.value !== id) return; // another model chosen since
+    if (reads.reads) return s.choose(id, { keep: true });
+    this._asking = id;
+    const { root, text } = this.els.ask;
+    text.textContent = `${id} cannot read your text (${reads.why.replace(/\.$/, "")}). Replace it with ${id}'s first example?`;
+    root.hidden = false;
+    this.els.ask.replace.focus();
+  }
+
+  /** The prompt's answer: replace the text with the new model's example, or stay on the model shown. */
+  _answer(replace) {
+    const id = this._asking;
+    this._asking = null;
+    this.els.ask.root.hidden = true;
+    if (replace && id) this.state.choose(id, { keep: false });
+    else this.els.model.value = this.state.model;
   }
 
   /** Mark the text box as one the model cannot read (the server refused it), or clear the mark. */
@@ -64,7 +102,10 @@ export class Picker {
   _onChange(changed) {
     const s = this.state;
     if (changed.has("cards")) this._showCards();
-    if (changed.has("model")) this._build();
+    if (changed.has("model")) {
+      this.els.ask.root.hidden = true; // the model changed another way (a link, the tour)
+      this._build();
+    }
     if (changed.has("text") && this.els.input.value !== s.text) this.els.input.value = s.text;
   }
 

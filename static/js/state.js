@@ -19,10 +19,13 @@
  *     "compare" the run set beside this one changed (state.compare: {model, text, match} or null)
  *     "interventions" the units held (state.interventions: the list POST /api/trace takes; [] none)
  *     "present" presentation mode turned on or off (state.present)
+ *     "chapter" the guided story's chapter changed (state.chapter: its id, or null: no tour)
+ *     "highlight" what the story lights in the diagram and the heatmaps changed (state.highlight: a gate, or null)
  *
  * The selection round-trips through the URL hash (#model=code&layer=0&t=12&unit=118&gate=c&text=...&order=similar;
  * a probe's order keeps its rows: order=probe&rows=118.3.54, the rest of the units following by id; a comparison:
- * vs=recall-rnn (another model), vs_text=... (another text), vs_match=1 (units paired by activity); present=1: presentation mode).
+ * vs=recall-rnn (another model), vs_text=... (another text), vs_match=1 (units paired by activity); present=1:
+ * presentation mode; the story's chapter: chapter=forget-holds (a link with no model opens on the chapter's own state).
  * Nothing here computes a gate: values come from the server; this module only stores and indexes.
  */
 
@@ -250,6 +253,12 @@ export class State {
     this.span = null;
     /** Presentation mode (present.js): large type, the diagram, one heatmap, the predictions and the scrubber. */
     this.present = false;
+    /** The guided story's chapter shown (its id), or null: no tour (story.js). */
+    this.chapter = null;
+    /** A chapter a link named without a model: story.js sets its state once the chapters arrive. */
+    this.chapterPending = false;
+    /** The gate the story lights in the diagram and the heatmaps, or null. */
+    this.highlight = null;
     this._subs = [];
     this._hashTimer = null;
   }
@@ -263,7 +272,7 @@ export class State {
   _notify(changed) {
     if (changed.size === 0) return;
     for (const fn of this._subs) fn(changed, this);
-    if (["model", "text", "layer", "unit", "t", "gate", "order", "compare", "present"].some((k) => changed.has(k))) this._scheduleHash();
+    if (["model", "text", "layer", "unit", "t", "gate", "order", "compare", "present", "chapter"].some((k) => changed.has(k))) this._scheduleHash();
   }
 
   /** Steps shown. */
@@ -297,14 +306,14 @@ export class State {
    * Switch model, as the picker does. Your own text stays when the new model reads the same symbols (the
    * same vocabulary size: the recall-* models, to compare cells on one input); otherwise, or when the text
    * is one of the old model's examples, the new model's first example replaces it. The unit shown is the
-   * new card's most telling one.
+   * new card's most telling one. `keep` (the server said the new model reads the text, or not) decides instead.
    */
-  choose(id) {
+  choose(id, { keep: asked = null } = {}) {
     const old = this.card;
     const card = this.cardOf(id);
     if (!card) throw new Error(`Unknown model '${id}'`);
     const sameSymbols = old && old.vocab === card.vocab && old.input === card.input;
-    const keep = this.text && sameSymbols && !old.examples.includes(this.text);
+    const keep = this.text && (asked ?? sameSymbols) && !old?.examples.includes(this.text);
     const text = keep ? this.text : card.examples[0] || "";
     this.setModel(id, { ...defaultUnit(card), text });
   }
@@ -316,6 +325,8 @@ export class State {
   openHash(hash, fallback) {
     const h = parseHash(hash);
     const cards = this.cards;
+    this.chapter = h.chapter ?? null;
+    this.chapterPending = !!h.chapter && !h.model;
     const card = cards.find((c) => c.id === h.model) || cards.find((c) => c.id === fallback) || cards[0];
     const start = defaultUnit(card);
     this.setModel(card.id, {
@@ -329,6 +340,7 @@ export class State {
     else if (h.order === "probe" && h.rows) this.setOrder("probe", h.rows);
     this.setCompare(h.vs || h.vs_text !== undefined ? { model: h.vs ?? null, text: h.vs_text ?? null, match: h.vs_match } : null);
     this.setPresent(h.present);
+    this._notify(new Set(["chapter"]));
     return h.model && h.model !== card.id ? h.model : null;
   }
 
@@ -477,6 +489,31 @@ export class State {
     return this._rowOf;
   }
 
+  /**
+   * Open a story chapter ({id, model, text, layer, unit, t, highlight}): the page takes its state (t once the
+   * text's steps arrive) and lights its gate; null leaves the tour, the page staying as it is.
+   */
+  setChapter(ch) {
+    this.chapterPending = false;
+    if (!ch) {
+      if (this.chapter === null && this.highlight === null) return;
+      [this.chapter, this.highlight] = [null, null];
+      this._notify(new Set(["chapter", "highlight"]));
+      return;
+    }
+    [this.chapter, this.highlight] = [ch.id, ch.highlight ?? null];
+    if (ch.model !== this.model) this.setModel(ch.model, { unit: ch.unit, layer: ch.layer, text: ch.text, t: ch.t });
+    else this.openContext({ text: ch.text, t: ch.t, unit: ch.unit, layer: ch.layer });
+    this._notify(new Set(["chapter", "highlight"]));
+  }
+
+  /** Light a gate in the diagram and the heatmaps (the story's; null: none): notifies "highlight". */
+  setHighlight(gate) {
+    if (gate === this.highlight) return;
+    this.highlight = gate;
+    this._notify(new Set(["highlight"]));
+  }
+
   /** Hold these units (a list of interventions as the server takes them; [] none): notifies "interventions". */
   setInterventions(list) {
     this.interventions = list;
@@ -594,6 +631,7 @@ export class State {
     if (this.compare && this.compare.text !== null) p.push(`vs_text=${encodeURIComponent(this.compare.text)}`);
     if (this.compare?.match) p.push("vs_match=1");
     if (this.present) p.push("present=1");
+    if (this.chapter) p.push(`chapter=${encodeURIComponent(this.chapter)}`);
     if (this.order === "similar") p.push("order=similar");
     else if (this.order === "probe" && this.orderRows) p.push("order=probe", `rows=${this.orderRows.slice(0, HASH_ROWS).join(".")}`);
     return "#" + p.join("&");
@@ -649,6 +687,7 @@ export function parseHash(hash) {
     else if (key === "rows" && /^\d+(\.\d+)*$/.test(value)) out.rows = value.split(".").map(Number);
     else if (["layer", "t", "unit"].includes(key) && /^\d+$/.test(value)) out[key] = Number(value);
     else if (key === "gate" && /^[a-z_]{1,16}$/.test(value)) out.gate = value;
+    else if (key === "chapter" && /^[a-z0-9-]{1,40}$/.test(value)) out.chapter = value;
   }
   return out;
 }

@@ -237,6 +237,7 @@ def test_the_page_fits_1280_and_every_control_has_a_label(page, server):
     wait_frames(page)
     assert_fits_and_labelled(page)
     page.get_by_test_id("model").select_option("recall-rnn")
+    page.get_by_test_id("switch-replace").click()  # the RNN cannot read the code typed: the page asks first
     wait_drawn(page, ["h"], len(page.get_by_test_id("input").input_value()))
     wait_frames(page)
     assert_fits_and_labelled(page)
