@@ -7,13 +7,17 @@
  *
  * Change costs: "t" moves the cursor, the outlined character and the predictions; "focus" redraws
  * the curves (in an animation frame) and recolours the text; "trace" rebuilds the text from the
- * first changed step.
+ * first changed step; "window" (a text longer than state.windowSize) redraws the curves and the text of the
+ * window's steps only: a 20,000-step text costs what a window costs.
+ *
+ * The curves answer the pointer: a readout (t, token, each gate's value at that step) follows it, and a click
+ * selects that step.
  */
 
 import { defaultTextGate, directionOf, directionsOf, knownUnitAt } from "./cards.js";
 import { CELL_SOFT, colourOf, darkTextOn, rangeOf, scaleOf } from "./colors.js";
 import { downloadFigure, slug } from "./export.js";
-import { MATH, PLAIN, el, fmt, showToken } from "./format.js";
+import { MATH, PLAIN, el, esc, fmt, showToken } from "./format.js";
 import { CONFIG, FONT, axis, hasPlotly, loadPlotly, plotlyReady, timeExtent } from "./plotting.js";
 
 /** Height of one gate's strip in the curves chart (px). */
@@ -39,9 +43,22 @@ export class Inspector {
     this._chartKey = "";
     this._width = 0;
     this.cursor = el("div", { class: "in-cursor" });
-    this.curvesArea = el("div", { class: "in-area" }, this.cursor);
+    this.hover = el("div", { class: "in-hover" }); // the step under the pointer
+    this.curvesArea = el("div", { class: "in-area", "data-testid": "curves-area" }, this.hover, this.cursor);
     this.plot = el("div", { class: "in-plot" });
-    els.curves.append(this.plot, this.curvesArea);
+    this.tip = el("div", { class: "hm-tip in-tip", role: "tooltip", "data-testid": "curves-readout", hidden: true });
+    els.curves.append(this.plot, this.curvesArea, this.tip);
+    this.textA = -1; // the first step the coloured text holds, and the window it was built for
+    this.textKey = "";
+    this.curvesArea.addEventListener("mousemove", (ev) => this._readout(ev));
+    this.curvesArea.addEventListener("mouseleave", () => {
+      this.tip.hidden = true;
+      this.hover.style.display = "none";
+    });
+    this.curvesArea.addEventListener("click", (ev) => {
+      const t = this._stepAt(ev);
+      if (t !== null) state.setT(t);
+    });
     /** Which step's prediction counts, for a head whose answer is its last step's. */
     this.predsNote = el("p", { class: "preds-note", "data-testid": "predictions-note", hidden: true });
     els.predsTitle.after(this.predsNote);
@@ -64,12 +81,12 @@ export class Inspector {
 
   _onChange(changed) {
     if (changed.has("model")) this._build();
-    if (changed.has("trace")) this._rebuildText();
-    if (["focus", "trace", "unit", "layer", "model"].some((k) => changed.has(k))) {
+    if (changed.has("trace") || changed.has("window")) this._rebuildText();
+    if (["focus", "trace", "unit", "layer", "model", "window"].some((k) => changed.has(k))) {
       this._scheduleChart();
       this._colourText();
     }
-    if (["t", "trace", "model"].some((k) => changed.has(k))) {
+    if (["t", "trace", "model", "window"].some((k) => changed.has(k))) {
       this._moveCursor();
       this._markCurrent();
       this._showPredictions();
@@ -85,6 +102,7 @@ export class Inspector {
     this.els.text.replaceChildren();
     this.spans = [];
     this.current = null;
+    this.textKey = "";
     predsBox.hidden = true;
     if (hasPlotly()) Plotly.purge(this.plot);
     this._chartDrawn = false;
@@ -102,18 +120,35 @@ export class Inspector {
 
   // ---- the coloured text
 
+  /** The steps shown: [a, b) (the window of a long text, else all) and whether it is a window. */
+  _shown() {
+    const s = this.state;
+    const windowed = s.T > s.windowSize;
+    const a = windowed ? s.view.start : 0;
+    return { a, b: windowed ? Math.min(s.T, s.view.stop) : s.T, windowed, R: windowed ? s.windowSize : timeExtent(s.T) };
+  }
+
   _rebuildText() {
     const s = this.state;
-    const T = s.T;
-    const from = Math.min(s.trace.from, this.spans.length);
+    const { a, b: T, windowed } = this._shown();
     const box = this.els.text;
+    const key = windowed ? `${a}|${s.windowSize}` : "all";
+    if (key !== this.textKey) {
+      // another window: its characters replace the others
+      box.replaceChildren();
+      this.spans = [];
+      this.current = null;
+      this.textKey = key;
+    }
+    this.textA = a;
+    const from = a + Math.min(Math.max(0, s.trace.from - a), this.spans.length);
     // drop spans (and their line breaks) from `from` on
-    for (let t = this.spans.length - 1; t >= from; t--) {
-      const span = this.spans[t];
+    for (let t = a + this.spans.length - 1; t >= from; t--) {
+      const span = this.spans[t - a];
       if (span.nextSibling && span.nextSibling.nodeType === Node.TEXT_NODE) span.nextSibling.remove();
       span.remove();
     }
-    this.spans.length = from;
+    this.spans.length = from - a;
     if (this.current && Number(this.current.dataset.t) >= from) this.current = null;
     const frag = document.createDocumentFragment();
     const tokens = s.trace.tokens;
@@ -122,8 +157,9 @@ export class Inspector {
     const words = s.card?.tokenizer === "word";
     const eol = words ? s.card.tokenizer_options?.eol : undefined;
     const series = s.card?.input === "vectors"; // a step shows as its values (the server's display), written apart
-    if (from === 0 && this.els.textTitle) {
-      this.els.textTitle.textContent = series ? "The series, coloured by this unit" : "The text, coloured by this unit";
+    if (this.els.textTitle) {
+      const what = series ? "The series, coloured by this unit" : "The text, coloured by this unit";
+      this.els.textTitle.textContent = windowed ? `${what} (steps ${a + 1}–${T} of ${s.T}: the window)` : what;
     }
     for (let t = from; t < T; t++) {
       const tok = tokens[t];
@@ -160,10 +196,11 @@ export class Inspector {
       cellMax = cellMax || 1;
     }
     this._legend(gate, cellMax);
-    const n = Math.min(this.spans.length, vals.length);
-    for (let t = 0; t < n; t++) {
-      const v = vals[t];
-      const span = this.spans[t];
+    const a = this.textA;
+    const n = Math.min(this.spans.length, vals.length - a);
+    for (let k = 0; k < n; k++) {
+      const v = vals[a + k];
+      const span = this.spans[k];
       const bg = colourOf(gate, v, cellMax);
       if (span._bg === bg) continue; // unchanged: no style write
       span._bg = bg;
@@ -189,7 +226,7 @@ export class Inspector {
   }
 
   _markCurrent() {
-    const span = this.spans[this.state.t] || null;
+    const span = this.spans[this.state.t - this.textA] || null;
     if (this.current === span) return;
     this.current?.classList.remove("is-current");
     span?.classList.add("is-current");
@@ -330,7 +367,9 @@ export class Inspector {
     const n = gates.length;
     const width = this.els.curves.clientWidth || 600;
     const height = MARGIN.t + MARGIN.b + n * STRIP;
-    const x = Array.from({ length: T }, (_, t) => t);
+    const { a, b, R } = this._shown();
+    const x = Array.from({ length: Math.max(0, b - a) }, (_, k) => a + k);
+    const few = b - a < 80;
     const layout = {
       width,
       height,
@@ -339,15 +378,15 @@ export class Inspector {
       paper_bgcolor: "rgba(0,0,0,0)",
       plot_bgcolor: "rgba(0,0,0,0)",
       showlegend: false,
-      xaxis: axis({ range: [-0.5, timeExtent(T) - 0.5], anchor: `y${n > 1 ? n : ""}`, nticks: 8, showticklabels: T > 0 }),
+      xaxis: axis({ range: [a - 0.5, a + R - 0.5], anchor: `y${n > 1 ? n : ""}`, nticks: 8, showticklabels: T > 0 }),
     };
-    const keyParts = [width, timeExtent(T), T < 80];
+    const keyParts = [width, a, R, few];
     const data = [];
     const gap = 0.22 / n;
     gates.forEach((g, k) => {
       const yname = k === 0 ? "yaxis" : `yaxis${k + 1}`;
       const scale = scaleOf(g);
-      const vals = lines[g] || [];
+      const vals = (lines[g] || []).slice(a, b);
       let range = scale === "gate" ? [-0.05, 1.05] : [-1.1, 1.1];
       let ticks = scale === "gate" ? [0, 1] : [-1, 0, 1];
       if (scale === "cell") {
@@ -373,7 +412,7 @@ export class Inspector {
       });
       data.push({
         type: "scatter",
-        mode: T < 80 ? "lines+markers" : "lines",
+        mode: few ? "lines+markers" : "lines",
         x,
         y: vals,
         xaxis: "x",
@@ -396,7 +435,7 @@ export class Inspector {
     }
     const T = s.T;
     if (!lines && T) return; // the exact lines are on their way
-    const key = `${s.model}|${s.layer}|${s.unit}|${T}|${s.trace.version}|${this._width}|${Boolean(lines)}`;
+    const key = `${s.model}|${s.layer}|${s.unit}|${T}|${s.trace.version}|${this._width}|${Boolean(lines)}|${s.view.start}|${s.windowSize}`;
     if (key === this._chartKey) return;
     this._chartKey = key;
     const fig = this._figure(lines || {}, T);
@@ -424,9 +463,50 @@ export class Inspector {
     const w = size.width - MARGIN.l - MARGIN.r;
     const h = size.height - MARGIN.t - MARGIN.b;
     Object.assign(this.curvesArea.style, { left: `${MARGIN.l}px`, top: `${MARGIN.t}px`, width: `${w}px`, height: `${h}px` });
-    const cw = w / timeExtent(s.T);
-    this.cursor.style.display = "block";
-    this.cursor.style.transform = `translateX(${s.t * cw + cw / 2 - 1}px)`;
+    const { a, R } = this._shown();
+    const cw = w / R;
+    this.cursor.style.display = s.t >= a && s.t < a + R ? "block" : "none"; // t outside the window: no cursor
+    this.cursor.style.transform = `translateX(${(s.t - a) * cw + cw / 2 - 1}px)`;
+  }
+
+  /** The step under a pointer event on the curves, or null. */
+  _stepAt(ev) {
+    const s = this.state;
+    if (!s.T || !this._figSize) return null;
+    const box = this.curvesArea.getBoundingClientRect();
+    const x = (ev.clientX - box.left) / box.width;
+    if (x < 0 || x >= 1) return null;
+    const { a, R } = this._shown();
+    const t = a + Math.floor(x * R);
+    return t < s.T ? t : null;
+  }
+
+  /** The readout under the pointer: t, its token, and each gate's value at t. */
+  _readout(ev) {
+    const s = this.state;
+    const t = this._stepAt(ev);
+    const lines = s.currentLines();
+    if (t === null || !lines) {
+      this.tip.hidden = true;
+      this.hover.style.display = "none";
+      return;
+    }
+    const rows = s.card.gates.map((g) => `<b>${MATH[g] || g}</b> = <span class="num">${fmt(lines[g]?.[t], 3)}</span>`);
+    this.tip.innerHTML = `t = ${t} <span class="tok">${esc(showToken(s.trace.tokens[t]))}</span> · unit ${s.unit}<br>${rows.join("<br>")}`;
+    this.tip.dataset.t = String(t);
+    this.tip.hidden = false;
+    const { a, R } = this._shown();
+    const cw = this.curvesArea.clientWidth / R;
+    this.hover.style.display = "block";
+    this.hover.style.transform = `translateX(${(t - a) * cw}px)`;
+    this.hover.style.width = `${Math.max(cw, 1)}px`;
+    const pad = 14;
+    const tb = this.tip.getBoundingClientRect();
+    let x = ev.clientX + pad;
+    let y = ev.clientY + pad;
+    if (x + tb.width > innerWidth - 4) x = ev.clientX - tb.width - pad;
+    if (y + tb.height > innerHeight - 4) y = ev.clientY - tb.height - pad;
+    this.tip.style.transform = `translate(${x}px, ${y}px)`;
   }
 
   async _export(format) {

@@ -15,6 +15,7 @@ import { Indexer } from "./indexer.js";
 import { Inspector } from "./inspector.js";
 import { MatchView } from "./match.js";
 import { OrderControl } from "./order.js";
+import { Overview } from "./overview.js";
 import { Picker } from "./picker.js";
 import { loadPlotlyAfterFirstTrace } from "./plotting.js";
 import { ProbeView } from "./probe.js";
@@ -78,6 +79,7 @@ new Scrubber(
   { range: $("scrubber"), timestep: $("timestep"), play: $("play"), speed: $("speed"), unit: $("unit"), known: $("known"), layer: $("layer") },
   state,
 );
+new Overview($("overview"), state);
 new Steps($("steps"), state, {
   onGate: (gate) => {
     diagram.highlight(gate);
