@@ -272,7 +272,7 @@ class Panel {
       const top = SHADES - 1;
       const k = top / (hi - lo || 1);
       const cell = this.scale === "cell";
-      const a = cell ? (0.5 * top) / Math.asinh(hi / CELL_SOFT) : 0;
+      const ka = cell ? (0.5 * top) / Math.asinh(hi / CELL_SOFT) : 0;
       const rows = this.rows;
       for (let t = from; t < last; t++) {
         const base = t * H;
@@ -280,7 +280,7 @@ class Panel {
         for (let r = 0; r < H; r++) {
           // the value's place on its scale (as colors.js positionOf), rounded to a shade; row r shows unit rows[r]
           const v = data[base + (rows ? rows[r] : r)];
-          const q = cell ? 0.5 * top + a * Math.asinh(v / CELL_SOFT) : (v - lo) * k;
+          const q = cell ? 0.5 * top + ka * Math.asinh(v / CELL_SOFT) : (v - lo) * k;
           px[r * n + x] = lut[q <= 0 ? 0 : q >= top ? top : Math.round(q)];
         }
       }
