@@ -125,13 +125,17 @@ export class Overview {
   _place() {
     const s = this.state;
     const T = s.T;
-    this.root.hidden = T <= MIN_WINDOW;
-    if (this.root.hidden) return;
+    const hidden = T <= MIN_WINDOW;
+    if (this.root.hidden !== hidden) this.root.hidden = hidden;
+    if (hidden) return;
+    this.cursor.style.left = `${(100 * (s.t + 0.5)) / T}%`;
     const v = s.view;
     const stop = Math.min(v.stop, T);
+    const key = `${v.start}|${stop}|${T}|${s.windowSize}`;
+    if (key === this._key) return; // a step inside the window moves t's line only
+    this._key = key;
     this.box.style.left = `${(100 * v.start) / T}%`;
     this.box.style.width = `${(100 * (stop - v.start)) / T}%`;
-    this.cursor.style.left = `${(100 * (s.t + 0.5)) / T}%`;
     this.root.dataset.start = String(v.start);
     this.root.dataset.stop = String(stop);
     const whole = v.start === 0 && stop >= T;
