@@ -235,6 +235,9 @@ def test_the_page_fits_1280_and_every_control_has_a_label(page, server):
     wait_frames(page)
     assert_fits_and_labelled(page)
     page.get_by_test_id("input").fill(CODE_1000)
+    page.wait_for_function("() => gatescope.state.T === 1000", timeout=30_000)
+    assert_fits_and_labelled(page)  # a window of the text (test_long.py), then the whole of it
+    page.get_by_test_id("zoom-all").click()
     wait_drawn(page, gates, 1000, timeout=30_000)
     wait_frames(page)
     assert_fits_and_labelled(page)
