@@ -556,16 +556,20 @@ export class Heatmaps {
     const from = this._from;
     this._dirty.data = this._dirty.frame = false;
     this._from = Infinity;
+    let framed = false;
     for (const p of this.panels) {
       const series = s.trace.layers[s.layer]?.[p.gate];
       if (!series) continue;
       if (dataDirty || p.T !== T) p.paint(series, T, cellMax, from, this._view());
-      this._frameOf(p, T, cellMax);
+      // one plotly call a frame (a relayout costs tens of ms): the other panels' frames follow in the next ones
+      if (framed) this._dirty.frame = true;
+      else framed = this._frameOf(p, T, cellMax);
       p.moveCursors(s.t, s.unit);
       p.moveSpan(s.span);
     }
     this._markHeld();
     this.lastDrawn = { version: s.trace.version, at: performance.now() };
+    if (this._dirty.frame) this._schedule(); // the frames still to draw
   }
 
   /** The window shown, or null when the whole text fits. */
@@ -578,7 +582,8 @@ export class Heatmaps {
     for (const p of this.panels) p.markHeld(this.state.interventions, this.state.layer);
   }
 
-  /** Draw or move the plotly frame of a panel when what it shows changed (T, tokens shown, range). */
+  /** Draw or move the plotly frame of a panel when what it shows changed (T, tokens shown, range); returns
+   *  whether plotly was called. */
   _frameOf(p, T, cellMax) {
     const tokens = this.state.trace.tokens;
     const labelled = p.labelled(T);
@@ -586,12 +591,12 @@ export class Heatmaps {
     const frameKey = `${p.width}|${lo}|${hi}|${p.rows ? "rows" : "id"}`;
     const shownTo = Math.min(T, p.a + p.extent(T));
     const axisKey = labelled ? `${p.a}|${shownTo}|${tokens.slice(p.a, shownTo).join("\u0000")}` : `${p.a}|${p.extent(T)}`;
-    if (p.drawn && frameKey === p.frameKey && axisKey === p.axisKey) return;
+    if (p.drawn && frameKey === p.frameKey && axisKey === p.axisKey) return false;
     if (!hasPlotly()) {
       // the frames follow when plotly.js has loaded; the cells are already drawn
       plotlyReady().then(() => this._schedule(), () => {});
       p.placeRaster();
-      return;
+      return false;
     }
     const fig = p.figure(tokens, T, cellMax, this.state.t, this.state.unit);
     if (!p.drawn) {
@@ -601,15 +606,20 @@ export class Heatmaps {
       Plotly.react(p.plot, fig.data, fig.layout, CONFIG);
     } else {
       // only the time axis moved: relayout it alone (a few ms; react would redo the whole chart)
+      // only the time axis moved: relayout it alone (react would redo the whole chart); the range alone when the
+      // ticks are still step numbers (a window moved)
       const xa = fig.layout.xaxis;
-      const upd = { "xaxis.range": xa.range, "xaxis.tickmode": xa.tickmode };
-      if (xa.tickmode === "array") Object.assign(upd, { "xaxis.tickvals": xa.tickvals, "xaxis.ticktext": xa.ticktext, "xaxis.tickfont": xa.tickfont });
-      else Object.assign(upd, { "xaxis.nticks": xa.nticks, "xaxis.tickfont": xa.tickfont });
+      const upd = { "xaxis.range": xa.range };
+      const ticks = `${xa.tickmode}|${xa.nticks}`;
+      if (xa.tickmode === "array") Object.assign(upd, { "xaxis.tickmode": xa.tickmode, "xaxis.tickvals": xa.tickvals, "xaxis.ticktext": xa.ticktext, "xaxis.tickfont": xa.tickfont });
+      else if (ticks !== p.ticks) Object.assign(upd, { "xaxis.tickmode": xa.tickmode, "xaxis.nticks": xa.nticks, "xaxis.tickfont": xa.tickfont });
       Plotly.relayout(p.plot, upd);
     }
+    p.ticks = `${fig.layout.xaxis.tickmode}|${fig.layout.xaxis.nticks}`;
     p.frameKey = frameKey;
     p.axisKey = axisKey;
     p.placeRaster();
+    return true;
   }
 
   _moveCursors() {
