@@ -178,16 +178,17 @@ def main() -> None:
                     page.keyboard.press("Control+A")
                     t0 = page.evaluate("(() => { __long.length = 0; return performance.now(); })")
                     page.keyboard.insert_text(long_text)
-                    t1 = page.evaluate("performance.now()")  # the paste's edit has run
                     page.wait_for_function(
                         f"""() => gatescope.state.trace.T === {len(long_text)}
                         && gatescope.lastDrawn().version === gatescope.state.trace.version""",
                         timeout=60000,
                     )
                     page.wait_for_timeout(1500)  # the curves, the text and the other views follow
-                    tasks = page.evaluate("__long")
-                    edit.append(max([d for st, d in tasks if st < t1 and st + d >= t0] or [0.0]))
-                    own.append(max([d for st, d in tasks if st >= t1] or [0.0]))
+                    tasks = sorted(page.evaluate("__long"))
+                    # the paste's edit: the task the insertion ran in (it starts as the paste does); then the page's
+                    n_edit = 1 if tasks and tasks[0][0] - t0 < 50 else 0
+                    edit.append(tasks[0][1] if n_edit else 0.0)
+                    own.append(max([d for _, d in tasks[n_edit:]] or [0.0]))
                 drawn_steps = page.evaluate("gatescope.state.trace.T")
                 loads = []
                 for _ in range(args.loads):
