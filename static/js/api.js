@@ -12,6 +12,8 @@
  */
 
 /** An error a person can act on; `status` is the HTTP status when there is one. */
+import { decode, decodeReply, parseFrame } from "./frames.js";
+
 export class ApiError extends Error {
   constructor(message, status = 0) {
     super(message);
@@ -420,85 +422,44 @@ export function matchPattern(model, body, signal) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Compact arrays
+// Compact arrays (frames.js; large live replies are read by decode-worker.js)
 
-let _f16Table = null;
-/** float16 bit pattern -> value, for browsers without Float16Array (65,536 entries, built once). */
-function f16Table() {
-  if (_f16Table) return _f16Table;
-  const t = new Float32Array(65536);
-  for (let q = 0; q < 65536; q++) {
-    const s = q & 0x8000 ? -1 : 1;
-    const e = (q >> 10) & 0x1f;
-    const m = q & 0x3ff;
-    if (e === 0) t[q] = s * m * 2 ** -24;
-    else if (e === 31) t[q] = m ? NaN : s * Infinity;
-    else t[q] = s * (1 + m / 1024) * 2 ** (e - 15);
-  }
-  return (_f16Table = t);
-}
-
-/** A compact array of a binary frame as a Float32Array (row-major, shape[0] × shape[1]): its "data" is
- * {offset, length} into the frame's `payload` (see `parseFrame`), aligned to 4 bytes and read in place. */
-export function decode(packed, payload) {
-  const n = packed.shape.reduce((a, b) => a * b, 1);
-  const [buffer, at] = [payload.buffer, payload.start + packed.data.offset];
-  const out = new Float32Array(n);
-  if (packed.dtype === "u16") {
-    const q = new Uint16Array(buffer, at, n);
-    const lo = packed.lo;
-    const step = (packed.hi - packed.lo) / 65535;
-    for (let k = 0; k < n; k++) out[k] = lo + q[k] * step;
-  } else if (packed.dtype === "f16") {
-    if (typeof Float16Array === "function") {
-      out.set(new Float16Array(buffer, at, n));
-    } else {
-      const q = new Uint16Array(buffer, at, n);
-      const table = f16Table();
-      for (let k = 0; k < n; k++) out[k] = table[q[k]];
-    }
-  } else if (packed.dtype === "f32") {
-    out.set(new Float32Array(buffer, at, n));
-  } else {
-    throw new Error(`Unknown compact dtype '${packed.dtype}'`);
-  }
-  return out;
-}
-
-/** The first bytes of a binary frame ("GSC1"), then the JSON header's length (uint32, little-endian). */
-const MAGIC = [0x47, 0x53, 0x43, 0x31];
-
-/** A binary frame (app/encoding.py `dumps_binary`) as {msg: its JSON header, payload: where the arrays start}. */
-export function parseFrame(buffer) {
-  const head = new Uint8Array(buffer, 0, 8);
-  if (!MAGIC.every((b, k) => head[k] === b)) throw new Error("Unknown binary frame (no GSC1)");
-  const n = new DataView(buffer).getUint32(4, true);
-  const msg = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 8, n)));
-  return { msg, payload: { buffer, start: 8 + n } };
-}
-
-/** Decode an edit reply in place of its compact parts: layers[l][gate], probs.p, values and targets
- * (a values head's outputs, float32, NaN where a target is not known) become {rows, cols, data: Float32Array}. */
-export function decodeReply(msg, payload) {
-  const layers = (msg.layers || []).map((layer) => {
-    const out = {};
-    for (const [gate, packed] of Object.entries(layer)) {
-      out[gate] = { rows: packed.shape[0], cols: packed.shape[1], data: decode(packed, payload) };
-    }
-    return out;
-  });
-  let probs = null;
-  if (msg.probs) {
-    const p = msg.probs.p;
-    const { k, tokens, display } = msg.probs;
-    probs = { k, tokens, display, p: { rows: p.shape[0], cols: p.shape[1], data: decode(p, payload) } };
-  }
-  const rows = (packed) => (packed ? { rows: packed.shape[0], cols: packed.shape[1], data: decode(packed, payload) } : null);
-  return { ...msg, layers, probs, values: rows(msg.values), targets: rows(msg.targets) };
-}
+export { decode, decodeReply, parseFrame } from "./frames.js";
 
 // ---------------------------------------------------------------------------------------------
 // The live socket
+
+/** Frames at least this large (bytes) are decoded in decode-worker.js: ~20 ms of decoding on the main thread. */
+const WORKER_BYTES = 1 << 20;
+
+/** A socket message (a binary frame or JSON text) as {msg, reply}: reply is the decoded edit reply, or null. */
+function readFrame(raw) {
+  if (!(raw instanceof ArrayBuffer)) return { msg: JSON.parse(raw), reply: null };
+  const { msg, payload } = parseFrame(raw);
+  return { msg, reply: msg.layers !== undefined ? decodeReply(msg, payload) : null };
+}
+
+let _worker = null;
+let _asked = 0;
+const _waiting = new Map();
+
+/** Read a binary frame in the decode worker (the buffer is moved there): resolves to {msg, reply} as readFrame. */
+function decodeInWorker(buffer) {
+  if (!_worker) {
+    _worker = new Worker(new URL("./decode-worker.js", import.meta.url), { type: "module" });
+    _worker.onmessage = ({ data }) => {
+      const done = _waiting.get(data.id);
+      _waiting.delete(data.id);
+      if (data.error) done.reject(new Error(data.error));
+      else done.resolve({ msg: data.msg ?? data.reply, reply: data.reply ?? null });
+    };
+  }
+  const id = ++_asked;
+  return new Promise((resolve, reject) => {
+    _waiting.set(id, { resolve, reject });
+    _worker.postMessage({ id, buffer }, [buffer]);
+  });
+}
 
 /** Reconnect delays in ms (then the last one, repeated). */
 const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 8000];
@@ -523,6 +484,8 @@ export class Live {
     this._tries = 0;
     this._timer = null;
     this._everOpen = false;
+    this._pending = 0; // replies waiting behind one the worker reads
+    this._queue = Promise.resolve();
   }
 
   /** Send an edit: the whole text (a vector model's: its series as CSV, `kind` "csv"), with the unit the
@@ -613,19 +576,31 @@ export class Live {
   }
 
   _receive(raw) {
-    let msg;
-    let payload = null;
+    // a large reply (a long paste: ~15 MB of gates) is read by the worker, off the main thread; the replies
+    // behind it wait their turn, so they are handled in the order they came
+    const big = raw instanceof ArrayBuffer && raw.byteLength >= WORKER_BYTES && typeof Worker === "function";
+    if (!big && this._pending === 0) return this._handle(() => readFrame(raw));
+    this._pending += 1;
+    const read = big ? decodeInWorker(raw) : null;
+    this._queue = this._queue
+      .then(() => this._handle(() => read ?? readFrame(raw), true))
+      .finally(() => (this._pending -= 1));
+  }
+
+  /** Handle a reply read by `read()` ({msg, reply}: reply decoded for an edit); awaited when it is a promise. */
+  async _handle(read, wait = false) {
+    let out;
     try {
-      if (raw instanceof ArrayBuffer) ({ msg, payload } = parseFrame(raw));
-      else msg = JSON.parse(raw);
+      out = wait ? await read() : read();
     } catch {
       this._hooks.onError?.(0, "The server sent a reply the page cannot read.");
       return;
     }
+    const { msg, reply } = out;
     if (msg.error !== undefined) {
       this._hooks.onError?.(msg.seq ?? 0, String(msg.error));
     } else if (msg.layers !== undefined) {
-      this._hooks.onEdit?.(decodeReply(msg, payload));
+      this._hooks.onEdit?.(reply);
     } else if (msg.focus !== undefined) {
       this._hooks.onFocus?.(msg);
     }

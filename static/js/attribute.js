@@ -22,6 +22,9 @@ function percent(x) {
 }
 
 const SETTLE_MS = 300;
+/** Steps before t whose tokens the text shows at most, and the most steps drawn as dots (a long text: the
+ *  line alone), so a 20,000-step text costs what a short one does. */
+const SHOWN_STEPS = 400;
 /** Integrated gradients' points (the server's default). */
 const IG_STEPS = 32;
 
@@ -110,7 +113,10 @@ export class AttributeView {
     let big = 0;
     for (const v of d.inputs) big = Math.max(big, Math.abs(v));
     const frag = document.createDocumentFragment();
+    const first = Math.max(0, d.tokens.length - SHOWN_STEPS); // the tokens up to t: the last SHOWN_STEPS of them
+    if (first > 0) frag.append(el("span", { class: "at-more", text: `(${first} earlier steps not shown) ` }));
     d.tokens.forEach((tok, s) => {
+      if (s < first) return;
       const v = big ? d.inputs[s] / big : 0;
       const span = el("span", { "data-s": String(s), title: `t = ${s} ${showToken(tok)}: ${fmt(d.inputs[s], 4)}`, text: tok.replace(/\n/g, "↵").replace(/\t/g, "⇥") });
       span.style.background = colourOf("h", v);
@@ -157,9 +163,11 @@ export class AttributeView {
       svg.append(axes);
       const pts = [];
       const dots = svgEl("g", { class: "at-dots" });
+      const withDots = n <= SHOWN_STEPS;
       d.cell.forEach((v, s) => {
         if (!(v > 0)) return;
         pts.push(`${X(s).toFixed(1)},${Y(v).toFixed(1)}`);
+        if (!withDots) return;
         const dot = svgEl("circle", { cx: X(s).toFixed(1), cy: Y(v).toFixed(1), r: 2 });
         dot.append(svgEl("title", {}, `s = ${s} ${showToken(d.tokens[s])}: ${v.toPrecision(3)}`));
         dots.append(dot);

@@ -14,6 +14,11 @@
  * "layer" or a new C range repaints all. plotly.js arrives after the first trace (plotting.js):
  * until then the cells show without their frames.
  *
+ * A text longer than state.windowSize shows a window of it (state.view: the steps [start, stop), which follows t;
+ * overview.js moves and zooms it): the raster holds the window's columns only, so a 20,000-step text paints and
+ * relayouts no more than a short one, and the cells stay as wide as a short text's. "window" repaints the window.
+ * Tokens label the time axis when each fits (PX_PER_TOKEN_LABEL), else step numbers do.
+ *
  * Rows follow state.orderRows (the unit drawn in each row; null: by id), labelled with the unit ids; clicking
  * still selects by id. "order" repaints every panel. Shift-click a cell to select the span from step t to the
  * clicked step (state.setSpan: the pattern match's span), shown as a band over every heatmap.
@@ -82,6 +87,8 @@ class Panel {
     this.range = null; // [lo, hi] the painted columns used
     this.series = null;
     this.T = 0;
+    this.a = 0; // the first step shown (the window's start; 0 without a window)
+    this.span = 0; // steps the time axis spans when a window is shown (0: the whole text, with headroom)
     this.H = 0;
     this.split = 0; // a bidirectional layer's first backward unit (0: one direction)
     this.rows = null; // the unit drawn in each row (state.orderRows when it fits this gate), or null: by id
@@ -108,9 +115,15 @@ class Panel {
     return name;
   }
 
-  /** Whether every token gets a label on the time axis (few enough steps for the width). */
+  /** Whether every token gets a label on the time axis (few enough steps shown for the width). */
   labelled(T) {
-    return T > 0 && T * PX_PER_TOKEN_LABEL <= this.plotW;
+    const n = this.span || T;
+    return T > 0 && n * PX_PER_TOKEN_LABEL <= this.plotW;
+  }
+
+  /** Steps the time axis spans for T steps: the window's, or the whole text's with headroom. */
+  extent(T) {
+    return this.span || timeExtent(T, this.labelled(T));
   }
 
   colourRange(cellMax) {
@@ -123,13 +136,16 @@ class Panel {
     const cellScale = this.scale === "cell"; // asinh colours: the bar's ticks are placed by cellTicks
     const H = this.H;
     const labelled = this.labelled(T);
-    const R = timeExtent(T, labelled);
-    const xa = axis({ range: [-0.5, R - 0.5], tickfont: { size: 11, color: TICK_COLOUR } });
+    const R = this.extent(T);
+    const a = this.a;
+    const xa = axis({ range: [a - 0.5, a + R - 0.5], tickfont: { size: 11, color: TICK_COLOUR } });
     if (labelled) {
+      const b = Math.min(T, a + R);
+      const shown = Array.from({ length: Math.max(0, b - a) }, (_, k) => a + k);
       Object.assign(xa, {
         tickmode: "array",
-        tickvals: tokens.map((_, k) => k),
-        ticktext: tokens.map(showToken),
+        tickvals: shown,
+        ticktext: shown.map((k) => showToken(tokens[k])),
         tickfont: { size: 11, family: MONO, color: FONT.color },
         tickangle: 0,
       });
@@ -182,11 +198,11 @@ class Panel {
     ];
     if (withRaster) {
       layout.images = [
-        { source: withRaster, xref: "x", yref: "y", x: -0.5, y: -0.5, sizex: T, sizey: H, sizing: "stretch", xanchor: "left", yanchor: "top", layer: "below" },
+        { source: withRaster, xref: "x", yref: "y", x: a - 0.5, y: -0.5, sizex: Math.min(T, a + R) - a, sizey: H, sizing: "stretch", xanchor: "left", yanchor: "top", layer: "below" },
       ];
       layout.shapes = [
         { type: "rect", xref: "x", yref: "y", x0: t - 0.5, x1: t + 0.5, y0: -0.5, y1: H - 0.5, line: { color: INK, width: 1.5 } },
-        { type: "rect", xref: "x", yref: "y", x0: -0.5, x1: T - 0.5, y0: this.rowFor(unit) - 0.5, y1: this.rowFor(unit) + 0.5, line: { color: "rgba(17,17,17,0.55)", width: 1 } },
+        { type: "rect", xref: "x", yref: "y", x0: a - 0.5, x1: Math.min(T, a + R) - 0.5, y0: this.rowFor(unit) - 0.5, y1: this.rowFor(unit) + 0.5, line: { color: "rgba(17,17,17,0.55)", width: 1 } },
       ];
     }
     if (this.split && !this.rows) {
@@ -225,15 +241,22 @@ class Panel {
     return true;
   }
 
-  /** Paint columns [from, T) of the raster (all of them when the range or buffer changed). */
-  paint(series, T, cellMax, changedFrom) {
+  /** Paint the steps [from, T) of the raster that are shown (all of them when the range, buffer or window
+   *  changed); view: the window ({start, stop}) when the text is longer than a window, else null. */
+  paint(series, T, cellMax, changedFrom, view = null) {
     const H = this.H;
     const [lo, hi] = this.colourRange(cellMax);
+    const a = view ? view.start : 0;
+    const span = view ? view.stop - view.start : 0;
     let from = series === this.series ? Math.min(this.painted, changedFrom) : 0;
-    if (!this.range || this.range[0] !== lo || this.range[1] !== hi) from = 0;
-    if (T > this.cols || !this.ctx) {
+    if (!this.range || this.range[0] !== lo || this.range[1] !== hi || a !== this.a || span !== this.span) from = 0;
+    this.a = a;
+    this.span = span;
+    const last = view ? Math.min(T, view.stop) : T; // one past the last step shown
+    const need = last - a;
+    if (need > this.cols || !this.ctx) {
       let cols = Math.max(64, this.cols);
-      while (cols < T) cols *= 2;
+      while (cols < need) cols *= 2;
       this.canvas.width = cols;
       this.canvas.height = H;
       this.cols = cols;
@@ -242,7 +265,8 @@ class Panel {
     }
     this.series = series;
     this.range = [lo, hi];
-    const n = T - from;
+    from = Math.max(from, a);
+    const n = last - from;
     if (n > 0) {
       const img = this.ctx.createImageData(n, H);
       const px = new Uint32Array(img.data.buffer);
@@ -251,30 +275,30 @@ class Panel {
       const top = SHADES - 1;
       const k = top / (hi - lo || 1);
       const cell = this.scale === "cell";
-      const a = cell ? (0.5 * top) / Math.asinh(hi / CELL_SOFT) : 0;
+      const ka = cell ? (0.5 * top) / Math.asinh(hi / CELL_SOFT) : 0;
       const rows = this.rows;
-      for (let t = from; t < T; t++) {
+      for (let t = from; t < last; t++) {
         const base = t * H;
         const x = t - from;
         for (let r = 0; r < H; r++) {
           // the value's place on its scale (as colors.js positionOf), rounded to a shade; row r shows unit rows[r]
           const v = data[base + (rows ? rows[r] : r)];
-          const q = cell ? 0.5 * top + a * Math.asinh(v / CELL_SOFT) : (v - lo) * k;
+          const q = cell ? 0.5 * top + ka * Math.asinh(v / CELL_SOFT) : (v - lo) * k;
           px[r * n + x] = lut[q <= 0 ? 0 : q >= top ? top : Math.round(q)];
         }
       }
-      this.ctx.putImageData(img, from, 0);
+      this.ctx.putImageData(img, from - a, 0);
     }
-    // a shorter text: the columns past T belong to deleted steps; clear them (all columns when repainted from 0)
-    const stale = from === 0 ? this.cols : this.painted;
-    if (stale > T) this.ctx.clearRect(T, 0, stale - T, H);
-    this.painted = T;
+    // a shorter text: the columns past T belong to deleted steps; clear them (all columns when repainted whole)
+    const stale = from === a ? this.cols : this.painted - a;
+    if (stale > last - a) this.ctx.clearRect(last - a, 0, stale - (last - a), H);
+    this.painted = last;
     this.T = T;
     this.placeRaster();
   }
 
   placeRaster() {
-    this.R = timeExtent(this.T, this.labelled(this.T));
+    this.R = this.extent(this.T);
     const w = this.plotW;
     const h = this.plotH;
     Object.assign(this.area.style, { left: `${MARGIN.l}px`, top: `${MARGIN.t}px`, width: `${w}px`, height: `${h}px` });
@@ -304,9 +328,9 @@ class Panel {
       return;
     }
     const cw = w / (this.R || 1);
-    const x = t * cw;
+    const x = (t - this.a) * cw;
     const width = Math.max(cw, 2);
-    this.cursorT.style.display = "block";
+    this.cursorT.style.display = t >= this.a && t < this.a + this.R ? "block" : "none"; // t outside the window: no cursor
     this.cursorT.style.transform = `translateX(${x + cw / 2 - width / 2}px)`;
     this.cursorT.style.width = `${width}px`;
     const rh = h / this.H;
@@ -335,7 +359,7 @@ class Panel {
     const x = (ev.clientX - box.left) / box.width;
     const y = (ev.clientY - box.top) / box.height;
     if (x < 0 || x >= 1 || y < 0 || y >= 1) return null;
-    const t = Math.floor(x * this.R);
+    const t = this.a + Math.floor(x * this.R);
     if (t >= this.T) return null;
     const row = Math.min(this.H - 1, Math.floor(y * this.H));
     return { t, unit: this.rows ? this.rows[row] : row };
@@ -349,8 +373,11 @@ class Panel {
     }
     const cw = this.plotW / (this.R || 1);
     this.spanBand.style.display = "block";
-    this.spanBand.style.transform = `translateX(${span.start * cw}px)`;
-    this.spanBand.style.width = `${Math.max(2, (span.stop - span.start) * cw)}px`;
+    const x0 = Math.max(span.start, this.a) - this.a;
+    const x1 = Math.min(span.stop, this.a + this.R) - this.a;
+    this.spanBand.style.display = x1 > x0 ? "block" : "none";
+    this.spanBand.style.transform = `translateX(${x0 * cw}px)`;
+    this.spanBand.style.width = `${Math.max(2, (x1 - x0) * cw)}px`;
   }
 
   /** Outline the cells the interventions hold in this layer (each {layer, units, gate, from, to}); every gate's
@@ -364,8 +391,8 @@ class Panel {
     for (const iv of list) {
       if ((iv.layer ?? 0) !== layer) continue;
       const units = iv.units ?? [iv.unit];
-      const from = iv.from ?? 0;
-      const to = Math.min(iv.to ?? this.T, this.T);
+      const from = Math.max(iv.from ?? 0, this.a) - this.a; // in the window's columns
+      const to = Math.min(iv.to ?? this.T, this.T, this.a + this.R) - this.a;
       if (to <= from) continue;
       for (const u of units) {
         const row = this.rowFor(u);
@@ -381,7 +408,7 @@ class Panel {
 
   /** The raster as a PNG data URL, cells enlarged to whole pixels (crisp in exports). */
   rasterURL() {
-    const T = this.T;
+    const T = Math.min(this.T, this.a + this.R) - this.a; // the steps shown
     const H = this.H;
     const sx = Math.max(1, Math.ceil(1200 / T));
     const sy = Math.max(1, Math.ceil(400 / H));
@@ -429,7 +456,7 @@ export class Heatmaps {
     if (changed.has("model")) this._build();
     if (changed.has("trace")) this._from = Math.min(this._from, this.state.trace.from);
     if (changed.has("layer") || changed.has("model")) this._from = 0;
-    if (changed.has("trace") || changed.has("layer") || changed.has("model")) {
+    if (changed.has("trace") || changed.has("layer") || changed.has("model") || changed.has("window")) {
       this._dirty.data = true;
       this._schedule();
     }
@@ -443,7 +470,7 @@ export class Heatmaps {
         this._schedule();
       }
     }
-    if (changed.has("t") || changed.has("unit")) this._moveCursors();
+    if ((changed.has("t") || changed.has("unit")) && !this._dirty.data) this._moveCursors(); // else in the frame
     if (changed.has("span") || changed.has("trace")) for (const p of this.panels) p.moveSpan(this.state.span);
     if (changed.has("interventions") || changed.has("layer")) this._markHeld();
   }
@@ -550,38 +577,50 @@ export class Heatmaps {
     const from = this._from;
     this._dirty.data = this._dirty.frame = false;
     this._from = Infinity;
+    let framed = false;
     for (const p of this.panels) {
       const series = s.trace.layers[s.layer]?.[p.gate];
       if (!series) continue;
-      if (dataDirty || p.T !== T) p.paint(series, T, cellMax, from);
-      this._frameOf(p, T, cellMax);
+      if (dataDirty || p.T !== T) p.paint(series, T, cellMax, from, this._view());
+      // one plotly call a frame (a relayout costs tens of ms): the other panels' frames follow in the next ones
+      if (framed) this._dirty.frame = true;
+      else framed = this._frameOf(p, T, cellMax);
       p.moveCursors(s.t, s.unit);
       p.moveSpan(s.span);
     }
     this._markHeld();
     this._describe();
     this.lastDrawn = { version: s.trace.version, at: performance.now() };
+    if (this._dirty.frame) this._schedule(); // the frames still to draw
+  }
+
+  /** The window shown, or null when the whole text fits. */
+  _view() {
+    const s = this.state;
+    return s.T > s.windowSize ? s.view : null;
   }
 
   _markHeld() {
     for (const p of this.panels) p.markHeld(this.state.interventions, this.state.layer);
   }
 
-  /** Draw or move the plotly frame of a panel when what it shows changed (T, tokens shown, range). */
+  /** Draw or move the plotly frame of a panel when what it shows changed (T, tokens shown, range); returns
+   *  whether plotly was called. */
   _frameOf(p, T, cellMax) {
     const tokens = this.state.trace.tokens;
     const labelled = p.labelled(T);
     const [lo, hi] = p.colourRange(cellMax);
     const frameKey = `${p.width}|${lo}|${hi}|${p.rows ? "rows" : "id"}`;
-    const axisKey = labelled ? `${T}|${tokens.slice(0, T).join("\u0000")}` : `${timeExtent(T)}`;
-    if (p.drawn && frameKey === p.frameKey && axisKey === p.axisKey) return;
+    const shownTo = Math.min(T, p.a + p.extent(T));
+    const axisKey = labelled ? `${p.a}|${shownTo}|${tokens.slice(p.a, shownTo).join("\u0000")}` : `${p.a}|${p.extent(T)}`;
+    if (p.drawn && frameKey === p.frameKey && axisKey === p.axisKey) return false;
     if (!hasPlotly()) {
       // the frames follow when plotly.js has loaded; the cells are already drawn
       plotlyReady().then(() => this._schedule(), () => {});
       p.placeRaster();
-      return;
+      return false;
     }
-    const fig = p.figure(tokens.slice(0, T), T, cellMax, this.state.t, this.state.unit);
+    const fig = p.figure(tokens, T, cellMax, this.state.t, this.state.unit);
     if (!p.drawn) {
       Plotly.newPlot(p.plot, fig.data, fig.layout, CONFIG);
       p.drawn = true;
@@ -589,15 +628,20 @@ export class Heatmaps {
       Plotly.react(p.plot, fig.data, fig.layout, CONFIG);
     } else {
       // only the time axis moved: relayout it alone (a few ms; react would redo the whole chart)
+      // only the time axis moved: relayout it alone (react would redo the whole chart); the range alone when the
+      // ticks are still step numbers (a window moved)
       const xa = fig.layout.xaxis;
-      const upd = { "xaxis.range": xa.range, "xaxis.tickmode": xa.tickmode };
-      if (xa.tickmode === "array") Object.assign(upd, { "xaxis.tickvals": xa.tickvals, "xaxis.ticktext": xa.ticktext, "xaxis.tickfont": xa.tickfont });
-      else Object.assign(upd, { "xaxis.nticks": xa.nticks, "xaxis.tickfont": xa.tickfont });
+      const upd = { "xaxis.range": xa.range };
+      const ticks = `${xa.tickmode}|${xa.nticks}`;
+      if (xa.tickmode === "array") Object.assign(upd, { "xaxis.tickmode": xa.tickmode, "xaxis.tickvals": xa.tickvals, "xaxis.ticktext": xa.ticktext, "xaxis.tickfont": xa.tickfont });
+      else if (ticks !== p.ticks) Object.assign(upd, { "xaxis.tickmode": xa.tickmode, "xaxis.nticks": xa.nticks, "xaxis.tickfont": xa.tickfont });
       Plotly.relayout(p.plot, upd);
     }
+    p.ticks = `${fig.layout.xaxis.tickmode}|${fig.layout.xaxis.nticks}`;
     p.frameKey = frameKey;
     p.axisKey = axisKey;
     p.placeRaster();
+    return true;
   }
 
   _moveCursors() {
@@ -624,7 +668,7 @@ export class Heatmaps {
     const T = s.trace.T;
     if (!T) return;
     const cellMax = s.trace.cellMax(s.layer);
-    const fig = p.figure(s.trace.tokens.slice(0, T), T, cellMax, s.t, s.unit, p.rasterURL());
+    const fig = p.figure(s.trace.tokens, T, cellMax, s.t, s.unit, p.rasterURL());
     const name = slug(`gatescope-${s.model}-layer${s.layer}-${p.gate}-t${s.t}-unit${s.unit}`);
     try {
       await loadPlotly();

@@ -7,13 +7,21 @@
  *
  * Change costs: "t" moves the cursor, the outlined character and the predictions; "focus" redraws
  * the curves (in an animation frame) and recolours the text; "trace" rebuilds the text from the
- * first changed step.
+ * first changed step; "window" (a text longer than state.windowSize) redraws the curves and the text of the
+ * window's steps only: a 20,000-step text costs what a window costs.
+ *
+ * plotly.js draws the curves' frame (axes, ticks, titles) and the exports; on screen the lines themselves are a
+ * <canvas> over its plot area (as the heatmaps' cells are): a keystroke redraws 6 × 400 points in well under a
+ * millisecond, where plotly's restyle of the same traces took 45-100 ms a key on this machine.
+ *
+ * The curves answer the pointer: a readout (t, token, each gate's value at that step) follows it, and a click
+ * selects that step.
  */
 
 import { defaultTextGate, directionOf, directionsOf, knownUnitAt } from "./cards.js";
 import { CELL_SOFT, colourOf, darkTextOn, rangeOf, scaleOf } from "./colors.js";
 import { captionOf, downloadFigure, slug } from "./export.js";
-import { MATH, PLAIN, el, fmt, showToken } from "./format.js";
+import { MATH, PLAIN, el, esc, fmt, showToken } from "./format.js";
 import { CONFIG, FONT, INK, axis, cssColour, hasPlotly, loadPlotly, plotlyReady, timeExtent } from "./plotting.js";
 
 /** Height of one gate's strip in the curves chart (px). */
@@ -39,9 +47,23 @@ export class Inspector {
     this._chartKey = "";
     this._width = 0;
     this.cursor = el("div", { class: "in-cursor" });
-    this.curvesArea = el("div", { class: "in-area" }, this.cursor);
+    this.hover = el("div", { class: "in-hover" }); // the step under the pointer
+    this.lines = el("canvas", { class: "in-lines", "aria-hidden": "true" }); // the curves (the frame is plotly's)
+    this.curvesArea = el("div", { class: "in-area", "data-testid": "curves-area" }, this.lines, this.hover, this.cursor);
     this.plot = el("div", { class: "in-plot" });
-    els.curves.append(this.plot, this.curvesArea);
+    this.tip = el("div", { class: "hm-tip in-tip", role: "tooltip", "data-testid": "curves-readout", hidden: true });
+    els.curves.append(this.plot, this.curvesArea, this.tip);
+    this.textA = -1; // the first step the coloured text holds, and the window it was built for
+    this.textKey = "";
+    this.curvesArea.addEventListener("mousemove", (ev) => this._readout(ev));
+    this.curvesArea.addEventListener("mouseleave", () => {
+      this.tip.hidden = true;
+      this.hover.style.display = "none";
+    });
+    this.curvesArea.addEventListener("click", (ev) => {
+      const t = this._stepAt(ev);
+      if (t !== null) state.setT(t);
+    });
     /** Which step's prediction counts, for a head whose answer is its last step's. */
     this.predsNote = el("p", { class: "preds-note", "data-testid": "predictions-note", hidden: true });
     els.predsTitle.after(this.predsNote);
@@ -73,12 +95,12 @@ export class Inspector {
 
   _onChange(changed) {
     if (changed.has("model")) this._build();
-    if (changed.has("trace")) this._rebuildText();
-    if (["focus", "trace", "unit", "layer", "model"].some((k) => changed.has(k))) {
+    if (changed.has("trace") || changed.has("window")) this._rebuildText();
+    if (["focus", "trace", "unit", "layer", "model", "window"].some((k) => changed.has(k))) {
       this._scheduleChart();
       this._colourText();
     }
-    if (["t", "trace", "model"].some((k) => changed.has(k))) {
+    if (["t", "trace", "model", "window"].some((k) => changed.has(k))) {
       this._moveCursor();
       this._markCurrent();
       this._showPredictions();
@@ -113,6 +135,7 @@ export class Inspector {
     this.els.text.replaceChildren();
     this.spans = [];
     this.current = null;
+    this.textKey = "";
     predsBox.hidden = true;
     if (hasPlotly()) Plotly.purge(this.plot);
     this._chartDrawn = false;
@@ -130,18 +153,35 @@ export class Inspector {
 
   // ---- the coloured text
 
+  /** The steps shown: [a, b) (the window of a long text, else all) and whether it is a window. */
+  _shown() {
+    const s = this.state;
+    const windowed = s.T > s.windowSize;
+    const a = windowed ? s.view.start : 0;
+    return { a, b: windowed ? Math.min(s.T, s.view.stop) : s.T, windowed, R: windowed ? s.windowSize : timeExtent(s.T) };
+  }
+
   _rebuildText() {
     const s = this.state;
-    const T = s.T;
-    const from = Math.min(s.trace.from, this.spans.length);
+    const { a, b: T, windowed } = this._shown();
     const box = this.els.text;
+    const key = windowed ? `${a}|${s.windowSize}` : "all";
+    if (key !== this.textKey) {
+      // another window: its characters replace the others
+      box.replaceChildren();
+      this.spans = [];
+      this.current = null;
+      this.textKey = key;
+    }
+    this.textA = a;
+    const from = a + Math.min(Math.max(0, s.trace.from - a), this.spans.length);
     // drop spans (and their line breaks) from `from` on
-    for (let t = this.spans.length - 1; t >= from; t--) {
-      const span = this.spans[t];
+    for (let t = a + this.spans.length - 1; t >= from; t--) {
+      const span = this.spans[t - a];
       if (span.nextSibling && span.nextSibling.nodeType === Node.TEXT_NODE) span.nextSibling.remove();
       span.remove();
     }
-    this.spans.length = from;
+    this.spans.length = from - a;
     if (this.current && Number(this.current.dataset.t) >= from) this.current = null;
     const frag = document.createDocumentFragment();
     const tokens = s.trace.tokens;
@@ -150,8 +190,9 @@ export class Inspector {
     const words = s.card?.tokenizer === "word";
     const eol = words ? s.card.tokenizer_options?.eol : undefined;
     const series = s.card?.input === "vectors"; // a step shows as its values (the server's display), written apart
-    if (from === 0 && this.els.textTitle) {
-      this.els.textTitle.textContent = series ? "The series, coloured by this unit" : "The text, coloured by this unit";
+    if (this.els.textTitle) {
+      const what = series ? "The series, coloured by this unit" : "The text, coloured by this unit";
+      this.els.textTitle.textContent = windowed ? `${what} (steps ${a + 1}–${T} of ${s.T}: the window)` : what;
     }
     for (let t = from; t < T; t++) {
       const tok = tokens[t];
@@ -188,10 +229,11 @@ export class Inspector {
       cellMax = cellMax || 1;
     }
     this._legend(gate, cellMax);
-    const n = Math.min(this.spans.length, vals.length);
-    for (let t = 0; t < n; t++) {
-      const v = vals[t];
-      const span = this.spans[t];
+    const a = this.textA;
+    const n = Math.min(this.spans.length, vals.length - a);
+    for (let k = 0; k < n; k++) {
+      const v = vals[a + k];
+      const span = this.spans[k];
       const bg = colourOf(gate, v, cellMax);
       if (span._bg === bg) continue; // unchanged: no style write
       span._bg = bg;
@@ -218,7 +260,7 @@ export class Inspector {
   }
 
   _markCurrent() {
-    const span = this.spans[this.state.t] || null;
+    const span = this.spans[this.state.t - this.textA] || null;
     if (this.current === span) return;
     this.current?.classList.remove("is-current");
     span?.classList.add("is-current");
@@ -359,7 +401,9 @@ export class Inspector {
     const n = gates.length;
     const width = this.els.curves.clientWidth || 600;
     const height = MARGIN.t + MARGIN.b + n * STRIP;
-    const x = Array.from({ length: T }, (_, t) => t);
+    const { a, b, R } = this._shown();
+    const x = Array.from({ length: Math.max(0, b - a) }, (_, k) => a + k);
+    const few = b - a < 80;
     const layout = {
       width,
       height,
@@ -368,29 +412,32 @@ export class Inspector {
       paper_bgcolor: "rgba(0,0,0,0)",
       plot_bgcolor: "rgba(0,0,0,0)",
       showlegend: false,
-      xaxis: axis({ range: [-0.5, timeExtent(T) - 0.5], anchor: `y${n > 1 ? n : ""}`, nticks: 8, showticklabels: T > 0 }),
+      xaxis: axis({ range: [a - 0.5, a + R - 0.5], anchor: `y${n > 1 ? n : ""}`, nticks: 8, showticklabels: T > 0 }),
     };
-    const keyParts = [width, timeExtent(T), T < 80];
+    const keyParts = [width, a, R, few];
     const data = [];
+    const strips = []; // each gate's values, y range and domain (the canvas draws them as plotly would)
     const gap = 0.22 / n;
     gates.forEach((g, k) => {
       const yname = k === 0 ? "yaxis" : `yaxis${k + 1}`;
       const scale = scaleOf(g);
-      const vals = lines[g] || [];
+      const vals = (lines[g] || []).slice(a, b);
       let range = scale === "gate" ? [-0.05, 1.05] : [-1.1, 1.1];
       let ticks = scale === "gate" ? [0, 1] : [-1, 0, 1];
       if (scale === "cell") {
         let m = 0;
         for (const v of vals) m = Math.max(m, Math.abs(v));
         m = Math.max(m, 0.1);
-        const r = Number(m.toPrecision(2));
-        range = [-m * 1.1, m * 1.1];
+        const r = Number(m.toPrecision(2)); // within 5% of m: the range moves (a redrawn frame) only when r does
+        range = [-r * 1.16, r * 1.16];
         ticks = [-r, 0, r];
-        keyParts.push(m);
+        keyParts.push(r);
       }
       const top = 1 - k / n;
+      const domain = [Math.max(0, top - 1 / n + gap / 2), top - gap / 2];
+      strips.push({ vals, range, domain });
       layout[yname] = axis({
-        domain: [Math.max(0, top - 1 / n + gap / 2), top - gap / 2],
+        domain,
         range,
         tickmode: "array",
         tickvals: ticks,
@@ -402,7 +449,7 @@ export class Inspector {
       });
       data.push({
         type: "scatter",
-        mode: T < 80 ? "lines+markers" : "lines",
+        mode: few ? "lines+markers" : "lines",
         x,
         y: vals,
         xaxis: "x",
@@ -412,7 +459,7 @@ export class Inspector {
         hoverinfo: "skip",
       });
     });
-    return { data, layout, layoutKey: keyParts.join("|") };
+    return { data, layout, layoutKey: keyParts.join("|"), strips, x };
   }
 
   _drawChart() {
@@ -425,22 +472,62 @@ export class Inspector {
     }
     const T = s.T;
     if (!lines && T) return; // the exact lines are on their way
-    const key = `${s.model}|${s.layer}|${s.unit}|${T}|${s.trace.version}|${this._width}|${Boolean(lines)}`;
+    const key = `${s.model}|${s.layer}|${s.unit}|${T}|${s.trace.version}|${this._width}|${Boolean(lines)}|${s.view.start}|${s.windowSize}`;
     if (key === this._chartKey) return;
     this._chartKey = key;
     const fig = this._figure(lines || {}, T);
+    // plotly draws the frame only (its traces hold no points): when the axes change
+    const frame = fig.data.map((d) => ({ ...d, x: [], y: [] }));
     if (!this._chartDrawn) {
-      Plotly.newPlot(this.plot, fig.data, fig.layout, CONFIG);
+      Plotly.newPlot(this.plot, frame, fig.layout, CONFIG);
       this._chartDrawn = true;
     } else if (fig.layoutKey !== this._layoutKey) {
-      Plotly.react(this.plot, fig.data, fig.layout, CONFIG);
-    } else {
-      // the axes stay: only the curves change (restyle redraws the traces, not the frame)
-      Plotly.restyle(this.plot, { x: fig.data.map((d) => d.x), y: fig.data.map((d) => d.y) });
+      Plotly.react(this.plot, frame, fig.layout, CONFIG);
     }
     this._layoutKey = fig.layoutKey;
     this._figSize = { width: fig.layout.width, height: fig.layout.height };
     this._moveCursor();
+    this._drawLines(fig);
+  }
+
+  /** Draw the curves on the canvas over plotly's plot area: strip k's values on its y range and domain. */
+  _drawLines(fig) {
+    const w = fig.layout.width - MARGIN.l - MARGIN.r;
+    const h = fig.layout.height - MARGIN.t - MARGIN.b;
+    const dpr = window.devicePixelRatio || 1;
+    const c = this.lines;
+    if (c.width !== Math.round(w * dpr) || c.height !== Math.round(h * dpr)) {
+      c.width = Math.round(w * dpr);
+      c.height = Math.round(h * dpr);
+      Object.assign(c.style, { width: `${w}px`, height: `${h}px` });
+    }
+    const ctx = c.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, w, h);
+    const { a, R } = this._shown();
+    const cw = w / R;
+    const few = fig.x.length < 80;
+    ctx.strokeStyle = ctx.fillStyle = LINE;
+    ctx.lineWidth = 1.3;
+    ctx.lineJoin = "round";
+    for (const { vals, range, domain } of fig.strips) {
+      const Y = (v) => h * (1 - (domain[0] + ((v - range[0]) / (range[1] - range[0])) * (domain[1] - domain[0])));
+      ctx.beginPath();
+      let open = false;
+      for (let k = 0; k < vals.length; k++) {
+        const v = vals[k];
+        if (!Number.isFinite(v)) {
+          open = false;
+          continue;
+        }
+        const X = (fig.x[k] - a + 0.5) * cw;
+        if (open) ctx.lineTo(X, Y(v));
+        else ctx.moveTo(X, Y(v));
+        open = true;
+      }
+      ctx.stroke();
+      if (few) for (let k = 0; k < vals.length; k++) ctx.fillRect((fig.x[k] - a + 0.5) * cw - 1.5, Y(vals[k]) - 1.5, 3, 3);
+    }
   }
 
   _moveCursor() {
@@ -453,9 +540,50 @@ export class Inspector {
     const w = size.width - MARGIN.l - MARGIN.r;
     const h = size.height - MARGIN.t - MARGIN.b;
     Object.assign(this.curvesArea.style, { left: `${MARGIN.l}px`, top: `${MARGIN.t}px`, width: `${w}px`, height: `${h}px` });
-    const cw = w / timeExtent(s.T);
-    this.cursor.style.display = "block";
-    this.cursor.style.transform = `translateX(${s.t * cw + cw / 2 - 1}px)`;
+    const { a, R } = this._shown();
+    const cw = w / R;
+    this.cursor.style.display = s.t >= a && s.t < a + R ? "block" : "none"; // t outside the window: no cursor
+    this.cursor.style.transform = `translateX(${(s.t - a) * cw + cw / 2 - 1}px)`;
+  }
+
+  /** The step under a pointer event on the curves, or null. */
+  _stepAt(ev) {
+    const s = this.state;
+    if (!s.T || !this._figSize) return null;
+    const box = this.curvesArea.getBoundingClientRect();
+    const x = (ev.clientX - box.left) / box.width;
+    if (x < 0 || x >= 1) return null;
+    const { a, R } = this._shown();
+    const t = a + Math.floor(x * R);
+    return t < s.T ? t : null;
+  }
+
+  /** The readout under the pointer: t, its token, and each gate's value at t. */
+  _readout(ev) {
+    const s = this.state;
+    const t = this._stepAt(ev);
+    const lines = s.currentLines();
+    if (t === null || !lines) {
+      this.tip.hidden = true;
+      this.hover.style.display = "none";
+      return;
+    }
+    const rows = s.card.gates.map((g) => `<b>${MATH[g] || g}</b> = <span class="num">${fmt(lines[g]?.[t], 3)}</span>`);
+    this.tip.innerHTML = `t = ${t} <span class="tok">${esc(showToken(s.trace.tokens[t]))}</span> · unit ${s.unit}<br>${rows.join("<br>")}`;
+    this.tip.dataset.t = String(t);
+    this.tip.hidden = false;
+    const { a, R } = this._shown();
+    const cw = this.curvesArea.clientWidth / R;
+    this.hover.style.display = "block";
+    this.hover.style.transform = `translateX(${(t - a) * cw}px)`;
+    this.hover.style.width = `${Math.max(cw, 1)}px`;
+    const pad = 14;
+    const tb = this.tip.getBoundingClientRect();
+    let x = ev.clientX + pad;
+    let y = ev.clientY + pad;
+    if (x + tb.width > innerWidth - 4) x = ev.clientX - tb.width - pad;
+    if (y + tb.height > innerHeight - 4) y = ev.clientY - tb.height - pad;
+    this.tip.style.transform = `translate(${x}px, ${y}px)`;
   }
 
   async _export(format) {

@@ -17,6 +17,7 @@ import { mountLegend } from "./legend.js";
 import { MatchView } from "./match.js";
 import { OrderControl } from "./order.js";
 import { Presenter } from "./present.js";
+import { Overview } from "./overview.js";
 import { Picker } from "./picker.js";
 import { loadPlotlyAfterFirstTrace } from "./plotting.js";
 import { ProbeView } from "./probe.js";
@@ -85,6 +86,7 @@ new Scrubber(
   { range: $("scrubber"), timestep: $("timestep"), play: $("play"), speed: $("speed"), unit: $("unit"), known: $("known"), layer: $("layer") },
   state,
 );
+new Overview($("overview"), state);
 const steps = new Steps($("steps"), state, {
   onGate: (gate, lights) => {
     diagram.highlight(lights ?? gate ?? state.highlight); // the whole step: every box, op and line of it

@@ -31,6 +31,11 @@
 
 import { defaultTextGate, defaultUnit, gateWidth, unitsOf } from "./cards.js";
 
+/** Steps the heatmaps and curves show at once at most, at first (a longer text shows a window of them). */
+export const WINDOW_STEPS = 400;
+/** The fewest steps a window can be zoomed in to. */
+export const MIN_WINDOW = 20;
+
 /** Rows a Series reserves when it first grows. */
 const FIRST_CAPACITY = 256;
 
@@ -55,6 +60,12 @@ export class Series {
   /** Append `rows` steps of values (a Float32Array of rows × width). */
   append(values, rows) {
     const need = (this.T + rows) * this.width;
+    if (this.T === 0 && need > this.data.length && values.length === need) {
+      // a long text's first reply: keep its decoded buffer (full: the next append copies it before writing)
+      this.data = values;
+      this.T = rows;
+      return;
+    }
     if (need > this.data.length) {
       let cap = this.capacity;
       while (cap * this.width < need) cap *= 2;
@@ -259,6 +270,9 @@ export class State {
     this.chapterPending = false;
     /** The gate the story lights in the diagram and the heatmaps, or null. */
     this.highlight = null;
+    /** Steps a window shows at most (the zoom) and the window shown: steps [view.start, view.stop). */
+    this.windowSize = WINDOW_STEPS;
+    this.view = { start: 0, stop: 0 };
     this._subs = [];
     this._hashTimer = null;
   }
@@ -271,8 +285,42 @@ export class State {
 
   _notify(changed) {
     if (changed.size === 0) return;
+    if (changed.has("t") || changed.has("trace") || changed.has("model")) this._fitWindow(this.view.start, changed);
     for (const fn of this._subs) fn(changed, this);
     if (["model", "text", "layer", "unit", "t", "gate", "order", "compare", "present", "chapter"].some((k) => changed.has(k))) this._scheduleHash();
+  }
+
+  /** Move the window to start at `start`, `size` steps wide (clamped to the text; null keeps the zoom). t stays. */
+  setWindow(start, size = null) {
+    const changed = new Set();
+    if (size !== null) this.windowSize = _clamp(Math.round(size), MIN_WINDOW, Math.max(MIN_WINDOW, this.trace.T));
+    this._fitWindow(Math.round(start), changed, false);
+    this._notify(changed);
+  }
+
+  /** Place the window at `start` (with `follow`, moved so that t is inside it); adds "window" when it moved.
+   *  A text longer than windowSize shows windowSize steps (past the end: the steps still to come, so typing at
+   *  the end moves the window once every quarter window); a shorter one shows all of them. */
+  _fitWindow(start, changed, follow = true) {
+    const T = this.trace.T;
+    const size = this.windowSize;
+    let view = { start: 0, stop: T };
+    if (T > size) {
+      let hi = T - size;
+      const q = Math.floor(size / 4);
+      if (follow && this.t < start) start = this.t - (size - 1 - q); // t a quarter in from the right edge
+      else if (follow && this.t >= start + size) {
+        // scrubbing on: t a quarter in from the left edge; at the last step, a quarter from the right (room for
+        // the steps typed next)
+        start = this.follow && this.t === T - 1 ? this.t - (size - 1 - q) : this.t - q;
+        hi = Math.max(hi, Math.min(start, this.t));
+      } else if (follow) hi = Math.max(hi, Math.min(start, this.t)); // the window past the end stays while t is in it
+      start = _clamp(start, 0, hi);
+      view = { start, stop: start + size };
+    }
+    if (view.start === this.view.start && view.stop === this.view.stop) return;
+    this.view = view;
+    changed.add("window");
   }
 
   /** Steps shown. */

@@ -199,6 +199,8 @@ def test_a_long_text_draws_every_column(page, server):
     page.set_viewport_size({"width": 1600, "height": 1000})
     gates = open_code(page, server)
     page.get_by_test_id("input").fill(CODE_1000)
+    page.wait_for_function("() => gatescope.state.T === 1000", timeout=30_000)
+    page.get_by_test_id("zoom-all").click()  # longer than a window (test_long.py): the whole text, on request
     assert_drawn(wait_drawn(page, gates, 1000, timeout=30_000), gates, 1000)
     wait_frames(page)
     expect(page.get_by_test_id("timestep")).to_have_attribute("data-t", "999")
@@ -233,6 +235,9 @@ def test_the_page_fits_1280_and_every_control_has_a_label(page, server):
     wait_frames(page)
     assert_fits_and_labelled(page)
     page.get_by_test_id("input").fill(CODE_1000)
+    page.wait_for_function("() => gatescope.state.T === 1000", timeout=30_000)
+    assert_fits_and_labelled(page)  # a window of the text (test_long.py), then the whole of it
+    page.get_by_test_id("zoom-all").click()
     wait_drawn(page, gates, 1000, timeout=30_000)
     wait_frames(page)
     assert_fits_and_labelled(page)

@@ -1,0 +1,80 @@
+/**
+ * Binary frames (app/encoding.py `dumps_binary`) and their compact arrays, read into Float32Arrays. Shared by
+ * api.js (small replies, read at once) and decode-worker.js (large replies, read off the main thread): plain
+ * functions, no DOM, no network.
+ */
+
+let _f16Table = null;
+/** float16 bit pattern -> value, for browsers without Float16Array (65,536 entries, built once). */
+function f16Table() {
+  if (_f16Table) return _f16Table;
+  const t = new Float32Array(65536);
+  for (let q = 0; q < 65536; q++) {
+    const s = q & 0x8000 ? -1 : 1;
+    const e = (q >> 10) & 0x1f;
+    const m = q & 0x3ff;
+    if (e === 0) t[q] = s * m * 2 ** -24;
+    else if (e === 31) t[q] = m ? NaN : s * Infinity;
+    else t[q] = s * (1 + m / 1024) * 2 ** (e - 15);
+  }
+  return (_f16Table = t);
+}
+
+/** A compact array of a binary frame as a Float32Array (row-major, shape[0] × shape[1]): its "data" is
+ * {offset, length} into the frame's `payload` (see `parseFrame`), aligned to 4 bytes and read in place. */
+export function decode(packed, payload) {
+  const n = packed.shape.reduce((a, b) => a * b, 1);
+  const [buffer, at] = [payload.buffer, payload.start + packed.data.offset];
+  const out = new Float32Array(n);
+  if (packed.dtype === "u16") {
+    const q = new Uint16Array(buffer, at, n);
+    const lo = packed.lo;
+    const step = (packed.hi - packed.lo) / 65535;
+    for (let k = 0; k < n; k++) out[k] = lo + q[k] * step;
+  } else if (packed.dtype === "f16") {
+    if (typeof Float16Array === "function") {
+      out.set(new Float16Array(buffer, at, n));
+    } else {
+      const q = new Uint16Array(buffer, at, n);
+      const table = f16Table();
+      for (let k = 0; k < n; k++) out[k] = table[q[k]];
+    }
+  } else if (packed.dtype === "f32") {
+    out.set(new Float32Array(buffer, at, n));
+  } else {
+    throw new Error(`Unknown compact dtype '${packed.dtype}'`);
+  }
+  return out;
+}
+
+/** The first bytes of a binary frame ("GSC1"), then the JSON header's length (uint32, little-endian). */
+const MAGIC = [0x47, 0x53, 0x43, 0x31];
+
+/** A binary frame (app/encoding.py `dumps_binary`) as {msg: its JSON header, payload: where the arrays start}. */
+export function parseFrame(buffer) {
+  const head = new Uint8Array(buffer, 0, 8);
+  if (!MAGIC.every((b, k) => head[k] === b)) throw new Error("Unknown binary frame (no GSC1)");
+  const n = new DataView(buffer).getUint32(4, true);
+  const msg = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 8, n)));
+  return { msg, payload: { buffer, start: 8 + n } };
+}
+
+/** Decode an edit reply in place of its compact parts: layers[l][gate], probs.p, values and targets
+ * (a values head's outputs, float32, NaN where a target is not known) become {rows, cols, data: Float32Array}. */
+export function decodeReply(msg, payload) {
+  const layers = (msg.layers || []).map((layer) => {
+    const out = {};
+    for (const [gate, packed] of Object.entries(layer)) {
+      out[gate] = { rows: packed.shape[0], cols: packed.shape[1], data: decode(packed, payload) };
+    }
+    return out;
+  });
+  let probs = null;
+  if (msg.probs) {
+    const p = msg.probs.p;
+    const { k, tokens, display } = msg.probs;
+    probs = { k, tokens, display, p: { rows: p.shape[0], cols: p.shape[1], data: decode(p, payload) } };
+  }
+  const rows = (packed) => (packed ? { rows: packed.shape[0], cols: packed.shape[1], data: decode(packed, payload) } : null);
+  return { ...msg, layers, probs, values: rows(msg.values), targets: rows(msg.targets) };
+}
