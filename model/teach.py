@@ -14,6 +14,7 @@ the gradient of the answer reaching the first step is the product of a tanh' and
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -120,7 +121,7 @@ def _recall(net: Network, card: dict[str, Any]) -> dict[str, Any]:
     first = clean_hold(net, examples, k, j)
     examples = [examples[first], *examples[:first], *examples[first + 1 :]]
     m = hold(net, examples[0], k, j)
-    task = card["description"].split(" A cell has to")[0]
+    task = re.split(r" A (?:cell|unit) has to", card["description"])[0]  # the task, not the generic advice
     s, n, p = m["symbol"], m["digits"], m["answer"][m["symbol"]]
     acc = (card.get("heldout") or {}).get("accuracy")
     right = f" It names the right symbol on {_pct(acc)} of held-out sequences." if acc is not None else ""
