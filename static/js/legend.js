@@ -19,10 +19,10 @@ export const LEGENDS = {
     <b>Known units</b>: <b>r</b> is the Pearson correlation of the unit's value with a feature over held-out data (±1: follows it
     exactly, 0: not at all); <b>separation</b> is the share of its variance after the distractors that lies between the remembered
     symbols (1: its value alone tells them apart).`,
-  heatmaps: `σ 0 <span class="lg-ramp lg-gate" aria-hidden="true"></span> 1 · tanh −1
+  heatmaps: `Rows are units, columns are steps. σ 0 <span class="lg-ramp lg-gate" aria-hidden="true"></span> 1 · tanh −1
     <span class="lg-ramp lg-signed" aria-hidden="true"></span> +1 · C: <b>±m, asinh</b> in its title means the colours span ±m,
     the largest |C| in this text, linear within ±1 and logarithmic beyond. The box marks step t; the outlined band with
-    end tabs, the selected unit.`,
+    end tabs, the selected unit: click a cell to select both, shift-click to select the span from t to it.`,
 };
 
 /** Put legend `id` (LEGENDS[id]) into host, with its × (hide) and ? (show again) buttons. Returns the element. */
@@ -58,7 +58,22 @@ export function mountLegend(host, id) {
     set(false);
     hide.focus();
   });
-  box.append(body, hide, show);
+  // one line until asked: "more" opens the whole text (shown only while the line cuts it), "less" folds it again
+  const more = button("more", "Show the whole legend", "legend-more");
+  more.setAttribute("aria-expanded", "false");
+  more.addEventListener("click", () => {
+    const open = !box.classList.contains("legend-open");
+    box.classList.toggle("legend-open", open);
+    more.textContent = open ? "less" : "more";
+    more.setAttribute("aria-expanded", String(open));
+    fold();
+  });
+  const fold = () => {
+    const cut = box.classList.contains("legend-open") || body.scrollWidth > body.clientWidth + 1;
+    if (more.hidden === cut) more.hidden = !cut;
+  };
+  new ResizeObserver(fold).observe(body);
+  box.append(body, more, hide, show);
   set(wasHidden(id));
   host.append(box);
   return box;
