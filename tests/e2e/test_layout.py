@@ -48,6 +48,18 @@ TITLES_OVER_BUTTONS_JS = """() => [...document.querySelectorAll('[data-testid="h
 }).map((f) => f.dataset.gate)"""
 
 
+#: The header's controls one by one (a group's box can stay in its grid cell while its buttons spill over the next).
+HEADER_CONTROLS = "header.top :is(h1, button, select, label, .desc)"
+
+
+#: Widths for the header: each side of its breakpoints (480, 700, 1200 px), the common screens, and between them.
+HEADER_WIDTHS = [360, 420, 480, 481, 560, 700, 701, 820, 960, 1024, 1100, 1199, 1200, 1280, 1366, 1600, 1920, 2560]
+
+#: The right edge of the rightmost of `selector`'s visible elements.
+RIGHTMOST_JS = """(selector) => Math.max(...[...document.querySelectorAll(selector)]
+.filter((e) => e.getClientRects().length).map((e) => e.getBoundingClientRect().right))"""
+
+
 def box(pg, selector: str) -> dict:
     """The first match's bounding box in the viewport."""
     return pg.locator(selector).first.bounding_box()
@@ -72,6 +84,7 @@ def test_the_page_fits_every_width_and_the_diagram_reads_at_11_px(page, server):
         px, which = page.evaluate(DIAGRAM_MIN_TEXT_JS)
         assert px >= 11 - 1e-6, f"at {w} px the diagram draws '{which}' at {px:.1f} px"
         assert page.evaluate(OVERLAPS_JS, "header.top > *") == [], f"the header's parts overlap at {w} px"
+        assert page.evaluate(OVERLAPS_JS, HEADER_CONTROLS) == [], f"the header's controls overlap at {w} px"
         assert page.evaluate(OVERLAPS_JS, ".controls > *") == [], f"the controls overlap at {w} px"
         assert page.evaluate(TITLES_OVER_BUTTONS_JS) == [], f"heatmap titles under their buttons at {w} px"
         known, label = box(page, "#known"), box(page, "label[for=known]")
@@ -84,6 +97,20 @@ def test_the_page_fits_every_width_and_the_diagram_reads_at_11_px(page, server):
             assert box(page, "header.top")["height"] <= 320
             more.click()
     assert_clean(page, server)
+
+
+def test_the_header_wraps_without_overlap_at_every_width(new_page, server):
+    pg = new_page(2560, 900)
+    pg.goto(server + "/#model=code")
+    expect(pg.get_by_test_id("upload-open")).to_be_visible()  # the test server takes uploads: the widest picker
+    expect(pg.get_by_test_id("story-start")).to_be_enabled()
+    for w in HEADER_WIDTHS:
+        pg.set_viewport_size({"width": w, "height": 900})
+        pg.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        assert pg.evaluate(OVERLAPS_JS, HEADER_CONTROLS) == [], f"the header's controls overlap at {w} px"
+        right = pg.evaluate(RIGHTMOST_JS, HEADER_CONTROLS)
+        assert right <= w, f"the header's controls reach {right:.0f} px at {w} px"
+    assert_clean(pg, server)
 
 
 def test_at_1280x720_the_diagram_the_hovered_gate_and_the_predictions_are_on_screen(page, server):
