@@ -1,5 +1,8 @@
 """A saved page: one self-contained HTML file that shows a trace without a server (POST /api/page).
 
+Its markup is the live page's: templates/saved.html and index.html build the views from the same macros
+(templates/parts/views.html), the saved page leaving out only what needs the server.
+
 The file runs the page's own view code: every ES module reachable from ``static/js/saved.js`` is inlined as a
 ``data:`` URL in an import map, its relative imports (``from "./x.js"``) rewritten to the map's names
 (``"gatescope/x.js"``), so the module graph is the page's, each module once. The CSS files are inlined, and
@@ -26,7 +29,7 @@ from .encoding import dumps_binary, focus_json, trace_compact
 ENTRY = "saved.js"
 #: The stylesheets the saved page inlines, in the live page's order (static/css).
 STYLES: tuple[str, ...] = ("main.css", "picker.css", "banner.css", "scrubber.css", "diagram.css", "steps.css")
-STYLES += ("heatmaps.css", "inspector.css", "saved.css")
+STYLES += ("legend.css", "heatmaps.css", "overview.css", "inspector.css", "present.css", "saved.css")
 #: A relative import or re-export of a sibling module: `from "./x.js"`, `import "./x.js"`.
 _IMPORT = re.compile(r"""(\bfrom\s*|\bimport\s*)(["'])\./([A-Za-z0-9_-]+\.js)\2""")
 

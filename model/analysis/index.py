@@ -476,13 +476,18 @@ class _Runner:
         if workers is not None and workers < 1:
             raise InputError(f"workers must be at least 1, got {workers}")
         if scheduler is None:
-            self._cluster = LocalCluster(
-                n_workers=workers or 2,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                host="127.0.0.1",
-            )
+            import dask
+
+            # no HTTP server to speak of: Dask's scheduler listens for HTTP even without its dashboard (on
+            # 127.0.0.1:8787 by default, a port a user's own Dask dashboard wants); here on a free port, no routes
+            with dask.config.set({"distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []}):
+                self._cluster = LocalCluster(
+                    n_workers=workers or 2,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address="127.0.0.1:0",
+                    host="127.0.0.1",
+                )
             self._client, self._own_client = Client(self._cluster), True
         elif isinstance(scheduler, Client):
             self._client = scheduler

@@ -388,7 +388,7 @@ export class Diagram {
     if (this._hovered !== null) this._hooks.onGate?.(null); // the hovered part is about to go
     const back = this._direction === "backward";
     const svg = el("svg", {
-      class: "dg", "data-cell": this._card.cell, "data-direction": this._direction, role: "img",
+      class: "dg", "data-cell": this._card.cell, "data-direction": this._direction, role: "group",
       "aria-label": `${this._card.cell} chain diagram${back ? ", backward direction (reads right to left, from step t+1)" : ""}: step t open, its neighbours closed`,
     });
     this._svg = svg;

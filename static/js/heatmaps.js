@@ -302,6 +302,9 @@ class Panel {
     const w = this.plotW;
     const h = this.plotH;
     Object.assign(this.area.style, { left: `${MARGIN.l}px`, top: `${MARGIN.t}px`, width: `${w}px`, height: `${h}px` });
+    // the frame's height, kept before plotly draws it: else each heatmap grows from 0 to its frame as plotly.js
+    // arrives, and every heatmap below moves (a click aimed at a cell meanwhile lands on another step)
+    this.plot.style.minHeight = `${h + MARGIN.t + MARGIN.b}px`;
     const R = this.R || 1;
     this.canvas.style.width = `${(w * this.cols) / R}px`;
     this.canvas.style.height = `${h}px`;

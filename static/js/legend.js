@@ -22,7 +22,7 @@ export const LEGENDS = {
   heatmaps: `Rows are units, columns are steps. σ 0 <span class="lg-ramp lg-gate" aria-hidden="true"></span> 1 · tanh −1
     <span class="lg-ramp lg-signed" aria-hidden="true"></span> +1 · C: <b>±m, asinh</b> in its title means the colours span ±m,
     the largest |C| in this text, linear within ±1 and logarithmic beyond. The box marks step t; the outlined band with
-    end tabs, the selected unit: click a cell to select both, shift-click to select the span from t to it.`,
+    end tabs, the selected unit: click a cell to select both<span class="lg-live">, shift-click to select the span from t to it</span>.`,
 };
 
 /** Put legend `id` (LEGENDS[id]) into host, with its × (hide) and ? (show again) buttons. Returns the element. */

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from html.parser import HTMLParser
 
 import numpy as np
 import pytest
@@ -93,3 +94,45 @@ def test_a_saved_page_too_big_to_open_well_is_refused_with_its_size(client, monk
     r = client.post("/api/page", json={"model": "dyck", "text": TEXT})
     assert r.status_code == 413, r.text
     assert "save a shorter text" in r.json()["detail"]
+
+
+class _Ids(HTMLParser):
+    """Every element with an id: id -> (tag, class, the classes of its ancestors, outermost first)."""
+
+    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.found: dict[str, tuple[str, str, tuple[str, ...]]] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if a.get("id"):
+            self.found[a["id"] or ""] = (tag, a.get("class") or "", tuple(c for c in self.stack if c))
+        if tag not in self.VOID:
+            self.stack.append(f"{tag}.{a.get('class') or ''}")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag not in self.VOID and self.stack:
+            self.stack.pop()
+
+
+def _ids(html: str) -> dict[str, tuple[str, str, tuple[str, ...]]]:
+    p = _Ids()
+    p.feed(html)
+    return p.found
+
+
+def test_a_saved_pages_views_sit_where_the_live_pages_do(client):
+    live = _ids(client.get("/").text)
+    saved = _ids(client.post("/api/page", json={"model": "dyck", "text": TEXT}).text)
+    # the saved page's header and the text it read are its own; every view below them is the live page's markup
+    own = {"gatescope-saved", "model", "description", "saved-note", "input", "input-label"}
+    shared = set(saved) - own
+    assert shared <= set(live), f"the saved page has views the live page lacks: {sorted(shared - set(live))}"
+    # the same tag and class, in the same three nearest containers (the panel, the row it sits in)
+    moved = {i: (saved[i], live[i]) for i in shared if saved[i][:2] + saved[i][2][-3:] != live[i][:2] + live[i][2][-3:]}
+    assert not moved, f"elements laid out differently on the saved page (saved, live): {moved}"
+    # the views that work offline are there: the overview strip, the legends, presentation mode, the predictions
+    assert {"overview", "unit-legend", "diagram-legend", "heatmaps-legend", "present", "preds-box"} <= shared

@@ -144,6 +144,30 @@ def test_similar_order_redraws_the_rows_keeps_them_in_the_url_and_a_click_still_
     assert_clean(page, server)
 
 
+#: Where each heatmap's click area sits in the heatmaps' box (gate, y from the box's top, height); the box's own place
+#: differs by the banner that says plotly.js is missing.
+_HITS_JS = """() => {
+  const top = document.querySelector('[data-testid="heatmaps"]').getBoundingClientRect().y;
+  return [...document.querySelectorAll('[data-testid="heatmaps"] figure[data-gate]')].map((f) => {
+    const r = f.querySelector(".hm-hit").getBoundingClientRect();
+    return [f.dataset.gate, Math.round(r.y - top), Math.round(r.height)];
+  });
+}"""
+
+
+def test_the_heatmaps_keep_their_place_while_plotly_draws_their_frames(new_page, server):
+    # plotly.js arrives after the first trace: until then (here: never) the cells are drawn, and a click aimed at a
+    # cell must land where it lands once the frames are there (nothing below a heatmap moves when its frame comes)
+    late = new_page(1280, 720)
+    late.route("**/vendor/plotly.min.js", lambda r: r.abort())
+    open_text(late, server)
+    assert not late.evaluate("() => !!window.Plotly")
+    framed = new_page(1280, 720)
+    open_text(framed, server)
+    wait_frames(framed)
+    assert late.evaluate(_HITS_JS) == framed.evaluate(_HITS_JS)
+
+
 def test_a_span_selected_on_the_heatmaps_finds_matches_and_a_click_opens_one(page, server):
     open_text(page, server)
     panel = _panel(page, "h")
