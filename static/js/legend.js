@@ -60,6 +60,7 @@ export function mountLegend(host, id) {
   });
   // one line until asked: "more" opens the whole text (shown only while the line cuts it), "less" folds it again
   const more = button("more", "Show the whole legend", "legend-more");
+  more.removeAttribute("aria-label"); // its name is its word ("more" / "less"), its state aria-expanded, its title the hint
   more.setAttribute("aria-expanded", "false");
   more.addEventListener("click", () => {
     const open = !box.classList.contains("legend-open");
