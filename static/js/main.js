@@ -1,7 +1,7 @@
 /**
  * Wires the page: the state, the server (api.js) and the views. Views never call each other: each
- * subscribes to the state; the hover hooks (diagram, walkthrough, heatmaps) and the banner's messages
- * are connected here, and nothing else happens here.
+ * subscribes to the state; the views a saved page shares, with their hover hooks (diagram, step cards,
+ * heatmaps), are built by views.js; the live-only views and the banner's messages are connected here.
  *
  * For tests and benchmarks: window.gatescope = {state, lastDrawn()} (lastDrawn: the heatmaps' last frame).
  */
@@ -9,15 +9,9 @@
 import { LiveSync, listModels, readSeries } from "./api.js";
 import { Banner } from "./banner.js";
 import { Dashboard } from "./dashboard.js";
-import { Diagram } from "./diagram.js";
-import { Heatmaps } from "./heatmaps.js";
 import { Indexer } from "./indexer.js";
-import { Inspector } from "./inspector.js";
-import { mountLegend } from "./legend.js";
 import { MatchView } from "./match.js";
 import { OrderControl } from "./order.js";
-import { Presenter } from "./present.js";
-import { Overview } from "./overview.js";
 import { Picker } from "./picker.js";
 import { loadPlotlyAfterFirstTrace } from "./plotting.js";
 import { ProbeView } from "./probe.js";
@@ -25,13 +19,12 @@ import { AttributeView } from "./attribute.js";
 import { CompareView } from "./compare.js";
 import { InterveneView } from "./intervene.js";
 import { SaturationView } from "./saturation.js";
-import { Scrubber } from "./scrubber.js";
 import { SeriesView } from "./series.js";
 import { Share } from "./share.js";
 import { State } from "./state.js";
-import { Steps } from "./steps.js";
 import { Story } from "./story.js";
 import { Uploader } from "./uploader.js";
+import { mountViews } from "./views.js";
 
 const $ = (id) => {
   const node = document.getElementById(id);
@@ -49,18 +42,7 @@ const say = (key) => (text, level) => banner.set(key, text, level);
 
 // ---- views
 
-// the hover hooks refer to each other's view: they run only on pointer events, after every view exists
-const heatmaps = new Heatmaps($("heatmaps"), state, {
-  onGate: (gate) => diagram.highlight(gate ?? state.highlight), // the story's gate stays lit when the pointer leaves
-  onError: say("export"),
-});
-const diagram = new Diagram({ root: $("diagram"), tools: { png: $("diagram-png"), svg: $("diagram-svg") }, direction: $("diagram-direction") }, state, {
-  onGate: (gate) => {
-    heatmaps.highlight(gate ?? state.highlight);
-    steps.highlight(gate); // both ways: a box or op lights the card of its step
-  },
-  onError: say("export"),
-});
+const { heatmaps, diagram } = mountViews(state, $, say);
 const picker = new Picker(
   {
     model: $("model"), description: $("description"), more: $("description-more"), examples: $("examples"), input: $("input"),
@@ -82,17 +64,6 @@ const picker = new Picker(
   },
 );
 new SeriesView({ root: $("series"), plot: $("series-plot"), note: $("series-note") }, state);
-new Scrubber(
-  { range: $("scrubber"), timestep: $("timestep"), play: $("play"), speed: $("speed"), unit: $("unit"), known: $("known"), layer: $("layer") },
-  state,
-);
-new Overview($("overview"), state);
-const steps = new Steps($("steps"), state, {
-  onGate: (gate, lights) => {
-    diagram.highlight(lights ?? gate ?? state.highlight); // the whole step: every box, op and line of it
-    heatmaps.highlight(gate ?? state.highlight);
-  },
-});
 new Story(
   {
     root: $("story"), start: $("story-start"), count: $("story-count"), title: $("story-title"), words: $("story-words"),
@@ -106,21 +77,6 @@ state.subscribe((changed) => {
   diagram.highlight(state.highlight);
   heatmaps.highlight(state.highlight);
 });
-new Inspector(
-  {
-    title: $("inspector-title"),
-    curves: $("curves"),
-    curveTools: { png: $("curves-png"), svg: $("curves-svg") },
-    gate: $("text-gate"),
-    legend: $("text-legend"),
-    text: $("coloured-text"), textTitle: $("text-title"),
-    preds: $("preds"),
-    predsBox: $("preds-box"),
-    predsTitle: $("preds-title"),
-  },
-  state,
-  { onError: say("export") },
-);
 new Dashboard({ root: $("dashboard-body"), gate: $("dashboard-gate"), status: $("dashboard-status") }, state);
 new OrderControl({ select: $("row-order"), note: $("row-order-note") }, state, { onError: say("order") });
 new MatchView(
@@ -182,8 +138,6 @@ new ProbeView(
   },
   state,
 );
-for (const id of ["diagram", "unit", "heatmaps"]) mountLegend($(`${id}-legend`), id);
-new Presenter({ toggle: $("present") }, state);
 window.gatescope = { state, lastDrawn: () => heatmaps.lastDrawn };
 
 // ---- the server

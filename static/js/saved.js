@@ -9,16 +9,9 @@
 
 import { SavedSync, savedPage } from "./api.js";
 import { Banner } from "./banner.js";
-import { Diagram } from "./diagram.js";
-import { Heatmaps } from "./heatmaps.js";
-import { Inspector } from "./inspector.js";
-import { mountLegend } from "./legend.js";
-import { Overview } from "./overview.js";
 import { loadPlotlyAfterFirstTrace } from "./plotting.js";
-import { Presenter } from "./present.js";
-import { Scrubber } from "./scrubber.js";
 import { State, parseHash } from "./state.js";
-import { Steps } from "./steps.js";
+import { mountViews } from "./views.js";
 
 const $ = (id) => {
   const node = document.getElementById(id);
@@ -30,36 +23,7 @@ const state = new State();
 const banner = new Banner($("banner"), state);
 const say = (key) => (text, level) => banner.set(key, text, level);
 
-const heatmaps = new Heatmaps($("heatmaps"), state, { onGate: (gate) => diagram.highlight(gate), onError: say("export") });
-const diagram = new Diagram({ root: $("diagram"), tools: { png: $("diagram-png"), svg: $("diagram-svg") }, direction: $("diagram-direction") }, state, {
-  onGate: (gate) => {
-    heatmaps.highlight(gate);
-    steps.highlight(gate); // both ways: a box or op lights the card of its step
-  },
-  onError: say("export"),
-});
-new Scrubber(
-  { range: $("scrubber"), timestep: $("timestep"), play: $("play"), speed: $("speed"), unit: $("unit"), known: $("known"), layer: $("layer") },
-  state,
-);
-new Overview($("overview"), state);
-const steps = new Steps($("steps"), state, {
-  onGate: (gate, lights) => {
-    diagram.highlight(lights ?? gate); // the whole step: every box, op and line of it
-    heatmaps.highlight(gate);
-  },
-});
-new Inspector(
-  {
-    title: $("inspector-title"), curves: $("curves"), curveTools: { png: $("curves-png"), svg: $("curves-svg") }, gate: $("text-gate"),
-    legend: $("text-legend"), text: $("coloured-text"), textTitle: $("text-title"), preds: $("preds"), predsBox: $("preds-box"),
-    predsTitle: $("preds-title"),
-  },
-  state,
-  { onError: say("export") },
-);
-for (const id of ["diagram", "unit", "heatmaps"]) mountLegend($(`${id}-legend`), id);
-new Presenter({ toggle: $("present") }, state);
+const { heatmaps } = mountViews(state, $, say);
 window.gatescope = { state, lastDrawn: () => heatmaps.lastDrawn };
 loadPlotlyAfterFirstTrace(state, say("plotly")); // the file's own plotly.js (script[data-plotly]), as the live page does
 
