@@ -9,6 +9,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from .conftest import ARTIFACTS, api_card, api_trace, assert_clean, click_cell, wait_drawn, wait_frames
@@ -242,7 +243,10 @@ def test_screenshots_of_the_views(new_page, server):
             """() => { const gd = document.querySelector('[data-testid="saturation-h"]');
             return gd?._fullData?.length === 3; }"""
         )
-        pg.wait_for_timeout(300)  # the heatmaps' ResizeObserver redraws their frames in the next frames
+        try:  # the views' ResizeObservers redraw in the next frames (300 ms was once too short on a loaded machine)
+            pg.wait_for_function(f"() => document.documentElement.scrollWidth <= {w}", timeout=5_000)
+        except PlaywrightTimeout:
+            pass  # the assertion below says what is too wide
         width = pg.evaluate("() => document.documentElement.scrollWidth")
         wide = pg.evaluate(
             f"""() => [...document.querySelectorAll('body *')]
