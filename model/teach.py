@@ -14,7 +14,6 @@ the gradient of the answer reaching the first step is the product of a tanh' and
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -121,7 +120,7 @@ def _recall(net: Network, card: dict[str, Any]) -> dict[str, Any]:
     first = clean_hold(net, examples, k, j)
     examples = [examples[first], *examples[:first], *examples[first + 1 :]]
     m = hold(net, examples[0], k, j)
-    task = re.split(r" A (?:cell|unit) has to", card["description"])[0]  # the task, not the generic advice
+    task = card["description"].split(" A unit has to")[0]  # the task, not the generic advice that follows
     s, n, p = m["symbol"], m["digits"], m["answer"][m["symbol"]]
     acc = (card.get("heldout") or {}).get("accuracy")
     right = f" It names the right symbol on {_pct(acc)} of held-out sequences." if acc is not None else ""
@@ -172,8 +171,7 @@ def _dyck(net: Network, card: dict[str, Any]) -> dict[str, Any]:
         f"strings (it goes {way} with each '('). On the example {m['max_depth']} deep it reaches "
         f"{m['at_deepest']:.1f} at the deepest point (t = {m['t_deepest']}), from {m['at_zero']:.2f} at depth 0."
     )
-    desc = card["description"].replace("watch for a cell whose", "watch for a unit whose")
-    return {"description": f"{desc} {text}", "examples": examples, "measured": m}
+    return {"description": f"{card['description']} {text}", "examples": examples, "measured": m}
 
 
 def bracket_depth(text: str) -> np.ndarray:
@@ -193,8 +191,7 @@ def _code(net: Network, card: dict[str, Any]) -> dict[str, Any]:
         f"brackets go (r = {b['r']:.2f}){string}. On the first example, {m['max_depth']} brackets deep, unit "
         f"{b['unit']} follows the depth with r = {m['r']:.2f}."
     )
-    desc = card["description"].replace("Look for cells that", "Look for units that")
-    return {"description": f"{desc} {text}", "examples": examples, "measured": m}
+    return {"description": f"{card['description']} {text}", "examples": examples, "measured": m}
 
 
 def lesson(net: Network, card: dict[str, Any]) -> dict[str, Any] | None:

@@ -28,7 +28,7 @@ import { directionsOf, gateWidth } from "./cards.js";
 import { CELL_SOFT, SHADES, cellTicks, plotlyScale, rangeOf, scaleOf } from "./colors.js";
 import { captionOf, downloadFigure, slug } from "./export.js";
 import { MATH, SHORT, el, esc, fmt, showToken } from "./format.js";
-import { AXIS_COLOUR, CONFIG, FONT, INK, MONO, MUTED, TICK_COLOUR, axis, hasPlotly, loadPlotly, lutOf, plotlyReady, timeExtent } from "./plotting.js";
+import { AXIS_COLOUR, CONFIG, FONT, INK, MONO, MUTED, TICK_COLOUR, axis, hasPlotly, loadPlotly, lutOf, placeTip, plotlyReady, timeExtent } from "./plotting.js";
 
 /** What each gate is called beside its math name. */
 const ROLE = {
@@ -549,13 +549,7 @@ export class Heatmaps {
       `t = ${cell.t} <span class="tok">${esc(tok)}</span> · unit ${cell.unit}` +
       (p.split ? (cell.unit < p.split ? " (forward)" : ` (backward ${cell.unit - p.split})`) : "");
     this.tip.hidden = false;
-    const pad = 14;
-    const box = this.tip.getBoundingClientRect();
-    let x = ev.clientX + pad;
-    let y = ev.clientY + pad;
-    if (x + box.width > innerWidth - 4) x = ev.clientX - box.width - pad;
-    if (y + box.height > innerHeight - 4) y = ev.clientY - box.height - pad;
-    this.tip.style.transform = `translate(${x}px, ${y}px)`;
+    placeTip(this.tip, ev);
   }
 
   _hideTip() {

@@ -22,7 +22,7 @@ import { defaultTextGate, directionOf, directionsOf, knownUnitAt } from "./cards
 import { CELL_SOFT, colourOf, darkTextOn, rangeOf, scaleOf } from "./colors.js";
 import { captionOf, downloadFigure, slug } from "./export.js";
 import { MATH, PLAIN, el, esc, fmt, showToken } from "./format.js";
-import { CONFIG, FONT, INK, axis, cssColour, hasPlotly, loadPlotly, plotlyReady, timeExtent } from "./plotting.js";
+import { CONFIG, FONT, INK, axis, cssColour, hasPlotly, loadPlotly, placeTip, plotlyReady, timeExtent } from "./plotting.js";
 
 /** Height of one gate's strip in the curves chart (px). */
 const STRIP = 46;
@@ -577,13 +577,7 @@ export class Inspector {
     this.hover.style.display = "block";
     this.hover.style.transform = `translateX(${(t - a) * cw}px)`;
     this.hover.style.width = `${Math.max(cw, 1)}px`;
-    const pad = 14;
-    const tb = this.tip.getBoundingClientRect();
-    let x = ev.clientX + pad;
-    let y = ev.clientY + pad;
-    if (x + tb.width > innerWidth - 4) x = ev.clientX - tb.width - pad;
-    if (y + tb.height > innerHeight - 4) y = ev.clientY - tb.height - pad;
-    this.tip.style.transform = `translate(${x}px, ${y}px)`;
+    placeTip(this.tip, ev);
   }
 
   async _export(format) {

@@ -138,3 +138,16 @@ export function plotlyReady() {
 export function hasPlotly() {
   return typeof window.Plotly === "object" && window.Plotly !== null;
 }
+
+/** Gap between the pointer and its tooltip, px. */
+const TIP_GAP = 14;
+
+/** Places a fixed tooltip beside the pointer, flipped to the pointer's other side where it would leave the window. */
+export function placeTip(tip, ev) {
+  const box = tip.getBoundingClientRect();
+  let x = ev.clientX + TIP_GAP;
+  let y = ev.clientY + TIP_GAP;
+  if (x + box.width > innerWidth - 4) x = ev.clientX - box.width - TIP_GAP;
+  if (y + box.height > innerHeight - 4) y = ev.clientY - box.height - TIP_GAP;
+  tip.style.transform = `translate(${x}px, ${y}px)`;
+}
