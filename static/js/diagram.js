@@ -14,9 +14,10 @@
  * backward module is mirrored: it reads right to left, its state arrives from step t+1 and leaves to t−1.
  */
 import { directionOf, directionsOf, gateWidth, unitsOf } from "./cards.js";
-import { colourOf } from "./colors.js";
+import { SHADES, colourOf, positionOf } from "./colors.js";
 import { captionOf, downloadSvg, slug } from "./export.js";
 import { showToken } from "./format.js";
+import { lutOf } from "./plotting.js";
 import {
   GAP, STUB, NEIGHBOUR_MIN, NEIGHBOUR_MAX, NEIGHBOUR_SHARE, MAX_SCALE, OP_R, ELL_RX, ELL_RY, BOX_W, BOX_H,
   TURN, HEAD_L, HEAD_W, IO_R, DOT_R, MODULE_RX, NEIGHBOUR_RX, CASING, SPECS, mirrored,
@@ -152,6 +153,17 @@ function passesThrough(pts, x, y) {
 
 /** What changes redraw the numbers (a new card also rebuilds the SVG). */
 const SHOWN = ["model", "trace", "focus", "t", "unit", "layer"];
+
+const _CANVASES = new Map();
+/** A scratch canvas of w × h pixels (one per size) the strips are painted on before becoming data URLs. */
+function stripCanvas(w, h) {
+  const id = `${w}x${h}`;
+  if (!_CANVASES.has(id)) {
+    const canvas = Object.assign(document.createElement("canvas"), { width: w, height: h });
+    _CANVASES.set(id, { canvas, ctx: canvas.getContext("2d") });
+  }
+  return _CANVASES.get(id);
+}
 
 const _ZEROS = new Map();
 /** h_{t−1} and C_{t−1} at t = 0: H zeros (one array per size). */
@@ -339,12 +351,8 @@ export class Diagram {
         s.filled = false;
         continue;
       }
-      const n = fresh || !s.filled ? Math.min(vec.length, s.cells.length) : 0;
+      if (fresh || !s.filled) this._paintStrip(s, vec, cellMax);
       s.filled = true;
-      for (let u = 0; u < n; u++) {
-        const c = colourOf(s.key, vec[u], cellMax);
-        if (c !== s.fills[u]) s.cells[u].setAttribute("fill", (s.fills[u] = c));
-      }
       if (unit !== s.unit) {
         s.unit = unit;
         const at = s.start + (unit + 0.5) * s.step;
@@ -368,6 +376,30 @@ export class Diagram {
   }
 
   // -------------------------------------------------------------------------------------------------------
+
+  /** Paint a strip's H cells into its one <image>: a canvas H pixels long, one pixel a unit, handed to the
+   *  SVG as a PNG data URL (one element to restyle and repaint, where H <rect>s each cost style and paint on
+   *  every scrub step). Skipped when no cell changed colour. */
+  _paintStrip(s, vec, cellMax) {
+    const lut = lutOf(s.key);
+    const H = s.px.length;
+    const top = SHADES - 1;
+    let same = true;
+    for (let u = 0; u < H; u++) {
+      const c = lut[Math.round(positionOf(s.key, u < vec.length ? vec[u] : 0, cellMax) * top)];
+      if (c !== s.px[u]) {
+        s.px[u] = c;
+        same = false;
+      }
+    }
+    if (same && s.painted) return;
+    s.painted = true;
+    const cv = stripCanvas(s.vertical ? 1 : H, s.vertical ? H : 1);
+    const img = cv.ctx.createImageData(cv.canvas.width, cv.canvas.height);
+    new Uint32Array(img.data.buffer).set(s.px);
+    cv.ctx.putImageData(img, 0, 0);
+    s.image.setAttribute("href", cv.canvas.toDataURL());
+  }
 
   /** A strip's vector: handed over by the view, or, for a product line, the pointwise product of ones
    *  that are. Colour only: every number shown comes from the server. */
@@ -528,17 +560,8 @@ export class Diagram {
     const g = el("g", { class: "dg-strip", "data-strip": s.key }, parent);
     const len = s.vertical ? s.h : s.w;
     const step = len / H;
-    const pad = H > 24 ? 0.35 : 0; // overlap neighbours slightly so thin cells show no seams
-    const cells = new Array(H);
-    for (let u = 0; u < H; u++) {
-      const a = (s.vertical ? s.y : s.x) + u * step;
-      const size = u === H - 1 ? step : step + pad;
-      cells[u] = el(
-        "rect",
-        s.vertical ? { x: s.x, y: a, width: s.w, height: size } : { x: a, y: s.y, width: size, height: s.h },
-        g,
-      );
-    }
+    // one image, a pixel a unit, stretched over the strip (crisp edges: each unit a solid cell)
+    const image = el("image", { class: "dg-strip-img", x: s.x, y: s.y, width: s.w, height: s.h, preserveAspectRatio: "none" }, g);
     el("rect", { class: "dg-strip-frame", x: s.x, y: s.y, width: s.w, height: s.h }, g);
     const tickLen = Math.max(step, 1.2);
     // an outline across the strip marks the selected unit's cell
@@ -551,7 +574,7 @@ export class Diagram {
     );
     join(g, [...parts, `line:${s.key}`]);
     return {
-      key: s.key, g, cells, fills: new Array(H), tick, tickLen, step, vertical: s.vertical,
+      key: s.key, g, image, px: new Uint32Array(H), painted: false, tick, tickLen, step, vertical: s.vertical,
       start: s.vertical ? s.y : s.x, unit: -1, shown: true, filled: false,
     };
   }
