@@ -54,6 +54,7 @@ bench: $(VENV)/.installed chromium
 	$(PY) bench/wire.py
 	$(PY) bench/api.py
 	$(PY) bench/browser.py
+	$(PY) bench/browser_cpu.py $(if $(BASELINE),--against $(BASELINE))
 	$(PY) bench/load.py
 	$(PY) bench/analysis.py
 	$(PY) bench/causal.py

@@ -11,6 +11,18 @@ import { el, showToken } from "./format.js";
 /** Characters of an example shown on its button. */
 const EXAMPLE_CHARS = 18;
 
+/** Characters from which the text box inserts a paste (or a long insertText edit) itself: the browser's own
+ *  editing command lays the whole page out again inside its task (~0.5–1 s of CPU for 20,000 characters, on
+ *  a bare page too), where setRangeText takes ~2 ms and leaves the layout to the next frame. The price: such
+ *  an insertion is not on the box's undo stack (typing and short pastes keep the browser's own path). */
+const BIG_INSERT = 2000;
+
+/** Put s in place of the box's selection, caret after it, and tell the page (an input event, as an edit does). */
+function insertItself(box, s) {
+  box.setRangeText(s.replace(/\r\n?/g, "\n"), box.selectionStart, box.selectionEnd, "end");
+  box.dispatchEvent(new Event("input", { bubbles: true }));
+}
+
 export class Picker {
   /** els: {model (select), description, more (button), examples, input (textarea), label (the input's),
    *  file (a series file's input), fileBox (its wrapper), ask: {root, text, replace, stay} (the prompt before a
@@ -35,6 +47,18 @@ export class Picker {
     els.ask.replace.addEventListener("click", () => this._answer(true));
     els.ask.stay.addEventListener("click", () => this._answer(false));
     input.addEventListener("input", () => state.setText(input.value));
+    input.addEventListener("paste", (ev) => {
+      const s = ev.clipboardData?.getData("text/plain");
+      if (!s || s.length < BIG_INSERT) return;
+      ev.preventDefault();
+      insertItself(input, s);
+    });
+    input.addEventListener("beforeinput", (ev) => {
+      const typed = ev.inputType === "insertText" || ev.inputType === "insertReplacementText";
+      if (!typed || !ev.cancelable || !ev.data || ev.data.length < BIG_INSERT) return;
+      ev.preventDefault();
+      insertItself(input, ev.data);
+    });
     more.addEventListener("click", () => {
       const open = description.classList.toggle("is-open");
       more.textContent = open ? "less" : "more";
