@@ -12,7 +12,9 @@ on; a message with only "focus" asks for them over the whole text. With "interve
 list, the same checks and words) the buffer traces the held run, and the reply adds "intervened" and the
 "effect" of its steps (from k) against the plain text's, kept in a second buffer while they last; a change
 of the list re-traces from the first step it touches. A newer edit replaces an older
-one still waiting. Every reply echoes the message's "seq". The client's mistakes (the same checks and
+one still waiting. Opened as /api/live?parts=1, a binary reply over 1 MB comes as several binary messages,
+its parts in order (``encoding.split_parts``: "GSP1", index, count, then the bytes; joined they are the reply).
+Every reply echoes the message's "seq". The client's mistakes (the same checks and
 words as POST /api/trace, from deps.py) come back as {"seq", "error"} and the socket stays open;
 anything else is a bug: logged, and the socket closes with 1011."""
 
@@ -37,6 +39,7 @@ from model.interventions import Intervention, effect
 from model.series import read_csv
 
 from ..encoding import (
+    PART_BYTES,
     dumps_binary,
     dumps_compact,
     effect_compact,
@@ -44,6 +47,7 @@ from ..encoding import (
     focus_json,
     intervened_json,
     plain_values,
+    split_parts,
     trace_compact,
     trace_json,
 )
@@ -205,6 +209,7 @@ class Connection:
 
     def __init__(self, ws: WebSocket, settings: Settings, work: Work) -> None:
         self.ws, self.settings, self.work = ws, settings, work
+        self.parts = ws.query_params.get("parts") == "1"  # long binary replies go in PART_BYTES parts
         self.session = Session()
         self.held = 0  # bytes of the budget the session's buffer holds
         self.pending: dict[str, Any] = {}  # "edit", "focus": the newest message of each kind
@@ -340,7 +345,10 @@ class Connection:
         self.held = now
 
     async def _send(self, out: dict[str, Any] | str | bytes) -> None:
-        if isinstance(out, bytes):
+        if isinstance(out, bytes) and self.parts and len(out) > PART_BYTES:
+            for part in split_parts(out):  # each a message the browser reads in a short task
+                await self.ws.send_bytes(part)
+        elif isinstance(out, bytes):
             await self.ws.send_bytes(out)
         elif isinstance(out, str):
             await self.ws.send_text(out)

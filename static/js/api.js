@@ -443,8 +443,18 @@ let _worker = null;
 let _asked = 0;
 const _waiting = new Map();
 
-/** Read a binary frame in the decode worker (the buffer is moved there): resolves to {msg, reply} as readFrame. */
-function decodeInWorker(buffer) {
+/** The first bytes of one part of a reply sent in parts (app/encoding.py split_parts: "GSP1", index, count). */
+const PART_MAGIC = 0x31505347; // "GSP1" read as a little-endian uint32
+
+/** [index, count] of a reply's part, or null when the frame is a whole message. */
+function partOf(raw) {
+  if (raw.byteLength < 12) return null;
+  const head = new DataView(raw, 0, 12);
+  return head.getUint32(0, true) === PART_MAGIC ? [head.getUint32(4, true), head.getUint32(8, true)] : null;
+}
+
+/** The worker, started on first use; its replies settle the promises in _waiting. */
+function worker() {
   if (!_worker) {
     _worker = new Worker(new URL("./decode-worker.js", import.meta.url), { type: "module" });
     _worker.onmessage = ({ data }) => {
@@ -454,10 +464,32 @@ function decodeInWorker(buffer) {
       else done.resolve({ msg: data.msg ?? data.reply, reply: data.reply ?? null });
     };
   }
+  return _worker;
+}
+
+/** Read a binary frame in the decode worker (the buffer is moved there): resolves to {msg, reply} as readFrame. */
+function decodeInWorker(buffer) {
+  const w = worker();
   const id = ++_asked;
   return new Promise((resolve, reject) => {
     _waiting.set(id, { resolve, reject });
-    _worker.postMessage({ id, buffer }, [buffer]);
+    w.postMessage({ id, buffer }, [buffer]);
+  });
+}
+
+/** Hand one part of a reply to the worker, which joins them (parts come in order, one reply at a time): null
+ *  until the last part, then a promise of {msg, reply} as decodeInWorker's. */
+function partToWorker(buffer, [index, count]) {
+  const w = worker();
+  if (index === 0) ++_asked; // the reply's id: every part of it carries it
+  const id = _asked;
+  if (index + 1 < count) {
+    w.postMessage({ id, part: buffer, index, count }, [buffer]);
+    return null;
+  }
+  return new Promise((resolve, reject) => {
+    _waiting.set(id, { resolve, reject });
+    w.postMessage({ id, part: buffer, index, count }, [buffer]);
   });
 }
 
@@ -544,7 +576,8 @@ export class Live {
     clearTimeout(this._timer);
     this._timer = null;
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(`${proto}//${location.host}/api/live`);
+    // parts=1: a long reply comes in 1 MB messages (one 15 MB message is a ~300 ms task to receive)
+    const ws = new WebSocket(`${proto}//${location.host}/api/live${typeof Worker === "function" ? "?parts=1" : ""}`);
     ws.binaryType = "arraybuffer"; // edit replies are binary frames: arrays read in place, no base64
     this._ws = ws;
     ws.onopen = () => {
@@ -577,11 +610,13 @@ export class Live {
 
   _receive(raw) {
     // a large reply (a long paste: ~15 MB of gates) is read by the worker, off the main thread; the replies
-    // behind it wait their turn, so they are handled in the order they came
-    const big = raw instanceof ArrayBuffer && raw.byteLength >= WORKER_BYTES && typeof Worker === "function";
+    // behind it wait their turn, so they are handled in the order they came; a reply in parts is joined there
+    const part = raw instanceof ArrayBuffer ? partOf(raw) : null;
+    const big = part !== null || (raw instanceof ArrayBuffer && raw.byteLength >= WORKER_BYTES && typeof Worker === "function");
     if (!big && this._pending === 0) return this._handle(() => readFrame(raw));
+    const read = part ? partToWorker(raw, part) : big ? decodeInWorker(raw) : null;
+    if (part && !read) return; // more parts to come
     this._pending += 1;
-    const read = big ? decodeInWorker(raw) : null;
     this._queue = this._queue
       .then(() => this._handle(() => read ?? readFrame(raw), true))
       .finally(() => (this._pending -= 1));

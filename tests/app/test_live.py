@@ -142,6 +142,33 @@ def test_binary_frames_carry_the_same_steps_without_base64(client):
     np.testing.assert_array_equal(unpack(binary["probs"]["p"]), unpack(compact["probs"]["p"]))
 
 
+def test_a_long_reply_sent_in_parts_reassembles_to_exactly_the_unsplit_reply():
+    """/api/live?parts=1: a binary reply over 1 MB comes as 1 MB parts (the browser reads each in a short task)."""
+    import struct
+
+    from app.encoding import PART_BYTES, join_parts
+
+    text = "def f(x):\n    return (x + 1) * [y for y in x]\n" * 60  # 2,820 steps: ~4.4 MB of gates
+    with TestClient(create_app(Settings(max_tokens=4000))) as c:
+        with c.websocket_connect("/api/live") as ws:
+            ws.send_json({**edit(text, 1), "encoding": "binary"})
+            whole = ws.receive_bytes()
+        with c.websocket_connect("/api/live?parts=1") as ws:
+            ws.send_json({**edit("ok", 1), "encoding": "binary"})
+            short = ws.receive_bytes()  # a short reply is one message, as without parts
+            ws.send_json({**edit("#", 2), "encoding": "binary"})
+            ws.receive_bytes()
+            ws.send_json({**edit(text, 3), "encoding": "binary"})
+            parts = [ws.receive_bytes()]
+            count = struct.unpack("<II", parts[0][4:12])[1]
+            parts += [ws.receive_bytes() for _ in range(count - 1)]
+    assert short[:4] == b"GSC1"
+    assert count == -(-len(whole) // PART_BYTES) >= 4
+    assert [struct.unpack("<II", p[4:12]) for p in parts] == [(k, count) for k in range(count)]  # in order
+    assert all(len(p) - 12 <= PART_BYTES for p in parts)
+    assert join_parts(parts) == whole.replace(b'"seq": 1', b'"seq": 3', 1)
+
+
 def test_any_sequence_of_edits_leaves_the_client_holding_the_full_trace():
     """Random inserts, deletions and replacements, applied the way the page applies replies (cut to
     "from", append), always add up to a fresh trace of the current text."""
