@@ -5,13 +5,15 @@
  * backpropagation through time (POST /api/attribute, model/attribution.py; it keeps the text's forward pass, so a
  * scrubbed step costs one backward pass); this view draws them, for the step the scrubber is at.
  *
- * Change costs: "t" asks for the new step at once (the request before it is aborted); "trace", "layer" and the
- * method ask again after SETTLE_MS.
+ * Change costs: "t" asks for the new step in an idle moment once the panel is on screen (lazy.js: a scrub with
+ * the panel below the fold asks nothing; the request before it is aborted); "trace", "layer" and the method ask
+ * again after SETTLE_MS.
  */
 
 import { attribute } from "./api.js";
 import { colourOf, darkTextOn } from "./colors.js";
 import { el, fmt, showToken } from "./format.js";
+import { Lazy } from "./lazy.js";
 
 /** A share (0..1) as a percentage: one decimal from 0.1% up, else two significant digits in e-notation (a plain
  *  RNN's first input can hold 1e-17 % of an answer: small is not zero). */
@@ -36,6 +38,7 @@ export class AttributeView {
     this.data = null;
     this._timer = 0;
     this._asking = null;
+    this._lazy = new Lazy(nodes.root);
     nodes.method.append(new Option("gradient × input", "grad_x_input"), new Option(`integrated gradients (${IG_STEPS} points)`, "integrated_gradients"));
     nodes.method.addEventListener("change", () => this._ask());
     state.subscribe((changed) => this._onChange(changed));
@@ -51,7 +54,7 @@ export class AttributeView {
       this.nodes.root.hidden = !usable;
       this._clear("");
     }
-    if (changed.has("t") && !changed.has("trace")) return this._ask();
+    if (changed.has("t") && !changed.has("trace")) return this._lazy.run(() => this._ask());
     if (["trace", "layer", "model"].some((k) => changed.has(k))) {
       clearTimeout(this._timer);
       this._timer = setTimeout(() => this._ask(), SETTLE_MS);
@@ -70,6 +73,7 @@ export class AttributeView {
   async _ask() {
     const s = this.state;
     clearTimeout(this._timer);
+    this._lazy.cancel(); // this answer is the newest
     if (this.nodes.root.hidden || !s.tracedText || !s.T) return;
     const t = Math.min(s.t, s.T - 1);
     const method = this.nodes.method.value;

@@ -685,15 +685,19 @@ export class State {
     return "#" + p.join("&");
   }
 
+  /** Write the URL hash soon, at most every HASH_MS (a scrub step would otherwise pay replaceState's ~2-7 ms). */
   _scheduleHash() {
     if (this._hashTimer) return;
     this._hashTimer = setTimeout(() => {
       this._hashTimer = null;
       const hash = this.toHash();
       if (location.hash !== hash) history.replaceState(null, "", hash);
-    }, 150);
+    }, HASH_MS);
   }
 }
+
+/** Least time between two writes of the URL hash (ms), while scrubbing or typing. */
+const HASH_MS = 200;
 
 /** Rows of a probe's order the URL keeps (its best units; the rest follow by id after a reload). */
 const HASH_ROWS = 64;

@@ -57,7 +57,8 @@ def test_scrubbing_moves_the_attribution_and_the_state_gradient_with_t(new_page,
     r, g, b = (int(v) for v in pg.evaluate(rgb, down)[4:-1].split(","))
     assert want["inputs"][down] < 0 and b > r, (down, r, g, b)
     expect(pg.get_by_test_id("attribute-curve").locator("circle")).to_have_count(sum(v > 0 for v in want["cell"]))
-    # scrub back: the panel asks for that step and redraws the text up to it
+    # scrub back: the panel (on screen: off screen it waits, lazy.js) asks for that step and redraws the text up to it
+    panel.scroll_into_view_if_needed()
     pg.evaluate("() => window.gatescope.state.setT(10)")
     expect(panel).to_have_attribute("data-t", "10")
     expect(spans).to_have_count(11)
