@@ -54,6 +54,11 @@ const _TABLES = {};
  *  neighbours look the same). */
 export const SHADES = 256;
 
+/** The SHADES CSS colours of a scale, shade k at position k / (SHADES − 1) (what colourOf picks from). */
+export function shadesOf(scale) {
+  return table(scale);
+}
+
 function table(scale) {
   if (_TABLES[scale]) return _TABLES[scale];
   const stops = stopsOf(scale).map(_rgb);

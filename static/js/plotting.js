@@ -3,7 +3,7 @@
  * rasters paint with (built from colors.js, so a value has one colour everywhere).
  */
 
-import { SHADES, colourOf, rangeOf, scaleOf } from "./colors.js";
+import { SHADES, scaleOf, shadesOf } from "./colors.js";
 
 /** A colour the page's CSS defines (main.css :root, light or dark as the system says), else `fallback`. */
 export function cssColour(name, fallback) {
@@ -54,11 +54,12 @@ const _luts = {};
 export function lutOf(key) {
   const scale = scaleOf(key);
   if (_luts[scale]) return _luts[scale];
-  const [lo, hi] = rangeOf(scale, 1);
+  // shade k is the colour at position k on the scale (the heatmaps compute positions: asinh for the cell scale;
+  // building it from values spaced evenly over [−1, 1] bent the cell scale's colours through asinh twice)
+  const shades = shadesOf(scale);
   const lut = new Uint32Array(SHADES);
   for (let k = 0; k < SHADES; k++) {
-    const css = colourOf(key, lo + ((hi - lo) * k) / (SHADES - 1), 1);
-    const [r, g, b] = css.match(/\d+/g).map(Number);
+    const [r, g, b] = shades[k].match(/\d+/g).map(Number);
     lut[k] = (255 << 24) | (b << 16) | (g << 8) | r;
   }
   return (_luts[scale] = lut);

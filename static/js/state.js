@@ -685,9 +685,10 @@ export class State {
     return "#" + p.join("&");
   }
 
-  /** Write the URL hash soon, at most every HASH_MS (a scrub step would otherwise pay replaceState's ~2-7 ms). */
+  /** Write the URL hash once the selection has rested HASH_MS (a scrub step would otherwise pay replaceState's
+   *  ~2-14 ms every few steps): while scrubbing it is written at most every HASH_MS, and only when the scrub pauses. */
   _scheduleHash() {
-    if (this._hashTimer) return;
+    clearTimeout(this._hashTimer);
     this._hashTimer = setTimeout(() => {
       this._hashTimer = null;
       const hash = this.toHash();
