@@ -33,6 +33,11 @@ const CHART_EVERY_MS = 250;
 /** Colour of the curves (neutral: the strips' scales give the meaning). */
 const LINE = cssColour("--chart-line", "#2f3a45");
 
+/** Set a node's text only when it changed (a scrub step leaves unchanged text alone). */
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
 export class Inspector {
   /** els: {title, curves, curveTools, gate (select), text, preds, predsBox} */
   constructor(els, state, hooks = {}) {
@@ -301,27 +306,48 @@ export class Inspector {
     else this._showOutputs(kind);
   }
 
-  /** A language model: the top-k next tokens after t, the one that actually comes next outlined. */
+  /** A language model: the top-k next tokens after t, the one that actually comes next outlined. A scrub step
+   *  rewrites only the texts, widths and classes that changed in the k rows it keeps (no rebuild per t). */
   _showNext() {
     const s = this.state;
     const { preds, predsTitle } = this.els;
     const probs = s.trace.probs;
     const t = s.t;
     const next = s.trace.tokens[t + 1];
-    predsTitle.replaceChildren("After ", el("span", { class: "tok", text: showToken(s.trace.tokens[t]) }), ` (t = ${t}) the model expects`);
+    let head = this._nextHead;
+    if (!head || head.title !== predsTitle || predsTitle.firstChild !== head.first) {
+      const tok = el("span", { class: "tok" });
+      const tail = document.createTextNode("");
+      predsTitle.replaceChildren("After ", tok, tail);
+      head = this._nextHead = { title: predsTitle, first: predsTitle.firstChild, tok, tail };
+    }
+    setText(head.tok, showToken(s.trace.tokens[t]));
+    setText(head.tail, ` (t = ${t}) the model expects`);
     const row = probs.p.row(t);
-    const items = probs.tokens[t].map((tok, k) => {
-      const p = row[k];
+    const toks = probs.tokens[t];
+    let rows = this._nextRows;
+    if (!rows || rows.length !== toks.length || preds.children.length !== toks.length || preds.firstChild !== rows[0]?.li) {
+      rows = this._nextRows = toks.map(() => {
+        const tok = el("span", { class: "tok" });
+        const fill = el("span", {});
+        const p = el("span", { class: "p" });
+        return { li: el("li", {}, tok, el("span", { class: "bar" }, fill), p), tok, fill, p, hit: null };
+      });
+      preds.replaceChildren(...rows.map((r) => r.li));
+    }
+    toks.forEach((tok, k) => {
+      const r = rows[k];
+      const pct = `${(row[k] * 100).toFixed(1)}%`;
       const hit = next !== undefined && tok === next;
-      return el(
-        "li",
-        { class: hit ? "is-next" : "", title: hit ? "the character that actually comes next" : "" },
-        el("span", { class: "tok", text: showToken(tok) }),
-        el("span", { class: "bar" }, el("span", { style: `width:${(p * 100).toFixed(1)}%` })),
-        el("span", { class: "p", text: `${(p * 100).toFixed(1)}%` }),
-      );
+      setText(r.tok, showToken(tok));
+      setText(r.p, pct);
+      if (r.fill.style.width !== pct) r.fill.style.width = pct;
+      if (hit !== r.hit) {
+        r.hit = hit;
+        r.li.className = hit ? "is-next" : "";
+        r.li.title = hit ? "the character that actually comes next" : "";
+      }
     });
-    preds.replaceChildren(...items);
   }
 
   /** A classifier (every class's probability, by name) or a regressor (the values at t, as numbers); with

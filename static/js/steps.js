@@ -234,6 +234,11 @@ function fixed(v, d) {
 /** How long the walk shows each step, in ms. */
 const WALK_MS = 1800;
 
+/** Set a node's text only when it changed (a scrub step leaves unchanged text alone). */
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
 export class Steps {
   /** root: the panel's body; hooks.onGate(gate | null, lights) when a card is hovered, focused or walked. */
   constructor(root, state, hooks = {}) {
@@ -375,15 +380,20 @@ export class Steps {
     const t = s.t;
     const layerNote = s.card.layers > 1 ? ` (layer ${s.layer})` : "";
     if (!T) {
+      this._headParts = null;
       this.head.textContent = "Type some text: the numbers of one unit appear here, step by step.";
     } else {
-      this.head.replaceChildren(
-        `At t = ${t}, reading x`,
-        el("sub", { text: "t" }),
-        " = ",
-        el("span", { class: "tok", text: showToken(s.trace.tokens[t]) }),
-        `, unit ${s.unit}${layerNote}${this._direction === "backward" ? " (backward: it reads from the end, so its previous state is step t+1's)" : ""}:`,
-      );
+      // built once; a scrub step rewrites only the texts that changed
+      let h = this._headParts;
+      if (!h || this.head.firstChild !== h.first) {
+        const [first, tok, rest] = [document.createTextNode(""), el("span", { class: "tok" }), document.createTextNode("")];
+        this.head.replaceChildren(first, el("sub", { text: "t" }), " = ", tok, rest);
+        h = this._headParts = { first, tok, rest };
+      }
+      const back = this._direction === "backward" ? " (backward: it reads from the end, so its previous state is step t+1's)" : "";
+      setText(h.first, `At t = ${t}, reading x`);
+      setText(h.tok, showToken(s.trace.tokens[t]));
+      setText(h.rest, `, unit ${s.unit}${layerNote}${back}:`);
     }
     const cellMax = s.trace.cellMax(s.layer) || 1;
     for (const card of this.cards) this._showNumbers(card, lines, T ? t : -1, cellMax);
@@ -405,13 +415,18 @@ export class Steps {
       const v = values[slot.key];
       const span = slot.span;
       if (v === undefined) {
+        if (slot.last === undefined && span.dataset.value === "") continue;
+        slot.last = undefined;
         span.textContent = "…";
         span.dataset.value = "";
         span.style.borderBottomColor = "transparent";
         continue;
       }
       const text = fixed(v, decimals[slot.key]);
-      span.textContent = slot.paren && text[0] === "−" ? `(${text})` : text;
+      setText(span, slot.paren && text[0] === "−" ? `(${text})` : text);
+      if (v === slot.last && slot.cellMax === cellMax) continue; // same number: its value, title and colour stand
+      slot.last = v;
+      slot.cellMax = cellMax;
       span.dataset.value = String(v);
       span.title = String(v);
       span.style.borderBottomColor = colourOf(slot.key, v, cellMax);
