@@ -42,7 +42,7 @@ const say = (key) => (text, level) => banner.set(key, text, level);
 
 // ---- views
 
-const { heatmaps, diagram } = mountViews(state, $, say);
+const { heatmaps, diagram } = mountViews(state, $, say, { hold: true });
 const picker = new Picker(
   {
     model: $("model"), description: $("description"), more: $("description-more"), examples: $("examples"), input: $("input"),
