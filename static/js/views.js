@@ -34,8 +34,8 @@ export function mountViews(state, $, say, { hold = false } = {}) {
     onError: say("export"),
     onPick: (part, g) => menu?.open(part, g),
   });
-  const holdUnit = $("hold-unit");
-  if (menu && holdUnit) {
+  if (menu) {
+    const holdUnit = $("hold-unit"); // the live page's only
     holdUnit.addEventListener("click", () => (menu.isOpen ? menu.close() : menu.open(null, holdUnit)));
     state.subscribe((changed) => {
       if (changed.has("model") || changed.has("unit") || changed.has("trace")) {
