@@ -5,6 +5,7 @@ curves, and a shared link with hold= reproduces the held run."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import urllib.parse
@@ -23,12 +24,19 @@ DEPTH0 = 0.076  # the depth unit's C at depth 0 (test_intervene.py)
 
 
 def _trace(server: str, interventions: list[dict]) -> dict:
-    body = {"model": "dyck", "text": TEXT, "interventions": interventions}
+    """POST /api/trace with `interventions` (asked once per list: a page's first visit starts the model's index
+    build in the server, which slows its answers on a loaded machine)."""
+    return json.loads(_asked(server, json.dumps(interventions)))
+
+
+@functools.cache
+def _asked(server: str, interventions: str) -> str:
+    body = {"model": "dyck", "text": TEXT, "interventions": json.loads(interventions)}
     req = urllib.request.Request(
         server + "/api/trace", data=json.dumps(body).encode(), headers={"content-type": "application/json"}
     )
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.load(r)
+    with urllib.request.urlopen(req, timeout=120) as r:
+        return r.read().decode()
 
 
 def _open(new_page, server: str, w: int = 1280, h: int = 720, extra: str = ""):
@@ -58,9 +66,9 @@ def _expect_held_run(pg, server: str, held: list[dict], gates: list[str]) -> Non
     plain = _trace(server, [])
     assert _api_preds(want, T_AT) != _api_preds(plain, T_AT)  # the hold changes what the model expects here
     pg.wait_for_function(
-        "n => window.gatescope.state.heldRuns.length === n", arg=len(want["intervened"]), timeout=15_000
+        "n => window.gatescope.state.heldRuns.length === n", arg=len(want["intervened"]), timeout=30_000
     )
-    expect(pg.locator("#preds li").first.locator(".tok")).to_have_text(want["probs"][T_AT][0]["token"], timeout=15_000)
+    expect(pg.locator("#preds li").first.locator(".tok")).to_have_text(want["probs"][T_AT][0]["token"], timeout=30_000)
     assert _preds(pg) == _api_preds(want, T_AT)
     # the diagram: the held part in amber, its name says so, and the held unit's cell on the C strip
     c_op = pg.locator("#diagram .dg-part[data-part='c']")
@@ -83,6 +91,17 @@ def _expect_held_run(pg, server: str, held: list[dict], gates: list[str]) -> Non
     expect(pg.get_by_test_id("heatmap-held")).to_have_count(len(gates))
 
 
+HELD = [{"layer": 0, "unit": 4, "gate": "c", "op": "set", "value": DEPTH0, "from": 0}]
+TWO = [*HELD, {"layer": 0, "unit": 4, "gate": "o", "op": "zero", "from": 6}]
+
+
+@pytest.fixture(autouse=True)
+def _references(server):
+    """The API's answers, asked before any page opens."""
+    for held in ([], HELD, TWO):
+        _trace(server, held)
+
+
 def test_hold_from_the_diagram_by_mouse_changes_the_predictions_and_marks_the_held_values(new_page, server):
     gates = api_card(server, "dyck")["gates"]
     pg = _open(new_page, server)
@@ -101,8 +120,7 @@ def test_hold_from_the_diagram_by_mouse_changes_the_predictions_and_marks_the_he
     expect(pg.get_by_test_id("hold-title")).to_have_text(f"Hold unit 4's C at {DEPTH0} from t = 0")
     pg.get_by_test_id("hold-apply").click()
     expect(menu).to_be_hidden()
-    held = [{"layer": 0, "unit": 4, "gate": "c", "op": "set", "value": DEPTH0, "from": 0}]
-    _expect_held_run(pg, server, held, gates)
+    _expect_held_run(pg, server, HELD, gates)
     expect(pg.get_by_test_id("intervention")).to_have_text(f"hold unit 4's C at {DEPTH0} from t = 0×")
     for scheme in ("light", "dark"):
         pg.emulate_media(color_scheme=scheme)
@@ -133,8 +151,7 @@ def test_hold_from_the_diagram_by_keyboard_and_escape_closes_the_menu(new_page, 
     pg.keyboard.type("0")
     pg.keyboard.press("Enter")  # submits
     expect(menu).to_be_hidden()
-    held = [{"layer": 0, "unit": 4, "gate": "c", "op": "set", "value": DEPTH0, "from": 0}]
-    _expect_held_run(pg, server, held, gates)
+    _expect_held_run(pg, server, HELD, gates)
     assert_clean(pg, server)
 
 
@@ -151,11 +168,8 @@ def test_a_shared_link_reproduces_the_held_run_and_marks_every_held_gate(new_pag
     expect(pg.get_by_test_id("hold-value")).to_be_hidden()
     pg.get_by_test_id("hold-from").fill("6")
     pg.get_by_test_id("hold-apply").click()
-    held = [
-        {"layer": 0, "unit": 4, "gate": "c", "op": "set", "value": DEPTH0, "from": 0},
-        {"layer": 0, "unit": 4, "gate": "o", "op": "zero", "from": 6},
-    ]
-    pg.wait_for_function("() => window.gatescope.state.heldRuns.length === 2", timeout=15_000)
+    held = TWO
+    pg.wait_for_function("() => window.gatescope.state.heldRuns.length === 2", timeout=30_000)
     expect(pg.locator("#diagram .dg-part.dg-held")).to_have_count(2)
     # C (and C_{t−1}, held at t − 1 too) and o
     assert set(pg.locator("#diagram svg.dg").get_attribute("data-held").split()) == {"c", "c_prev", "o"}
@@ -166,10 +180,10 @@ def test_a_shared_link_reproduces_the_held_run_and_marks_every_held_gate(new_pag
     other = new_page(1280, 720)
     other.goto(url)
     wait_drawn(other, gates, len(TEXT))
-    other.wait_for_function("() => window.gatescope.state.heldRuns.length === 2", timeout=15_000)
+    other.wait_for_function("() => window.gatescope.state.heldRuns.length === 2", timeout=30_000)
     want = _trace(server, held)
     first = other.locator("#preds li").first.locator(".tok")
-    expect(first).to_have_text(want["probs"][T_AT][0]["token"], timeout=15_000)
+    expect(first).to_have_text(want["probs"][T_AT][0]["token"], timeout=30_000)
     assert _preds(other) == _api_preds(want, T_AT)
     expect(other.locator("#diagram .dg-part.dg-held")).to_have_count(2)
     expect(other.get_by_test_id("curves-held")).to_have_count(2)
@@ -182,7 +196,7 @@ def test_a_shared_link_reproduces_the_held_run_and_marks_every_held_gate(new_pag
             other.locator(".cell-row").screenshot(path=str(ARTIFACTS / f"hold-{w}x{h}-{scheme}.png"))
     # removing them in the panel: a plain run again, no marks
     other.get_by_test_id("intervene-clear").click()
-    other.wait_for_function("() => window.gatescope.state.heldRuns.length === 0", timeout=15_000)
+    other.wait_for_function("() => window.gatescope.state.heldRuns.length === 0", timeout=30_000)
     expect(other.locator("#diagram .dg-part.dg-held")).to_have_count(0)
     expect(other.get_by_test_id("curves-held")).to_have_count(0)
     assert _preds(other) == _api_preds(_trace(server, []), T_AT)
