@@ -214,3 +214,14 @@ def test_the_unit_panel_button_opens_the_same_menu(new_page, server):
     expect(pg.get_by_test_id("hold-menu")).to_be_hidden()
     expect(button).to_be_focused()
     assert_clean(pg, server)
+
+
+def test_a_link_holding_a_unit_the_model_lacks_says_so_and_shows_the_plain_run(new_page, server):
+    bad = urllib.parse.quote(json.dumps([{"layer": 0, "unit": 99, "gate": "c", "op": "zero", "from": 0}]))
+    pg = _open(new_page, server, extra=f"&hold={bad}")
+    alert = pg.get_by_test_id("alert")
+    expect(alert).to_contain_text("Nothing is held: intervention 0: 'unit' 99 is out of range")
+    expect(alert).to_contain_text("The views show the plain run.")
+    assert _preds(pg) == _api_preds(_trace(server, []), T_AT)
+    expect(pg.get_by_test_id("intervention")).to_have_count(0)
+    expect(pg.locator("#diagram .dg-part.dg-held")).to_have_count(0)
