@@ -122,7 +122,8 @@ def paste(browser, page, text: str, how: str) -> dict[str, float]:
     browser.start_tracing(page=page, categories=CATEGORIES)
     if how == "paste event":
         page.evaluate(PASTE, text)
-    else:
+    else:  # another first character: the whole text is traced again, as after the paste event
+        text = "#" + text[1:]
         page.keyboard.insert_text(text)
     page.wait_for_function(
         f"""() => gatescope.state.trace.T === {len(text)}

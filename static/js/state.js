@@ -724,10 +724,10 @@ export class State {
     return "#" + p.join("&");
   }
 
-  /** Write the URL hash once the selection has rested HASH_MS (a scrub step would otherwise pay replaceState's
-   *  ~2-14 ms every few steps): while scrubbing it is written at most every HASH_MS, and only when the scrub pauses. */
+  /** Write the URL hash at most every HASH_MS (a scrub step would otherwise pay replaceState's ~2-14 ms), the
+   *  newest selection each time (a link copied a moment after a change has it). */
   _scheduleHash() {
-    clearTimeout(this._hashTimer);
+    if (this._hashTimer) return;
     this._hashTimer = setTimeout(() => {
       this._hashTimer = null;
       const hash = this.toHash();
