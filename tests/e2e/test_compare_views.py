@@ -5,7 +5,9 @@ page never scrolls sideways at 390, 1024 or 1280 px."""
 
 from __future__ import annotations
 
+import json
 import urllib.parse
+import urllib.request
 
 import pytest
 from playwright.sync_api import expect
@@ -23,6 +25,14 @@ _NUMBERS_JS = """(id) => Object.fromEntries([...document.querySelector(`[data-te
 
 #: Run b's state as side.js holds it.
 _B_JS = "() => { const b = window.gatescope.side.b; return {model: b.model, t: b.t, unit: b.unit, T: b.T}; }"
+
+
+def _compare(server: str, body: dict) -> dict:
+    req = urllib.request.Request(
+        server + "/api/compare", data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.load(r)
 
 
 def _wait_b(pg, t: int, unit: int, h: float) -> None:
@@ -106,4 +116,16 @@ def test_one_model_on_two_texts_selects_the_same_unit_in_b_and_b_stops_at_its_la
     page.get_by_test_id("compare-text").press("Enter")
     expect(page.get_by_test_id("side-diagram-box")).to_be_hidden()
     expect(page.get_by_test_id("side-heatmaps-box")).to_be_hidden()
+    assert_clean(page, server)
+
+
+def test_two_checkpoints_paired_select_a_units_partner_in_b_and_say_its_r(page, server):
+    page.goto(f"{server}/#model=recall-lstm&unit=2&t=10&text={urllib.parse.quote(TEXT)}&vs=recall-gru&vs_match=1")
+    want = _compare(server, {"model": "recall-lstm", "model_b": "recall-gru", "text": TEXT, "match": True, "unit": 2})
+    pair = next(p for p in want["matching"]["pairs"] if p["a"] == 2)
+    gru = api_trace(server, "recall-gru", TEXT)["layers"][0]["h"]
+    _wait_b(page, 10, pair["b"], gru[10][pair["b"]])
+    r = f"{pair['r']:.3f}".replace("-", "−")
+    expect(page.get_by_test_id("side-title")).to_contain_text(f"unit {pair['b']} (a's unit 2's partner, r = {r}")
+    assert want["state"]["b"]["unit"] == pair["b"]
     assert_clean(page, server)
