@@ -113,6 +113,7 @@ const side = new SideRun(
   {
     row: document.querySelector(".cell-row"), diagramBox: $("side-diagram-box"), diagram: $("side-diagram"), heatmapsBox: $("side-heatmaps-box"),
     heatmaps: $("side-heatmaps"), title: $("side-title"), heatTitle: $("side-heat-title"), titleA: $("side-title-a"),
+    heatTitleA: $("side-heat-title-a"),
   },
   state,
 );

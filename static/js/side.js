@@ -17,7 +17,7 @@ import { State } from "./state.js";
 
 export class SideRun {
   /** nodes: {row (the cell row: data-side="on" while b is shown), diagramBox, diagram, heatmapsBox, heatmaps,
-   *  title (b's name and unit over its diagram), heatTitle, titleA (a's name over its diagram)}. */
+   *  title (b's name and unit over its diagram), heatTitle, titleA (a's name over its diagram), heatTitleA}. */
   constructor(nodes, state) {
     this.nodes = nodes;
     this.state = state;
@@ -50,7 +50,7 @@ export class SideRun {
     const st = this.state.compared?.state?.b;
     if (!st) {
       this.nodes.row.dataset.side = "off";
-      for (const box of [this.nodes.diagramBox, this.nodes.heatmapsBox, this.nodes.titleA]) box.hidden = true;
+      for (const box of this._boxes()) box.hidden = true;
       return;
     }
     if (!this._connected) {
@@ -71,9 +71,15 @@ export class SideRun {
       this._echo = false;
     }
     this.nodes.row.dataset.side = "on";
-    for (const box of [this.nodes.diagramBox, this.nodes.heatmapsBox, this.nodes.titleA]) box.hidden = false;
+    for (const box of this._boxes()) box.hidden = false;
     this._follow();
     this._titles();
+  }
+
+  /** What shows only while b does: its views and the runs' names over a's. */
+  _boxes() {
+    const n = this.nodes;
+    return [n.diagramBox, n.heatmapsBox, n.titleA, n.heatTitleA];
   }
 
   /** b's unit: selectedB() (the partner, the same unit, or b's own). */
@@ -141,7 +147,8 @@ export class SideRun {
     this.nodes.title.textContent = `b: ${run}, unit ${b.unit} (${why})${steps}`;
     this.nodes.title.dataset.unit = String(b.unit);
     this.nodes.title.dataset.from = pick.from;
-    this.nodes.heatTitle.textContent = `b: ${run}, every unit at every step`;
+    this.nodes.heatTitle.textContent = `b: ${run}`;
+    this.nodes.heatTitleA.textContent = `a: ${s.model}${st.b.model === st.a.model ? " on this text" : ""}`;
     this.nodes.titleA.textContent = `a: ${s.model}${st.b.model === st.a.model ? " on this text" : ""}, unit ${s.unit}`;
   }
 
