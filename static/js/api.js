@@ -686,10 +686,11 @@ export class LiveSync {
  * The page of `model` on `text` as one self-contained HTML file (POST /api/page): a Blob to save. `select`:
  * {layer, unit, t}, what the saved page shows when it opens.
  */
-export async function savePage(model, text, { layer = 0, unit = 0, t = 0 } = {}) {
+export async function savePage(model, text, { layer = 0, unit = 0, t = 0, win = null } = {}) {
   let res;
+  const w = win ? `&win_start=${win.start}&win_size=${win.size}` : "";
   try {
-    res = await fetch(`/api/page?layer=${layer}&unit=${unit}&t=${t}`, {
+    res = await fetch(`/api/page?layer=${layer}&unit=${unit}&t=${t}${w}`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ model, text }),
@@ -737,8 +738,9 @@ export class SavedSync {
   open(select = {}) {
     const s = this._saved;
     const pick = { layer: select.layer ?? s.select.layer, unit: select.unit ?? s.select.unit, t: select.t ?? s.select.t };
+    const win = select.win ?? s.select.win ?? null; // a long text's window: {start, size}
     this._state.setCards([s.card]);
-    this._state.setModel(s.card.id, { text: s.text, layer: pick.layer, unit: pick.unit, t: pick.t });
+    this._state.setModel(s.card.id, { text: s.text, layer: pick.layer, unit: pick.unit, t: pick.t, win });
   }
 
   _onChange(changed) {

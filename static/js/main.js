@@ -68,7 +68,7 @@ new SeriesView({ root: $("series"), plot: $("series-plot"), note: $("series-note
 new Story(
   {
     root: $("story"), start: $("story-start"), count: $("story-count"), title: $("story-title"), words: $("story-words"),
-    prev: $("story-prev"), next: $("story-next"), close: $("story-close"), target: $("diagram-title"), input: $("input"),
+    prev: $("story-prev"), next: $("story-next"), close: $("story-close"), restore: $("story-restore"), input: $("input"),
   },
   state,
 );
@@ -128,7 +128,7 @@ new Uploader(
     head: $("upload-head"), headAt: $("upload-head-at"), labels: $("upload-labels"),
   },
   state,
-  { defaultModel: DEFAULT_MODEL, onMessage: say("upload") },
+  { defaultModel: DEFAULT_MODEL, onMessage: say("upload"), choose: (id) => picker.choose(id) },
 );
 new Indexer(
   {

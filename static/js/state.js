@@ -25,8 +25,10 @@
  *
  * The selection round-trips through the URL hash (#model=code&layer=0&t=12&unit=118&gate=c&text=...&order=similar;
  * a probe's order keeps its rows: order=probe&rows=118.3.54, the rest of the units following by id; a comparison:
- * vs=recall-rnn (another model), vs_text=... (another text), vs_match=1 (units paired by activity), vs_unit=3 (b's own unit, where b's units are not a's); present=1:
- * presentation mode; the story's chapter: chapter=forget-holds (a link with no model opens on the chapter's own state).
+ * vs=recall-rnn (another model), vs_text=... (another text), vs_match=1 (units paired by activity), vs_unit=3 (b's own
+ * unit, where b's units are not a's); present=1: presentation mode; the story's chapter: chapter=forget-holds (a link
+ * with no model opens on the chapter's own state); a long text's window: win=1200.400 (the steps [1200, 1600) shown;
+ * the size is the zoom).
  * Nothing here computes a gate: values come from the server; this module only stores and indexes.
  */
 
@@ -278,6 +280,8 @@ export class State {
     /** Steps a window shows at most (the zoom) and the window shown: steps [view.start, view.stop). */
     this.windowSize = WINDOW_STEPS;
     this.view = { start: 0, stop: 0 };
+    /** Where a link's (or a saved page's) window starts, until the text's steps arrive to place it; or null. */
+    this.pendingWindow = null;
     this._subs = [];
     this._hashTimer = null;
   }
@@ -290,9 +294,12 @@ export class State {
 
   _notify(changed) {
     if (changed.size === 0) return;
-    if (changed.has("t") || changed.has("trace") || changed.has("model")) this._fitWindow(this.view.start, changed);
+    if (changed.has("t") || changed.has("trace") || changed.has("model")) {
+      this._fitWindow(this.pendingWindow ?? this.view.start, changed);
+      if (this.trace.T > this.windowSize) this.pendingWindow = null; // placed (a short text keeps it for its steps)
+    }
     for (const fn of this._subs) fn(changed, this);
-    if (["model", "text", "layer", "unit", "t", "gate", "order", "compare", "present", "chapter"].some((k) => changed.has(k))) this._scheduleHash();
+    if (["model", "text", "layer", "unit", "t", "gate", "order", "compare", "present", "chapter", "window"].some((k) => changed.has(k))) this._scheduleHash();
   }
 
   /** Move the window to start at `start`, `size` steps wide (clamped to the text; null keeps the zoom). t stays. */
@@ -356,18 +363,15 @@ export class State {
   }
 
   /**
-   * Switch model, as the picker does. Your own text stays when the new model reads the same symbols (the
-   * same vocabulary size: the recall-* models, to compare cells on one input); otherwise, or when the text
-   * is one of the old model's examples, the new model's first example replaces it. The unit shown is the
-   * new card's most telling one. `keep` (the server said the new model reads the text, or not) decides instead.
+   * Switch model. `keep`: the text typed stays (the caller asked the server whether the new model reads it:
+   * picker.js, POST /api/models/{id}/reads); otherwise, or when the text is one of the old model's examples, the new
+   * model's first example replaces it. The unit shown is the new card's most telling one.
    */
-  choose(id, { keep: asked = null } = {}) {
+  choose(id, { keep = false } = {}) {
     const old = this.card;
     const card = this.cardOf(id);
     if (!card) throw new Error(`Unknown model '${id}'`);
-    const sameSymbols = old && old.vocab === card.vocab && old.input === card.input;
-    const keep = this.text && (asked ?? sameSymbols) && !old?.examples.includes(this.text);
-    const text = keep ? this.text : card.examples[0] || "";
+    const text = this.text && keep && !old?.examples.includes(this.text) ? this.text : card.examples[0] || "";
     this.setModel(id, { ...defaultUnit(card), text });
   }
 
@@ -388,6 +392,7 @@ export class State {
       text: h.text ?? card.examples[0] ?? "",
       t: h.t ?? null,
       gate: h.gate ?? null,
+      win: h.win ?? null,
     });
     if (h.order === "similar") this.setOrder("similar", null);
     else if (h.order === "probe" && h.rows) this.setOrder("probe", h.rows);
@@ -399,7 +404,7 @@ export class State {
 
   /** Select a model: empties the store; layer and unit are clamped to the new size; a gate it lacks gives way to
    *  its default (C, or h for gru/rnn). */
-  setModel(id, { unit = null, layer = null, text = null, t = null, gate = null } = {}) {
+  setModel(id, { unit = null, layer = null, text = null, t = null, gate = null, win = null } = {}) {
     const card = this.cardOf(id);
     if (!card) throw new Error(`Unknown model '${id}'`);
     this.card = card;
@@ -415,6 +420,8 @@ export class State {
     this.t = 0;
     this.follow = true;
     this.pendingT = t;
+    if (win) this.windowSize = Math.max(MIN_WINDOW, Math.round(win.size));
+    this.pendingWindow = win ? Math.max(0, Math.round(win.start)) : null;
     if (text !== null) this.text = text;
     // a probe's ranking was of the old model; "similar" is asked again for the new one
     if (this.order === "probe") this.order = "index";
@@ -431,6 +438,7 @@ export class State {
     if (follow) this.follow = true;
     if (text === this.text) return;
     this.text = text;
+    this.pendingWindow = null; // another text: the window follows t
     const changed = new Set(["text"]);
     if (!text && this.trace.T > 0) {
       this.trace.hide();
@@ -474,6 +482,7 @@ export class State {
     if (u !== this.unit) changed.add("unit");
     if (l !== this.layer) changed.add("layer");
     [this.unit, this.layer, this.text] = [u, l, text];
+    this.pendingWindow = null; // another text: the window follows t
     this.pendingT = Math.max(0, Math.round(t));
     this.follow = false;
     this.span = null; // a span of the text shown before
@@ -710,6 +719,8 @@ export class State {
     if (this.compare?.match) p.push("vs_match=1");
     if (this.compare && this.compare.unit !== null) p.push(`vs_unit=${this.compare.unit}`);
     if (this.present) p.push("present=1");
+    // a long text's window (or a zoom): win=start.size
+    if (this.trace.T > this.windowSize || this.windowSize !== WINDOW_STEPS) p.push(`win=${this.view.start}.${this.windowSize}`);
     if (this.chapter) p.push(`chapter=${encodeURIComponent(this.chapter)}`);
     if (this.order === "similar") p.push("order=similar");
     else if (this.order === "probe" && this.orderRows) p.push("order=probe", `rows=${this.orderRows.slice(0, HASH_ROWS).join(".")}`);
@@ -743,8 +754,8 @@ export function completeRows(rows, n) {
   return out;
 }
 
-/** Parse a URL hash (#model=..&layer=..&t=..&unit=..&gate=..&text=..&order=..&rows=..) into {model, layer, t,
- *  unit, gate, text, order, rows}. */
+/** Parse a URL hash (#model=..&layer=..&t=..&unit=..&gate=..&text=..&order=..&rows=..&win=..) into {model, layer, t,
+ *  unit, gate, text, order, rows, win: {start, size}}. */
 export function parseHash(hash) {
   const out = {};
   const body = hash.startsWith("#") ? hash.slice(1) : hash;
@@ -767,6 +778,10 @@ export function parseHash(hash) {
     else if (["layer", "t", "unit", "vs_unit"].includes(key) && /^\d+$/.test(value)) out[key] = Number(value);
     else if (key === "gate" && /^[a-z_]{1,16}$/.test(value)) out.gate = value;
     else if (key === "chapter" && /^[a-z0-9-]{1,40}$/.test(value)) out.chapter = value;
+    else if (key === "win" && /^\d{1,9}\.\d{1,9}$/.test(value)) {
+      const [start, size] = value.split(".").map(Number);
+      out.win = { start, size };
+    }
   }
   return out;
 }
