@@ -9,7 +9,8 @@ step order, there pairwise: both within 1e-12 of the exact mean of a piece this 
                      counts and the sum; the coarse bin of the m-th highest (lowest) key; the fine counts inside
                      it -> the exact m-th key t; the positions beyond t and the first ties at t, in step order;
                      a stable sort by key (ties keep the lower position first, as np.lexsort((pos, -key))).
-    second_kernel    per unit, one scan: fine counts in the deciles' coarse bins, the histogram (a guess from the
+    second_kernel    per unit, one scan: fine counts in the deciles' coarse bins, the histogram (a bounded gate: one
+                     lookup a value in a table of every key's bin and saturation; else a guess from the
                      uniform edges, moved to np.searchsorted(edges, v, "right") - 1; the last edge closed), the
                      saturated counts and the squared deviations.
     bands_kernel     the rows in mix order (no transpose), every unit's band counted from its 9 decile keys, the
@@ -148,11 +149,38 @@ def _bin(v, e, bins, scale):
 
 
 @njit(**OPTS)
-def second_kernel(bits, mean, edges, sat_on, sat_lo, sat_hi, bins_q, values):
-    """Pass 2 of bits (n, W): fine (W, 11, 256), hist (W, bins), low, high (W,), sq (W,)."""
+def _squares(col, v32, mu):
+    """sum((v - mu)^2) over a unit's keys, in four interleaved float64 sums (one sum's add latency bound the loop)."""
+    n = col.shape[0]
+    s0 = s1 = s2 = s3 = 0.0
+    r = 0
+    while r + 4 <= n:
+        d0 = np.float64(v32[col[r]]) - mu
+        d1 = np.float64(v32[col[r + 1]]) - mu
+        d2 = np.float64(v32[col[r + 2]]) - mu
+        d3 = np.float64(v32[col[r + 3]]) - mu
+        s0 += d0 * d0
+        s1 += d1 * d1
+        s2 += d2 * d2
+        s3 += d3 * d3
+        r += 4
+    while r < n:
+        d0 = np.float64(v32[col[r]]) - mu
+        s0 += d0 * d0
+        r += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+@njit(**OPTS)
+def second_kernel(bits, mean, edges, table, bins_q, values):
+    """Pass 2 of bits (n, W): fine (W, 11, 256), hist (W, bins), low, high (W,), sq (W,). ``table`` (65536,) int32
+    when every unit has the same edges (a bounded gate): each key's bin (-1 outside) | 1 << 16 when saturated low
+    | 1 << 17 high, so a value costs one lookup; else empty (an unbounded gate, no saturation): bins by _bin."""
     n, W = bits.shape
     bins = edges.shape[1] - 1
     kT = keys_t(bits)
+    v32 = values.astype(np.float32)  # float16 values are exact in float32: half the table's cache lines
+    shared = table.shape[0] > 0
     fine = np.zeros((W, 11, 256), np.int64)
     hist = np.zeros((W, bins), np.int64)
     low = np.zeros(W, np.int64)
@@ -160,36 +188,42 @@ def second_kernel(bits, mean, edges, sat_on, sat_lo, sat_hi, bins_q, values):
     sq = np.zeros(W)
     slot = np.empty(256, np.int64)
     for u in range(W):
-        col, e, mu = kT[u], edges[u], mean[u]
+        col, e = kT[u], edges[u]
         slot[:] = -1
         for q in range(11):
             if slot[bins_q[u, q]] < 0:
                 slot[bins_q[u, q]] = q  # the first decile in that coarse bin counts for all of them
-        span = e[bins] - e[0]
-        scale = bins / span if span > 0 else 0.0
         f, hu = fine[u], hist[u]
-        lo_n, hi_n, s = 0, 0, 0.0
-        for r in range(n):
-            k = col[r]
-            v = values[k]
-            q = slot[k >> 8]
-            if q >= 0:
-                f[q, k & 0xFF] += 1
-            b = _bin(v, e, bins, scale)
-            if b >= 0:
-                hu[b] += 1
-            if v < sat_lo:
-                lo_n += 1
-            if v > sat_hi:
-                hi_n += 1
-            s += (v - mu) ** 2
+        if shared:
+            lo_n, hi_n = 0, 0
+            for r in range(n):
+                k = col[r]
+                q = slot[k >> 8]
+                if q >= 0:
+                    f[q, k & 0xFF] += 1
+                t = table[k]
+                b = t & 0xFFFF
+                if b != 0xFFFF:
+                    hu[b] += 1
+                lo_n += (t >> 16) & 1
+                hi_n += (t >> 17) & 1
+            low[u], high[u] = lo_n, hi_n
+        else:
+            span = e[bins] - e[0]
+            scale = bins / span if span > 0 else 0.0
+            for r in range(n):
+                k = col[r]
+                q = slot[k >> 8]
+                if q >= 0:
+                    f[q, k & 0xFF] += 1
+                b = _bin(values[k], e, bins, scale)
+                if b >= 0:
+                    hu[b] += 1
         for q in range(11):
             first = slot[bins_q[u, q]]
             if first != q:
                 f[q] = f[first]
-        if sat_on:
-            low[u], high[u] = lo_n, hi_n
-        sq[u] = s
+        sq[u] = _squares(col, v32, mean[u])
     return fine, hist, low, high, sq
 
 

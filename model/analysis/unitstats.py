@@ -230,10 +230,7 @@ def second(rows: np.ndarray, pl: Plan) -> Second:
     bins = pl.edges.shape[1] - 1
     K_ = _compiled()
     if K_ is not None:
-        lo, hi = pl.sat if pl.sat is not None else (-np.inf, np.inf)
-        fine, hist, low, high, sq = K_.second_kernel(
-            _bits(rows), pl.mean, pl.edges, pl.sat is not None, lo, hi, pl.bins_q, VALUES
-        )
+        fine, hist, low, high, sq = K_.second_kernel(_bits(rows), pl.mean, pl.edges, _key_table(pl), pl.bins_q, VALUES)
         return Second(fine, hist, low, high, sq)
     kT = np.ascontiguousarray(keys(rows).T)
     zeros = np.zeros(W, np.int64)
@@ -257,6 +254,24 @@ def second(rows: np.ndarray, pl: Plan) -> Second:
             out.high[u] = np.count_nonzero(v > pl.sat[1])
         out.sq[u] = ((v - pl.mean[u]) ** 2).sum()
     return out
+
+
+def _key_table(pl: Plan) -> np.ndarray:
+    """For the compiled pass 2, when every unit has the same edges: each key's bin (0xFFFF outside) | 1 << 16 if
+    its value is saturated low | 1 << 17 high, (65536,) int32; else an empty array (the kernel bins each value)."""
+    if not (pl.edges == pl.edges[:1]).all():
+        return np.zeros(0, np.int32)
+    got = _TABLES.get((pl.edges[0].tobytes(), pl.sat))
+    if got is None:
+        table = _bin_of_key(pl.edges[0]).astype(np.int32) & 0xFFFF
+        if pl.sat is not None:
+            table |= (VALUES < pl.sat[0]).astype(np.int32) << 16
+            table |= (VALUES > pl.sat[1]).astype(np.int32) << 17
+        got = _TABLES[(pl.edges[0].tobytes(), pl.sat)] = table
+    return got
+
+
+_TABLES: dict[tuple[bytes, tuple[float, float] | None], np.ndarray] = {}  # _key_table's, by edges and bounds
 
 
 def _bin_of_key(e: np.ndarray) -> np.ndarray:
