@@ -151,17 +151,26 @@ def _extreme(col: np.ndarray, t: int, m: int, highest: bool) -> np.ndarray:
 
 
 def _best(pos: np.ndarray, key: np.ndarray, K: int, highest: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the K best (key, pos) among candidates (-1 pads ignored): highest or lowest key, lower pos first."""
+    """Per row, the K best (key, pos) among candidates (-1 pads ignored): highest or lowest key, lower pos first.
+    One sort of every row at once, on (key, pos) packed into an int64: the key (reversed for highest) above
+    POS_BITS bits of position, pads at the largest value (last)."""
     W = pos.shape[0]
+    assert pos.max(initial=0) < 1 << POS_BITS
+    k = (0xFFFF - key) if highest else key
+    packed = np.where(pos >= 0, (k.astype(np.int64) << POS_BITS) | pos, np.iinfo(np.int64).max)
+    packed = np.sort(packed, axis=1)[:, :K]  # (W, <=K)
     out_pos = np.full((W, K), -1, np.int64)
     out_key = np.full((W, K), -1, np.int64)
-    for u in range(W):
-        ok = pos[u] >= 0
-        p, kk = pos[u][ok], key[u][ok]
-        order = np.lexsort((p, -kk if highest else kk))[:K]
-        out_pos[u, : len(order)] = p[order]
-        out_key[u, : len(order)] = kk[order]
+    ok = packed != np.iinfo(np.int64).max
+    m = packed.shape[1]
+    out_pos[:, :m] = np.where(ok, packed & ((1 << POS_BITS) - 1), -1)
+    kk = packed >> POS_BITS
+    out_key[:, :m] = np.where(ok, (0xFFFF - kk) if highest else kk, -1)
     return out_pos, out_key
+
+
+#: Bits of a position in _best's packed sort key (the key takes the 16 above them): 2^47 steps.
+POS_BITS = 47
 
 
 def merge(a: Partial | None, b: Partial, K: int = TOP_K) -> Partial:
