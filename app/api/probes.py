@@ -159,7 +159,8 @@ async def probe_units(
     """Rank every unit of every layer and gate (or ``gate``'s) by its correlation with a feature (a built-in
     one, a regex or labels) over ``text`` or the model's index (``"index": true``, answered as JSON Lines of
     progress then the result), best |r| first; the best unit's curve beside the feature; with ``linear``, ridge
-    or logistic probes of its layer from its top-1, top-8 and all units, fit on some documents, scored on others."""
+    or logistic probes of its layer from its top-1, top-8 and all units and every gate together, fit on some
+    documents, scored on others."""
     entry = find_model(registry, model_id)
     _check(body, entry, model_id)
     if body.index:

@@ -254,7 +254,9 @@ def _score(binary: bool, X: np.ndarray, y: np.ndarray, Xt: np.ndarray, yt: np.nd
 
 def linear(source: Any, y: Any, ranking: list[dict[str, Any]], starts: Any = None) -> dict[str, Any]:
     """Linear probes of the best unit's layer and gate: fit on the training split, scored on the held-out
-    one, from its top-1 unit, its top-8 units (of that layer and gate, by |r|) and all its units. Logistic
+    one, from its top-1 unit, its top-8 units (of that layer and gate, by |r|), all its units, and the whole
+    layer ("layer_all": every unit of every gate recorded for that layer, side by side: h and C in an index by
+    default, all six of an LSTM's over a trace; None when that is the best gate alone). Logistic
     for a 0/1 feature (metric "accuracy"; "balanced_accuracy" beside it), ridge otherwise (metric "r2").
     ``starts``: the documents' first steps (N+1,); None: an Index's own, or one document for a Trace."""
     S = _steps(source)
@@ -269,6 +271,7 @@ def linear(source: Any, y: Any, ranking: list[dict[str, Any]], starts: Any = Non
     tp, sampled = _positions(train, MAX_FIT)
     sp, sampled_test = _positions(test, MAX_SCORE)
     X, Xt = _rows(source, k, g, tp), _rows(source, k, g, sp)
+    others = [o for o in _gates_of(source, k, None) if o != g]
     yf, yt = y[tp], y[sp]
     binary = _binary(y)
     if binary and len(np.unique(yf)) < 2:
@@ -276,14 +279,25 @@ def linear(source: Any, y: Any, ranking: list[dict[str, Any]], starts: Any = Non
     order = [e["unit"] for e in ranking if e["layer"] == k and e["gate"] == g]
     sets = {"top1": order[:1], "top8": order[:TOP], "all": list(range(X.shape[1]))}
     scores = {name: _score(binary, X[:, u], yf, Xt[:, u], yt) for name, u in sets.items()}
+    if others:  # the layer: the best gate's columns, then each other recorded gate's
+        XL = np.hstack([X, *(_rows(source, k, o, tp) for o in others)])  # (n, W * gates)
+        XLt = np.hstack([Xt, *(_rows(source, k, o, sp) for o in others)])  # (m, W * gates)
+        scores["layer_all"] = _score(binary, XL, yf, XLt, yt)
     key = "accuracy" if binary else "r2"
     out: dict[str, Any] = {
         "layer": k,
         "gate": g,
         "metric": key,
         "model": "logistic" if binary else "ridge",
+        "layer_all": None,
         **{name: s[key] for name, s in scores.items()},
-        "units": {"top1": sets["top1"], "top8": sets["top8"], "all": X.shape[1]},
+        "units": {
+            "top1": sets["top1"],
+            "top8": sets["top8"],
+            "all": X.shape[1],
+            "layer_all": X.shape[1] * (1 + len(others)),
+        },
+        "layer_gates": [g, *others],
         "split": how,
         "train_docs": len(train) if how == "documents" else 0,
         "test_docs": len(test) if how == "documents" else 0,
@@ -292,7 +306,7 @@ def linear(source: Any, y: Any, ranking: list[dict[str, Any]], starts: Any = Non
         "sampled": None,
     }
     if binary:
-        out["balanced_accuracy"] = {name: s["balanced"] for name, s in scores.items()}
+        out["balanced_accuracy"] = {"layer_all": None} | {name: s["balanced"] for name, s in scores.items()}
     if sampled or sampled_test:
         out["sampled"] = (
             f"fit on {len(tp):,} and scored on {len(sp):,} steps chosen deterministically (smallest mix(position)) "

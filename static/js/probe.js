@@ -279,8 +279,10 @@ export class ProbeView {
 export function linearLine(lin) {
   const metric = lin.metric === "r2" ? "R²" : "accuracy";
   const held = lin.split === "documents" ? `${lin.test_docs} held-out documents (fit on ${lin.train_docs})` : "held-out parts of the text";
-  const scores = ["top1", "top8", "all"].map((k) => `${k === "top1" ? "top-1" : k === "top8" ? "top-8" : `all ${lin.units.all}`} ${lin[k] === null ? "–" : fmt(lin[k], 3)}`);
-  const balanced = lin.balanced_accuracy ? ` (balanced accuracy ${["top1", "top8", "all"].map((k) => fmt(lin.balanced_accuracy[k], 3)).join(" / ")})` : "";
+  const keys = lin.layer_all === null || lin.layer_all === undefined ? ["top1", "top8", "all"] : ["top1", "top8", "all", "layer_all"];
+  const names = { top1: "top-1", top8: "top-8", all: `all ${lin.units.all}`, layer_all: `the layer's ${lin.units.layer_all} (${(lin.layer_gates || []).map((g) => SHORT[g] || g).join(" + ")})` };
+  const scores = keys.map((k) => `${names[k]} ${lin[k] === null ? "–" : fmt(lin[k], 3)}`);
+  const balanced = lin.balanced_accuracy ? ` (balanced accuracy ${keys.map((k) => fmt(lin.balanced_accuracy[k], 3)).join(" / ")})` : "";
   const sampled = lin.sampled ? ` ${lin.sampled}.` : "";
   return `Linear probe (${lin.model}, layer ${lin.layer} ${SHORT[lin.gate] || lin.gate}) on ${held}: ${metric} ${scores.join(" · ")}${balanced}.${sampled}`;
 }

@@ -17,6 +17,7 @@ from model.analysis.index import build
 from model.analysis.store import Index
 from model.tasks import CodeTask, get_task
 
+GATES = ("f", "i", "c_tilde", "c", "o", "h")  # an LSTM trace's gates
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 DYCK = "(()(()))((((()))))()(((())))$" * 6
 
@@ -74,7 +75,11 @@ def test_code_probes_report_the_best_unit_and_a_held_out_linear_score(client, fe
     assert lin["test_steps"] > 0 and lin["train_steps"] > lin["test_steps"]
     assert lin["all"] is not None and lin["all"] >= lin["top1"] - 0.05  # all units decode at least as well
     if feature == "in_string":
-        assert lin["all"] >= 0.8 and set(lin["balanced_accuracy"]) == {"top1", "top8", "all"}
+        assert lin["all"] >= 0.8 and set(lin["balanced_accuracy"]) == {"top1", "top8", "all", "layer_all"}
+    # the layer: every gate of the trace side by side (768 columns over ~3,000 steps: it may fit worse held out)
+    assert lin["layer_gates"][0] == best["gate"] and set(lin["layer_gates"]) == set(GATES)
+    assert lin["units"]["layer_all"] == 6 * 128 and lin["layer_all"] is not None
+    assert lin["layer_all"] > (0.5 if feature == "in_string" else 0)
 
 
 def test_a_regex_and_labels_are_features_too(client):
