@@ -96,7 +96,7 @@ def workers(net, files: list[Path], chars: int, tmp: Path) -> None:
 
     got = {}
     for n in (1, 2):
-        kw = dict(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1")
+        kw = dict(n_workers=n, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0", host="127.0.0.1")
         with dask.config.set(QUIET), LocalCluster(**kw) as cluster, Client(cluster) as client:
             build(net, files[:2], tmp / f"warm{n}.zarr", scheduler=client, carry=True)  # each worker's kernels loaded
             out = tmp / f"w{n}.zarr"

@@ -459,9 +459,13 @@ def _encode(tok: Any, text: str, table: np.ndarray | None) -> Encoded:
     return Encoded(ids, [], [])
 
 
-#: Dask settings of the LocalCluster started here: no statistical profiler in the workers (it samples every
-#: thread's stack every 10 ms; a task here is one long compiled call) and no event-loop health checks.
+#: Dask settings of the LocalClusters gatescope starts (with dashboard_address="127.0.0.1:0"): no statistical
+#: profiler in the workers (it samples every thread's stack every 10 ms; a task here is one long compiled call), no
+#: event-loop health checks, and no HTTP routes (Dask's scheduler listens for HTTP even without its dashboard, on
+#: 127.0.0.1:8787 by default, a port a user's own Dask dashboard wants; here on a free port, serving nothing).
 QUIET: dict[str, Any] = {
+    "distributed.scheduler.http.routes": [],
+    "distributed.worker.http.routes": [],
     "distributed.worker.profile.enabled": False,
     "distributed.admin.system-monitor.gil.enabled": False,
     "distributed.admin.tick.limit": "1h",
@@ -509,11 +513,7 @@ class _Runner:
         if scheduler is None:
             import dask
 
-            # no HTTP server to speak of: Dask's scheduler listens for HTTP even without its dashboard (on
-            # 127.0.0.1:8787 by default, a port a user's own Dask dashboard wants); here on a free port, no routes
-            with dask.config.set(
-                {**QUIET, "distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []}
-            ):
+            with dask.config.set(QUIET):
                 self._cluster = LocalCluster(
                     n_workers=workers or 2,
                     threads_per_worker=1,
