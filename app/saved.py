@@ -91,7 +91,12 @@ def page_data(
     return {
         "card": card,
         "text": select["text"],
-        "select": {"layer": layer, "unit": unit, "t": select["t"]},
+        "select": {
+            "layer": layer,
+            "unit": unit,
+            "t": select["t"],
+            **({"win": select["win"]} if "win" in select else {}),
+        },
         "reply": base64.b64encode(dumps_binary(body)).decode(),
         "lines": unit_lines(tr),
     }

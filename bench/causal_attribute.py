@@ -6,7 +6,8 @@ On ``code``, a 1,000-character text (gatescope's own model/ sources):
 1. The core, medians of interleaved runs: ``net.trace`` of the whole text; ``model.attribute`` at t = 999 and
    t = 500 (gradient x input: a forward pass over steps 0 .. t, one backward pass from t; integrated gradients,
    32 points: one batch of 34 rows); and one step from a kept forward pass (``model.Forward``: what a
-   scrubber's next step costs). Target: attribution at one step <= 2x the full trace.
+   scrubber's next step costs), by the compiled passes (model/backprop_kernels.py) and by the NumPy ones
+   (``attribution.COMPILED = False``). Target: attribution at one step <= 2x the full trace.
 2. ``POST /api/attribute`` through a real uvicorn on 127.0.0.1 (one kept-alive connection), a scrub: the
    same text at ``--scrubs`` random steps after a first request that fills the server's forward cache;
    p50 and p95 from sending the request to holding the whole body. Target: p95 well inside the page's 100 ms.
@@ -30,12 +31,24 @@ sys.path.insert(0, str(ROOT / "bench"))
 from api import code_text, real_server, timed  # noqa: E402
 
 import model  # noqa: E402
+from model import attribution  # noqa: E402
 from model.threads import step_threads  # noqa: E402
 
 
-def core(net: model.Network, text: str, repeats: int) -> dict[str, float]:
-    """Medians (ms) of each case, run in turn ``repeats`` times."""
+def numpy_path(fn):
+    """``fn()`` with attribution's NumPy forward and backward passes (``attribution.COMPILED = False``)."""
+    attribution.COMPILED = False
+    try:
+        return fn()
+    finally:
+        attribution.COMPILED = True
+
+
+def core(net: model.Network, text: str, repeats: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Medians (ms) of each case's wall time and CPU time (every case runs on one thread), run in turn
+    ``repeats`` times."""
     fw = model.Forward(net, text)
+    fw_np = numpy_path(lambda: model.Forward(net, text))
     cases = {
         "trace": lambda: net.trace(text),
         "grad_x_input t=999": lambda: model.attribute(net, text, 999),
@@ -45,14 +58,19 @@ def core(net: model.Network, text: str, repeats: int) -> dict[str, float]:
         "kept forward, step t=999": lambda: fw.attribute(999),
         "kept forward, step t=500": lambda: fw.attribute(500),
         "forward pass kept (once a text)": lambda: model.Forward(net, text),
+        "grad_x_input t=999, NumPy path": lambda: numpy_path(lambda: model.attribute(net, text, 999)),
+        "kept forward t=999, NumPy path": lambda: numpy_path(lambda: fw_np.attribute(999)),
     }
     for fn in cases.values():
         fn()  # warm
     times: dict[str, list[float]] = {k: [] for k in cases}
+    cpu: dict[str, list[float]] = {k: [] for k in cases}
     for _ in range(repeats):
         for k, fn in cases.items():
+            c0 = time.process_time()
             times[k].append(timed(fn) * 1e3)
-    return {k: statistics.median(v) for k, v in times.items()}
+            cpu[k].append((time.process_time() - c0) * 1e3)
+    return {k: statistics.median(v) for k, v in times.items()}, {k: statistics.median(v) for k, v in cpu.items()}
 
 
 def scrub(port: int, text: str, n: int) -> tuple[float, list[float]]:
@@ -85,7 +103,7 @@ def main() -> None:
     net = model.load("code")
     text = code_text(net, 1000)
     with step_threads():
-        med = core(net, text, args.repeats)
+        med, cpu = core(net, text, args.repeats)
     proc, port = real_server()
     try:
         first, lat = scrub(port, text, args.scrubs)
@@ -93,11 +111,13 @@ def main() -> None:
         proc.terminate()
         proc.wait()
     load = os.getloadavg()[0]
-    base = med["trace"]
+    base, base_cpu = med["trace"], cpu["trace"]
     print(f"1,000 characters on code; medians of {args.repeats} interleaved runs (load average {load:.2f})")
+    print(f"  {'':<34}{'wall':>8}     {'ratio':>6}  {'CPU':>8}     {'ratio':>6}")
     for k, v in med.items():
-        target = "  (target <= 2x)" if k.startswith("grad_x_input") else ""
-        print(f"  {k:<34}{v:8.1f} ms  {v / base:6.2f}x the trace{target}")
+        target = "  (target <= 2x)" if k.startswith("grad_x_input") and "NumPy" not in k else ""
+        c = cpu[k]
+        print(f"  {k:<34}{v:8.1f} ms  {v / base:6.2f}x {c:8.1f} ms  {c / base_cpu:6.2f}x the trace{target}")
     lat.sort()
     p50, p95 = statistics.median(lat), lat[min(len(lat) - 1, int(0.95 * len(lat)))]
     print(f"POST /api/attribute, real server, {args.scrubs} random steps of the same text after a first one")

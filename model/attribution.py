@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from . import backprop_kernels as bk
 from .backprop import _backward, _gates
 from .cells import has_cell_state
 from .errors import Cancelled, InputError
@@ -44,6 +45,11 @@ from .tokenizer import Encoded
 
 #: The methods ``attribute`` runs.
 METHODS = ("grad_x_input", "integrated_gradients")
+
+#: Gradient x input (``Forward``, one sequence) runs the compiled forward and backward passes of
+#: model/backprop_kernels.py; False runs the NumPy ones (the cells' ``run`` and backprop.py's ``_backward``).
+#: Integrated gradients' batches always run the NumPy ones.
+COMPILED = True
 
 
 @dataclass
@@ -112,14 +118,26 @@ class Forward:
         self.T = len(self.enc.ids) if steps is None else max(1, min(steps, len(self.enc.ids)))
         self.ids = None if ids is None else ids[: self.T]
         self.u = None if u is None else u[: self.T]  # (T, D) embedding rows or the given vectors
-        self.share = _input_share(net, self.ids, self.u)  # layer 0's x_s @ W_g, without the bias
+        self.fused0 = _fused_share(net, self.ids, self.u)  # (T, G*H) layer 0's x_s @ W, without the bias
+        self.kept: list[dict[str, np.ndarray]] | None = None  # the compiled forward's arrays, a layer each
+        self.caches: list[dict[str, Any]] = []  # the NumPy forward's backprop caches
+        self.share: dict[str, np.ndarray] = {}
         with step_threads():
-            self.caches, self.top = _run(net, _fused_share(net, self.ids, self.u), np.ones(1, net.dtype))
+            if COMPILED:
+                self.kept = _run_compiled(net, self.fused0)
+                self.top = self.kept[-1]["Hs"][1:, None, :]  # (T, 1, H)
+            else:
+                self.share = _input_share(net, self.ids, self.u)  # layer 0's x_s @ W_g, without the bias
+                self.caches, self.top = _run(net, self.fused0, np.ones(1, net.dtype))
 
     @property
     def nbytes(self) -> int:
         """Bytes this cache holds."""
-        arrays = [self.top, *self.share.values()] + ([] if self.u is None else [self.u])
+        arrays = [self.fused0, *self.share.values()] + ([] if self.u is None else [self.u])
+        if self.kept is not None:
+            arrays += [a for kept in self.kept for a in kept.values()]
+        else:
+            arrays.append(self.top)
         for cache in self.caches:
             arrays += [a for k, a in cache.items() if k != "act"] + list(cache["act"].values())
         return sum(a.nbytes for a in arrays)
@@ -131,11 +149,17 @@ class Forward:
         k, rule = _target(self.net, self.enc, t, target, self.top[t, 0])
         with step_threads():
             dtop, scores = _score(self.net, self.top[t], k)
-            d_share, keep = _back(self.net, self.caches, t, dtop, layer)
-        inputs, feats = _times_input(self.net, self.share, self.u, d_share, t)
-        return _result(
-            self.net, self.enc, t, "grad_x_input", k, rule, float(scores[0]), inputs[:, 0], feats, keep, layer
-        )
+            if self.kept is not None:
+                dz, keep = _back_compiled(self.net, self.kept, t, dtop[0], layer)
+                inputs = np.einsum("tk,tk->t", dz, self.fused0[: t + 1])  # (t+1,) sum_k dz_k (x_s @ W)_k
+                feats = None
+                if self.net.tokenizer is None and self.u is not None:  # (t+1, 1, D) per feature
+                    feats = ((dz @ self.net.cells[0].W.T) * self.u[: t + 1])[:, None]
+            else:
+                d_share, keep = _back(self.net, self.caches, t, dtop, layer)
+                inputs2, feats = _times_input(self.net, self.share, self.u, d_share, t)
+                inputs = inputs2[:, 0]
+        return _result(self.net, self.enc, t, "grad_x_input", k, rule, float(scores[0]), inputs, feats, keep, layer)
 
 
 def attribute(
@@ -324,6 +348,33 @@ def _run(net: Network, fused0: np.ndarray, alphas: np.ndarray) -> tuple[list[dic
         gates = {g: v.reshape(T, B, -1) for g, v in gates.items()}
         caches.append(_cache(net, _params(net, k), gates, h0, c0))
     return caches, caches[-1]["h"][1:]
+
+
+def _run_compiled(net: Network, fused0: np.ndarray) -> list[dict[str, np.ndarray]]:
+    """Every layer forward over one sequence by model/backprop_kernels.py, keeping what its backward needs."""
+    kept: list[dict[str, np.ndarray]] = []
+    for k, cell in enumerate(net.cells):
+        xW = fused0 + cell.b if k == 0 else cell.project(kept[-1]["Hs"][1:])  # (T, G*H)
+        kept.append(bk.forward(cell, np.ascontiguousarray(xW, net.dtype)))
+    return kept
+
+
+def _back_compiled(
+    net: Network, kept: list[dict[str, np.ndarray]], t: int, dtop: np.ndarray, layer: int
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``_back`` for one sequence by the compiled kernels: d score / d z of layer 0 (t+1, G*H) in its fused
+    layout, and ``layer``'s running dC and dh as (t+1, 1, H)."""
+    dh = np.zeros((t + 1, dtop.shape[0]), net.dtype)
+    dh[t] = dtop  # the score reads the top layer's h at step t only
+    keep: dict[str, np.ndarray] = {}
+    for k in reversed(range(net.num_layers)):
+        cell = net.cells[k]
+        dz, dH, dC = bk.backward(cell, kept[k], dh)
+        if k == layer:
+            keep = {"h": dH[:, None]} if dC is None else {"h": dH[:, None], "c": dC[:, None]}
+        if k > 0:
+            dh = dz @ cell.W.T  # (t+1, H) into the layer below's h (W's halved columns meet the doubled dz)
+    return dz, keep
 
 
 def _cache(net: Network, p: dict[str, np.ndarray], gates: dict[str, np.ndarray], h0, c0) -> dict[str, Any]:

@@ -4,7 +4,9 @@ two sentences on what to look at, every number in them measured on the bundled m
     chapters(models)   models: {id: (net, card)} of the bundled models; a chapter whose model is missing is left out
 
 Each chapter: {"id", "title", "model", "text", "layer", "unit", "t", "highlight" (a gate name, or None),
-"words" (the two sentences), "numbers" (what the words quote, unrounded: for tests)}.
+"words" (the two sentences), "numbers" (what the words quote, unrounded: for tests), "free" (the parts of the page's
+state the reader may change and still be in the chapter: scrubbing t, another unit; changing anything else, the model
+or the text, leaves it, and the page says so)}.
 """
 
 from __future__ import annotations
@@ -19,11 +21,16 @@ from .teach import bracket_depth, depth_run, hold, lesson, sci
 
 Models = Mapping[str, tuple[Network, dict[str, Any]]]
 
+#: What a chapter lets the reader change without leaving it: the step, the unit, the layer, the dashboard's gate.
+LOOK = ("t", "unit", "layer", "gate")
+#: "Now type your own": anything.
+ANY = (*LOOK, "text", "model")
+
 
 def _chapter(id: str, title: str, model: str, text: str, unit: int, t: int, highlight: str | None, words: str,
-             numbers: dict[str, Any], layer: int = 0) -> dict[str, Any]:  # fmt: skip
+             numbers: dict[str, Any], layer: int = 0, free: tuple[str, ...] = LOOK) -> dict[str, Any]:  # fmt: skip
     return {"id": id, "title": title, "model": model, "text": text, "layer": layer, "unit": unit, "t": t,
-            "highlight": highlight, "words": words, "numbers": numbers}  # fmt: skip
+            "highlight": highlight, "words": words, "numbers": numbers, "free": list(free)}  # fmt: skip
 
 
 def _recall(models: Models) -> list[dict[str, Any]]:
@@ -137,6 +144,7 @@ def _code(models: Models) -> list[dict[str, Any]]:
         f"{b['unit']} follows your brackets. Pick another model or a unit (click a heatmap), or leave the tour: "
         "the page stays as it is.",
         {},
+        free=ANY,
     )
     return [ch, own]
 

@@ -33,6 +33,8 @@ async def save_page(
     layer: int = Query(0, description="the layer shown when the page opens"),
     unit: int = Query(0, description="the unit shown when the page opens"),
     t: int = Query(0, description="the step shown when the page opens, from 0 to T - 1"),
+    win_start: int | None = Query(None, ge=0, description="a long text's window: its first step shown"),
+    win_size: int | None = Query(None, ge=1, description="a long text's window: how many steps it shows"),
 ) -> Response:
     """The text's trace and the page's views as one HTML file (a download) that opens offline from disk."""
     net, steps = job.net, len(job.tokens)
@@ -46,6 +48,10 @@ async def save_page(
         raise HTTPException(422, f"unit {unit} does not exist: model {job.name!r} has units 0..{net.width - 1}")
     if not 0 <= t < steps:
         raise HTTPException(422, f"step t = {t} is outside the text's {steps} steps (0..{steps - 1})")
+    if (win_start is None) != (win_size is None):
+        raise HTTPException(422, "a window needs both win_start and win_size (or neither: the page places it)")
+    if win_start is not None and not win_start < steps:
+        raise HTTPException(422, f"the window's first step {win_start} is outside the text's {steps} steps")
     lines = sum(len(net.gates) + 4 for _ in range(net.num_layers)) * steps * net.width * 4  # about: the lines' bytes
     size = net.trace_nbytes(steps) + lines
     if size > MAX_PAGE_MB * MB:
@@ -61,7 +67,9 @@ async def save_page(
         run = await work.admit(gone, COST * size + MB, f"a saved page of {steps} steps")
         try:
             tr = await run.run(net.trace, job.x, stop=run.stopped)
-            select = {"layer": layer, "unit": unit, "t": t, "text": body.text}
+            select: dict[str, Any] = {"layer": layer, "unit": unit, "t": t, "text": body.text}
+            if win_start is not None and win_size is not None:
+                select["win"] = {"start": win_start, "size": win_size}
             data = await run.run(saved.page_data, job.name, net, tr, card, job.top_k, select)
             html = await run.run(_render, settings, data, card)
         finally:

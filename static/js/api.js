@@ -489,9 +489,10 @@ export class Live {
   }
 
   /** Send an edit: the whole text (a vector model's: its series as CSV, `kind` "csv"), with the unit the
-   *  page shows. Returns its seq. */
-  edit(model, text, focus, kind = "text") {
+   *  page shows and the units held (POST /api/trace's "interventions"; [] none: a plain trace). Returns its seq. */
+  edit(model, text, focus, kind = "text", interventions = []) {
     const msg = { seq: ++this._seq, model, [kind]: text, encoding: "binary", focus };
+    if (interventions.length) msg.interventions = interventions;
     this._edit = msg;
     this._send(msg);
     return msg.seq;
@@ -648,14 +649,16 @@ export class LiveSync {
 
   _onChange(changed) {
     const s = this._state;
-    if (changed.has("model") || changed.has("text")) {
+    if (changed.has("model") || changed.has("text") || changed.has("interventions")) {
+      // the views draw the run the model made with the units held (the server re-traces from the first step
+      // a changed list touches); its reply says what it held ("intervened": state.heldRuns)
       if (!s.text) {
         this._live.clear();
         this._hooks.onCleared?.();
         return;
       }
       const kind = s.card?.input === "vectors" ? "csv" : "text"; // the server reads a series' CSV itself
-      const seq = this._live.edit(s.model, s.text, { layer: s.layer, unit: s.unit }, kind);
+      const seq = this._live.edit(s.model, s.text, { layer: s.layer, unit: s.unit }, kind, s.interventions);
       this._sent.set(seq, s.text);
       if (changed.has("model")) this._modelSeq = seq;
     } else if (changed.has("unit") || changed.has("layer")) {
@@ -686,10 +689,11 @@ export class LiveSync {
  * The page of `model` on `text` as one self-contained HTML file (POST /api/page): a Blob to save. `select`:
  * {layer, unit, t}, what the saved page shows when it opens.
  */
-export async function savePage(model, text, { layer = 0, unit = 0, t = 0 } = {}) {
+export async function savePage(model, text, { layer = 0, unit = 0, t = 0, win = null } = {}) {
   let res;
+  const w = win ? `&win_start=${win.start}&win_size=${win.size}` : "";
   try {
-    res = await fetch(`/api/page?layer=${layer}&unit=${unit}&t=${t}`, {
+    res = await fetch(`/api/page?layer=${layer}&unit=${unit}&t=${t}${w}`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ model, text }),
@@ -737,8 +741,9 @@ export class SavedSync {
   open(select = {}) {
     const s = this._saved;
     const pick = { layer: select.layer ?? s.select.layer, unit: select.unit ?? s.select.unit, t: select.t ?? s.select.t };
+    const win = select.win ?? s.select.win ?? null; // a long text's window: {start, size}
     this._state.setCards([s.card]);
-    this._state.setModel(s.card.id, { text: s.text, layer: pick.layer, unit: pick.unit, t: pick.t });
+    this._state.setModel(s.card.id, { text: s.text, layer: pick.layer, unit: pick.unit, t: pick.t, win });
   }
 
   _onChange(changed) {

@@ -5,8 +5,10 @@
  * backpropagation through time (POST /api/attribute, model/attribution.py; it keeps the text's forward pass, so a
  * scrubbed step costs one backward pass); this view draws them, for the step the scrubber is at.
  *
- * Change costs: "t" asks for the new step at once (the request before it is aborted); "trace", "layer" and the
- * method ask again after SETTLE_MS.
+ * Change costs: "t" shows the new step at once if it was asked for ahead (while the user scrubs, the next step in
+ * the scrub's direction is asked for as soon as a step is drawn: a small cache of the last CACHE_STEPS answers),
+ * else asks for it (an answer that arrives for a step no longer shown is kept, not drawn); "trace", "layer" and
+ * the method empty the cache and ask again after SETTLE_MS.
  */
 
 import { attribute } from "./api.js";
@@ -27,6 +29,8 @@ const SETTLE_MS = 300;
 const SHOWN_STEPS = 400;
 /** Integrated gradients' points (the server's default). */
 const IG_STEPS = 32;
+/** Answers kept for steps already asked for (the oldest out first): a scrub back and forth finds them ready. */
+const CACHE_STEPS = 16;
 
 export class AttributeView {
   /** nodes: {root, method, status, text, curve}. */
@@ -35,9 +39,15 @@ export class AttributeView {
     this.state = state;
     this.data = null;
     this._timer = 0;
-    this._asking = null;
+    /** key (method, layer, t) -> {promise, ctl, data}: answers asked for, in the order asked. */
+    this._cache = new Map();
+    this._shown = -1; // the step last drawn, for the scrub's direction
+    this._wanted = null; // the key of the step to draw
     nodes.method.append(new Option("gradient × input", "grad_x_input"), new Option(`integrated gradients (${IG_STEPS} points)`, "integrated_gradients"));
-    nodes.method.addEventListener("change", () => this._ask());
+    nodes.method.addEventListener("change", () => {
+      this._forget();
+      this._ask();
+    });
     state.subscribe((changed) => this._onChange(changed));
     new ResizeObserver(() => this.data && this._curve()).observe(nodes.curve);
   }
@@ -53,13 +63,22 @@ export class AttributeView {
     }
     if (changed.has("t") && !changed.has("trace")) return this._ask();
     if (["trace", "layer", "model"].some((k) => changed.has(k))) {
+      this._forget();
       clearTimeout(this._timer);
       this._timer = setTimeout(() => this._ask(), SETTLE_MS);
     }
   }
 
+  /** Empty the cache (the text, the layer, the model or the method changed), aborting what is still asked. */
+  _forget() {
+    for (const entry of this._cache.values()) if (!entry.data) entry.ctl.abort();
+    this._cache.clear();
+    this._shown = -1;
+    this._wanted = null;
+  }
+
   _clear(note) {
-    this._asking?.abort();
+    this._forget();
     this.nodes.curve.replaceChildren();
     this.data = null;
     this.nodes.text.replaceChildren();
@@ -67,27 +86,66 @@ export class AttributeView {
     this.nodes.root.dataset.t = "";
   }
 
-  async _ask() {
+  /** The request body for step t, or null while nothing can be attributed. */
+  _body(t) {
     const s = this.state;
-    clearTimeout(this._timer);
-    if (this.nodes.root.hidden || !s.tracedText || !s.T) return;
-    const t = Math.min(s.t, s.T - 1);
+    if (this.nodes.root.hidden || !s.tracedText || !s.T || t < 0 || t >= s.T) return null;
     const method = this.nodes.method.value;
     const body = { model: s.model, text: s.tracedText, t, method, layer: s.layer };
     if (method === "integrated_gradients") body.steps = IG_STEPS;
-    this._asking?.abort();
+    return body;
+  }
+
+  /** The cache entry of `body`'s step, asked for now if it is not there yet (the oldest entry out beyond CACHE_STEPS). */
+  _entry(body) {
+    const key = `${body.method}|${body.layer}|${body.t}`;
+    let entry = this._cache.get(key);
+    if (entry) {
+      this._cache.delete(key); // the most recently used goes last
+      this._cache.set(key, entry);
+      return [key, entry];
+    }
     const ctl = new AbortController();
-    this._asking = ctl;
+    entry = { ctl, data: null, promise: null };
+    entry.promise = attribute(body, ctl.signal).then(
+      (out) => (entry.data = out),
+      (e) => {
+        if (this._cache.get(key) === entry) this._cache.delete(key); // a failure is not kept: asking again may work
+        throw e;
+      },
+    );
+    entry.promise.catch(() => {}); // a step asked for ahead and never shown fails quietly
+    this._cache.set(key, entry);
+    for (const [k, old] of this._cache) {
+      if (this._cache.size <= CACHE_STEPS) break;
+      if (!old.data) old.ctl.abort();
+      this._cache.delete(k);
+    }
+    return [key, entry];
+  }
+
+  async _ask() {
+    const s = this.state;
+    clearTimeout(this._timer);
+    const t = Math.min(s.t, s.T - 1);
+    const body = this._body(t);
+    if (!body) return;
+    const [key, entry] = this._entry(body);
+    this._wanted = key;
     try {
-      const out = await attribute(body, ctl.signal);
-      if (ctl.signal.aborted) return;
+      const out = entry.data ?? (await entry.promise);
+      if (this._wanted !== key) return; // the scrubber moved on meanwhile
+      const step = this._shown >= 0 && t < this._shown ? -1 : 1;
       this.data = out;
       this._text();
       this._curve();
       this._say();
       this.nodes.root.dataset.t = String(out.t);
+      this._shown = t;
+      const next = body.method === "grad_x_input" ? this._body(t + step) : null; // integrated gradients cost 34 passes
+      if (next) this._entry(next); // the next scrub step's answer, asked for ahead
     } catch (e) {
-      if (e.name === "AbortError") return;
+      if (e.name === "AbortError" || this._wanted !== key) return;
       this._clear(`Not attributed: ${e.message}`);
     }
   }

@@ -12,14 +12,10 @@
 
 import { compareRuns } from "./api.js";
 import { SHORT, el, fmt, showToken } from "./format.js";
-import { CONFIG, FONT, axis, plotlyReady } from "./plotting.js";
+import { CONFIG, FONT, axis, chartColours, onColourScheme, plotlyReady } from "./plotting.js";
 
 /** How long the text must be still before the comparison is asked for again (ms). */
 const SETTLE_MS = 300;
-/** Colours of run a (this one), run b (beside it) and the cursor. */
-const COLOUR_A = "#1f5fbf";
-const COLOUR_B = "#c2410c";
-const CURSOR = "#2b3137";
 
 export class CompareView {
   /** nodes: {root, model (select), text (input), match (checkbox), note, at, logp, diff, pairs}. */
@@ -39,6 +35,7 @@ export class CompareView {
     nodes.match.addEventListener("change", push);
     nodes.text.addEventListener("change", push); // on leaving the box or Enter: not a request a keystroke
     state.subscribe((changed) => this._onChange(changed));
+    onColourScheme(() => this.data && window.Plotly && this._draw()); // run a, run b and the cursor: chartColours()
     for (const div of [nodes.logp, nodes.diff]) {
       new ResizeObserver(() => this.data && window.Plotly && this._draw()).observe(div);
     }
@@ -169,8 +166,8 @@ export class CompareView {
       this.nodes.logp.hidden = false;
       const width = this.nodes.logp.clientWidth || 600;
       const data = [
-        { type: "scatter", mode: "lines", name: a, x: steps, y: d.logp.a, line: { color: COLOUR_A, width: 1.5 }, customdata: tokens, hovertemplate: "t = %{x} %{customdata}: log p = %{y:.2f}<extra>" + a + "</extra>" },
-        { type: "scatter", mode: "lines", name: b, x: steps, y: d.logp.b, line: { color: COLOUR_B, width: 1.5, dash: "dot" }, hovertemplate: "t = %{x}: log p = %{y:.2f}<extra>" + b + "</extra>" },
+        { type: "scatter", mode: "lines", name: a, x: steps, y: d.logp.a, line: { color: chartColours().a, width: 1.5 }, customdata: tokens, hovertemplate: "t = %{x} %{customdata}: log p = %{y:.2f}<extra>" + a + "</extra>" },
+        { type: "scatter", mode: "lines", name: b, x: steps, y: d.logp.b, line: { color: chartColours().b, width: 1.5, dash: "dot" }, hovertemplate: "t = %{x}: log p = %{y:.2f}<extra>" + b + "</extra>" },
       ];
       const layout = {
         width, height: 180, margin: { l: 52, r: 12, t: 26, b: 30 }, font: FONT, shapes, hovermode: "x",
@@ -219,7 +216,7 @@ export class CompareView {
   /** The cursor at step t, on every chart. */
   _shapes() {
     const t = this.state.t;
-    return [{ type: "line", xref: "x", yref: "paper", x0: t, x1: t, y0: 0, y1: 1, line: { color: CURSOR, width: 1 } }];
+    return [{ type: "line", xref: "x", yref: "paper", x0: t, x1: t, y0: 0, y1: 1, line: { color: chartColours().cursor, width: 1 } }];
   }
 
   _cursors() {

@@ -16,7 +16,7 @@
 import { indexDocument, indexStatus, unitDashboard } from "./api.js";
 import { CELL_SOFT, colourOf, darkTextOn } from "./colors.js";
 import { PLAIN, el, fmt, showToken } from "./format.js";
-import { CONFIG, FONT, axis, hasPlotly, plotlyReady } from "./plotting.js";
+import { CONFIG, FONT, axis, chartColours, hasPlotly, onColourScheme, plotlyReady } from "./plotting.js";
 
 /** Wait after a selection change before asking for its dashboard (ms): scrolling through units asks once. */
 const FETCH_DELAY_MS = 120;
@@ -92,6 +92,7 @@ export class Dashboard {
       }
     });
     state.subscribe((changed) => this._onChange(changed));
+    onColourScheme(() => this.data && !this.body.hidden && this._drawHistogram(this.data)); // the mean, the bars' edges
   }
 
   _onChange(changed) {
@@ -259,9 +260,9 @@ export class Dashboard {
       bargap: 0,
       xaxis: axis({ range: [edges[0], edges[edges.length - 1]], title: { text: `${PLAIN[d.gate] || d.gate}: from ${fmt(edges[0], 3)} to ${fmt(edges[edges.length - 1], 3)}`, standoff: 4, font: { size: 11 } }, nticks: 7 }),
       yaxis: axis({ title: { text: "steps", standoff: 4, font: { size: 11 } }, nticks: 4, rangemode: "tozero" }),
-      shapes: mean === null ? [] : [{ type: "line", xref: "x", yref: "paper", x0: mean, x1: mean, y0: 0, y1: 1, line: { color: "#111", width: 1, dash: "dot" } }],
+      shapes: mean === null ? [] : [{ type: "line", xref: "x", yref: "paper", x0: mean, x1: mean, y0: 0, y1: 1, line: { color: chartColours().mean, width: 1, dash: "dot" } }],
     };
-    const data = [{ type: "bar", x, y: counts, width: widths, marker: { color: colours, line: { width: 0.6, color: "rgba(0, 0, 0, 0.3)" } }, hovertemplate: "%{x:.3f}: %{y} steps<extra></extra>" }];
+    const data = [{ type: "bar", x, y: counts, width: widths, marker: { color: colours, line: { width: 0.6, color: chartColours().barEdge } }, hovertemplate: "%{x:.3f}: %{y} steps<extra></extra>" }];
     Plotly.react(this.hist, data, layout, CONFIG);
   }
 

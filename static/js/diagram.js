@@ -17,6 +17,7 @@ import { directionOf, directionsOf, gateWidth, unitsOf } from "./cards.js";
 import { colourOf } from "./colors.js";
 import { captionOf, downloadSvg, slug } from "./export.js";
 import { showToken } from "./format.js";
+import { heldKeys, heldName, heldUnits } from "./hold.js";
 import {
   GAP, STUB, NEIGHBOUR_MIN, NEIGHBOUR_MAX, NEIGHBOUR_SHARE, MAX_SCALE, OP_R, ELL_RX, ELL_RY, BOX_W, BOX_H,
   TURN, HEAD_L, HEAD_W, IO_R, DOT_R, MODULE_RX, NEIGHBOUR_RX, CASING, SPECS, mirrored,
@@ -151,7 +152,9 @@ function passesThrough(pts, x, y) {
 // ---------------------------------------------------------------------------------------------------------
 
 /** What changes redraw the numbers (a new card also rebuilds the SVG). */
-const SHOWN = ["model", "trace", "focus", "t", "unit", "layer"];
+const SHOWN = ["model", "trace", "focus", "t", "unit", "layer", "held"];
+/** Nothing held. */
+const NONE = new Set();
 
 const _ZEROS = new Map();
 /** h_{t−1} and C_{t−1} at t = 0: H zeros (one array per size). */
@@ -165,7 +168,8 @@ export class Diagram {
   /**
    * els: {root (an empty element the diagram fills with its own <svg>), tools: {png, svg} (export buttons),
    * direction (an empty element for the forward / backward switch, shown for models with a backward direction)}.
-   * hooks: onGate(key | null) on hover, onError(message) when an export fails.
+   * hooks: onGate(key | null) on hover, onError(message) when an export fails, onPick(part, element) when a box or
+   * op is clicked or Enter / Space is pressed on it (the hold menu, hold.js).
    */
   constructor(els, state, hooks = {}) {
     const root = els.root;
@@ -231,7 +235,7 @@ export class Diagram {
     const xRow = T && s.trace.inputs ? s.trace.inputs.rows[t] || null : null; // a series' x_t, as the server read it
     return {
       t, T, tokens, unit: s.unit - start, layer: s.layer, lines: s.currentLines() || {}, vectors, xRow, xMax: this._xMaxOf(s),
-      cellMax: s.trace.cellMax(s.layer) || 1,
+      cellMax: s.trace.cellMax(s.layer) || 1, held: T ? heldKeys(s, t) : NONE, heldUnits: T ? heldUnits(s, t) : {},
     };
   }
 
@@ -353,6 +357,36 @@ export class Diagram {
     }
     this._showTokens();
     this._showX(view);
+    this._markHeld(view);
+  }
+
+  /** Mark in amber what was held by hand at t (hold.js reads the server's word on it): the selected unit's held
+   *  parts and numbers (their names say "held"), and every held unit's cell on its gate's strip. */
+  _markHeld(view) {
+    const keys = view.held || NONE;
+    const units = view.heldUnits || {};
+    const id = `${[...keys].join()}|${Object.entries(units).map(([g, us]) => `${g}:${[...us].join(".")}`).join()}`;
+    if (id === this._heldId) return;
+    this._heldId = id;
+    for (const [part, p] of this._parts) {
+      const on = keys.has(part);
+      p.e.classList.toggle("dg-held", on);
+      p.e.setAttribute("aria-label", heldName(p.title, on));
+    }
+    for (const n of this._nums) n.text.classList.toggle("dg-held", keys.has(n.key));
+    for (const s of this._strips) {
+      s.held?.remove();
+      s.held = null;
+      const us = units[s.key];
+      if (!us) continue;
+      s.held = el("g", { class: "dg-held-cells", "data-testid": "diagram-held-cells" }, s.g);
+      for (const u of us) {
+        const a = s.start + u * s.step;
+        const len = Math.max(s.step, 1.5);
+        el("rect", s.vertical ? { x: s.x - 2, y: a, width: s.w + 4, height: len } : { x: a, y: s.y - 2, width: len, height: s.h + 4 }, s.held);
+      }
+    }
+    this._svg.dataset.held = [...keys].join(" ");
   }
 
   /** Colour the x_t strip of a series model with step t's input vector (cell scale, up to the series' largest |x|). */
@@ -399,6 +433,7 @@ export class Diagram {
     this._litKey = null;
     this._hovered = null;
     this._lastVectors = null;
+    this._heldId = null;
     this._scratch = {};
     const join = (e, parts) => {
       e.classList.add("dg-f");
@@ -461,7 +496,7 @@ export class Diagram {
       el("text", { class: cls, x: b.x, y: b.y + BOX_H / 2 }, g).textContent = b.label;
       this._hoverable(g, b.part, b.title);
       join(g, [b.part]);
-      this._parts.set(b.part, { e: g, layer: true });
+      this._parts.set(b.part, { e: g, layer: true, title: b.title });
     }
     for (const o of spec.ops) {
       const g = el("g", { class: `dg-part dg-op dg-op-${o.kind}`, "data-part": o.part }, svg);
@@ -473,7 +508,7 @@ export class Diagram {
       el("text", { class: `dg-sym dg-sym-${o.kind}`, x: o.x, y: o.y }, g).textContent = sym;
       this._hoverable(g, o.part, o.title);
       join(g, [o.part]);
-      this._parts.set(o.part, { e: g, layer: false });
+      this._parts.set(o.part, { e: g, layer: false, title: o.title });
     }
 
     const gNums = el("g", { class: "dg-nums" }, svg);
@@ -551,7 +586,7 @@ export class Diagram {
     );
     join(g, [...parts, `line:${s.key}`]);
     return {
-      key: s.key, g, cells, fills: new Array(H), tick, tickLen, step, vertical: s.vertical,
+      key: s.key, g, cells, fills: new Array(H), tick, tickLen, step, vertical: s.vertical, x: s.x, y: s.y, w: s.w, h: s.h, held: null,
       start: s.vertical ? s.y : s.x, unit: -1, shown: true, filled: false,
     };
   }
@@ -581,7 +616,13 @@ export class Diagram {
     g.addEventListener("blur", leave);
     g.addEventListener("keydown", (ev) => {
       if (ev.key === "Escape") g.blur();
+      else if (ev.key === "Enter" || ev.key === " ") {
+        ev.preventDefault();
+        ev.stopPropagation(); // a button's key: not the page's Space (play)
+        this._hooks.onPick?.(part, g);
+      }
     });
+    g.addEventListener("click", () => this._hooks.onPick?.(part, g));
   }
 
   /** The line under the diagram: the hovered or focused part's equation, else how to get one. */

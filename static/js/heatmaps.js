@@ -475,7 +475,7 @@ export class Heatmaps {
     }
     if ((changed.has("t") || changed.has("unit")) && !this._dirty.data) this._moveCursors(); // else in the frame
     if (changed.has("span") || changed.has("trace")) for (const p of this.panels) p.moveSpan(this.state.span);
-    if (changed.has("interventions") || changed.has("layer")) this._markHeld();
+    if (changed.has("held") || changed.has("layer")) this._markHeld();
   }
 
   _build() {
@@ -598,7 +598,7 @@ export class Heatmaps {
   }
 
   _markHeld() {
-    for (const p of this.panels) p.markHeld(this.state.interventions, this.state.layer);
+    for (const p of this.panels) p.markHeld(this.state.heldRuns, this.state.layer); // what the run shown held
   }
 
   /** Draw or move the plotly frame of a panel when what it shows changed (T, tokens shown, range); returns

@@ -49,7 +49,8 @@ export class Inspector {
     this.cursor = el("div", { class: "in-cursor" });
     this.hover = el("div", { class: "in-hover" }); // the step under the pointer
     this.lines = el("canvas", { class: "in-lines", "aria-hidden": "true" }); // the curves (the frame is plotly's)
-    this.curvesArea = el("div", { class: "in-area", "data-testid": "curves-area" }, this.lines, this.hover, this.cursor);
+    this.heldBands = el("div", { class: "in-held-bands" }); // the steps held by hand (hold.js), a band each
+    this.curvesArea = el("div", { class: "in-area", "data-testid": "curves-area" }, this.lines, this.heldBands, this.hover, this.cursor);
     this.plot = el("div", { class: "in-plot" });
     this.tip = el("div", { class: "hm-tip in-tip", role: "tooltip", "data-testid": "curves-readout", hidden: true });
     els.curves.append(this.plot, this.curvesArea, this.tip);
@@ -100,6 +101,7 @@ export class Inspector {
       this._scheduleChart();
       this._colourText();
     }
+    if (changed.has("held") && this._domains) this._drawHeld();
     if (["t", "trace", "model", "window"].some((k) => changed.has(k))) {
       this._moveCursor();
       this._markCurrent();
@@ -488,6 +490,34 @@ export class Inspector {
     this._figSize = { width: fig.layout.width, height: fig.layout.height };
     this._moveCursor();
     this._drawLines(fig);
+    this._domains = fig.strips.map((st) => st.domain);
+    this._drawHeld();
+  }
+
+  /** A band over the steps where the selected unit's gate was held by hand, on that gate's strip (the server's
+   *  word: state.heldRuns); its name says what was held. */
+  _drawHeld() {
+    const s = this.state;
+    const box = this.heldBands;
+    box.replaceChildren();
+    const size = this._figSize;
+    if (!size || !s.T) return;
+    const w = size.width - MARGIN.l - MARGIN.r;
+    const h = size.height - MARGIN.t - MARGIN.b;
+    const { a, R } = this._shown();
+    const cw = w / R;
+    for (const run of s.heldRuns) {
+      const k = s.card.gates.indexOf(run.gate);
+      if (run.layer !== s.layer || !run.units.includes(s.unit) || k < 0) continue;
+      const from = Math.max(run.from, a);
+      const to = Math.min(run.to, s.T, a + R);
+      if (to <= from) continue;
+      const [d0, d1] = this._domains[k];
+      const words = `unit ${s.unit}'s ${PLAIN[run.gate] || run.gate} held by hand from t = ${run.from} to t = ${run.to - 1}`;
+      const band = el("div", { class: "in-held", role: "img", "aria-label": words, title: words, "data-testid": "curves-held" });
+      Object.assign(band.style, { left: `${(from - a) * cw}px`, width: `${Math.max(2, (to - from) * cw)}px`, top: `${h * (1 - d1)}px`, height: `${h * (d1 - d0)}px` });
+      box.append(band);
+    }
   }
 
   /** Draw the curves on the canvas over plotly's plot area: strip k's values on its y range and domain. */

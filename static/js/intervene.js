@@ -11,14 +11,12 @@
 
 import { traceIntervened } from "./api.js";
 import { MATH, SHORT, el, fmt, showToken } from "./format.js";
-import { CONFIG, FONT, axis, plotlyReady } from "./plotting.js";
+import { CONFIG, FONT, axis, chartColours, onColourScheme, plotlyReady } from "./plotting.js";
 
 /** How long the text must be still before the intervened run is asked for again (ms). */
 const SETTLE_MS = 300;
 /** What each operation is called in the form and in the list. */
 const OPS = { set: "hold at", scale: "scale by", zero: "zero", patch: "patch from the text" };
-const HELD = "rgba(217, 119, 6, 0.95)"; // the outline of held cells
-const CURSOR = "#2b3137";
 
 /** An intervention in words: "hold unit 118's C at 0 from t = 12". */
 export function describe(iv) {
@@ -51,6 +49,7 @@ export class InterveneView {
     });
     nodes.clear.addEventListener("click", () => state.setInterventions([]));
     state.subscribe((changed) => this._onChange(changed));
+    onColourScheme(() => this.data && window.Plotly && this._draw()); // held cells, the cursor, the bars: chartColours()
     for (const div of [nodes.curve, nodes.change]) {
       new ResizeObserver(() => this.data && window.Plotly && this._draw()).observe(div);
     }
@@ -145,13 +144,13 @@ export class InterveneView {
   _heldShapes(layer) {
     return this.data.intervened.filter((iv) => iv.layer === layer).flatMap((iv) => iv.units.map((u) => ({
       type: "rect", xref: "x", yref: "y", x0: iv.from - 0.5, x1: iv.to - 0.5, y0: u - 0.5, y1: u + 0.5,
-      line: { color: HELD, width: 2 }, fillcolor: "rgba(0,0,0,0)",
+      line: { color: chartColours().held, width: 2 }, fillcolor: "rgba(0,0,0,0)",
     })));
   }
 
   _cursor() {
     const t = this.state.t;
-    return { type: "line", xref: "x", yref: "paper", x0: t, x1: t, y0: 0, y1: 1, line: { color: CURSOR, width: 1 } };
+    return { type: "line", xref: "x", yref: "paper", x0: t, x1: t, y0: 0, y1: 1, line: { color: chartColours().cursor, width: 1 } };
   }
 
   _draw() {
@@ -162,7 +161,7 @@ export class InterveneView {
     const steps = [...Array(T).keys()];
     const spans = d.intervened.map((iv) => ({
       type: "rect", xref: "x", yref: "paper", x0: iv.from - 0.5, x1: iv.to - 0.5, y0: 0, y1: 1,
-      fillcolor: "rgba(217, 119, 6, 0.10)", line: { width: 0 },
+      fillcolor: chartColours().heldFill, line: { width: 0 },
     }));
     if (e.dloglik) {
       this.nodes.curve.hidden = false;
@@ -174,7 +173,7 @@ export class InterveneView {
         xaxis: axis({ range: [-0.5, T - 0.5], title: { text: "step t", standoff: 2, font: { size: 11 } } }),
         yaxis: axis({ title: { text: "Δ log p", standoff: 4, font: { size: 11 } }, zeroline: true }),
       };
-      const data = [{ type: "bar", x: steps, y, marker: { color: y.map((v) => (v !== null && v < 0 ? "#c2410c" : "#1f5fbf")) }, hovertemplate: "t = %{x}: Δ log p = %{y:.3f}<extra></extra>" }];
+      const data = [{ type: "bar", x: steps, y, marker: { color: y.map((v) => (v !== null && v < 0 ? chartColours().b : chartColours().a)) }, hovertemplate: "t = %{x}: Δ log p = %{y:.3f}<extra></extra>" }];
       window.Plotly.react(this.nodes.curve, data, layout, CONFIG);
       this._wire(this.nodes.curve, false);
     } else {

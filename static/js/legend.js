@@ -14,7 +14,9 @@ export const LEGENDS = {
     <span class="lg-op">pink circle</span> a pointwise op; a line carries a vector (merging lines concatenate, a fork copies).
     On a line: the selected unit's value, and a strip <span class="lg-strip" aria-hidden="true"><i></i><i></i><i class="lg-tick"></i><i></i><i></i></span>
     of the whole vector at t, a square per unit, the selected one outlined. Colours: σ 0 <span class="lg-ramp lg-gate" aria-hidden="true"></span> 1 ·
-    tanh −1 <span class="lg-ramp lg-signed" aria-hidden="true"></span> +1 · C the same ramp over ± its largest |C| in the text.`,
+    tanh −1 <span class="lg-ramp lg-signed" aria-hidden="true"></span> +1 · C the same ramp over ± its largest |C| in the text.
+    <span class="lg-held">Amber</span>: a value held by hand (an intervention), here, on the cards (“→ held”), the curves and the
+    heatmaps<span class="lg-live">; click a box or op (or Enter on it) to hold the selected unit there</span>.`,
   unit: `<b>A unit</b> is one of the cell's H numbers: each vector (f, i, C, h, …) holds one value per unit.
     <b>Known units</b>: <b>r</b> is the Pearson correlation of the unit's value with a feature over held-out data (±1: follows it
     exactly, 0: not at all); <b>separation</b> is the share of its variance after the distractors that lies between the remembered
@@ -22,7 +24,8 @@ export const LEGENDS = {
   heatmaps: `Rows are units, columns are steps. σ 0 <span class="lg-ramp lg-gate" aria-hidden="true"></span> 1 · tanh −1
     <span class="lg-ramp lg-signed" aria-hidden="true"></span> +1 · C: <b>±m, asinh</b> in its title means the colours span ±m,
     the largest |C| in this text, linear within ±1 and logarithmic beyond. The box marks step t; the outlined band with
-    end tabs, the selected unit: click a cell to select both<span class="lg-live">, shift-click to select the span from t to it</span>.`,
+    end tabs, the selected unit: click a cell to select both<span class="lg-live">, shift-click to select the span from t to it</span>.
+    Amber outlines: cells held by hand.`,
 };
 
 /** Put legend `id` (LEGENDS[id]) into host, with its × (hide) and ? (show again) buttons. Returns the element. */

@@ -42,7 +42,7 @@ const say = (key) => (text, level) => banner.set(key, text, level);
 
 // ---- views
 
-const { heatmaps, diagram } = mountViews(state, $, say);
+const { heatmaps, diagram } = mountViews(state, $, say, { hold: true });
 const picker = new Picker(
   {
     model: $("model"), description: $("description"), more: $("description-more"), examples: $("examples"), input: $("input"),
@@ -67,7 +67,7 @@ new SeriesView({ root: $("series"), plot: $("series-plot"), note: $("series-note
 new Story(
   {
     root: $("story"), start: $("story-start"), count: $("story-count"), title: $("story-title"), words: $("story-words"),
-    prev: $("story-prev"), next: $("story-next"), close: $("story-close"), target: $("diagram-title"), input: $("input"),
+    prev: $("story-prev"), next: $("story-next"), close: $("story-close"), restore: $("story-restore"), input: $("input"),
   },
   state,
 );
@@ -119,7 +119,7 @@ new Uploader(
     head: $("upload-head"), headAt: $("upload-head-at"), labels: $("upload-labels"),
   },
   state,
-  { defaultModel: DEFAULT_MODEL, onMessage: say("upload") },
+  { defaultModel: DEFAULT_MODEL, onMessage: say("upload"), choose: (id) => picker.choose(id) },
 );
 new Indexer(
   {
@@ -148,9 +148,16 @@ let socketBack = 0;
 const live = new LiveSync(state, {
   onTraced() {
     banner.set("server", null);
+    if (state.interventions.length) banner.set("hold", null); // a hold that runs: the refusal is old news
     picker.markInvalid(false);
   },
   onError(message) {
+    if (state.interventions.length && /\binterventions?\b/.test(message)) {
+      // what the page holds (a link's hold=, say) cannot be run: the plain run, and why
+      banner.set("hold", `Nothing is held: ${message.replace(/\.?$/, ".")} The views show the plain run.`, "warning");
+      state.setInterventions([]);
+      return;
+    }
     const shown = state.T ? " The views show the last text the model could read." : "";
     banner.set("server", `Cannot trace this text with ${state.model}: ${message.replace(/\.?$/, ".")}${shown}`);
     picker.markInvalid(true);

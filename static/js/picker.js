@@ -31,7 +31,7 @@ export class Picker {
       ev.preventDefault();
       hooks.onFile?.(ev.dataTransfer.files[0]);
     });
-    model.addEventListener("change", () => this._choose(model.value));
+    model.addEventListener("change", () => this.choose(model.value));
     els.ask.replace.addEventListener("click", () => this._answer(true));
     els.ask.stay.addEventListener("click", () => this._answer(false));
     input.addEventListener("input", () => state.setText(input.value));
@@ -46,10 +46,12 @@ export class Picker {
   /**
    * Switch to model `id`, keeping the text typed when the server says the new model reads it; when it cannot,
    * ask in the page before replacing it with the new model's example (an example of the old model is replaced).
+   * The one rule for keeping the text: the select and an upload (uploader.js, through main.js) both come here.
    */
-  async _choose(id) {
+  async choose(id) {
     const s = this.state;
     this.els.ask.root.hidden = true;
+    this.els.model.value = id; // an upload's choice shows in the select as the person's does
     const card = s.cardOf(id);
     const own = s.text && !s.card?.examples.includes(s.text) && card?.input === "text" && s.card?.input === "text";
     if (!own) return s.choose(id, { keep: false });

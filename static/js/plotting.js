@@ -11,20 +11,75 @@ export function cssColour(name, fallback) {
   return v || fallback;
 }
 
-/** Font of chart text (the page's). */
+/** Font of chart text (the page's; its colour follows the colour scheme). */
 export const FONT = { family: "system-ui, -apple-system, 'Segoe UI', sans-serif", size: 12, color: cssColour("--chart-text", "#2b3137") };
+// The colours below are live bindings: a change of the system's colour scheme reads them again (onColourScheme).
 /** Colour of secondary chart text (a title's role, a scale's range). */
-export const MUTED = cssColour("--muted", "#5b646d");
+export let MUTED = cssColour("--muted", "#5b646d");
 /** Colour of tick labels. */
-export const TICK_COLOUR = cssColour("--chart-tick", "#4a535c");
+export let TICK_COLOUR = cssColour("--chart-tick", "#4a535c");
 /** Colour of cursors and outlines drawn in a chart (the current step, the selected unit). */
-export const INK = cssColour("--ink", "#111");
+export let INK = cssColour("--ink", "#111");
 /** Background of an exported chart: the panel's. */
-export const PAPER = cssColour("--panel", "#ffffff");
+export let PAPER = cssColour("--panel", "#ffffff");
 /** Font of tokens on axes. */
 export const MONO = "ui-monospace, 'SFMono-Regular', Menlo, Consolas, 'DejaVu Sans Mono', monospace";
 /** Colour of axis lines and ticks. */
-export const AXIS_COLOUR = cssColour("--chart-axis", "#8a939c");
+export let AXIS_COLOUR = cssColour("--chart-axis", "#8a939c");
+
+/** The charts' own colours: key → [CSS custom property (main.css, light and dark), fallback]. */
+const CHART = {
+  a: ["--chart-a", "#1f5fbf"],
+  b: ["--chart-b", "#c2410c"],
+  cursor: ["--chart-cursor", "#2b3137"],
+  held: ["--chart-held", "rgba(217, 119, 6, 0.95)"],
+  heldFill: ["--chart-held-fill", "rgba(217, 119, 6, 0.1)"],
+  feature: ["--chart-feature", "#6b747d"],
+  unit: ["--chart-unit", "#c43a4c"],
+  series: [
+    ["--chart-series-1", "#2f6db5"],
+    ["--chart-series-2", "#7a5195"],
+    ["--chart-series-3", "#1f7f74"],
+    ["--chart-series-4", "#8a6d3b"],
+  ],
+  target: ["--chart-target", "#2b3137"],
+  grid: ["--chart-grid", "#eceff1"],
+  point: ["--chart-point", "rgba(31, 95, 191, 0.55)"],
+  selected: ["--chart-selected", "#d1242f"],
+  band: ["--chart-band", "rgba(138, 147, 156, 0.08)"],
+  mean: ["--chart-mean", "#111"],
+  barEdge: ["--chart-bar-edge", "rgba(0, 0, 0, 0.3)"],
+};
+
+let _colours = null;
+
+/** The charts' colours as the page's CSS defines them (light or dark): {a, b, cursor, held, heldFill, feature,
+ *  unit, series: [4], target, grid, point, selected, band, mean, barEdge}. Read once per colour scheme (a draw asks
+ *  at each draw: scrubbing's cursor costs no style lookup). */
+export function chartColours() {
+  const read = ([name, fallback]) => cssColour(name, fallback);
+  _colours ??= Object.fromEntries(Object.entries(CHART).map(([k, v]) => [k, k === "series" ? v.map(read) : read(v)]));
+  return _colours;
+}
+
+/** The system's dark-mode query (null without a window). */
+const _DARK = typeof matchMedia === "undefined" ? null : matchMedia("(prefers-color-scheme: dark)");
+
+/** Call fn() when the system's colour scheme changes (after the shared chart colours above are read again): a chart
+ *  redraws with chartColours(). */
+export function onColourScheme(fn) {
+  _DARK?.addEventListener("change", () => fn());
+}
+
+onColourScheme(() => {
+  _colours = null;
+  FONT.color = cssColour("--chart-text", "#2b3137");
+  MUTED = cssColour("--muted", "#5b646d");
+  TICK_COLOUR = cssColour("--chart-tick", "#4a535c");
+  INK = cssColour("--ink", "#111");
+  PAPER = cssColour("--panel", "#ffffff");
+  AXIS_COLOUR = cssColour("--chart-axis", "#8a939c");
+});
 
 /** Plotly config for every chart: no mode bar (the page has its own export buttons), no logo. */
 export const CONFIG = { displayModeBar: false, displaylogo: false, responsive: false, doubleClick: false, showTips: false };
@@ -35,7 +90,7 @@ export function axis(extra = {}) {
     fixedrange: true,
     showgrid: false,
     zeroline: false,
-    linecolor: AXIS_COLOUR,
+    linecolor: AXIS_COLOUR, // read at each call: the colour scheme may have changed
     tickcolor: AXIS_COLOUR,
     ticks: "outside",
     ticklen: 3,

@@ -14,14 +14,11 @@
 
 import { ApiError, listFeatures, probeUnits, saveKnownUnit } from "./api.js";
 import { SHORT, el, fmt, showToken } from "./format.js";
-import { CONFIG, FONT, MONO, axis, hasPlotly, plotlyReady } from "./plotting.js";
+import { CONFIG, FONT, MONO, axis, chartColours, hasPlotly, onColourScheme, plotlyReady } from "./plotting.js";
 
 /** Ranking rows listed (the server sends up to 50). */
 const SHOWN = 10;
-/** Colour of the feature's line. */
-const FEATURE_COLOUR = "#8a939c";
-/** Colour of the best unit's line. */
-const UNIT_COLOUR = "#d1495b";
+// the feature's line and the best unit's: chartColours().feature and .unit
 
 export class ProbeView {
   /**
@@ -47,6 +44,7 @@ export class ProbeView {
       if (row) this._select(row.dataset);
     });
     state.subscribe((changed) => this._onChange(changed));
+    onColourScheme(() => this._result && this._drawCurve());
     addEventListener("resize", () => {
       if (hasPlotly() && !els.plot.hidden && this._result) window.Plotly.Plots.resize(els.plot);
     });
@@ -241,8 +239,8 @@ export class ProbeView {
     const text = c.tokens.map((t) => `'${showToken(t)}'`);
     const label = this._result.feature.name || this._result.feature.pattern || "labels";
     const traces = [
-      { x, y: c.feature, text, name: label, type: "scatter", mode: "lines", line: { color: FEATURE_COLOUR, width: 1.5, shape: "hv" }, hovertemplate: "t = %{x} %{text}<br>feature %{y}<extra></extra>" },
-      { x, y: c.unit, text, name: `unit ${best.unit} (${SHORT[best.gate] || best.gate})`, yaxis: "y2", type: "scatter", mode: "lines", line: { color: UNIT_COLOUR, width: 1.5 }, hovertemplate: "t = %{x} %{text}<br>unit %{y:.3f}<extra></extra>" },
+      { x, y: c.feature, text, name: label, type: "scatter", mode: "lines", line: { color: chartColours().feature, width: 1.5, shape: "hv" }, hovertemplate: "t = %{x} %{text}<br>feature %{y}<extra></extra>" },
+      { x, y: c.unit, text, name: `unit ${best.unit} (${SHORT[best.gate] || best.gate})`, yaxis: "y2", type: "scatter", mode: "lines", line: { color: chartColours().unit, width: 1.5 }, hovertemplate: "t = %{x} %{text}<br>unit %{y:.3f}<extra></extra>" },
     ];
     const layout = {
       font: FONT,
@@ -251,8 +249,8 @@ export class ProbeView {
       showlegend: true,
       legend: { orientation: "h", x: 0, y: 1.12, font: { size: 11 } },
       xaxis: axis({ title: { text: this._result.over === "index" ? "step in the index (the best unit's top context)" : "step", font: { size: 11 } }, tickfont: { family: MONO, size: 10 } }),
-      yaxis: axis({ title: { text: "feature", font: { size: 11, color: FEATURE_COLOUR } } }),
-      yaxis2: axis({ overlaying: "y", side: "right", title: { text: "unit", font: { size: 11, color: UNIT_COLOUR } } }),
+      yaxis: axis({ title: { text: "feature", font: { size: 11, color: chartColours().feature } } }),
+      yaxis2: axis({ overlaying: "y", side: "right", title: { text: "unit", font: { size: 11, color: chartColours().unit } } }),
       paper_bgcolor: "rgba(0,0,0,0)",
       plot_bgcolor: "rgba(0,0,0,0)",
     };

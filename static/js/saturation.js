@@ -12,14 +12,10 @@
 
 import { saturation } from "./api.js";
 import { MATH, SHORT, el, fmt } from "./format.js";
-import { AXIS_COLOUR, CONFIG, FONT, axis, plotlyReady } from "./plotting.js";
+import { AXIS_COLOUR, CONFIG, FONT, axis, chartColours, onColourScheme, plotlyReady } from "./plotting.js";
 
 /** How long the text must be still before the fractions are asked for again (ms). */
 const SETTLE_MS = 400;
-/** The colour of the units' points, and of the selected unit's ring. */
-const POINT = "rgba(31, 95, 191, 0.55)";
-const SELECTED = "#d1242f";
-
 export class SaturationView {
   /** nodes: {root (the panel), plots, source (select), note}. */
   constructor(nodes, state) {
@@ -32,6 +28,7 @@ export class SaturationView {
     nodes.source.append(new Option("this text", "text"), new Option("the corpus index", "index"));
     nodes.source.addEventListener("change", () => this._ask());
     state.subscribe((changed) => this._onChange(changed));
+    onColourScheme(() => this.data && window.Plotly && this._draw()); // points, ring, corners: chartColours()
     this._width = 0;
     new ResizeObserver(() => {
       const w = nodes.plots.clientWidth;
@@ -119,16 +116,16 @@ export class SaturationView {
       {
         // the triangle x + y <= 1 every unit lies in
         type: "scatter", mode: "lines", x: [0, 1, 0, 0], y: [0, 0, 1, 0], fill: "toself",
-        fillcolor: "rgba(138, 147, 156, 0.08)", line: { color: AXIS_COLOUR, width: 1 }, hoverinfo: "skip",
+        fillcolor: chartColours().band, line: { color: AXIS_COLOUR, width: 1 }, hoverinfo: "skip",
       },
       {
         type: "scatter", mode: "markers", x: left, y: right, customdata: units,
-        marker: { size: 6, color: POINT, line: { width: 0 } },
+        marker: { size: 6, color: chartColours().point, line: { width: 0 } },
         hovertemplate: `unit %{customdata}<br>${SHORT[g]} < ${fmt(lo, 1)}: %{x:.1%} of steps<br>${SHORT[g]} > ${fmt(hi, 1)}: %{y:.1%}<extra></extra>`,
       },
       {
         type: "scatter", mode: "markers", x: [left[u] ?? null], y: [right[u] ?? null], customdata: [u],
-        marker: { size: 12, color: "rgba(0,0,0,0)", line: { width: 2, color: SELECTED } },
+        marker: { size: 12, color: "rgba(0,0,0,0)", line: { width: 2, color: chartColours().selected } },
         hovertemplate: `unit %{customdata} (selected)<extra></extra>`,
       },
     ];

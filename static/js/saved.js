@@ -31,7 +31,7 @@ try {
   const saved = savedPage();
   const h = parseHash(location.hash); // a reload keeps the step and unit that scrubbing left in the hash
   const same = h.model === saved.card.id && h.text === saved.text;
-  new SavedSync(state, saved).open(same ? { layer: h.layer, unit: h.unit, t: h.t } : {});
+  new SavedSync(state, saved).open(same ? { layer: h.layer, unit: h.unit, t: h.t, win: h.win } : {});
 } catch (e) {
   banner.set("saved", `This saved page cannot be read: ${e.message}`);
 }

@@ -10,14 +10,9 @@
  * For tests: the root's data-steps (steps drawn), data-curves (the names of the curves drawn, comma-separated).
  */
 
-import { CONFIG, FONT, axis, hasPlotly, plotlyReady } from "./plotting.js";
+import { CONFIG, FONT, axis, chartColours, hasPlotly, onColourScheme, plotlyReady } from "./plotting.js";
 
-/** Colours of the features' lines, in turn (the page's palette). */
-const FEATURE_COLOURS = ["#2f6db5", "#7a5195", "#2a9d8f", "#8a6d3b"];
-/** Colour of the predicted values' curve. */
-const PREDICTED_COLOUR = "#d1495b";
-/** Colour of the targets' line. */
-const TARGET_COLOUR = "#2b3137";
+// colours (plotting.js chartColours()): the features' lines in turn (series), the predictions (unit), the targets
 /** Height of one row of the plot (a feature, or the predictions), in CSS pixels. */
 const ROW_PX = 110;
 /** Most features drawn, each in its own row (the rest are listed, not drawn). */
@@ -32,6 +27,7 @@ export class SeriesView {
     this._rows = 0;
     state.subscribe((changed) => this._onChange(changed));
     plotlyReady().then(() => this._draw(), () => {});
+    onColourScheme(() => this._draw());
   }
 
   _onChange(changed) {
@@ -58,7 +54,7 @@ export class SeriesView {
         row: d,
         x: steps,
         y: rows.slice(0, T).map((r) => r[d]),
-        line: { color: FEATURE_COLOURS[d % FEATURE_COLOURS.length], width: 1.5 },
+        line: { color: chartColours().series[d % chartColours().series.length], width: 1.5 },
       });
     }
     const values = tr.values; // a Series of K per step (row(t)), or null
@@ -67,7 +63,7 @@ export class SeriesView {
     const column = (series, k) => steps.map((t) => series.row(t)[k]);
     for (let k = 0; k < K; k++) {
       const name = tr.output?.labels?.[k] && K > 1 ? `predicted ${tr.output.labels[k]}` : K > 1 ? `predicted ${k}` : "predicted";
-      curves.push({ name, row: sameRow ? 0 : shown, x: steps, y: column(values, k), line: { color: PREDICTED_COLOUR, width: 1.5, dash: "dot" } });
+      curves.push({ name, row: sameRow ? 0 : shown, x: steps, y: column(values, k), line: { color: chartColours().unit, width: 1.5, dash: "dot" } });
     }
     const targets = tr.targets; // what the values should be, NaN where not known (plotly leaves a gap)
     const T_K = targets ? Math.min(K, targets.width) : 0;
@@ -77,7 +73,7 @@ export class SeriesView {
         row: sameRow ? 0 : shown,
         x: steps,
         y: column(targets, k).map((v) => (Number.isNaN(v) ? null : v)),
-        line: { color: TARGET_COLOUR, width: 1, dash: "dash" },
+        line: { color: chartColours().target, width: 1, dash: "dash" },
       });
     }
     const rowsUsed = shown + (K && !sameRow ? 1 : 0);
@@ -114,7 +110,7 @@ export class SeriesView {
     for (let r = 0; r < rowsUsed; r++) {
       const key = r === 0 ? "yaxis" : `yaxis${r + 1}`;
       const top = 1 - r * (h + gap);
-      layout[key] = axis({ domain: [Math.max(top - h, 0), top], showgrid: true, gridcolor: "#eceff1" });
+      layout[key] = axis({ domain: [Math.max(top - h, 0), top], showgrid: true, gridcolor: chartColours().grid });
     }
     const data = curves.map((c) => ({
       type: "scatter",
@@ -137,7 +133,7 @@ export class SeriesView {
   /** The cursor: a vertical line at step t across every row. */
   _cursor() {
     const t = this.state.t;
-    return { type: "line", xref: "x", yref: "paper", x0: t, x1: t, y0: 0, y1: 1, line: { color: "#2b3137", width: 1 } };
+    return { type: "line", xref: "x", yref: "paper", x0: t, x1: t, y0: 0, y1: 1, line: { color: chartColours().cursor, width: 1 } };
   }
 
   _moveCursor() {

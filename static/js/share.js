@@ -36,7 +36,8 @@ export class Share {
     status.textContent = "Saving the page…";
     try {
       // the text whose trace the views show (typing may be ahead of it), at the step they show
-      const blob = await savePage(s.model, s.tracedText, { layer: s.layer, unit: s.unit, t: s.t });
+      const win = s.T > s.windowSize ? { start: s.view.start, size: s.windowSize } : null; // a long text's window
+      const blob = await savePage(s.model, s.tracedText, { layer: s.layer, unit: s.unit, t: s.t, win });
       saveBlob(blob, `${slug(`gatescope-${s.model}-t${s.t}-unit${s.unit}`)}.html`);
       status.textContent = "Page saved";
       this._message(null);

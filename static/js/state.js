@@ -18,6 +18,8 @@
  *     "span"    the span of steps a pattern match starts from changed (state.span: {start, stop} or null)
  *     "compare" the run set beside this one changed (state.compare: {model, text, match} or null)
  *     "interventions" the units held (state.interventions: the list POST /api/trace takes; [] none)
+ *     "held"    the server's word on what the trace shown holds changed (state.heldRuns: its "intervened", each
+ *               {layer, units, gate, op, value, from, to}, [] for a plain run); comes with the "trace" it belongs to
  *     "present" presentation mode turned on or off (state.present)
  *     "chapter" the guided story's chapter changed (state.chapter: its id, or null: no tour)
  *     "highlight" what the story lights in the diagram and the heatmaps changed (state.highlight: a gate, or null)
@@ -25,7 +27,9 @@
  * The selection round-trips through the URL hash (#model=code&layer=0&t=12&unit=118&gate=c&text=...&order=similar;
  * a probe's order keeps its rows: order=probe&rows=118.3.54, the rest of the units following by id; a comparison:
  * vs=recall-rnn (another model), vs_text=... (another text), vs_match=1 (units paired by activity); present=1:
- * presentation mode; the story's chapter: chapter=forget-holds (a link with no model opens on the chapter's own state).
+ * presentation mode; the story's chapter: chapter=forget-holds (a link with no model opens on the chapter's own state);
+ * a long text's window: win=1200.400 (the steps [1200, 1600) shown; the size is the zoom);
+ * the units held: hold=[{"layer":0,"unit":118,"gate":"c","op":"set","value":0,"from":12}] (JSON, URI-encoded).
  * Nothing here computes a gate: values come from the server; this module only stores and indexes.
  */
 
@@ -260,6 +264,8 @@ export class State {
     this.compare = null;
     /** What the intervention panel holds (intervene.js): a list as POST /api/trace's "interventions" takes it. */
     this.interventions = [];
+    /** What the trace shown holds, as the server ran it (its reply's "intervened": from/to resolved); [] plain. */
+    this.heldRuns = [];
     /** The span [start, stop) of steps a pattern match starts from, or null. */
     this.span = null;
     /** Presentation mode (present.js): large type, the diagram, one heatmap, the predictions and the scrubber. */
@@ -273,6 +279,8 @@ export class State {
     /** Steps a window shows at most (the zoom) and the window shown: steps [view.start, view.stop). */
     this.windowSize = WINDOW_STEPS;
     this.view = { start: 0, stop: 0 };
+    /** Where a link's (or a saved page's) window starts, until the text's steps arrive to place it; or null. */
+    this.pendingWindow = null;
     this._subs = [];
     this._hashTimer = null;
   }
@@ -285,9 +293,12 @@ export class State {
 
   _notify(changed) {
     if (changed.size === 0) return;
-    if (changed.has("t") || changed.has("trace") || changed.has("model")) this._fitWindow(this.view.start, changed);
+    if (changed.has("t") || changed.has("trace") || changed.has("model")) {
+      this._fitWindow(this.pendingWindow ?? this.view.start, changed);
+      if (this.trace.T > this.windowSize) this.pendingWindow = null; // placed (a short text keeps it for its steps)
+    }
     for (const fn of this._subs) fn(changed, this);
-    if (["model", "text", "layer", "unit", "t", "gate", "order", "compare", "present", "chapter"].some((k) => changed.has(k))) this._scheduleHash();
+    if (["model", "text", "layer", "unit", "t", "gate", "order", "compare", "present", "chapter", "interventions", "window"].some((k) => changed.has(k))) this._scheduleHash();
   }
 
   /** Move the window to start at `start`, `size` steps wide (clamped to the text; null keeps the zoom). t stays. */
@@ -351,18 +362,15 @@ export class State {
   }
 
   /**
-   * Switch model, as the picker does. Your own text stays when the new model reads the same symbols (the
-   * same vocabulary size: the recall-* models, to compare cells on one input); otherwise, or when the text
-   * is one of the old model's examples, the new model's first example replaces it. The unit shown is the
-   * new card's most telling one. `keep` (the server said the new model reads the text, or not) decides instead.
+   * Switch model. `keep`: the text typed stays (the caller asked the server whether the new model reads it:
+   * picker.js, POST /api/models/{id}/reads); otherwise, or when the text is one of the old model's examples, the new
+   * model's first example replaces it. The unit shown is the new card's most telling one.
    */
-  choose(id, { keep: asked = null } = {}) {
+  choose(id, { keep = false } = {}) {
     const old = this.card;
     const card = this.cardOf(id);
     if (!card) throw new Error(`Unknown model '${id}'`);
-    const sameSymbols = old && old.vocab === card.vocab && old.input === card.input;
-    const keep = this.text && (asked ?? sameSymbols) && !old?.examples.includes(this.text);
-    const text = keep ? this.text : card.examples[0] || "";
+    const text = this.text && keep && !old?.examples.includes(this.text) ? this.text : card.examples[0] || "";
     this.setModel(id, { ...defaultUnit(card), text });
   }
 
@@ -383,6 +391,8 @@ export class State {
       text: h.text ?? card.examples[0] ?? "",
       t: h.t ?? null,
       gate: h.gate ?? null,
+      win: h.win ?? null,
+      interventions: card.id === h.model ? h.hold ?? [] : [], // another model's units are not this one's
     });
     if (h.order === "similar") this.setOrder("similar", null);
     else if (h.order === "probe" && h.rows) this.setOrder("probe", h.rows);
@@ -394,7 +404,7 @@ export class State {
 
   /** Select a model: empties the store; layer and unit are clamped to the new size; a gate it lacks gives way to
    *  its default (C, or h for gru/rnn). */
-  setModel(id, { unit = null, layer = null, text = null, t = null, gate = null } = {}) {
+  setModel(id, { unit = null, layer = null, text = null, t = null, gate = null, win = null, interventions = [] } = {}) {
     const card = this.cardOf(id);
     if (!card) throw new Error(`Unknown model '${id}'`);
     this.card = card;
@@ -410,14 +420,17 @@ export class State {
     this.t = 0;
     this.follow = true;
     this.pendingT = t;
+    if (win) this.windowSize = Math.max(MIN_WINDOW, Math.round(win.size));
+    this.pendingWindow = win ? Math.max(0, Math.round(win.start)) : null;
     if (text !== null) this.text = text;
     // a probe's ranking was of the old model; "similar" is asked again for the new one
     if (this.order === "probe") this.order = "index";
     this.orderRows = null;
     this.orderNote = "";
     this.span = null;
-    this.interventions = []; // units of the old model
-    this._notify(new Set(["model", "text", "trace", "layer", "unit", "t", "focus", "gate", "order", "span", "interventions"]));
+    this.interventions = interventions; // the old model's units are not this one's (a link names the new one's)
+    this.heldRuns = [];
+    this._notify(new Set(["model", "text", "trace", "layer", "unit", "t", "focus", "gate", "order", "span", "interventions", "held"]));
   }
 
   /** Change the text (the views learn of it; the data arrives later with "trace"). With `follow`, t goes
@@ -426,6 +439,7 @@ export class State {
     if (follow) this.follow = true;
     if (text === this.text) return;
     this.text = text;
+    this.pendingWindow = null; // another text: the window follows t
     const changed = new Set(["text"]);
     if (!text && this.trace.T > 0) {
       this.trace.hide();
@@ -469,6 +483,7 @@ export class State {
     if (u !== this.unit) changed.add("unit");
     if (l !== this.layer) changed.add("layer");
     [this.unit, this.layer, this.text] = [u, l, text];
+    this.pendingWindow = null; // another text: the window follows t
     this.pendingT = Math.max(0, Math.round(t));
     this.follow = false;
     this.span = null; // a span of the text shown before
@@ -568,6 +583,22 @@ export class State {
     this._notify(new Set(["interventions"]));
   }
 
+  /** Hold the selected unit's `gate` from step `from` (the diagram's menu, the unit panel): op "set" (at `value`),
+   *  "scale" (by `value`) or "zero"; `to` the exclusive end (omitted: the end). Adds it to the interventions. */
+  holdHere({ gate, op = "set", value = 0, from = this.t, to = null }) {
+    if (!this.card?.gates.includes(gate)) throw new Error(`Unknown gate '${gate}'`);
+    if (!["set", "scale", "zero"].includes(op)) throw new Error(`Unknown op '${op}'`);
+    const iv = { layer: this.layer, unit: this.unit, gate, op, from: Math.max(0, Math.round(from)) };
+    if (op !== "zero") iv.value = Number(value);
+    if (to !== null) iv.to = Math.round(to);
+    this.setInterventions([...this.interventions, iv]);
+  }
+
+  /** The runs of the trace shown that hold layer `layer` at step t: [{gate, units, op, value, from, to}]. */
+  heldAt(layer, t) {
+    return this.heldRuns.filter((r) => r.layer === layer && r.from <= t && t < r.to);
+  }
+
   /** Turn presentation mode on or off; notifies "present". */
   setPresent(on) {
     if (!!on === this.present) return;
@@ -606,6 +637,11 @@ export class State {
     this.trace.apply(reply);
     if (text !== null) this.tracedText = text;
     const changed = new Set(["trace"]);
+    const held = reply.intervened || [];
+    if (JSON.stringify(held) !== JSON.stringify(this.heldRuns)) {
+      this.heldRuns = held;
+      changed.add("held");
+    }
     const T = this.trace.T;
     let t;
     if (this.pendingT !== null) {
@@ -679,6 +715,9 @@ export class State {
     if (this.compare && this.compare.text !== null) p.push(`vs_text=${encodeURIComponent(this.compare.text)}`);
     if (this.compare?.match) p.push("vs_match=1");
     if (this.present) p.push("present=1");
+    // a long text's window (or a zoom): win=start.size
+    if (this.trace.T > this.windowSize || this.windowSize !== WINDOW_STEPS) p.push(`win=${this.view.start}.${this.windowSize}`);
+    if (this.interventions.length) p.push(`hold=${encodeURIComponent(JSON.stringify(this.interventions))}`);
     if (this.chapter) p.push(`chapter=${encodeURIComponent(this.chapter)}`);
     if (this.order === "similar") p.push("order=similar");
     else if (this.order === "probe" && this.orderRows) p.push("order=probe", `rows=${this.orderRows.slice(0, HASH_ROWS).join(".")}`);
@@ -712,8 +751,8 @@ export function completeRows(rows, n) {
   return out;
 }
 
-/** Parse a URL hash (#model=..&layer=..&t=..&unit=..&gate=..&text=..&order=..&rows=..) into {model, layer, t,
- *  unit, gate, text, order, rows}. */
+/** Parse a URL hash (#model=..&layer=..&t=..&unit=..&gate=..&text=..&order=..&rows=..&win=..) into {model, layer, t,
+ *  unit, gate, text, order, rows, win: {start, size}}. */
 export function parseHash(hash) {
   const out = {};
   const body = hash.startsWith("#") ? hash.slice(1) : hash;
@@ -736,6 +775,27 @@ export function parseHash(hash) {
     else if (["layer", "t", "unit"].includes(key) && /^\d+$/.test(value)) out[key] = Number(value);
     else if (key === "gate" && /^[a-z_]{1,16}$/.test(value)) out.gate = value;
     else if (key === "chapter" && /^[a-z0-9-]{1,40}$/.test(value)) out.chapter = value;
+    else if (key === "hold") out.hold = parseHold(value);
+    else if (key === "win" && /^\d{1,9}\.\d{1,9}$/.test(value)) {
+      const [start, size] = value.split(".").map(Number);
+      out.win = { start, size };
+    }
   }
   return out;
+}
+
+/** Most interventions a link's hold= brings (the server's GATESCOPE_MAX_INTERVENTIONS default). */
+const HASH_HOLDS = 64;
+
+/** A hash's hold= value (a JSON list of interventions) as the list the server takes; anything else: none. The
+ *  server checks each field (and says what is wrong with it); this only keeps the objects. */
+function parseHold(value) {
+  let list;
+  try {
+    list = JSON.parse(value);
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(list)) return undefined;
+  return list.filter((iv) => iv && typeof iv === "object" && !Array.isArray(iv)).slice(0, HASH_HOLDS);
 }

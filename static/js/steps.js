@@ -14,6 +14,7 @@
 import { directionOf } from "./cards.js";
 import { colourOf } from "./colors.js";
 import { el, showToken } from "./format.js";
+import { heldKeys } from "./hold.js";
 
 const σ = "σ";
 const hp = "h<sub>t−1</sub>";
@@ -306,7 +307,7 @@ export class Steps {
   _onChange(changed) {
     const s = this.state;
     if (changed.has("model") || (changed.has("unit") && directionOf(s.card, s.unit).direction !== this._direction)) this._build();
-    if (["model", "trace", "focus", "t", "unit", "layer"].some((k) => changed.has(k))) this._update();
+    if (["model", "trace", "focus", "t", "unit", "layer", "held"].some((k) => changed.has(k))) this._update();
   }
 
   _build() {
@@ -386,15 +387,17 @@ export class Steps {
       );
     }
     const cellMax = s.trace.cellMax(s.layer) || 1;
-    for (const card of this.cards) this._showNumbers(card, lines, T ? t : -1, cellMax);
+    const held = T ? heldKeys(s, t) : new Set();
+    for (const card of this.cards) this._showNumbers(card, lines, T ? t : -1, cellMax, held);
     for (const row of this.rows) {
       if (row.showWhenMissing) row.eq.hidden = !lines || row.showWhenMissing in lines;
       else row.eq.hidden = Boolean(lines) && row.keys.some((k) => !(k in lines));
     }
   }
 
-  /** A card's numbers at t (−1: none), with the digits its arithmetic needs (the same for a key across the card). */
-  _showNumbers(card, lines, t, cellMax) {
+  /** A card's numbers at t (−1: none), with the digits its arithmetic needs (the same for a key across the card);
+   *  a number the model was given by hand (`held`: its keys, hold.js) says so: "→ held" beside it. */
+  _showNumbers(card, lines, t, cellMax, held) {
     const values = {};
     for (const slot of card.slots) {
       const v = lines?.[slot.key]?.[t];
@@ -404,6 +407,7 @@ export class Steps {
     for (const slot of card.slots) {
       const v = values[slot.key];
       const span = slot.span;
+      this._markHeld(slot, v !== undefined && held.has(slot.key));
       if (v === undefined) {
         span.textContent = "…";
         span.dataset.value = "";
@@ -413,8 +417,19 @@ export class Steps {
       const text = fixed(v, decimals[slot.key]);
       span.textContent = slot.paren && text[0] === "−" ? `(${text})` : text;
       span.dataset.value = String(v);
-      span.title = String(v);
+      span.title = held.has(slot.key) ? `${v}, held by hand` : String(v);
       span.style.borderBottomColor = colourOf(slot.key, v, cellMax);
     }
+  }
+
+  /** Show or hide "→ held" after a slot's number (made the first time a number there is held). */
+  _markHeld(slot, on) {
+    slot.span.classList.toggle("held", on);
+    if (!on && !slot.tag) return;
+    if (!slot.tag) {
+      slot.tag = el("span", { class: "held-tag", "data-testid": "held-tag", text: " → held" });
+      slot.span.after(slot.tag);
+    }
+    slot.tag.hidden = !on;
   }
 }

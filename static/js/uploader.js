@@ -8,7 +8,8 @@
  * then shows a select of them and the next Upload sends the chosen one as the form field `module`.
  *
  * After an upload or a removal the state takes the server's new model list; an added text model is
- * chosen at once, a removed one gives way to `defaultModel`.
+ * chosen at once, a removed one gives way to `defaultModel`, both through `choose` (main.js passes the picker's: the
+ * text typed stays when the server says the new model reads it, POST /api/models/{id}/reads, else the page asks).
  */
 
 import { ApiError, deleteModel, listModels, uploadModel } from "./api.js";
@@ -17,11 +18,13 @@ export class Uploader {
   /**
    * els: {open (button), dialog, form, file, vocab, name, status, progress, submit, cancel, remove (button),
    *       moduleRow, module (select)}
-   * options: defaultModel (shown after a removal); onMessage(text | null, level) for the page's banner.
+   * options: defaultModel (shown after a removal); onMessage(text | null, level) for the page's banner;
+   * choose(id) switches model (the picker's rule for the text; by default the new model's example replaces it).
    */
-  constructor(els, state, { defaultModel = null, onMessage = () => {} } = {}) {
+  constructor(els, state, { defaultModel = null, onMessage = () => {}, choose = null } = {}) {
     this.els = els;
     this.state = state;
+    this._choose = choose ?? ((id) => state.choose(id, { keep: false }));
     this._defaultModel = defaultModel;
     this._message = onMessage;
     els.open.addEventListener("click", () => this._open());
@@ -96,7 +99,7 @@ export class Uploader {
       );
     }
     this._message(null);
-    return this.state.choose(card.id);
+    return this._choose(card.id);
   }
 
   async _remove() {
@@ -105,7 +108,11 @@ export class Uploader {
     if (!confirm(`Remove the uploaded model '${card.id}' from this server?`)) return;
     // leave it first: every view drops (aborts) what it was asking about it, so nothing asks after it is gone
     const others = this.state.cards.filter((c) => c.id !== card.id);
-    if (others.length) this.state.choose(others.find((c) => c.id === this._defaultModel)?.id || others[0].id);
+    if (others.length) {
+      const next = others.find((c) => c.id === this._defaultModel)?.id || others[0].id;
+      await this._choose(next); // the text stays when the next model reads it
+      if (this.state.model === card.id) this.state.choose(next, { keep: false }); // it cannot: no asking, it is going
+    }
     try {
       await deleteModel(card.id);
     } catch (e) {

@@ -8,6 +8,7 @@
 
 import { Diagram } from "./diagram.js";
 import { Heatmaps } from "./heatmaps.js";
+import { HoldMenu, canHold } from "./hold.js";
 import { Inspector } from "./inspector.js";
 import { mountLegend } from "./legend.js";
 import { Overview } from "./overview.js";
@@ -15,8 +16,11 @@ import { Presenter } from "./present.js";
 import { Scrubber } from "./scrubber.js";
 import { Steps } from "./steps.js";
 
-/** Builds the shared views on `state`; `$(id)` finds an element, `say(key)` a banner hook. Returns the hooked ones. */
-export function mountViews(state, $, say) {
+/** Builds the shared views on `state`; `$(id)` finds an element, `say(key)` a banner hook; `hold`: the diagram's
+ *  parts and the unit panel's button open the hold menu (a live page: the server runs what it holds). Returns the
+ *  hooked ones. */
+export function mountViews(state, $, say, { hold = false } = {}) {
+  const menu = hold ? new HoldMenu(document.body, state) : null;
   // the hover hooks refer to each other's view: they run only on pointer events, after every view exists
   const heatmaps = new Heatmaps($("heatmaps"), state, {
     onGate: (gate) => diagram.highlight(gate ?? state.highlight), // the story's gate stays lit when the pointer leaves
@@ -28,7 +32,18 @@ export function mountViews(state, $, say) {
       steps.highlight(gate); // both ways: a box or op lights the card of its step
     },
     onError: say("export"),
+    onPick: (part, g) => menu?.open(part, g),
   });
+  if (menu) {
+    const holdUnit = $("hold-unit"); // the live page's only
+    holdUnit.addEventListener("click", () => (menu.isOpen ? menu.close() : menu.open(null, holdUnit)));
+    state.subscribe((changed) => {
+      if (changed.has("model") || changed.has("unit") || changed.has("trace")) {
+        holdUnit.hidden = !canHold(state.card) || !state.T;
+        holdUnit.textContent = `Hold unit ${state.unit}…`;
+      }
+    });
+  }
   new Scrubber(
     { range: $("scrubber"), timestep: $("timestep"), play: $("play"), speed: $("speed"), unit: $("unit"), known: $("known"), layer: $("layer") },
     state,

@@ -72,12 +72,22 @@ def test_a_saved_page_is_one_file_with_the_trace_and_every_units_lines(client):
         ("", {"model": "nope", "text": TEXT}, 404, "nope"),
         ("", {"model": "dyck", "text": "abc"}, 422, ""),
         ("t=x", {"model": "dyck", "text": TEXT}, 422, "t"),
+        ("win_start=2", {"model": "dyck", "text": TEXT}, 422, "needs both win_start and win_size"),
+        ("win_start=9&win_size=4", {"model": "dyck", "text": TEXT}, 422, "first step 9 is outside the text's 9 steps"),
     ],
 )
 def test_a_saved_page_refuses_a_bad_selection_with_a_sentence(client, query, body, status, words):
     r = client.post(f"/api/page?{query}", json=body)
     assert r.status_code == status, r.text
     assert words in r.json()["detail"]
+
+
+def test_a_saved_page_keeps_the_window_it_was_saved_with(client):
+    r = client.post("/api/page?t=4&win_start=3&win_size=5", json={"model": "dyck", "text": TEXT})
+    assert r.status_code == 200, r.text
+    assert _embedded(r.text)["select"] == {"layer": 0, "unit": 0, "t": 4, "win": {"start": 3, "size": 5}}
+    plain = client.post("/api/page?t=4", json={"model": "dyck", "text": TEXT})
+    assert "win" not in _embedded(plain.text)["select"]  # none asked: the page places the window around t
 
 
 def test_a_saved_page_of_a_vector_model_is_refused(client):

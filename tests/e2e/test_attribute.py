@@ -64,9 +64,33 @@ def test_scrubbing_moves_the_attribution_and_the_state_gradient_with_t(new_page,
     at10 = _attribute(server, {"model": "recall-lstm", "text": TEXT, "t": 10})
     expect(pg.get_by_test_id("attribute-status")).to_contain_text(f"log p({at10['target']['label']})")
     # the keyboard scrubs too: each step's attribution follows
+    asked: list[int] = []  # the steps the page asks the server for, in order
+
+    def note(r) -> None:
+        if "/api/attribute" in r.url:
+            asked.append(json.loads(r.post_data or "{}")["t"])
+
+    pg.on("request", note)
     for _ in range(3):
         pg.keyboard.press("ArrowRight")
     expect(panel).to_have_attribute("data-t", "13")
+    # while scrubbing, the next step's answer is asked for ahead: the next → finds it ready and asks nothing more
+    for _ in range(100):
+        if 14 in asked:
+            break
+        pg.wait_for_timeout(50)
+    assert 14 in asked, asked
+    before = len(asked)
+    pg.keyboard.press("ArrowRight")
+    expect(panel).to_have_attribute("data-t", "14")
+    at14 = _attribute(server, {"model": "recall-lstm", "text": TEXT, "t": 14})
+    expect(status).to_contain_text(f"The prediction at t = 14: log p({at14['target']['label']})")
+    assert 14 not in asked[before:], asked
+    # scrubbing back a step: the answer is still kept (at most 16 steps are), so nothing is asked again
+    before = len(asked)
+    pg.keyboard.press("ArrowLeft")
+    expect(panel).to_have_attribute("data-t", "13")
+    assert 13 not in asked[before:], asked
     panel.screenshot(path=str(ARTIFACTS / "attribute-1280x720.png"))
     # the plain RNN on the same text: the first symbol holds next to nothing of its answer, and the panel says so
     pg.goto(f"{server}/#model=recall-rnn&text={urllib.parse.quote(TEXT)}")

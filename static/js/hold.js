@@ -1,0 +1,195 @@
+/**
+ * Hold a unit from the diagram, and what is held where. Clicking a gate's box or op in the diagram (C's +, h's ×,
+ * the σ and tanh boxes), or Enter / Space on it, opens a small menu: "Hold unit 118's C at 0.532 from t = 12"
+ * (the value the unit has there, editable; hold at, scale by or zero), which adds the intervention through the
+ * state (state.holdHere); Escape or Cancel closes it and gives the focus back to the part. The page then traces
+ * the held run (the live socket carries the interventions) and the server's reply says what it held
+ * (state.heldRuns: its "intervened", steps resolved): heldKeys and heldUnits read that for the views that mark
+ * held values (the diagram, the step cards). Nothing here computes a value: the menu's number is the server's.
+ */
+
+import { directionsOf } from "./cards.js";
+import { el } from "./format.js";
+import { describe } from "./intervene.js";
+
+/** Significant digits of the value the menu starts with (the unit's value at t: holding it there changes ~nothing). */
+const VALUE_DIGITS = 6;
+/** What each operation is called in the menu. */
+const OPS = { set: "hold at", scale: "scale by", zero: "zero" };
+
+/** Whether the page can hold `card`'s units: a forward text model (the server runs interventions on those only). */
+export function canHold(card) {
+  return Boolean(card) && card.input !== "vectors" && !directionsOf(card).includes("backward");
+}
+
+/** The keys of the selected unit held at step t (its gates, and c_prev / h_prev when C / h was held at t − 1):
+ *  the values the diagram and the cards draw as set by hand. */
+export function heldKeys(state, t) {
+  const out = new Set();
+  if (!state.heldRuns.length) return out;
+  for (const r of state.heldAt(state.layer, t)) if (r.units.includes(state.unit)) out.add(r.gate);
+  if (t > 0) {
+    for (const r of state.heldAt(state.layer, t - 1)) {
+      if (!r.units.includes(state.unit)) continue;
+      if (r.gate === "c") out.add("c_prev");
+      if (r.gate === "h") out.add("h_prev");
+    }
+  }
+  return out;
+}
+
+/** Every unit of the selected layer held at step t, per gate ({gate: Set of units}): the strips' marks. */
+export function heldUnits(state, t) {
+  const out = {};
+  for (const r of state.heldAt(state.layer, t)) for (const u of r.units) (out[r.gate] ||= new Set()).add(u);
+  return out;
+}
+
+/** The small menu the diagram opens on a part: one intervention for the selected unit, from step t on. */
+export class HoldMenu {
+  /** host: where the menu sits (document.body: it is placed in page coordinates, under the part or button). */
+  constructor(host, state) {
+    this._host = host;
+    this._state = state;
+    this._anchor = null;
+    this._gate = null;
+    const ids = (k) => `hold-menu-${k}`;
+    this.title = el("p", { class: "hold-title", id: ids("title"), "data-testid": "hold-title" });
+    this.op = el("select", { id: ids("op"), "data-testid": "hold-op" });
+    for (const [value, text] of Object.entries(OPS)) this.op.append(new Option(text, value));
+    this.value = el("input", { id: ids("value"), type: "number", step: "any", "data-testid": "hold-value" });
+    this.from = el("input", { id: ids("from"), type: "number", min: "0", step: "1", inputmode: "numeric", "data-testid": "hold-from" });
+    this.apply = el("button", { type: "submit", class: "primary", "data-testid": "hold-apply", text: "Hold" });
+    this.cancel = el("button", { type: "button", class: "mini", "data-testid": "hold-cancel", text: "Cancel" });
+    this.valueCtl = el("span", { class: "ctl" }, el("label", { for: ids("value"), text: "value" }), this.value);
+    this.form = el(
+      "form",
+      { class: "hold-form" },
+      this.title,
+      el("span", { class: "ctl" }, el("label", { for: ids("op"), text: "Do" }), this.op),
+      this.valueCtl,
+      el("span", { class: "ctl" }, el("label", { for: ids("from"), text: "from t =" }), this.from),
+      el("span", { class: "hold-buttons" }, this.apply, this.cancel),
+    );
+    this.root = el("div", { class: "hold-menu", role: "dialog", "aria-labelledby": ids("title"), "data-testid": "hold-menu", hidden: true }, this.form);
+    host.append(this.root);
+    this.form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      this._hold();
+    });
+    this.cancel.addEventListener("click", () => this.close());
+    this.op.addEventListener("change", () => {
+      if (this.op.value === "scale") this.value.value = "1";
+      else if (this.op.value === "set") this.value.value = this._shown();
+      this._describe();
+    });
+    for (const input of [this.value, this.from]) input.addEventListener("input", () => this._describe());
+    this.root.addEventListener("keydown", (ev) => {
+      if (ev.key !== "Escape") return;
+      ev.stopPropagation(); // the menu's Escape, not the page's
+      this.close();
+    });
+    document.addEventListener("pointerdown", (ev) => {
+      if (!this.root.hidden && !this.root.contains(ev.target) && !this._anchor?.contains(ev.target)) this.close(false);
+    });
+    state.subscribe((changed) => {
+      if (["model", "unit", "layer"].some((k) => changed.has(k))) this.close(false); // it was about another unit
+    });
+  }
+
+  /** Whether the menu is open. */
+  get isOpen() {
+    return !this.root.hidden;
+  }
+
+  /** Open the menu for `gate` (a part of the diagram that is a gate key; null: C, or h for a GRU or RNN) beside
+   *  `anchor` (the part's element, or the unit panel's button). Returns whether it opened. */
+  open(gate, anchor) {
+    const s = this._state;
+    gate ??= s.card?.gates.includes("c") ? "c" : "h";
+    if (!canHold(s.card) || !s.card.gates.includes(gate) || !s.T) return false;
+    this._gate = gate;
+    this._anchor = anchor;
+    this.op.value = "set";
+    this.value.value = this._shown();
+    this.from.value = String(s.t);
+    this.from.max = String(s.T - 1);
+    this._describe();
+    this.root.hidden = false;
+    this._place(anchor);
+    this.value.focus();
+    this.value.select();
+    return true;
+  }
+
+  /** Close the menu; `refocus`: give the focus back to the part it was opened on. */
+  close(refocus = true) {
+    if (this.root.hidden) return;
+    this.root.hidden = true;
+    const anchor = this._anchor;
+    this._anchor = null;
+    if (refocus) anchor?.focus();
+  }
+
+  /** The selected unit's value of the gate at t, as the server sent it. */
+  _current() {
+    const s = this._state;
+    const exact = s.currentLines()?.[this._gate]?.[s.t];
+    if (typeof exact === "number") return exact;
+    const row = s.trace.layers[s.layer]?.[this._gate]?.row(s.t);
+    return row ? row[s.unit] : null;
+  }
+
+  /** The value at t as the menu starts with it: the server's, to VALUE_DIGITS significant digits. */
+  _shown() {
+    const v = this._current();
+    return typeof v === "number" && Number.isFinite(v) ? String(Number(v.toPrecision(VALUE_DIGITS))) : "0";
+  }
+
+  _intervention() {
+    const s = this._state;
+    const iv = { layer: s.layer, unit: s.unit, gate: this._gate, op: this.op.value, from: Math.max(0, Math.round(Number(this.from.value || 0))) };
+    if (iv.op !== "zero") iv.value = Number(this.value.value || 0);
+    return iv;
+  }
+
+  /** The title says what the menu would do: "Hold unit 118's C at 0.532 from t = 12". */
+  _describe() {
+    this.valueCtl.hidden = this.op.value === "zero";
+    const words = describe(this._intervention());
+    this.title.textContent = words[0].toUpperCase() + words.slice(1);
+    this.apply.setAttribute("aria-label", `${this.title.textContent}: run the model with it`);
+  }
+
+  _hold() {
+    const iv = this._intervention();
+    if (iv.op !== "zero" && !Number.isFinite(iv.value)) {
+      this.value.setCustomValidity("Type a number");
+      this.value.reportValidity();
+      return;
+    }
+    this.value.setCustomValidity("");
+    this._state.holdHere({ gate: iv.gate, op: iv.op, value: iv.value, from: iv.from });
+    this.close();
+  }
+
+  /** Under the part, inside the page's width. */
+  _place(anchor) {
+    const at = anchor.getBoundingClientRect();
+    const w = this.root.offsetWidth;
+    const page = document.documentElement.clientWidth;
+    const left = Math.max(4, Math.min(at.left + at.width / 2 - w / 2, page - w - 4));
+    this.root.style.left = `${Math.round(left + scrollX)}px`;
+    this.root.style.top = `${Math.round(at.bottom + scrollY + 6)}px`;
+  }
+}
+
+/** A part's accessible name with what is held there: "forget gate: f = σ(…), held by hand at this step". */
+export function heldName(title, held) {
+  return held ? `${title} (held by hand at this step)` : title;
+}
+
+/** The gate a part holds ("c" for C's +, "h" for h's ×, a box's gate), or null: that part is not a gate. */
+export function gateOfPart(card, part) {
+  return card?.gates.includes(part) ? part : null;
+}

@@ -1,0 +1,227 @@
+"""Holding a unit from the diagram in a real Chromium: a click (or Enter) on a part opens "Hold unit 4's C at … from
+t = …", the page then shows the run the model made with it (its predictions are POST /api/trace's with the same
+interventions), the held values are marked in amber in the diagram, on the step cards ("→ held") and on the unit's
+curves, and a shared link with hold= reproduces the held run."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import urllib.parse
+import urllib.request
+
+import pytest
+from playwright.sync_api import expect
+
+from .conftest import ARTIFACTS, api_card, assert_clean, wait_diagram, wait_drawn
+
+pytestmark = pytest.mark.e2e
+
+TEXT = "((()(()))(()(("  # dyck, never back at depth 0
+T_AT = 8  # read ")": depth 2 left open
+DEPTH0 = 0.076  # the depth unit's C at depth 0 (test_intervene.py)
+
+
+def _trace(server: str, interventions: list[dict]) -> dict:
+    """POST /api/trace with `interventions` (asked once per list: a page's first visit starts the model's index
+    build in the server, which slows its answers on a loaded machine)."""
+    return json.loads(_asked(server, json.dumps(interventions)))
+
+
+@functools.cache
+def _asked(server: str, interventions: str) -> str:
+    body = {"model": "dyck", "text": TEXT, "interventions": json.loads(interventions)}
+    req = urllib.request.Request(
+        server + "/api/trace", data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=120) as r:
+        return r.read().decode()
+
+
+def _open(new_page, server: str, w: int = 1280, h: int = 720, extra: str = ""):
+    pg = new_page(w, h)
+    pg.goto(f"{server}/#model=dyck&layer=0&unit=4&t={T_AT}&text={urllib.parse.quote(TEXT)}{extra}")
+    card = api_card(server, "dyck")
+    wait_drawn(pg, card["gates"], len(TEXT))
+    wait_diagram(pg, card["cell"], t=T_AT, unit=4)
+    return pg
+
+
+def _preds(pg) -> list[list[str]]:
+    """The page's next-token list at t: [token, "55.9%"]."""
+    return pg.evaluate(
+        "() => [...document.querySelectorAll('#preds li')].map((li) => "
+        "[li.querySelector('.tok').innerText, li.querySelector('.p').innerText])"
+    )
+
+
+def _api_preds(trace: dict, t: int) -> list[list[str]]:
+    return [[c["token"], f"{100 * c['p']:.1f}%"] for c in trace["probs"][t]]
+
+
+def _expect_held_run(pg, server: str, held: list[dict], gates: list[str]) -> None:
+    """The page shows the held run (its predictions at t are the API's with `held`, not the plain run's), marked."""
+    want = _trace(server, held)
+    plain = _trace(server, [])
+    assert _api_preds(want, T_AT) != _api_preds(plain, T_AT)  # the hold changes what the model expects here
+    pg.wait_for_function(
+        "n => window.gatescope.state.heldRuns.length === n", arg=len(want["intervened"]), timeout=30_000
+    )
+    expect(pg.locator("#preds li").first.locator(".tok")).to_have_text(want["probs"][T_AT][0]["token"], timeout=30_000)
+    assert _preds(pg) == _api_preds(want, T_AT)
+    # the diagram: the held part in amber, its name says so, and the held unit's cell on the C strip
+    c_op = pg.locator("#diagram .dg-part[data-part='c']")
+    expect(c_op).to_have_class(re.compile(r"\bdg-held\b"))
+    expect(c_op).to_have_attribute("aria-label", re.compile(r"held by hand"))
+    expect(pg.locator("#diagram .dg-num.dg-held .dg-val[data-gate='c']").first).to_be_visible()
+    expect(pg.locator("#diagram .dg-strip[data-strip='c'] [data-testid='diagram-held-cells'] rect")).to_have_count(1)
+    # the cards: "→ held" beside every C_t and C_{t−1} (held from t = 0: the step before was held too), only there
+    expect(pg.locator("[data-testid='held-tag']:not([hidden])").first).to_be_visible()
+    beside = pg.evaluate(
+        "() => [...document.querySelectorAll('[data-testid=held-tag]:not([hidden])')]"
+        ".map((tag) => tag.previousElementSibling.dataset.gate)"
+    )
+    numbers = pg.evaluate("() => [...document.querySelectorAll('#steps .num')].map((n) => n.dataset.gate)")
+    assert sorted(beside) == sorted(k for k in numbers if k in ("c", "c_prev")) and "c_prev" in beside and "c" in beside
+    # the curves: a band over the held steps on C's strip; the heatmaps outline the held cells
+    band = pg.get_by_test_id("curves-held")
+    expect(band).to_have_count(1)
+    expect(band).to_have_attribute("aria-label", re.compile(r"unit 4's C .*held by hand from t = 0"))
+    expect(pg.get_by_test_id("heatmap-held")).to_have_count(len(gates))
+
+
+HELD = [{"layer": 0, "unit": 4, "gate": "c", "op": "set", "value": DEPTH0, "from": 0}]
+TWO = [*HELD, {"layer": 0, "unit": 4, "gate": "o", "op": "zero", "from": 6}]
+
+
+@pytest.fixture(autouse=True)
+def _references(server):
+    """The API's answers, asked before any page opens."""
+    for held in ([], HELD, TWO):
+        _trace(server, held)
+
+
+def test_hold_from_the_diagram_by_mouse_changes_the_predictions_and_marks_the_held_values(new_page, server):
+    gates = api_card(server, "dyck")["gates"]
+    pg = _open(new_page, server)
+    plain = _trace(server, [])
+    assert _preds(pg) == _api_preds(plain, T_AT)
+    expect(pg.get_by_test_id("held-tag")).to_have_count(0)
+    pg.locator("#diagram .dg-part[data-part='c']").click()
+    menu = pg.get_by_test_id("hold-menu")
+    expect(menu).to_be_visible()
+    expect(menu).to_have_attribute("role", "dialog")
+    here = plain["layers"][0]["c"][T_AT][4]  # the value it has there is the menu's default
+    assert abs(float(pg.get_by_test_id("hold-value").input_value()) - here) <= 1e-5 * max(1, abs(here))
+    expect(pg.get_by_test_id("hold-title")).to_have_text(re.compile(rf"^Hold unit 4's C at .* from t = {T_AT}$"))
+    pg.get_by_test_id("hold-value").fill(str(DEPTH0))
+    pg.get_by_test_id("hold-from").fill("0")
+    expect(pg.get_by_test_id("hold-title")).to_have_text(f"Hold unit 4's C at {DEPTH0} from t = 0")
+    pg.get_by_test_id("hold-apply").click()
+    expect(menu).to_be_hidden()
+    _expect_held_run(pg, server, HELD, gates)
+    expect(pg.get_by_test_id("intervention")).to_have_text(f"hold unit 4's C at {DEPTH0} from t = 0×")
+    for scheme in ("light", "dark"):
+        pg.emulate_media(color_scheme=scheme)
+        pg.locator(".cell-row").screenshot(path=str(ARTIFACTS / f"hold-1280x720-{scheme}.png"))
+    assert_clean(pg, server)
+
+
+def test_hold_from_the_diagram_by_keyboard_and_escape_closes_the_menu(new_page, server):
+    gates = api_card(server, "dyck")["gates"]
+    pg = _open(new_page, server)
+    c_op = pg.locator("#diagram .dg-part[data-part='c']")
+    c_op.focus()
+    pg.keyboard.press("Enter")
+    menu = pg.get_by_test_id("hold-menu")
+    expect(menu).to_be_visible()
+    expect(pg.get_by_test_id("hold-value")).to_be_focused()
+    pg.keyboard.press("Escape")  # dismissed: nothing held, the focus back on the part
+    expect(menu).to_be_hidden()
+    expect(c_op).to_be_focused()
+    assert pg.evaluate("() => window.gatescope.state.interventions.length") == 0
+    pg.keyboard.press(" ")  # Space opens it too (and does not play the steps: t stays)
+    expect(pg.get_by_test_id("hold-value")).to_be_focused()
+    assert pg.evaluate("() => window.gatescope.state.t") == T_AT
+    pg.keyboard.type(str(DEPTH0))
+    pg.keyboard.press("Tab")  # to "from t ="
+    expect(pg.get_by_test_id("hold-from")).to_be_focused()
+    pg.keyboard.press("Control+A")
+    pg.keyboard.type("0")
+    pg.keyboard.press("Enter")  # submits
+    expect(menu).to_be_hidden()
+    _expect_held_run(pg, server, HELD, gates)
+    assert_clean(pg, server)
+
+
+def test_a_shared_link_reproduces_the_held_run_and_marks_every_held_gate(new_page, server):
+    gates = api_card(server, "dyck")["gates"]
+    pg = _open(new_page, server)
+    pg.locator("#diagram .dg-part[data-part='c']").click()
+    pg.get_by_test_id("hold-value").fill(str(DEPTH0))
+    pg.get_by_test_id("hold-from").fill("0")
+    pg.get_by_test_id("hold-apply").click()
+    # a second gate of the same unit, zeroed from t = 6: both are marked in the diagram
+    pg.locator("#diagram .dg-part[data-part='o']").click()
+    pg.get_by_test_id("hold-op").select_option("zero")
+    expect(pg.get_by_test_id("hold-value")).to_be_hidden()
+    pg.get_by_test_id("hold-from").fill("6")
+    pg.get_by_test_id("hold-apply").click()
+    held = TWO
+    pg.wait_for_function("() => window.gatescope.state.heldRuns.length === 2", timeout=30_000)
+    expect(pg.locator("#diagram .dg-part.dg-held")).to_have_count(2)
+    # C (and C_{t−1}, held at t − 1 too) and o
+    assert set(pg.locator("#diagram svg.dg").get_attribute("data-held").split()) == {"c", "c_prev", "o"}
+    pg.wait_for_function("() => location.hash.includes('hold=')", timeout=5_000)
+    url = pg.evaluate("() => location.href")
+    assert json.loads(urllib.parse.unquote(re.search(r"hold=([^&]*)", url).group(1))) == held
+    # the link in a fresh page (no shared storage): the same held run, the same marks
+    other = new_page(1280, 720)
+    other.goto(url)
+    wait_drawn(other, gates, len(TEXT))
+    other.wait_for_function("() => window.gatescope.state.heldRuns.length === 2", timeout=30_000)
+    want = _trace(server, held)
+    first = other.locator("#preds li").first.locator(".tok")
+    expect(first).to_have_text(want["probs"][T_AT][0]["token"], timeout=30_000)
+    assert _preds(other) == _api_preds(want, T_AT)
+    expect(other.locator("#diagram .dg-part.dg-held")).to_have_count(2)
+    expect(other.get_by_test_id("curves-held")).to_have_count(2)
+    expect(other.get_by_test_id("intervention")).to_have_count(2)
+    for w, h in [(1024, 768), (390, 844)]:
+        other.set_viewport_size({"width": w, "height": h})
+        other.wait_for_function(f"() => document.documentElement.scrollWidth <= {w}", timeout=10_000)
+        for scheme in ("light", "dark"):
+            other.emulate_media(color_scheme=scheme)
+            other.locator(".cell-row").screenshot(path=str(ARTIFACTS / f"hold-{w}x{h}-{scheme}.png"))
+    # removing them in the panel: a plain run again, no marks
+    other.get_by_test_id("intervene-clear").click()
+    other.wait_for_function("() => window.gatescope.state.heldRuns.length === 0", timeout=30_000)
+    expect(other.locator("#diagram .dg-part.dg-held")).to_have_count(0)
+    expect(other.get_by_test_id("curves-held")).to_have_count(0)
+    assert _preds(other) == _api_preds(_trace(server, []), T_AT)
+    assert_clean(pg, server)
+    assert_clean(other, server)
+
+
+def test_the_unit_panel_button_opens_the_same_menu(new_page, server):
+    pg = _open(new_page, server)
+    button = pg.get_by_test_id("hold-unit")
+    expect(button).to_have_text("Hold unit 4…")
+    button.click()
+    expect(pg.get_by_test_id("hold-title")).to_have_text(re.compile(rf"^Hold unit 4's C at .* from t = {T_AT}$"))
+    pg.get_by_test_id("hold-cancel").click()
+    expect(pg.get_by_test_id("hold-menu")).to_be_hidden()
+    expect(button).to_be_focused()
+    assert_clean(pg, server)
+
+
+def test_a_link_holding_a_unit_the_model_lacks_says_so_and_shows_the_plain_run(new_page, server):
+    bad = urllib.parse.quote(json.dumps([{"layer": 0, "unit": 99, "gate": "c", "op": "zero", "from": 0}]))
+    pg = _open(new_page, server, extra=f"&hold={bad}")
+    alert = pg.get_by_test_id("alert")
+    expect(alert).to_contain_text("Nothing is held: intervention 0: 'unit' 99 is out of range")
+    expect(alert).to_contain_text("The views show the plain run.")
+    assert _preds(pg) == _api_preds(_trace(server, []), T_AT)
+    expect(pg.get_by_test_id("intervention")).to_have_count(0)
+    expect(pg.locator("#diagram .dg-part.dg-held")).to_have_count(0)
