@@ -28,16 +28,20 @@ class Cluster:
             return self.address
         with self._lock:
             if self.client is None:
+                import dask
                 from distributed import Client, LocalCluster
 
-                self._cluster = LocalCluster(
-                    n_workers=self.workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    host="127.0.0.1",
-                    dashboard_address=None,
-                    silence_logs=logging.WARNING,
-                )
+                from model.analysis.index import QUIET
+
+                with dask.config.set(QUIET):  # no profiler sampling the workers' stacks
+                    self._cluster = LocalCluster(
+                        n_workers=self.workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        host="127.0.0.1",
+                        dashboard_address="127.0.0.1:0",
+                        silence_logs=logging.WARNING,
+                    )
                 self.client = Client(self._cluster)
             return self.client
 

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import model  # noqa: E402
-from model.analysis.index import build  # noqa: E402
+from model.analysis.index import QUIET, build  # noqa: E402
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 BIG_CHARS = int(os.environ.get("BENCH_INDEX_CHARS", str(10_000_000)))
@@ -60,12 +60,16 @@ def corpus(chars: int) -> tuple[list[Path], int]:
     return files, total
 
 
-def median_time(fn) -> float:
-    times = []
+def median_time(fn, cpu: list[float] | None = None) -> float:
+    """The median wall time of REPEATS calls; their median CPU time of this process appended to ``cpu``."""
+    times, cpus = [], []
     for _ in range(REPEATS):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
         times.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+    if cpu is not None:
+        cpu.append(statistics.median(cpus))
     return statistics.median(times)
 
 
@@ -76,21 +80,25 @@ def batched_vs_single(net, files: list[Path], chars: int, tmp: Path) -> None:
         for t in texts:
             net.trace(t, probs=False)
 
-    t_single = median_time(single)
-    t_batch = median_time(lambda: build(net, files, tmp / "b.zarr", scheduler="sync", carry=True))
+    cpu: list[float] = []
+    t_single = median_time(single, cpu)
+    t_batch = median_time(lambda: build(net, files, tmp / "b.zarr", scheduler="sync", carry=True), cpu)
     print(
         f"indexing, one process: batched build {chars / t_batch:,.0f} chars/s (incl. writing and every statistic), "
-        f"one net.trace at a time {chars / t_single:,.0f} chars/s: {t_single / t_batch:.2f}x (target >= 10x)"
+        f"one net.trace at a time {chars / t_single:,.0f} chars/s: {t_single / t_batch:.2f}x (target >= 10x); "
+        f"CPU s: single {cpu[0]:.1f}, build {cpu[1]:.1f} ({cpu[0] / cpu[1]:.2f}x)"
     )
 
 
 def workers(net, files: list[Path], chars: int, tmp: Path) -> None:
+    import dask
     from distributed import Client, LocalCluster
 
     got = {}
     for n in (1, 2):
-        kw = dict(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1")
-        with LocalCluster(**kw) as cluster, Client(cluster) as client:
+        kw = dict(n_workers=n, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0", host="127.0.0.1")
+        with dask.config.set(QUIET), LocalCluster(**kw) as cluster, Client(cluster) as client:
+            build(net, files[:2], tmp / f"warm{n}.zarr", scheduler=client, carry=True)  # each worker's kernels loaded
             out = tmp / f"w{n}.zarr"
             got[n] = median_time(lambda out=out, client=client: build(net, files, out, scheduler=client, carry=True))
     print(
@@ -155,13 +163,24 @@ def big(tmp: Path) -> Path:
 
 
 def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", choices=["sync", "workers", "big"], help="run only 1 (sync), 2 (workers) or 3 (big)")
+    only = ap.parse_args().only
     net = model.load("code")
     files, chars = spread(SAMPLE_CHARS)
     print(f"held-out Python: {len(files)} stdlib files, {chars:,} characters (every k-th file, sorted)")
+    print(f"load average at the start: {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory(prefix="gatescope-bench-index-") as d:
         tmp = Path(d)
-        batched_vs_single(net, files, chars, tmp)
-        workers(net, files, chars, tmp)
+        if only in (None, "sync"):
+            batched_vs_single(net, files, chars, tmp)
+        if only in (None, "workers"):
+            workers(net, files, chars, tmp)
+        if only not in (None, "big"):
+            print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+            return
         out = big(tmp)
         try:
             sys.path.insert(0, str(ROOT / "bench"))

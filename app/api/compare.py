@@ -41,6 +41,12 @@ class CompareRequest(BaseModel):
     gates: list[str] | None = Field(
         default=None, max_length=16, description="the gates whose b − a is sent (default: the state, c or else h)"
     )
+    unit: int = Field(
+        default=0, ge=0, description="run a's selected unit (state.a.unit; b's follows it when they correspond)"
+    )
+    unit_b: int | None = Field(
+        default=None, ge=0, description="run b's own selected unit, used when b's units do not correspond to a's"
+    )
 
 
 class Pair(BaseModel):
@@ -70,7 +76,20 @@ class Likelihoods(BaseModel):
     mean_difference: float | None
 
 
+class RunState(BaseModel):
+    model: str
+    text: str
+    layer: int = Field(description="the layer compared")
+    unit: int = Field(description="the unit the page selects in this run")
+    unit_from: str = Field(
+        description="run b: 'paired' (a's unit's partner, r given), 'same' (one architecture: a's unit), "
+        "'own' (unit_b, else b's most telling unit: unit k of another model is not a's unit k); run a: 'selected'"
+    )
+    r: float | None = Field(default=None, description="with 'paired': the pair's r")
+
+
 class CompareResponse(BaseModel):
+    state: dict[str, RunState] = Field(description="{a, b}: what the page shows of each run (model, text, layer, unit)")
     steps: int = Field(description="the steps both runs have (the shorter run's length)")
     steps_a: int
     steps_b: int
@@ -108,6 +127,10 @@ async def compare_runs(
         raise HTTPException(422, f"gate {missing[0]!r} is not a gate of both models: they share {', '.join(shared)}")
     steps = min(len(job_a.tokens), len(job_b.tokens))
     values = 2 * steps * max(a_entry.net.width, b_entry.net.width) * len(asked)  # b, and b − a
+    for who, entry, unit in (("a", a_entry, body.unit), ("b", b_entry, body.unit_b)):
+        if unit is not None and unit >= entry.net.width:
+            name = body.model if who == "a" else name_b
+            raise HTTPException(422, f"unit {unit} is not a unit of {name}: its layers have {entry.net.width} units")
     if values > settings.max_plain_values:
         raise HTTPException(
             413,
@@ -117,6 +140,7 @@ async def compare_runs(
     a = await traced(request, body.model, a_entry, body.text, settings, work, job_a)
     b = await traced(request, name_b, b_entry, text_b, settings, work, job_b)
     out = await work_run(work, request, _compare, a_entry.net, a, b_entry.net, b, body.layer, body.match)
+    out["state"] = _states(body, name_b, text_b, a_entry, b_entry, out)
     diff, own = out.pop("difference"), out.pop("b")
     out["b"] = {g: np.round(own[g], 5).tolist() for g in asked}
     if diff is None:
@@ -129,3 +153,39 @@ async def compare_runs(
 
 def _compare(net_a: Any, a: Any, net_b: Any, b: Any, layer: int | None, match: bool) -> dict[str, Any]:
     return compare(net_a, a, net_b, b, layer=layer, match=match)
+
+
+def _states(body: CompareRequest, name_b: str, text_b: str, a_entry: Any, b_entry: Any, out: dict[str, Any]) -> dict:
+    """Each run's selection: b's unit is a's partner (paired), a's own unit (one architecture), or b's own."""
+    k, net_a, net_b = out["layer"], a_entry.net, b_entry.net
+    a = {"model": body.model, "text": body.text, "layer": k, "unit": body.unit, "unit_from": "selected", "r": None}
+    b = {"model": name_b, "text": text_b, "layer": k, "r": None}
+    same = net_a is net_b or (net_a.cell == net_b.cell and net_a.width == net_b.width and net_a.gates == net_b.gates)
+    if out["matching"] is not None:
+        pair = next((p for p in out["matching"]["pairs"] if p["a"] == body.unit), None)
+        if pair is not None:
+            b.update(unit=pair["b"], unit_from="paired", r=pair["r"])
+    if "unit" not in b and same and not body.match:
+        b.update(unit=body.unit, unit_from="same")
+    if "unit" not in b:
+        b.update(unit=body.unit_b if body.unit_b is not None else _telling(b_entry, k), unit_from="own")
+    return {"a": a, "b": b}
+
+
+def _telling(entry: Any, layer: int) -> int:
+    """The card's most telling unit of `layer` (the largest |r| or separation of its telling_units), else 0."""
+    found: list[tuple[float, int]] = []
+
+    def visit(v: Any) -> None:
+        if isinstance(v, list):
+            for x in v:
+                visit(x)
+        elif isinstance(v, dict) and isinstance(v.get("unit"), int):
+            if v.get("layer", 0) == layer and v["unit"] < entry.net.width:
+                found.append((abs(v.get("r") or v.get("separation") or 0.0), v["unit"]))
+        elif isinstance(v, dict):
+            for x in v.values():
+                visit(x)
+
+    visit(entry.card.get("telling_units"))
+    return max(found)[1] if found else 0

@@ -33,6 +33,7 @@ from ..network import Network, Spec
 from ..tokenizer import Encoded, Tokenizer
 from . import corpus as corpus_mod
 from . import unitstats
+from .shards import Rows
 from .spill import Spill
 from .store import ATTR, CHUNK_ROWS, INNER_ROWS, TOKEN_INNER, TOKEN_SHARD, VERSION, Index, fingerprint
 
@@ -202,9 +203,9 @@ def _stored(job: Job, part: int, key: str) -> Iterator[tuple[int, np.ndarray]]:
     """A part's stored rows of one layer and gate, a chunk at a time: (row offset in the part, (n, W) float16)."""
     import zarr
 
-    arr: Any = zarr.open_group(job.path, mode="r")[f"act/{key}/{part}"]
-    for r0 in range(0, arr.shape[0], CHUNK_ROWS):
-        yield r0, np.asarray(arr[r0 : r0 + CHUNK_ROWS])
+    rows = Rows(zarr.open_group(job.path, mode="r")[f"act/{key}/{part}"])
+    for r0 in range(0, rows.shape[0], CHUNK_ROWS):
+        yield r0, rows.view(r0, min(r0 + CHUNK_ROWS, rows.shape[0]))  # the files mapped, no copy (shards.py)
 
 
 def second_task(job: Job, part: int, plans: dict[str, unitstats.Plan]) -> dict[str, unitstats.Second]:
@@ -458,6 +459,40 @@ def _encode(tok: Any, text: str, table: np.ndarray | None) -> Encoded:
     return Encoded(ids, [], [])
 
 
+#: Dask settings of the LocalClusters gatescope starts (with dashboard_address="127.0.0.1:0"): no statistical
+#: profiler in the workers (it samples every thread's stack every 10 ms; a task here is one long compiled call), no
+#: event-loop health checks, and no HTTP routes (Dask's scheduler listens for HTTP even without its dashboard, on
+#: 127.0.0.1:8787 by default, a port a user's own Dask dashboard wants; here on a free port, serving nothing).
+QUIET: dict[str, Any] = {
+    "distributed.scheduler.http.routes": [],
+    "distributed.worker.http.routes": [],
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.system-monitor.gil.enabled": False,
+    "distributed.admin.tick.limit": "1h",
+}
+
+_WARM: set[str] = set()  # per process: the fingerprints whose kernels warm_task has loaded
+
+
+def warm_task(job: Job) -> None:
+    """Load (or compile) this process's kernels once, before a worker's first part: a fresh Dask worker otherwise
+    pays numba's loading of every kernel in its first part's time (1.6-3x one process's, over 600 k characters)."""
+    if job.fingerprint in _WARM:
+        return
+    net = _network(job)
+    if job.kind == "text":
+        docs: list[Any] = [Encoded(np.zeros(3, np.int64), [""] * 3, []), Encoded(np.zeros(2, np.int64), [""] * 2, [])]
+    else:
+        docs = [np.zeros((3, net.spec.input_size), np.float32), np.zeros((2, net.spec.input_size), np.float32)]
+    traced = _trace_part(net, docs, tuple(job.gates))
+    rows = np.asarray(traced[0][0]["h"], np.float16)
+    for gate in ("h", "c"):
+        pa = unitstats.partial(rows, 0)
+        pl = unitstats.plan(pa, gate)
+        unitstats.bands(rows, 0, unitstats.finish(pa, pl, unitstats.second(rows, pl))["deciles"])
+    _WARM.add(job.fingerprint)
+
+
 class _Runner:
     """Runs tasks in this process (``scheduler="sync"``) or on a Dask cluster: a LocalCluster of processes
     started here and closed after (``scheduler=None``), or the cluster at an address or behind a Client. The job
@@ -478,9 +513,7 @@ class _Runner:
         if scheduler is None:
             import dask
 
-            # no HTTP server to speak of: Dask's scheduler listens for HTTP even without its dashboard (on
-            # 127.0.0.1:8787 by default, a port a user's own Dask dashboard wants); here on a free port, no routes
-            with dask.config.set({"distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []}):
+            with dask.config.set(QUIET):
                 self._cluster = LocalCluster(
                     n_workers=workers or 2,
                     threads_per_worker=1,
@@ -502,6 +535,9 @@ class _Runner:
     def __enter__(self) -> _Runner:
         if self._client is not None:
             self._job = self._client.scatter(self.job, broadcast=True, hash=False)
+            workers = list(self._client.scheduler_info().get("workers", {}))
+            warm = [self._client.submit(warm_task, self._job, workers=[w], pure=False) for w in workers]
+            self._client.gather(warm)  # each worker's kernels loaded before the first part (not in its timing)
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -53,7 +53,10 @@ class Spill:
             self._files[key] = (f, values.shape[1])
         f, W = self._files[key]
         assert values.shape[1] == W and 0 <= row and row + len(values) <= self.rows
-        data = np.ascontiguousarray(values, f16)
+        from ..kernels import to_half  # numba: paid by the process that traces anyway, not at import
+
+        data = values if values.dtype == f16 else to_half(values)  # float32: rounded compiled, as astype would
+        data = np.ascontiguousarray(data)
         os.pwrite(f.fileno(), data.data.cast("B"), row * W * 2)  # contiguous: its bytes as they lie
 
     def blocks(self, key: str, rows: int) -> Iterator[tuple[int, np.ndarray]]:

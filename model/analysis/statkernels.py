@@ -5,11 +5,13 @@ a histogram table per unit of an unbounded gate, a sort of every band); these ma
 model/kernels.py), with results equal to the NumPy passes' bit for bit but for the float64 sums (here added in
 step order, there pairwise: both within 1e-12 of the exact mean of a piece this size).
 
-    partial_kernel   keys transposed once (a unit's steps contiguous, in cache), then per unit: the 256 coarse
-                     counts and the sum; the coarse bin of the m-th highest (lowest) key; the fine counts inside
-                     it -> the exact m-th key t; the positions beyond t and the first ties at t, in step order;
+    partial_kernel   keys transposed once (a unit's steps contiguous, in cache; the key without a branch, so the
+                     transpose vectorizes), then per unit: the 256 coarse counts and the sum; the coarse bins of
+                     the m-th highest and lowest keys; one scan for the fine counts inside both -> the exact m-th
+                     keys; one scan for the positions beyond them and the first ties at them, in step order;
                      a stable sort by key (ties keep the lower position first, as np.lexsort((pos, -key))).
-    second_kernel    per unit, one scan: fine counts in the deciles' coarse bins, the histogram (a guess from the
+    second_kernel    per unit, one scan: fine counts in the deciles' coarse bins, the histogram (a bounded gate: one
+                     lookup a value in a table of every key's bin and saturation; else a guess from the
                      uniform edges, moved to np.searchsorted(edges, v, "right") - 1; the last edge closed), the
                      saturated counts and the squared deviations.
     bands_kernel     the rows in mix order (no transpose), every unit's band counted from its 9 decile keys, the
@@ -29,12 +31,11 @@ from ..kernels import OPTS
 
 @njit(inline="always", **OPTS)
 def _key(b):
-    """The order-preserving key of a float16 bit pattern (unitstats.keys): -0 is +0, negatives reversed below."""
-    if b == 0x8000:
-        return np.uint16(0x8000)
-    if b & 0x8000:
-        return np.uint16(b ^ 0xFFFF)
-    return np.uint16(b ^ 0x8000)
+    """The order-preserving key of a float16 bit pattern (unitstats.keys): -0 is +0, negatives reversed below.
+    Without a branch (the transpose's loop vectorizes): a positive pattern flips its sign bit, a negative all."""
+    b32 = np.uint32(b)
+    k = b32 ^ (((b32 >> np.uint32(15)) * np.uint32(0x7FFF)) | np.uint32(0x8000))
+    return np.uint16(np.uint32(0x8000) if b32 == np.uint32(0x8000) else k)
 
 
 @njit(**OPTS)
@@ -51,11 +52,21 @@ def keys_t(bits):
     return out
 
 
-@njit(**OPTS)
-def _extreme(col, coarse, m, highest):
-    """The m positions of col's highest (lowest) keys, ties -> lower position first, best first; and their keys."""
-    n = col.shape[0]
-    # the coarse bin holding the m-th key, and how many keys lie beyond that bin
+@njit(inline="always", **OPTS)
+def _cut(coarse, fine, cb, beyond, m, highest):
+    """The m-th highest (lowest) key t, from the fine counts of its coarse bin cb with ``beyond`` keys past that
+    bin; and how many keys equal to t make the m."""
+    for step in range(256):
+        lo = 255 - step if highest else step
+        if beyond + fine[lo] >= m:
+            return (cb << 8) | lo, m - beyond
+        beyond += fine[lo]
+    return (cb << 8) | 255, 0  # pragma: no cover  (m <= n: never)
+
+
+@njit(inline="always", **OPTS)
+def _coarse_cut(coarse, m, highest):
+    """The coarse bin holding the m-th highest (lowest) key, and how many keys lie beyond that bin."""
     beyond = 0
     cb = 0
     for step in range(256):
@@ -63,35 +74,49 @@ def _extreme(col, coarse, m, highest):
         if beyond + coarse[cb] >= m:
             break
         beyond += coarse[cb]
-    fine = np.zeros(256, np.int64)
+    return cb, beyond
+
+
+@njit(**OPTS)
+def _extremes(col, coarse, m):
+    """The m positions of col's highest keys and of its lowest, ties -> lower position first, best first; and their
+    keys: two scans of col for both (the fine counts in the two coarse bins, then the positions)."""
+    n = col.shape[0]
+    cb_t, beyond_t = _coarse_cut(coarse, m, True)
+    cb_b, beyond_b = _coarse_cut(coarse, m, False)
+    fine_t = np.zeros(256, np.int64)
+    fine_b = np.zeros(256, np.int64)
     for r in range(n):
         k = col[r]
-        if (k >> 8) == cb:
-            fine[k & 0xFF] += 1
-    t = 0
-    for step in range(256):
-        lo = 255 - step if highest else step
-        if beyond + fine[lo] >= m:
-            t = (cb << 8) | lo
-            break
-        beyond += fine[lo]
-    ties = m - beyond  # keys equal to t that make the m (beyond: keys strictly past t)
-    pos = np.empty(m, np.int64)
-    key = np.empty(m, np.int64)
-    got = 0
+        c = k >> 8
+        if c == cb_t:
+            fine_t[k & 0xFF] += 1
+        if c == cb_b:
+            fine_b[k & 0xFF] += 1
+    t_t, ties_t = _cut(coarse, fine_t, cb_t, beyond_t, m, True)
+    t_b, ties_b = _cut(coarse, fine_b, cb_b, beyond_b, m, False)
+    pos_t = np.empty(m, np.int64)
+    key_t = np.empty(m, np.int64)
+    pos_b = np.empty(m, np.int64)
+    key_b = np.empty(m, np.int64)
+    got_t = got_b = 0
     for r in range(n):
         k = np.int64(col[r])
-        if (k > t) if highest else (k < t):
-            pos[got] = r
-            key[got] = k
-            got += 1
-        elif k == t and ties > 0:
-            pos[got] = r
-            key[got] = k
-            got += 1
-            ties -= 1
-    order = np.argsort(-key if highest else key, kind="mergesort")  # stable: ties keep step order
-    return pos[order], key[order]
+        if k > t_t or (k == t_t and ties_t > 0):
+            if k == t_t:
+                ties_t -= 1
+            pos_t[got_t] = r
+            key_t[got_t] = k
+            got_t += 1
+        if k < t_b or (k == t_b and ties_b > 0):
+            if k == t_b:
+                ties_b -= 1
+            pos_b[got_b] = r
+            key_b[got_b] = k
+            got_b += 1
+    order_t = np.argsort(-key_t, kind="mergesort")  # stable: ties keep step order
+    order_b = np.argsort(key_b, kind="mergesort")
+    return pos_t[order_t], key_t[order_t], pos_b[order_b], key_b[order_b]
 
 
 @njit(**OPTS)
@@ -107,6 +132,7 @@ def partial_kernel(bits, K, values):
     top_key = np.empty((W, m), np.int64)
     bottom_pos = np.empty((W, m), np.int64)
     bottom_key = np.empty((W, m), np.int64)
+    v32 = values.astype(np.float32)  # float16 values are exact in float32: half the table's cache lines
     for u in range(W):
         col = kT[u]
         cu = coarse[u]
@@ -114,14 +140,9 @@ def partial_kernel(bits, K, values):
         for r in range(n):
             k = col[r]
             cu[k >> 8] += 1
-            s += values[k]
+            s += np.float64(v32[k])
         total[u] = s
-        p, k = _extreme(col, cu, m, True)
-        top_pos[u] = p
-        top_key[u] = k
-        p, k = _extreme(col, cu, m, False)
-        bottom_pos[u] = p
-        bottom_key[u] = k
+        top_pos[u], top_key[u], bottom_pos[u], bottom_key[u] = _extremes(col, cu, m)
     return coarse, total, top_pos, top_key, bottom_pos, bottom_key
 
 
@@ -148,11 +169,38 @@ def _bin(v, e, bins, scale):
 
 
 @njit(**OPTS)
-def second_kernel(bits, mean, edges, sat_on, sat_lo, sat_hi, bins_q, values):
-    """Pass 2 of bits (n, W): fine (W, 11, 256), hist (W, bins), low, high (W,), sq (W,)."""
+def _squares(col, v32, mu):
+    """sum((v - mu)^2) over a unit's keys, in four interleaved float64 sums (one sum's add latency bound the loop)."""
+    n = col.shape[0]
+    s0 = s1 = s2 = s3 = 0.0
+    r = 0
+    while r + 4 <= n:
+        d0 = np.float64(v32[col[r]]) - mu
+        d1 = np.float64(v32[col[r + 1]]) - mu
+        d2 = np.float64(v32[col[r + 2]]) - mu
+        d3 = np.float64(v32[col[r + 3]]) - mu
+        s0 += d0 * d0
+        s1 += d1 * d1
+        s2 += d2 * d2
+        s3 += d3 * d3
+        r += 4
+    while r < n:
+        d0 = np.float64(v32[col[r]]) - mu
+        s0 += d0 * d0
+        r += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+@njit(**OPTS)
+def second_kernel(bits, mean, edges, table, bins_q, values):
+    """Pass 2 of bits (n, W): fine (W, 11, 256), hist (W, bins), low, high (W,), sq (W,). ``table`` (65536,) int32
+    when every unit has the same edges (a bounded gate): each key's bin (-1 outside) | 1 << 16 when saturated low
+    | 1 << 17 high, so a value costs one lookup; else empty (an unbounded gate, no saturation): bins by _bin."""
     n, W = bits.shape
     bins = edges.shape[1] - 1
     kT = keys_t(bits)
+    v32 = values.astype(np.float32)  # float16 values are exact in float32: half the table's cache lines
+    shared = table.shape[0] > 0
     fine = np.zeros((W, 11, 256), np.int64)
     hist = np.zeros((W, bins), np.int64)
     low = np.zeros(W, np.int64)
@@ -160,36 +208,42 @@ def second_kernel(bits, mean, edges, sat_on, sat_lo, sat_hi, bins_q, values):
     sq = np.zeros(W)
     slot = np.empty(256, np.int64)
     for u in range(W):
-        col, e, mu = kT[u], edges[u], mean[u]
+        col, e = kT[u], edges[u]
         slot[:] = -1
         for q in range(11):
             if slot[bins_q[u, q]] < 0:
                 slot[bins_q[u, q]] = q  # the first decile in that coarse bin counts for all of them
-        span = e[bins] - e[0]
-        scale = bins / span if span > 0 else 0.0
         f, hu = fine[u], hist[u]
-        lo_n, hi_n, s = 0, 0, 0.0
-        for r in range(n):
-            k = col[r]
-            v = values[k]
-            q = slot[k >> 8]
-            if q >= 0:
-                f[q, k & 0xFF] += 1
-            b = _bin(v, e, bins, scale)
-            if b >= 0:
-                hu[b] += 1
-            if v < sat_lo:
-                lo_n += 1
-            if v > sat_hi:
-                hi_n += 1
-            s += (v - mu) ** 2
+        if shared:
+            lo_n, hi_n = 0, 0
+            for r in range(n):
+                k = col[r]
+                q = slot[k >> 8]
+                if q >= 0:
+                    f[q, k & 0xFF] += 1
+                t = table[k]
+                b = t & 0xFFFF
+                if b != 0xFFFF:
+                    hu[b] += 1
+                lo_n += (t >> 16) & 1
+                hi_n += (t >> 17) & 1
+            low[u], high[u] = lo_n, hi_n
+        else:
+            span = e[bins] - e[0]
+            scale = bins / span if span > 0 else 0.0
+            for r in range(n):
+                k = col[r]
+                q = slot[k >> 8]
+                if q >= 0:
+                    f[q, k & 0xFF] += 1
+                b = _bin(values[k], e, bins, scale)
+                if b >= 0:
+                    hu[b] += 1
         for q in range(11):
             first = slot[bins_q[u, q]]
             if first != q:
                 f[q] = f[first]
-        if sat_on:
-            low[u], high[u] = lo_n, hi_n
-        sq[u] = s
+        sq[u] = _squares(col, v32, mean[u])
     return fine, hist, low, high, sq
 
 

@@ -151,17 +151,26 @@ def _extreme(col: np.ndarray, t: int, m: int, highest: bool) -> np.ndarray:
 
 
 def _best(pos: np.ndarray, key: np.ndarray, K: int, highest: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the K best (key, pos) among candidates (-1 pads ignored): highest or lowest key, lower pos first."""
+    """Per row, the K best (key, pos) among candidates (-1 pads ignored): highest or lowest key, lower pos first.
+    One sort of every row at once, on (key, pos) packed into an int64: the key (reversed for highest) above
+    POS_BITS bits of position, pads at the largest value (last)."""
     W = pos.shape[0]
+    assert pos.max(initial=0) < 1 << POS_BITS
+    k = (0xFFFF - key) if highest else key
+    packed = np.where(pos >= 0, (k.astype(np.int64) << POS_BITS) | pos, np.iinfo(np.int64).max)
+    packed = np.sort(packed, axis=1)[:, :K]  # (W, <=K)
     out_pos = np.full((W, K), -1, np.int64)
     out_key = np.full((W, K), -1, np.int64)
-    for u in range(W):
-        ok = pos[u] >= 0
-        p, kk = pos[u][ok], key[u][ok]
-        order = np.lexsort((p, -kk if highest else kk))[:K]
-        out_pos[u, : len(order)] = p[order]
-        out_key[u, : len(order)] = kk[order]
+    ok = packed != np.iinfo(np.int64).max
+    m = packed.shape[1]
+    out_pos[:, :m] = np.where(ok, packed & ((1 << POS_BITS) - 1), -1)
+    kk = packed >> POS_BITS
+    out_key[:, :m] = np.where(ok, (0xFFFF - kk) if highest else kk, -1)
     return out_pos, out_key
+
+
+#: Bits of a position in _best's packed sort key (the key takes the 16 above them): 2^47 steps.
+POS_BITS = 47
 
 
 def merge(a: Partial | None, b: Partial, K: int = TOP_K) -> Partial:
@@ -230,10 +239,7 @@ def second(rows: np.ndarray, pl: Plan) -> Second:
     bins = pl.edges.shape[1] - 1
     K_ = _compiled()
     if K_ is not None:
-        lo, hi = pl.sat if pl.sat is not None else (-np.inf, np.inf)
-        fine, hist, low, high, sq = K_.second_kernel(
-            _bits(rows), pl.mean, pl.edges, pl.sat is not None, lo, hi, pl.bins_q, VALUES
-        )
+        fine, hist, low, high, sq = K_.second_kernel(_bits(rows), pl.mean, pl.edges, _key_table(pl), pl.bins_q, VALUES)
         return Second(fine, hist, low, high, sq)
     kT = np.ascontiguousarray(keys(rows).T)
     zeros = np.zeros(W, np.int64)
@@ -257,6 +263,24 @@ def second(rows: np.ndarray, pl: Plan) -> Second:
             out.high[u] = np.count_nonzero(v > pl.sat[1])
         out.sq[u] = ((v - pl.mean[u]) ** 2).sum()
     return out
+
+
+def _key_table(pl: Plan) -> np.ndarray:
+    """For the compiled pass 2, when every unit has the same edges: each key's bin (0xFFFF outside) | 1 << 16 if
+    its value is saturated low | 1 << 17 high, (65536,) int32; else an empty array (the kernel bins each value)."""
+    if not (pl.edges == pl.edges[:1]).all():
+        return np.zeros(0, np.int32)
+    got = _TABLES.get((pl.edges[0].tobytes(), pl.sat))
+    if got is None:
+        table = _bin_of_key(pl.edges[0]).astype(np.int32) & 0xFFFF
+        if pl.sat is not None:
+            table |= (VALUES < pl.sat[0]).astype(np.int32) << 16
+            table |= (VALUES > pl.sat[1]).astype(np.int32) << 17
+        got = _TABLES[(pl.edges[0].tobytes(), pl.sat)] = table
+    return got
+
+
+_TABLES: dict[tuple[bytes, tuple[float, float] | None], np.ndarray] = {}  # _key_table's, by edges and bounds
 
 
 def _bin_of_key(e: np.ndarray) -> np.ndarray:

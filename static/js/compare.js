@@ -29,7 +29,8 @@ export class CompareView {
     const push = () => {
       const model = nodes.model.value || null;
       const text = nodes.text.value === "" ? null : nodes.text.value;
-      state.setCompare(model || text !== null ? { model, text, match: nodes.match.checked } : null);
+      const unit = state.compare?.model === model ? state.compare.unit : null; // b's own unit, while b is the same model
+      state.setCompare(model || text !== null ? { model, text, match: nodes.match.checked, unit } : null);
     };
     nodes.model.addEventListener("change", push);
     nodes.match.addEventListener("change", push);
@@ -45,7 +46,11 @@ export class CompareView {
     const s = this.state;
     if (changed.has("cards") || changed.has("model")) this._options();
     if (changed.has("compare")) this._sync();
-    if (["compare", "model", "layer", "trace"].some((k) => changed.has(k))) {
+    // b's own unit (vs_unit) changes what side.js selects in b, not the pair: no new request for it
+    const key = JSON.stringify(s.compare && { ...s.compare, unit: null });
+    const moved = changed.has("compare") && key !== this._key;
+    this._key = key;
+    if (moved || ["model", "layer", "trace"].some((k) => changed.has(k))) {
       clearTimeout(this._timer);
       this._timer = setTimeout(() => this._ask(), SETTLE_MS);
     }
@@ -87,6 +92,7 @@ export class CompareView {
     this.nodes.pairs.replaceChildren();
     this.nodes.note.textContent = note;
     this.nodes.root.dataset.ready = "false";
+    this.state.setCompared(null);
   }
 
   async _ask() {
@@ -100,7 +106,7 @@ export class CompareView {
       return this._clear("Choose another model or another text: this run is the same as the one shown.");
     }
     const layer = Math.min(s.layer, other.layers - 1, s.card.layers - 1);
-    const body = { model: s.model, text: s.tracedText, model_b: other.id, text_b: c.text, layer, match: c.match };
+    const body = { model: s.model, text: s.tracedText, model_b: other.id, text_b: c.text, layer, match: c.match, unit: s.unit, unit_b: c.unit };
     this._asking?.abort();
     const ctl = new AbortController();
     this._asking = ctl;
@@ -115,6 +121,7 @@ export class CompareView {
       this._pairs();
       this.nodes.note.textContent = this._summary();
       this.nodes.root.dataset.ready = "true";
+      s.setCompared(out); // side.js opens run b from out.state.b
     } catch (e) {
       if (e.name === "AbortError") return;
       this._clear(`Not compared: ${e.message}`);

@@ -197,13 +197,15 @@ function zeros(H) {
 export class Diagram {
   /**
    * els: {root (an empty element the diagram fills with its own <svg>), tools: {png, svg} (export buttons),
-   * direction (an empty element for the forward / backward switch, shown for models with a backward direction)}.
+   * direction (an empty element for the forward / backward switch, shown for models with a backward direction),
+   * name (prefixes the ids and test ids it makes, default "diagram": a second diagram on the page, side.js)}.
    * hooks: onGate(key | null) on hover, onError(message) when an export fails, onPick(part, element) when a box or
    * op is clicked or Enter / Space is pressed on it (the hold menu, hold.js).
    */
   constructor(els, state, hooks = {}) {
     const root = els.root;
     this._root = root;
+    this._name = els.name || "diagram";
     this._state = state;
     this._hooks = hooks;
     this._svg = null;
@@ -584,8 +586,8 @@ export class Diagram {
 
     // the explanation of the hovered or focused box (keyboard users tab to it; Escape leaves)
     this._explain = document.createElement("p");
-    Object.assign(this._explain, { className: "dg-explain", id: "diagram-explain" });
-    this._explain.dataset.testid = "diagram-explain";
+    Object.assign(this._explain, { className: "dg-explain", id: `${this._name}-explain` });
+    this._explain.dataset.testid = `${this._name}-explain`;
     this._explain.setAttribute("aria-live", "polite");
     this._explainAbout(null);
     this._root.replaceChildren(svg, this._explain);
@@ -598,7 +600,7 @@ export class Diagram {
   _makeXStrip(parent, x, y) {
     const D = Math.min(this._card.input_size || 1, X_STRIP_CELLS);
     const w = Math.max(6, Math.min(14, X_STRIP_W / D));
-    const g = el("g", { class: "dg-strip dg-x-strip", "data-strip": "x", "data-testid": "x-strip" }, parent);
+    const g = el("g", { class: "dg-strip dg-x-strip", "data-strip": "x", "data-testid": this._name === "diagram" ? "x-strip" : `${this._name}-x-strip` }, parent);
     const cells = Array.from({ length: D }, (_, d) => el("rect", { x: x + d * w, y, width: w, height: 12 }, g));
     el("rect", { class: "dg-strip-frame", x, y, width: w * D, height: 12 }, g);
     return { g, cells };
@@ -634,7 +636,7 @@ export class Diagram {
     g.setAttribute("tabindex", "0");
     g.setAttribute("role", "button");
     g.setAttribute("aria-label", title);
-    g.setAttribute("aria-describedby", "diagram-explain");
+    g.setAttribute("aria-describedby", `${this._name}-explain`);
     const enter = () => {
       this._hovered = part;
       this._focus(part);

@@ -55,13 +55,14 @@ class Panel {
     this.scale = scaleOf(gate);
     this.lut = lutOf(gate);
     this.hooks = hooks;
-    this.root = el("figure", { class: "hm", "data-gate": gate, "data-testid": `heatmap-${gate}` });
+    const name = hooks.name || "heatmap"; // prefixes the test ids (a second run's heatmaps: side.js)
+    this.root = el("figure", { class: "hm", "data-gate": gate, "data-testid": `${name}-${gate}` });
     this.plot = el("div", { class: "hm-plot" });
     this.area = el("div", { class: "hm-area" });
     this.canvas = el("canvas", { class: "hm-cells", "aria-hidden": "true" });
     this.cursorT = el("div", { class: "hm-cursor-t" });
     this.cursorU = el("div", { class: "hm-cursor-u" });
-    this.spanBand = el("div", { class: "hm-span", "data-testid": "heatmap-span" });
+    this.spanBand = el("div", { class: "hm-span", "data-testid": `${name}-span` });
     this.heldLayer = el("div", { class: "hm-held-layer" }); // the cells an intervention holds (intervene.js)
     this.hit = el("div", {
       class: "hm-hit",
@@ -71,8 +72,8 @@ class Panel {
     // a bidirectional layer: a rule between its forward and backward units, and their names
     this.splitLine = el("div", { class: "hm-split", hidden: true });
     this.splitNames = [
-      el("span", { class: "hm-half", "data-testid": "heatmap-half", text: "forward →", hidden: true }),
-      el("span", { class: "hm-half", "data-testid": "heatmap-half", text: "← backward", hidden: true }),
+      el("span", { class: "hm-half", "data-testid": `${name}-half`, text: "forward →", hidden: true }),
+      el("span", { class: "hm-half", "data-testid": `${name}-half`, text: "← backward", hidden: true }),
     ];
     this.area.append(this.canvas, this.splitLine, ...this.splitNames, this.spanBand, this.heldLayer, this.cursorU, this.cursorT, this.hit);
     const png = el("button", { type: "button", class: "mini", text: "PNG", title: `Download the ${SHORT[gate]} heatmap as PNG` });
@@ -425,7 +426,8 @@ class Panel {
   }
 }
 
-/** The grid of heatmaps. hooks.onGate(gate|null) when one is hovered. */
+/** The grid of heatmaps. hooks.onGate(gate|null) when one is hovered; hooks.name prefixes the panels' test ids
+ *  (default "heatmap": heatmap-c ...; a second run's grid, side.js, takes another). */
 export class Heatmaps {
   constructor(root, state, hooks = {}) {
     this.root = root;
@@ -485,7 +487,7 @@ export class Heatmaps {
     this.panels = [];
     if (!card) return;
     this.grid.dataset.count = String(card.gates.length);
-    const hooks = { onExport: (panel, format) => this._export(panel, format) };
+    const hooks = { name: this.hooks.name, onExport: (panel, format) => this._export(panel, format) };
     for (const gate of card.gates) {
       const p = new Panel(gate, hooks);
       p.H = gateWidth(card, gate);

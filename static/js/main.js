@@ -20,6 +20,7 @@ import { CompareView } from "./compare.js";
 import { InterveneView } from "./intervene.js";
 import { SaturationView } from "./saturation.js";
 import { SeriesView } from "./series.js";
+import { SideRun } from "./side.js";
 import { Share } from "./share.js";
 import { State } from "./state.js";
 import { Story } from "./story.js";
@@ -108,6 +109,14 @@ new CompareView(
   },
   state,
 );
+const side = new SideRun(
+  {
+    row: document.querySelector(".cell-row"), diagramBox: $("side-diagram-box"), diagram: $("side-diagram"), heatmapsBox: $("side-heatmaps-box"),
+    heatmaps: $("side-heatmaps"), title: $("side-title"), heatTitle: $("side-heat-title"), titleA: $("side-title-a"),
+    heatTitleA: $("side-heat-title-a"),
+  },
+  state,
+);
 new Share({ copy: $("copy-link"), status: $("copy-status"), json: $("download-json"), csv: $("download-csv"), page: $("save-page") }, state, {
   onMessage: say("export"),
 });
@@ -138,7 +147,7 @@ new ProbeView(
   },
   state,
 );
-window.gatescope = { state, lastDrawn: () => heatmaps.lastDrawn };
+window.gatescope = { state, side, lastDrawn: () => heatmaps.lastDrawn };
 
 // ---- the server
 

@@ -16,7 +16,8 @@
  *     "order"   the heatmaps' row order changed (state.order: "index" | "probe" | "similar"; state.orderRows:
  *               the unit drawn in each row, a permutation of the layer's units, or null for index order)
  *     "span"    the span of steps a pattern match starts from changed (state.span: {start, stop} or null)
- *     "compare" the run set beside this one changed (state.compare: {model, text, match} or null)
+ *     "compare" the run set beside this one changed (state.compare: {model, text, match, unit} or null)
+ *     "compared" the server's answer on the pair arrived or was dropped (state.compared: POST /api/compare's, or null)
  *     "interventions" the units held (state.interventions: the list POST /api/trace takes; [] none)
  *     "held"    the server's word on what the trace shown holds changed (state.heldRuns: its "intervened", each
  *               {layer, units, gate, op, value, from, to}, [] for a plain run); comes with the "trace" it belongs to
@@ -26,10 +27,11 @@
  *
  * The selection round-trips through the URL hash (#model=code&layer=0&t=12&unit=118&gate=c&text=...&order=similar;
  * a probe's order keeps its rows: order=probe&rows=118.3.54, the rest of the units following by id; a comparison:
- * vs=recall-rnn (another model), vs_text=... (another text), vs_match=1 (units paired by activity); present=1:
- * presentation mode; the story's chapter: chapter=forget-holds (a link with no model opens on the chapter's own state);
- * a long text's window: win=1200.400 (the steps [1200, 1600) shown; the size is the zoom);
- * the units held: hold=[{"layer":0,"unit":118,"gate":"c","op":"set","value":0,"from":12}] (JSON, URI-encoded).
+ * vs=recall-rnn (another model), vs_text=... (another text), vs_match=1 (units paired by activity), vs_unit=3 (b's own
+ * unit, where b's units are not a's); present=1: presentation mode; the story's chapter: chapter=forget-holds (a link
+ * with no model opens on the chapter's own state); a long text's window: win=1200.400 (the steps [1200, 1600) shown;
+ * the size is the zoom); the units held: hold=[{"layer":0,"unit":118,"gate":"c","op":"set","value":0,"from":12}]
+ * (JSON, URI-encoded).
  * Nothing here computes a gate: values come from the server; this module only stores and indexes.
  */
 
@@ -229,7 +231,9 @@ function _clamp(x, lo, hi) {
 
 /** The whole page's state. */
 export class State {
-  constructor() {
+  /** opts.url: whether the selection round-trips through the URL hash (false: a second run's state, side.js). */
+  constructor({ url = true } = {}) {
+    this._url = url;
     /** Every card the server lists (vector models too: the picker shows them, disabled). */
     this.listed = [];
     /** The cards the page can drive (text models; every card when there is none). */
@@ -260,8 +264,10 @@ export class State {
     /** Where orderRows came from, in words (the server's "method"), or "". */
     this.orderNote = "";
     /** The run set beside this one (compare.js): {model: another model's id or null (this one), text: another
-     *  text or null (this one), match: pair the units by activity}, or null: no comparison. */
+     *  text or null (this one), match: pair the units by activity, unit: b's own unit or null}, or null. */
     this.compare = null;
+    /** The server's answer on the pair (POST /api/compare: state {a, b}, matching ...), or null (compare.js). */
+    this.compared = null;
     /** What the intervention panel holds (intervene.js): a list as POST /api/trace's "interventions" takes it. */
     this.interventions = [];
     /** What the trace shown holds, as the server ran it (its reply's "intervened": from/to resolved); [] plain. */
@@ -396,7 +402,7 @@ export class State {
     });
     if (h.order === "similar") this.setOrder("similar", null);
     else if (h.order === "probe" && h.rows) this.setOrder("probe", h.rows);
-    this.setCompare(h.vs || h.vs_text !== undefined ? { model: h.vs ?? null, text: h.vs_text ?? null, match: h.vs_match } : null);
+    this.setCompare(h.vs || h.vs_text !== undefined ? { model: h.vs ?? null, text: h.vs_text ?? null, match: h.vs_match, unit: h.vs_unit } : null);
     this.setPresent(h.present);
     this._notify(new Set(["chapter"]));
     return h.model && h.model !== card.id ? h.model : null;
@@ -606,13 +612,38 @@ export class State {
     this._notify(new Set(["present"]));
   }
 
-  /** Set a run beside this one ({model, text, match}: model null is this model, text null this text), or null. */
+  /** Set a run beside this one ({model, text, match, unit}: model null is this model, text null this text, unit
+   *  null b's most telling unit), or null. */
   setCompare(c) {
     const other = c && (c.model || (c.text !== null && c.text !== undefined));
-    const next = other ? { model: c.model || null, text: c.text ?? null, match: !!c.match } : null;
+    const unit = Number.isInteger(c?.unit) && c.unit >= 0 ? c.unit : null;
+    const next = other ? { model: c.model || null, text: c.text ?? null, match: !!c.match, unit } : null;
     if (JSON.stringify(next) === JSON.stringify(this.compare)) return;
     this.compare = next;
     this._notify(new Set(["compare"]));
+  }
+
+  /** Keep the server's answer on the pair (POST /api/compare), or null; notifies "compared". */
+  setCompared(data) {
+    if (data === this.compared) return;
+    this.compared = data;
+    this._notify(new Set(["compared"]));
+  }
+
+  /**
+   * Run b's selected unit, or null without an answer on the pair: {unit, from, r}. from "paired": the partner of
+   * a's unit in the server's matching (r its correlation); "same": one architecture, a's unit itself; "own": b's own
+   * (vs_unit, else the unit the server chose: b's most telling), since unit k of another model is not a's unit k.
+   */
+  selectedB() {
+    const d = this.compared;
+    if (!d?.state) return null;
+    if (d.matching) {
+      const pair = d.matching.pairs.find((p) => p.a === this.unit);
+      if (pair) return { unit: pair.b, from: "paired", r: pair.r };
+    }
+    if (d.state.b.unit_from === "same") return { unit: this.unit, from: "same", r: null };
+    return { unit: this.compare?.unit ?? d.state.b.unit, from: "own", r: null };
   }
 
   /** Select the span [start, stop) of steps a pattern match starts from (null clears it); clamped to the steps. */
@@ -714,6 +745,7 @@ export class State {
     if (this.compare?.model) p.push(`vs=${encodeURIComponent(this.compare.model)}`);
     if (this.compare && this.compare.text !== null) p.push(`vs_text=${encodeURIComponent(this.compare.text)}`);
     if (this.compare?.match) p.push("vs_match=1");
+    if (this.compare && this.compare.unit !== null) p.push(`vs_unit=${this.compare.unit}`);
     if (this.present) p.push("present=1");
     // a long text's window (or a zoom): win=start.size
     if (this.trace.T > this.windowSize || this.windowSize !== WINDOW_STEPS) p.push(`win=${this.view.start}.${this.windowSize}`);
@@ -727,7 +759,7 @@ export class State {
   /** Write the URL hash at most every HASH_MS (a scrub step would otherwise pay replaceState's ~2-14 ms), the
    *  newest selection each time (a link copied a moment after a change has it). */
   _scheduleHash() {
-    if (this._hashTimer) return;
+    if (this._hashTimer || !this._url) return;
     this._hashTimer = setTimeout(() => {
       this._hashTimer = null;
       const hash = this.toHash();
@@ -777,7 +809,7 @@ export function parseHash(hash) {
     else if (key === "present") out.present = value === "1";
     else if (key === "order" && ["index", "probe", "similar"].includes(value)) out.order = value;
     else if (key === "rows" && /^\d+(\.\d+)*$/.test(value)) out.rows = value.split(".").map(Number);
-    else if (["layer", "t", "unit"].includes(key) && /^\d+$/.test(value)) out[key] = Number(value);
+    else if (["layer", "t", "unit", "vs_unit"].includes(key) && /^\d+$/.test(value)) out[key] = Number(value);
     else if (key === "gate" && /^[a-z_]{1,16}$/.test(value)) out.gate = value;
     else if (key === "chapter" && /^[a-z0-9-]{1,40}$/.test(value)) out.chapter = value;
     else if (key === "hold") out.hold = parseHold(value);

@@ -70,3 +70,26 @@ def test_a_clients_mistakes_get_a_4xx_that_names_them(client, body, status, word
     r = client.post("/api/compare", json=body)
     assert r.status_code == status, r.text
     assert words in str(r.json()["detail"])
+
+
+def test_state_says_each_runs_selection_and_b_follows_a_where_the_units_correspond(client):
+    # two models of different cells: b keeps its own unit (the one asked, else its most telling one)
+    body = {"model": "recall-lstm", "model_b": "recall-rnn", "text": TEXT, "unit": 14}
+    st = client.post("/api/compare", json=body).json()["state"]
+    assert st["a"] == {"model": "recall-lstm", "text": TEXT, "layer": 0, "unit": 14, "unit_from": "selected", "r": None}
+    assert st["b"]["unit_from"] == "own" and st["b"]["model"] == "recall-rnn" and st["b"]["text"] == TEXT
+    assert st["b"]["unit"] == 14  # recall-rnn's card names unit 14 its best (if weak) memory
+    st = client.post("/api/compare", json={**body, "unit": 3, "unit_b": 5}).json()["state"]
+    assert (st["a"]["unit"], st["b"]["unit"], st["b"]["unit_from"]) == (3, 5, "own")
+    # one model on two texts: the same unit
+    st = client.post("/api/compare", json={"model": "dyck", "text": "(()", "text_b": "(())", "unit": 4}).json()["state"]
+    assert st["b"] == {"model": "dyck", "text": "(())", "layer": 0, "unit": 4, "unit_from": "same", "r": None}
+    # paired: a's unit's partner, with its r, as the matching lists it
+    got = client.post(
+        "/api/compare", json={"model": "recall-lstm", "model_b": "recall-gru", "text": TEXT, "match": True, "unit": 2}
+    ).json()
+    pair = next(p for p in got["matching"]["pairs"] if p["a"] == 2)
+    assert got["state"]["b"]["unit"] == pair["b"] and got["state"]["b"]["r"] == pair["r"]
+    assert got["state"]["b"]["unit_from"] == "paired"
+    bad = client.post("/api/compare", json={**body, "unit_b": 16})
+    assert bad.status_code == 422 and "unit 16 is not a unit of recall-rnn" in bad.json()["detail"]

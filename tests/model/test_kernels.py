@@ -61,11 +61,12 @@ def test_float32_batches_run_the_kernels(cell, reset_after, monkeypatch):
         "gru": ["gru_gates", "gru_state"] if not reset_after else ["gru_after"],
         "rnn": ["rnn"],
     }
+    net = net_for(cell, reset_after, 1)
+    xs = vectors([6, 6, 6] + [2] * (batched.NARROW - 1))
+    net.trace_batch(xs)  # compiled before the patch: lstm_steps, compiled after it, would call the Python lambda
     for name in names[cell]:
         real = getattr(kernels, name)
         monkeypatch.setattr(kernels, name, lambda *a, _real=real, _n=name: (calls.append(_n), _real(*a))[1])
-    net = net_for(cell, reset_after, 1)
-    xs = vectors([6, 6, 6] + [2] * (batched.NARROW - 1))
     assert_same(net.trace_batch(xs), [net.trace(x) for x in xs])
     if cell == "lstm":
         assert calls == ["lstm", "lstm", "lstm_steps"]
@@ -108,3 +109,37 @@ def test_every_kernel_write_is_in_bounds(tmp_path):
         [sys.executable, "-c", CHECKED], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0 and "in bounds" in done.stdout, done.stderr[-2000:]
+
+
+def _as_f32(bits: np.ndarray) -> np.ndarray:
+    return np.asarray(bits, np.uint32).view(np.float32)
+
+
+def _same_halves(x: np.ndarray) -> None:
+    """to_half(x) has exactly the bits of NumPy's astype(float16) (which warns of overflow to inf: expected)."""
+    with np.errstate(over="ignore"):
+        want = x.astype(np.float16).view(np.uint16)
+    got = kernels.to_half(x).view(np.uint16)
+    bad = np.flatnonzero(got != want)
+    first = [(hex(int(x.view(np.uint32).flat[i])), hex(int(got.flat[i])), hex(int(want.flat[i]))) for i in bad[:5]]
+    assert not len(bad), first  # (float32 bits, ours, NumPy's)
+
+
+def test_to_half_rounds_every_float32_edge_case_as_numpy_does():
+    # every sign, exponent and 10 kept mantissa bits (2^19 patterns), each with the dropped 13 bits at the
+    # rounding edges: exact, just above, just below half, half (a tie: to even), just above half, all ones
+    top = np.arange(1 << 19, dtype=np.uint32) << np.uint32(13)
+    for low in (0, 1, 0x0FFF, 0x1000, 0x1001, 0x1FFF):
+        _same_halves(_as_f32(top | np.uint32(low)))
+    # the float32s that become float16 subnormals or underflow (2^-25 .. 2^-14), both signs, every 7th pattern;
+    # and float16's largest finite (65504), the tie that rounds it to inf (65520), and past it
+    sub = np.arange(0x33000000 - 64, 0x38800000 + 64, 7, dtype=np.uint32)
+    _same_halves(_as_f32(np.concatenate([sub, sub | np.uint32(0x80000000)])))
+    named = [0, 0x80000000, 0x00000001, 0x007FFFFF, 0x477FE000, 0x477FEFFF, 0x477FF000, 0x47800000]
+    inf_nan = [0x7F800000, 0xFF800000, 0x7F800001, 0x7F801FFF, 0x7F802000, 0x7FC00000, 0xFFC00001, 0x7FFFFFFF]
+    _same_halves(_as_f32(named + inf_nan))
+    # and 4 M random bit patterns, in a 2-d array with a stride (a trace's rows are views)
+    rng = np.random.default_rng(12)
+    x = _as_f32(rng.integers(0, 2**32, (2048, 4096), dtype=np.uint64).astype(np.uint32))
+    _same_halves(x[:, ::2])
+    _same_halves(rng.standard_normal((300, 7)).astype(np.float32) * 8)

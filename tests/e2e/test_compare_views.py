@@ -1,0 +1,131 @@
+"""Compare with the same views side by side, in a real Chromium: a shared link opens recall-lstm with recall-rnn beside
+it, a second diagram carrying run b's own numbers at step t (as POST /api/trace of b gives them) and b's heatmaps
+beside a's; the one scrubber moves both; b's unit follows the URL (vs_unit=) or a's unit (one model, two texts); the
+page never scrolls sideways at 390, 1024 or 1280 px."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+import urllib.request
+
+import pytest
+from playwright.sync_api import expect
+
+from .conftest import ARTIFACTS, api_card, api_trace, assert_clean, wait_drawn
+
+pytestmark = pytest.mark.e2e
+
+TEXT = "c1415926535897932384626433832795028841971693993751058209?"
+
+#: The numbers a diagram (by test id) carries: {gate: value}, those shown.
+_NUMBERS_JS = """(id) => Object.fromEntries([...document.querySelector(`[data-testid="${id}"]`)
+  .querySelectorAll("[data-gate][data-value]")].filter((e) => e.getClientRects().length > 0)
+  .map((e) => [e.dataset.gate, Number(e.dataset.value)]))"""
+
+#: Run b's state as side.js holds it.
+_B_JS = "() => { const b = window.gatescope.side.b; return {model: b.model, t: b.t, unit: b.unit, T: b.T}; }"
+
+
+def _compare(server: str, body: dict) -> dict:
+    req = urllib.request.Request(
+        server + "/api/compare", data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.load(r)
+
+
+def _wait_b(pg, t: int, unit: int, h: float) -> None:
+    """Until run b's diagram shows step t of `unit` with h = `h` (its exact line, to 1e-4)."""
+    pg.wait_for_function(
+        f"""() => {{ const s = window.gatescope.side?.b; if (!s || s.t !== {t} || s.unit !== {unit}) return false;
+        const v = ({_NUMBERS_JS})("side-diagram").h; return v !== undefined && Math.abs(v - {h}) < 1e-4; }}""",
+        timeout=15_000,
+    )
+
+
+def test_a_shared_link_opens_rnn_beside_lstm_with_its_own_diagram_and_heatmaps(new_page, server):
+    pg = new_page(1280, 720)
+    pg.goto(f"{server}/#model=recall-lstm&unit=14&text={urllib.parse.quote(TEXT)}&vs=recall-rnn&vs_unit=3")
+    wait_drawn(pg, api_card(server, "recall-lstm")["gates"], len(TEXT))
+    expect(pg.get_by_test_id("side-diagram-box")).to_be_visible(timeout=15_000)
+    rnn = api_trace(server, "recall-rnn", TEXT)["layers"][0]["h"]  # (T, 16)
+    lstm = api_trace(server, "recall-lstm", TEXT)["layers"][0]
+    last = len(TEXT) - 1
+    # b is the RNN: its own unit 3 (the link's vs_unit: unit k of the RNN is not the LSTM's unit k) at a's last step
+    _wait_b(pg, last, 3, rnn[last][3])
+    b = pg.evaluate(_NUMBERS_JS, "side-diagram")
+    assert set(b) == {"h", "h_prev"}, f"the RNN's diagram shows {sorted(b)}"
+    assert b["h_prev"] == pytest.approx(rnn[last - 1][3], abs=1e-4)
+    a = pg.evaluate(_NUMBERS_JS, "diagram")  # a's diagram still shows a's unit 14, C and all
+    assert a["c"] == pytest.approx(lstm["c"][last][14], abs=1e-4) and "f" in a
+    expect(pg.get_by_test_id("side-title")).to_contain_text("b: recall-rnn, unit 3 (its own unit")
+    # b's heatmaps beside a's: the RNN has one gate, h, drawn over every step
+    expect(pg.get_by_test_id("b-heatmap-h")).to_be_visible()
+    expect(pg.get_by_test_id("heatmaps").locator("figure[data-gate]")).to_have_count(6)
+    a_box = pg.get_by_test_id("diagram").bounding_box()
+    b_box = pg.get_by_test_id("side-diagram").bounding_box()
+    assert b_box["x"] >= a_box["x"] + a_box["width"] - 1, "at 1280 px b's diagram sits beside a's"
+    # one scrubber: a step back moves both diagrams
+    pg.get_by_test_id("scrubber").focus()
+    pg.keyboard.press("Home")
+    for _ in range(20):
+        pg.keyboard.press("ArrowRight")
+    expect(pg.get_by_test_id("timestep")).to_have_attribute("data-t", "20")
+    _wait_b(pg, 20, 3, rnn[20][3])
+    pg.wait_for_function(f"() => Math.abs(({_NUMBERS_JS})('diagram').c - {lstm['c'][20][14]}) < 1e-4")
+    # a click on b's heatmap at another unit keeps it as b's own unit, in the URL
+    pg.evaluate("() => window.gatescope.side.b.select({ unit: 7 })")
+    pg.wait_for_function("() => location.hash.includes('vs_unit=7')")
+    _wait_b(pg, 20, 7, rnn[20][7])
+    assert pg.evaluate("() => window.gatescope.state.unit") == 14
+    for w, h in [(1280, 720), (1024, 768), (390, 844)]:
+        pg.set_viewport_size({"width": w, "height": h})
+        pg.wait_for_function(f"() => document.documentElement.scrollWidth <= {w}", timeout=5_000)
+        if w < 1100:  # narrower: b's diagram under a's
+            a_box = pg.get_by_test_id("diagram").bounding_box()
+            b_box = pg.get_by_test_id("side-diagram").bounding_box()
+            assert b_box["y"] >= a_box["y"] + a_box["height"] - 1, f"at {w} px b's diagram sits under a's"
+        pg.screenshot(path=str(ARTIFACTS / f"compare-views-{w}x{h}.png"))
+    # the link as it stands opens the same pair, b at the same step and unit
+    link = pg.evaluate("() => location.href")
+    other = new_page(1280, 720)
+    other.goto(link)
+    _wait_b(other, 20, 7, rnn[20][7])
+    assert other.evaluate(_B_JS)["model"] == "recall-rnn"
+    assert_clean(pg, server)
+    assert_clean(other, server)
+
+
+def test_one_model_on_two_texts_selects_the_same_unit_in_b_and_b_stops_at_its_last_step(page, server):
+    text_b = "a14159?"
+    page.goto(
+        f"{server}/#model=recall-lstm&unit=2&t=3&text={urllib.parse.quote(TEXT)}&vs_text={urllib.parse.quote(text_b)}"
+    )
+    b_h = api_trace(server, "recall-lstm", text_b)["layers"][0]["h"]
+    _wait_b(page, 3, 2, b_h[3][2])
+    expect(page.get_by_test_id("side-title")).to_contain_text("unit 2 (the same unit as a)")
+    page.evaluate("() => window.gatescope.state.select({ unit: 5 })")
+    _wait_b(page, 3, 5, b_h[3][5])
+    # a's t past b's 7 steps: b stays at its last step, a goes on
+    page.evaluate("() => window.gatescope.state.setT(30)")
+    _wait_b(page, 6, 5, b_h[6][5])
+    assert page.evaluate("() => window.gatescope.state.t") == 30
+    # leaving the comparison hides b's views
+    page.get_by_test_id("compare-text").fill("")
+    page.get_by_test_id("compare-text").press("Enter")
+    expect(page.get_by_test_id("side-diagram-box")).to_be_hidden()
+    expect(page.get_by_test_id("side-heatmaps-box")).to_be_hidden()
+    assert_clean(page, server)
+
+
+def test_two_checkpoints_paired_select_a_units_partner_in_b_and_say_its_r(page, server):
+    page.goto(f"{server}/#model=recall-lstm&unit=2&t=10&text={urllib.parse.quote(TEXT)}&vs=recall-gru&vs_match=1")
+    want = _compare(server, {"model": "recall-lstm", "model_b": "recall-gru", "text": TEXT, "match": True, "unit": 2})
+    pair = next(p for p in want["matching"]["pairs"] if p["a"] == 2)
+    gru = api_trace(server, "recall-gru", TEXT)["layers"][0]["h"]
+    _wait_b(page, 10, pair["b"], gru[10][pair["b"]])
+    r = f"{pair['r']:.3f}".replace("-", "−")
+    expect(page.get_by_test_id("side-title")).to_contain_text(f"unit {pair['b']} (a's unit 2's partner, r = {r}")
+    assert want["state"]["b"]["unit"] == pair["b"]
+    assert_clean(page, server)
