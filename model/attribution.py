@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 
-from . import backprop_kernels as bk
 from .backprop import _backward, _gates
 from .cells import has_cell_state
 from .errors import Cancelled, InputError
@@ -352,6 +351,8 @@ def _run(net: Network, fused0: np.ndarray, alphas: np.ndarray) -> tuple[list[dic
 
 def _run_compiled(net: Network, fused0: np.ndarray) -> list[dict[str, np.ndarray]]:
     """Every layer forward over one sequence by model/backprop_kernels.py, keeping what its backward needs."""
+    from . import backprop_kernels as bk  # here: numba (and the scipy it loads) only once attribution runs
+
     kept: list[dict[str, np.ndarray]] = []
     for k, cell in enumerate(net.cells):
         xW = fused0 + cell.b if k == 0 else cell.project(kept[-1]["Hs"][1:])  # (T, G*H)
@@ -366,6 +367,8 @@ def _back_compiled(
     layout, and ``layer``'s running dC and dh as (t+1, 1, H)."""
     dh = np.zeros((t + 1, dtop.shape[0]), net.dtype)
     dh[t] = dtop  # the score reads the top layer's h at step t only
+    from . import backprop_kernels as bk
+
     keep: dict[str, np.ndarray] = {}
     for k in reversed(range(net.num_layers)):
         cell = net.cells[k]
