@@ -183,7 +183,8 @@ CONTRAST_JS = """(need) => {
   };
   const bad = [];
   const html = document.querySelectorAll(
-    'h1, h2, h3, label, button, .sub, .desc, .timestep, .preds .p, .preds .tok, .step .prose, .eq, select, textarea');
+    'h1, h2, h3, label, button, .sub, .desc, .timestep, .preds .p, .preds .tok, .step .prose, .eq, select, textarea, ' +
+    '.lg-box, .lg-op, .side-title');
   for (const el of html) {
     if (!el.getClientRects().length || !el.textContent.trim()) continue;
     const r = ratio(rgb(getComputedStyle(el).color), behind(el));
