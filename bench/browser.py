@@ -85,6 +85,20 @@ CARET = "(n) => { const b = document.querySelector('[data-testid=input]'); b.foc
 DRAWN = "(v) => window.gatescope && gatescope.lastDrawn().version > v && gatescope.lastDrawn().at > 0"
 
 
+def chromium(bench: str) -> str:
+    """The Chromium the browser benches drive (GATESCOPE_CHROMIUM, else the one on PATH), or exit saying so."""
+    exe = os.environ.get("GATESCOPE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        sys.exit(f"bench/{bench}: no chromium on PATH (make test installs Debian's chromium)")
+    return exe
+
+
+def texts() -> tuple[str, list[str]]:
+    """The benches' texts: 1,000 characters of model/network.py, and two 20,000-character pastes of model/'s source."""
+    source = "".join(f.read_text() for f in sorted((ROOT / "model").rglob("*.py")))
+    return (ROOT / "model" / "network.py").read_text()[:1000], [source[:20000], source[20000:40000]]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--keys", type=int, default=60, help="keystrokes timed at the end (and half as many mid-text)")
@@ -95,12 +109,8 @@ def main() -> None:
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
-    exe = os.environ.get("GATESCOPE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        sys.exit("bench/browser.py: no chromium on PATH (make test installs Debian's chromium)")
-    text = Path(ROOT / "model" / "network.py").read_text()[:1000]
-    source = "".join(f.read_text() for f in sorted((ROOT / "model").rglob("*.py")))
-    long_texts = [source[:20000], source[20000:40000]]
+    exe = chromium("browser.py")
+    text, long_texts = texts()
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = start_server(tmp)
         try:

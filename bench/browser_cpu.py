@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import socket
 import statistics
 import subprocess
@@ -36,6 +35,7 @@ from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.browser import chromium, texts  # noqa: E402
 from tests.e2e.conftest import CHROMIUM_ARGS  # noqa: E402
 
 #: Trace categories: the main thread's tasks (with their thread CPU time) and what they did.
@@ -157,12 +157,8 @@ def main() -> None:
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
-    exe = os.environ.get("GATESCOPE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        sys.exit("bench/browser_cpu.py: no chromium on PATH (make test installs Debian's chromium)")
-    text = Path(ROOT / "model" / "network.py").read_text()[:1000]
-    source = "".join(f.read_text() for f in sorted((ROOT / "model").rglob("*.py")))
-    long_texts = [source[:20000], source[20000:40000]]
+    exe = chromium("browser_cpu.py")
+    text, long_texts = texts()
     sides = {"this": ROOT} | ({"baseline": args.against.resolve()} if args.against else {})
     load0 = os.getloadavg()
     results: dict[str, dict[str, list[float]]] = {name: {} for name in sides}

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.browser import p95, start_server  # noqa: E402
+from bench.browser import chromium, p95, start_server  # noqa: E402
 from tests.e2e.conftest import CHROMIUM_ARGS  # noqa: E402
 
 #: One scrub step: [the keydown's handlers, keydown to the end of the next frame] in ms.
@@ -45,9 +44,7 @@ def main() -> None:
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
-    exe = os.environ.get("GATESCOPE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        sys.exit("bench/compare.py: no chromium on PATH (make test installs Debian's chromium)")
+    exe = chromium("compare.py")
     source = (ROOT / "model" / "network.py").read_text()
     a_text, b_text = source[:1000], source[1000:2000]
     pairs = [
