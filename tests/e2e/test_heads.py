@@ -104,7 +104,7 @@ def test_an_edit_the_server_failed_on_is_shown_and_not_resent(page, server):
         ws.on_message(answer)
 
     page.clock.install()
-    page.route_web_socket(re.compile(r".*/api/live$"), serve)
+    page.route_web_socket(re.compile(r".*/api/live(\?.*)?$"), serve)  # the page opens /api/live?parts=1
     open_model(page, server, "code", "def f(x):")
     alert = page.get_by_test_id("alert")
     expect(alert).to_contain_text("the server failed on it")
