@@ -13,8 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,7 +22,7 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from browser import show, start_server  # noqa: E402
+from browser import chromium, show, start_server, texts  # noqa: E402
 
 from tests.e2e.conftest import CHROMIUM_ARGS  # noqa: E402
 
@@ -43,10 +41,8 @@ SCRUB = """(t) => new Promise((done) => {
 def page_scrubs(steps: int) -> list[float]:
     from playwright.sync_api import sync_playwright
 
-    exe = os.environ.get("GATESCOPE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        sys.exit("bench/causal.py: no chromium on PATH (make test installs Debian's chromium)")
-    text = Path(ROOT / "model" / "network.py").read_text()[:1000]
+    exe = chromium("causal.py")
+    text = texts()[0]
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = start_server(tmp)
         try:
@@ -54,6 +50,7 @@ def page_scrubs(steps: int) -> list[float]:
                 browser = p.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
                 page = browser.new_page(viewport={"width": 1600, "height": 1000})
                 page.goto(f"{url}/#model=code&t=400&text={quote(text)}")
+                page.get_by_test_id("attribute").scroll_into_view_if_needed()  # off screen it waits (lazy.js)
                 page.wait_for_function(
                     "() => document.querySelector('[data-testid=\"attribute\"]').dataset.t === '400'", timeout=60_000
                 )
