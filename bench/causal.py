@@ -54,7 +54,10 @@ def page_scrubs(steps: int) -> list[float]:
                 page.wait_for_function(
                     "() => document.querySelector('[data-testid=\"attribute\"]').dataset.t === '400'", timeout=60_000
                 )
-                page.locator("body").click(position={"x": 5, "y": 5})  # the text box loses focus: → scrubs
+                page.evaluate("document.activeElement.blur()")  # the text box loses focus: → scrubs (a click
+                # on the body would scroll to the top, and the attribution panel off screen waits: lazy.js)
+                page.wait_for_timeout(1000)  # the views above it finish drawing (and move it down) ...
+                page.get_by_test_id("attribute").scroll_into_view_if_needed()  # ... then it is brought on screen
                 out = []
                 for k in range(steps):
                     out.append(page.evaluate(SCRUB, 401 + k))
