@@ -22,7 +22,7 @@ import { defaultTextGate, directionOf, directionsOf, knownUnitAt } from "./cards
 import { CELL_SOFT, colourOf, darkTextOn, rangeOf, scaleOf } from "./colors.js";
 import { captionOf, downloadFigure, slug } from "./export.js";
 import { MATH, PLAIN, el, esc, fmt, showToken } from "./format.js";
-import { CONFIG, FONT, INK, axis, cssColour, hasPlotly, loadPlotly, placeTip, plotlyReady, timeExtent } from "./plotting.js";
+import { CONFIG, FONT, INK, axis, chartColours, cssColour, hasPlotly, loadPlotly, onColourScheme, placeTip, plotlyReady, timeExtent } from "./plotting.js";
 
 /** Height of one gate's strip in the curves chart (px). */
 const STRIP = 46;
@@ -30,8 +30,6 @@ const STRIP = 46;
 const MARGIN = { l: 64, r: 14, t: 8, b: 30 };
 /** Least time between two redraws of the curves while steps stream in (ms; a redraw costs ~25 ms at 1,000 steps). */
 const CHART_EVERY_MS = 250;
-/** Colour of the curves (neutral: the strips' scales give the meaning). */
-const LINE = cssColour("--chart-line", "#2f3a45");
 
 /** Set a node's text only when it changed (a scrub step leaves unchanged text alone). */
 function setText(node, text) {
@@ -97,6 +95,11 @@ export class Inspector {
         this._scheduleChart();
       }
     }).observe(els.curves);
+    // the system's scheme changed: the frame and the curves again, in chartColours().line
+    onColourScheme(() => {
+      this._chartKey = this._layoutKey = "";
+      this._scheduleChart();
+    });
   }
 
   _onChange(changed) {
@@ -482,8 +485,8 @@ export class Inspector {
         y: vals,
         xaxis: "x",
         yaxis: k === 0 ? "y" : `y${k + 1}`,
-        line: { color: LINE, width: 1.3 },
-        marker: { size: 3, color: LINE },
+        line: { color: chartColours().line, width: 1.3 },
+        marker: { size: 3, color: chartColours().line },
         hoverinfo: "skip",
       });
     });
@@ -563,7 +566,7 @@ export class Inspector {
     const { a, R } = this._shown();
     const cw = w / R;
     const few = fig.x.length < 80;
-    ctx.strokeStyle = ctx.fillStyle = LINE;
+    ctx.strokeStyle = ctx.fillStyle = chartColours().line;
     ctx.lineWidth = 1.3;
     ctx.lineJoin = "round";
     for (const { vals, range, domain } of fig.strips) {

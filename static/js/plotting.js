@@ -49,12 +49,13 @@ const CHART = {
   band: ["--chart-band", "rgba(138, 147, 156, 0.08)"],
   mean: ["--chart-mean", "#111"],
   barEdge: ["--chart-bar-edge", "rgba(0, 0, 0, 0.3)"],
+  line: ["--chart-line", "#2f3a45"], // a unit's curves (inspector.js; neutral: the strips' scales give the meaning)
 };
 
 let _colours = null;
 
 /** The charts' colours as the page's CSS defines them (light or dark): {a, b, cursor, held, heldFill, feature,
- *  unit, series: [4], target, grid, point, selected, band, mean, barEdge}. Read once per colour scheme (a draw asks
+ *  unit, series: [4], target, grid, point, selected, band, mean, barEdge, line}. Read once per colour scheme (a draw asks
  *  at each draw: scrubbing's cursor costs no style lookup). */
 export function chartColours() {
   const read = ([name, fallback]) => cssColour(name, fallback);

@@ -1,7 +1,7 @@
-"""The charts in dark mode (Playwright color_scheme="dark"): the probe's feature and unit curves and the dashboard's
-mean line stand out from their panel (contrast >= 3:1, WCAG's for graphics), their colours come from
-the page's CSS (--chart-*, plotting.js chartColours()), and a change of the system's scheme redraws them in the other
-scheme's colours. Screenshots into /tmp/shots-small14/."""
+"""The charts in dark mode (Playwright color_scheme="dark"): the probe's feature and unit curves, the dashboard's
+mean line and the inspector's unit curves (a canvas) stand out from their panel (contrast >= 3:1, WCAG's for graphics),
+their colours come from the page's CSS (--chart-*, plotting.js chartColours()), and a change of the system's scheme
+redraws them in the other scheme's colours. Screenshots into /tmp/shots-small14/."""
 
 from __future__ import annotations
 
@@ -27,6 +27,26 @@ _STROKES_JS = """() => {
     probe: strokes("#probe-plot .scatterlayer .trace path.js-line"),
     mean: strokes('[data-testid="dashboard-histogram"] .shapelayer path'),
   };
+}"""
+
+
+#: The colour the unit's curves are painted in (the canvas's commonest opaque pixel) and --chart-line's, as rgb().
+_CURVES_JS = """() => {
+  const cv = document.querySelector(".in-lines");
+  const d = cv.getContext("2d").getImageData(0, 0, cv.width, cv.height).data;
+  const n = new Map();
+  for (let i = 0; i < d.length; i += 4) if (d[i + 3] === 255) {
+    const k = `rgb(${d[i]}, ${d[i + 1]}, ${d[i + 2]})`; n.set(k, (n.get(k) || 0) + 1); }
+  const top = [...n.entries()].sort((a, b) => b[1] - a[1])[0];
+  const probe = document.createElement("div");
+  probe.style.color = getComputedStyle(document.documentElement).getPropertyValue("--chart-line");
+  document.body.append(probe);
+  const want = getComputedStyle(probe).color;
+  probe.remove();
+  let bg = "rgb(255, 255, 255)";
+  for (let p = cv; p; p = p.parentElement) { const c = getComputedStyle(p).backgroundColor;
+    if (c && c !== "rgba(0, 0, 0, 0)" && c !== "transparent") { bg = c; break; } }
+  return { drawn: top ? top[0] : null, pixels: top ? top[1] : 0, want, bg };
 }"""
 
 
@@ -75,6 +95,8 @@ def test_the_charts_stand_out_in_dark_mode_and_follow_a_scheme_change(browser, i
             timeout=20_000,
         )
         dark = _strokes(pg)
+        curves = pg.evaluate(_CURVES_JS)
+        assert curves["pixels"] > 50 and curves["drawn"] == curves["want"], f"dark mode: the unit's curves {curves}"
         for name, lines in dark.items():
             assert lines, f"no {name} drawn"
             for ln in lines:
@@ -94,6 +116,10 @@ def test_the_charts_stand_out_in_dark_mode_and_follow_a_scheme_change(browser, i
             timeout=10_000,
         )
         light = _strokes(pg)
+        pg.wait_for_function(f"() => ({_CURVES_JS})().drawn !== {curves['drawn']!r}", timeout=10_000)
+        relit = pg.evaluate(_CURVES_JS)
+        assert relit["drawn"] == relit["want"] != curves["want"], f"light mode: the unit's curves {relit}"
+        assert contrast(relit["drawn"], relit["bg"]) >= 3, relit
         assert light["probe"][1]["stroke"] != dark["probe"][1]["stroke"]  # the unit's curve redrawn too
         for name, lines in light.items():
             for ln in lines:
