@@ -12,6 +12,11 @@ const SPEEDS = [2, 5, 10, 25, 50];
 /** Speed selected at first (steps a second). */
 const DEFAULT_SPEED = 10;
 
+/** Room the known units' select keeps for its drop-down arrow beside its text (px). */
+const KNOWN_ARROW = 24;
+/** A canvas context that measures the select's text (made on first use). */
+let _measure = null;
+
 export class Scrubber {
   /** els: {range, timestep, play, speed, unit, known, layer}; text: the text box (keys go to it when focused). */
   constructor(els, state) {
@@ -89,6 +94,20 @@ export class Scrubber {
     layer.dataset.layer = String(s.layer);
     const k = this._known.findIndex((x) => x.unit === s.unit && x.layer === s.layer);
     known.value = k >= 0 ? String(k) : "";
+    this._fitKnown();
+  }
+
+  /** The known units' select says its choice whole: in its title, and as wide as that choice (scrubber.css caps it
+   *  at the row's width; a phone gives it a row of its own). */
+  _fitKnown() {
+    const known = this.els.known;
+    const text = known.selectedOptions[0]?.text ?? "";
+    known.title = text;
+    const cs = getComputedStyle(known);
+    _measure ??= document.createElement("canvas").getContext("2d");
+    _measure.font = `${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
+    const box = ["paddingLeft", "paddingRight", "borderLeftWidth", "borderRightWidth"].reduce((w, p) => w + parseFloat(cs[p]), 0);
+    known.style.setProperty("--known-width", `${Math.ceil(_measure.measureText(text).width + box + KNOWN_ARROW)}px`);
   }
 
   _playing() {

@@ -1,7 +1,7 @@
 """Issue 14's small things a reader trips on, in a real Chromium against the real server: the tour's panel is a band in
 the page's flow that covers nothing (1280, 1024, 390 px); leaving a chapter's state by hand says so and offers the way
 back; an upload keeps the text typed when the server says the new model reads it (the model switch's rule); a long
-text's window round-trips through the URL and a saved page; the known units' select is read whole on a phone.
+text's window round-trips through the URL and a saved page; the known units' select is read whole (390, 1280 px).
 Screenshots into /tmp/shots-small14/."""
 
 from __future__ import annotations
@@ -204,21 +204,44 @@ def test_a_long_texts_window_round_trips_through_the_url_and_a_saved_page(page, 
     assert_clean(page, server)
 
 
-def test_the_known_units_select_is_read_whole_on_a_phone(new_page, server):
+#: The known units' select: its widest choice and its chosen one (canvas-measured in its font), the room its box
+#: leaves for text, its title; and any two of the controls that overlap.
+_KNOWN_JS = """(s) => { const c = document.createElement("canvas").getContext("2d"); const cs = getComputedStyle(s);
+  c.font = `${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
+  const widest = Math.max(...[...s.options].map((o) => c.measureText(o.text).width));
+  const chosen = c.measureText(s.selectedOptions[0].text).width;
+  const room = s.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight) - 20; // arrow
+  const boxes = [...document.querySelector(".controls").children].map((e) => [e, e.getBoundingClientRect()])
+    .filter(([, r]) => r.width && r.height);
+  const overlaps = [];
+  for (const [i, [a, r]] of boxes.entries()) for (const [b, q] of boxes.slice(i + 1))
+    if (Math.min(r.right, q.right) - Math.max(r.left, q.left) > 0.5
+      && Math.min(r.bottom, q.bottom) - Math.max(r.top, q.top) > 0.5)
+      overlaps.push(`${a.className || a.id} × ${b.className || b.id}`);
+  return { widest, chosen, room, title: s.title, chosenText: s.selectedOptions[0].text, overlaps,
+    text: [...s.options].map((o) => o.text) }; }"""
+
+
+@pytest.mark.parametrize("size", [(390, 844), (1280, 720)], ids=["390", "1280"])
+def test_the_known_units_select_is_read_whole(new_page, server, size):
+    """On a phone every choice fits the select's own row; at 1280 px the chosen one fits (the select is as wide as
+    it, the controls wrap rather than overlap) and its title says it whole."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     for model in ("code", "recall-lstm", "dyck"):
-        pg = new_page(390, 844)
+        pg = new_page(*size)
         pg.goto(server + f"/#model={model}")
         known = pg.get_by_test_id("known-units")
         expect(known).to_be_enabled(timeout=15_000)
-        got = known.evaluate(
-            """(s) => { const c = document.createElement("canvas").getContext("2d"); const cs = getComputedStyle(s);
-              c.font = `${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
-              const widest = Math.max(...[...s.options].map((o) => c.measureText(o.text).width));
-              const room = s.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight) - 20; // arrow
-              return { widest, room, text: [...s.options].map((o) => o.text) }; }"""
-        )
-        assert got["widest"] <= got["room"], f"{model}: the known units' choices are cut at 390 px: {got}"
-        pg.screenshot(path=str(SHOTS / f"known-390-{model}.png"))
-        assert pg.evaluate("document.documentElement.scrollWidth") <= 390
+        expect(known.locator("option").first).to_be_attached(timeout=15_000)  # the card's choices are in
+        got = known.evaluate(_KNOWN_JS)
+        if size[0] == 390:
+            assert got["widest"] <= got["room"], f"{model}: the known units' choices are cut at 390 px: {got}"
+        for n in range(1, len(got["text"])):  # each known unit chosen in turn ("— pick one —" is 0)
+            known.select_option(index=n)
+            expect(known).to_have_attribute("title", got["text"][n])
+            now = known.evaluate(_KNOWN_JS)
+            assert now["chosen"] <= now["room"], f"{model}: '{now['chosenText']}' is cut at {size[0]} px: {now}"
+            assert now["overlaps"] == [], f"{model} at {size[0]} px: the controls overlap: {now['overlaps']}"
+        pg.screenshot(path=str(SHOTS / f"known-{size[0]}-{model}.png"))
+        assert pg.evaluate("document.documentElement.scrollWidth") <= size[0]
         assert_clean(pg, server)
