@@ -38,12 +38,18 @@ export function heldKeys(state, t) {
   return out;
 }
 
-/** Every unit of the selected layer held at step t, per gate ({gate: Set of units}): the strips' marks. */
+/** Every unit of the selected layer held at step t, per gate ({gate: Set of units}), and held at t − 1 as
+ *  C_{t−1} / h_{t−1} ("c_prev", "h_prev": the values step t reads): the strips' marks. */
 export function heldUnits(state, t) {
   const out = {};
-  for (const r of state.heldAt(state.layer, t)) for (const u of r.units) (out[r.gate] ||= new Set()).add(u);
+  const add = (key, units) => { for (const u of units) (out[key] ||= new Set()).add(u); };
+  for (const r of state.heldAt(state.layer, t)) add(r.gate, r.units);
+  if (t > 0) for (const r of state.heldAt(state.layer, t - 1)) if (PREV[r.gate]) add(PREV[r.gate], r.units);
   return out;
 }
+
+/** The diagram's name for a gate's value one step back, where it draws one. */
+const PREV = { c: "c_prev", h: "h_prev" };
 
 /** The small menu the diagram opens on a part: one intervention for the selected unit, from step t on. */
 export class HoldMenu {

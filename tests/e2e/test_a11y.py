@@ -4,6 +4,7 @@ the selected unit's values at t in words, and follow t."""
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.parse
 
@@ -110,3 +111,28 @@ def test_heatmaps_curves_and_coloured_text_say_the_units_values_at_t_in_words(pa
         text = said.text_content()
         assert f"At t = {t}, token '{tokens[t]}': unit {UNIT}'s C (cell state) is" in text, text
         assert _said_number(text, "C (cell state) is") == pytest.approx(layer["c"][t][UNIT], abs=5e-4), text
+
+
+#: One unit held from t = 3 on (dyck's depth unit at 0): the page's hold marks, its list and the diagram's menu.
+HOLD = [{"layer": 0, "unit": 4, "gate": "c", "op": "set", "value": 0.0, "from": 3}]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_axe_finds_no_serious_violation_comparing_and_holding(browser, server, scheme):
+    """Two runs side by side (recall-lstm beside recall-rnn), a held unit and the diagram's hold menu, in both
+    colour schemes (the held list's light amber once carried light text in dark mode: 1.2:1)."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 720}, bypass_csp=True, color_scheme=scheme)
+    pg = ctx.new_page()
+    pg.goto(f"{server}/#model=recall-lstm&unit=14&t=20&vs=recall-rnn")
+    pg.get_by_test_id("side-diagram-box").wait_for(state="visible", timeout=30_000)
+    assert not (found := axe_violations(pg)), _report(f"comparing two runs ({scheme})", found)
+    hold = urllib.parse.quote(json.dumps(HOLD))
+    pg.goto(f"{server}/#model=dyck&text={urllib.parse.quote(TEXT)}&t={T0}&unit=4&hold={hold}")
+    pg.reload()  # a new page on the hash (goto to a hash alone does not reload it)
+    pg.wait_for_function("() => window.gatescope.state.heldRuns.length === 1", timeout=30_000)
+    pg.get_by_test_id("intervention").first.wait_for(state="visible")
+    assert not (found := axe_violations(pg)), _report(f"with a unit held ({scheme})", found)
+    pg.locator("#diagram .dg-part[data-part='c']").click()
+    pg.get_by_test_id("hold-menu").wait_for(state="visible")
+    assert not (found := axe_violations(pg)), _report(f"with the hold menu open ({scheme})", found)
+    ctx.close()

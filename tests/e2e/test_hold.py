@@ -76,6 +76,9 @@ def _expect_held_run(pg, server: str, held: list[dict], gates: list[str]) -> Non
     expect(c_op).to_have_attribute("aria-label", re.compile(r"held by hand"))
     expect(pg.locator("#diagram .dg-num.dg-held .dg-val[data-gate='c']").first).to_be_visible()
     expect(pg.locator("#diagram .dg-strip[data-strip='c'] [data-testid='diagram-held-cells'] rect")).to_have_count(1)
+    # held at t − 1 as well (from t = 0): the C_{t−1} strip step t reads marks the unit too
+    prev_cells = pg.locator("#diagram .dg-strip[data-strip='c_prev'] [data-testid='diagram-held-cells'] rect")
+    expect(prev_cells).to_have_count(1)
     # the cards: "→ held" beside every C_t and C_{t−1} (held from t = 0: the step before was held too), only there
     expect(pg.locator("[data-testid='held-tag']:not([hidden])").first).to_be_visible()
     beside = pg.evaluate(
