@@ -55,6 +55,7 @@ export class Scrubber {
     unit.max = String(unitsOf(card) - 1);
     layer.replaceChildren(...Array.from({ length: card.layers }, (_, l) => el("option", { value: String(l), text: `layer ${l}` })));
     layer.disabled = card.layers <= 1;
+    layer.closest(".ctl").hidden = card.layers <= 1; // one layer: nothing to choose, and the row keeps its room
     layer.title = card.layers <= 1 ? "This model has one layer" : `Layers 0 to ${card.layers - 1}`;
     this._known = knownUnits(card);
     known.replaceChildren(

@@ -246,6 +246,9 @@ def test_the_known_units_select_is_read_whole(new_page, server, size):
             now = known.evaluate(_KNOWN_JS)
             assert now["chosen"] <= now["room"], f"{model}: '{now['chosenText']}' is cut at {size[0]} px: {now}"
             assert now["overlaps"] == [], f"{model} at {size[0]} px: the controls overlap: {now['overlaps']}"
+            if size[0] == 1280:  # one layer: no layer select, so the row keeps Present beside the known units
+                tops = pg.evaluate("['known', 'present'].map((id) => document.getElementById(id).offsetTop)")
+                assert abs(tops[0] - tops[1]) < 8, f"{model}: '{now['chosenText']}' pushes Present to a row of its own"
         pg.screenshot(path=str(SHOTS / f"known-{size[0]}-{model}.png"))
         assert pg.evaluate("document.documentElement.scrollWidth") <= size[0]
         assert_clean(pg, server)
