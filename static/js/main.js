@@ -227,6 +227,7 @@ async function start() {
   openHash();
   addEventListener("hashchange", () => {
     if (location.hash !== state.toHash()) openHash();
+    else state.writeHash(); // the hash names what is shown: later changes write over it again
   });
 }
 

@@ -75,7 +75,7 @@ export class Share {
   }
 
   async _copyLink() {
-    history.replaceState(null, "", this.state.toHash());
+    this.state.writeHash();
     const { status } = this.els;
     try {
       await navigator.clipboard.writeText(location.href);

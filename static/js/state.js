@@ -289,6 +289,8 @@ export class State {
     this.pendingWindow = null;
     this._subs = [];
     this._hashTimer = null;
+    /** The hash this page last wrote or opened: one that differs was put there by the reader (or a link). */
+    this._hashSeen = typeof location === "object" ? location.hash : "";
   }
 
   /** Call fn(changed: Set, state) after every change. Returns an unsubscribe function. */
@@ -385,6 +387,7 @@ export class State {
    * `fallback` (then the first card). Returns the hash's model id when it was not found, else null.
    */
   openHash(hash, fallback) {
+    this._hashSeen = hash;
     const h = parseHash(hash);
     const cards = this.cards;
     this.chapter = h.chapter ?? null;
@@ -762,9 +765,18 @@ export class State {
     if (this._hashTimer || !this._url) return;
     this._hashTimer = setTimeout(() => {
       this._hashTimer = null;
-      const hash = this.toHash();
-      if (location.hash !== hash) history.replaceState(null, "", hash);
+      // a hash someone else put there meanwhile (a link followed, the address bar edited) is the hashchange
+      // handler's to open: writing the old selection over it would lose it
+      if (location.hash !== this._hashSeen && location.hash !== this.toHash()) return;
+      this.writeHash();
     }, HASH_MS);
+  }
+
+  /** Write the selection into the URL hash now (Copy link; the hashchange handler when it names this selection). */
+  writeHash() {
+    const hash = this.toHash();
+    if (this._url && location.hash !== hash) history.replaceState(null, "", hash);
+    this._hashSeen = location.hash;
   }
 }
 

@@ -176,7 +176,8 @@ def test_a_shared_link_reproduces_the_held_run_and_marks_every_held_gate(new_pag
     expect(pg.locator("#diagram .dg-part.dg-held")).to_have_count(2)
     # C (and C_{t−1}, held at t − 1 too) and o
     assert set(pg.locator("#diagram svg.dg").get_attribute("data-held").split()) == {"c", "c_prev", "o"}
-    pg.wait_for_function("() => location.hash.includes('hold=')", timeout=5_000)
+    # the hash is written at most every 200 ms: wait for the one that holds both (the hash is percent-encoded)
+    pg.wait_for_function("() => decodeURIComponent(location.hash).includes('zero')", timeout=5_000)
     url = pg.evaluate("() => location.href")
     assert json.loads(urllib.parse.unquote(re.search(r"hold=([^&]*)", url).group(1))) == held
     # the link in a fresh page (no shared storage): the same held run, the same marks
