@@ -60,15 +60,16 @@ LONG_TASKS = """() => { window.__long = []; new PerformanceObserver((l) => {
   for (const e of l.getEntries()) __long.push([e.startTime, e.duration]); }).observe({ type: 'longtask' }); }"""
 
 
-def start_server(tmp: str) -> tuple[subprocess.Popen, str]:
+def start_server(tmp: str, root: Path = ROOT) -> tuple[subprocess.Popen, str]:
+    """A server for the checkout at root (its own code on PYTHONPATH: browser_cpu.py runs a baseline beside)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     bundled = os.environ.get("GATESCOPE_INDEX_BUNDLED", "0")  # no held-out index built beside what is timed
-    env = {**os.environ, "GATESCOPE_MODELS": tmp, "GATESCOPE_INDEX_BUNDLED": bundled}
+    env = {**os.environ, "GATESCOPE_MODELS": tmp, "GATESCOPE_INDEX_BUNDLED": bundled, "PYTHONPATH": str(root)}
     cmd = [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--log-level", "warning"]
     cmd += ["--ws-per-message-deflate", "false"]  # as `gatescope serve` runs it
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+    proc = subprocess.Popen(cmd, cwd=root, env=env)
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -77,7 +78,7 @@ def start_server(tmp: str) -> tuple[subprocess.Popen, str]:
         except OSError:
             time.sleep(0.1)
     proc.kill()
-    raise RuntimeError("the server did not start")
+    raise RuntimeError(f"the server for {root} did not start")
 
 
 #: Put the caret at character n of the text box.

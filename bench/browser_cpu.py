@@ -23,19 +23,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.browser import chromium, texts  # noqa: E402
+from bench.browser import chromium, start_server, texts  # noqa: E402
 from tests.e2e.conftest import CHROMIUM_ARGS  # noqa: E402
 
 #: Trace categories: the main thread's tasks (with their thread CPU time) and what they did.
@@ -53,26 +49,6 @@ PASTE = """(s) => { const b = document.querySelector('[data-testid=input]'); b.f
 STEP = """() => new Promise((done) => { const t0 = performance.now();
   document.body.dispatchEvent(new KeyboardEvent('keydown', { key: 'ArrowRight', bubbles: true }));
   requestAnimationFrame(() => setTimeout(() => done(performance.now() - t0), 0)); })"""
-
-
-def start_server(tmp: str, root: Path) -> tuple[subprocess.Popen, str]:
-    """A server for the checkout at root (its own code on PYTHONPATH)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "GATESCOPE_MODELS": tmp, "GATESCOPE_INDEX_BUNDLED": "0", "PYTHONPATH": str(root)}
-    cmd = [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--log-level", "warning"]
-    cmd += ["--ws-per-message-deflate", "false"]
-    proc = subprocess.Popen(cmd, cwd=root, env=env)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(url + "/api/models", timeout=1)
-            return proc, url
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"the server for {root} did not start")
 
 
 def main_thread_events(buf: bytes) -> list[dict]:
