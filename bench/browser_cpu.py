@@ -31,7 +31,7 @@ from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.browser import chromium, start_server, texts  # noqa: E402
+from bench.browser import PASTED, chromium, start_server, texts  # noqa: E402
 from tests.e2e.conftest import CHROMIUM_ARGS  # noqa: E402
 
 #: Trace categories: the main thread's tasks (with their thread CPU time) and what they did.
@@ -101,11 +101,7 @@ def paste(browser, page, text: str, how: str) -> dict[str, float]:
     else:  # another first character: the whole text is traced again, as after the paste event
         text = "#" + text[1:]
         page.keyboard.insert_text(text)
-    page.wait_for_function(
-        f"""() => gatescope.state.trace.T === {len(text)}
-        && gatescope.lastDrawn().version === gatescope.state.trace.version""",
-        timeout=60000,
-    )
+    page.wait_for_function(PASTED, arg=text, timeout=60000)
     page.wait_for_timeout(1500)
     tasks = [e for e in main_thread_events(browser.stop_tracing()) if e["name"] in TASKS]
     cpu = [e.get("tdur", e["dur"]) / 1000 for e in tasks]
