@@ -37,7 +37,7 @@ self.onmessage = ({ data }) => {
   }
   try {
     const { msg, payload } = parseFrame(buffer);
-    const reply = msg.layers !== undefined ? decodeReply(msg, payload) : null;
+    const reply = msg.layers !== undefined ? decodeReply(msg, payload, true) : null;
     const moved = [];
     if (reply) {
       for (const layer of reply.layers) for (const g of Object.values(layer)) moved.push(g.data.buffer);

@@ -21,11 +21,13 @@ function f16Table() {
 }
 
 /** A compact array of a binary frame as a Float32Array (row-major, shape[0] × shape[1]): its "data" is
- * {offset, length} into the frame's `payload` (see `parseFrame`), aligned to 4 bytes and read in place. */
-export function decode(packed, payload) {
+ * {offset, length} into the frame's `payload` (see `parseFrame`), aligned to 4 bytes and read in place.
+ * `before` and `after` (values) leave room around it in its buffer: the array is a view at `before` (a long reply's
+ * steps after the ones the page keeps: state.js's Series copies those few into the room and keeps the buffer). */
+export function decode(packed, payload, before = 0, after = 0) {
   const n = packed.shape.reduce((a, b) => a * b, 1);
   const [buffer, at] = [payload.buffer, payload.start + packed.data.offset];
-  const out = new Float32Array(n);
+  const out = before || after ? new Float32Array(before + n + after).subarray(before, before + n) : new Float32Array(n);
   if (packed.dtype === "u16") {
     const q = new Uint16Array(buffer, at, n);
     const lo = packed.lo;
@@ -59,22 +61,34 @@ export function parseFrame(buffer) {
   return { msg, payload: { buffer, start: 8 + n } };
 }
 
+/** Headroom a long reply's buffers get past its last step, as a share of its steps (typing after a paste then
+ *  writes into them: no 60 MB copy on the first key). */
+const HEADROOM = 1 / 8;
+
 /** Decode an edit reply in place of its compact parts: layers[l][gate], probs.p, values and targets
- * (a values head's outputs, float32, NaN where a target is not known) become {rows, cols, data: Float32Array}. */
-export function decodeReply(msg, payload) {
+ * (a values head's outputs, float32, NaN where a target is not known) become {rows, cols, data: Float32Array}.
+ * With `room` (the decode worker's long replies), a reply whose new steps outnumber the steps before them
+ * (a paste) gets its gates' and predictions' buffers with room for those steps in front and some headroom after,
+ * so that the page keeps them without copying the new steps (state.js Series.append). */
+export function decodeReply(msg, payload, room = false) {
+  const k = msg.from ?? 0;
+  const n = (msg.length ?? k) - k;
+  const roomy = room && n > k;
+  const rows = (packed) => {
+    const cols = packed.shape[1];
+    const [before, after] = roomy ? [k * cols, Math.ceil((k + n) * HEADROOM) * cols] : [0, 0];
+    return { rows: packed.shape[0], cols, data: decode(packed, payload, before, after) };
+  };
   const layers = (msg.layers || []).map((layer) => {
     const out = {};
-    for (const [gate, packed] of Object.entries(layer)) {
-      out[gate] = { rows: packed.shape[0], cols: packed.shape[1], data: decode(packed, payload) };
-    }
+    for (const [gate, packed] of Object.entries(layer)) out[gate] = rows(packed);
     return out;
   });
   let probs = null;
   if (msg.probs) {
-    const p = msg.probs.p;
-    const { k, tokens, display } = msg.probs;
-    probs = { k, tokens, display, p: { rows: p.shape[0], cols: p.shape[1], data: decode(p, payload) } };
+    const { k: top, tokens, display } = msg.probs;
+    probs = { k: top, tokens, display, p: rows(msg.probs.p) };
   }
-  const rows = (packed) => (packed ? { rows: packed.shape[0], cols: packed.shape[1], data: decode(packed, payload) } : null);
-  return { ...msg, layers, probs, values: rows(msg.values), targets: rows(msg.targets) };
+  const plain = (packed) => (packed ? { rows: packed.shape[0], cols: packed.shape[1], data: decode(packed, payload) } : null);
+  return { ...msg, layers, probs, values: plain(msg.values), targets: plain(msg.targets) };
 }

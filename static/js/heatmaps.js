@@ -38,6 +38,8 @@ const ROLE = {
 
 /** Margins of each chart in px (fixed, so the plot area is known without asking plotly). */
 const MARGIN = { l: 46, r: 64, t: 30, b: 34 };
+/** Milliseconds of a frame the rasters may take before the rest wait for the next frame (and a plotly call with them). */
+const PAINT_BUDGET_MS = 6;
 /** Pixels a token label needs on the time axis before tokens replace step numbers. */
 const PX_PER_TOKEN_LABEL = 11;
 
@@ -440,6 +442,7 @@ export class Heatmaps {
     this._frame = 0;
     this._dirty = { data: false, frame: false };
     this._from = 0; // first step changed since the last render
+    this._paintFrom = new Map(); // panel -> the first step its raster must repaint from (rasters still to paint)
     this.lastDrawn = { version: -1, at: 0 };
     this._width = 0;
     state.subscribe((changed) => this._onChange(changed));
@@ -485,6 +488,7 @@ export class Heatmaps {
     if (hasPlotly()) for (const p of this.panels) Plotly.purge(p.plot);
     this.grid.replaceChildren();
     this.panels = [];
+    this._paintFrom.clear();
     if (!card) return;
     this.grid.dataset.count = String(card.gates.length);
     const hooks = { name: this.hooks.name, onExport: (panel, format) => this._export(panel, format) };
@@ -570,27 +574,37 @@ export class Heatmaps {
     const s = this.state;
     const card = s.card;
     if (!card) return;
+    const start = performance.now();
     const T = s.trace.T;
     const cellMax = s.trace.cellMax(s.layer);
-    const dataDirty = this._dirty.data;
-    const from = this._from;
+    if (this._dirty.data) for (const p of this.panels) this._paintFrom.set(p, Math.min(this._paintFrom.get(p) ?? Infinity, this._from));
     this._dirty.data = this._dirty.frame = false;
     this._from = Infinity;
     let framed = false;
+    let painted = false;
     for (const p of this.panels) {
       const series = s.trace.layers[s.layer]?.[p.gate];
       if (!series) continue;
-      if (dataDirty || p.T !== T) p.paint(series, T, cellMax, from, this._view());
-      // one plotly call a frame (a relayout costs tens of ms): the other panels' frames follow in the next ones
-      if (framed) this._dirty.frame = true;
+      if (this._paintFrom.has(p) || p.T !== T) {
+        // the rasters within a frame's budget (a long paste's six windows at once were one long task with the
+        // frame's plotly call): the rest in the next frames, each at least one
+        if (painted && performance.now() - start > PAINT_BUDGET_MS) continue;
+        p.paint(series, T, cellMax, this._paintFrom.get(p) ?? Infinity, this._view());
+        this._paintFrom.delete(p);
+        painted = true;
+      }
+      // one plotly call a frame (a relayout costs tens of ms), and none after a budget's painting: the other panels'
+      // frames follow in the next ones
+      if (framed || (painted && performance.now() - start > PAINT_BUDGET_MS)) this._dirty.frame = true;
       else framed = this._frameOf(p, T, cellMax);
       p.moveCursors(s.t, s.unit);
       p.moveSpan(s.span);
     }
     this._markHeld();
     this._describe();
-    this.lastDrawn = { version: s.trace.version, at: performance.now() };
-    if (this._dirty.frame) this._schedule(); // the frames still to draw
+    if (this._paintFrom.size) this._dirty.frame = true; // rasters still to paint: drawn when they are
+    else this.lastDrawn = { version: s.trace.version, at: performance.now() };
+    if (this._dirty.frame) this._schedule(); // the frames (or rasters) still to draw
   }
 
   /** The window shown, or null when the whole text fits. */

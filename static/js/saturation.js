@@ -7,15 +7,19 @@
  *
  * Change costs: "unit" restyles one marker a chart; "trace", "layer" and "model" ask again once the text has been
  * still for SETTLE_MS and its steps are shown (so the page's first trace and plotly.js, loaded after it by
- * plotting.js, never wait for this view); the source asks at once.
+ * plotting.js, never wait for this view); the source asks at once. The answer's charts are drawn one a task, in
+ * idle callbacks (a plotly draw is ~15 ms: all of them in one task was a long task of ~80 ms).
  */
 
 import { saturation } from "./api.js";
 import { MATH, SHORT, el, fmt } from "./format.js";
+import { whenIdle } from "./lazy.js";
 import { AXIS_COLOUR, CONFIG, FONT, axis, chartColours, onColourScheme, plotlyReady } from "./plotting.js";
 
 /** How long the text must be still before the fractions are asked for again (ms). */
 const SETTLE_MS = 400;
+/** Longest a chart waits for an idle moment after the one before it was drawn (ms). */
+const CHART_WAIT_MS = 100;
 export class SaturationView {
   /** nodes: {root (the panel), plots, source (select), note}. */
   constructor(nodes, state) {
@@ -25,6 +29,7 @@ export class SaturationView {
     this.charts = new Map(); // gate -> div
     this._timer = 0;
     this._asking = null;
+    this._drawing = 0; // bumped by each draw: a chart still to come of an older one is dropped
     nodes.source.append(new Option("this text", "text"), new Option("the corpus index", "index"));
     nodes.source.addEventListener("change", () => this._ask());
     state.subscribe((changed) => this._onChange(changed));
@@ -103,7 +108,14 @@ export class SaturationView {
         this.charts.set(g, div);
       }
     }
-    for (const g of gates) this._plot(g, this.charts.get(g));
+    // one chart a task (each is a plotly draw of ~15 ms): five in one task held a long paste's page ~80 ms
+    const token = ++this._drawing;
+    const next = (k) => {
+      if (token !== this._drawing || !this.data) return; // newer fractions (or none) since
+      this._plot(gates[k], this.charts.get(gates[k]));
+      if (k + 1 < gates.length) whenIdle(() => next(k + 1), CHART_WAIT_MS);
+    };
+    next(0);
   }
 
   _figure(g) {
@@ -156,6 +168,7 @@ export class SaturationView {
     if (!this.data || !window.Plotly) return;
     const u = this.state.unit;
     for (const [g, div] of this.charts) {
+      if (!div._fullData) continue; // not drawn yet: it is drawn with the unit selected then
       const { left, right } = this.data.gates[g];
       window.Plotly.restyle(div, { x: [[left[u] ?? null]], y: [[right[u] ?? null]], customdata: [[u]] }, [2]);
       div.dataset.selected = String(u);

@@ -63,13 +63,20 @@ export class Series {
     this.T = Math.min(this.T, k);
   }
 
-  /** Append `rows` steps of values (a Float32Array of rows × width). */
+  /** Append `rows` steps of values (a Float32Array of rows × width). A decoded reply whose buffer has room for the
+   *  steps kept in front of it (frames.js decodeReply's `room`) becomes the buffer: only those steps are copied. */
   append(values, rows) {
-    const need = (this.T + rows) * this.width;
-    if (this.T === 0 && need > this.data.length && values.length === need) {
-      // a long text's first reply: keep its decoded buffer (full: the next append copies it before writing)
-      this.data = values;
-      this.T = rows;
+    const kept = this.T * this.width;
+    const need = kept + rows * this.width;
+    const whole = values.buffer;
+    const roomy = values.byteOffset === kept * 4 && whole.byteLength >= need * 4 && whole !== this.data.buffer;
+    if (roomy && (kept > 0 || whole.byteLength > this.data.byteLength)) {
+      // a long paste or a first long reply: its buffer is the page's own; copying 20,000 steps of six gates in
+      // here was ~60 MB (and a major GC) in the task that applies the reply
+      const data = new Float32Array(whole);
+      if (kept) data.set(this.data.subarray(0, kept));
+      this.data = data;
+      this.T += rows;
       return;
     }
     if (need > this.data.length) {

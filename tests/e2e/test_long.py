@@ -8,6 +8,7 @@ from __future__ import annotations
 import urllib.parse
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from .conftest import _DRAWN_JS, ROOT, api_card, api_trace, assert_clean, drawn, wait_drawn
@@ -20,6 +21,9 @@ LONG = "".join(p.read_text() for p in sorted((ROOT / "model").rglob("*.py")))[:2
 VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥"}
 #: Steps a window shows at first (static/js/state.js WINDOW_STEPS).
 WINDOW = 400
+#: The page shows the trace of text s, drawn (bench/browser.py's PASTED).
+PASTED = """(s) => gatescope.state.tracedText === s && gatescope.state.trace.T > 0
+  && gatescope.lastDrawn().version === gatescope.state.trace.version"""
 
 #: The window the page shows, the overview's box, the plotly x range of the f heatmap and the curves.
 _VIEW_JS = """() => {
@@ -192,4 +196,42 @@ def test_heatmap_axes_label_tokens_only_when_they_fit(page, server):
     page.wait_for_function(f"() => ({ticks})().length === 25", timeout=15_000)
     got = page.evaluate(ticks)
     assert got == [VISIBLE.get(c, c) for c in text[v["start"] : v["stop"]]]  # every token of the window, in order
+    assert_clean(page, server)
+
+
+#: Per gate, the values the page's store holds at steps ts (what the heatmaps, curves and cards draw).
+_STORE_JS = """(ts) => { const s = gatescope.state, out = {};
+  for (const [g, series] of Object.entries(s.trace.layers[0])) out[g] = ts.map((t) => Array.from(series.row(t)));
+  return { T: s.T, values: out }; }"""
+
+
+def assert_store_is_the_apis(pg, server, text: str, ts: list[int]) -> None:
+    """The page holds the API's trace of `text` at steps ts, every gate (within the wire's 16-bit rounding)."""
+    trace = api_trace(server, "code", text)
+    got = pg.evaluate(_STORE_JS, ts)
+    assert got["T"] == len(trace["tokens"])
+    for g, rows in got["values"].items():
+        want = np.asarray(trace["layers"][0][g], dtype=np.float64)[ts]  # (len(ts), H)
+        np.testing.assert_allclose(np.asarray(rows), want, rtol=2e-3, atol=2e-3, err_msg=f"gate {g}")
+
+
+def test_a_paste_over_part_of_a_long_text_and_the_keys_after_it_show_the_apis_values(page, server):
+    # a paste keeping the first 500 steps: its reply (from step 500) is decoded off the main thread into buffers
+    # with room for the kept steps (frames.js), which the store keeps without copying the new ones; a key after it
+    # writes into their headroom. Every step, kept, pasted or typed, must still read as the API's.
+    first = LONG[:2500]
+    page.goto(f"{server}/#model=code")
+    page.wait_for_function("() => window.gatescope && gatescope.lastDrawn().at > 0")
+    paste(page, first)
+    page.wait_for_function(PASTED, arg=first, timeout=60_000)
+    second = first[:500] + LONG[5000:7000]
+    box = page.get_by_test_id("input")
+    box.evaluate("(b) => b.setSelectionRange(500, b.value.length)")
+    page.keyboard.insert_text(second[500:])
+    page.wait_for_function(PASTED, arg=second, timeout=60_000)
+    assert page.evaluate("gatescope.state.trace.from") == 500  # only the steps after the kept ones came
+    assert_store_is_the_apis(page, server, second, [0, 250, 499, 500, 501, 1700, len(second) - 1])
+    page.keyboard.type("ab")  # the caret is after the paste: at the end
+    page.wait_for_function(PASTED, arg=second + "ab", timeout=30_000)
+    assert_store_is_the_apis(page, server, second + "ab", [0, 499, 500, len(second) - 1, len(second), len(second) + 1])
     assert_clean(page, server)
