@@ -13,14 +13,78 @@ const EXAMPLE_CHARS = 18;
 
 /** Characters from which the text box inserts a paste (or a long insertText edit) itself: the browser's own
  *  editing command lays the whole page out again inside its task (~0.5–1 s of CPU for 20,000 characters, on
- *  a bare page too), where setRangeText takes ~2 ms and leaves the layout to the next frame. The price: such
- *  an insertion is not on the box's undo stack (typing and short pastes keep the browser's own path). */
+ *  a bare page too), where setRangeText takes ~2 ms and leaves the layout to the next frame. Such an insertion is
+ *  not on the browser's undo stack (setRangeText empties it): the box keeps its own (BoxHistory), so Ctrl+Z
+ *  (Cmd+Z) right after it restores the text before it and Ctrl+Shift+Z / Ctrl+Y brings it back. Typing and short
+ *  pastes keep the browser's own path and stack. */
 const BIG_INSERT = 2000;
+/** Insertions the box's own undo stack remembers. */
+const UNDO_DEPTH = 20;
 
-/** Put s in place of the box's selection, caret after it, and tell the page (an input event, as an edit does). */
-function insertItself(box, s) {
-  box.setRangeText(s.replace(/\r\n?/g, "\n"), box.selectionStart, box.selectionEnd, "end");
+/** Replace [a, b) of the box's text by s, select [selA, selB), and tell the page (an input event, as an edit does). */
+function replaceRange(box, s, a, b, selA, selB) {
+  box.setRangeText(s, a, b);
+  box.setSelectionRange(selA, selB);
   box.dispatchEvent(new Event("input", { bubbles: true }));
+}
+
+/**
+ * The undo stack of the insertions the page makes itself (the browser has none for them). An entry undoes or redoes
+ * only while the box holds exactly the text that entry left (after an undo of the typing since, the browser's own,
+ * it does again); else the key is the browser's.
+ */
+class BoxHistory {
+  constructor(box) {
+    this.box = box;
+    this.undos = []; // {at, removed, inserted, before, after, sel: [start, end] before}
+    this.redos = [];
+    box.addEventListener("keydown", (ev) => {
+      const mod = ev.ctrlKey || ev.metaKey;
+      if (!mod || ev.altKey) return;
+      const key = ev.key.toLowerCase();
+      const redo = (key === "z" && ev.shiftKey) || (key === "y" && ev.ctrlKey && !ev.shiftKey);
+      const undo = key === "z" && !ev.shiftKey;
+      if ((undo && this.undo()) || (redo && this.redo())) ev.preventDefault();
+    });
+    box.addEventListener("beforeinput", (ev) => {
+      // the browser's Edit menu or context menu (its own stack has typing on it): ours first when it applies
+      if (ev.inputType === "historyUndo" && this.undo()) ev.preventDefault();
+      else if (ev.inputType === "historyRedo" && this.redo()) ev.preventDefault();
+    });
+  }
+
+  /** Put s in place of the box's selection, caret after it, remembered for undo; the page is told. */
+  insert(s) {
+    const box = this.box;
+    const [a, b] = [box.selectionStart, box.selectionEnd];
+    const before = box.value;
+    const inserted = s.replace(/\r\n?/g, "\n");
+    replaceRange(box, inserted, a, b, a + inserted.length, a + inserted.length);
+    this.undos.push({ at: a, removed: before.slice(a, b), inserted, before, after: box.value, sel: [a, b] });
+    if (this.undos.length > UNDO_DEPTH) this.undos.shift();
+    this.redos.length = 0;
+  }
+
+  /** Undo the last insertion if the box still holds what it left; returns whether it did. */
+  undo() {
+    const e = this.undos.at(-1);
+    if (!e || this.box.value !== e.after) return false;
+    this.undos.pop();
+    replaceRange(this.box, e.removed, e.at, e.at + e.inserted.length, ...e.sel); // the text it replaced, selected again
+    this.redos.push(e);
+    return true;
+  }
+
+  /** Redo the last undone insertion if the box holds what the undo left; returns whether it did. */
+  redo() {
+    const e = this.redos.at(-1);
+    if (!e || this.box.value !== e.before) return false;
+    this.redos.pop();
+    const end = e.at + e.inserted.length;
+    replaceRange(this.box, e.inserted, e.at, e.at + e.removed.length, end, end);
+    this.undos.push(e);
+    return true;
+  }
 }
 
 export class Picker {
@@ -47,17 +111,18 @@ export class Picker {
     els.ask.replace.addEventListener("click", () => this._answer(true));
     els.ask.stay.addEventListener("click", () => this._answer(false));
     input.addEventListener("input", () => state.setText(input.value));
+    const history = (this.history = new BoxHistory(input));
     input.addEventListener("paste", (ev) => {
       const s = ev.clipboardData?.getData("text/plain");
       if (!s || s.length < BIG_INSERT) return;
       ev.preventDefault();
-      insertItself(input, s);
+      history.insert(s);
     });
     input.addEventListener("beforeinput", (ev) => {
       const typed = ev.inputType === "insertText" || ev.inputType === "insertReplacementText";
       if (!typed || !ev.cancelable || !ev.data || ev.data.length < BIG_INSERT) return;
       ev.preventDefault();
-      insertItself(input, ev.data);
+      history.insert(ev.data);
     });
     more.addEventListener("click", () => {
       const open = description.classList.toggle("is-open");

@@ -116,3 +116,58 @@ def test_a_long_paste_replaces_the_selection_exactly_and_is_traced_whole(new_pag
     assert pg.evaluate("gatescope.state.text") == want
     expect(pg.get_by_test_id("input")).to_have_value(want)
     assert_clean(pg, server)
+
+
+#: Paste s over the text box's selection [a, b) as Ctrl+V does (a paste event carrying the text); the box's state after.
+_PASTE_JS = """([s, a, b]) => { const box = document.querySelector('[data-testid=input]'); box.focus();
+  box.setSelectionRange(a, b); const dt = new DataTransfer(); dt.setData('text/plain', s);
+  const plain = box.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+  return { plain, value: box.value }; }"""
+#: The text box's text and selection.
+_BOX_JS = """() => { const b = document.querySelector('[data-testid=input]');
+  return { value: b.value, start: b.selectionStart, end: b.selectionEnd }; }"""
+
+
+def wait_traced(pg, text: str) -> None:
+    """Wait until the page shows the trace of `text`, drawn."""
+    pg.wait_for_function(
+        "(s) => gatescope.state.tracedText === s && gatescope.lastDrawn().version === gatescope.state.trace.version",
+        arg=text,
+        timeout=30_000,
+    )
+
+
+def test_undo_after_a_long_paste_restores_the_text_before_it_and_redo_the_paste(new_page, server):
+    pg = new_page(1280, 720)
+    pg.goto(f"{server}/#model=code&text={urllib.parse.quote(TEXT)}")
+    wait_drawn(pg, api_card(server, "code")["gates"], len(TEXT))
+    pasted = "".join(f"def g{k}(y):\n    return y * {k}\n" for k in range(120))  # inserted by the page itself
+    a, b = TEXT.index("return"), TEXT.index("return") + len("return")
+    got = pg.evaluate(_PASTE_JS, [pasted, a, b])
+    want = TEXT[:a] + pasted + TEXT[b:]
+    assert got == {"plain": False, "value": want}
+    wait_traced(pg, want)
+
+    pg.keyboard.press("Control+z")  # the text before the paste, what it replaced selected again (as the browser's)
+    assert pg.evaluate(_BOX_JS) == {"value": TEXT, "start": a, "end": b}
+    wait_traced(pg, TEXT)  # the views follow the text
+    expect(pg.get_by_test_id("timestep")).to_have_attribute("data-t", str(len(TEXT) - 1))
+    pg.keyboard.press("Control+Shift+z")  # redo: the paste again, the caret after it
+    end = a + len(pasted)
+    assert pg.evaluate(_BOX_JS) == {"value": want, "start": end, "end": end}
+    wait_traced(pg, want)
+    pg.keyboard.press("Meta+z")  # Cmd+Z, and Ctrl+Y to redo
+    assert pg.evaluate(_BOX_JS)["value"] == TEXT
+    pg.keyboard.press("Control+y")
+    assert pg.evaluate(_BOX_JS)["value"] == want
+
+    # a key typed after the paste is undone first (the browser's own stack), then the paste
+    pg.keyboard.type("x")
+    assert pg.evaluate(_BOX_JS)["value"] == want[:end] + "x" + want[end:]
+    pg.keyboard.press("Control+z")
+    assert pg.evaluate(_BOX_JS)["value"] == want
+    pg.keyboard.press("Control+z")
+    assert pg.evaluate(_BOX_JS)["value"] == TEXT
+    wait_traced(pg, TEXT)
+    assert pg.evaluate("gatescope.state.text") == TEXT
+    assert_clean(pg, server)
