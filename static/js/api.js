@@ -12,7 +12,7 @@
  */
 
 /** An error a person can act on; `status` is the HTTP status when there is one. */
-import { decode, decodeReply, parseFrame } from "./frames.js";
+import { decode, decodeReply, parseFrame, unpackReply } from "./frames.js";
 
 export class ApiError extends Error {
   constructor(message, status = 0) {
@@ -461,7 +461,7 @@ function worker() {
       const done = _waiting.get(data.id);
       _waiting.delete(data.id);
       if (data.error) done.reject(new Error(data.error));
-      else done.resolve({ msg: data.msg ?? data.reply, reply: data.reply ?? null });
+      else done.resolve({ msg: data.msg ?? unpackReply(data.reply), reply: data.reply ?? null });
     };
   }
   return _worker;
@@ -618,8 +618,13 @@ export class Live {
     const read = part ? partToWorker(raw, part) : big ? decodeInWorker(raw) : null;
     if (part && !read) return; // more parts to come
     this._pending += 1;
+    // a worker's reply is applied in a task after the one that received it: taking in a long reply (~15 ms) and
+    // the views following it (~30 ms) were one long task
+    const later = read ? read.then((out) => new Promise((done) => {
+      setTimeout(() => done(out), 0);
+    })) : null;
     this._queue = this._queue
-      .then(() => this._handle(() => read ?? readFrame(raw), true))
+      .then(() => this._handle(() => later ?? readFrame(raw), true))
       .finally(() => (this._pending -= 1));
   }
 

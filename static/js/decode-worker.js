@@ -4,7 +4,7 @@
  * (WS /api/live?parts=1) arrives as {id, part, index, count} messages, joined here when the last one comes.
  */
 
-import { decodeReply, parseFrame } from "./frames.js";
+import { decodeReply, packReply, parseFrame } from "./frames.js";
 
 /** The parts of the reply being joined: {id, parts: [ArrayBuffer]} (12 bytes of header each). */
 let joining = null;
@@ -38,7 +38,7 @@ self.onmessage = ({ data }) => {
   try {
     const { msg, payload } = parseFrame(buffer);
     const reply = msg.layers !== undefined ? decodeReply(msg, payload, true) : null;
-    const moved = [];
+    const moved = reply ? packReply(reply) : []; // its tokens as indices: one buffer, not 100,000 strings
     if (reply) {
       for (const layer of reply.layers) for (const g of Object.values(layer)) moved.push(g.data.buffer);
       for (const part of [reply.probs?.p, reply.values, reply.targets]) if (part) moved.push(part.data.buffer);

@@ -40,6 +40,8 @@ const ROLE = {
 const MARGIN = { l: 46, r: 64, t: 30, b: 34 };
 /** Milliseconds of a frame the rasters may take before the rest wait for the next frame (and a plotly call with them). */
 const PAINT_BUDGET_MS = 6;
+/** Columns painted in a frame past which that frame makes no plotly call (a keystroke's few keep theirs). */
+const WHOLE_COLS = 32;
 /** Pixels a token label needs on the time axis before tokens replace step numbers. */
 const PX_PER_TOKEN_LABEL = 11;
 
@@ -245,7 +247,8 @@ class Panel {
   }
 
   /** Paint the steps [from, T) of the raster that are shown (all of them when the range, buffer or window
-   *  changed); view: the window ({start, stop}) when the text is longer than a window, else null. */
+   *  changed); view: the window ({start, stop}) when the text is longer than a window, else null. Returns the
+   *  columns painted. */
   paint(series, T, cellMax, changedFrom, view = null) {
     const H = this.H;
     const [lo, hi] = this.colourRange(cellMax);
@@ -298,6 +301,7 @@ class Panel {
     this.painted = last;
     this.T = T;
     this.placeRaster();
+    return Math.max(0, n);
   }
 
   placeRaster() {
@@ -582,6 +586,7 @@ export class Heatmaps {
     this._from = Infinity;
     let framed = false;
     let painted = false;
+    let whole = false; // a raster painted many columns this frame (not a keystroke's one or few)
     for (const p of this.panels) {
       const series = s.trace.layers[s.layer]?.[p.gate];
       if (!series) continue;
@@ -589,13 +594,14 @@ export class Heatmaps {
         // the rasters within a frame's budget (a long paste's six windows at once were one long task with the
         // frame's plotly call): the rest in the next frames, each at least one
         if (painted && performance.now() - start > PAINT_BUDGET_MS) continue;
-        p.paint(series, T, cellMax, this._paintFrom.get(p) ?? Infinity, this._view());
+        const cols = p.paint(series, T, cellMax, this._paintFrom.get(p) ?? Infinity, this._view());
         this._paintFrom.delete(p);
         painted = true;
+        whole ||= cols > WHOLE_COLS;
       }
-      // one plotly call a frame (a relayout costs tens of ms), and none after a budget's painting: the other panels'
-      // frames follow in the next ones
-      if (framed || (painted && performance.now() - start > PAINT_BUDGET_MS)) this._dirty.frame = true;
+      // one plotly call a frame (a relayout costs tens of ms), and none in a frame that painted a whole raster (a
+      // paste's, a new window's): the panels' frames follow in the next ones
+      if (framed || (painted && whole)) this._dirty.frame = true;
       else framed = this._frameOf(p, T, cellMax);
       p.moveCursors(s.t, s.unit);
       p.moveSpan(s.span);
