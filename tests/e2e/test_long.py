@@ -202,7 +202,8 @@ def test_heatmap_axes_label_tokens_only_when_they_fit(page, server):
 #: Per gate, the values the page's store holds at steps ts (what the heatmaps, curves and cards draw).
 _STORE_JS = """(ts) => { const s = gatescope.state, out = {};
   for (const [g, series] of Object.entries(s.trace.layers[0])) out[g] = ts.map((t) => Array.from(series.row(t)));
-  return { T: s.T, values: out }; }"""
+  const tokens = ts.map((t) => s.trace.tokens[t]), next = ts.map((t) => s.trace.probs.tokens[t]);
+  return { T: s.T, values: out, tokens, next }; }"""
 
 
 def assert_store_is_the_apis(pg, server, text: str, ts: list[int]) -> None:
@@ -210,6 +211,8 @@ def assert_store_is_the_apis(pg, server, text: str, ts: list[int]) -> None:
     trace = api_trace(server, "code", text)
     got = pg.evaluate(_STORE_JS, ts)
     assert got["T"] == len(trace["tokens"])
+    assert got["tokens"] == [trace["tokens"][t] for t in ts]
+    assert got["next"] == [[p["token"] for p in trace["probs"][t]] for t in ts]  # the top-5 next tokens, in order
     for g, rows in got["values"].items():
         want = np.asarray(trace["layers"][0][g], dtype=np.float64)[ts]  # (len(ts), H)
         np.testing.assert_allclose(np.asarray(rows), want, rtol=2e-3, atol=2e-3, err_msg=f"gate {g}")
