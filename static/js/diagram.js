@@ -717,8 +717,11 @@ export class Diagram {
     const width = Math.max(spec.w + 2 * (GAP + nb + STUB), px / MAX_SCALE);
     this._svg.setAttribute("viewBox", `${(spec.w - width) / 2} 0 ${width} ${spec.height}`);
     // never drawn so small that its smallest text is under MIN_TEXT_PX on screen: a narrow page scrolls the
-    // diagram sideways inside its panel, centred on the open module
-    this._svg.style.minWidth = `${Math.ceil((width * MIN_TEXT_PX) / SMALLEST_TEXT)}px`;
+    // diagram sideways inside its panel, centred on the open module. The floor is the cell's narrowest drawing (the
+    // neighbours at their narrowest), the same at every page width: a layout can read it as the diagram's
+    // min-content width (side.css puts run b under run a when the two floors do not fit side by side)
+    const narrowest = spec.w + 2 * (GAP + Math.round(NEIGHBOUR_MIN / 4) * 4 + STUB);
+    this._svg.style.minWidth = `${Math.ceil((narrowest * MIN_TEXT_PX) / SMALLEST_TEXT)}px`;
     if (this._root.scrollWidth > this._root.clientWidth) this._root.scrollLeft = (this._root.scrollWidth - this._root.clientWidth) / 2;
     this._drawNeighbour(this._nbPrev, -GAP - nb, nb, "prev");
     this._drawNeighbour(this._nbNext, spec.w + GAP, nb, "next");

@@ -5,11 +5,13 @@ page never scrolls sideways at 390, 1024 or 1280 px."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import urllib.parse
 import urllib.request
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 from .conftest import ARTIFACTS, api_card, api_trace, assert_clean, wait_drawn
@@ -129,3 +131,66 @@ def test_two_checkpoints_paired_select_a_units_partner_in_b_and_say_its_r(page, 
     expect(page.get_by_test_id("side-title")).to_contain_text(f"unit {pair['b']} (a's unit 2's partner, r = {r}")
     assert want["state"]["b"]["unit"] == pair["b"]
     assert_clean(page, server)
+
+
+#: Each diagram of the pair as drawn: does its box scroll, does its SVG stick out of it, its smallest text on screen
+#: (font size x the SVG's scale: its drawn width over its viewBox's, over every text and tspan shown), and its box.
+_FIT_JS = """() => Object.fromEntries(["diagram", "side-diagram"].map((id) => {
+  const root = document.querySelector(`[data-testid="${id}"]`);
+  const svg = root.querySelector("svg");
+  const r = root.getBoundingClientRect(), s = svg.getBoundingClientRect();
+  const scale = s.width / svg.viewBox.baseVal.width;
+  let small = Infinity, which = "";
+  for (const t of svg.querySelectorAll("text, tspan")) {
+    if (!t.getClientRects().length || !t.textContent.trim()) continue;
+    const px = parseFloat(getComputedStyle(t).fontSize) * scale;
+    if (px < small) { small = px; which = t.textContent; }
+  }
+  return [id, { scrolls: root.scrollWidth - root.clientWidth, box: [r.left, r.top, r.right, r.bottom],
+    svg: [s.left, s.top, s.right, s.bottom], small, which }];
+}).concat([["page", document.scrollingElement.scrollWidth - innerWidth]]))"""
+
+#: True when both diagrams fit their boxes at 11 px and more, and the page does not scroll sideways.
+_FITS_JS = f"""() => {{ const f = ({_FIT_JS})(); return f.page <= 0 && ["diagram", "side-diagram"].every((id) => {{
+  const d = f[id]; return d.scrolls <= 1 && d.small >= 11 - 1e-6 && d.svg[0] >= d.box[0] - 1 && d.svg[2] <= d.box[2] + 1
+    && d.svg[1] >= d.box[1] - 1 && d.svg[3] <= d.box[3] + 1; }}); }}"""
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "beside_at_1280"),
+    [("recall-lstm", "recall-rnn", True), ("code", "recall-gru", False), ("recall-peephole", "recall-lstm", False)],
+)
+def test_both_diagrams_fit_their_columns_at_every_wide_width(new_page, server, a, b, beside_at_1280):
+    """Neither diagram scrolls in its box or is cut, its text >= 11 px: side by side where both fit (an LSTM and an
+    RNN at 1280 px, any pair at 1440), else b's under a's."""
+    pg = new_page(1280, 720)
+    pg.goto(f"{server}/#model={a}&text={urllib.parse.quote(TEXT)}&vs={b}")
+    pg.wait_for_function(
+        "() => window.gatescope.side.b.T > 0 && document.querySelector('[data-testid=side-diagram] svg')",
+        timeout=15_000,
+    )
+    for w, h in [(1100, 720), (1280, 720), (1440, 900), (1920, 1080)]:
+        pg.set_viewport_size({"width": w, "height": h})
+        with contextlib.suppress(PlaywrightError):  # it does not come to fit: the asserts below say how
+            pg.wait_for_function(_FITS_JS, timeout=5_000)
+        fit = pg.evaluate(_FIT_JS)
+        assert fit["page"] <= 0, f"{a} vs {b}: at {w} px the page scrolls sideways by {fit['page']} px"
+        for id_ in ("diagram", "side-diagram"):
+            d = fit[id_]
+            assert d["scrolls"] <= 1, f"{a} vs {b}: at {w} px the {id_} scrolls inside its box ({d['scrolls']} px)"
+            inside = all(
+                [d["svg"][0] >= d["box"][0] - 1, d["svg"][1] >= d["box"][1] - 1]
+                + [d["svg"][2] <= d["box"][2] + 1, d["svg"][3] <= d["box"][3] + 1]
+            )
+            assert inside, f"{a} vs {b}: at {w} px the {id_}'s drawing {d['svg']} sticks out of its box {d['box']}"
+            small = f"draws '{d['which']}' at {d['small']:.2f} px"
+            assert d["small"] >= 11 - 1e-6, f"{a} vs {b}: at {w} px the {id_} {small}"
+        da, db = fit["diagram"]["box"], fit["side-diagram"]["box"]
+        beside, under = db[0] >= da[2] - 1, db[1] >= da[3] - 1
+        assert beside or under, f"{a} vs {b}: at {w} px b's diagram {db} overlaps a's {da}"
+        if w == 1920 or (w == 1280 and beside_at_1280):
+            assert beside, f"{a} vs {b}: at {w} px b's diagram should sit beside a's (both fit at 11 px)"
+        if w == 1280 and not beside_at_1280:
+            assert under, f"{a} vs {b}: at 1280 px the two do not fit side by side at 11 px: b's goes under a's"
+        pg.screenshot(path=str(ARTIFACTS / f"compare-fit-{a}-{b}-{w}x{h}.png"))
+    assert_clean(pg, server)
