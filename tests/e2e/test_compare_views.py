@@ -9,12 +9,14 @@ import contextlib
 import json
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
-from .conftest import ARTIFACTS, api_card, api_trace, assert_clean, wait_drawn
+from .conftest import ARTIFACTS, _number, api_card, api_trace, assert_clean, wait_drawn
+from .test_share import _offline
 
 pytestmark = pytest.mark.e2e
 
@@ -194,3 +196,95 @@ def test_both_diagrams_fit_their_columns_at_every_wide_width(new_page, server, a
             assert under, f"{a} vs {b}: at 1280 px the two do not fit side by side at 11 px: b's goes under a's"
         pg.screenshot(path=str(ARTIFACTS / f"compare-fit-{a}-{b}-{w}x{h}.png"))
     assert_clean(pg, server)
+
+
+#: Each number run b's diagram prints, by its line: {gate: the printed text of its value}, those shown.
+_PRINTED_JS = """() => Object.fromEntries([...document
+  .querySelectorAll('[data-testid="side-diagram"] .dg-val[data-gate]')]
+  .filter((e) => e.getClientRects().length > 0 && e.textContent.trim())
+  .map((e) => [e.dataset.gate, e.textContent]))"""
+
+#: The runs' names over their views, as the page prints them.
+_LABELS_JS = """() => Object.fromEntries(["side-title-a", "side-title", "side-heat-title-a", "side-heat-title"]
+  .map((id) => [id, document.getElementById(id).textContent]))"""
+
+
+def _printed_b_matches(pg, rnn_h: list[list[float]], t: int, unit: int, at: int | None = None) -> None:
+    """Run b's diagram prints h_t and h_{t−1} of `unit` at b's step t as the API gives them (to its rounding), while
+    the page's scrubber says step `at` (default t)."""
+    at = t if at is None else at
+    pg.wait_for_function(
+        f"""() => {{ const p = ({_PRINTED_JS})(); return p.h !== undefined && p.h_prev !== undefined
+          && document.querySelector('[data-testid="timestep"]').dataset.t === "{at}"; }}""",
+        timeout=15_000,
+    )
+    want = {"h": rnn_h[t][unit], "h_prev": rnn_h[t - 1][unit] if t > 0 else 0.0}
+    for _ in range(50):  # the strip and the numbers follow t in the next frame
+        printed = pg.evaluate(_PRINTED_JS)
+        got = {k: _number(printed[k]) for k in want}
+        if all(abs(got[k][0] - want[k]) <= got[k][1] for k in want):
+            return
+        pg.wait_for_timeout(100)
+    raise AssertionError(f"at t = {t} b's diagram prints {printed}, POST /api/trace of b gives {want}")
+
+
+def test_a_page_saved_while_comparing_carries_run_b_offline(page, new_page, server, tmp_path):
+    """Save as page beside recall-rnn: the file opens from disk with the network refused, shows b's diagram and
+    heatmaps beside a's under the live page's labels, and its one scrubber moves b's printed numbers to the API's."""
+    unit_b, t0, t1 = 3, 20, 9
+    page.goto(f"{server}/#model=recall-lstm&unit=14&t={t0}&text={urllib.parse.quote(TEXT)}&vs=recall-rnn&vs_unit=3")
+    rnn = api_trace(server, "recall-rnn", TEXT)["layers"][0]["h"]  # (T, 16)
+    _wait_b(page, t0, unit_b, rnn[t0][unit_b])
+    live_labels = page.evaluate(_LABELS_JS)
+    assert "b: recall-rnn, unit 3" in live_labels["side-title"]
+    with page.expect_download() as dl:
+        page.get_by_test_id("save-page").click()
+    saved = Path(tmp_path) / dl.value.suggested_filename
+    dl.value.save_as(saved)
+    assert saved.name == f"gatescope-recall-lstm-vs-recall-rnn-t{t0}-unit14.html"
+    assert_clean(page, server)
+
+    off = new_page(1280, 720)
+    refused = _offline(off)
+    off.goto(saved.as_uri())
+    expect(off.get_by_test_id("side-diagram-box")).to_be_visible(timeout=15_000)
+    expect(off.get_by_test_id("model-b")).to_have_text("recall-rnn")
+    _printed_b_matches(off, rnn, t0, unit_b)  # as saved: the step and b's unit shown when it was saved
+    assert off.evaluate(_LABELS_JS) == live_labels, "the saved page names the runs otherwise than the live page"
+    expect(off.get_by_test_id("b-heatmap-h")).to_be_visible()
+    expect(off.get_by_test_id("heatmaps").locator("figure[data-gate]")).to_have_count(6)
+    a_box = off.get_by_test_id("diagram").bounding_box()
+    b_box = off.get_by_test_id("side-diagram").bounding_box()
+    assert b_box["x"] >= a_box["x"] + a_box["width"] - 1, "at 1280 px the saved b's diagram sits beside a's"
+    # the one scrubber drives both: back to t1 with the keyboard, then to the last step
+    off.get_by_test_id("scrubber").focus()
+    for _ in range(t0 - t1):
+        off.keyboard.press("ArrowLeft")
+    _printed_b_matches(off, rnn, t1, unit_b)
+    off.keyboard.press("End")
+    _printed_b_matches(off, rnn, len(TEXT) - 1, unit_b)
+    off.screenshot(path=str(ARTIFACTS / "saved-compare-offline.png"), full_page=True)
+    assert off.console_errors == [], off.console_errors
+    assert refused == [], f"the saved page asked the network for {refused}"
+
+
+def test_a_page_saved_on_two_texts_stops_b_at_its_last_step(page, new_page, server, tmp_path):
+    """One model on two texts, saved: b's text is in the file, and past b's steps b stays at its last, as live."""
+    text_b = "a14159?"
+    page.goto(f"{server}/#model=recall-lstm&unit=2&t=3&text={urllib.parse.quote(TEXT)}&vs_text={text_b}")
+    b_h = api_trace(server, "recall-lstm", text_b)["layers"][0]["h"]
+    _wait_b(page, 3, 2, b_h[3][2])
+    with page.expect_download() as dl:
+        page.get_by_test_id("save-page").click()
+    saved = Path(tmp_path) / dl.value.suggested_filename
+    dl.value.save_as(saved)
+    off = new_page(1280, 720)
+    refused = _offline(off)
+    off.goto(saved.as_uri())
+    expect(off.get_by_test_id("input-b")).to_have_text(text_b)
+    _printed_b_matches(off, b_h, 3, 2)
+    expect(off.get_by_test_id("side-title")).to_contain_text("unit 2 (the same unit as a), 7 steps")
+    off.get_by_test_id("scrubber").focus()
+    off.keyboard.press("End")
+    _printed_b_matches(off, b_h, len(text_b) - 1, 2, at=len(TEXT) - 1)
+    assert off.console_errors == [] and refused == [], (off.console_errors, refused)
