@@ -16,6 +16,7 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 from .conftest import ARTIFACTS, _number, api_card, api_trace, assert_clean, wait_drawn
+from .test_a11y import _report, axe_violations
 from .test_share import _offline
 
 pytestmark = pytest.mark.e2e
@@ -136,16 +137,18 @@ def test_two_checkpoints_paired_select_a_units_partner_in_b_and_say_its_r(page, 
 
 
 #: Each diagram of the pair as drawn: does its box scroll, does its SVG stick out of it, its smallest text on screen
-#: (font size x the SVG's scale: its drawn width over its viewBox's, over every text and tspan shown), and its box.
+#: (over every text and tspan shown: its font size x its drawn height, getBoundingClientRect, over its height in SVG
+#: units, getBBox), and its box.
 _FIT_JS = """() => Object.fromEntries(["diagram", "side-diagram"].map((id) => {
   const root = document.querySelector(`[data-testid="${id}"]`);
   const svg = root.querySelector("svg");
   const r = root.getBoundingClientRect(), s = svg.getBoundingClientRect();
-  const scale = s.width / svg.viewBox.baseVal.width;
   let small = Infinity, which = "";
   for (const t of svg.querySelectorAll("text, tspan")) {
     if (!t.getClientRects().length || !t.textContent.trim()) continue;
-    const px = parseFloat(getComputedStyle(t).fontSize) * scale;
+    const drawn = t.getBoundingClientRect().height, units = t.getBBox().height;
+    if (!units) continue;
+    const px = (parseFloat(getComputedStyle(t).fontSize) * drawn) / units;
     if (px < small) { small = px; which = t.textContent; }
   }
   return [id, { scrolls: root.scrollWidth - root.clientWidth, box: [r.left, r.top, r.right, r.bottom],
@@ -264,6 +267,7 @@ def test_a_page_saved_while_comparing_carries_run_b_offline(page, new_page, serv
     off.keyboard.press("End")
     _printed_b_matches(off, rnn, len(TEXT) - 1, unit_b)
     off.screenshot(path=str(ARTIFACTS / "saved-compare-offline.png"), full_page=True)
+    assert not (found := axe_violations(off)), _report("on the saved comparison", found)
     assert off.console_errors == [], off.console_errors
     assert refused == [], f"the saved page asked the network for {refused}"
 
