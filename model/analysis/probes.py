@@ -40,12 +40,14 @@ RANKED = 50
 MAX_FIT, MAX_SCORE = 30_000, 30_000
 #: The ridge penalty, per fitted step, on standardized units, when there are too few fit documents to choose one.
 RIDGE_ALPHA = 1e-3
-#: The penalties the inner cross-validation chooses from: ridge's α per fitted step, logistic's λ (on
-#: standardized units, the loss summed over steps), each on a log grid around the default.
+#: The penalties the inner cross-validation chooses from, each per fitted step (so that a penalty chosen on the
+#: inner folds' fewer steps means the same on all of them), on standardized units: ridge's α and logistic's λ
+#: (× steps: λ = 1 on 30,000 steps, the former fixed default, is 3.3e-5), each a log grid.
 RIDGE_ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1)
-LOGISTIC_L2S = (0.1, 1.0, 10.0, 100.0)
-#: Inner folds over the fit documents (whole documents each) that choose the penalty.
-INNER = 3
+LOGISTIC_L2S = (3e-6, 3e-5, 3e-4, 3e-3)
+#: Inner folds over the fit documents (whole documents each) that choose the penalty, and the most fit steps
+#: they are cut from (beyond: the steps with the smallest mix(row), so 13 fits cost about 4 of the final one).
+INNER, INNER_STEPS = 3, 10_000
 #: Units in the middle probe.
 TOP = 8
 #: Steps of the best unit's curve shown for an index (its top context: this many before its peak, half after).
@@ -244,7 +246,7 @@ def _rows(source: Any, layer: int, gate: str, pos: np.ndarray) -> np.ndarray:
 
 
 def _fit(binary: bool, X: np.ndarray, y: np.ndarray, penalty: float, start: Any = None) -> tuple[np.ndarray, float]:
-    return logistic(X, y, penalty, start=start) if binary else ridge(X, y, penalty * len(X))
+    return logistic(X, y, penalty * len(X), start=start) if binary else ridge(X, y, penalty * len(X))
 
 
 def _loss(binary: bool, w: np.ndarray, b: float, X: np.ndarray, y: np.ndarray) -> float:
@@ -256,12 +258,16 @@ def _loss(binary: bool, w: np.ndarray, b: float, X: np.ndarray, y: np.ndarray) -
 def choose_penalty(binary: bool, X: np.ndarray, y: np.ndarray, groups: np.ndarray) -> tuple[float, str]:
     """The penalty of ``LOGISTIC_L2S`` (or ``RIDGE_ALPHAS``) with the least mean held-out loss over ``INNER``
     folds of whole fit documents (``groups``: each row's document, (n,)), ties to the larger penalty; with
-    fewer than two fit documents the default (``LOGISTIC_L2``, ``RIDGE_ALPHA``). Also how it was chosen."""
+    fewer than two fit documents the default (``LOGISTIC_L2``, ``RIDGE_ALPHA``); at most ``INNER_STEPS`` rows
+    are used. Also how it was chosen."""
     grid = LOGISTIC_L2S if binary else RIDGE_ALPHAS
+    if len(X) > INNER_STEPS:
+        keep = np.sort(np.argpartition(mix(np.arange(len(X))), INNER_STEPS - 1)[:INNER_STEPS])
+        X, y, groups = X[keep], y[keep], groups[keep]
     docs = np.unique(groups)
     folds = min(INNER, len(docs))
     if folds < 2:
-        return (LOGISTIC_L2 if binary else RIDGE_ALPHA), "default: fewer than two fit documents"
+        return (LOGISTIC_L2 / MAX_FIT if binary else RIDGE_ALPHA), "default: fewer than two fit documents"
     fold_of = dict(zip(docs[np.argsort(mix(docs), kind="stable")].tolist(), np.arange(len(docs)) % folds))
     fold = np.array([fold_of[int(d)] for d in groups])  # (n,) each row's inner fold, by document
     losses = np.zeros(len(grid))
