@@ -131,6 +131,14 @@ def traced_effect(job: Checked, stop: Any) -> tuple[Trace, Effect]:
     return after, effect(job.net, job.x, before=before, after=after, ids=ids, top_k=job.top_k)
 
 
+@router.post("/trace/check", responses=REFUSALS)
+def check_trace(job: CheckedDep) -> dict[str, Any]:
+    """Whether a trace request would run, without running it: every check POST /api/trace makes (the input, each
+    intervention's fields, its steps, a patch's source text read by the vocabulary and long enough, the sources'
+    size), with the same 4xx and words. The page's hold menu asks before it holds, and says the refusal there."""
+    return {"steps": len(job.tokens), "interventions": len(job.interventions or [])}
+
+
 @router.post("/trace/stream", responses=REFUSALS)
 def stream_trace(job: CheckedDep) -> Iterator[dict[str, Any]]:
     """The trace as JSON Lines: a header (model, tokens, directions, output), then one line per step as soon as it

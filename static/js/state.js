@@ -593,14 +593,21 @@ export class State {
   }
 
   /** Hold the selected unit's `gate` from step `from` (the diagram's menu, the unit panel): op "set" (at `value`),
-   *  "scale" (by `value`) or "zero"; `to` the exclusive end (omitted: the end). Adds it to the interventions. */
-  holdHere({ gate, op = "set", value = 0, from = this.t, to = null }) {
+   *  "scale" (by `value`), "zero", or "patch" (its values in a plain run of `source`); `to` the exclusive end
+   *  (omitted: the end). Adds it to the interventions. */
+  holdHere({ gate, op = "set", value = 0, source = null, from = this.t, to = null }) {
+    this.setInterventions([...this.interventions, this.holdOf({ gate, op, value, source, from, to })]);
+  }
+
+  /** The intervention holdHere adds (as POST /api/trace takes it), without adding it. */
+  holdOf({ gate, op = "set", value = 0, source = null, from = this.t, to = null }) {
     if (!this.card?.gates.includes(gate)) throw new Error(`Unknown gate '${gate}'`);
-    if (!["set", "scale", "zero"].includes(op)) throw new Error(`Unknown op '${op}'`);
+    if (!["set", "scale", "zero", "patch"].includes(op)) throw new Error(`Unknown op '${op}'`);
     const iv = { layer: this.layer, unit: this.unit, gate, op, from: Math.max(0, Math.round(from)) };
-    if (op !== "zero") iv.value = Number(value);
+    if (op === "set" || op === "scale") iv.value = Number(value);
+    if (op === "patch") iv.source_text = String(source ?? "");
     if (to !== null) iv.to = Math.round(to);
-    this.setInterventions([...this.interventions, iv]);
+    return iv;
   }
 
   /** The runs of the trace shown that hold layer `layer` at step t: [{gate, units, op, value, from, to}]. */

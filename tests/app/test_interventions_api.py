@@ -103,6 +103,25 @@ def test_bad_interventions_get_a_422_naming_the_intervention_and_the_field(clien
     assert words in r.json()["detail"]
 
 
+@pytest.mark.parametrize("item,words", BAD)
+def test_the_check_refuses_what_the_trace_refuses_in_the_same_words(client, item, words):
+    """POST /api/trace/check (the hold menu asks it before holding) answers as POST /api/trace would."""
+    r = client.post("/api/trace/check", json={"model": "dyck", "text": TEXT, "interventions": [item]})
+    assert r.status_code == 422, r.text
+    assert words in r.json()["detail"]
+    assert r.json()["detail"] == trace(client, interventions=[item]).json()["detail"]
+
+
+def test_the_check_passes_what_the_trace_runs_and_refuses_long_sources_with_413(client):
+    patch = {**HOLD, "op": "patch", "value": None, "source_text": "(()(()(", "to": 7}
+    r = client.post("/api/trace/check", json={"model": "dyck", "text": TEXT, "interventions": [HOLD, patch]})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"steps": len(TEXT), "interventions": 2}
+    long = {**patch, "source_text": "(" * 51}
+    r = client.post("/api/trace/check", json={"model": "dyck", "text": TEXT, "interventions": [long]})
+    assert r.status_code == 413 and "patch source texts have 51 tokens together" in r.json()["detail"]
+
+
 def test_limits_on_interventions(client):
     r = trace(client, interventions=[HOLD] * 4)
     assert r.status_code == 422 and "4 interventions; this server runs at most 3" in r.json()["detail"]
