@@ -54,6 +54,7 @@ from ..encoding import (
 from ..registry import Entry
 from ..schemas import InterventionBody, describe
 from ..settings import Settings
+from ..warm import warm_soon
 from ..work import LIVE_SHARE, MB, ClientGone, Work
 from .deps import LiveSlotsDep, SettingsDep, WorkDep, check_input_soon, check_interventions, find_model, get_registry
 from .trace import COST
@@ -280,6 +281,7 @@ class Connection:
         registry = await get_registry(self.ws)  # every edit: a model another worker removed is gone by now
         entry = find_model(registry, name)  # 404's words when name is not a model (or not a string)
         assert isinstance(name, str)
+        warm_soon(self.ws.app.state, entry.net)  # its attribution kernels, compiled beside the server meanwhile
         reading = self.work.reading  # POST /api/trace's checks and words:
         names, vectors = None, None
         if "csv" in msg:

@@ -28,6 +28,7 @@ from ..encoding import (
     trace_compact,
 )
 from ..schemas import TraceResponse, errors
+from ..warm import warm_soon
 from ..work import MB, ClientGone, watch_disconnect
 from .deps import Checked, CheckedDep, SettingsDep, WorkDep
 
@@ -70,6 +71,7 @@ async def trace_text(
     The request's memory is reserved before it starts (413 if it could never fit, 503 if the server
     stays busy); its work stops when the client leaves. JSON, CSV and NPZ bodies are streamed.
     """
+    warm_soon(request.app.state, job.net)  # its attribution kernels, compiled beside the server meanwhile
     steps, held = len(job.tokens), job.interventions
     values = plain_values(job.net, steps) * (2 if held else 1)  # with interventions, the effect's changes too
     if encoding in ("json", "csv") and values > settings.max_plain_values:  # a cost bound before any work

@@ -421,6 +421,12 @@ export function attribute(body, signal) {
   return _json("/api/attribute", body, signal);
 }
 
+/** Whether model `id`'s first gradient × input waits on a compile (GET /api/models/{id}/attribution):
+ *  {kind, cell ("GRU"), kernels: "cold" | "compiling" | "ready" | "failed"}. */
+export function attributionKernels(id, signal) {
+  return _json(`/api/models/${encodeURIComponent(id)}/attribution`, undefined, signal);
+}
+
 /** Two runs side by side (POST /api/compare): body {model, text, model_b, text_b, layer, match, gates}. */
 export function compareRuns(body, signal) {
   return _json("/api/compare", body, signal);
