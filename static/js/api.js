@@ -546,7 +546,9 @@ export class Live {
    *  page shows and the units held (POST /api/trace's "interventions"; [] none: a plain trace). Returns its seq. */
   edit(model, text, focus, kind = "text", interventions = []) {
     const msg = { seq: ++this._seq, model, [kind]: text, encoding: "binary", focus };
-    if (interventions.length) msg.interventions = interventions;
+    // the held run only: the page never reads the socket's effect (its panel asks POST /api/trace for that), and
+    // sparing the plain run beside it halves what a key costs with units held (bench/causal_live.py)
+    if (interventions.length) Object.assign(msg, { interventions, effect: false });
     this._edit = msg;
     this._send(msg);
     return msg.seq;

@@ -170,6 +170,25 @@ def test_the_live_socket_takes_interventions_and_sends_the_new_steps_effect(clie
         np.testing.assert_allclose(plain["layers"][0]["c"], net.trace(TEXT).layers[0]["c"][2:], rtol=1e-6)
 
 
+def test_the_live_socket_without_the_effect_sends_the_held_run_and_what_it_held_only(client):
+    """ "effect": false (the page's: its panel asks POST /api/trace for the effect): the same held values and
+    marks, no effect, and no plain run kept beside the held one."""
+    net = model.load("dyck")
+    with client.websocket_connect("/api/live") as ws:
+        ws.send_json({"seq": 1, "model": "dyck", "text": TEXT, "interventions": [HOLD], "effect": False})
+        held = ws.receive_json()
+        whole = net.trace(TEXT, interventions=[HOLD])
+        np.testing.assert_allclose(held["layers"][0]["c"], whole.layers[0]["c"], rtol=1e-6)
+        assert held["intervened"][0]["from"] == 2 and held["intervened"][0]["to"] == len(TEXT)
+        assert "effect" not in held
+        ws.send_json({"seq": 2, "model": "dyck", "text": TEXT + ")", "interventions": [HOLD], "effect": False})
+        more = ws.receive_json()
+        assert more["from"] == len(TEXT) and more["intervened"][0]["to"] == len(TEXT) + 1 and "effect" not in more
+        np.testing.assert_allclose(
+            more["layers"][0]["c"], net.trace(TEXT + ")", interventions=[HOLD]).layers[0]["c"][-1:], rtol=1e-6
+        )
+
+
 MALFORMED = [
     "x", 5, {"layer": 0}, [None], [[1]], [{**HOLD, "unit": True}], [{**HOLD, "units": [10**30]}],
     [{**HOLD, "value": 10**400}], [{**HOLD, "from": 10**30}], [{**HOLD, "to": -(10**30)}],
