@@ -66,31 +66,33 @@ const PREV = { c: "c_prev", h: "h_prev" };
 
 /** The small menu the diagram opens on a part: one intervention for the selected unit, from step t on. */
 export class HoldMenu {
-  /** host: where the menu sits (document.body: it is placed in page coordinates, under the part or button). */
-  constructor(host, state) {
+  /** host: where the menu sits (document.body: it is placed in page coordinates, under the part or button); name:
+   *  what its elements' ids and test ids start with (a second menu on the page, run b's in side.js, has its own). */
+  constructor(host, state, name = "hold") {
     this._host = host;
     this._state = state;
     this._anchor = null;
     this._gate = null;
     this._asking = null; // the server's check of what Hold would add (an AbortController), while it runs
     this._lastSource = null; // the last patch's source text held from this menu
-    const ids = (k) => `hold-menu-${k}`;
-    this.title = el("p", { class: "hold-title", id: ids("title"), "data-testid": "hold-title" });
-    this.op = el("select", { id: ids("op"), "data-testid": "hold-op" });
+    const ids = (k) => `${name}-menu-${k}`;
+    const tid = (k) => `${name}-${k}`;
+    this.title = el("p", { class: "hold-title", id: ids("title"), "data-testid": tid("title") });
+    this.op = el("select", { id: ids("op"), "data-testid": tid("op") });
     for (const [value, text] of Object.entries(OPS)) this.op.append(new Option(text, value));
-    this.value = el("input", { id: ids("value"), type: "number", step: "any", "data-testid": "hold-value" });
+    this.value = el("input", { id: ids("value"), type: "number", step: "any", "data-testid": tid("value") });
     this.source = el("textarea", {
-      id: ids("source"), rows: String(SOURCE_ROWS), autocomplete: "off", spellcheck: "false", "data-testid": "hold-source",
+      id: ids("source"), rows: String(SOURCE_ROWS), autocomplete: "off", spellcheck: "false", "data-testid": tid("source"),
       "aria-describedby": ids("source-note"),
     });
-    this.sourceNote = el("span", { class: "hold-note", id: ids("source-note"), "data-testid": "hold-source-note" });
-    this.from = el("input", { id: ids("from"), type: "number", min: "0", step: "1", inputmode: "numeric", "data-testid": "hold-from" });
+    this.sourceNote = el("span", { class: "hold-note", id: ids("source-note"), "data-testid": tid("source-note") });
+    this.from = el("input", { id: ids("from"), type: "number", min: "0", step: "1", inputmode: "numeric", "data-testid": tid("from") });
     this.to = el("input", {
-      id: ids("to"), type: "number", min: "0", step: "1", inputmode: "numeric", placeholder: "end", "data-testid": "hold-to",
+      id: ids("to"), type: "number", min: "0", step: "1", inputmode: "numeric", placeholder: "end", "data-testid": tid("to"),
     });
-    this.error = el("p", { class: "hold-error", role: "alert", "data-testid": "hold-error", hidden: true });
-    this.apply = el("button", { type: "submit", class: "primary", "data-testid": "hold-apply", text: "Hold" });
-    this.cancel = el("button", { type: "button", class: "mini", "data-testid": "hold-cancel", text: "Cancel" });
+    this.error = el("p", { class: "hold-error", role: "alert", "data-testid": tid("error"), hidden: true });
+    this.apply = el("button", { type: "submit", class: "primary", "data-testid": tid("apply"), text: "Hold" });
+    this.cancel = el("button", { type: "button", class: "mini", "data-testid": tid("cancel"), text: "Cancel" });
     this.valueCtl = el("span", { class: "ctl" }, el("label", { for: ids("value"), text: "value" }), this.value);
     this.sourceCtl = el(
       "span",
@@ -111,7 +113,7 @@ export class HoldMenu {
       this.error,
       el("span", { class: "hold-buttons" }, this.apply, this.cancel),
     );
-    this.root = el("div", { class: "hold-menu", role: "dialog", "aria-labelledby": ids("title"), "data-testid": "hold-menu", hidden: true }, this.form);
+    this.root = el("div", { class: "hold-menu", role: "dialog", "aria-labelledby": ids("title"), "data-testid": tid("menu"), hidden: true }, this.form);
     host.append(this.root);
     this.form.addEventListener("submit", (ev) => {
       ev.preventDefault();

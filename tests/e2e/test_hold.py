@@ -335,3 +335,48 @@ def test_patch_from_another_text_in_the_diagrams_menu_shows_the_source_texts_val
         other.screenshot(path=str(ARTIFACTS / f"hold-patch-{w}x{h}.png"))
     assert_clean(pg, server)
     assert_clean(other, server)
+
+
+#: Run b beside: the same model on another text (one architecture: b's unit is a's unit 4).
+TEXT_B = "(()((()()((()("
+
+
+def test_run_bs_diagram_holds_run_b_and_a_link_keeps_it(new_page, server):
+    gates = api_card(server, "dyck")["gates"]
+    pg = _open(new_page, server, extra=f"&vs_text={urllib.parse.quote(TEXT_B)}")
+    b_diagram = pg.locator("#side-diagram")
+    expect(b_diagram.locator(".dg-part[data-part='c']")).to_be_visible(timeout=30_000)
+    pg.wait_for_function("n => window.gatescope.side.b.T === n", arg=len(TEXT_B), timeout=30_000)
+    pg.wait_for_function(f"() => window.gatescope.side.b.t === {T_AT} && window.gatescope.side.b.unit === 4")
+    b_diagram.locator(".dg-part[data-part='c']").click()
+    menu = pg.get_by_test_id("side-hold-menu")  # b's own menu
+    expect(menu).to_be_visible()
+    expect(pg.get_by_test_id("hold-menu")).to_be_hidden()
+    expect(pg.get_by_test_id("side-hold-title")).to_have_text(re.compile(rf"^Hold unit 4's C at .* from t = {T_AT}$"))
+    pg.get_by_test_id("side-hold-value").fill(str(DEPTH0))
+    pg.get_by_test_id("side-hold-from").fill("0")
+    pg.get_by_test_id("side-hold-apply").click()
+    expect(menu).to_be_hidden()
+    # b's socket ran it: b's run is held (its marks, its C), a's is not
+    pg.wait_for_function("() => window.gatescope.side.b.heldRuns.length === 1", timeout=30_000)
+    expect(b_diagram.locator(".dg-part[data-part='c']")).to_have_class(re.compile(r"\bdg-held\b"))
+    expect(pg.locator("#diagram .dg-part.dg-held")).to_have_count(0)
+    assert pg.evaluate("() => window.gatescope.state.interventions.length") == 0
+    printed, rounding = _printed(b_diagram.locator(".dg-val[data-gate='c']").first.text_content())
+    assert abs(printed - DEPTH0) <= rounding
+    want = json.loads(_asked(server, json.dumps(HELD)))  # a's text held: not b's numbers
+    assert abs(want["layers"][0]["c"][T_AT][4] - DEPTH0) < 1e-6
+    # the link says it (hold_b=) and a fresh page holds run b again
+    pg.wait_for_function("() => location.hash === window.gatescope.state.toHash()", timeout=5_000)
+    url = pg.evaluate("() => location.href")
+    assert json.loads(urllib.parse.unquote(re.search(r"hold_b=([^&]*)", url).group(1))) == HELD
+    assert "hold=" not in url.replace("hold_b=", "")
+    other = new_page(1280, 720)
+    other.goto(url)
+    wait_drawn(other, gates, len(TEXT))
+    other.wait_for_function("() => window.gatescope.side.b.heldRuns.length === 1", timeout=30_000)
+    expect(other.locator("#side-diagram .dg-part[data-part='c']")).to_have_class(re.compile(r"\bdg-held\b"))
+    expect(other.locator("#diagram .dg-part.dg-held")).to_have_count(0)
+    other.locator(".cell-row").screenshot(path=str(ARTIFACTS / "hold-b-1280x720.png"))
+    assert_clean(pg, server)
+    assert_clean(other, server)
