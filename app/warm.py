@@ -4,10 +4,11 @@ each in a child process (``python -m model.warm KIND``). The child pays numba's 
 fresh install) and its ~190 MB, and leaves numba's disk cache behind; the server's own first attribution then
 loads the kernels from there. Nothing starts with the server: its start-up memory is what the budget is based on.
 
-A kind is "cold" (never asked), "compiling" (queued, or its child running), "ready" or "failed" (the child failed
-or timed out: the first attribution compiles in the server, as without warming). ``POST /api/attribute`` waits for
-a kind that is compiling (rather than compiling it a second time beside the child), and ``GET
-/api/models/{id}/attribution`` says which, so the page can say why its first attribution waits."""
+A kind is "cold" (never asked, and not in numba's disk cache), "compiling" (queued, or its child running), "ready"
+(compiled, or found in the cache: model/warm.py's ``cached`` reads the cache's file names, and no child starts) or
+"failed" (the child failed or timed out: the first attribution compiles in the server, as without warming).
+``POST /api/attribute`` waits for a kind that is compiling (rather than compiling it a second time beside the
+child), and ``GET /api/models/{id}/attribution`` says which, so the page can say why its first attribution waits."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from pathlib import Path
 from starlette.datastructures import State
 
 import model
-from model.warm import kernel_kind
+from model.warm import cached, kernel_kind
 
 log = logging.getLogger("gatescope")
 
@@ -49,14 +50,19 @@ class Warmer:
         if kind is None:
             return "ready"
         with self._lock:
-            return self._states.get(kind, "cold")
+            state = self._states.get(kind)
+        return state or ("ready" if cached(kind) else "cold")
 
     def want(self, kind: str | None) -> None:
         """Queue ``kind`` unless it is queued, running or done (None: nothing to warm)."""
         if kind is None or not self.enabled:
             return
+        ready = cached(kind)  # a few file names: numba's cache holds them already, nothing to compile
         with self._lock:
             if self._closed or kind in self._states:
+                return
+            if ready:
+                self._states[kind] = "ready"
                 return
             self._states[kind] = "compiling"
             self._done[kind] = threading.Event()

@@ -15,7 +15,9 @@ of two units and two steps, through the same calls ``attribution.Forward`` makes
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -46,6 +48,37 @@ def kernel_kind(net: Network) -> str | None:
     except Exception:  # an InputError: nothing to warm, the request is refused with its own words
         return None
     return "gru_reset_after" if net.spec.cell == "gru" and net.spec.reset_after else net.spec.cell
+
+
+#: The compiled functions of model/backprop_kernels.py each kind runs (their names start so).
+KERNELS = {
+    "lstm": "lstm_family_",
+    "peephole": "lstm_family_",
+    "coupled": "lstm_family_",
+    "gru": "gru_before_",
+    "gru_reset_after": "gru_after_",
+    "rnn": "rnn_",
+}
+
+
+def cached(kind: str) -> bool:
+    """Whether numba's disk cache holds ``kind``'s kernels already (index files newer than their source, in
+    NUMBA_CACHE_DIR or the ``__pycache__`` beside it): then a process loads them in well under a second, and nothing
+    needs warming. Read from the file names only: no numba is imported."""
+    source = Path(__file__).with_name("backprop_kernels.py")
+    since = source.stat().st_mtime
+    places = [source.parent / "__pycache__"]
+    if os.environ.get("NUMBA_CACHE_DIR"):  # numba then caches there only
+        places = [Path(os.environ["NUMBA_CACHE_DIR"])]
+    pattern = f"backprop_kernels.{KERNELS[kind]}*.nbi"
+    found = {
+        p.name.split("-")[0]
+        for place in places
+        if place.is_dir()
+        for p in place.rglob(pattern)
+        if p.stat().st_mtime >= since
+    }
+    return len(found) >= 2  # its forward and its backward
 
 
 def warm(kind: str) -> None:

@@ -38,6 +38,12 @@ def test_the_first_trace_compiles_the_kernels_in_a_child_and_an_attribution_wait
         assert list(cache.rglob("backprop_kernels.*.nbi")), "the child left numba's cache behind"
         r = client.post("/api/attribute", json={"model": "dyck", "text": "((", "t": 1})
         assert r.status_code == 200 and len(r.json()["inputs"]) == 2
+    # the next server on this install finds them in the cache: ready before any trace, and no child to start
+    with TestClient(create_app(Settings(warm_attribution=True))) as client:
+        assert _kernels(client)["kernels"] == "ready"
+        assert client.post("/api/trace", json={"model": "dyck", "text": TEXT}).status_code == 200
+        assert _kernels(client)["kernels"] == "ready"
+        assert client.app.state.warmer._thread is None  # nothing was started
 
 
 def test_the_warm_finishes_on_its_own_for_the_kind_traced_only(tmp_path, monkeypatch):
@@ -54,7 +60,8 @@ def test_the_warm_finishes_on_its_own_for_the_kind_traced_only(tmp_path, monkeyp
         assert r.status_code == 404 and "nope" in r.json()["detail"]
 
 
-def test_without_warming_the_first_attribution_compiles_here_and_then_says_ready():
+def test_without_warming_the_first_attribution_compiles_here_and_then_says_ready(tmp_path, monkeypatch):
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))  # (this process may hold the kernels already)
     with TestClient(create_app(Settings(warm_attribution=False))) as client:
         assert client.post("/api/trace", json={"model": "dyck", "text": TEXT}).status_code == 200
         assert _kernels(client)["kernels"] == "cold"  # nothing warms it
