@@ -8,6 +8,9 @@
  * holds travels on b's socket, b's diagram marks it, and the page's state keeps the list for the URL (hold_b=).
  *
  * Change costs: a scrub step sets b's t (b's views take their cheap path); a new pair (state "compared") opens b.
+ *
+ * A saved page of a comparison (saved.js) runs the same: there b's trace comes from the file (hooks.sync: api.js's
+ * SavedSync on b's embedded reply) instead of a socket.
  */
 
 import { LiveSync } from "./api.js";
@@ -19,17 +22,19 @@ import { State } from "./state.js";
 
 export class SideRun {
   /** nodes: {row (the cell row: data-side="on" while b is shown), diagramBox, diagram, heatmapsBox, heatmaps,
-   *  title (b's name and unit over its diagram), heatTitle, titleA (a's name over its diagram), heatTitleA}. */
-  constructor(nodes, state) {
+   *  title (b's name and unit over its diagram), heatTitle, titleA (a's name over its diagram), heatTitleA};
+   *  hooks.sync(b): what brings b's trace to its state (default: a live socket of its own). */
+  constructor(nodes, state, hooks = {}) {
     this.nodes = nodes;
     this.state = state;
     /** Run b's own state (side.js only; tests read it as window.gatescope.side.b). */
     this.b = new State({ url: false });
-    this._sync = new LiveSync(this.b, { onError: (message) => this._refused(message) });
+    this._sync = hooks.sync ? hooks.sync(this.b) : new LiveSync(this.b, { onError: (message) => this._refused(message) });
     this._connected = false;
     this._echo = false; // true while this module sets b's selection from a's (b's notifications are not the user's)
-    this.menu = new HoldMenu(document.body, this.b, "side-hold"); // b's units, held in run b
-    this.diagram = new Diagram({ root: nodes.diagram, name: "side-diagram" }, this.b, { onPick: (part, g) => this.menu.open(part, g) });
+    // b's units, held in run b (a live page's: a saved one runs nothing)
+    this.menu = hooks.sync ? null : new HoldMenu(document.body, this.b, "side-hold");
+    this.diagram = new Diagram({ root: nodes.diagram, name: "side-diagram" }, this.b, { onPick: (part, g) => this.menu?.open(part, g) });
     this.heatmaps = new Heatmaps(nodes.heatmaps, this.b, { name: "b-heatmap" });
     state.subscribe((changed) => this._onA(changed));
     this.b.subscribe((changed) => this._onB(changed));
@@ -81,7 +86,7 @@ export class SideRun {
     }
     if (!this._connected) {
       this._connected = true;
-      this._sync.connect();
+      this._sync.connect?.(); // a saved page's b has nothing to connect to
     }
     const b = this.b;
     const pick = this.state.selectedB();
