@@ -58,7 +58,11 @@ class ProbeRequest(BaseModel):
     text: str | None = Field(default=None, description="the text to trace and probe over")
     index: bool = Field(default=False, description="probe over the model's corpus index instead of a text")
     gate: str | None = Field(default=None, max_length=16, description="only this gate (default: every gate)")
-    linear: bool = Field(default=False, description="also fit linear probes (ridge or logistic), scored held out")
+    linear: bool = Field(
+        default=False,
+        description="also fit linear probes (ridge or logistic) on some documents, scored on the others: their units "
+        "and penalties chosen on the fit documents alone",
+    )
 
 
 class KnownUnitRequest(BaseModel):
@@ -159,8 +163,9 @@ async def probe_units(
     """Rank every unit of every layer and gate (or ``gate``'s) by its correlation with a feature (a built-in
     one, a regex or labels) over ``text`` or the model's index (``"index": true``, answered as JSON Lines of
     progress then the result), best |r| first; the best unit's curve beside the feature; with ``linear``, ridge
-    or logistic probes of its layer from its top-1, top-8 and all units and every gate together, fit on some
-    documents, scored on others."""
+    or logistic probes from the top-1, top-8 and all units of the gate that correlates best over the fit documents
+    and from every gate of its layer together, fit on some documents (units and penalties chosen on them alone),
+    scored on others."""
     entry = find_model(registry, model_id)
     _check(body, entry, model_id)
     if body.index:

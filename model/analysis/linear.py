@@ -43,16 +43,31 @@ def _loss(Z: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float) -> float:
     return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * l2 * (w[1:] @ w[1:]))
 
 
-def logistic(X: np.ndarray, y: np.ndarray, l2: float = LOGISTIC_L2, iters: int = 100) -> tuple[np.ndarray, float]:
+class NotConverged(RuntimeError):
+    """IRLS stopped at its iteration cap with a step still moving a weight by more than its tolerance."""
+
+
+def logistic(
+    X: np.ndarray,
+    y: np.ndarray,
+    l2: float = LOGISTIC_L2,
+    iters: int = 100,
+    start: tuple[np.ndarray, float] | None = None,
+) -> tuple[np.ndarray, float]:
     """L2-penalised logistic regression of y ∈ {0, 1} (n,) on X (n, W): (w (W,), b) minimising
     Σ log(1 + e^z) − y z + l2/2 Σ (w·std)², z = Xw + b, by Newton steps (IRLS) with a backtracking
-    line search, from w = 0, until a step moves no weight by 1e-9."""
+    line search, from w = 0 (or ``start``, an earlier (w, b) on the same X: a warm start along a path of
+    penalties), until a step moves no weight by 1e-9; ``NotConverged`` if ``iters`` steps do not get there
+    (the objective is strictly convex for l2 > 0, so Newton's method with a line search converges)."""
     Zs, mean, std = _standardize(X)
     Z = np.hstack([np.ones((len(Zs), 1)), Zs])  # (n, 1+W), column 0 the intercept
     Z32 = Z.astype(np.float32)
     pen = np.full(Z.shape[1], l2)  # (1+W,)
     pen[0] = 0.0
     w = np.zeros(Z.shape[1])  # (1+W,)
+    if start is not None:
+        w[1:] = start[0] * std  # (W,) to standardized units
+        w[0] = start[1] + mean @ start[0]
     loss = _loss(Z, y, w, l2)
     for _ in range(iters):
         p = 1.0 / (1.0 + np.exp(-np.clip(Z @ w, -500, 500)))  # (n,) σ(z)
@@ -70,5 +85,7 @@ def logistic(X: np.ndarray, y: np.ndarray, l2: float = LOGISTIC_L2, iters: int =
         w, loss = w - t * step, new
         if np.max(np.abs(t * step)) < 1e-9:
             break
+    else:
+        raise NotConverged(f"IRLS did not converge in {iters} steps (l2 = {l2:g}, {Z.shape[1] - 1} units)")
     ws = w[1:] / std
     return ws, float(w[0] - mean @ ws)

@@ -31,15 +31,23 @@ import numpy as np
 from ..errors import Cancelled, InputError
 from ..trace import Trace
 from .correlate import DIGITS, _r_of
-from .linear import logistic, ridge
+from .linear import LOGISTIC_L2, logistic, ridge
 from .sums import group_moments, shared, weighted_sum
 
 #: Ranking entries returned by ``probe`` (``rank`` returns all).
 RANKED = 50
 #: Most steps a linear probe is fit on, and scored on (beyond: a deterministic sample).
 MAX_FIT, MAX_SCORE = 30_000, 30_000
-#: The ridge penalty, per fitted step, on standardized units.
+#: The ridge penalty, per fitted step, on standardized units, when there are too few fit documents to choose one.
 RIDGE_ALPHA = 1e-3
+#: The penalties the inner cross-validation chooses from, each per fitted step (so that a penalty chosen on the
+#: inner folds' fewer steps means the same on all of them), on standardized units: ridge's α and logistic's λ
+#: (× steps: λ = 1 on 30,000 steps, the former fixed default, is 3.3e-5), each a log grid.
+RIDGE_ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1)
+LOGISTIC_L2S = (3e-6, 3e-5, 3e-4, 3e-3)
+#: Inner folds over the fit documents (whole documents each) that choose the penalty, and the most fit steps
+#: they are cut from (beyond: the steps with the smallest mix(row), so 13 fits cost about 4 of the final one).
+INNER, INNER_STEPS = 3, 10_000
 #: Units in the middle probe.
 TOP = 8
 #: Steps of the best unit's curve shown for an index (its top context: this many before its peak, half after).
@@ -237,52 +245,131 @@ def _rows(source: Any, layer: int, gate: str, pos: np.ndarray) -> np.ndarray:
     return np.zeros((len(pos), 0)) if out is None else out.astype(np.float64)
 
 
-def _score(binary: bool, X: np.ndarray, y: np.ndarray, Xt: np.ndarray, yt: np.ndarray) -> dict[str, float | None]:
+def _fit(binary: bool, X: np.ndarray, y: np.ndarray, penalty: float, start: Any = None) -> tuple[np.ndarray, float]:
+    return logistic(X, y, penalty * len(X), start=start) if binary else ridge(X, y, penalty * len(X))
+
+
+def _loss(binary: bool, w: np.ndarray, b: float, X: np.ndarray, y: np.ndarray) -> float:
+    """The mean held-out loss the penalty is chosen by: log loss for logistic, squared error for ridge."""
+    z = X @ w + b  # (m,)
+    return float(np.mean(np.logaddexp(0.0, z) - y * z) if binary else np.mean((y - z) ** 2))
+
+
+def choose_penalty(binary: bool, X: np.ndarray, y: np.ndarray, groups: np.ndarray) -> tuple[float, str]:
+    """The penalty of ``LOGISTIC_L2S`` (or ``RIDGE_ALPHAS``) with the least mean held-out loss over ``INNER``
+    folds of whole fit documents (``groups``: each row's document, (n,)), ties to the larger penalty; with
+    fewer than two fit documents the default (``LOGISTIC_L2``, ``RIDGE_ALPHA``); at most ``INNER_STEPS`` rows
+    are used. Also how it was chosen."""
+    grid = LOGISTIC_L2S if binary else RIDGE_ALPHAS
+    if len(X) > INNER_STEPS:
+        keep = np.sort(np.argpartition(mix(np.arange(len(X))), INNER_STEPS - 1)[:INNER_STEPS])
+        X, y, groups = X[keep], y[keep], groups[keep]
+    docs = np.unique(groups)
+    folds = min(INNER, len(docs))
+    if folds < 2:
+        return (LOGISTIC_L2 / MAX_FIT if binary else RIDGE_ALPHA), "default: fewer than two fit documents"
+    fold_of = dict(zip(docs[np.argsort(mix(docs), kind="stable")].tolist(), np.arange(len(docs)) % folds))
+    fold = np.array([fold_of[int(d)] for d in groups])  # (n,) each row's inner fold, by document
+    losses = np.zeros(len(grid))
+    for f in range(folds):
+        fit, val = fold != f, fold == f
+        if binary and len(np.unique(y[fit])) < 2:
+            continue  # this fold's fit holds one class only: it says nothing about the penalty
+        start = None
+        for j in reversed(range(len(grid))):  # from the largest penalty down, each fit warm-started
+            w, b = _fit(binary, X[fit], y[fit], grid[j], start)
+            start = (w, b)
+            losses[j] += _loss(binary, w, b, X[val], y[val]) * val.sum()
+    j = max(range(len(grid)), key=lambda j: (-losses[j], j))
+    return grid[j], f"inner {folds}-fold cross-validation over the fit documents"
+
+
+def _score(
+    binary: bool, X: np.ndarray, y: np.ndarray, Xt: np.ndarray, yt: np.ndarray, groups: np.ndarray
+) -> dict[str, Any]:
+    penalty, how = choose_penalty(binary, X, y, groups)
+    w, b = _fit(binary, X, y, penalty)
+    out: dict[str, Any] = {"penalty": penalty, "penalty_how": how}
     if binary:
-        w, b = logistic(X, y)
         pred = (Xt @ w + b > 0).astype(np.float64)  # (m,)
         recalls = [float((pred[yt == c] == c).mean()) for c in (0.0, 1.0) if (yt == c).any()]
-        return {
+        fit_pred = (X @ w + b > 0).astype(np.float64)  # (n,)
+        return out | {
             "accuracy": round(float((pred == yt).mean()), DIGITS),
             "balanced": round(float(np.mean(recalls)), DIGITS),
+            "fit": round(float((fit_pred == y).mean()), DIGITS),
         }
-    w, b = ridge(X, y, RIDGE_ALPHA * len(X))
     res, tot = yt - (Xt @ w + b), yt - yt.mean()
     r2 = None if tot @ tot == 0 else round(float(1 - (res @ res) / (tot @ tot)), DIGITS)
-    return {"r2": r2}
+    fres, ftot = y - (X @ w + b), y - y.mean()
+    fit_r2 = None if ftot @ ftot == 0 else round(float(1 - (fres @ fres) / (ftot @ ftot)), DIGITS)
+    return out | {"r2": r2, "fit": fit_r2}
+
+
+def _read_both(source: Any, k: int, g: str, tp: np.ndarray, sp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows at the fit positions and at the held-out ones, in one pass over an index's gate."""
+    both = np.concatenate([tp, sp])
+    order = np.argsort(both, kind="stable")
+    rows = _rows(source, k, g, both[order])  # (n + m, W)
+    out = np.empty_like(rows)
+    out[order] = rows
+    return out[: len(tp)], out[len(tp) :]
+
+
+def fit_ranking(X: dict[tuple[int, str], np.ndarray], y: np.ndarray) -> list[dict[str, Any]]:
+    """Every unit of the given (layer, gate) columns ranked by |r| with y over the fit steps only, best first
+    (ties: layer, gate, unit order; a unit constant on them left out): the units a probe is built from."""
+    yc = y - y.mean()  # (n,)
+    out: list[dict[str, Any]] = []
+    for (k, g), A in X.items():
+        xc = A - A.mean(axis=0)  # (n, W)
+        xx = np.einsum("ij,ij->j", xc, xc)  # (W,)
+        r = _r_of(xc.T @ yc, xx, float(yc @ yc), xx == 0)  # (W,)
+        out += [{"layer": k, "unit": int(u), "gate": g, "r": float(r[u])} for u in np.flatnonzero(~np.isnan(r))]
+    out.sort(key=lambda e: -abs(e["r"]))
+    return out
 
 
 def linear(source: Any, y: Any, ranking: list[dict[str, Any]], starts: Any = None) -> dict[str, Any]:
-    """Linear probes of the best unit's layer and gate: fit on the training split, scored on the held-out
-    one, from its top-1 unit, its top-8 units (of that layer and gate, by |r|), all its units, and the whole
-    layer ("layer_all": every unit of every gate recorded for that layer, side by side: h and C in an index by
-    default, all six of an LSTM's over a trace; None when that is the best gate alone). Logistic
-    for a 0/1 feature (metric "accuracy"; "balanced_accuracy" beside it), ridge otherwise (metric "r2").
-    ``starts``: the documents' first steps (N+1,); None: an Index's own, or one document for a Trace."""
+    """Linear probes fit on the training split and scored on the held-out one. Nothing of the held-out
+    documents chooses anything: the layer, gate and units come from each unit's r over the fit steps alone
+    (``fit_ranking``, over the layers and gates ``ranking`` holds), and each probe's penalty from an inner
+    cross-validation over the fit documents (``choose_penalty``). Four probes, of the best unit's layer and
+    gate: its top-1 unit, its top-8 units (by fit |r|), all its units, and the whole layer ("layer_all": every
+    unit of every gate recorded for that layer, side by side: h and C in an index by default, all six of an
+    LSTM's over a trace; None when that is the best gate alone). Logistic for a 0/1 feature (metric "accuracy";
+    "balanced_accuracy" beside it), ridge otherwise (metric "r2"); "fit_score" is each probe's score on its own
+    fit steps. ``starts``: the documents' first steps (N+1,); None: an Index's own, or one document for a Trace."""
     S = _steps(source)
     y = np.asarray(y, np.float64)
     if not ranking:
         raise InputError("no unit varies here: nothing to fit a probe on")
-    best = ranking[0]
-    k, g = best["layer"], best["gate"]
     if starts is None:
         starts = np.array([0, S]) if isinstance(source, Trace) else np.asarray(source.doc_starts)
     train, test, how = split(np.asarray(starts), S)
     tp, sampled = _positions(train, MAX_FIT)
     sp, sampled_test = _positions(test, MAX_SCORE)
-    X, Xt = _rows(source, k, g, tp), _rows(source, k, g, sp)
-    others = [o for o in _gates_of(source, k, None) if o != g]
     yf, yt = y[tp], y[sp]
     binary = _binary(y)
     if binary and len(np.unique(yf)) < 2:
         raise InputError("the feature takes one value on every training step: a logistic probe needs both 0 and 1")
-    order = [e["unit"] for e in ranking if e["layer"] == k and e["gate"] == g]
+    groups = np.searchsorted(np.array([a for a, _ in train]), tp, "right") - 1  # (n,) each fit step's document
+    pairs = list(dict.fromkeys((e["layer"], e["gate"]) for e in ranking))
+    read = {(k, g): _read_both(source, k, g, tp, sp) for k, g in pairs}
+    chosen = fit_ranking({p: X for p, (X, _) in read.items()}, yf)
+    if not chosen:
+        raise InputError("no unit varies over the fit steps: nothing to fit a probe on")
+    k, g = chosen[0]["layer"], chosen[0]["gate"]
+    X, Xt = read[(k, g)]
+    others = [o for o in _gates_of(source, k, None) if o != g]
+    order = [e["unit"] for e in chosen if e["layer"] == k and e["gate"] == g]
     sets = {"top1": order[:1], "top8": order[:TOP], "all": list(range(X.shape[1]))}
-    scores = {name: _score(binary, X[:, u], yf, Xt[:, u], yt) for name, u in sets.items()}
+    scores = {name: _score(binary, X[:, u], yf, Xt[:, u], yt, groups) for name, u in sets.items()}
     if others:  # the layer: the best gate's columns, then each other recorded gate's
-        XL = np.hstack([X, *(_rows(source, k, o, tp) for o in others)])  # (n, W * gates)
-        XLt = np.hstack([Xt, *(_rows(source, k, o, sp) for o in others)])  # (m, W * gates)
-        scores["layer_all"] = _score(binary, XL, yf, XLt, yt)
+        more = [read[(k, o)] if (k, o) in read else _read_both(source, k, o, tp, sp) for o in others]
+        XL = np.hstack([X, *(a for a, _ in more)])  # (n, W * gates)
+        XLt = np.hstack([Xt, *(b for _, b in more)])  # (m, W * gates)
+        scores["layer_all"] = _score(binary, XL, yf, XLt, yt, groups)
     key = "accuracy" if binary else "r2"
     out: dict[str, Any] = {
         "layer": k,
@@ -298,6 +385,10 @@ def linear(source: Any, y: Any, ranking: list[dict[str, Any]], starts: Any = Non
             "layer_all": X.shape[1] * (1 + len(others)),
         },
         "layer_gates": [g, *others],
+        "chosen_on": "fit",
+        "penalty": {"layer_all": None} | {name: s["penalty"] for name, s in scores.items()},
+        "penalty_how": scores["all"]["penalty_how"],
+        "fit_score": {"layer_all": None} | {name: s["fit"] for name, s in scores.items()},
         "split": how,
         "train_docs": len(train) if how == "documents" else 0,
         "test_docs": len(test) if how == "documents" else 0,

@@ -725,6 +725,8 @@ export class Diagram {
     // min-content width (side.css puts run b under run a when the two floors do not fit side by side)
     const narrowest = spec.w + 2 * (GAP + Math.round(NEIGHBOUR_MIN / 4) * 4 + STUB);
     this._svg.style.minWidth = `${Math.ceil((narrowest * MIN_TEXT_PX) / SMALLEST_TEXT)}px`;
+    // and never so short: a panel that caps the diagram's height (presentation mode) would shrink it by height
+    this._svg.style.minHeight = `${Math.ceil((spec.height * MIN_TEXT_PX) / SMALLEST_TEXT)}px`;
     if (this._root.scrollWidth > this._root.clientWidth) this._root.scrollLeft = (this._root.scrollWidth - this._root.clientWidth) / 2;
     this._drawNeighbour(this._nbPrev, -GAP - nb, nb, "prev");
     this._drawNeighbour(this._nbNext, spec.w + GAP, nb, "next");
