@@ -56,7 +56,8 @@ export class Inspector {
     this.curvesArea = el("div", { class: "in-area", "data-testid": "curves-area" }, this.lines, this.heldBands, this.hover, this.cursor);
     this.plot = el("div", { class: "in-plot" });
     this.tip = el("div", { class: "hm-tip in-tip", role: "tooltip", "data-testid": "curves-readout", hidden: true });
-    els.curves.append(this.plot, this.curvesArea, this.tip);
+    els.curves.append(this.plot, this.curvesArea);
+    document.body.append(this.tip); // position: fixed against the window, not the panel's layer (main.css)
     this.textA = -1; // the first step the coloured text holds, and the window it was built for
     this.textKey = "";
     this.curvesArea.addEventListener("mousemove", (ev) => this._readout(ev));
