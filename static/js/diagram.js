@@ -16,7 +16,7 @@
 import { directionOf, directionsOf, gateWidth, unitsOf } from "./cards.js";
 import { SHADES, colourOf, positionOf } from "./colors.js";
 import { captionOf, downloadSvg, slug } from "./export.js";
-import { showToken } from "./format.js";
+import { setText, showToken } from "./format.js";
 import { heldKeys, heldName, heldUnits } from "./hold.js";
 import { lutOf } from "./plotting.js";
 import {
@@ -352,12 +352,12 @@ export class Diagram {
       if (shown && v !== n.last) {
         n.last = v;
         const s = formatValue(v);
-        n.val.textContent = s;
+        setText(n.val, s);
         n.val.setAttribute("data-value", String(v));
         const padded = n.pad !== null && s[0] !== "−";
         if (padded !== n.padded) {
           n.padded = padded;
-          n.pad.textContent = padded ? FIGSP : "";
+          setText(n.pad, padded ? FIGSP : "");
         }
       }
     }
@@ -751,7 +751,7 @@ export class Diagram {
     if (!v || !this._xToken) return;
     const tokens = v.tokens || [];
     const t = v.t;
-    const set = (e, s) => e.textContent !== s && (e.textContent = s);
+    const set = setText;
     set(this._xToken, quoteToken(tokens[t]));
     if (this._xStrip) {
       // a series step's label is its values: the strip moves right of however long it is (it starts 37 px on)
