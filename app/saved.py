@@ -29,7 +29,7 @@ from .encoding import dumps_binary, focus_json, trace_compact
 ENTRY = "saved.js"
 #: The stylesheets the saved page inlines, in the live page's order (static/css).
 STYLES: tuple[str, ...] = ("main.css", "picker.css", "banner.css", "scrubber.css", "diagram.css", "steps.css")
-STYLES += ("legend.css", "heatmaps.css", "overview.css", "inspector.css", "present.css", "saved.css")
+STYLES += ("legend.css", "heatmaps.css", "overview.css", "inspector.css", "side.css", "present.css", "saved.css")
 #: A relative import or re-export of a sibling module: `from "./x.js"`, `import "./x.js"`.
 _IMPORT = re.compile(r"""(\bfrom\s*|\bimport\s*)(["'])\./([A-Za-z0-9_-]+\.js)\2""")
 

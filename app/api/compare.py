@@ -140,7 +140,7 @@ async def compare_runs(
     a = await traced(request, body.model, a_entry, body.text, settings, work, job_a)
     b = await traced(request, name_b, b_entry, text_b, settings, work, job_b)
     out = await work_run(work, request, _compare, a_entry.net, a, b_entry.net, b, body.layer, body.match)
-    out["state"] = _states(body, name_b, text_b, a_entry, b_entry, out)
+    out["state"] = run_states(body, name_b, text_b, a_entry, b_entry, out)
     diff, own = out.pop("difference"), out.pop("b")
     out["b"] = {g: np.round(own[g], 5).tolist() for g in asked}
     if diff is None:
@@ -155,8 +155,9 @@ def _compare(net_a: Any, a: Any, net_b: Any, b: Any, layer: int | None, match: b
     return compare(net_a, a, net_b, b, layer=layer, match=match)
 
 
-def _states(body: CompareRequest, name_b: str, text_b: str, a_entry: Any, b_entry: Any, out: dict[str, Any]) -> dict:
-    """Each run's selection: b's unit is a's partner (paired), a's own unit (one architecture), or b's own."""
+def run_states(body: CompareRequest, name_b: str, text_b: str, a_entry: Any, b_entry: Any, out: dict[str, Any]) -> dict:
+    """Each run's selection: b's unit is a's partner (paired), a's own unit (one architecture), or b's own.
+    ``out``: what ``compare`` answered (its layer and matching); a saved page (api/page.py) asks it too."""
     k, net_a, net_b = out["layer"], a_entry.net, b_entry.net
     a = {"model": body.model, "text": body.text, "layer": k, "unit": body.unit, "unit_from": "selected", "r": None}
     b = {"model": name_b, "text": text_b, "layer": k, "r": None}

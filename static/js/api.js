@@ -722,16 +722,17 @@ export class LiveSync {
 
 /**
  * The page of `model` on `text` as one self-contained HTML file (POST /api/page): a Blob to save. `select`:
- * {layer, unit, t}, what the saved page shows when it opens.
+ * {layer, unit, t}, what the saved page shows when it opens; `vs`: run b shown beside it ({model, text, match, unit},
+ * state.compare), or null.
  */
-export async function savePage(model, text, { layer = 0, unit = 0, t = 0, win = null } = {}) {
+export async function savePage(model, text, { layer = 0, unit = 0, t = 0, win = null, vs = null } = {}) {
   let res;
   const w = win ? `&win_start=${win.start}&win_size=${win.size}` : "";
   try {
     res = await fetch(`/api/page?layer=${layer}&unit=${unit}&t=${t}${w}`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model, text }),
+      body: JSON.stringify(vs ? { model, text, vs } : { model, text }),
     });
   } catch {
     throw new ApiError("The server cannot be reached: the page was not saved.");

@@ -183,6 +183,7 @@ export class Diagram {
     this._spec = null;
     this._view = null;
     this._nbWidth = 0;
+    this._vbWidth = 0; // the viewBox width last set (_fit)
     this._hovered = null;
     this._external = null;
     this._litKey = null;
@@ -692,13 +693,20 @@ export class Diagram {
     const ideal = (px - spec.w) / 2 - GAP - STUB;
     const widest = Math.min(NEIGHBOUR_MAX, spec.w * NEIGHBOUR_SHARE);
     const nb = Math.round(Math.max(NEIGHBOUR_MIN, Math.min(widest, ideal)) / 4) * 4;
-    if (nb === this._nbWidth && !force) return;
-    this._nbWidth = nb;
     const width = Math.max(spec.w + 2 * (GAP + nb + STUB), px / MAX_SCALE);
+    // the viewBox follows the page past the widest neighbours too (else the drawing outgrows MAX_SCALE)
+    if (nb === this._nbWidth && width === this._vbWidth && !force) return;
+    this._nbWidth = nb;
+    this._vbWidth = width;
     this._svg.setAttribute("viewBox", `${(spec.w - width) / 2} 0 ${width} ${spec.height}`);
     // never drawn so small that its smallest text is under MIN_TEXT_PX on screen: a narrow page scrolls the
-    // diagram sideways inside its panel, centred on the open module
-    this._svg.style.minWidth = `${Math.ceil((width * MIN_TEXT_PX) / SMALLEST_TEXT)}px`;
+    // diagram sideways inside its panel, centred on the open module. The floor is the cell's narrowest drawing (the
+    // neighbours at their narrowest), the same at every page width: a layout can read it as the diagram's
+    // min-content width (side.css puts run b under run a when the two floors do not fit side by side)
+    const narrowest = spec.w + 2 * (GAP + Math.round(NEIGHBOUR_MIN / 4) * 4 + STUB);
+    this._svg.style.minWidth = `${Math.ceil((narrowest * MIN_TEXT_PX) / SMALLEST_TEXT)}px`;
+    // and never so short: a panel that caps the diagram's height (presentation mode) would shrink it by height
+    this._svg.style.minHeight = `${Math.ceil((spec.height * MIN_TEXT_PX) / SMALLEST_TEXT)}px`;
     if (this._root.scrollWidth > this._root.clientWidth) this._root.scrollLeft = (this._root.scrollWidth - this._root.clientWidth) / 2;
     this._drawNeighbour(this._nbPrev, -GAP - nb, nb, "prev");
     this._drawNeighbour(this._nbNext, spec.w + GAP, nb, "next");

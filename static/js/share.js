@@ -3,7 +3,8 @@
  * model, layer, t, unit, text) on the clipboard; "Trace JSON" / "Trace CSV" download the server's
  * whole trace of the text, or of a vector model's series (POST /api/trace), captioned with the view (the JSON's
  * "view": {caption, model, text, layer, t, unit}; the CSV's first line, a "# " comment); "Save as page" downloads the view as one
- * HTML file that opens offline (POST /api/page: the trace and the views, at this layer, unit and step).
+ * HTML file that opens offline (POST /api/page: the trace and the views, at this layer, unit and step; while comparing,
+ * run b's beside them).
  */
 
 import { savePage, traceBlob } from "./api.js";
@@ -37,8 +38,11 @@ export class Share {
     try {
       // the text whose trace the views show (typing may be ahead of it), at the step they show
       const win = s.T > s.windowSize ? { start: s.view.start, size: s.windowSize } : null; // a long text's window
-      const blob = await savePage(s.model, s.tracedText, { layer: s.layer, unit: s.unit, t: s.t, win });
-      saveBlob(blob, `${slug(`gatescope-${s.model}-t${s.t}-unit${s.unit}`)}.html`);
+      // while run b is shown beside (the server answered on the pair), the file carries it too
+      const vs = s.compare && s.compared?.state?.b ? s.compare : null;
+      const blob = await savePage(s.model, s.tracedText, { layer: s.layer, unit: s.unit, t: s.t, win, vs });
+      const pair = vs ? `-vs-${s.compared.state.b.model}` : "";
+      saveBlob(blob, `${slug(`gatescope-${s.model}${pair}-t${s.t}-unit${s.unit}`)}.html`);
       status.textContent = "Page saved";
       this._message(null);
     } catch (e) {

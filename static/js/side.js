@@ -7,6 +7,9 @@
  * t, its unit a's (through the pairing) or b's own.
  *
  * Change costs: a scrub step sets b's t (b's views take their cheap path); a new pair (state "compared") opens b.
+ *
+ * A saved page of a comparison (saved.js) runs the same: there b's trace comes from the file (hooks.sync: api.js's
+ * SavedSync on b's embedded reply) instead of a socket.
  */
 
 import { LiveSync } from "./api.js";
@@ -17,13 +20,16 @@ import { State } from "./state.js";
 
 export class SideRun {
   /** nodes: {row (the cell row: data-side="on" while b is shown), diagramBox, diagram, heatmapsBox, heatmaps,
-   *  title (b's name and unit over its diagram), heatTitle, titleA (a's name over its diagram), heatTitleA}. */
-  constructor(nodes, state) {
+   *  title (b's name and unit over its diagram), heatTitle, titleA (a's name over its diagram), heatTitleA};
+   *  hooks.sync(b): what brings b's trace to its state (default: a live socket of its own). */
+  constructor(nodes, state, hooks = {}) {
     this.nodes = nodes;
     this.state = state;
     /** Run b's own state (side.js only; tests read it as window.gatescope.side.b). */
     this.b = new State({ url: false });
-    this._sync = new LiveSync(this.b, { onError: (message) => this._say(`Cannot trace run b: ${message}`) });
+    this._sync = hooks.sync
+      ? hooks.sync(this.b)
+      : new LiveSync(this.b, { onError: (message) => this._say(`Cannot trace run b: ${message}`) });
     this._connected = false;
     this._echo = false; // true while this module sets b's selection from a's (b's notifications are not the user's)
     this.diagram = new Diagram({ root: nodes.diagram, name: "side-diagram" }, this.b, {});
@@ -55,7 +61,7 @@ export class SideRun {
     }
     if (!this._connected) {
       this._connected = true;
-      this._sync.connect();
+      this._sync.connect?.(); // a saved page's b has nothing to connect to
     }
     const b = this.b;
     const pick = this.state.selectedB();

@@ -146,3 +146,55 @@ def test_a_saved_pages_views_sit_where_the_live_pages_do(client):
     assert not moved, f"elements laid out differently on the saved page (saved, live): {moved}"
     # the views that work offline are there: the overview strip, the legends, presentation mode, the predictions
     assert {"overview", "unit-legend", "diagram-legend", "heatmaps-legend", "present", "preds-box"} <= shared
+
+
+RECALL = "c14159265358979?"
+
+
+def test_a_page_saved_while_comparing_carries_run_bs_trace_and_who_its_unit_is(client):
+    r = client.post(
+        "/api/page?unit=2&t=4", json={"model": "recall-lstm", "text": RECALL, "vs": {"model": "recall-rnn"}}
+    )
+    assert r.status_code == 200, r.text
+    assert 'filename="gatescope-recall-lstm-vs-recall-rnn-t4-unit2.html"' in r.headers["content-disposition"]
+    assert 'data-testid="side-diagram-box"' in r.text and 'data-testid="model-b">recall-rnn<' in r.text
+    data = _embedded(r.text)
+    b = data["b"]
+    assert b["card"]["id"] == "recall-rnn" and b["text"] == RECALL
+    # b's unit: its own (unit k of the RNN is not the LSTM's unit k), the one POST /api/compare chooses
+    want = client.post(
+        "/api/compare", json={"model": "recall-lstm", "text": RECALL, "model_b": "recall-rnn", "unit": 2}
+    )
+    assert data["compared"]["state"] == want.json()["state"]
+    assert b["select"] == {"layer": 0, "unit": want.json()["state"]["b"]["unit"], "t": 4}
+    assert data["compare"] == {"model": "recall-rnn", "text": None, "match": False, "unit": None}
+    tr = model.load("recall-rnn").trace(RECALL)
+    reply = loads_binary(base64.b64decode(b["reply"]))
+    np.testing.assert_allclose(unpack(reply["layers"][0]["h"]), tr.layers[0]["h"], atol=2e-3, rtol=1e-3)
+    col = b["lines"][0]["h"]
+    lines = np.frombuffer(base64.b64decode(col["data"]), "<f4").reshape(len(tr), col["units"])
+    np.testing.assert_array_equal(lines[:, 5], tr.unit(0, 5)["h"].astype(np.float32))
+    # paired checkpoints: b's unit is a's unit's partner, and the file has the matching
+    paired = client.post(
+        "/api/page?unit=2", json={"model": "recall-lstm", "text": RECALL, "vs": {"model": "recall-gru", "match": True}}
+    )
+    pair = next(p for p in _embedded(paired.text)["compared"]["matching"]["pairs"] if p["a"] == 2)
+    assert _embedded(paired.text)["b"]["select"]["unit"] == pair["b"]
+    # without vs the page is a's alone
+    plain = client.post("/api/page", json={"model": "recall-lstm", "text": RECALL})
+    assert "b" not in _embedded(plain.text) and 'id="side-diagram-box"' not in plain.text
+
+
+@pytest.mark.parametrize(
+    ("vs", "status", "words"),
+    [
+        ({}, 422, "give it another model ('model') or another text ('text')"),
+        ({"model": "nope"}, 404, "nope"),
+        ({"model": "recall-rnn", "unit": 99}, 422, "unit 99 is not a unit of recall-rnn"),
+        ({"text": "xyz!"}, 422, "not in the model's vocabulary"),
+    ],
+)
+def test_a_saved_comparison_refuses_a_bad_run_b_with_a_sentence(client, vs, status, words):
+    r = client.post("/api/page", json={"model": "recall-lstm", "text": RECALL, "vs": vs})
+    assert r.status_code == status, r.text
+    assert words in r.json()["detail"]

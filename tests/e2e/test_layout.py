@@ -15,11 +15,11 @@ SIZES = [(360, 740), (390, 844), (1024, 768), (1280, 720), (1920, 1080), (2560, 
 #: The smallest text in the diagram as drawn: font size x the SVG's screen scale, over every text and tspan shown.
 DIAGRAM_MIN_TEXT_JS = """() => {
   const svg = document.querySelector('[data-testid="diagram"] svg');
-  const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
   let min = Infinity, which = '';
   for (const t of svg.querySelectorAll('text, tspan')) {
     if (!t.getClientRects().length || !t.textContent.trim()) continue;
-    const px = parseFloat(getComputedStyle(t).fontSize) * scale;
+    // the drawing's scale on screen (a capped height shrinks it as much as a narrow width does)
+    const px = parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a;
     if (px < min) { min = px; which = t.textContent; }
   }
   return [min, which];
@@ -221,3 +221,14 @@ def test_dark_mode_follows_the_system_and_every_text_reads(browser, server):
         pg.screenshot(path=str(ARTIFACTS / f"layout-dark-{w}x{h}.png"))
         assert errors == []
         ctx.close()
+
+
+def test_presentation_mode_keeps_diagram_text_legible_on_a_720p_projector(new_page, server):
+    """Presenting caps the diagram's height; at 1280x720 that cap had shrunk its text to 9.5 px (tanh)."""
+    pg = new_page(1280, 720)
+    pg.goto(server + "/#model=code&present=1")
+    wait_frames(pg)
+    expect(pg.get_by_test_id("present")).to_have_attribute("aria-pressed", "true")
+    px, which = pg.evaluate(DIAGRAM_MIN_TEXT_JS)
+    assert px >= 11, f"presenting at 1280x720, the diagram draws '{which}' at {px:.1f} px"
+    assert pg.evaluate("document.documentElement.scrollWidth") <= 1280
