@@ -51,6 +51,7 @@ from .schemas import describe
 from .security import Guard, allow_inline_scripts
 from .settings import Settings, uploads_allowed
 from .uploads import Store
+from .warm import Warmer
 from .work import MB, Budget, Work, one_blas_thread, own_pages_for_big_arrays, process_rss
 
 log = logging.getLogger("gatescope")
@@ -86,9 +87,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.store, app.state.registry = store, registry
         app.state.known = KnownUnits(settings.models_dir)  # units saved from probes, beside the uploads
         app.state.indexes = Indexes(settings, registry)  # jobs and their Dask cluster start at the first ask
+        # compiled when a model is first traced, in a child process (never here: start-up memory is the budget's base)
+        app.state.warmer = Warmer(settings.warm_attribution)
         try:
             yield
         finally:
+            app.state.warmer.close()
             await run_in_threadpool(app.state.indexes.close)
 
     app = FastAPI(

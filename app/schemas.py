@@ -173,6 +173,19 @@ class Completeness(BaseModel):
     difference: float = Field(description="f(x) - f(baseline): the score at the input less at the zero input")
 
 
+class AttributionKernels(BaseModel):
+    """Whether a model's first gradient x input waits on a compile (app/warm.py)."""
+
+    model: str = Field(description="the model's id")
+    kind: str | None = Field(description="its cell kind's compiled kernels (null: it runs none)")
+    cell: str | None = Field(description="the cell, as a person reads it: 'GRU', 'peephole LSTM'")
+    kernels: Literal["cold", "compiling", "ready", "failed"] = Field(
+        description="cold: never compiled in this server (the first attribution compiles them and waits); compiling: "
+        "being compiled now (an attribution waits for it); ready: no wait; failed: the compile beside the server "
+        "failed, and the first attribution compiles them itself"
+    )
+
+
 class AttributeResponse(BaseModel):
     """What the prediction at step t depends on: a number per step s = 0 .. t."""
 

@@ -28,6 +28,8 @@ GATESCOPE_INDEX_BUNDLED   1 or 0: build a bundled model's held-out index on firs
 GATESCOPE_HELDOUT_CHARS   the characters of held-out Python the code model's index reads (300000)
 GATESCOPE_MAX_IG_STEPS    most points integrated gradients may take in POST /api/attribute (256)
 GATESCOPE_ATTRIBUTION_CACHE_MB  forward passes kept for POST /api/attribute's scrubbing, in MB (64)
+GATESCOPE_WARM_ATTRIBUTION  1 or 0: compile a model's attribution kernels, in a process of their own, when it is
+                          first traced (1)
 """
 
 from __future__ import annotations
@@ -128,6 +130,11 @@ class Settings(BaseSettings):
     )
     attribution_cache_mb: int = Field(
         64, ge=0, description="megabytes of forward passes kept so a scrubbed attribution costs one backward pass"
+    )
+    warm_attribution: bool = Field(
+        True,
+        description="when a model is first traced, compile its cell kind's attribution kernels in a child process "
+        "(numba's disk cache), so its first attribution need not",
     )
     templates: Path = ROOT / "templates"
 

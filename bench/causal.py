@@ -5,7 +5,9 @@
 1. An intervened trace against a plain one (bench/causal_intervene.py, its own process): target <= 1.2x.
 2. Attribution for one step of a 1,000-step text on ``code`` against a full trace, and the server's answer to a
    scrub step (bench/causal_attribute.py, its own process): target <= 2x.
-3. The page: on ``code`` with 1,000 characters, one scrub step (→, the text box not focused) to the attribution
+3. A key typed on the live socket with 1 and with 4 holds against the same key with none (bench/causal_live.py,
+   its own process), with the effect the socket computes and without it (the page's "effect": false).
+4. The page: on ``code`` with 1,000 characters, one scrub step (→, the text box not focused) to the attribution
    panel redrawn for the new step (its text coloured and its curve drawn: the panel's data-t is the new t), in a
    real Chromium against a real server. Target p95 <= 100 ms. Medians and p95 are printed, never asserted.
 """
@@ -72,7 +74,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=60, help="scrub steps timed in the page")
     args = ap.parse_args()
-    for script in ("causal_intervene.py", "causal_attribute.py"):  # each in a process of its own
+    for script in ("causal_intervene.py", "causal_attribute.py", "causal_live.py"):  # each in a process of its own
         print(f"== bench/{script}", flush=True)
         subprocess.run([sys.executable, str(ROOT / "bench" / script)], check=True)
     print("== the page: a scrub step to the attribution panel redrawn (code, 1,000 characters)", flush=True)

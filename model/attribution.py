@@ -108,9 +108,12 @@ class Forward:
     scrubber's cache. ``Forward(net, x).attribute(t)`` costs one backward pass over steps 0 .. t.
 
     ``x``: text, its ``tokenizer.encode``-d form, or a (T, D) array; ``steps``: run only the first ones
-    (``attribute`` runs steps 0 .. t)."""
+    (``attribute`` runs steps 0 .. t); ``compiled``: the compiled kernels or the NumPy ones (None: ``COMPILED``;
+    False keeps numba, its compile and its ~130 MB out of a process that attributes a few short texts)."""
 
-    def __init__(self, net: Network, x: str | np.ndarray | Encoded, steps: int | None = None) -> None:
+    def __init__(
+        self, net: Network, x: str | np.ndarray | Encoded, steps: int | None = None, compiled: bool | None = None
+    ) -> None:
         check(net)
         self.net = net
         self.enc, ids, u = _inputs(net, x)  # the whole input's tokens (unknown ones refused)
@@ -122,7 +125,7 @@ class Forward:
         self.caches: list[dict[str, Any]] = []  # the NumPy forward's backprop caches
         self.share: dict[str, np.ndarray] = {}
         with step_threads():
-            if COMPILED:
+            if COMPILED if compiled is None else compiled:
                 self.kept = _run_compiled(net, self.fused0)
                 self.top = self.kept[-1]["Hs"][1:, None, :]  # (T, 1, H)
             else:
@@ -171,6 +174,7 @@ def attribute(
     steps: int = 32,
     layer: int | None = None,
     stop: Callable[[], bool] | None = None,
+    compiled: bool | None = None,
 ) -> Attribution:
     """How much each input x_s (s <= t) and each cell state C_s contributed to the prediction at step ``t``.
 
@@ -179,13 +183,13 @@ def attribute(
     predicted one at the last step), the predicted class, or output 0. ``method``: "grad_x_input" or
     "integrated_gradients" (``steps`` midpoint points from the zero baseline). ``layer``: whose C_s (default
     the last layer). Only steps 0 .. t are run, forward and back. ``stop``: asked between batches of integrated
-    gradients' points; True ends the run with ``Cancelled``."""
+    gradients' points; True ends the run with ``Cancelled``. ``compiled``: as ``Forward``'s (gradient x input)."""
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}: expected one of {', '.join(METHODS)}")
     check(net)
     if method == "grad_x_input":
         steps_run = int(t) + 1 if isinstance(t, (int, np.integer)) and not isinstance(t, bool) and t >= 0 else None
-        return Forward(net, x, steps=steps_run).attribute(t, target, layer)
+        return Forward(net, x, steps=steps_run, compiled=compiled).attribute(t, target, layer)
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise InputError(f"integrated gradients needs steps >= 1 (points along the path), got {steps!r}")
     enc, ids, u = _inputs(net, x)

@@ -68,7 +68,10 @@ def hold(net: Network, text: str, layer: int, unit: int) -> dict[str, Any]:
     cand = "h_tilde" if "h_tilde" in g else "c_tilde" if net.cell == "coupled" else None
     if cand:
         out["same_sign"] = float(np.mean(np.sign(g[cand][digits, unit]) == np.sign(v[digits])))
-    a = attribute(net, text, len(tr) - 1, target=text[0], layer=layer)
+    # NumPy's backward (as exact: 1e-4 relative to the compiled one here): the model list (GET /api/models) asks
+    # for this, and compiled kernels would load numba into the server there (~130 MB; ~7 s of compile a cell
+    # kind on a fresh install) before anyone attributes anything (app/warm.py compiles them beside it instead)
+    a = attribute(net, text, len(tr) - 1, target=text[0], layer=layer, compiled=False)
     out["grad_ratio"] = float(a.cell[1] / a.cell[-1])
     return out
 

@@ -15,4 +15,6 @@ def pytest_configure(config) -> None:
     # own process: no test starts a Dask cluster it did not ask for
     os.environ["GATESCOPE_INDEX_BUNDLED"] = "0"
     os.environ["GATESCOPE_DASK_SCHEDULER"] = "sync"
+    # nor compiles attribution kernels in a child process on its first trace (tests/app/test_warm.py asks)
+    os.environ["GATESCOPE_WARM_ATTRIBUTION"] = "0"
     os.environ["GATESCOPE_ALLOWED_HOSTS"] = "testserver"  # the TestClient's host name

@@ -3,12 +3,18 @@ contribution (gradient x input, or integrated gradients) and the gradient flowin
 
 A scrubber asks for one step after another of the same text: the forward pass over the whole input is kept
 (``ForwardCache``, least recently used first out, bounded by GATESCOPE_ATTRIBUTION_CACHE_MB and counted against
-the memory budget), so each further step of gradient x input costs one backward pass over steps 0 .. t."""
+the memory budget), so each further step of gradient x input costs one backward pass over steps 0 .. t.
+
+Gradient x input runs compiled kernels (model/backprop_kernels.py): a request whose cell kind is being compiled
+beside the server (app/warm.py) waits for that compile rather than doing it again; GET
+/api/models/{id}/attribution says whether a first attribution will wait so, for the page to say why."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -17,9 +23,11 @@ from fastapi import APIRouter, HTTPException, Request, Response
 
 import model
 from model import attribution as A
+from model.warm import NAMES, kernel_kind
 
 from ..registry import Entry
-from ..schemas import AttributeRequest, AttributeResponse, errors
+from ..schemas import AttributeRequest, AttributeResponse, AttributionKernels, errors
+from ..warm import CHILD_TIMEOUT, Warmer
 from ..work import MB, ClientGone, watch_disconnect
 from .deps import RegistryDep, SettingsDep, WorkDep, check_input_soon, find_model
 
@@ -27,6 +35,8 @@ router = APIRouter(prefix="/api", tags=["attribute"])
 
 #: Points of integrated gradients when the request names none.
 DEFAULT_STEPS = 32
+#: Seconds between two looks at a compile an attribution waits for (the wait ends when the client leaves).
+WAIT_POLL = 0.05
 
 
 class ForwardCache:
@@ -110,6 +120,29 @@ def _response(name: str, net: model.Network, tokens: list[str], a: model.Attribu
     }
 
 
+@router.get("/models/{model_id}/attribution", response_model=AttributionKernels, responses=errors(404, 409))
+def attribution_kernels(model_id: str, request: Request, registry: RegistryDep) -> dict[str, Any]:
+    """Whether the model's first gradient x input waits on a compile of its cell's kernels (``kernels``: cold,
+    compiling, ready or failed; ready when it runs none). The page asks before its first attribution of a model."""
+    net = find_model(registry, model_id).net
+    kind = kernel_kind(net)
+    warmer: Warmer = request.app.state.warmer
+    return {"model": model_id, "kind": kind, "cell": NAMES.get(kind or ""), "kernels": warmer.state(kind)}
+
+
+async def _compiled(warmer: Warmer, kind: str | None, request: Request) -> None:
+    """Wait (at most CHILD_TIMEOUT s, and only while the client stays) for ``kind``'s kernels if they are being
+    compiled, starting that compile if nobody has: compiling them here as well would double the work."""
+    if warmer.state(kind) not in ("cold", "compiling") or not warmer.enabled:
+        return
+    warmer.want(kind)
+    deadline = time.monotonic() + CHILD_TIMEOUT
+    while warmer.state(kind) == "compiling" and time.monotonic() < deadline:
+        if await request.is_disconnected():
+            raise ClientGone
+        await asyncio.sleep(WAIT_POLL)
+
+
 @router.post(
     "/attribute",
     response_model=None,
@@ -134,6 +167,12 @@ async def attribute_step(
         need = A.nbytes(net, body.t + 1) - fw.nbytes  # the backward pass only
     else:
         need = A.nbytes(net, T if body.method == "grad_x_input" else body.t + 1, body.method, points)
+    warmer: Warmer = request.app.state.warmer
+    kind = kernel_kind(net) if body.method == "grad_x_input" and fw is None else None
+    try:
+        await _compiled(warmer, kind, request)  # before a lane is taken: the wait holds none
+    except ClientGone:
+        return Response(status_code=499)
     gone, watcher = watch_disconnect(request.receive)
     try:
         job = await work.admit(gone, max(need, 0) + MB, f"an attribution over {body.t + 1} of {T} steps")
@@ -154,6 +193,7 @@ async def attribute_step(
                 return json.dumps(_response(body.model, net, checked.tokens, a)).encode(), made
 
             out, made = await job.run(compute)
+            warmer.loaded(kind)  # this process runs them now: no later request waits
             if made is not None and kept is None:
                 cache.put(key, made)  # on the event loop, as every other touch of the cache
             return Response(out, media_type="application/json")  # as AttributeResponse documents it, unvalidated

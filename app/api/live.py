@@ -10,8 +10,9 @@ from step "targets_from" = k - s on (appending a row makes the last step's targe
 "focus": {"layer", "unit"} the reply also carries that unit's exact values (``Trace.unit``) from k
 on; a message with only "focus" asks for them over the whole text. With "interventions" (POST /api/trace's
 list, the same checks and words) the buffer traces the held run, and the reply adds "intervened" and the
-"effect" of its steps (from k) against the plain text's, kept in a second buffer while they last; a change
-of the list re-traces from the first step it touches. A newer edit replaces an older
+"effect" of its steps (from k) against the plain text's, kept in a second buffer while they last (with
+"effect": false, neither: the held run alone, at about the cost of a plain edit); a change of the list
+re-traces from the first step it touches. A newer edit replaces an older
 one still waiting. Opened as /api/live?parts=1, a binary reply over 1 MB comes as several binary messages,
 its parts in order (``encoding.split_parts``: "GSP1", index, count, then the bytes; joined they are the reply).
 Every reply echoes the message's "seq". The client's mistakes (the same checks and
@@ -54,6 +55,7 @@ from ..encoding import (
 from ..registry import Entry
 from ..schemas import InterventionBody, describe
 from ..settings import Settings
+from ..warm import warm_soon
 from ..work import LIVE_SHARE, MB, ClientGone, Work
 from .deps import LiveSlotsDep, SettingsDep, WorkDep, check_input_soon, check_interventions, find_model, get_registry
 from .trace import COST
@@ -142,7 +144,7 @@ class Session:
         whole = self.buffer.trace
         assert whole is not None
         eff = None
-        if held:
+        if held and msg.get("effect", True) is not False:  # "effect": false, the held run alone (the page's)
             if self.plain is None:
                 self.plain = model.TraceBuffer(net, max_steps)
             self.plain.update(encoded, stop=stop)
@@ -172,8 +174,9 @@ class Session:
             body["encoding"] = encoding
         if focus is not None:
             body["focus"] = focus_json(whole, *focus, start=k)
-        if eff is not None:
+        if held:
             body["intervened"] = intervened_json(whole)
+        if eff is not None:
             body["effect"] = (effect_json if encoding == "json" else effect_compact)(net, new, eff, top_k)
         if encoding == "binary":
             return dumps_binary(body)  # sent as a binary frame
@@ -280,6 +283,7 @@ class Connection:
         registry = await get_registry(self.ws)  # every edit: a model another worker removed is gone by now
         entry = find_model(registry, name)  # 404's words when name is not a model (or not a string)
         assert isinstance(name, str)
+        warm_soon(self.ws.app.state, entry.net)  # its attribution kernels, compiled beside the server meanwhile
         reading = self.work.reading  # POST /api/trace's checks and words:
         names, vectors = None, None
         if "csv" in msg:
@@ -302,14 +306,15 @@ class Connection:
         net, T = entry.net, len(checked.tokens)
         buffer = self.session.buffer_for(name, net, self.settings.max_tokens)
         new = T - buffer.changed_from(checked.x if vectors is not None else checked.tokens)
-        values = plain_values(net, new) * (2 if held else 1)  # with interventions, the effect's changes too
+        both = bool(held) and msg.get("effect", True) is not False  # the held run and the plain one beside it
+        values = plain_values(net, new) * (2 if both else 1)  # with the effect, its changes too
         if encoding == "json" and values > self.settings.max_plain_values:
             raise LiveError(
                 f"this edit's {new} new steps are {values:,} numbers as plain JSON; this server sends at most "
                 f"{self.settings.max_plain_values:,} that way: ask for encoding 'binary' or 'compact'"
             )
-        self._hold(buffer.nbytes_for(T) * (2 if held else 1), T)  # the rows the buffers will hold
-        cost = COST * (net.trace_nbytes(new) * (3 if held else 1) + net.trace_nbytes(checked.source_tokens)) + MB
+        self._hold(buffer.nbytes_for(T) * (2 if both else 1), T)  # the rows the buffers will hold
+        cost = COST * (net.trace_nbytes(new) * (3 if both else 1) + net.trace_nbytes(checked.source_tokens)) + MB
         job = await self.work.admit(self.gone, cost, f"an edit of {new} new steps")
         try:
             top_k, most = self.settings.top_k, self.settings.max_tokens

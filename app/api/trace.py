@@ -28,6 +28,7 @@ from ..encoding import (
     trace_compact,
 )
 from ..schemas import TraceResponse, errors
+from ..warm import warm_soon
 from ..work import MB, ClientGone, watch_disconnect
 from .deps import Checked, CheckedDep, SettingsDep, WorkDep
 
@@ -70,6 +71,7 @@ async def trace_text(
     The request's memory is reserved before it starts (413 if it could never fit, 503 if the server
     stays busy); its work stops when the client leaves. JSON, CSV and NPZ bodies are streamed.
     """
+    warm_soon(request.app.state, job.net)  # its attribution kernels, compiled beside the server meanwhile
     steps, held = len(job.tokens), job.interventions
     values = plain_values(job.net, steps) * (2 if held else 1)  # with interventions, the effect's changes too
     if encoding in ("json", "csv") and values > settings.max_plain_values:  # a cost bound before any work
@@ -129,6 +131,14 @@ def traced_effect(job: Checked, stop: Any) -> tuple[Trace, Effect]:
     before = job.net.trace(job.x, stop=stop)
     after = job.net.trace(job.x, stop=stop, interventions=job.interventions)
     return after, effect(job.net, job.x, before=before, after=after, ids=ids, top_k=job.top_k)
+
+
+@router.post("/trace/check", responses=REFUSALS)
+def check_trace(job: CheckedDep) -> dict[str, Any]:
+    """Whether a trace request would run, without running it: every check POST /api/trace makes (the input, each
+    intervention's fields, its steps, a patch's source text read by the vocabulary and long enough, the sources'
+    size), with the same 4xx and words. The page's hold menu asks before it holds, and says the refusal there."""
+    return {"steps": len(job.tokens), "interventions": len(job.interventions or [])}
 
 
 @router.post("/trace/stream", responses=REFUSALS)

@@ -369,6 +369,22 @@ export function saturation(model, source, layer, signal) {
   return _json(`/api/models/${encodeURIComponent(model)}/saturation`, { ...source, layer }, signal);
 }
 
+/** Whether POST /api/trace would run `text` with `interventions` (POST /api/trace/check: its checks, none of its
+ *  work): resolves to {steps, interventions}; a refusal throws an ApiError with the server's detail. */
+export async function checkTrace(model, text, interventions, signal) {
+  let res;
+  try {
+    res = await fetch("/api/trace/check", {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model, text, interventions }), signal,
+    });
+  } catch (e) {
+    if (e.name === "AbortError") throw e;
+    throw new ApiError("The server cannot be reached.");
+  }
+  if (!res.ok) throw new ApiError(await _detail(res), res.status);
+  return res.json();
+}
+
 /**
  * The text's trace with `interventions` held (POST /api/trace?encoding=binary, model/interventions.py): resolves to
  * {tokens, intervened (each as run: units, from, to), effect}, the effect's arrays decoded as {rows, cols, data}:
@@ -403,6 +419,12 @@ export async function traceIntervened(model, text, interventions, signal) {
 /** What the prediction at step t depends on (POST /api/attribute): body {model, text, t, method, steps, layer}. */
 export function attribute(body, signal) {
   return _json("/api/attribute", body, signal);
+}
+
+/** Whether model `id`'s first gradient × input waits on a compile (GET /api/models/{id}/attribution):
+ *  {kind, cell ("GRU"), kernels: "cold" | "compiling" | "ready" | "failed"}. */
+export function attributionKernels(id, signal) {
+  return _json(`/api/models/${encodeURIComponent(id)}/attribution`, undefined, signal);
 }
 
 /** Two runs side by side (POST /api/compare): body {model, text, model_b, text_b, layer, match, gates}. */
@@ -524,7 +546,9 @@ export class Live {
    *  page shows and the units held (POST /api/trace's "interventions"; [] none: a plain trace). Returns its seq. */
   edit(model, text, focus, kind = "text", interventions = []) {
     const msg = { seq: ++this._seq, model, [kind]: text, encoding: "binary", focus };
-    if (interventions.length) msg.interventions = interventions;
+    // the held run only: the page never reads the socket's effect (its panel asks POST /api/trace for that), and
+    // sparing the plain run beside it halves what a key costs with units held (bench/causal_live.py)
+    if (interventions.length) Object.assign(msg, { interventions, effect: false });
     this._edit = msg;
     this._send(msg);
     return msg.seq;

@@ -10,9 +10,13 @@
  * the scrub's direction is asked for as soon as a step is drawn: a small cache of the last CACHE_STEPS answers),
  * else asks for it (an answer that arrives for a step no longer shown is kept, not drawn); "trace", "layer" and
  * the method empty the cache and ask again after SETTLE_MS.
+ *
+ * A model's first gradient × input may wait on the server compiling its cell's kernels (app/warm.py: on a fresh
+ * install, seconds): until one attribution of the model has arrived, the view asks the server whether it is
+ * compiling (GET /api/models/{id}/attribution) beside its first request, and says so while that request waits.
  */
 
-import { attribute } from "./api.js";
+import { attribute, attributionKernels } from "./api.js";
 import { colourOf, darkTextOn } from "./colors.js";
 import { el, fmt, showToken } from "./format.js";
 import { Lazy } from "./lazy.js";
@@ -46,6 +50,7 @@ export class AttributeView {
     this._cache = new Map();
     this._shown = -1; // the step last drawn, for the scrub's direction
     this._wanted = null; // the key of the step to draw
+    this._warm = new Set(); // models an attribution has arrived for: their kernels are loaded, nothing to ask
     nodes.method.append(new Option("gradient × input", "grad_x_input"), new Option(`integrated gradients (${IG_STEPS} points)`, "integrated_gradients"));
     nodes.method.addEventListener("change", () => {
       this._forget();
@@ -136,8 +141,10 @@ export class AttributeView {
     if (!body) return;
     const [key, entry] = this._entry(body);
     this._wanted = key;
+    if (!entry.data && body.method === "grad_x_input" && !this._warm.has(body.model)) this._compiling(body.model, key, entry);
     try {
       const out = entry.data ?? (await entry.promise);
+      this._warm.add(body.model);
       if (this._wanted !== key) return; // the scrubber moved on meanwhile
       const step = this._shown >= 0 && t < this._shown ? -1 : 1;
       this.data = out;
@@ -152,6 +159,20 @@ export class AttributeView {
       if (e.name === "AbortError" || this._wanted !== key) return;
       this._clear(`Not attributed: ${e.message}`);
     }
+  }
+
+  /** Ask the server whether `model`'s kernels are being compiled, and say so while `entry` (the step `key`) waits. */
+  async _compiling(model, key, entry) {
+    let k;
+    try {
+      k = await attributionKernels(model, entry.ctl.signal);
+    } catch {
+      return; // the attribution's own answer says what went wrong, if anything did
+    }
+    if (k.kernels === "ready" || entry.data || this._wanted !== key || this.state.model !== model) return;
+    this.nodes.status.textContent = `Preparing the gradient code for the ${k.cell || "model's"} cell, first use only…`;
+    this.nodes.root.dataset.compiling = "true";
+    entry.promise.finally(() => delete this.nodes.root.dataset.compiling).catch(() => {});
   }
 
   _say() {

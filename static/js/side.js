@@ -4,7 +4,8 @@
  * its own (LiveSync, as run a is), with a second diagram and a second grid of heatmaps drawing it. One scrubber
  * drives both: a's t is b's t (clamped to b's steps); b's unit is state.selectedB() (a's unit's partner when paired,
  * a's unit for one architecture, else b's own, vs_unit=). A click in b's views selects for the page: its t is a's
- * t, its unit a's (through the pairing) or b's own.
+ * t, its unit a's (through the pairing) or b's own. b's diagram opens the hold menu (hold.js) on b's state: what it
+ * holds travels on b's socket, b's diagram marks it, and the page's state keeps the list for the URL (hold_b=).
  *
  * Change costs: a scrub step sets b's t (b's views take their cheap path); a new pair (state "compared") opens b.
  *
@@ -16,6 +17,7 @@ import { LiveSync } from "./api.js";
 import { Diagram } from "./diagram.js";
 import { fmt } from "./format.js";
 import { Heatmaps } from "./heatmaps.js";
+import { HoldMenu } from "./hold.js";
 import { State } from "./state.js";
 
 export class SideRun {
@@ -27,12 +29,12 @@ export class SideRun {
     this.state = state;
     /** Run b's own state (side.js only; tests read it as window.gatescope.side.b). */
     this.b = new State({ url: false });
-    this._sync = hooks.sync
-      ? hooks.sync(this.b)
-      : new LiveSync(this.b, { onError: (message) => this._say(`Cannot trace run b: ${message}`) });
+    this._sync = hooks.sync ? hooks.sync(this.b) : new LiveSync(this.b, { onError: (message) => this._refused(message) });
     this._connected = false;
     this._echo = false; // true while this module sets b's selection from a's (b's notifications are not the user's)
-    this.diagram = new Diagram({ root: nodes.diagram, name: "side-diagram" }, this.b, {});
+    // b's units, held in run b (a live page's: a saved one runs nothing)
+    this.menu = hooks.sync ? null : new HoldMenu(document.body, this.b, "side-hold");
+    this.diagram = new Diagram({ root: nodes.diagram, name: "side-diagram" }, this.b, { onPick: (part, g) => this.menu?.open(part, g) });
     this.heatmaps = new Heatmaps(nodes.heatmaps, this.b, { name: "b-heatmap" });
     state.subscribe((changed) => this._onA(changed));
     this.b.subscribe((changed) => this._onB(changed));
@@ -49,6 +51,29 @@ export class SideRun {
     if (!this.shown) return;
     if (changed.has("unit") || changed.has("compare")) this._selectUnit();
     if (changed.has("t")) this._follow();
+    if (changed.has("interventions_b")) this._holdB();
+  }
+
+  /** b holds what the page's state says run b holds (a link's hold_b=, the list emptied with a new model b). */
+  _holdB() {
+    const want = this.state.interventionsB;
+    if (JSON.stringify(want) === JSON.stringify(this.b.interventions)) return;
+    this._echo = true;
+    try {
+      this.b.setInterventions(want);
+    } finally {
+      this._echo = false;
+    }
+  }
+
+  /** b's socket refused an edit: a hold it cannot run is dropped (b then shows its plain run), and either is said. */
+  _refused(message) {
+    if (this.b.interventions.length && /\binterventions?\b/.test(message)) {
+      this.state.setInterventionsB([]); // and through _holdB, b's own list
+      this._say(`Nothing is held in run b: ${message.replace(/\.?$/, ".")} It shows its plain run.`);
+      return;
+    }
+    this._say(`Cannot trace run b: ${message}`);
   }
 
   /** Show run b as the server's answer names it, or hide it. */
@@ -76,6 +101,7 @@ export class SideRun {
     } finally {
       this._echo = false;
     }
+    this._holdB(); // after setModel, which empties b's list
     this.nodes.row.dataset.side = "on";
     for (const box of this._boxes()) box.hidden = false;
     this._follow();
@@ -119,6 +145,7 @@ export class SideRun {
     if (changed.has("trace")) this._follow(); // b's steps arrived: its t is a's again (not its last step)
     if (changed.has("unit") || changed.has("trace") || changed.has("model")) this._titles();
     if (this._echo) return;
+    if (changed.has("interventions") && !changed.has("model")) this.state.setInterventionsB(this.b.interventions); // b's menu
     // the reader clicked in b's views: select for the page
     if (changed.has("t") && !changed.has("trace")) this.state.setT(this.b.t); // not b's own follow of its steps
     if (changed.has("unit")) this._pickB(this.b.unit);

@@ -31,6 +31,7 @@
  * unit, where b's units are not a's); present=1: presentation mode; the story's chapter: chapter=forget-holds (a link
  * with no model opens on the chapter's own state); a long text's window: win=1200.400 (the steps [1200, 1600) shown;
  * the size is the zoom); the units held: hold=[{"layer":0,"unit":118,"gate":"c","op":"set","value":0,"from":12}]
+ * (run b's, beside it: hold_b=[...], the same form)
  * (JSON, URI-encoded).
  * Nothing here computes a gate: values come from the server; this module only stores and indexes.
  */
@@ -270,6 +271,8 @@ export class State {
     this.compared = null;
     /** What the intervention panel holds (intervene.js): a list as POST /api/trace's "interventions" takes it. */
     this.interventions = [];
+    /** What run b (side.js) holds: the list its socket carries, as "interventions" is a's; [] none. */
+    this.interventionsB = [];
     /** What the trace shown holds, as the server ran it (its reply's "intervened": from/to resolved); [] plain. */
     this.heldRuns = [];
     /** The span [start, stop) of steps a pattern match starts from, or null. */
@@ -307,7 +310,7 @@ export class State {
       if (this.trace.T > this.windowSize) this.pendingWindow = null; // placed (a short text keeps it for its steps)
     }
     for (const fn of this._subs) fn(changed, this);
-    if (["model", "text", "layer", "unit", "t", "gate", "order", "compare", "present", "chapter", "interventions", "window"].some((k) => changed.has(k))) this._scheduleHash();
+    if (["model", "text", "layer", "unit", "t", "gate", "order", "compare", "present", "chapter", "interventions", "interventions_b", "window"].some((k) => changed.has(k))) this._scheduleHash();
   }
 
   /** Move the window to start at `start`, `size` steps wide (clamped to the text; null keeps the zoom). t stays. */
@@ -406,7 +409,9 @@ export class State {
     });
     if (h.order === "similar") this.setOrder("similar", null);
     else if (h.order === "probe" && h.rows) this.setOrder("probe", h.rows);
-    this.setCompare(h.vs || h.vs_text !== undefined ? { model: h.vs ?? null, text: h.vs_text ?? null, match: h.vs_match, unit: h.vs_unit } : null);
+    const vs = h.vs || h.vs_text !== undefined;
+    this.setCompare(vs ? { model: h.vs ?? null, text: h.vs_text ?? null, match: h.vs_match, unit: h.vs_unit } : null);
+    this.setInterventionsB(vs ? h.hold_b ?? [] : []);
     this.setPresent(h.present);
     this._notify(new Set(["chapter"]));
     return h.model && h.model !== card.id ? h.model : null;
@@ -593,15 +598,29 @@ export class State {
     this._notify(new Set(["interventions"]));
   }
 
+  /** Hold these units of run b (side.js: its menu, its socket; [] none): notifies "interventions_b". */
+  setInterventionsB(list) {
+    if (JSON.stringify(list) === JSON.stringify(this.interventionsB)) return;
+    this.interventionsB = list;
+    this._notify(new Set(["interventions_b"]));
+  }
+
   /** Hold the selected unit's `gate` from step `from` (the diagram's menu, the unit panel): op "set" (at `value`),
-   *  "scale" (by `value`) or "zero"; `to` the exclusive end (omitted: the end). Adds it to the interventions. */
-  holdHere({ gate, op = "set", value = 0, from = this.t, to = null }) {
+   *  "scale" (by `value`), "zero", or "patch" (its values in a plain run of `source`); `to` the exclusive end
+   *  (omitted: the end). Adds it to the interventions. */
+  holdHere({ gate, op = "set", value = 0, source = null, from = this.t, to = null }) {
+    this.setInterventions([...this.interventions, this.holdOf({ gate, op, value, source, from, to })]);
+  }
+
+  /** The intervention holdHere adds (as POST /api/trace takes it), without adding it. */
+  holdOf({ gate, op = "set", value = 0, source = null, from = this.t, to = null }) {
     if (!this.card?.gates.includes(gate)) throw new Error(`Unknown gate '${gate}'`);
-    if (!["set", "scale", "zero"].includes(op)) throw new Error(`Unknown op '${op}'`);
+    if (!["set", "scale", "zero", "patch"].includes(op)) throw new Error(`Unknown op '${op}'`);
     const iv = { layer: this.layer, unit: this.unit, gate, op, from: Math.max(0, Math.round(from)) };
-    if (op !== "zero") iv.value = Number(value);
+    if (op === "set" || op === "scale") iv.value = Number(value);
+    if (op === "patch") iv.source_text = String(source ?? "");
     if (to !== null) iv.to = Math.round(to);
-    this.setInterventions([...this.interventions, iv]);
+    return iv;
   }
 
   /** The runs of the trace shown that hold layer `layer` at step t: [{gate, units, op, value, from, to}]. */
@@ -623,8 +642,10 @@ export class State {
     const unit = Number.isInteger(c?.unit) && c.unit >= 0 ? c.unit : null;
     const next = other ? { model: c.model || null, text: c.text ?? null, match: !!c.match, unit } : null;
     if (JSON.stringify(next) === JSON.stringify(this.compare)) return;
+    const sameB = next && this.compare && next.model === this.compare.model; // b's units are the same model's
     this.compare = next;
     this._notify(new Set(["compare"]));
+    if (!sameB) this.setInterventionsB([]);
   }
 
   /** Keep the server's answer on the pair (POST /api/compare), or null; notifies "compared". */
@@ -754,6 +775,7 @@ export class State {
     // a long text's window (or a zoom): win=start.size
     if (this.trace.T > this.windowSize || this.windowSize !== WINDOW_STEPS) p.push(`win=${this.view.start}.${this.windowSize}`);
     if (this.interventions.length) p.push(`hold=${encodeURIComponent(JSON.stringify(this.interventions))}`);
+    if (this.compare && this.interventionsB.length) p.push(`hold_b=${encodeURIComponent(JSON.stringify(this.interventionsB))}`);
     if (this.chapter) p.push(`chapter=${encodeURIComponent(this.chapter)}`);
     if (this.order === "similar") p.push("order=similar");
     else if (this.order === "probe" && this.orderRows) p.push("order=probe", `rows=${this.orderRows.slice(0, HASH_ROWS).join(".")}`);
@@ -834,7 +856,7 @@ export function parseHash(hash) {
     else if (["layer", "t", "unit", "vs_unit"].includes(key) && /^\d+$/.test(value)) out[key] = Number(value);
     else if (key === "gate" && /^[a-z_]{1,16}$/.test(value)) out.gate = value;
     else if (key === "chapter" && /^[a-z0-9-]{1,40}$/.test(value)) out.chapter = value;
-    else if (key === "hold") out.hold = parseHold(value);
+    else if (key === "hold" || key === "hold_b") out[key] = parseHold(value);
     else if (key === "win" && /^\d{1,9}\.\d{1,9}$/.test(value)) {
       const [start, size] = value.split(".").map(Number);
       out.win = { start, size };

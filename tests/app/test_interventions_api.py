@@ -103,6 +103,25 @@ def test_bad_interventions_get_a_422_naming_the_intervention_and_the_field(clien
     assert words in r.json()["detail"]
 
 
+@pytest.mark.parametrize("item,words", BAD)
+def test_the_check_refuses_what_the_trace_refuses_in_the_same_words(client, item, words):
+    """POST /api/trace/check (the hold menu asks it before holding) answers as POST /api/trace would."""
+    r = client.post("/api/trace/check", json={"model": "dyck", "text": TEXT, "interventions": [item]})
+    assert r.status_code == 422, r.text
+    assert words in r.json()["detail"]
+    assert r.json()["detail"] == trace(client, interventions=[item]).json()["detail"]
+
+
+def test_the_check_passes_what_the_trace_runs_and_refuses_long_sources_with_413(client):
+    patch = {**HOLD, "op": "patch", "value": None, "source_text": "(()(()(", "to": 7}
+    r = client.post("/api/trace/check", json={"model": "dyck", "text": TEXT, "interventions": [HOLD, patch]})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"steps": len(TEXT), "interventions": 2}
+    long = {**patch, "source_text": "(" * 51}
+    r = client.post("/api/trace/check", json={"model": "dyck", "text": TEXT, "interventions": [long]})
+    assert r.status_code == 413 and "patch source texts have 51 tokens together" in r.json()["detail"]
+
+
 def test_limits_on_interventions(client):
     r = trace(client, interventions=[HOLD] * 4)
     assert r.status_code == 422 and "4 interventions; this server runs at most 3" in r.json()["detail"]
@@ -149,6 +168,25 @@ def test_the_live_socket_takes_interventions_and_sends_the_new_steps_effect(clie
         plain = ws.receive_json()  # back to plain from the first held step
         assert plain["from"] == 2 and "effect" not in plain
         np.testing.assert_allclose(plain["layers"][0]["c"], net.trace(TEXT).layers[0]["c"][2:], rtol=1e-6)
+
+
+def test_the_live_socket_without_the_effect_sends_the_held_run_and_what_it_held_only(client):
+    """ "effect": false (the page's: its panel asks POST /api/trace for the effect): the same held values and
+    marks, no effect, and no plain run kept beside the held one."""
+    net = model.load("dyck")
+    with client.websocket_connect("/api/live") as ws:
+        ws.send_json({"seq": 1, "model": "dyck", "text": TEXT, "interventions": [HOLD], "effect": False})
+        held = ws.receive_json()
+        whole = net.trace(TEXT, interventions=[HOLD])
+        np.testing.assert_allclose(held["layers"][0]["c"], whole.layers[0]["c"], rtol=1e-6)
+        assert held["intervened"][0]["from"] == 2 and held["intervened"][0]["to"] == len(TEXT)
+        assert "effect" not in held
+        ws.send_json({"seq": 2, "model": "dyck", "text": TEXT + ")", "interventions": [HOLD], "effect": False})
+        more = ws.receive_json()
+        assert more["from"] == len(TEXT) and more["intervened"][0]["to"] == len(TEXT) + 1 and "effect" not in more
+        np.testing.assert_allclose(
+            more["layers"][0]["c"], net.trace(TEXT + ")", interventions=[HOLD]).layers[0]["c"][-1:], rtol=1e-6
+        )
 
 
 MALFORMED = [

@@ -61,6 +61,7 @@ def _running_server(tmp: Path, port: int | None = None, **env_extra: str) -> Ite
         "GATESCOPE_HELDOUT_CHARS": "20000",  # the code model's held-out index, small: a few seconds
         "GATESCOPE_DASK_SCHEDULER": "sync",  # built in the server's process: no cluster beside every test server
         "GATESCOPE_INDEX_BUNDLED": "1",  # as a user's server: a bundled model's held-out index on first ask
+        "GATESCOPE_WARM_ATTRIBUTION": "1",  # and its attribution kernels compiled beside it on a first trace
         "GATESCOPE_HOST": "127.0.0.1",
         **env_extra,
     }

@@ -104,3 +104,27 @@ def test_scrubbing_moves_the_attribution_and_the_state_gradient_with_t(new_page,
     pg.wait_for_function("() => document.documentElement.scrollWidth <= 390", timeout=3_000)
     panel.screenshot(path=str(ARTIFACTS / "attribute-390x844.png"))
     assert_clean(pg, server)
+
+
+def test_a_fresh_install_says_it_prepares_the_gradient_code_while_the_first_attribution_waits(new_page, tmp_path):
+    """A server whose numba cache is empty: the first trace starts compiling the LSTM kernels beside it, and the
+    panel, asking meanwhile, says why it waits (the server's flag, GET /api/models/{id}/attribution), then shows
+    the attribution; the server says "ready" after."""
+    from .conftest import _running_server
+
+    cache = {"NUMBA_CACHE_DIR": str(tmp_path / "numba")}  # a fresh install's: nothing compiled yet
+    with _running_server(tmp_path, **cache) as fresh:
+        pg = new_page(1280, 720)
+        pg.goto(f"{fresh}/#model=recall-lstm&text={urllib.parse.quote(TEXT)}")
+        wait_drawn(pg, api_card(fresh, "recall-lstm")["gates"], len(TEXT))
+        panel = pg.get_by_test_id("attribute")
+        panel.scroll_into_view_if_needed()
+        status = pg.get_by_test_id("attribute-status")
+        expect(status).to_have_text("Preparing the gradient code for the LSTM cell, first use only…", timeout=15_000)
+        expect(panel).to_have_attribute("data-compiling", "true")
+        expect(status).to_contain_text("The input that moves it most", timeout=240_000)  # a compile: generous
+        expect(panel).not_to_have_attribute("data-compiling", "true")
+        with urllib.request.urlopen(f"{fresh}/api/models/recall-lstm/attribution", timeout=10) as r:
+            assert json.load(r)["kernels"] == "ready"
+        panel.screenshot(path=str(ARTIFACTS / "attribute-ready-1280x720.png"))
+        assert_clean(pg, fresh)

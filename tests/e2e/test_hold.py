@@ -229,3 +229,154 @@ def test_a_link_holding_a_unit_the_model_lacks_says_so_and_shows_the_plain_run(n
     assert _preds(pg) == _api_preds(_trace(server, []), T_AT)
     expect(pg.get_by_test_id("intervention")).to_have_count(0)
     expect(pg.locator("#diagram .dg-part.dg-held")).to_have_count(0)
+
+
+#: The page's text with step T_AT's ")" made "(": the minimal pair a patch is usually taken from.
+SOURCE = TEXT[:T_AT] + "(" + TEXT[T_AT + 1 :]
+
+
+def _trace_text(server: str, text: str) -> dict:
+    body = {"model": "dyck", "text": text}
+    req = urllib.request.Request(
+        server + "/api/trace", data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=120) as r:
+        return json.load(r)
+
+
+def _shown_h(pg) -> str:
+    """The selected unit's h as the diagram prints it (its text, not its data-value)."""
+    return pg.locator("#diagram .dg-val[data-gate='h']").first.text_content()
+
+
+def _printed(text: str) -> tuple[float, float]:
+    s = text.strip().strip("()").replace("\u2212", "-").replace("\u2007", "")
+    return float(s), 0.5 * 10.0 ** -(len(s.split(".")[1]) if "." in s else 0) + 1e-9
+
+
+def test_patch_from_another_text_in_the_diagrams_menu_shows_the_source_texts_values(new_page, server):
+    gates = api_card(server, "dyck")["gates"]
+    src, plain = _trace_text(server, SOURCE), _trace(server, [])
+    patch = {"layer": 0, "unit": 4, "gate": "h", "op": "patch", "from": T_AT, "source_text": SOURCE}
+    want = _trace(server, [patch])
+    # the patch moves the unit's h at t by more than the page's rounding: the test can tell the runs apart
+    assert abs(src["layers"][0]["h"][T_AT][4] - plain["layers"][0]["h"][T_AT][4]) > 0.01
+    pg = _open(new_page, server)
+    pg.locator("#diagram .dg-part[data-part='h']").click()
+    pg.get_by_test_id("hold-op").select_option("patch")
+    source = pg.get_by_test_id("hold-source")
+    expect(source).to_be_focused()
+    # it starts as the page's own text with step t's character selected: typing replaces it
+    assert source.input_value() == TEXT
+    assert pg.evaluate("() => { const s = document.activeElement; return [s.selectionStart, s.selectionEnd]; }") == [
+        T_AT,
+        T_AT + 1,
+    ]
+    expect(pg.get_by_test_id("hold-value")).to_be_hidden()
+    # a character the vocabulary lacks: the server's words in the menu, nothing held, the menu open
+    pg.keyboard.type("x")
+    expect(pg.get_by_test_id("hold-title")).to_have_text(re.compile(rf"^Patch unit 4's h from “.*” from t = {T_AT}$"))
+    pg.get_by_test_id("hold-apply").click()
+    error = pg.get_by_test_id("hold-error")
+    expect(error).to_have_text(
+        f"Not held: intervention 0: 'source_text': not in the model's vocabulary: 'x' at {T_AT}", timeout=30_000
+    )
+    expect(pg.get_by_test_id("hold-menu")).to_be_visible()
+    expect(source).to_be_focused()
+    # a source shorter than the steps it must give: said the same way
+    source.fill(SOURCE[:10])
+    pg.get_by_test_id("hold-apply").click()
+    expect(error).to_contain_text("'source_text' has 10 steps, and the patch needs 14", timeout=30_000)
+    assert pg.evaluate("() => window.gatescope.state.interventions.length") == 0
+    # the browser logs the two 422s it was answered; the menu handled them
+    assert [r for r in pg.refused if "/api/trace/check" in r] == [f"422 POST {server}/api/trace/check"] * 2
+    pg.console_errors.clear()
+    source.fill(SOURCE)
+    expect(pg.get_by_test_id("hold-apply")).to_have_text("Patch")
+    pg.get_by_test_id("hold-apply").click()
+    expect(pg.get_by_test_id("hold-menu")).to_be_hidden()
+    pg.wait_for_function("() => window.gatescope.state.heldRuns.length === 1", timeout=30_000)
+    expect(pg.locator("#diagram .dg-part[data-part='h']")).to_have_class(re.compile(r"\bdg-held\b"))
+    listed = re.compile(rf"^patch unit 4's h from “.*” from t = {T_AT}×$")
+    expect(pg.get_by_test_id("intervention")).to_have_text(listed)
+    # the page's h at the patched steps is the source text's, read from what the diagram prints
+    for t in (T_AT, T_AT + 3):
+        pg.evaluate("t => window.gatescope.state.setT(t)", t)
+        wait_diagram(pg, "lstm", t=t, unit=4)
+        printed, rounding = _printed(_shown_h(pg))
+        assert abs(printed - src["layers"][0]["h"][t][4]) <= rounding, (t, printed, src["layers"][0]["h"][t][4])
+    pg.evaluate("t => window.gatescope.state.setT(t)", T_AT)
+    expect(pg.locator("#preds li").first.locator(".tok")).to_have_text(want["probs"][T_AT][0]["token"], timeout=30_000)
+    assert _preds(pg) == _api_preds(want, T_AT)
+    # the link holds the patch (its text too): a fresh page shows the same patched run
+    # (the hash is written at most every 200 ms: wait for the one of what the page shows, t back at T_AT)
+    pg.wait_for_function("() => location.hash === window.gatescope.state.toHash()", timeout=5_000)
+    assert "patch" in urllib.parse.unquote(pg.evaluate("() => location.hash"))
+    url = pg.evaluate("() => location.href")
+    assert json.loads(urllib.parse.unquote(re.search(r"hold=([^&]*)", url).group(1))) == [patch]
+    other = new_page(1280, 720)
+    other.goto(url)
+    wait_drawn(other, gates, len(TEXT))
+    other.wait_for_function("() => window.gatescope.state.heldRuns.length === 1", timeout=30_000)
+    wait_diagram(other, "lstm", t=T_AT, unit=4)
+    printed, rounding = _printed(_shown_h(other))
+    assert abs(printed - src["layers"][0]["h"][T_AT][4]) <= rounding
+    # the menu opened again remembers the text patched from (the next unit is patched from the same one)
+    other.locator("#diagram .dg-part[data-part='h']").click()
+    other.get_by_test_id("hold-op").select_option("patch")
+    assert other.get_by_test_id("hold-source").input_value() == SOURCE
+    for w, h in [(1280, 720), (1024, 768), (390, 844)]:
+        other.set_viewport_size({"width": w, "height": h})
+        other.locator("#diagram .dg-part[data-part='h']").click()  # placed again for this width
+        if not other.get_by_test_id("hold-menu").is_visible():
+            other.locator("#diagram .dg-part[data-part='h']").click()
+        other.get_by_test_id("hold-op").select_option("patch")
+        other.wait_for_function(f"() => document.documentElement.scrollWidth <= {w}", timeout=10_000)
+        other.screenshot(path=str(ARTIFACTS / f"hold-patch-{w}x{h}.png"))
+    assert_clean(pg, server)
+    assert_clean(other, server)
+
+
+#: Run b beside: the same model on another text (one architecture: b's unit is a's unit 4).
+TEXT_B = "(()((()()((()("
+
+
+def test_run_bs_diagram_holds_run_b_and_a_link_keeps_it(new_page, server):
+    gates = api_card(server, "dyck")["gates"]
+    pg = _open(new_page, server, extra=f"&vs_text={urllib.parse.quote(TEXT_B)}")
+    b_diagram = pg.locator("#side-diagram")
+    expect(b_diagram.locator(".dg-part[data-part='c']")).to_be_visible(timeout=30_000)
+    pg.wait_for_function("n => window.gatescope.side.b.T === n", arg=len(TEXT_B), timeout=30_000)
+    pg.wait_for_function(f"() => window.gatescope.side.b.t === {T_AT} && window.gatescope.side.b.unit === 4")
+    b_diagram.locator(".dg-part[data-part='c']").click()
+    menu = pg.get_by_test_id("side-hold-menu")  # b's own menu
+    expect(menu).to_be_visible()
+    expect(pg.get_by_test_id("hold-menu")).to_be_hidden()
+    expect(pg.get_by_test_id("side-hold-title")).to_have_text(re.compile(rf"^Hold unit 4's C at .* from t = {T_AT}$"))
+    pg.get_by_test_id("side-hold-value").fill(str(DEPTH0))
+    pg.get_by_test_id("side-hold-from").fill("0")
+    pg.get_by_test_id("side-hold-apply").click()
+    expect(menu).to_be_hidden()
+    # b's socket ran it: b's run is held (its marks, its C), a's is not
+    pg.wait_for_function("() => window.gatescope.side.b.heldRuns.length === 1", timeout=30_000)
+    expect(b_diagram.locator(".dg-part[data-part='c']")).to_have_class(re.compile(r"\bdg-held\b"))
+    expect(pg.locator("#diagram .dg-part.dg-held")).to_have_count(0)
+    assert pg.evaluate("() => window.gatescope.state.interventions.length") == 0
+    printed, rounding = _printed(b_diagram.locator(".dg-val[data-gate='c']").first.text_content())
+    assert abs(printed - DEPTH0) <= rounding
+    want = json.loads(_asked(server, json.dumps(HELD)))  # a's text held: not b's numbers
+    assert abs(want["layers"][0]["c"][T_AT][4] - DEPTH0) < 1e-6
+    # the link says it (hold_b=) and a fresh page holds run b again
+    pg.wait_for_function("() => location.hash === window.gatescope.state.toHash()", timeout=5_000)
+    url = pg.evaluate("() => location.href")
+    assert json.loads(urllib.parse.unquote(re.search(r"hold_b=([^&]*)", url).group(1))) == HELD
+    assert "hold=" not in url.replace("hold_b=", "")
+    other = new_page(1280, 720)
+    other.goto(url)
+    wait_drawn(other, gates, len(TEXT))
+    other.wait_for_function("() => window.gatescope.side.b.heldRuns.length === 1", timeout=30_000)
+    expect(other.locator("#side-diagram .dg-part[data-part='c']")).to_have_class(re.compile(r"\bdg-held\b"))
+    expect(other.locator("#diagram .dg-part.dg-held")).to_have_count(0)
+    other.locator(".cell-row").screenshot(path=str(ARTIFACTS / "hold-b-1280x720.png"))
+    assert_clean(pg, server)
+    assert_clean(other, server)
