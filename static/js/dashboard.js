@@ -16,6 +16,7 @@
 import { indexDocument, indexStatus, unitDashboard } from "./api.js";
 import { CELL_SOFT, colourOf, darkTextOn } from "./colors.js";
 import { PLAIN, el, fmt, showToken } from "./format.js";
+import { Lazy } from "./lazy.js";
 import { CONFIG, FONT, axis, chartColours, hasPlotly, onColourScheme, plotlyReady } from "./plotting.js";
 
 /** Wait after a selection change before asking for its dashboard (ms): scrolling through units asks once. */
@@ -91,6 +92,8 @@ export class Dashboard {
         this._click(ev);
       }
     });
+    // the panel below the fold redraws "your text" when it is on screen (a scrub step paid ~1 ms for it while it was away)
+    this._ownLazy = new Lazy(els.root.closest(".panel") ?? els.root);
     state.subscribe((changed) => this._onChange(changed));
     onColourScheme(() => this.data && !this.body.hidden && this._drawHistogram(this.data)); // the mean, the bars' edges
   }
@@ -389,11 +392,7 @@ export class Dashboard {
   // ---- your text
 
   _scheduleOwn() {
-    if (this._ownFrame) return;
-    this._ownFrame = requestAnimationFrame(() => {
-      this._ownFrame = 0;
-      this._drawOwn();
-    });
+    this._ownLazy.run(() => this._drawOwn()); // on screen: when idle after the step's frame; else once it is back
   }
 
   /** The page's text around t, coloured by this unit's gate on the dashboard's scale (values from the trace). */

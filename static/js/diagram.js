@@ -16,7 +16,7 @@
 import { directionOf, directionsOf, gateWidth, unitsOf } from "./cards.js";
 import { SHADES, colourOf, positionOf } from "./colors.js";
 import { captionOf, downloadSvg, slug } from "./export.js";
-import { showToken } from "./format.js";
+import { setText, showToken } from "./format.js";
 import { heldKeys, heldName, heldUnits } from "./hold.js";
 import { lutOf } from "./plotting.js";
 import {
@@ -156,35 +156,6 @@ function passesThrough(pts, x, y) {
 const SHOWN = ["model", "trace", "focus", "t", "unit", "layer", "held"];
 /** Nothing held. */
 const NONE = new Set();
-
-/** A w × h image of pixels px (colour lookup entries: r, g, b, a bytes) as a data URL of a 24-bit BMP, written by
- *  hand: a strip is a few hundred bytes, and a canvas's toDataURL spent ~0.3 ms a strip compressing a PNG. */
-function bmpUrl(px, w, h) {
-  const stride = (3 * w + 3) & ~3;
-  const bytes = new Uint8Array(54 + stride * h);
-  const v = new DataView(bytes.buffer);
-  v.setUint16(0, 0x4d42, true); // "BM"
-  v.setUint32(2, bytes.length, true);
-  v.setUint32(10, 54, true); // where the pixels start
-  v.setUint32(14, 40, true); // BITMAPINFOHEADER
-  v.setInt32(18, w, true);
-  v.setInt32(22, -h, true); // top-down rows
-  v.setUint16(26, 1, true);
-  v.setUint16(28, 24, true);
-  v.setUint32(34, stride * h, true);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const c = px[y * w + x];
-      const at = 54 + y * stride + 3 * x;
-      bytes[at] = (c >> 16) & 255; // blue, green, red
-      bytes[at + 1] = (c >> 8) & 255;
-      bytes[at + 2] = c & 255;
-    }
-  }
-  let bin = "";
-  for (let k = 0; k < bytes.length; k += 4096) bin += String.fromCharCode.apply(null, bytes.subarray(k, k + 4096));
-  return `data:image/bmp;base64,${btoa(bin)}`;
-}
 
 const _ZEROS = new Map();
 /** h_{t−1} and C_{t−1} at t = 0: H zeros (one array per size). */
@@ -353,12 +324,12 @@ export class Diagram {
       if (shown && v !== n.last) {
         n.last = v;
         const s = formatValue(v);
-        n.val.textContent = s;
+        setText(n.val, s);
         n.val.setAttribute("data-value", String(v));
         const padded = n.pad !== null && s[0] !== "−";
         if (padded !== n.padded) {
           n.padded = padded;
-          n.pad.textContent = padded ? FIGSP : "";
+          setText(n.pad, padded ? FIGSP : "");
         }
       }
     }
@@ -432,9 +403,10 @@ export class Diagram {
 
   // -------------------------------------------------------------------------------------------------------
 
-  /** Paint a strip's H cells into its one <image>: a bitmap H pixels long, one pixel a unit, handed to the
-   *  SVG as a data URL (one element to restyle and repaint, where H <rect>s each cost style and paint on
-   *  every scrub step). Skipped when no cell changed colour. */
+  /** Paint a strip's H cells into its one canvas: H pixels long, one pixel a unit, put in place (putImageData) and
+   *  stretched over the strip. An <image> with a BMP data URL (before) cost every step a resource load and a decode
+   *  a strip (~2 ms CPU for the diagram's 11); H <rect>s each cost style and paint. Skipped when no cell changed
+   *  colour. */
   _paintStrip(s, vec, cellMax) {
     const lut = lutOf(s.key);
     const H = s.px.length;
@@ -449,7 +421,9 @@ export class Diagram {
     }
     if (same && s.painted) return;
     s.painted = true;
-    s.image.setAttribute("href", s.vertical ? bmpUrl(s.px, 1, H) : bmpUrl(s.px, H, 1));
+    s.ctx ??= s.image.getContext("2d");
+    // the lookup's entries are r, g, b, a bytes: the pixels as they are
+    s.ctx.putImageData(new ImageData(new Uint8ClampedArray(s.px.buffer), s.vertical ? 1 : H, s.vertical ? H : 1), 0, 0);
   }
 
   /** A strip's vector: handed over by the view, or, for a product line, the pointwise product of ones
@@ -612,8 +586,14 @@ export class Diagram {
     const g = el("g", { class: "dg-strip", "data-strip": s.key }, parent);
     const len = s.vertical ? s.h : s.w;
     const step = len / H;
-    // one image, a pixel a unit, stretched over the strip (pixelated: each unit a solid cell)
-    const image = el("image", { class: "dg-strip-img", x: s.x, y: s.y, width: s.w, height: s.h, preserveAspectRatio: "none" }, g);
+    // one canvas, a pixel a unit, stretched over the strip (pixelated: each unit a solid cell); an export turns it
+    // into an <image> (export.js standaloneSvg)
+    const fo = el("foreignObject", { x: s.x, y: s.y, width: s.w, height: s.h }, g);
+    const image = document.createElement("canvas");
+    image.className = "dg-strip-img";
+    image.width = s.vertical ? 1 : H;
+    image.height = s.vertical ? H : 1;
+    fo.append(image);
     el("rect", { class: "dg-strip-frame", x: s.x, y: s.y, width: s.w, height: s.h }, g);
     const tickLen = Math.max(step, 1.2);
     // an outline across the strip marks the selected unit's cell
@@ -759,7 +739,7 @@ export class Diagram {
     if (!v || !this._xToken) return;
     const tokens = v.tokens || [];
     const t = v.t;
-    const set = (e, s) => e.textContent !== s && (e.textContent = s);
+    const set = setText;
     set(this._xToken, quoteToken(tokens[t]));
     if (this._xStrip) {
       // a series step's label is its values: the strip moves right of however long it is (it starts 37 px on)

@@ -107,6 +107,18 @@ export function standaloneSvg(svg, caption = "") {
     const style = SVG_STYLE_PROPS.map((p) => `${p}:${cs.getPropertyValue(p)}`).join(";");
     dst[k].setAttribute("style", `${dst[k].getAttribute("style") || ""};${style}`);
   });
+  // a canvas in a foreignObject (the diagram's strips) clones empty, and an SVG file or image cannot hold one: its
+  // pixels as an <image> in its place
+  const canvases = svg.querySelectorAll("foreignObject > canvas");
+  clone.querySelectorAll("foreignObject > canvas").forEach((c, k) => {
+    const fo = c.parentNode;
+    const image = document.createElementNS("http://www.w3.org/2000/svg", "image");
+    for (const a of ["x", "y", "width", "height"]) image.setAttribute(a, fo.getAttribute(a));
+    image.setAttribute("preserveAspectRatio", "none");
+    image.setAttribute("style", "image-rendering:pixelated");
+    image.setAttribute("href", canvases[k].toDataURL());
+    fo.replaceWith(image);
+  });
   const box = svg.getBoundingClientRect();
   clone.setAttribute("xmlns", "http://www.w3.org/2000/svg");
   if (!clone.getAttribute("viewBox")) clone.setAttribute("viewBox", `0 0 ${box.width} ${box.height}`);

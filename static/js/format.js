@@ -72,6 +72,17 @@ export function esc(s) {
 }
 
 /** Create an element: el("div", {class: "x", "data-testid": "y"}, child, "text", ...). */
+/** Set a node's text only when it changed, and in place when it holds one text node (its layout object stays: a
+ *  scrub step re-lays the characters, it does not remove one text and lay out another). */
+export function setText(node, text) {
+  const only = node.firstChild;
+  if (only && only === node.lastChild && only.nodeType === 3) {
+    if (only.data !== text) only.data = text;
+  } else if (node.textContent !== text) {
+    node.textContent = text;
+  }
+}
+
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {

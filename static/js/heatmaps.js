@@ -442,7 +442,8 @@ export class Heatmaps {
     this.panels = [];
     this.grid = el("div", { class: "hm-grid" });
     this.tip = el("div", { class: "hm-tip", role: "tooltip", hidden: true });
-    this.root.append(this.grid, this.tip);
+    this.root.append(this.grid);
+    document.body.append(this.tip); // position: fixed against the window: a panel (a composited layer, main.css) would hold it
     this._frame = 0;
     this._dirty = { data: false, frame: false };
     this._from = 0; // first step changed since the last render

@@ -21,7 +21,7 @@
 import { defaultTextGate, directionOf, directionsOf, knownUnitAt } from "./cards.js";
 import { CELL_SOFT, colourOf, darkTextOn, rangeOf, scaleOf } from "./colors.js";
 import { captionOf, downloadFigure, slug } from "./export.js";
-import { MATH, PLAIN, el, esc, fmt, showToken } from "./format.js";
+import { MATH, PLAIN, el, esc, fmt, setText, showToken } from "./format.js";
 import { CONFIG, FONT, INK, axis, chartColours, cssColour, hasPlotly, loadPlotly, onColourScheme, placeTip, plotlyReady, timeExtent } from "./plotting.js";
 
 /** Height of one gate's strip in the curves chart (px). */
@@ -30,11 +30,6 @@ const STRIP = 46;
 const MARGIN = { l: 64, r: 14, t: 8, b: 30 };
 /** Least time between two redraws of the curves while steps stream in (ms; a redraw costs ~25 ms at 1,000 steps). */
 const CHART_EVERY_MS = 250;
-
-/** Set a node's text only when it changed (a scrub step leaves unchanged text alone). */
-function setText(node, text) {
-  if (node.textContent !== text) node.textContent = text;
-}
 
 export class Inspector {
   /** els: {title, curves, curveTools, gate (select), text, preds, predsBox} */
@@ -56,7 +51,12 @@ export class Inspector {
     this.curvesArea = el("div", { class: "in-area", "data-testid": "curves-area" }, this.lines, this.heldBands, this.hover, this.cursor);
     this.plot = el("div", { class: "in-plot" });
     this.tip = el("div", { class: "hm-tip in-tip", role: "tooltip", "data-testid": "curves-readout", hidden: true });
-    els.curves.append(this.plot, this.curvesArea, this.tip);
+    els.curves.append(this.plot, this.curvesArea);
+    document.body.append(this.tip); // position: fixed against the window, not the panel's layer (main.css)
+    /** The current character's outline (the box's child; a rebuild that empties the box puts it back). */
+    this.mark = el("div", { class: "in-text-mark", "aria-hidden": "true" });
+    // the characters reflow when the box's width changes: the outline follows
+    if (typeof ResizeObserver === "function") new ResizeObserver(() => this._placeMark()).observe(els.text);
     this.textA = -1; // the first step the coloured text holds, and the window it was built for
     this.textKey = "";
     this.curvesArea.addEventListener("mousemove", (ev) => this._readout(ev));
@@ -134,7 +134,7 @@ export class Inspector {
     const v = lines?.[gate]?.[s.t];
     const range = this._textRange ? `, on a colour scale from ${fmt(this._textRange[0])} to ${fmt(this._textRange[1])}` : "";
     const said = v === undefined ? "" : `At t = ${s.t}, token ${tok}: unit ${s.unit}'s ${PLAIN[gate] || gate} is ${fmt(v, 3)}${range}.`;
-    if (this.said.textContent !== said) this.said.textContent = said;
+    setText(this.said, said);
   }
 
   _build() {
@@ -271,23 +271,35 @@ export class Inspector {
 
   _markCurrent() {
     const span = this.spans[this.state.t - this.textA] || null;
-    if (this.current === span) return;
-    this.current?.classList.remove("is-current");
+    if (this.current === span && this.mark.isConnected) return;
+    this.current?.classList.remove("is-current"); // the class says which (tests, saved state); the mark draws it
     span?.classList.add("is-current");
     this.current = span;
-    if (span && !this._scrollFrame) {
-      // keep the current character in view inside the box (never scrolls the page); once a frame
-      this._scrollFrame = requestAnimationFrame(() => {
-        this._scrollFrame = 0;
-        const box = this.els.text;
-        const cur = this.current;
-        if (!cur || box.scrollHeight <= box.clientHeight) return;
-        const top = cur.offsetTop;
-        const bottom = top + cur.offsetHeight;
-        if (top < box.scrollTop) box.scrollTop = top - 8;
-        else if (bottom > box.scrollTop + box.clientHeight) box.scrollTop = bottom - box.clientHeight + 8;
-      });
-    }
+    if (this.mark.parentNode !== this.els.text) this.els.text.append(this.mark); // a rebuild emptied the box
+    this._placeMark();
+  }
+
+  /** Move the current character's outline onto it and keep it in view inside the box (never scrolls the page), in
+   *  the next frame, once a frame: the outline is a layer of its own moved by transform, so a step repaints none of
+   *  the characters (an outline on the span repainted the whole box, ~0.8 ms a step at 1,000 characters). */
+  _placeMark() {
+    if (this._scrollFrame) return;
+    this._scrollFrame = requestAnimationFrame(() => {
+      this._scrollFrame = 0;
+      const box = this.els.text;
+      const cur = this.current;
+      this.mark.style.display = cur ? "block" : "none";
+      if (!cur) return;
+      // read once a frame, in the frame's own layout (the handlers' writes are done)
+      const [left, top, width, height] = [cur.offsetLeft, cur.offsetTop, cur.offsetWidth, cur.offsetHeight];
+      this.mark.style.transform = `translate(${left}px, ${top}px)`;
+      this.mark.style.width = `${width}px`;
+      this.mark.style.height = `${height}px`;
+      if (box.scrollHeight <= box.clientHeight) return;
+      const bottom = top + height;
+      if (top < box.scrollTop) box.scrollTop = top - 8;
+      else if (bottom > box.scrollTop + box.clientHeight) box.scrollTop = bottom - box.clientHeight + 8;
+    });
   }
 
   // ---- predictions

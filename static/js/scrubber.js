@@ -5,7 +5,7 @@
  */
 
 import { knownUnits, unitsOf } from "./cards.js";
-import { el, showToken } from "./format.js";
+import { el, setText, showToken } from "./format.js";
 
 /** Playback speeds offered, in steps a second. */
 const SPEEDS = [2, 5, 10, 25, 50];
@@ -80,8 +80,13 @@ export class Scrubber {
       timestep.textContent = "t = –";
     } else {
       const tok = showToken(s.trace.tokens[s.t]);
-      // t counts from 0 as the equations do; in words, steps count from 1 ("t = 81, step 82 of 82")
-      timestep.replaceChildren(`t = ${s.t}, step ${s.t + 1} of ${T}  `, el("span", { class: "tok", text: `'${tok}'` }));
+      // t counts from 0 as the equations do; in words, steps count from 1 ("t = 81, step 82 of 82"); a step
+      // rewrites the two texts in place
+      this._stepText ??= document.createTextNode("");
+      this._tokSpan ??= el("span", { class: "tok" });
+      if (timestep.firstChild !== this._stepText || timestep.lastChild !== this._tokSpan) timestep.replaceChildren(this._stepText, this._tokSpan);
+      this._stepText.data = `t = ${s.t}, step ${s.t + 1} of ${T}  `;
+      setText(this._tokSpan, `'${tok}'`);
     }
     range.setAttribute("aria-valuetext", T ? `t = ${s.t}, step ${s.t + 1} of ${T}, token ${showToken(s.trace.tokens[s.t])}` : "no steps");
   }
@@ -144,6 +149,8 @@ export class Scrubber {
   _showPlay() {
     const { play } = this.els;
     const on = this._playing();
+    if (on === this._shownPlaying) return; // each arrow key stops play: unchanged, the button is left alone
+    this._shownPlaying = on;
     play.setAttribute("aria-pressed", String(on));
     play.setAttribute("aria-label", on ? "Pause" : "Play");
     play.title = on ? "Pause (Space)" : "Play through the steps (Space)";

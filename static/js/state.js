@@ -299,6 +299,7 @@ export class State {
     this.pendingWindow = null;
     this._subs = [];
     this._hashTimer = null;
+    this._hashFirst = null; // when the oldest change not yet in the hash was made (performance.now())
     /** The hash this page last wrote or opened: one that differs was put there by the reader (or a link). */
     this._hashSeen = typeof location === "object" ? location.hash : "";
   }
@@ -788,17 +789,24 @@ export class State {
     return "#" + p.join("&");
   }
 
-  /** Write the URL hash at most every HASH_MS (a scrub step would otherwise pay replaceState's ~2-14 ms), the
-   *  newest selection each time (a link copied a moment after a change has it). */
+  /** Write the URL hash once the selection has stood still for HASH_MS (and at least every HASH_MAX_MS while it keeps
+   *  changing, as in play), the newest selection each time. replaceState with the text in the hash costs the main
+   *  thread ~5-20 ms: written every 200 ms it landed between the frames of a scrub (the bench's p95); now a held
+   *  arrow key writes it when the key is let go. Copy link writes it at once (writeHash). */
   _scheduleHash() {
-    if (this._hashTimer || !this._url) return;
+    if (!this._url) return;
+    const now = performance.now();
+    this._hashFirst ??= now; // the oldest change not yet written
+    clearTimeout(this._hashTimer);
+    const wait = Math.max(0, Math.min(HASH_MS, this._hashFirst + HASH_MAX_MS - now));
     this._hashTimer = setTimeout(() => {
       this._hashTimer = null;
+      this._hashFirst = null;
       // a hash someone else put there meanwhile (a link followed, the address bar edited) is the hashchange
       // handler's to open: writing the old selection over it would lose it
       if (location.hash !== this._hashSeen && location.hash !== this.toHash()) return;
       this.writeHash();
-    }, HASH_MS);
+    }, wait);
   }
 
   /** Write the selection into the URL hash now (Copy link; the hashchange handler when it names this selection). */
@@ -809,8 +817,10 @@ export class State {
   }
 }
 
-/** Least time between two writes of the URL hash (ms), while scrubbing or typing. */
+/** How long the selection stands still before the URL hash is written (ms). */
 const HASH_MS = 200;
+/** Longest a change waits for its hash while the selection keeps changing (ms): playing writes it this often. */
+const HASH_MAX_MS = 2000;
 
 /** Rows of a probe's order the URL keeps (its best units; the rest follow by id after a reload). */
 const HASH_ROWS = 64;

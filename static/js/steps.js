@@ -13,7 +13,7 @@
 
 import { directionOf } from "./cards.js";
 import { colourOf } from "./colors.js";
-import { el, showToken } from "./format.js";
+import { el, setText, showToken } from "./format.js";
 import { heldKeys } from "./hold.js";
 
 const σ = "σ";
@@ -234,11 +234,6 @@ function fixed(v, d) {
 
 /** How long the walk shows each step, in ms. */
 const WALK_MS = 1800;
-
-/** Set a node's text only when it changed (a scrub step leaves unchanged text alone). */
-function setText(node, text) {
-  if (node.textContent !== text) node.textContent = text;
-}
 
 export class Steps {
   /** root: the panel's body; hooks.onGate(gate | null, lights) when a card is hovered, focused or walked. */

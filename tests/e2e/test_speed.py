@@ -1,12 +1,10 @@
 """What issue 14's speed work must not change, in a real Chromium: scrubbing fast still moves every view to the
-same t with the API's values (the diagram's numbers and colour strips, drawn as one bitmap a strip; the step cards;
+same t with the API's values (the diagram's numbers and colour strips, drawn as one canvas a strip; the step cards;
 the heatmaps' cursors), and a long paste, which the text box inserts itself (picker.js), reads exactly as the
 browser's own paste would."""
 
 from __future__ import annotations
 
-import base64
-import struct
 import urllib.parse
 
 import numpy as np
@@ -24,10 +22,13 @@ from .conftest import (
 
 TEXT = "def f(x):\n    return [x, (x + 1) * 2]\n"
 
-#: Each colour strip of the diagram: its key and its pixels, read from its image (a BMP data URL).
+#: Each colour strip of the diagram: its key and its pixels (r, g, b), read from its canvas.
 _STRIPS_JS = """() => [...document.querySelectorAll('[data-testid="diagram"] .dg-strip[data-strip]')]
-  .filter((g) => g.getClientRects().length > 0 && g.querySelector('image'))
-  .map((g) => [g.dataset.strip, g.querySelector('image').getAttribute('href')])"""
+  .filter((g) => g.getClientRects().length > 0 && g.querySelector('canvas'))
+  .map((g) => { const c = g.querySelector('canvas');
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    const px = []; for (let k = 0; k < d.length; k += 4) px.push([d[k], d[k + 1], d[k + 2]]);
+    return [g.dataset.strip, px]; })"""
 
 #: The CSS colours colors.js gives `values` on `key`'s scale (the cell scale up to the layer's largest |C|).
 _COLOURS_JS = """async ([key, values]) => { const m = await import('/static/js/colors.js');
@@ -40,21 +41,6 @@ _CURSORS_JS = """() => [...document.querySelectorAll('[data-testid="heatmaps"] f
   const cur = fig.querySelector('.hm-cursor-t').getBoundingClientRect();
   const colW = cv.width / fig.querySelector('canvas').width;
   return [fig.dataset.gate, Math.floor((cur.left + cur.width / 2 - cv.left) / colW)]; })"""
-
-
-def bmp_pixels(url: str) -> list[tuple[int, int, int]]:
-    """The (r, g, b) pixels of a 24-bit BMP data URL, in order (a strip is one row or one column)."""
-    raw = base64.b64decode(url.split(",", 1)[1])
-    assert raw[:2] == b"BM"
-    start, w, h, bpp = struct.unpack("<I", raw[10:14])[0], *struct.unpack("<ii", raw[18:26]), raw[28]
-    assert bpp == 24
-    stride = (3 * w + 3) & ~3
-    out = []
-    for y in range(abs(h)):
-        for x in range(w):
-            b, g, r = raw[start + y * stride + 3 * x : start + y * stride + 3 * x + 3]
-            out.append((r, g, b))
-    return out
 
 
 def test_a_fast_scrub_moves_the_numbers_strips_cards_and_heatmap_cursors_to_the_same_t(new_page, server):
@@ -77,7 +63,7 @@ def test_a_fast_scrub_moves_the_numbers_strips_cards_and_heatmap_cursors_to_the_
         for key in ("f", "i", "o", "c_tilde", "c"):  # each strip: every unit's value at t, in the heatmaps' colours
             values = np.asarray(trace["layers"][0][key], dtype=np.float64)[t]  # (H,)
             want = np.array(pg.evaluate(_COLOURS_JS, [key, values.tolist()]))
-            got = np.array(bmp_pixels(strips[key]))
+            got = np.array(strips[key])
             assert got.shape == want.shape == (len(values), 3), (key, got.shape)
             # the page holds the compact (16-bit) values: a shade apart at most
             assert np.abs(got - want).max() <= 8, (key, t, np.abs(got - want).max())
