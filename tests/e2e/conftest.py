@@ -214,8 +214,11 @@ def api_trace(server: str, model_id: str, text: str) -> dict:
         data=json.dumps({"model": model_id, "text": text}).encode(),
         headers={"content-type": "application/json"},
     )
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.load(r)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.load(r)
+    except urllib.error.HTTPError as e:  # say why: a bare "HTTP Error 422" hides which text was refused
+        raise AssertionError(f"POST /api/trace {model_id} {text[:40]!r}: {e.code} {e.read().decode()[:300]}") from e
 
 
 def api_upload(server: str, weights: Path, vocab: Path | None = None, name: str | None = None) -> tuple[int, dict]:

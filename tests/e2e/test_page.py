@@ -42,6 +42,7 @@ def open_code(pg, server: str) -> list[str]:
     pg.goto(server + "/")
     expect(pg.get_by_test_id("model")).to_have_value("code")
     gates = api_card(server, "code")["gates"]
+    expect(pg.get_by_test_id("input")).not_to_have_value("")  # the example is filled in after load
     example = pg.get_by_test_id("input").input_value()
     wait_drawn(pg, gates, len(api_trace(server, "code", example)["tokens"]))
     return gates

@@ -293,6 +293,7 @@ def test_the_heatmap_export_buttons_are_legible(page, server):
     opacity counted (they were drawn at 55%: 2.3:1)."""
     page.goto(server + "/")
     card = api_card(server, "code")
+    expect(page.get_by_test_id("input")).not_to_have_value("")  # the example is filled in after load
     text = page.get_by_test_id("input").input_value()
     wait_drawn(page, card["gates"], len(api_trace(server, "code", text)["tokens"]))
     buttons = page.locator(".hm-tools button")
