@@ -90,6 +90,15 @@ PASTED = """(s) => gatescope.state.tracedText === s && gatescope.state.trace.T >
   && gatescope.lastDrawn().version === gatescope.state.trace.version"""
 
 
+def open_code_page(browser, url: str, text: str):
+    """A 1600x1000 page on ``code`` with ``text``, once its trace is drawn and plotly.js is loaded."""
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    page.goto(f"{url}/#model=code&text={quote(text)}")
+    page.wait_for_function(f"() => ({DRAWN})(-1) && gatescope.state.trace.T === {len(text)}")
+    page.wait_for_function("() => typeof Plotly !== 'undefined'")
+    return page
+
+
 def chromium(bench: str) -> str:
     """The Chromium the browser benches drive (GATESCOPE_CHROMIUM, else the one on PATH), or exit saying so."""
     exe = os.environ.get("GATESCOPE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -123,10 +132,7 @@ def main() -> None:
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
-                page = browser.new_page(viewport={"width": 1600, "height": 1000})
-                page.goto(f"{url}/#model=code&text={quote(text)}")
-                page.wait_for_function(f"() => ({DRAWN})(-1) && gatescope.state.trace.T === {len(text)}")
-                page.wait_for_function("() => typeof Plotly !== 'undefined'")
+                page = open_code_page(browser, url, text)
                 page.evaluate(
                     """() => { window.__keydown = [];
                     document.addEventListener('keydown', (e) => __keydown.push(performance.now()), true); }"""

@@ -27,11 +27,10 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
-from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.browser import PASTED, chromium, start_server, texts  # noqa: E402
+from bench.browser import PASTED, chromium, open_code_page, start_server, texts  # noqa: E402
 from tests.e2e.conftest import CHROMIUM_ARGS  # noqa: E402
 
 #: Trace categories: the main thread's tasks (with their thread CPU time) and what they did.
@@ -40,7 +39,6 @@ CATEGORIES = ["toplevel", "devtools.timeline", "disabled-by-default-devtools.tim
 PAINT = {"PrePaint", "Paint", "Layerize", "UpdateLayer", "Commit", "PaintImage", "UpdateLayerTree"}
 #: Top-level task events, one per main-thread task.
 TASKS = {"ThreadControllerImpl::RunTask", "RunTask"}
-DRAWN = "(v) => window.gatescope && gatescope.lastDrawn().version > v && gatescope.lastDrawn().at > 0"
 #: A paste as Ctrl+V delivers it: a paste event carrying the text (the browser inserts it unless a handler does).
 PASTE = """(s) => { const b = document.querySelector('[data-testid=input]'); b.focus(); b.select();
   const dt = new DataTransfer(); dt.setData('text/plain', s);
@@ -51,8 +49,8 @@ STEP = """() => new Promise((done) => { const t0 = performance.now();
   requestAnimationFrame(() => setTimeout(() => done(performance.now() - t0), 0)); })"""
 
 
-def main_thread_events(buf: bytes) -> list[dict]:
-    """The complete ('X') events of the renderer main threads in a trace."""
+def trace_events(buf: bytes) -> tuple[list[dict], set[tuple[int, int]]]:
+    """A trace's events, and the (pid, tid) of its renderer main threads."""
     events = json.loads(buf)
     events = events["traceEvents"] if isinstance(events, dict) else events
     mains = {
@@ -60,6 +58,12 @@ def main_thread_events(buf: bytes) -> list[dict]:
         for e in events
         if e.get("ph") == "M" and e.get("name") == "thread_name" and e["args"].get("name") == "CrRendererMain"
     }
+    return events, mains
+
+
+def main_thread_events(buf: bytes) -> list[dict]:
+    """The complete ('X') events of the renderer main threads in a trace."""
+    events, mains = trace_events(buf)
     return [e for e in events if e.get("ph") == "X" and (e.get("pid"), e.get("tid")) in mains]
 
 
@@ -110,10 +114,7 @@ def paste(browser, page, text: str, how: str) -> dict[str, float]:
 
 
 def open_page(browser, url: str, text: str):
-    page = browser.new_page(viewport={"width": 1600, "height": 1000})
-    page.goto(f"{url}/#model=code&text={quote(text)}")
-    page.wait_for_function(f"() => ({DRAWN})(-1) && gatescope.state.trace.T === {len(text)}")
-    page.wait_for_function("() => typeof Plotly !== 'undefined'")
+    page = open_code_page(browser, url, text)
     page.wait_for_timeout(1000)
     cdp = page.context.new_cdp_session(page)
     cdp.send("Performance.enable", {"timeDomain": "threadTicks"})

@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import statistics
 import sys
 import tempfile
 from pathlib import Path
-from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.browser import PASTED, chromium, p95, start_server, texts  # noqa: E402
-from bench.browser_cpu import DRAWN, PASTE, TASKS  # noqa: E402
+from bench.browser import PASTED, chromium, open_code_page, p95, start_server, texts  # noqa: E402
+from bench.browser_cpu import PASTE, TASKS, trace_events  # noqa: E402
 from tests.e2e.conftest import CHROMIUM_ARGS  # noqa: E402
 
 CATEGORIES = [
@@ -104,13 +102,7 @@ def profile_samples(events: list[dict], threads: set) -> list[tuple[float, str]]
 
 def analyse(buf: bytes, over: float) -> tuple[float, float, list[dict]]:
     """The longest main-thread task (ms: wall, and thread CPU) and, for each task over `over` ms, what it ran."""
-    events = json.loads(buf)
-    events = events["traceEvents"] if isinstance(events, dict) else events
-    mains = {
-        (e["pid"], e["tid"])
-        for e in events
-        if e.get("ph") == "M" and e.get("name") == "thread_name" and e["args"].get("name") == "CrRendererMain"
-    }
+    events, mains = trace_events(buf)
     main = [e for e in events if e.get("ph") == "X" and (e.get("pid"), e.get("tid")) in mains]
     samples = sorted(profile_samples(events, mains))
     tasks, end = [], -1.0  # the outermost task events (a RunTask holds another)
@@ -191,10 +183,7 @@ def main() -> None:
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
-                page = browser.new_page(viewport={"width": 1600, "height": 1000})
-                page.goto(f"{url}/#model=code&text={quote(text)}")
-                page.wait_for_function(f"() => ({DRAWN})(-1) && gatescope.state.trace.T === {len(text)}")
-                page.wait_for_function("() => typeof Plotly !== 'undefined'")
+                page = open_code_page(browser, url, text)
                 page.wait_for_timeout(1500)
                 for k in range(args.pastes):
                     s = long_texts[k % 2]
