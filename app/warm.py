@@ -39,7 +39,6 @@ class Warmer:
         self.enabled, self.timeout = enabled, timeout
         self._lock = threading.Lock()
         self._states: dict[str, str] = {}
-        self._done: dict[str, threading.Event] = {}
         self._queue: queue.Queue[str | None] = queue.Queue()  # at most one entry a kind: bounded by the kinds
         self._thread: threading.Thread | None = None
         self._child: subprocess.Popen[bytes] | None = None
@@ -57,6 +56,9 @@ class Warmer:
         """Queue ``kind`` unless it is queued, running or done (None: nothing to warm)."""
         if kind is None or not self.enabled:
             return
+        with self._lock:  # every trace asks: a kind seen before costs a look-up, not a walk of numba's cache
+            if self._closed or kind in self._states:
+                return
         ready = cached(kind)  # a few file names: numba's cache holds them already, nothing to compile
         with self._lock:
             if self._closed or kind in self._states:
@@ -65,7 +67,6 @@ class Warmer:
                 self._states[kind] = "ready"
                 return
             self._states[kind] = "compiling"
-            self._done[kind] = threading.Event()
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="gatescope-warm", daemon=True)
                 self._thread.start()
@@ -76,16 +77,8 @@ class Warmer:
         if kind is None:
             return
         with self._lock:
-            if self._states.get(kind) != "compiling":  # a running child still sets its event when it ends
+            if self._states.get(kind) != "compiling":  # a running child still sets its state when it ends
                 self._states[kind] = "ready"
-
-    def wait(self, kind: str | None, timeout: float) -> bool:
-        """Block until ``kind`` is no longer compiling (at most ``timeout`` s); whether it is ready."""
-        with self._lock:
-            done = self._done.get(kind) if kind is not None else None
-        if done is not None:
-            done.wait(timeout)
-        return self.state(kind) == "ready"
 
     def close(self) -> None:
         """Stop the thread and any child (the server is stopping)."""
@@ -104,7 +97,6 @@ class Warmer:
             ok = self._warm(kind)
             with self._lock:
                 self._states[kind] = "ready" if ok else "failed"
-                self._done[kind].set()
 
     def _warm(self, kind: str) -> bool:
         """One child process for ``kind``: whether it finished well."""
