@@ -100,6 +100,12 @@ def _interventions_of(msg: dict[str, Any]) -> list[dict[str, Any]] | None:
         raise LiveError(describe([{**err, "loc": ("interventions", *err["loc"])} for err in e.errors()])) from None
 
 
+def with_effect(msg: dict) -> bool:
+    """Whether a held edit's reply carries its effect (the plain run beside it); "effect": false, the held run alone
+    (what the page asks: its effect panel asks POST /api/trace)."""
+    return msg.get("effect", True) is not False
+
+
 class Session:
     """One connection's cache: the model it last traced and a TraceBuffer of its current text (with the
     edit's interventions, and beside it a plain one: the "before" of their effect)."""
@@ -144,7 +150,7 @@ class Session:
         whole = self.buffer.trace
         assert whole is not None
         eff = None
-        if held and msg.get("effect", True) is not False:  # "effect": false, the held run alone (the page's)
+        if held and with_effect(msg):
             if self.plain is None:
                 self.plain = model.TraceBuffer(net, max_steps)
             self.plain.update(encoded, stop=stop)
@@ -306,7 +312,7 @@ class Connection:
         net, T = entry.net, len(checked.tokens)
         buffer = self.session.buffer_for(name, net, self.settings.max_tokens)
         new = T - buffer.changed_from(checked.x if vectors is not None else checked.tokens)
-        both = bool(held) and msg.get("effect", True) is not False  # the held run and the plain one beside it
+        both = bool(held) and with_effect(msg)  # the held run and the plain one beside it
         values = plain_values(net, new) * (2 if both else 1)  # with the effect, its changes too
         if encoding == "json" and values > self.settings.max_plain_values:
             raise LiveError(
