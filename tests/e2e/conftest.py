@@ -221,6 +221,15 @@ def api_trace(server: str, model_id: str, text: str) -> dict:
         raise AssertionError(f"POST /api/trace {model_id} {text[:40]!r}: {e.code} {e.read().decode()[:300]}") from e
 
 
+def save_page(pg, folder: Path) -> Path:
+    """Click "Save as page" and keep the download in ``folder`` under the name the page gave it."""
+    with pg.expect_download() as dl:
+        pg.get_by_test_id("save-page").click()
+    saved = Path(folder) / dl.value.suggested_filename
+    dl.value.save_as(saved)
+    return saved
+
+
 def api_upload(server: str, weights: Path, vocab: Path | None = None, name: str | None = None) -> tuple[int, dict]:
     """POST {server}/api/models (multipart: file, vocab, name): the status and the JSON body, a refusal's too."""
     boundary = uuid.uuid4().hex

@@ -9,13 +9,12 @@ import contextlib
 import json
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
-from .conftest import ARTIFACTS, _number, api_card, api_trace, assert_clean, wait_drawn
+from .conftest import ARTIFACTS, _number, api_card, api_trace, assert_clean, save_page, wait_drawn
 from .test_a11y import _report, axe_violations
 from .test_share import _offline
 
@@ -240,10 +239,7 @@ def test_a_page_saved_while_comparing_carries_run_b_offline(page, new_page, serv
     _wait_b(page, t0, unit_b, rnn[t0][unit_b])
     live_labels = page.evaluate(_LABELS_JS)
     assert "b: recall-rnn, unit 3" in live_labels["side-title"]
-    with page.expect_download() as dl:
-        page.get_by_test_id("save-page").click()
-    saved = Path(tmp_path) / dl.value.suggested_filename
-    dl.value.save_as(saved)
+    saved = save_page(page, tmp_path)
     assert saved.name == f"gatescope-recall-lstm-vs-recall-rnn-t{t0}-unit14.html"
     assert_clean(page, server)
 
@@ -278,10 +274,7 @@ def test_a_page_saved_on_two_texts_stops_b_at_its_last_step(page, new_page, serv
     page.goto(f"{server}/#model=recall-lstm&unit=2&t=3&text={urllib.parse.quote(TEXT)}&vs_text={text_b}")
     b_h = api_trace(server, "recall-lstm", text_b)["layers"][0]["h"]
     _wait_b(page, 3, 2, b_h[3][2])
-    with page.expect_download() as dl:
-        page.get_by_test_id("save-page").click()
-    saved = Path(tmp_path) / dl.value.suggested_filename
-    dl.value.save_as(saved)
+    saved = save_page(page, tmp_path)
     off = new_page(1280, 720)
     refused = _offline(off)
     off.goto(saved.as_uri())

@@ -17,6 +17,7 @@ from .conftest import (
     api_trace,
     assert_clean,
     assert_numbers_match_api,
+    save_page,
     wait_diagram,
     wait_drawn,
     wait_frames,
@@ -71,10 +72,7 @@ def test_a_saved_page_opens_from_disk_offline_and_scrubs_to_the_live_pages_numbe
     page.goto(f"{server}/#model={MODEL}&layer=0&t={T0}&unit={UNIT}&text={urllib.parse.quote(TEXT)}")
     wait_drawn(page, gates, steps)
     wait_diagram(page, cell, t=T0, unit=UNIT)
-    with page.expect_download() as dl:
-        page.get_by_test_id("save-page").click()
-    saved = Path(tmp_path) / dl.value.suggested_filename
-    dl.value.save_as(saved)
+    saved = save_page(page, tmp_path)
     assert saved.name == f"gatescope-{MODEL}-t{T0}-unit{UNIT}.html"
     # the live page at the step the saved one will be scrubbed to: the reference
     _scrub_to(page, T1)
