@@ -371,18 +371,8 @@ export function saturation(model, source, layer, signal) {
 
 /** Whether POST /api/trace would run `text` with `interventions` (POST /api/trace/check: its checks, none of its
  *  work): resolves to {steps, interventions}; a refusal throws an ApiError with the server's detail. */
-export async function checkTrace(model, text, interventions, signal) {
-  let res;
-  try {
-    res = await fetch("/api/trace/check", {
-      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model, text, interventions }), signal,
-    });
-  } catch (e) {
-    if (e.name === "AbortError") throw e;
-    throw new ApiError("The server cannot be reached.");
-  }
-  if (!res.ok) throw new ApiError(await _detail(res), res.status);
-  return res.json();
+export function checkTrace(model, text, interventions, signal) {
+  return _json("/api/trace/check", { model, text, interventions }, signal);
 }
 
 /**
