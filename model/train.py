@@ -56,6 +56,9 @@ class TrainConfig:
     clip: float = _opt(1.0, "gradient-norm clipping threshold")
     seed: int = _opt(0, "random seed (the same seed gives the same weights)")
     eval_every: int = _opt(0, "evaluate on held-out data every N steps (0: only at the end)")
+    init: str | None = _opt(
+        None, "start from this model's weights (a model folder or .safetensors of the same shape), not a fresh init"
+    )
     checkpoint_every: int = _opt(0, "write OUT/checkpoint.safetensors every N steps (0: only at the end)")
 
     def __post_init__(self) -> None:
@@ -190,7 +193,7 @@ def train(
     rng = np.random.default_rng(cfg.seed)
     spec = task_spec(task, cfg)
     _check_spec(spec)  # a clear ValueError before any work
-    params = init_params(spec, rng, cfg.forget_bias)
+    params = init_params(spec, rng, cfg.forget_bias) if cfg.init is None else start_from(spec, Path(cfg.init), task)
     adam = Adam(params)
     batches = task.batches(rng, cfg.batch, cfg.bptt)
     history: dict[str, Any] = {"loss": [], "evals": [], "command": command, "task_options": task_options or {}}
@@ -230,6 +233,25 @@ def train(
     if out is not None:
         _write(out, net, task, cfg, history, history["wall_seconds"])
     return net, history
+
+
+def start_from(spec: Spec, path: Path, task: Task) -> dict[str, np.ndarray]:
+    """The weights of the model at ``path``, to train on from: it must have ``spec``'s shape and vocabulary."""
+    from .formats.native import load
+
+    if type(task).export is not Task.export:
+        raise InputError(f"--init: the {task.name} task saves its weights transformed; start it from a fresh init")
+    net = load(path / "model.safetensors" if path.is_dir() else path)
+    theirs = {n: a.shape for n, a in net.params.items()}
+    ours = {n: spec.expected_shape(n) for n in spec.param_names()}
+    if theirs != ours or net.spec.cell != spec.cell:
+        raise InputError(
+            f"--init: {path} is a {net.spec.cell} of weights {sorted(theirs.items())}; this run trains a {spec.cell}"
+            f" of {sorted(ours.items())}"
+        )
+    if spec.vocab is not None and net.spec.vocab != spec.vocab:
+        raise InputError(f"--init: {path}'s vocabulary is not the {task.name} task's")
+    return {n: np.array(a, dtype=np.float32) for n, a in net.params.items()}
 
 
 def _write(out: Path, net: Network, task: Task, cfg: TrainConfig, history: dict, wall: float, checkpoint=False) -> None:

@@ -48,6 +48,23 @@ def test_a_terminal_gets_a_redrawn_bar():
     assert "\r" in screen.getvalue() and "50/50" in screen.getvalue() and "loss 1.250" in screen.getvalue()
 
 
+def test_an_init_of_another_shape_or_task_gets_one_line_and_exit_2(capsys, tmp_path):
+    assert main(["train", "dyck", "--hidden", "4", "--steps", "2", "--out", str(tmp_path / "four")]) == 0
+    capsys.readouterr()
+    for argv, words in [
+        (["dyck", "--hidden", "5"], "this run trains a lstm of"),
+        (["dyck", "--hidden", "4", "--cell", "gru"], "this run trains a gru"),
+        (["recall", "--hidden", "4"], "is a lstm of weights"),
+    ]:
+        init = ["--init", str(tmp_path / "four")]
+        assert main(["train", *argv, "--steps", "2", *init, "--out", str(tmp_path / "x")]) == 2
+        err = capsys.readouterr().err
+        assert "--init:" in err and words in err and "Traceback" not in err, err
+    assert main(["train", "dyck", "--steps", "2", "--init", str(tmp_path / "none"), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "none" in err and "Traceback" not in err, err
+
+
 @pytest.mark.parametrize(
     ("argv", "words"),
     [

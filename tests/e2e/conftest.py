@@ -376,6 +376,7 @@ _DRAWN_JS = """() => [...document.querySelectorAll('[data-testid="heatmaps"] fig
   const colW = box.width / cv.width;
   const visible = Math.min(cv.width, Math.round(area.width / colW));
   out.visible = visible;
+  if (visible < 1 || !cv.height) return out;  // the plot area is still being laid out (0 wide): nothing painted yet
   out.colW = colW;
   out.rowH = area.height / cv.height;
   const copy = document.createElement("canvas");

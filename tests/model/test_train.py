@@ -42,6 +42,18 @@ def test_training_is_deterministic_and_writes_a_loadable_model(tmp_path):
     assert json.loads((tmp_path / "a" / "training.json").read_text())["evals"][-1]["step"] == 20
 
 
+def test_init_trains_on_from_a_saved_models_weights(tmp_path):
+    task = get_task("dyck")
+    cfg = TrainConfig(hidden=4, steps=40, batch=8, lr=1e-2, warmup=2)
+    a, first = train(task, cfg, tmp_path / "a", progress=False)
+    # a learning rate too small to move anything: the run starts where a ended, not from a fresh init
+    on = TrainConfig(hidden=4, steps=1, batch=8, lr=1e-12, lr_min=1e-12, warmup=0, init=str(tmp_path / "a"))
+    b, later = train(task, on, progress=False)
+    for n in a.params:
+        np.testing.assert_allclose(b.params[n], a.params[n], rtol=0, atol=1e-9)
+    assert later["loss"][0] < 0.9 * first["loss"][0], (later["loss"][0], first["loss"][0])
+
+
 def test_the_schedule_warms_up_then_decays_to_lr_min():
     cfg = TrainConfig(steps=100, warmup=10, lr=1e-2, lr_min=1e-4)
     lrs = [schedule(cfg, s) for s in range(100)]
