@@ -57,7 +57,7 @@ class TrainConfig:
     seed: int = _opt(0, "random seed (the same seed gives the same weights)")
     eval_every: int = _opt(0, "evaluate on held-out data every N steps (0: only at the end)")
     init: str | None = _opt(
-        None, "start from this model's weights (a model folder or .safetensors of the same shape), not a fresh init"
+        None, "start from this model's weights (a bundled model's name, a folder or a weight file), not a fresh init"
     )
     checkpoint_every: int = _opt(0, "write OUT/checkpoint.safetensors every N steps (0: only at the end)")
 
@@ -193,7 +193,7 @@ def train(
     rng = np.random.default_rng(cfg.seed)
     spec = task_spec(task, cfg)
     _check_spec(spec)  # a clear ValueError before any work
-    params = init_params(spec, rng, cfg.forget_bias) if cfg.init is None else start_from(spec, Path(cfg.init), task)
+    params = init_params(spec, rng, cfg.forget_bias) if cfg.init is None else start_from(spec, cfg.init, task)
     adam = Adam(params)
     batches = task.batches(rng, cfg.batch, cfg.bptt)
     history: dict[str, Any] = {"loss": [], "evals": [], "command": command, "task_options": task_options or {}}
@@ -235,13 +235,14 @@ def train(
     return net, history
 
 
-def start_from(spec: Spec, path: Path, task: Task) -> dict[str, np.ndarray]:
-    """The weights of the model at ``path``, to train on from: it must have ``spec``'s shape and vocabulary."""
-    from .formats.native import load
+def start_from(spec: Spec, path: str, task: Task) -> dict[str, np.ndarray]:
+    """The weights of the model ``path`` names (as ``model.load`` reads it), to train on from: it must have ``spec``'s
+    shape and vocabulary."""
+    from . import load  # here: the package imports this module
 
     if type(task).export is not Task.export:
         raise InputError(f"--init: the {task.name} task saves its weights transformed; start it from a fresh init")
-    net = load(path / "model.safetensors" if path.is_dir() else path)
+    net = load(path)
     theirs = {n: a.shape for n, a in net.params.items()}
     ours = {n: spec.expected_shape(n) for n in spec.param_names()}
     if theirs != ours or net.spec.cell != spec.cell:

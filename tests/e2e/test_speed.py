@@ -24,8 +24,9 @@ TEXT = "def f(x):\n    return [x, (x + 1) * 2]\n"
 
 #: Each colour strip of the diagram: its key and its pixels (r, g, b), read from its canvas.
 _STRIPS_JS = """() => [...document.querySelectorAll('[data-testid="diagram"] .dg-strip[data-strip]')]
-  .filter((g) => g.getClientRects().length > 0 && g.querySelector('canvas')?.width && g.querySelector('canvas').height)
-  .map((g) => { const c = g.querySelector('canvas');
+  .map((g) => [g, g.querySelector('canvas')])
+  .filter(([g, c]) => g.getClientRects().length > 0 && c?.width && c.height)
+  .map(([g, c]) => {
     const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
     const px = []; for (let k = 0; k < d.length; k += 4) px.push([d[k], d[k + 1], d[k + 2]]);
     return [g.dataset.strip, px]; })"""
